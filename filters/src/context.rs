@@ -1,0 +1,151 @@
+//! [`RequestCtx`]: the one place where the phases of a request talk to each other, and the
+//! traits through which filters reach the outside world.
+//!
+//! Each field's doc says who writes it and who reads it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::endpoint::{Dialect, Endpoint};
+use crate::error::GatewayError;
+use crate::pattern::ModelPattern;
+use crate::secret::Secret;
+use crate::upstream::UpstreamTarget;
+
+/// A user's role on the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "member" => Some(Role::Member),
+            _ => None,
+        }
+    }
+}
+
+/// Who is calling: the gateway key that authenticated and its owner.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The key's public id (the `<id>` of `tg_<id>_<secret>`).
+    pub key_id: String,
+    pub user_id: i64,
+    pub user: String,
+    pub role: Role,
+    /// Model scopes; empty means every routed model.
+    pub scopes: Vec<ModelPattern>,
+    /// Unix seconds after which the key is refused.
+    pub expires_at: Option<i64>,
+    /// Unix seconds at which the key was revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// Finds the principal behind a presented gateway key. Implemented by the store's key
+/// cache in the `tollgate` crate; fakes in tests.
+#[async_trait]
+pub trait KeyLookup: Send + Sync {
+    /// `None` when the key is malformed, unknown, or its secret does not match (the
+    /// comparison is constant-time). Revocation and expiry are the caller's to check.
+    async fn authenticate(&self, presented: &Secret) -> Option<Principal>;
+}
+
+/// The routing decision for one request.
+#[derive(Debug, Clone)]
+pub struct RouteDecision {
+    /// The model name sent upstream (after aliases).
+    pub served_model: String,
+    /// The route's upstreams in fallback order.
+    pub chain: Vec<Arc<UpstreamTarget>>,
+}
+
+/// Per-request state shared by all phases.
+#[derive(Debug)]
+pub struct RequestCtx {
+    /// Our id for the request, sent to the client as `x-tollgate-request-id`. Set at
+    /// creation; read by the header filter, logs and the usage record.
+    pub request_id: String,
+    /// When the request arrived. Set at creation.
+    pub started: Instant,
+    /// The endpoint, from the path. Written by the proxy before the chain; read by every
+    /// filter.
+    pub endpoint: Option<Endpoint>,
+    /// Dialect for errors. Written by the proxy with `endpoint`.
+    pub dialect: Dialect,
+    /// The request body as the client sent it. Written by the proxy's body read; read by
+    /// routing (alias rewrite) and the transports.
+    pub body: Bytes,
+    /// The model the client asked for (body `model`, or the Gemini path). Written by the
+    /// proxy; read by routing and scope.
+    pub requested_model: Option<String>,
+    /// Whether the client asked for a stream. Written by the proxy.
+    pub stream: bool,
+    /// The authenticated caller. Written by auth; read by scope and the usage record.
+    pub principal: Option<Principal>,
+    /// Written by routing; read by scope, the upstream filter and the transports.
+    pub route: Option<RouteDecision>,
+    /// Index into `route.chain` of the upstream being tried. Written by the transports.
+    pub attempt: usize,
+    /// The body to send upstream when it differs from `body` (alias rewrite). Written by
+    /// routing; read by the transports (cloned, since a retry replays it).
+    pub upstream_body: Option<Bytes>,
+    /// Status of the upstream's response. Written by the transports.
+    pub upstream_status: Option<u16>,
+    /// When the first response byte reached the client. Written by the transports.
+    pub first_byte_at: Option<Instant>,
+    /// Body bytes passed to the client. Written by the transports.
+    pub response_bytes: u64,
+    /// The error Tollgate answered with, if any. Written by the proxy.
+    pub error: Option<GatewayError>,
+    /// Set once `on_done` ran, so that it runs once.
+    pub done: bool,
+}
+
+impl RequestCtx {
+    pub fn new(request_id: String) -> Self {
+        RequestCtx {
+            request_id,
+            started: Instant::now(),
+            endpoint: None,
+            dialect: Dialect::OpenAi,
+            body: Bytes::new(),
+            requested_model: None,
+            stream: false,
+            principal: None,
+            route: None,
+            attempt: 0,
+            upstream_body: None,
+            upstream_status: None,
+            first_byte_at: None,
+            response_bytes: 0,
+            error: None,
+            done: false,
+        }
+    }
+
+    /// The upstream currently being tried, if routed.
+    pub fn upstream(&self) -> Option<&Arc<UpstreamTarget>> {
+        self.route.as_ref().and_then(|r| r.chain.get(self.attempt))
+    }
+
+    /// The bytes to send upstream: the rewritten body if any, else the client's.
+    pub fn outgoing_body(&self) -> Bytes {
+        self.upstream_body
+            .clone()
+            .unwrap_or_else(|| self.body.clone())
+    }
+}

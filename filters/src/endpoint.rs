@@ -1,0 +1,228 @@
+//! The client-facing API surface: which dialect and endpoint a request path belongs to.
+
+/// The API dialect a client speaks; errors are answered in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    OpenAi,
+    Anthropic,
+    Gemini,
+}
+
+impl Dialect {
+    /// A stable, low-cardinality label (logs, metrics, the usage record).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::OpenAi => "openai",
+            Dialect::Anthropic => "anthropic",
+            Dialect::Gemini => "gemini",
+        }
+    }
+}
+
+/// One proxied (or locally answered) endpoint of CONTRACT §3.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    ChatCompletions,
+    Completions,
+    Embeddings,
+    Responses,
+    /// `GET /v1/models`, answered by the gateway itself.
+    Models,
+    Messages,
+    CountTokens,
+    /// Gemini `generateContent` / `streamGenerateContent`; the model comes from the path.
+    Gemini {
+        model: String,
+        stream: bool,
+    },
+    /// `GET /healthz`.
+    Health,
+}
+
+/// Why a path is not served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathRejection {
+    /// A `..` or `.` segment (plain or percent-encoded): refused outright.
+    Traversal,
+    /// Not one of our paths (or not with this method).
+    NotFound,
+    /// A known path with the wrong method.
+    MethodNotAllowed,
+}
+
+impl Endpoint {
+    /// The dialect whose errors this endpoint's clients understand.
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Endpoint::Messages | Endpoint::CountTokens => Dialect::Anthropic,
+            Endpoint::Gemini { .. } => Dialect::Gemini,
+            _ => Dialect::OpenAi,
+        }
+    }
+
+    /// A stable label for metrics and logs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "chat_completions",
+            Endpoint::Completions => "completions",
+            Endpoint::Embeddings => "embeddings",
+            Endpoint::Responses => "responses",
+            Endpoint::Models => "models",
+            Endpoint::Messages => "messages",
+            Endpoint::CountTokens => "count_tokens",
+            Endpoint::Gemini { stream: false, .. } => "generate_content",
+            Endpoint::Gemini { stream: true, .. } => "stream_generate_content",
+            Endpoint::Health => "healthz",
+        }
+    }
+
+    /// Whether the request carries a JSON body whose `model` picks the route.
+    pub fn model_in_body(&self) -> bool {
+        !matches!(
+            self,
+            Endpoint::Models | Endpoint::Health | Endpoint::Gemini { .. }
+        )
+    }
+
+    /// Classifies `path` (without the query string).
+    pub fn from_request(method: &str, path: &str) -> Result<Endpoint, PathRejection> {
+        if has_dot_segment(path) {
+            return Err(PathRejection::Traversal);
+        }
+        let get = method.eq_ignore_ascii_case("GET");
+        let post = method.eq_ignore_ascii_case("POST");
+        let want = |ok: bool, e: Endpoint| {
+            if ok {
+                Ok(e)
+            } else {
+                Err(PathRejection::MethodNotAllowed)
+            }
+        };
+        match path {
+            "/healthz" => want(get, Endpoint::Health),
+            "/v1/models" => want(get, Endpoint::Models),
+            "/v1/chat/completions" => want(post, Endpoint::ChatCompletions),
+            "/v1/completions" => want(post, Endpoint::Completions),
+            "/v1/embeddings" => want(post, Endpoint::Embeddings),
+            "/v1/responses" => want(post, Endpoint::Responses),
+            "/v1/messages" => want(post, Endpoint::Messages),
+            "/v1/messages/count_tokens" => want(post, Endpoint::CountTokens),
+            _ => {
+                let rest = path
+                    .strip_prefix("/v1beta/models/")
+                    .ok_or(PathRejection::NotFound)?;
+                let (model, action) = rest.rsplit_once(':').ok_or(PathRejection::NotFound)?;
+                let stream = match action {
+                    "generateContent" => false,
+                    "streamGenerateContent" => true,
+                    _ => return Err(PathRejection::NotFound),
+                };
+                let model = percent_decode(model).ok_or(PathRejection::NotFound)?;
+                if model.is_empty() || model.contains('/') {
+                    return Err(PathRejection::NotFound);
+                }
+                want(post, Endpoint::Gemini { model, stream })
+            }
+        }
+    }
+}
+
+/// True when any segment is `.` or `..`, also when percent-encoded (`%2e%2E`), or when
+/// an encoded slash or backslash could smuggle one past a later decoder.
+fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|seg| {
+        let Some(decoded) = percent_decode(seg) else {
+            return true;
+        };
+        decoded == "."
+            || decoded == ".."
+            || decoded.contains('/')
+            || decoded.contains('\\') && decoded.split('\\').any(|s| s == ".." || s == ".")
+    })
+}
+
+/// Decodes `%XX` escapes; `None` for a malformed escape or a result that is not UTF-8.
+pub fn percent_decode(s: &str) -> Option<String> {
+    if !s.contains('%') {
+        return Some(s.to_owned());
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_every_contract_path() {
+        let ok = |m, p| Endpoint::from_request(m, p).map_err(|e| format!("{p}: {e:?}"));
+        assert_eq!(
+            ok("POST", "/v1/chat/completions"),
+            Ok(Endpoint::ChatCompletions)
+        );
+        assert_eq!(ok("POST", "/v1/completions"), Ok(Endpoint::Completions));
+        assert_eq!(ok("POST", "/v1/embeddings"), Ok(Endpoint::Embeddings));
+        assert_eq!(ok("POST", "/v1/responses"), Ok(Endpoint::Responses));
+        assert_eq!(ok("GET", "/v1/models"), Ok(Endpoint::Models));
+        assert_eq!(ok("POST", "/v1/messages"), Ok(Endpoint::Messages));
+        assert_eq!(
+            ok("POST", "/v1/messages/count_tokens"),
+            Ok(Endpoint::CountTokens)
+        );
+        assert_eq!(
+            ok(
+                "POST",
+                "/v1beta/models/gemini-2.0-flash:streamGenerateContent"
+            ),
+            Ok(Endpoint::Gemini {
+                model: "gemini-2.0-flash".into(),
+                stream: true
+            })
+        );
+        assert_eq!(ok("GET", "/healthz"), Ok(Endpoint::Health));
+        assert_eq!(
+            Endpoint::from_request("GET", "/v1/messages"),
+            Err(PathRejection::MethodNotAllowed)
+        );
+        assert_eq!(
+            Endpoint::from_request("POST", "/admin/users"),
+            Err(PathRejection::NotFound)
+        );
+        assert_eq!(
+            Endpoint::from_request("POST", "/v1beta/models/x:delete"),
+            Err(PathRejection::NotFound)
+        );
+    }
+
+    #[test]
+    fn refuses_dot_segments_plain_and_encoded() {
+        for p in [
+            "/v1/../admin",
+            "/v1/chat/./completions",
+            "/v1/%2e%2e/admin",
+            "/v1/%2E./x",
+            "/v1beta/models/..%2f..%2fetc:generateContent",
+            "/v1beta/models/%zz:generateContent",
+        ] {
+            assert_eq!(
+                Endpoint::from_request("POST", p),
+                Err(PathRejection::Traversal),
+                "{p}"
+            );
+        }
+    }
+}

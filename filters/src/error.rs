@@ -1,0 +1,193 @@
+//! The errors the gateway itself answers with, and their one mapping to each client
+//! dialect's error envelope (CONTRACT §3).
+
+use bytes::Bytes;
+use serde_json::json;
+
+use crate::endpoint::Dialect;
+
+/// An error produced by Tollgate (never an upstream's own error, which passes through).
+///
+/// Messages never contain a secret: at most a model name, a key id or a limit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    #[error("request body is not valid JSON: {0}")]
+    BadJson(String),
+    #[error("request body has no \"model\" field")]
+    MissingModel,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("path refused: dot segments are not allowed")]
+    PathTraversal,
+    #[error("missing API key")]
+    MissingKey,
+    #[error("invalid API key")]
+    InvalidKey,
+    #[error("API key {0} has been revoked")]
+    RevokedKey(String),
+    #[error("API key {0} has expired")]
+    ExpiredKey(String),
+    #[error("this API key is not allowed to use model '{0}'")]
+    ModelNotAllowed(String),
+    #[error("model '{0}' is not served by this gateway")]
+    UnknownModel(String),
+    #[error("no such endpoint: {0}")]
+    NotFound(String),
+    #[error("method not allowed for {0}")]
+    MethodNotAllowed(String),
+    #[error("request body is larger than the limit of {0} bytes")]
+    BodyTooLarge(u64),
+    #[error("timed out reading the request body")]
+    BodyTimeout,
+    #[error("{0}")]
+    RateLimited(String),
+    #[error("upstream {0} is unreachable")]
+    UpstreamUnreachable(String),
+    #[error("upstream {0} timed out")]
+    UpstreamTimeout(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl GatewayError {
+    /// The HTTP status the client receives.
+    pub fn status(&self) -> u16 {
+        use GatewayError::*;
+        match self {
+            BadJson(_) | MissingModel | BadRequest(_) | PathTraversal => 400,
+            MissingKey | InvalidKey | RevokedKey(_) | ExpiredKey(_) => 401,
+            ModelNotAllowed(_) => 403,
+            UnknownModel(_) | NotFound(_) => 404,
+            MethodNotAllowed(_) => 405,
+            BodyTimeout => 408,
+            BodyTooLarge(_) => 413,
+            RateLimited(_) => 429,
+            Internal(_) => 500,
+            UpstreamUnreachable(_) => 502,
+            UpstreamTimeout(_) => 504,
+        }
+    }
+
+    /// A low-cardinality label for metrics and logs.
+    pub fn metric_label(&self) -> &'static str {
+        use GatewayError::*;
+        match self {
+            BadJson(_) => "bad_json",
+            MissingModel => "missing_model",
+            BadRequest(_) => "bad_request",
+            PathTraversal => "path_traversal",
+            MissingKey => "missing_key",
+            InvalidKey => "invalid_key",
+            RevokedKey(_) => "revoked_key",
+            ExpiredKey(_) => "expired_key",
+            ModelNotAllowed(_) => "model_not_allowed",
+            UnknownModel(_) => "unknown_model",
+            NotFound(_) => "not_found",
+            MethodNotAllowed(_) => "method_not_allowed",
+            BodyTooLarge(_) => "body_too_large",
+            BodyTimeout => "body_timeout",
+            RateLimited(_) => "rate_limited",
+            UpstreamUnreachable(_) => "upstream_unreachable",
+            UpstreamTimeout(_) => "upstream_timeout",
+            Internal(_) => "internal",
+        }
+    }
+
+    /// The error body in the client's dialect, as JSON bytes.
+    pub fn body(&self, dialect: Dialect) -> Bytes {
+        let message = self.to_string();
+        let status = self.status();
+        let value = match dialect {
+            Dialect::OpenAi => json!({
+                "error": {
+                    "message": message,
+                    "type": self.openai_type(),
+                    "param": serde_json::Value::Null,
+                    "code": self.openai_code(),
+                }
+            }),
+            Dialect::Anthropic => json!({
+                "type": "error",
+                "error": { "type": self.anthropic_type(), "message": message }
+            }),
+            Dialect::Gemini => json!({
+                "error": { "code": status, "message": message, "status": self.gemini_status() }
+            }),
+        };
+        Bytes::from(value.to_string())
+    }
+
+    fn openai_type(&self) -> &'static str {
+        match self.status() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            429 => "rate_limit_error",
+            s if s >= 500 => "api_error",
+            _ => "invalid_request_error",
+        }
+    }
+
+    fn openai_code(&self) -> &'static str {
+        use GatewayError::*;
+        match self {
+            MissingKey | InvalidKey | RevokedKey(_) | ExpiredKey(_) => "invalid_api_key",
+            UnknownModel(_) => "model_not_found",
+            ModelNotAllowed(_) => "model_not_allowed",
+            RateLimited(_) => "rate_limit_exceeded",
+            _ => self.metric_label(),
+        }
+    }
+
+    fn anthropic_type(&self) -> &'static str {
+        match self.status() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 | 405 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            504 => "timeout_error",
+            s if s >= 500 => "api_error",
+            _ => "invalid_request_error",
+        }
+    }
+
+    fn gemini_status(&self) -> &'static str {
+        match self.status() {
+            401 => "UNAUTHENTICATED",
+            403 => "PERMISSION_DENIED",
+            404 | 405 => "NOT_FOUND",
+            408 | 504 => "DEADLINE_EXCEEDED",
+            429 => "RESOURCE_EXHAUSTED",
+            502 | 503 => "UNAVAILABLE",
+            s if s >= 500 => "INTERNAL",
+            _ => "INVALID_ARGUMENT",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(b: Bytes) -> serde_json::Value {
+        serde_json::from_slice(&b).unwrap_or_default()
+    }
+
+    #[test]
+    fn each_dialect_has_its_envelope() {
+        let e = GatewayError::UnknownModel("nope-1".into());
+        let o = parse(e.body(Dialect::OpenAi));
+        assert_eq!(o["error"]["type"], "invalid_request_error");
+        assert_eq!(o["error"]["code"], "model_not_found");
+        assert!(o["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("nope-1"));
+        let a = parse(e.body(Dialect::Anthropic));
+        assert_eq!(a["type"], "error");
+        assert_eq!(a["error"]["type"], "not_found_error");
+        let g = parse(e.body(Dialect::Gemini));
+        assert_eq!(g["error"]["code"], 404);
+        assert_eq!(g["error"]["status"], "NOT_FOUND");
+    }
+}

@@ -1,0 +1,292 @@
+//! What crosses the gateway in headers: the request allow-list, the credential swap, Host
+//! and framing for the upstream; the response clean-up and our request id for the client.
+
+use pingora_http::{RequestHeader, ResponseHeader};
+
+use crate::auth::query_param;
+use crate::context::RequestCtx;
+use crate::endpoint::Endpoint;
+use crate::error::GatewayError;
+use crate::upstream::ProviderKind;
+use crate::Filter;
+
+/// Request headers that go upstream unchanged. Everything else (cookies, the client's
+/// credentials, `x-forwarded-*`, `forwarded`, hop-by-hop and unknown headers) is dropped.
+const REQUEST_ALLOW: &[&str] = &[
+    "content-type",
+    "accept",
+    "user-agent",
+    "anthropic-version",
+    "anthropic-beta",
+    "openai-organization",
+    "openai-project",
+    "openai-beta",
+    "idempotency-key",
+    "x-goog-api-client",
+];
+
+/// Prefixes of allowed request headers (the OpenAI and Anthropic SDKs' own metadata).
+const REQUEST_ALLOW_PREFIX: &[&str] = &["x-stainless-"];
+
+/// Response headers the client never sees.
+const RESPONSE_DROP: &[&str] = &[
+    "set-cookie",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// The header carrying Tollgate's id for the request.
+pub const REQUEST_ID_HEADER: &str = "x-tollgate-request-id";
+
+/// Builds the upstream request header and cleans the response header.
+pub struct UpstreamHeaders;
+
+fn allowed(name: &str) -> bool {
+    REQUEST_ALLOW.contains(&name) || REQUEST_ALLOW_PREFIX.iter().any(|p| name.starts_with(p))
+}
+
+fn internal(e: impl std::fmt::Display) -> GatewayError {
+    GatewayError::Internal(e.to_string())
+}
+
+/// The upstream path and query: the upstream's base path, the client's path (with the
+/// served model for Gemini), and the client's query without a `key` credential.
+pub fn upstream_path(
+    ctx: &RequestCtx,
+    base_path: &str,
+    client_path: &str,
+    query: Option<&str>,
+) -> String {
+    let mut out = String::with_capacity(base_path.len() + client_path.len() + 16);
+    out.push_str(base_path);
+    match (&ctx.endpoint, &ctx.route) {
+        (Some(Endpoint::Gemini { stream, .. }), Some(route)) => {
+            out.push_str("/v1beta/models/");
+            out.push_str(&route.served_model);
+            out.push_str(if *stream {
+                ":streamGenerateContent"
+            } else {
+                ":generateContent"
+            });
+        }
+        _ => out.push_str(client_path),
+    }
+    if let Some(q) = query {
+        let mut first = true;
+        for pair in q.split('&').filter(|p| !p.is_empty()) {
+            if query_param(pair, "key").is_some() || pair == "key" {
+                continue;
+            }
+            out.push(if first { '?' } else { '&' });
+            out.push_str(pair);
+            first = false;
+        }
+    }
+    out
+}
+
+impl Filter for UpstreamHeaders {
+    fn name(&self) -> &'static str {
+        "upstream_headers"
+    }
+
+    fn on_upstream_request(
+        &self,
+        up: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        let target = ctx
+            .upstream()
+            .cloned()
+            .ok_or_else(|| internal("no upstream chosen"))?;
+        let drop: Vec<_> = up
+            .headers
+            .keys()
+            .filter(|n| !allowed(n.as_str()))
+            .cloned()
+            .collect();
+        for name in drop {
+            up.remove_header(&name);
+        }
+        up.insert_header("host", target.host_header.as_str())
+            .map_err(internal)?;
+        up.insert_header("accept-encoding", "identity")
+            .map_err(internal)?;
+        up.insert_header("content-length", ctx.outgoing_body().len().to_string())
+            .map_err(internal)?;
+        if let Some(key) = target.pick_key() {
+            let (name, value) = match target.kind {
+                ProviderKind::OpenAi => ("authorization", format!("Bearer {}", key.expose())),
+                ProviderKind::Anthropic => ("x-api-key", key.expose().to_owned()),
+                ProviderKind::Gemini => ("x-goog-api-key", key.expose().to_owned()),
+            };
+            let mut value = http::HeaderValue::from_str(&value).map_err(|_| {
+                GatewayError::Internal(format!(
+                    "upstream {} has a key that is not a valid header value",
+                    target.name
+                ))
+            })?;
+            value.set_sensitive(true);
+            up.insert_header(name, value).map_err(internal)?;
+        }
+        let path = upstream_path(ctx, &target.base_path, up.uri.path(), up.uri.query());
+        let uri: http::Uri = path.parse().map_err(internal)?;
+        up.set_uri(uri);
+        Ok(())
+    }
+
+    fn on_response(
+        &self,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        for name in RESPONSE_DROP {
+            resp.remove_header(*name);
+        }
+        resp.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())
+            .map_err(internal)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::RouteDecision;
+    use crate::secret::Secret;
+    use crate::upstream::UpstreamTarget;
+    use bytes::Bytes;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn ctx(kind: ProviderKind, endpoint: Endpoint, served: &str) -> RequestCtx {
+        let up = Arc::new(UpstreamTarget::new(
+            "up".into(),
+            kind,
+            "api.example.com".into(),
+            443,
+            true,
+            "/base".into(),
+            vec![Secret::new("sk-provider")],
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        ));
+        let mut c = RequestCtx::new("rid-1".into());
+        c.endpoint = Some(endpoint);
+        c.body = Bytes::from_static(b"{\"model\":\"m\"}");
+        c.route = Some(RouteDecision {
+            served_model: served.into(),
+            chain: vec![up],
+        });
+        c
+    }
+
+    #[test]
+    fn allow_list_key_swap_host_and_framing() {
+        let mut req = RequestHeader::build("POST", b"/v1/chat/completions", None)
+            .unwrap_or_else(|_| unreachable!());
+        for (k, v) in [
+            ("authorization", "Bearer tg_client"),
+            ("cookie", "a=b"),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("forwarded", "for=1.2.3.4"),
+            ("connection", "keep-alive"),
+            ("x-unknown", "1"),
+            ("content-type", "application/json"),
+            ("anthropic-beta", "tools-2024"),
+            ("x-stainless-lang", "js"),
+            ("transfer-encoding", "chunked"),
+            ("host", "gateway.local"),
+            ("accept-encoding", "gzip"),
+        ] {
+            let _ = req.insert_header(k, v);
+        }
+        let mut c = ctx(ProviderKind::OpenAi, Endpoint::ChatCompletions, "m");
+        UpstreamHeaders
+            .on_upstream_request(&mut req, &mut c)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let h = |n: &str| {
+            req.headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        assert_eq!(h("authorization").as_deref(), Some("Bearer sk-provider"));
+        for gone in [
+            "cookie",
+            "x-forwarded-for",
+            "forwarded",
+            "connection",
+            "x-unknown",
+            "transfer-encoding",
+        ] {
+            assert_eq!(h(gone), None, "{gone}");
+        }
+        assert_eq!(h("content-type").as_deref(), Some("application/json"));
+        assert_eq!(h("anthropic-beta").as_deref(), Some("tools-2024"));
+        assert_eq!(h("x-stainless-lang").as_deref(), Some("js"));
+        assert_eq!(h("host").as_deref(), Some("api.example.com"));
+        assert_eq!(h("accept-encoding").as_deref(), Some("identity"));
+        assert_eq!(h("content-length").as_deref(), Some("13"));
+        assert_eq!(req.uri.to_string(), "/base/v1/chat/completions");
+    }
+
+    #[test]
+    fn gemini_path_gets_served_model_and_loses_key_param() {
+        let mut req = RequestHeader::build(
+            "POST",
+            b"/v1beta/models/fast:streamGenerateContent?key=tg_x&alt=sse",
+            None,
+        )
+        .unwrap_or_else(|_| unreachable!());
+        let mut c = ctx(
+            ProviderKind::Gemini,
+            Endpoint::Gemini {
+                model: "fast".into(),
+                stream: true,
+            },
+            "gemini-2.0-flash",
+        );
+        UpstreamHeaders
+            .on_upstream_request(&mut req, &mut c)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            req.uri.to_string(),
+            "/base/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse"
+        );
+        assert_eq!(
+            req.headers
+                .get("x-goog-api-key")
+                .and_then(|v| v.to_str().ok()),
+            Some("sk-provider")
+        );
+    }
+
+    #[test]
+    fn response_loses_cookies_and_gains_request_id() {
+        let mut resp = ResponseHeader::build(200, None).unwrap_or_else(|_| unreachable!());
+        let _ = resp.insert_header("set-cookie", "a=b");
+        let _ = resp.insert_header("x-request-id", "req_1");
+        let mut c = RequestCtx::new("rid-9".into());
+        UpstreamHeaders
+            .on_response(&mut resp, &mut c)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(resp.headers.get("set-cookie").is_none());
+        assert_eq!(
+            resp.headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok()),
+            Some("req_1")
+        );
+        assert_eq!(
+            resp.headers
+                .get(REQUEST_ID_HEADER)
+                .and_then(|v| v.to_str().ok()),
+            Some("rid-9")
+        );
+    }
+}

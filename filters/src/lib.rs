@@ -1,0 +1,233 @@
+//! Tollgate's pluggable filter phases.
+//!
+//! A [`Filter`] has one method per proxy phase, each a no-op by default, and a
+//! [`FilterChain`] runs an ordered list of them. The proxy in the `tollgate` crate drives
+//! the chain from Pingora's `ProxyHttp` phases (and from its own large-body transport),
+//! so the filter logic exists once whatever the transport. Filters reach the outside
+//! world only through traits declared here ([`KeyLookup`]), so this crate tests without a
+//! socket or a database.
+
+pub mod auth;
+pub mod context;
+pub mod endpoint;
+pub mod error;
+pub mod headers;
+pub mod pattern;
+pub mod router;
+pub mod routing;
+pub mod secret;
+pub mod upstream;
+pub mod usage;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora_http::{RequestHeader, ResponseHeader};
+
+pub use context::{KeyLookup, Principal, RequestCtx, Role};
+pub use endpoint::{Dialect, Endpoint};
+pub use error::GatewayError;
+pub use secret::Secret;
+
+/// One pluggable step of request processing.
+///
+/// Every method has a default that does nothing, so a filter implements only the phases
+/// it cares about. Filters see our own [`RequestCtx`] and Pingora's header types, never a
+/// `Session`, so they run the same under either transport and in unit tests.
+#[async_trait]
+pub trait Filter: Send + Sync {
+    /// A short name for logs.
+    fn name(&self) -> &'static str;
+
+    /// Fires once the client's request header has been read, before its body is: the place
+    /// to refuse a caller cheaply (authentication). `Err` stops the chain and the proxy
+    /// answers with that error in the client's dialect. Default: `Ok(())`.
+    async fn on_request_header(
+        &self,
+        _req: &RequestHeader,
+        _ctx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        Ok(())
+    }
+
+    /// Fires once the client's request header and body have been read and the body's
+    /// `model` parsed into `ctx`, before anything is sent upstream. `Err` stops the chain
+    /// and the proxy answers with that error in the client's dialect. Default: `Ok(())`.
+    async fn on_request(
+        &self,
+        _req: &RequestHeader,
+        _ctx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        Ok(())
+    }
+
+    /// Fires on the header about to go upstream (a copy of the client's), once per
+    /// attempt. Filters edit it in place: credentials, allow-list, Host. `Err` aborts the
+    /// attempt. Default: leaves the header unchanged.
+    fn on_upstream_request(
+        &self,
+        _upstream: &mut RequestHeader,
+        _ctx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        Ok(())
+    }
+
+    /// Fires on the upstream's response header before it goes to the client. Default:
+    /// leaves it unchanged.
+    fn on_response(
+        &self,
+        _resp: &mut ResponseHeader,
+        _ctx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        Ok(())
+    }
+
+    /// Fires for every response body chunk on its way to the client (synchronous: no I/O).
+    /// Filters observe the bytes; they never change them. `end_of_stream` is true on the
+    /// last call. Default: nothing.
+    fn on_response_body(&self, _chunk: &[u8], _end_of_stream: bool, _ctx: &mut RequestCtx) {}
+
+    /// Fires exactly once when the request is over, whatever the outcome. Default: nothing.
+    fn on_done(&self, _ctx: &mut RequestCtx) {}
+}
+
+/// An ordered list of filters, built once at start-up and shared by every request.
+#[derive(Clone, Default)]
+pub struct FilterChain {
+    filters: Vec<Arc<dyn Filter>>,
+}
+
+impl FilterChain {
+    pub fn new(filters: Vec<Arc<dyn Filter>>) -> Self {
+        Self { filters }
+    }
+
+    /// The names of the filters, in order (for the start-up log).
+    pub fn names(&self) -> Vec<&'static str> {
+        self.filters.iter().map(|f| f.name()).collect()
+    }
+
+    /// Runs `on_request_header` in order, stopping at the first error.
+    pub async fn on_request_header(
+        &self,
+        req: &RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        for f in &self.filters {
+            f.on_request_header(req, ctx).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs `on_request` in order, stopping at the first error.
+    pub async fn on_request(
+        &self,
+        req: &RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        for f in &self.filters {
+            f.on_request(req, ctx).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs `on_upstream_request` in order, stopping at the first error.
+    pub fn on_upstream_request(
+        &self,
+        upstream: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        for f in &self.filters {
+            f.on_upstream_request(upstream, ctx)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `on_response` in order, stopping at the first error.
+    pub fn on_response(
+        &self,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        for f in &self.filters {
+            f.on_response(resp, ctx)?;
+        }
+        Ok(())
+    }
+
+    /// Shows a body chunk to every filter.
+    pub fn on_response_body(&self, chunk: &[u8], end_of_stream: bool, ctx: &mut RequestCtx) {
+        for f in &self.filters {
+            f.on_response_body(chunk, end_of_stream, ctx);
+        }
+    }
+
+    /// Runs `on_done` on every filter, once per request: later calls do nothing.
+    pub fn on_done(&self, ctx: &mut RequestCtx) {
+        if ctx.done {
+            return;
+        }
+        ctx.done = true;
+        for f in &self.filters {
+            f.on_done(ctx);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Counting {
+        calls: Arc<AtomicUsize>,
+        fail: bool,
+    }
+
+    #[async_trait]
+    impl Filter for Counting {
+        fn name(&self) -> &'static str {
+            "counting"
+        }
+        async fn on_request(
+            &self,
+            _: &RequestHeader,
+            _: &mut RequestCtx,
+        ) -> Result<(), GatewayError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            if self.fail {
+                return Err(GatewayError::MissingModel);
+            }
+            Ok(())
+        }
+        fn on_done(&self, _: &mut RequestCtx) {
+            self.calls.fetch_add(100, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn chain_stops_at_first_error_and_done_runs_once() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let chain = FilterChain::new(vec![
+            Arc::new(Counting {
+                calls: calls.clone(),
+                fail: true,
+            }),
+            Arc::new(Counting {
+                calls: calls.clone(),
+                fail: false,
+            }),
+        ]);
+        let req = RequestHeader::build("POST", b"/v1/chat/completions", None)
+            .map_err(|_| ())
+            .ok();
+        let Some(req) = req else { panic!("header") };
+        let mut ctx = RequestCtx::new("rid".into());
+        let r = chain.on_request(&req, &mut ctx).await;
+        assert!(matches!(r, Err(GatewayError::MissingModel)));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        chain.on_done(&mut ctx);
+        chain.on_done(&mut ctx);
+        assert_eq!(calls.load(Ordering::SeqCst), 201);
+    }
+}

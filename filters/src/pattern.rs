@@ -1,0 +1,94 @@
+//! Model-name patterns, as used by routes, key scopes and pricing: an exact name, a
+//! `prefix*`, or a glob with `*` (any run) and `?` (one character).
+
+/// A compiled model pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelPattern {
+    Exact(String),
+    Prefix(String),
+    Glob(String),
+}
+
+impl ModelPattern {
+    pub fn parse(s: &str) -> ModelPattern {
+        let wild = |c: char| c == '*' || c == '?';
+        match s.find(wild) {
+            None => ModelPattern::Exact(s.to_owned()),
+            Some(i) if i == s.len() - 1 && s.ends_with('*') => {
+                ModelPattern::Prefix(s[..i].to_owned())
+            }
+            Some(_) => ModelPattern::Glob(s.to_owned()),
+        }
+    }
+
+    pub fn matches(&self, model: &str) -> bool {
+        match self {
+            ModelPattern::Exact(e) => e == model,
+            ModelPattern::Prefix(p) => model.starts_with(p.as_str()),
+            ModelPattern::Glob(g) => glob_match(g.as_bytes(), model.as_bytes()),
+        }
+    }
+
+    /// The name when the pattern has no wildcard (what `GET /v1/models` lists).
+    pub fn exact(&self) -> Option<&str> {
+        match self {
+            ModelPattern::Exact(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Iterative glob match with single-star backtracking: linear in practice, no recursion.
+fn glob_match(pat: &[u8], s: &[u8]) -> bool {
+    let (mut p, mut i) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while i < s.len() {
+        match pat.get(p) {
+            Some(b'*') => {
+                star = Some((p, i));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c == s[i] => {
+                p += 1;
+                i += 1;
+            }
+            _ => match star {
+                Some((sp, si)) => {
+                    p = sp + 1;
+                    i = si + 1;
+                    star = Some((sp, si + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pat[p..].iter().all(|&c| c == b'*')
+}
+
+/// True when any pattern in the list matches.
+pub fn any_matches(patterns: &[ModelPattern], model: &str) -> bool {
+    patterns.iter().any(|p| p.matches(model))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_prefix_and_glob() {
+        let m = |p: &str, s: &str| ModelPattern::parse(p).matches(s);
+        assert!(m("gpt-4o", "gpt-4o"));
+        assert!(!m("gpt-4o", "gpt-4o-mini"));
+        assert!(m("gpt-*", "gpt-4o-mini"));
+        assert!(matches!(
+            ModelPattern::parse("gpt-*"),
+            ModelPattern::Prefix(_)
+        ));
+        assert!(m("claude-*-4*", "claude-sonnet-4-5"));
+        assert!(!m("claude-*-4*", "claude-3-haiku"));
+        assert!(m("o?-mini", "o3-mini"));
+        assert!(m("*", ""));
+        assert!(!m("a*b", "a"));
+        assert!(m("*a*a*a*b", "aaaaaaaaaaaaaaaaab"));
+    }
+}

@@ -1,0 +1,181 @@
+//! Routing and model scope: resolves the requested model through aliases and routes,
+//! rewrites the body's `model` when an alias changed it, and refuses models outside the
+//! key's scope.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora_http::RequestHeader;
+
+use crate::context::RequestCtx;
+use crate::error::GatewayError;
+use crate::pattern::any_matches;
+use crate::router::Router;
+use crate::Filter;
+
+/// Sets `ctx.route` (and `ctx.upstream_body` for an aliased body model).
+pub struct RoutingFilter {
+    router: Arc<Router>,
+}
+
+impl RoutingFilter {
+    pub fn new(router: Arc<Router>) -> Self {
+        RoutingFilter { router }
+    }
+}
+
+#[async_trait]
+impl Filter for RoutingFilter {
+    fn name(&self) -> &'static str {
+        "routing"
+    }
+
+    async fn on_request(
+        &self,
+        _req: &RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        let requested = ctx
+            .requested_model
+            .as_deref()
+            .ok_or(GatewayError::MissingModel)?;
+        let decision = self.router.resolve(requested)?;
+        let body_model = ctx.endpoint.as_ref().is_some_and(|e| e.model_in_body());
+        if body_model && decision.served_model != requested {
+            ctx.upstream_body = Some(rewrite_model(&ctx.body, &decision.served_model)?);
+        }
+        ctx.route = Some(decision);
+        Ok(())
+    }
+}
+
+/// The body with its top-level `model` replaced. Only aliased requests pay for this
+/// re-serialisation; others go upstream byte for byte.
+fn rewrite_model(body: &[u8], model: &str) -> Result<Bytes, GatewayError> {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| GatewayError::BadJson(e.to_string()))?;
+    let obj = v
+        .as_object_mut()
+        .ok_or_else(|| GatewayError::BadJson("the body must be a JSON object".into()))?;
+    obj.insert("model".into(), serde_json::Value::String(model.to_owned()));
+    serde_json::to_vec(&v)
+        .map(Bytes::from)
+        .map_err(|e| GatewayError::Internal(e.to_string()))
+}
+
+/// Refuses a model outside the key's scopes. A scope may name either the client-facing
+/// name (an alias) or the served model.
+pub struct ScopeFilter;
+
+#[async_trait]
+impl Filter for ScopeFilter {
+    fn name(&self) -> &'static str {
+        "scope"
+    }
+
+    async fn on_request(
+        &self,
+        _req: &RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        let (Some(p), Some(requested)) = (&ctx.principal, &ctx.requested_model) else {
+            return Ok(());
+        };
+        if p.scopes.is_empty() || any_matches(&p.scopes, requested) {
+            return Ok(());
+        }
+        let served = ctx.route.as_ref().map(|r| r.served_model.as_str());
+        if served.is_some_and(|s| any_matches(&p.scopes, s)) {
+            return Ok(());
+        }
+        Err(GatewayError::ModelNotAllowed(requested.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::{Principal, Role};
+    use crate::endpoint::Endpoint;
+    use crate::pattern::ModelPattern;
+    use crate::router::Route;
+    use crate::upstream::{ProviderKind, UpstreamTarget};
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    fn router() -> Arc<Router> {
+        let up = Arc::new(UpstreamTarget::new(
+            "openai".into(),
+            ProviderKind::OpenAi,
+            "h".into(),
+            80,
+            false,
+            String::new(),
+            vec![],
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        ));
+        Arc::new(Router::new(
+            HashMap::from([("fast".to_owned(), "gpt-4o-mini".to_owned())]),
+            vec![Route {
+                models: vec![ModelPattern::parse("gpt-*")],
+                chain: vec![up],
+            }],
+        ))
+    }
+
+    async fn route(model: &str, body: &str, scopes: &[&str]) -> Result<RequestCtx, GatewayError> {
+        let req = RequestHeader::build("POST", b"/v1/chat/completions", None)
+            .map_err(|e| GatewayError::Internal(e.to_string()))?;
+        let mut ctx = RequestCtx::new("r".into());
+        ctx.endpoint = Some(Endpoint::ChatCompletions);
+        ctx.body = Bytes::from(body.to_owned());
+        ctx.requested_model = Some(model.into());
+        ctx.principal = Some(Principal {
+            key_id: "k".into(),
+            user_id: 1,
+            user: "u".into(),
+            role: Role::Member,
+            scopes: scopes.iter().map(|s| ModelPattern::parse(s)).collect(),
+            expires_at: None,
+            revoked_at: None,
+        });
+        RoutingFilter::new(router())
+            .on_request(&req, &mut ctx)
+            .await?;
+        ScopeFilter.on_request(&req, &mut ctx).await?;
+        Ok(ctx)
+    }
+
+    #[tokio::test]
+    async fn alias_rewrites_body_and_plain_names_do_not() {
+        let ctx = route("fast", r#"{"model":"fast","stream":true}"#, &[]).await;
+        let body = ctx
+            .as_ref()
+            .ok()
+            .and_then(|c| c.upstream_body.clone())
+            .unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        assert_eq!(v["model"], "gpt-4o-mini");
+        assert_eq!(v["stream"], true);
+        let ctx = route("gpt-4o", r#"{"model":"gpt-4o"}"#, &[]).await;
+        assert!(ctx.is_ok_and(|c| c.upstream_body.is_none()));
+    }
+
+    #[tokio::test]
+    async fn scope_allows_alias_or_served_name_and_refuses_others() {
+        assert!(route("fast", r#"{"model":"fast"}"#, &["gpt-4o-mini"])
+            .await
+            .is_ok());
+        assert!(route("fast", r#"{"model":"fast"}"#, &["fast"])
+            .await
+            .is_ok());
+        let e = route("gpt-4o", r#"{"model":"gpt-4o"}"#, &["gpt-4o-mini*"])
+            .await
+            .err();
+        assert_eq!(e, Some(GatewayError::ModelNotAllowed("gpt-4o".into())));
+        let e = route("llama", r#"{"model":"llama"}"#, &[]).await.err();
+        assert_eq!(e, Some(GatewayError::UnknownModel("llama".into())));
+    }
+}

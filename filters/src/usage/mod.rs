@@ -1,0 +1,182 @@
+//! Token usage from provider responses, observed without changing a byte.
+//!
+//! A [`UsageMeter`] is fed every response body chunk. Streams are split into SSE lines
+//! with a bounded carry-over; only `data:` lines that can hold usage are parsed. Whole
+//! JSON bodies keep a bounded tail, since every provider puts `usage` at the end. While
+//! it reads, the meter also counts the generated text it sees, for an estimate when the
+//! provider reports nothing (stream cut, provider silent).
+
+mod scan;
+mod wire;
+
+use crate::upstream::ProviderKind;
+
+pub use scan::{count_text_chars, find_key_objects};
+
+/// Token counts in disjoint buckets (CONTRACT §5), so that cost is a plain sum.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Prompt tokens not read from cache.
+    pub input: u64,
+    /// Every generated token, reasoning included.
+    pub output: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
+    /// The reasoning part of `output`, for information.
+    pub reasoning: u64,
+}
+
+/// What the provider reported, before folding into [`Usage`]. Fields are `None` until
+/// seen, so that later events fill in only what they carry (Anthropic's message_delta).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reported {
+    pub input: Option<u64>,
+    pub output: Option<u64>,
+    pub cache_read: Option<u64>,
+    pub cache_write: Option<u64>,
+    pub reasoning: Option<u64>,
+}
+
+impl Reported {
+    fn merge(&mut self, other: Reported) {
+        let take = |a: &mut Option<u64>, b: Option<u64>| {
+            if b.is_some() {
+                *a = b;
+            }
+        };
+        take(&mut self.input, other.input);
+        take(&mut self.output, other.output);
+        take(&mut self.cache_read, other.cache_read);
+        take(&mut self.cache_write, other.cache_write);
+        take(&mut self.reasoning, other.reasoning);
+    }
+
+    fn any(&self) -> bool {
+        self.input.is_some() || self.output.is_some()
+    }
+
+    fn usage(&self) -> Usage {
+        Usage {
+            input: self.input.unwrap_or(0),
+            output: self.output.unwrap_or(0),
+            cache_read: self.cache_read.unwrap_or(0),
+            cache_write: self.cache_write.unwrap_or(0),
+            reasoning: self.reasoning.unwrap_or(0),
+        }
+    }
+}
+
+/// Longest SSE line kept whole; longer lines (giant deltas) are skipped for usage, which
+/// never rides on them, so memory per stream stays bounded.
+const MAX_LINE: usize = 256 * 1024;
+/// Tail of a non-stream body kept for the final usage scan.
+const JSON_TAIL: usize = 64 * 1024;
+
+/// Measures one response.
+#[derive(Debug)]
+pub struct UsageMeter {
+    kind: ProviderKind,
+    stream: bool,
+    /// Partial SSE line (stream) or body tail (JSON).
+    buf: Vec<u8>,
+    /// Skipping the rest of an over-long SSE line.
+    skipping: bool,
+    reported: Reported,
+    /// Characters of generated text seen (for estimation).
+    text_chars: u64,
+    finished: bool,
+}
+
+impl UsageMeter {
+    pub fn new(kind: ProviderKind, stream: bool) -> Self {
+        UsageMeter {
+            kind,
+            stream,
+            buf: Vec::new(),
+            skipping: false,
+            reported: Reported::default(),
+            text_chars: 0,
+            finished: false,
+        }
+    }
+
+    /// Shows the meter one chunk of the response body.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        if self.finished || chunk.is_empty() {
+            return;
+        }
+        if !self.stream {
+            self.buf.extend_from_slice(chunk);
+            if self.buf.len() > 2 * JSON_TAIL {
+                self.text_chars += count_text_chars(&self.buf[..self.buf.len() - JSON_TAIL]);
+                let cut = self.buf.len() - JSON_TAIL;
+                self.buf.drain(..cut);
+            }
+            return;
+        }
+        let mut rest = chunk;
+        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+            let (head, tail) = rest.split_at(nl);
+            if self.skipping {
+                self.skipping = false;
+            } else if self.buf.is_empty() {
+                self.line(head);
+            } else {
+                self.buf.extend_from_slice(head);
+                let line = std::mem::take(&mut self.buf);
+                self.line(&line);
+                self.buf = line;
+                self.buf.clear();
+            }
+            rest = &tail[1..];
+        }
+        if !rest.is_empty() && !self.skipping {
+            if self.buf.len() + rest.len() > MAX_LINE {
+                self.buf.clear();
+                self.skipping = true;
+            } else {
+                self.buf.extend_from_slice(rest);
+            }
+        }
+    }
+
+    fn line(&mut self, line: &[u8]) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(data) = line.strip_prefix(b"data:") else {
+            return;
+        };
+        let data = data.trim_ascii_start();
+        self.text_chars += count_text_chars(data);
+        if let Some(r) = wire::usage_in_event(self.kind, data) {
+            self.reported.merge(r);
+        }
+    }
+
+    /// Ends the response: the provider-reported usage, if any arrived.
+    pub fn finish(&mut self) -> Option<Usage> {
+        if !self.finished {
+            self.finished = true;
+            if self.stream {
+                if !self.buf.is_empty() && !self.skipping {
+                    let line = std::mem::take(&mut self.buf);
+                    self.line(&line);
+                }
+            } else {
+                self.text_chars += count_text_chars(&self.buf);
+                if let Some(r) = wire::usage_in_body(self.kind, &self.buf) {
+                    self.reported.merge(r);
+                }
+                self.buf = Vec::new();
+            }
+        }
+        self.reported.any().then(|| self.reported.usage())
+    }
+
+    /// Characters of generated text seen so far (for the estimate).
+    pub fn text_chars(&self) -> u64 {
+        self.text_chars
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,115 @@
+//! Allocation-free scanning of JSON text: finding a key's object without parsing the
+//! whole document, and counting generated text for estimates.
+
+/// Positions just after each `"key"` (a real key, not text inside a string, which would
+/// carry escaped quotes) followed by `:`, from last to first.
+pub fn find_key_objects<'a>(buf: &'a [u8], key: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
+    let pat_len = key.len() + 2;
+    (0..buf.len().saturating_sub(pat_len - 1))
+        .rev()
+        .filter_map(move |i| {
+            let w = &buf[i..i + pat_len];
+            if w[0] != b'"' || w[pat_len - 1] != b'"' || &w[1..pat_len - 1] != key {
+                return None;
+            }
+            if i > 0 && buf[i - 1] == b'\\' {
+                return None;
+            }
+            let rest = &buf[i + pat_len..];
+            let colon = rest.iter().position(|b| !b.is_ascii_whitespace())?;
+            (rest[colon] == b':').then_some(i + pat_len + colon + 1)
+        })
+}
+
+/// The JSON value that follows the last `"key":` in `buf`, if it parses.
+pub fn last_value_of(buf: &[u8], key: &[u8]) -> Option<serde_json::Value> {
+    find_key_objects(buf, key).find_map(|pos| {
+        let mut de =
+            serde_json::Deserializer::from_slice(&buf[pos..]).into_iter::<serde_json::Value>();
+        match de.next() {
+            Some(Ok(v)) if !v.is_null() => Some(v),
+            _ => None,
+        }
+    })
+}
+
+/// Keys whose string values are generated text (or tool arguments), across providers.
+const TEXT_KEYS: &[&[u8]] = &[
+    b"content",
+    b"text",
+    b"thinking",
+    b"partial_json",
+    b"arguments",
+    b"delta",
+    b"refusal",
+];
+
+/// Characters of generated text in a JSON fragment: the string values of [`TEXT_KEYS`],
+/// escapes counted as one character. Good enough for a chars/4 estimate.
+pub fn count_text_chars(buf: &[u8]) -> u64 {
+    let mut total = 0u64;
+    let mut i = 0;
+    while let Some(off) = buf[i..].iter().position(|&b| b == b'"') {
+        let start = i + off + 1;
+        let Some(len) = buf[start..].iter().position(|&b| b == b'"') else {
+            break;
+        };
+        let key = &buf[start..start + len];
+        let mut j = start + len + 1;
+        i = j;
+        if !TEXT_KEYS.contains(&key) {
+            continue;
+        }
+        while j < buf.len() && buf[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        if buf.get(j) != Some(&b':') {
+            continue;
+        }
+        j += 1;
+        while j < buf.len() && buf[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        if buf.get(j) != Some(&b'"') {
+            continue;
+        }
+        j += 1;
+        while j < buf.len() && buf[j] != b'"' {
+            if buf[j] == b'\\' {
+                j += 1;
+            }
+            // count characters, not UTF-8 continuation bytes
+            if buf.get(j).is_some_and(|&b| b & 0xC0 != 0x80) {
+                total += 1;
+            }
+            j += 1;
+        }
+        i = (j + 1).min(buf.len());
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_last_real_key() {
+        let doc = br#"{"content":"say \"usage\": 5","usage":{"a":1},"x":{"usage" : {"a":2}}}"#;
+        assert_eq!(
+            last_value_of(doc, b"usage"),
+            Some(serde_json::json!({"a":2}))
+        );
+        assert_eq!(last_value_of(br#"{"usage":null}"#, b"usage"), None);
+    }
+
+    #[test]
+    fn counts_text_values() {
+        assert_eq!(count_text_chars(br#"{"delta":{"content":"Hello"}}"#), 5);
+        assert_eq!(
+            count_text_chars(br#"{"text": "a\"b", "role":"assistant"}"#),
+            3
+        );
+        assert_eq!(count_text_chars("{\"text\":\"h\u{e9}\"}".as_bytes()), 2);
+    }
+}

@@ -1,0 +1,186 @@
+//! The meter against provider wire shapes, fed at every possible split point.
+
+use super::*;
+
+const OPENAI_STREAM: &str = concat!(
+    "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}],\"usage\":null}\n\n",
+    "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello there\"},\"finish_reason\":null}],\"usage\":null}\n\n",
+    "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n",
+    "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[],\"usage\":{\"prompt_tokens\":1200,\"completion_tokens\":40,\"total_tokens\":1240,\"prompt_tokens_details\":{\"cached_tokens\":1024,\"audio_tokens\":0},\"completion_tokens_details\":{\"reasoning_tokens\":16,\"audio_tokens\":0}}}\n\n",
+    "data: [DONE]\n\n",
+);
+
+const ANTHROPIC_STREAM: &str = concat!(
+    "event: message_start\r\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5\",\"content\":[],\"stop_reason\":null,\"usage\":{\"input_tokens\":25,\"cache_creation_input_tokens\":300,\"cache_read_input_tokens\":2000,\"output_tokens\":1}}}\r\n\r\n",
+    "event: ping\r\ndata: {\"type\": \"ping\"}\r\n\r\n",
+    "event: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi!\"}}\r\n\r\n",
+    "event: message_delta\r\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":57}}\r\n\r\n",
+    "event: message_stop\r\ndata: {\"type\":\"message_stop\"}\r\n\r\n",
+);
+
+const GEMINI_STREAM: &str = concat!(
+    "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"Hel\"}],\"role\": \"model\"}}],\"usageMetadata\": {\"promptTokenCount\": 10,\"candidatesTokenCount\": 1,\"totalTokenCount\": 11},\"modelVersion\": \"gemini-2.5-flash\"}\r\n\r\n",
+    "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"lo\"}],\"role\": \"model\"},\"finishReason\": \"STOP\"}],\"usageMetadata\": {\"promptTokenCount\": 110,\"candidatesTokenCount\": 12,\"totalTokenCount\": 152,\"cachedContentTokenCount\": 100,\"thoughtsTokenCount\": 30},\"modelVersion\": \"gemini-2.5-flash\"}\r\n\r\n",
+);
+
+const RESPONSES_STREAM: &str = concat!(
+    "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"status\":\"in_progress\",\"usage\":null}}\n\n",
+    "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"Hi\"}\n\n",
+    "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"status\":\"completed\",\"usage\":{\"input_tokens\":36,\"input_tokens_details\":{\"cached_tokens\":6},\"output_tokens\":87,\"output_tokens_details\":{\"reasoning_tokens\":64},\"total_tokens\":123}}}\n\n",
+);
+
+fn run_split(kind: ProviderKind, stream: bool, body: &str, split: usize) -> Option<Usage> {
+    let mut m = UsageMeter::new(kind, stream);
+    let (a, b) = body.as_bytes().split_at(split);
+    m.feed(a);
+    m.feed(b);
+    m.finish()
+}
+
+fn every_split(kind: ProviderKind, stream: bool, body: &str, want: Usage) {
+    for split in 0..=body.len() {
+        assert_eq!(
+            run_split(kind, stream, body, split),
+            Some(want),
+            "split at {split}"
+        );
+    }
+    let mut m = UsageMeter::new(kind, stream);
+    for b in body.as_bytes() {
+        m.feed(std::slice::from_ref(b));
+    }
+    assert_eq!(m.finish(), Some(want), "byte by byte");
+}
+
+#[test]
+fn openai_stream_final_usage_chunk() {
+    let want = Usage {
+        input: 176,
+        output: 40,
+        cache_read: 1024,
+        cache_write: 0,
+        reasoning: 16,
+    };
+    every_split(ProviderKind::OpenAi, true, OPENAI_STREAM, want);
+}
+
+#[test]
+fn openai_responses_api_completed_event() {
+    let want = Usage {
+        input: 30,
+        output: 87,
+        cache_read: 6,
+        cache_write: 0,
+        reasoning: 64,
+    };
+    every_split(ProviderKind::OpenAi, true, RESPONSES_STREAM, want);
+}
+
+#[test]
+fn anthropic_start_plus_delta() {
+    let want = Usage {
+        input: 25,
+        output: 57,
+        cache_read: 2000,
+        cache_write: 300,
+        reasoning: 0,
+    };
+    every_split(ProviderKind::Anthropic, true, ANTHROPIC_STREAM, want);
+}
+
+#[test]
+fn gemini_last_usage_metadata_wins() {
+    let want = Usage {
+        input: 10,
+        output: 42,
+        cache_read: 100,
+        cache_write: 0,
+        reasoning: 30,
+    };
+    every_split(ProviderKind::Gemini, true, GEMINI_STREAM, want);
+}
+
+#[test]
+fn whole_json_bodies() {
+    let chat = r#"{"id":"chatcmpl-2","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"The word \"usage\": fine"},"finish_reason":"stop"}],"usage":{"prompt_tokens":19,"completion_tokens":10,"total_tokens":29,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}}"#;
+    every_split(
+        ProviderKind::OpenAi,
+        false,
+        chat,
+        Usage {
+            input: 19,
+            output: 10,
+            ..Usage::default()
+        },
+    );
+    let embed = r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,-0.2]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":8,"total_tokens":8}}"#;
+    every_split(
+        ProviderKind::OpenAi,
+        false,
+        embed,
+        Usage {
+            input: 8,
+            ..Usage::default()
+        },
+    );
+    let deepseek = r#"{"choices":[],"usage":{"prompt_tokens":100,"completion_tokens":5,"total_tokens":105,"prompt_cache_hit_tokens":64,"prompt_cache_miss_tokens":36}}"#;
+    every_split(
+        ProviderKind::OpenAi,
+        false,
+        deepseek,
+        Usage {
+            input: 36,
+            output: 5,
+            cache_read: 64,
+            ..Usage::default()
+        },
+    );
+    let claude = r#"{"id":"msg_2","type":"message","content":[{"type":"text","text":"Hi"}],"usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":4,"output_tokens":6}}"#;
+    every_split(
+        ProviderKind::Anthropic,
+        false,
+        claude,
+        Usage {
+            input: 12,
+            output: 6,
+            cache_read: 4,
+            ..Usage::default()
+        },
+    );
+    let gem = r#"{"candidates":[{"content":{"parts":[{"text":"Hi"}]}}],"usageMetadata":{"promptTokenCount":5,"candidatesTokenCount":2,"totalTokenCount":7}}"#;
+    every_split(
+        ProviderKind::Gemini,
+        false,
+        gem,
+        Usage {
+            input: 5,
+            output: 2,
+            ..Usage::default()
+        },
+    );
+}
+
+#[test]
+fn silent_or_cut_streams_report_nothing_but_count_text() {
+    let cut = &OPENAI_STREAM[..OPENAI_STREAM.find("\"choices\":[],").unwrap_or(0)];
+    let mut m = UsageMeter::new(ProviderKind::OpenAi, true);
+    m.feed(cut.as_bytes());
+    assert_eq!(m.finish(), None);
+    assert_eq!(m.text_chars(), "Hello there".len() as u64);
+}
+
+#[test]
+fn huge_lines_do_not_grow_memory() {
+    let mut m = UsageMeter::new(ProviderKind::OpenAi, true);
+    let big = format!(
+        "data: {{\"choices\":[{{\"delta\":{{\"content\":\"{}\"}}}}]}}",
+        "x".repeat(MAX_LINE * 2)
+    );
+    for chunk in big.as_bytes().chunks(4096) {
+        m.feed(chunk);
+        assert!(m.buf.len() <= MAX_LINE);
+    }
+    m.feed(b"\n\n");
+    m.feed(OPENAI_STREAM.as_bytes());
+    assert_eq!(m.finish().map(|u| u.output), Some(40));
+}

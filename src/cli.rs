@@ -1,0 +1,109 @@
+//! The command line (CONTRACT §1): clap definitions only; `main.rs` runs them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "tollgate", version, about = "An LLM API gateway on Pingora")]
+pub struct Cli {
+    /// Config file [default: $TOLLGATE_CONFIG, else conf/tollgate.yaml]
+    #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// The config path: `-c`, else `$TOLLGATE_CONFIG`, else `conf/tollgate.yaml`.
+    pub fn config_path(&self) -> PathBuf {
+        self.config
+            .clone()
+            .or_else(|| {
+                std::env::var_os("TOLLGATE_CONFIG")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
+            .unwrap_or_else(|| PathBuf::from("conf/tollgate.yaml"))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy and admin listeners
+    Serve {
+        /// Run in the background (Pingora daemon mode)
+        #[arg(short = 'd', long)]
+        daemon: bool,
+        /// Take over the listening sockets of a running instance (graceful upgrade)
+        #[arg(short = 'u', long)]
+        upgrade: bool,
+    },
+    /// Validate the config and the store, printing every problem
+    Check,
+    /// Manage users
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage gateway API keys
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user
+    Add {
+        name: String,
+        #[arg(long, default_value = "member", value_parser = ["admin", "member"])]
+        role: String,
+        /// Read a password for admin login from stdin
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create a key and print it (only the key, once)
+    Create(KeyCreate),
+    /// List keys (never their secrets)
+    List {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key; takes effect on the next request
+    Revoke {
+        #[arg(value_name = "KEY_ID")]
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct KeyCreate {
+    #[arg(long)]
+    pub user: String,
+    /// A label for the key
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Model patterns the key may use, comma separated (default: all)
+    #[arg(long, value_delimiter = ',')]
+    pub models: Vec<String>,
+    #[arg(long, value_name = "USD")]
+    pub budget_usd: Option<String>,
+    #[arg(long, value_parser = ["day", "month", "total"])]
+    pub budget_period: Option<String>,
+    #[arg(long)]
+    pub rpm: Option<u32>,
+    #[arg(long)]
+    pub tpm: Option<u64>,
+    /// e.g. 30s, 15m, 12h, 30d, 1y
+    #[arg(long, value_name = "DURATION")]
+    pub expires_in: Option<String>,
+}

@@ -1,0 +1,373 @@
+//! Tollgate's configuration (CONTRACT §2): the YAML file's serde structs, loading with
+//! `${VAR}` expansion, and validation that reports every problem at once.
+//!
+//! Pingora never reads this file: [`pingora_conf`] builds Pingora's `ServerConf` from it.
+
+mod expand;
+pub mod runtime;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use expand::expand;
+pub use runtime::{pingora_conf, Runtime};
+
+/// One problem found in a config file, located by its key path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Dotted key path (`upstreams[0].kind`), or empty for the whole file.
+    pub path: String,
+    pub message: String,
+}
+
+impl ConfigProblem {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigProblem {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Every problem found in one config file.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", render(.file, .problems))]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub problems: Vec<ConfigProblem>,
+}
+
+fn render(file: &Path, problems: &[ConfigProblem]) -> String {
+    problems
+        .iter()
+        .map(|p| match p.path.as_str() {
+            "" => format!("{}: {}", file.display(), p.message),
+            path => format!("{}: {}: {}", file.display(), path, p.message),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub server: ServerSection,
+    pub admin: AdminSection,
+    pub storage: StorageSection,
+    pub secrets: SecretsSection,
+    pub upstreams: Vec<UpstreamConfig>,
+    pub routes: Vec<RouteConfig>,
+    pub aliases: BTreeMap<String, String>,
+    pub pricing: BTreeMap<String, PriceConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerSection::default(),
+            admin: AdminSection::default(),
+            storage: StorageSection::default(),
+            secrets: SecretsSection::default(),
+            upstreams: Vec::new(),
+            routes: Vec::new(),
+            aliases: BTreeMap::new(),
+            pricing: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ServerSection {
+    /// Proxy listen addresses; port 0 picks a free port (logged at start).
+    pub listen: Vec<String>,
+    /// Worker threads of the proxy service.
+    pub threads: usize,
+    /// On SIGTERM, the longest in-flight requests may take before exit.
+    pub shutdown_grace_s: u64,
+    pub max_body_bytes: u64,
+    /// Total time allowed to receive a request body.
+    pub body_timeout_ms: u64,
+    /// Pingora's pid file (for `-d`); default `<storage dir>/tollgate.pid`.
+    pub pid_file: Option<String>,
+    /// Pingora's graceful-upgrade socket (for `-u`); default `<storage dir>/upgrade.sock`.
+    pub upgrade_sock: Option<String>,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: vec!["0.0.0.0:8080".into()],
+            threads: 2,
+            shutdown_grace_s: 30,
+            max_body_bytes: 32 * 1024 * 1024,
+            body_timeout_ms: 60_000,
+            pid_file: None,
+            upgrade_sock: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AdminSection {
+    pub listen: String,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        AdminSection {
+            listen: "127.0.0.1:9090".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct StorageSection {
+    /// SQLite file; relative paths are relative to the working directory.
+    pub path: String,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        StorageSection {
+            path: "data/tollgate.db".into(),
+        }
+    }
+}
+
+impl StorageSection {
+    /// The directory holding the database (and `master.key`, the pid file...).
+    pub fn dir(&self) -> PathBuf {
+        match Path::new(&self.path).parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct SecretsSection {
+    /// Base64 of 32 bytes, or empty to use (and create once) `<storage dir>/master.key`.
+    pub master_key: String,
+}
+
+impl std::fmt::Debug for SecretsSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretsSection { master_key: ***** }")
+    }
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(default)]
+pub struct UpstreamConfig {
+    pub name: String,
+    pub kind: String,
+    pub base_url: String,
+    pub keys: Vec<String>,
+    pub connect_timeout_ms: u64,
+    pub read_timeout_ms: u64,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig {
+            name: String::new(),
+            kind: String::new(),
+            base_url: String::new(),
+            keys: Vec::new(),
+            connect_timeout_ms: 5_000,
+            read_timeout_ms: 600_000,
+        }
+    }
+}
+
+impl std::fmt::Debug for UpstreamConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamConfig")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .field("keys", &format_args!("[{} redacted]", self.keys.len()))
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RouteConfig {
+    pub models: Vec<String>,
+    pub upstreams: Vec<String>,
+}
+
+/// USD per million tokens. Kept as YAML numbers here and turned into exact integers
+/// (nano-dollars per token) by validation, since f64 cannot hold 0.075 exactly.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct PriceConfig {
+    pub input: Option<serde_yaml::Number>,
+    pub output: Option<serde_yaml::Number>,
+    pub cache_read: Option<serde_yaml::Number>,
+    pub cache_write: Option<serde_yaml::Number>,
+}
+
+/// Reads, expands and validates a config file: the config, or every problem in it.
+pub fn load(path: &Path) -> Result<Runtime, ConfigError> {
+    load_with_env(path, &|name| std::env::var(name).ok())
+}
+
+/// [`load`] with an explicit environment (tests).
+pub fn load_with_env(
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Runtime, ConfigError> {
+    let fail = |problems| ConfigError {
+        file: path.to_path_buf(),
+        problems,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        fail(vec![ConfigProblem::new(
+            "",
+            format!("cannot read the file: {e}"),
+        )])
+    })?;
+    let config = parse(&text, env).map_err(fail)?;
+    validate::validate(config).map_err(fail)
+}
+
+/// Parses YAML text into [`Config`], collecting unset variables, unknown keys and the
+/// first type error together.
+pub fn parse(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Vec<ConfigProblem>> {
+    let mut value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
+        let at = e
+            .location()
+            .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
+            .unwrap_or_default();
+        vec![ConfigProblem::new("", format!("invalid YAML{at}: {e}"))]
+    })?;
+    if value.is_null() {
+        value = serde_yaml::Value::Mapping(Default::default());
+    }
+    let mut problems = Vec::new();
+    expand_values(&mut value, String::new(), env, &mut problems);
+    let mut unknown = Vec::new();
+    let mut on_unknown = |p: serde_ignored::Path| unknown.push(key_path(&p));
+    let ignored = serde_ignored::Deserializer::new(value, &mut on_unknown);
+    let parsed: Result<Config, _> = serde_path_to_error::deserialize(ignored);
+    for path in unknown {
+        problems.push(ConfigProblem::new(path, "unknown key"));
+    }
+    match parsed {
+        Ok(c) if problems.is_empty() => Ok(c),
+        Ok(_) => Err(problems),
+        Err(e) => {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            problems.push(ConfigProblem::new(path, e.into_inner().to_string()));
+            Err(problems)
+        }
+    }
+}
+
+/// `upstreams[0].colour` from serde_ignored's path (which prints `upstreams.0.colour`).
+fn key_path(p: &serde_ignored::Path) -> String {
+    use serde_ignored::Path;
+    match p {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", key_path(parent)),
+        Path::Map { parent, key } => match key_path(parent) {
+            s if s.is_empty() => key.clone(),
+            s => format!("{s}.{key}"),
+        },
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => key_path(parent),
+    }
+}
+
+/// Expands variables in every string value. A value that was exactly one `${...}` and
+/// expands to a number or boolean becomes one, so `threads: ${THREADS:-2}` works.
+fn expand_values(
+    v: &mut serde_yaml::Value,
+    path: String,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<ConfigProblem>,
+) {
+    use serde_yaml::Value;
+    match v {
+        Value::String(s) if s.contains("${") => match expand(s, env) {
+            Ok(new) => {
+                let whole = s.starts_with("${") && s.ends_with('}') && s.matches("${").count() == 1;
+                let typed = whole
+                    .then(|| serde_yaml::from_str::<Value>(&new).ok())
+                    .flatten()
+                    .filter(|t| t.is_number() || t.is_bool());
+                *v = typed.unwrap_or(Value::String(new));
+            }
+            Err(msg) => problems.push(ConfigProblem::new(path, msg)),
+        },
+        Value::Sequence(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                expand_values(item, format!("{path}[{i}]"), env, problems);
+            }
+        }
+        Value::Mapping(map) => {
+            for (k, item) in map.iter_mut() {
+                let key = k
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| format!("{k:?}"));
+                let sub = if path.is_empty() {
+                    key
+                } else {
+                    format!("{path}.{key}")
+                };
+                expand_values(item, sub, env, problems);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "THREADS").then(|| "4".to_owned())
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let text = "server:\n  threads: 2\n  bogus: 1\nupstreams:\n  - name: a\n    kind: openai\n    base_url: ${NOPE}\n    colour: red\nextra: 1\n";
+        let problems = parse(text, &env).err().unwrap_or_default();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert!(paths.contains(&"upstreams[0].base_url"), "{problems:?}");
+        assert!(paths.contains(&"server.bogus"), "{problems:?}");
+        assert!(paths.contains(&"upstreams[0].colour"), "{problems:?}");
+        assert!(paths.contains(&"extra"), "{problems:?}");
+    }
+
+    #[test]
+    fn whole_value_variables_become_numbers() {
+        let c = parse("server:\n  threads: ${THREADS:-2}\n", &env).map_err(|p| format!("{p:?}"));
+        assert_eq!(c.map(|c| c.server.threads), Ok(4));
+    }
+
+    #[test]
+    fn type_errors_name_the_key() {
+        let problems = parse("server:\n  threads: many\n", &env)
+            .err()
+            .unwrap_or_default();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].path, "server.threads");
+    }
+}

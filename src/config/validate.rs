@@ -1,0 +1,360 @@
+//! Cross-field checks of a parsed [`Config`], turning it into a [`Runtime`] or returning
+//! every problem found.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use tollgate_filters::pattern::ModelPattern;
+use tollgate_filters::router::{Route, Router};
+use tollgate_filters::upstream::{ProviderKind, UpstreamTarget};
+use tollgate_filters::Secret;
+
+use super::runtime::{Price, Runtime};
+use super::{Config, ConfigProblem, PriceConfig};
+
+pub fn validate(c: Config) -> Result<Runtime, Vec<ConfigProblem>> {
+    let mut p = Vec::new();
+    let mut bad = |path: String, msg: String| p.push(ConfigProblem::new(path, msg));
+
+    if c.server.listen.is_empty() {
+        bad(
+            "server.listen".into(),
+            "at least one listen address is required".into(),
+        );
+    }
+    for (i, l) in c.server.listen.iter().enumerate() {
+        if l.parse::<SocketAddr>().is_err() {
+            bad(
+                format!("server.listen[{i}]"),
+                format!("'{l}' is not an IP:port address"),
+            );
+        }
+    }
+    if c.admin.listen.parse::<SocketAddr>().is_err() {
+        bad(
+            "admin.listen".into(),
+            format!("'{}' is not an IP:port address", c.admin.listen),
+        );
+    }
+    if c.server.threads == 0 || c.server.threads > 1024 {
+        bad("server.threads".into(), "must be between 1 and 1024".into());
+    }
+    if c.server.max_body_bytes == 0 {
+        bad(
+            "server.max_body_bytes".into(),
+            "must be greater than 0".into(),
+        );
+    }
+    if c.server.body_timeout_ms == 0 {
+        bad(
+            "server.body_timeout_ms".into(),
+            "must be greater than 0".into(),
+        );
+    }
+    if c.storage.path.trim().is_empty() {
+        bad("storage.path".into(), "must not be empty".into());
+    }
+    if !c.secrets.master_key.is_empty() {
+        let decoded = base64::engine::general_purpose::STANDARD.decode(c.secrets.master_key.trim());
+        if decoded.map(|k| k.len()) != Ok(32) {
+            bad(
+                "secrets.master_key".into(),
+                "must be the base64 encoding of exactly 32 bytes".into(),
+            );
+        }
+    }
+
+    let mut upstreams: Vec<Arc<UpstreamTarget>> = Vec::new();
+    let mut by_name: HashMap<&str, Arc<UpstreamTarget>> = HashMap::new();
+    for (i, u) in c.upstreams.iter().enumerate() {
+        let at = |k: &str| format!("upstreams[{i}].{k}");
+        if u.name.is_empty()
+            || !u
+                .name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+        {
+            bad(
+                at("name"),
+                "must be non-empty letters, digits, '-', '_' or '.'".into(),
+            );
+        } else if by_name.contains_key(u.name.as_str()) {
+            bad(at("name"), format!("duplicate upstream name '{}'", u.name));
+        }
+        let kind = match u.kind.as_str() {
+            "openai" => Some(ProviderKind::OpenAi),
+            "anthropic" => Some(ProviderKind::Anthropic),
+            "gemini" => Some(ProviderKind::Gemini),
+            other => {
+                bad(
+                    at("kind"),
+                    format!("unknown kind '{other}' (expected openai, anthropic or gemini)"),
+                );
+                None
+            }
+        };
+        let url = parse_base_url(&u.base_url)
+            .map_err(|m| bad(at("base_url"), m))
+            .ok();
+        let mut keys = Vec::new();
+        for (k, key) in u.keys.iter().enumerate() {
+            if key.is_empty() {
+                continue; // an unset `${VAR:-}`: the upstream simply has one key fewer
+            }
+            if http::HeaderValue::from_str(key).is_err() || key.trim() != key {
+                bad(
+                    format!("upstreams[{i}].keys[{k}]"),
+                    "contains characters not allowed in a header".into(),
+                );
+            } else {
+                keys.push(Secret::new(key.clone()));
+            }
+        }
+        if u.connect_timeout_ms == 0 {
+            bad(at("connect_timeout_ms"), "must be greater than 0".into());
+        }
+        if u.read_timeout_ms == 0 {
+            bad(at("read_timeout_ms"), "must be greater than 0".into());
+        }
+        if let (Some(kind), Some((tls, host, port, base_path))) = (kind, url) {
+            let t = Arc::new(UpstreamTarget::new(
+                u.name.clone(),
+                kind,
+                host,
+                port,
+                tls,
+                base_path,
+                keys,
+                Duration::from_millis(u.connect_timeout_ms),
+                Duration::from_millis(u.read_timeout_ms),
+            ));
+            by_name.entry(u.name.as_str()).or_insert_with(|| t.clone());
+            upstreams.push(t);
+        }
+    }
+
+    let mut routes = Vec::new();
+    for (i, r) in c.routes.iter().enumerate() {
+        if r.models.is_empty() || r.models.iter().any(|m| m.trim().is_empty()) {
+            bad(
+                format!("routes[{i}].models"),
+                "must list at least one non-empty model pattern".into(),
+            );
+        }
+        if r.upstreams.is_empty() {
+            bad(
+                format!("routes[{i}].upstreams"),
+                "must name at least one upstream".into(),
+            );
+        }
+        let mut chain = Vec::new();
+        for (j, name) in r.upstreams.iter().enumerate() {
+            match by_name.get(name.as_str()) {
+                Some(t) => chain.push(t.clone()),
+                None if c.upstreams.iter().any(|u| &u.name == name) => {} // reported above
+                None => bad(
+                    format!("routes[{i}].upstreams[{j}]"),
+                    format!("no upstream named '{name}'"),
+                ),
+            }
+        }
+        routes.push(Route {
+            models: r.models.iter().map(|m| ModelPattern::parse(m)).collect(),
+            chain,
+        });
+    }
+
+    for (alias, target) in &c.aliases {
+        if alias.is_empty() || target.trim().is_empty() {
+            bad(
+                format!("aliases.{alias}"),
+                "alias and target must be non-empty".into(),
+            );
+        } else if target.contains(['/', '?', '#', ':', '%']) || target.contains(char::is_whitespace)
+        {
+            bad(
+                format!("aliases.{alias}"),
+                format!("'{target}' is not a model name"),
+            );
+        } else if !routes
+            .iter()
+            .any(|r| r.models.iter().any(|p| p.matches(target)))
+        {
+            bad(
+                format!("aliases.{alias}"),
+                format!("target '{target}' matches no route"),
+            );
+        }
+    }
+
+    let mut pricing = Vec::new();
+    for (pattern, price) in &c.pricing {
+        match parse_price(price) {
+            Ok(pr) => pricing.push((ModelPattern::parse(pattern), pr)),
+            Err((field, msg)) => bad(format!("pricing.{pattern}.{field}"), msg),
+        }
+    }
+
+    if !p.is_empty() {
+        return Err(p);
+    }
+    let storage_dir = c.storage.dir();
+    let in_dir = |name: &str| storage_dir.join(name).to_string_lossy().into_owned();
+    Ok(Runtime {
+        proxy_listen: c.server.listen.clone(),
+        admin_listen: c.admin.listen.clone(),
+        threads: c.server.threads,
+        shutdown_grace: Duration::from_secs(c.server.shutdown_grace_s),
+        max_body_bytes: c.server.max_body_bytes,
+        body_timeout: Duration::from_millis(c.server.body_timeout_ms),
+        storage_path: PathBuf::from(&c.storage.path),
+        pid_file: c
+            .server
+            .pid_file
+            .clone()
+            .unwrap_or_else(|| in_dir("tollgate.pid")),
+        upgrade_sock: c
+            .server
+            .upgrade_sock
+            .clone()
+            .unwrap_or_else(|| in_dir("upgrade.sock")),
+        storage_dir,
+        master_key: c.secrets.master_key.trim().to_owned(),
+        upstreams,
+        router: Arc::new(Router::new(c.aliases.clone().into_iter().collect(), routes)),
+        pricing,
+    })
+}
+
+/// `(tls, host, port, base_path)` of an `http(s)://host[:port][/path]` URL.
+fn parse_base_url(s: &str) -> Result<(bool, String, u16, String), String> {
+    let uri: http::Uri = s.parse().map_err(|_| format!("'{s}' is not a URL"))?;
+    let tls = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return Err(format!("'{s}' must start with http:// or https://")),
+    };
+    let host = uri
+        .host()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| format!("'{s}' has no host"))?;
+    if uri.query().is_some() || s.contains('#') || s.contains('@') {
+        return Err(format!(
+            "'{s}' must not carry a query, fragment or user info"
+        ));
+    }
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let base_path = uri.path().trim_end_matches('/').to_owned();
+    Ok((tls, host, port, base_path))
+}
+
+/// Exact nano-dollars per token from USD per million tokens with at most 3 decimals.
+fn parse_price(p: &PriceConfig) -> Result<Price, (&'static str, String)> {
+    let field = |name: &'static str,
+                 v: &Option<serde_yaml::Number>|
+     -> Result<Option<u64>, (&'static str, String)> {
+        v.as_ref()
+            .map(|n| usd_per_million_to_nanos(&n.to_string()).map_err(|m| (name, m)))
+            .transpose()
+    };
+    let input = field("input", &p.input)?.ok_or(("input", "is required".to_owned()))?;
+    let output = field("output", &p.output)?.ok_or(("output", "is required".to_owned()))?;
+    Ok(Price {
+        input,
+        output,
+        cache_read: field("cache_read", &p.cache_read)?.unwrap_or(input),
+        cache_write: field("cache_write", &p.cache_write)?.unwrap_or(input),
+    })
+}
+
+/// "0.075" (USD per million tokens) -> 75 (nano-dollars per token).
+pub fn usd_per_million_to_nanos(s: &str) -> Result<u64, String> {
+    let bad = || format!("'{s}' must be a non-negative price with at most 3 decimals");
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    if whole.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    let frac = frac.trim_end_matches('0');
+    if frac.len() > 3 {
+        return Err(bad());
+    }
+    let whole: u64 = whole.parse().map_err(|_| bad())?;
+    let frac_val: u64 = format!("{frac:0<3}").parse().map_err(|_| bad())?;
+    whole
+        .checked_mul(1000)
+        .and_then(|w| w.checked_add(frac_val))
+        .ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn prices_are_exact() {
+        assert_eq!(usd_per_million_to_nanos("0.075"), Ok(75));
+        assert_eq!(usd_per_million_to_nanos("15"), Ok(15_000));
+        assert_eq!(usd_per_million_to_nanos("3.0"), Ok(3_000));
+        assert!(usd_per_million_to_nanos("0.0001").is_err());
+        assert!(usd_per_million_to_nanos("-1").is_err());
+        assert!(usd_per_million_to_nanos("1e-3").is_err());
+    }
+
+    #[test]
+    fn semantic_problems_are_all_reported() {
+        let text = r#"
+server: { listen: ["nope"] }
+admin: { listen: "127.0.0.1:9090" }
+upstreams:
+  - { name: a, kind: llama, base_url: "ftp://x" }
+  - { name: b, kind: openai, base_url: "https://api.openai.com" }
+routes:
+  - { models: ["gpt-*"], upstreams: [b, missing] }
+aliases: { fast: "claude-x" }
+pricing: { "gpt-*": { input: 0.0001, output: 1 } }
+"#;
+        let c = parse(text, &no_env).map_err(|p| format!("{p:?}"));
+        let Ok(c) = c else { panic!("{c:?}") };
+        let problems = validate(c).err().unwrap_or_default();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        for want in [
+            "server.listen[0]",
+            "upstreams[0].kind",
+            "upstreams[0].base_url",
+            "routes[0].upstreams[1]",
+            "aliases.fast",
+            "pricing.gpt-*.input",
+        ] {
+            assert!(paths.contains(&want), "missing {want} in {problems:?}");
+        }
+    }
+
+    #[test]
+    fn base_urls_split_into_parts() {
+        assert_eq!(
+            parse_base_url("https://openrouter.ai/api/"),
+            Ok((true, "openrouter.ai".into(), 443, "/api".into()))
+        );
+        assert_eq!(
+            parse_base_url("http://127.0.0.1:11434"),
+            Ok((false, "127.0.0.1".into(), 11434, String::new()))
+        );
+        assert!(parse_base_url("api.openai.com").is_err());
+    }
+}

@@ -1,0 +1,13 @@
+//! Tollgate: an LLM API gateway on Pingora. The binary (`src/main.rs`) is a thin CLI over
+//! this library, which integration tests and benchmarks reuse.
+
+pub mod admin;
+pub mod background;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod keycache;
+pub mod proxy;
+pub mod secrets;
+pub mod server;
+pub mod store;

@@ -1,0 +1,166 @@
+//! The `tollgate` binary: parses the command line and runs one command. Exit codes: 0
+//! success, 1 a user error (one clear line per problem on stderr), 2 a usage error.
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+use tollgate::cli::{Cli, Command, KeyCommand, UserCommand};
+use tollgate::commands::{self, CommandError};
+use tollgate::config::{self, Runtime};
+use tollgate::secrets::{KeyHasher, MasterKey};
+use tollgate::server::{self, ServeOptions};
+use tollgate::store::Store;
+use tollgate_filters::{Role, Secret};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = if matches!(cli.command, Command::Serve { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
+        .init();
+    match run(cli) {
+        Ok(out) => {
+            if !out.is_empty() {
+                let mut stdout = std::io::stdout().lock();
+                let _ = stdout.write_all(out.as_bytes());
+                let _ = stdout.flush();
+            }
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("tollgate: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn load(cli: &Cli) -> Result<Runtime, String> {
+    config::load(&cli.config_path()).map_err(|e| e.to_string())
+}
+
+fn open_store(rt: &Runtime) -> Result<Store, String> {
+    Store::open(&rt.storage_path).map_err(|e| format!("store {}: {e}", rt.storage_path.display()))
+}
+
+fn hasher(rt: &Runtime) -> Result<KeyHasher, String> {
+    let master =
+        MasterKey::load_or_create(&rt.master_key, &rt.storage_dir).map_err(|e| e.to_string())?;
+    Ok(KeyHasher::new(&master))
+}
+
+fn now() -> i64 {
+    tollgate_filters::auth::system_clock()
+}
+
+fn cmd(r: Result<String, CommandError>) -> Result<String, String> {
+    r.map_err(|e| e.to_string())
+}
+
+fn run(cli: Cli) -> Result<String, String> {
+    match &cli.command {
+        Command::Serve { daemon, upgrade } => {
+            server::serve(
+                &cli.config_path(),
+                ServeOptions {
+                    daemon: *daemon,
+                    upgrade: *upgrade,
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            Ok(String::new())
+        }
+        Command::Check => check(&cli),
+        Command::User(UserCommand::Add {
+            name,
+            role,
+            password_stdin,
+        }) => {
+            let rt = load(&cli)?;
+            let store = open_store(&rt)?;
+            let role = Role::parse(role).ok_or_else(|| format!("unknown role '{role}'"))?;
+            let password = if *password_stdin {
+                let mut s = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+                Some(Secret::new(s.trim_end_matches(['\r', '\n'])))
+            } else {
+                None
+            };
+            cmd(commands::users::user_add(
+                &store,
+                name,
+                role,
+                password,
+                now(),
+            ))
+        }
+        Command::User(UserCommand::List { json }) => {
+            let rt = load(&cli)?;
+            cmd(commands::users::user_list(&open_store(&rt)?, *json))
+        }
+        Command::Key(KeyCommand::Create(k)) => {
+            let rt = load(&cli)?;
+            let store = open_store(&rt)?;
+            let args = commands::keys::KeyCreateArgs {
+                user: k.user.clone(),
+                name: k.name.clone(),
+                models: k
+                    .models
+                    .iter()
+                    .map(|m| m.trim().to_owned())
+                    .filter(|m| !m.is_empty())
+                    .collect(),
+                budget_usd: k.budget_usd.clone(),
+                budget_period: k.budget_period.clone(),
+                rpm: k.rpm,
+                tpm: k.tpm,
+                expires_in: k.expires_in.clone(),
+            };
+            cmd(commands::keys::key_create(
+                &store,
+                &hasher(&rt)?,
+                args,
+                now(),
+            ))
+        }
+        Command::Key(KeyCommand::List { user, json }) => {
+            let rt = load(&cli)?;
+            cmd(commands::keys::key_list(
+                &open_store(&rt)?,
+                user.as_deref(),
+                *json,
+            ))
+        }
+        Command::Key(KeyCommand::Revoke { id }) => {
+            let rt = load(&cli)?;
+            cmd(commands::keys::key_revoke(&open_store(&rt)?, id, now()))
+        }
+    }
+}
+
+/// `tollgate check`: every config problem, then the store if it exists (check never
+/// creates one).
+fn check(cli: &Cli) -> Result<String, String> {
+    let path = cli.config_path();
+    let rt = config::load(&path).map_err(|e| format!("config has problems:\n{e}"))?;
+    if rt.storage_path.exists() {
+        let store = open_store(&rt)?;
+        store
+            .check()
+            .map_err(|e| format!("store {}: {e}", rt.storage_path.display()))?;
+    }
+    if !rt.master_key.is_empty() || rt.storage_dir.join("master.key").exists() {
+        MasterKey::load_or_create(&rt.master_key, &rt.storage_dir).map_err(|e| e.to_string())?;
+    }
+    Ok(format!(
+        "{}: OK ({} upstreams, {} routes)\n",
+        path.display(),
+        rt.upstreams.len(),
+        rt.router.route_count()
+    ))
+}

@@ -1,0 +1,101 @@
+//! Reading the client's request body before routing (the model is in it), with our own
+//! size cap and total deadline, and the cheap parse that finds `model` and `stream`.
+
+use bytes::{Bytes, BytesMut};
+use pingora::proxy::Session;
+use serde::Deserialize;
+use std::time::Duration;
+use tollgate_filters::GatewayError;
+
+/// Why a body could not be read.
+pub enum BodyError {
+    /// The client gets this error.
+    Refused(GatewayError),
+    /// The client went away or broke the framing: nothing to answer.
+    Client(Box<pingora::Error>),
+}
+
+/// Reads the whole body, keeping Pingora's retry buffer on so that a body of up to its
+/// 64 KiB limit can be replayed upstream by the normal proxy phases.
+pub async fn read_body(
+    session: &mut Session,
+    max: u64,
+    deadline: Duration,
+) -> Result<Bytes, BodyError> {
+    let declared = session
+        .req_header()
+        .headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(BodyError::Refused(GatewayError::BodyTooLarge(max)));
+    }
+    session.enable_retry_buffering();
+    let read = async {
+        let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).min(max) as usize);
+        while let Some(chunk) = session
+            .read_request_body()
+            .await
+            .map_err(|e| BodyError::Client(e.into_down()))?
+        {
+            if (buf.len() + chunk.len()) as u64 > max {
+                return Err(BodyError::Refused(GatewayError::BodyTooLarge(max)));
+            }
+            if buf.is_empty() && chunk.len() == declared.unwrap_or(0) as usize {
+                return Ok(chunk); // the common single-chunk body: no copy
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.freeze())
+    };
+    tokio::time::timeout(deadline, read)
+        .await
+        .map_err(|_| BodyError::Refused(GatewayError::BodyTimeout))?
+}
+
+#[derive(Deserialize)]
+struct Probe {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    stream: Option<bool>,
+}
+
+/// What routing needs from a JSON request body: `(model, stream)`. The rest of the body
+/// is validated as JSON but not built into a tree.
+pub fn probe(body: &[u8]) -> Result<(Option<String>, bool), GatewayError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(GatewayError::BadJson(
+            "the body must be a JSON object".into(),
+        ));
+    }
+    let p: Probe =
+        serde_json::from_slice(body).map_err(|e| GatewayError::BadJson(e.to_string()))?;
+    Ok((p.model.filter(|m| !m.is_empty()), p.stream.unwrap_or(false)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_finds_model_and_stream_anywhere() {
+        let big = format!(
+            r#"{{"messages":[{{"role":"user","content":"{}"}}],"stream":true,"model":"m"}}"#,
+            "x".repeat(100_000)
+        );
+        assert_eq!(probe(big.as_bytes()), Ok((Some("m".into()), true)));
+        assert_eq!(probe(b"{}"), Ok((None, false)));
+        assert!(matches!(probe(b"[1]"), Err(GatewayError::BadJson(_))));
+        assert!(matches!(
+            probe(b"{\"model\":"),
+            Err(GatewayError::BadJson(_))
+        ));
+        assert!(matches!(
+            probe(b"{\"model\":5}"),
+            Err(GatewayError::BadJson(_))
+        ));
+    }
+}

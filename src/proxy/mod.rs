@@ -1,0 +1,397 @@
+//! The proxy listener: [`GatewayProxy`] implements Pingora's `ProxyHttp` by driving the
+//! [`FilterChain`] from each phase.
+//!
+//! ```text
+//! request_filter ........... endpoint from path; chain.on_request_header (auth);
+//!                            body read (cap, deadline); model + stream; chain.on_request
+//!                            (routing, scope). Bodies over Pingora's 64 KiB replay buffer
+//!                            are forwarded from here by `large::forward` instead.
+//! upstream_peer ............ the routed upstream -> HttpPeer (resolved by us, TLS + SNI)
+//! upstream_request_filter .. chain.on_upstream_request (allow-list, key swap, Host, CL)
+//! request_body_filter ...... swaps in the rewritten body (aliases) on the replay
+//! upstream_response_filter . upstream status
+//! response_filter .......... chain.on_response (drop set-cookie, add our request id)
+//! response_body_filter ..... chain.on_response_body: observe bytes, never change them
+//! fail_to_proxy ............ our error in the client's dialect, if nothing was sent yet
+//! logging .................. chain.on_done, exactly once
+//! ```
+
+mod body;
+pub mod dns;
+mod large;
+mod respond;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::connectors::http::Connector;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, ErrorSource, ErrorType, Result};
+use tollgate_filters::endpoint::PathRejection;
+use tollgate_filters::pattern::any_matches;
+use tollgate_filters::upstream::UpstreamTarget;
+use tollgate_filters::{Dialect, Endpoint, FilterChain, GatewayError, RequestCtx};
+
+use crate::config::Runtime;
+use dns::Resolver;
+
+/// Pingora replays an early-read body only up to this size (its retry buffer).
+const REPLAY_LIMIT: usize = 64 * 1024;
+/// How long an idle pooled upstream connection is kept; below the usual 60-120 s idle
+/// close of provider front ends, so that a pooled connection is rarely stale.
+const POOL_IDLE: Duration = Duration::from_secs(50);
+
+/// State shared by every request of the proxy service.
+pub struct Gateway {
+    pub runtime: Arc<Runtime>,
+    pub chain: FilterChain,
+    pub resolver: Resolver,
+    /// Used by the large-body transport (Pingora's proxy has its own pool).
+    pub connector: Connector,
+}
+
+impl Gateway {
+    pub fn new(runtime: Arc<Runtime>, chain: FilterChain) -> Self {
+        Gateway {
+            runtime,
+            chain,
+            resolver: Resolver::default(),
+            connector: Connector::new(None),
+        }
+    }
+
+    /// The peer for an upstream, with its address resolved by us.
+    pub async fn peer(&self, target: &UpstreamTarget) -> Result<HttpPeer, GatewayError> {
+        let addr = self
+            .resolver
+            .resolve(&target.host, target.port, target.connect_timeout)
+            .await
+            .map_err(|e| {
+                log::warn!("upstream {}: {e}", target.name);
+                GatewayError::UpstreamUnreachable(target.name.clone())
+            })?;
+        let mut peer = HttpPeer::new(addr, target.tls, target.host.clone());
+        let o = &mut peer.options;
+        o.connection_timeout = Some(target.connect_timeout);
+        o.total_connection_timeout = Some(target.connect_timeout * 2);
+        o.read_timeout = Some(target.read_timeout);
+        o.write_timeout = Some(target.read_timeout);
+        o.idle_timeout = Some(POOL_IDLE);
+        Ok(peer)
+    }
+}
+
+/// The `ProxyHttp` implementation of the proxy listener.
+pub struct GatewayProxy {
+    pub gw: Arc<Gateway>,
+}
+
+/// Unique request ids: a random per-process prefix and a counter, so ids never repeat
+/// across restarts and cost no syscall per request.
+fn next_request_id() -> String {
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(rand::random::<u64>);
+    format!(
+        "{prefix:016x}{:010x}",
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The dialect to refuse an unknown path in, guessed from its prefix.
+fn dialect_of_path(path: &str) -> Dialect {
+    if path.starts_with("/v1beta") {
+        Dialect::Gemini
+    } else if path.starts_with("/v1/messages") {
+        Dialect::Anthropic
+    } else {
+        Dialect::OpenAi
+    }
+}
+
+/// Our error for a Pingora error on the way to or from the upstream.
+fn upstream_error(e: &Error, upstream: &str) -> GatewayError {
+    match e.etype() {
+        ErrorType::ConnectTimedout
+        | ErrorType::TLSHandshakeTimedout
+        | ErrorType::ReadTimedout
+        | ErrorType::WriteTimedout => GatewayError::UpstreamTimeout(upstream.to_owned()),
+        _ => GatewayError::UpstreamUnreachable(upstream.to_owned()),
+    }
+}
+
+/// Records a response body chunk and shows it to the filters; shared by both transports.
+fn observe_chunk(chain: &FilterChain, ctx: &mut RequestCtx, chunk: &[u8], end_of_stream: bool) {
+    if !chunk.is_empty() {
+        ctx.first_byte_at.get_or_insert_with(Instant::now);
+        ctx.response_bytes += chunk.len() as u64;
+    }
+    chain.on_response_body(chunk, end_of_stream, ctx);
+}
+
+impl GatewayProxy {
+    /// `GET /v1/models`: the aliases and exact route names the key may use.
+    async fn list_models(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let router = &self.gw.runtime.router;
+        let scopes = ctx
+            .principal
+            .as_ref()
+            .map(|p| p.scopes.as_slice())
+            .unwrap_or(&[]);
+        let data: Vec<serde_json::Value> = router
+            .listed_models()
+            .into_iter()
+            .filter(|m| scopes.is_empty() || any_matches(scopes, m) || any_matches(scopes, router.unalias(m)))
+            .map(|id| serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": "tollgate"}))
+            .collect();
+        let body = serde_json::json!({"object": "list", "data": data}).to_string();
+        respond::send_json(session, ctx, 200, Bytes::from(body), &[], true).await?;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for GatewayProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new(next_request_id())
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let req = session.req_header();
+        let endpoint = match Endpoint::from_request(req.method.as_str(), req.uri.path()) {
+            Ok(e) => e,
+            Err(rejection) => {
+                ctx.dialect = dialect_of_path(req.uri.path());
+                let path = req.uri.path().chars().take(200).collect::<String>();
+                let err = match rejection {
+                    PathRejection::Traversal => GatewayError::PathTraversal,
+                    PathRejection::NotFound => GatewayError::NotFound(path),
+                    PathRejection::MethodNotAllowed => GatewayError::MethodNotAllowed(path),
+                };
+                return respond::send_error(session, ctx, err, false).await;
+            }
+        };
+        ctx.dialect = endpoint.dialect();
+        ctx.endpoint = Some(endpoint.clone());
+        if endpoint == Endpoint::Health {
+            let body = Bytes::from_static(b"{\"status\":\"ok\"}");
+            respond::send_json(session, ctx, 200, body, &[], true).await?;
+            return Ok(true);
+        }
+
+        let gw = &self.gw;
+        if let Err(e) = gw.chain.on_request_header(session.req_header(), ctx).await {
+            return respond::send_error(session, ctx, e, false).await;
+        }
+        if endpoint == Endpoint::Models {
+            return self.list_models(session, ctx).await;
+        }
+
+        let rt = &gw.runtime;
+        ctx.body = match body::read_body(session, rt.max_body_bytes, rt.body_timeout).await {
+            Ok(b) => b,
+            Err(body::BodyError::Refused(e)) => {
+                return respond::send_error(session, ctx, e, false).await
+            }
+            Err(body::BodyError::Client(e)) => return Err(e),
+        };
+        let (model, stream) = match body::probe(&ctx.body) {
+            Ok(p) => p,
+            Err(e) => return respond::send_error(session, ctx, e, true).await,
+        };
+        (ctx.requested_model, ctx.stream) = match endpoint {
+            Endpoint::Gemini { model, stream } => (Some(model), stream),
+            _ => (model, stream),
+        };
+        if let Err(e) = gw.chain.on_request(session.req_header(), ctx).await {
+            return respond::send_error(session, ctx, e, true).await;
+        }
+        if ctx.body.len() > REPLAY_LIMIT || session.retry_buffer_truncated() {
+            return large::forward(gw, session, ctx).await;
+        }
+        Ok(false)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let target = ctx
+            .upstream()
+            .cloned()
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no upstream chosen"))?;
+        match self.gw.peer(&target).await {
+            Ok(peer) => Ok(Box::new(peer)),
+            Err(e) => {
+                let msg = e.to_string();
+                ctx.error = Some(e);
+                Err(Error::explain(ErrorType::ConnectError, msg))
+            }
+        }
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        self.gw
+            .chain
+            .on_upstream_request(upstream_request, ctx)
+            .map_err(|e| {
+                let msg = e.to_string();
+                ctx.error = Some(e);
+                Error::explain(ErrorType::InternalError, msg)
+            })
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        // The whole body was read in request_filter, so Pingora replays it here in one
+        // piece (and again on a retry): swap in the rewritten body, never taking it.
+        if end_of_stream {
+            if let Some(rewritten) = &ctx.upstream_body {
+                *body = Some(rewritten.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.upstream_status = Some(upstream_response.status.as_u16());
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        self.gw
+            .chain
+            .on_response(upstream_response, ctx)
+            .map_err(|e| {
+                let msg = e.to_string();
+                ctx.error = Some(e);
+                Error::explain(ErrorType::InternalError, msg)
+            })
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        observe_chunk(
+            &self.gw.chain,
+            ctx,
+            body.as_deref().unwrap_or_default(),
+            end_of_stream,
+        );
+        Ok(None)
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let nothing = FailToProxy {
+            error_code: 0,
+            can_reuse_downstream: false,
+        };
+        if session.response_written().is_some() {
+            return nothing; // mid-stream: the client sees the stream end early
+        }
+        let err = match (ctx.error.clone(), e.esource()) {
+            (Some(err), _) => err,
+            (None, ErrorSource::Downstream) => match e.etype() {
+                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => {
+                    return nothing
+                }
+                ErrorType::ReadTimedout => GatewayError::BodyTimeout,
+                _ => GatewayError::BadRequest("malformed request".into()),
+            },
+            (None, ErrorSource::Upstream) => {
+                let name = ctx.upstream().map(|u| u.name.clone()).unwrap_or_default();
+                upstream_error(e, &name)
+            }
+            (None, _) => GatewayError::Internal(e.etype().as_str().to_owned()),
+        };
+        respond::log_refusal(&err, ctx);
+        let code = err.status();
+        let body = err.body(ctx.dialect);
+        ctx.error = Some(err);
+        let header = ResponseHeader::build(code, Some(3)).and_then(|mut h| {
+            h.insert_header("content-type", "application/json")?;
+            h.insert_header("content-length", body.len().to_string())?;
+            h.insert_header(
+                tollgate_filters::headers::REQUEST_ID_HEADER,
+                ctx.request_id.as_str(),
+            )?;
+            Ok(h)
+        });
+        if let Ok(h) = header {
+            if let Err(we) = session
+                .as_downstream_mut()
+                .write_error_response(h, body)
+                .await
+            {
+                log::debug!("request {}: could not send the error: {we}", ctx.request_id);
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        self.gw.chain.on_done(ctx);
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .unwrap_or(0);
+        log::debug!(
+            "request {} {} {} -> {} model={} upstream={} bytes={} in {:?}",
+            ctx.request_id,
+            session.req_header().method,
+            session.req_header().uri.path(),
+            status,
+            ctx.requested_model.as_deref().unwrap_or("-"),
+            ctx.upstream().map(|u| u.name.as_str()).unwrap_or("-"),
+            ctx.response_bytes,
+            ctx.started.elapsed(),
+        );
+    }
+
+    /// Pingora's error log line for a request. Never the query string: Gemini clients
+    /// may put their key there.
+    fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
+        let req = session.req_header();
+        format!("{} {} ({})", req.method, req.uri.path(), ctx.request_id)
+    }
+}

@@ -1,0 +1,160 @@
+//! `tollgate serve`: builds the Pingora server (proxy listener, admin listener,
+//! background services) from a validated config and runs it.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pingora::server::configuration::Opt;
+use pingora::server::Server;
+use pingora::services::background::background_service;
+use pingora::services::listening::Service;
+use tollgate_filters::auth::{system_clock, AuthFilter};
+use tollgate_filters::headers::UpstreamHeaders;
+use tollgate_filters::routing::{RoutingFilter, ScopeFilter};
+use tollgate_filters::FilterChain;
+
+use crate::admin::AdminApp;
+use crate::background::{KeyRefresher, ListenAnnouncer};
+use crate::config::{self, pingora_conf, ConfigError, Runtime};
+use crate::keycache::KeyCache;
+use crate::proxy::{Gateway, GatewayProxy};
+use crate::secrets::{KeyHasher, MasterKey};
+use crate::store::Store;
+
+/// Pingora's own flags that `serve` accepts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServeOptions {
+    /// `-d`: run in the background.
+    pub daemon: bool,
+    /// `-u`: take the listening sockets over from a running instance.
+    pub upgrade: bool,
+}
+
+/// Why the server could not start. Each is one clear line.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("secrets: {0}")]
+    Secrets(#[from] crate::secrets::SecretsError),
+}
+
+/// Turns `IP:0` into a free port and checks every address can be bound, so that a busy
+/// port is one clear error line instead of a panic inside Pingora. Skipped on upgrade,
+/// where the running instance holds the sockets and hands them over.
+fn settle_listen_addr(addr: &str, upgrade: bool) -> Result<SocketAddr, ServeError> {
+    let parsed: SocketAddr = addr.parse().map_err(|_| ServeError::Listen {
+        addr: addr.to_owned(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an IP:port address"),
+    })?;
+    if upgrade {
+        return Ok(parsed);
+    }
+    let probe = TcpListener::bind(parsed).map_err(|source| ServeError::Listen {
+        addr: addr.to_owned(),
+        source,
+    })?;
+    probe.local_addr().map_err(|source| ServeError::Listen {
+        addr: addr.to_owned(),
+        source,
+    })
+}
+
+/// The filter chain of the proxy listener, in order.
+pub fn build_chain(rt: &Runtime, keys: Arc<KeyCache>) -> FilterChain {
+    FilterChain::new(vec![
+        Arc::new(AuthFilter::new(keys, system_clock)),
+        Arc::new(RoutingFilter::new(rt.router.clone())),
+        Arc::new(ScopeFilter),
+        Arc::new(UpstreamHeaders),
+    ])
+}
+
+/// Loads the config, opens the store and runs until a shutdown signal.
+pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
+    let mut rt = config::load(config_path)?;
+    let proxy_addrs = rt
+        .proxy_listen
+        .iter()
+        .map(|a| settle_listen_addr(a, opts.upgrade))
+        .collect::<Result<Vec<_>, _>>()?;
+    let admin_addr = settle_listen_addr(&rt.admin_listen, opts.upgrade)?;
+    rt.proxy_listen = proxy_addrs.iter().map(ToString::to_string).collect();
+    rt.admin_listen = admin_addr.to_string();
+
+    let store = Store::open(&rt.storage_path)?;
+    let master = MasterKey::load_or_create(&rt.master_key, &rt.storage_dir)?;
+    let keys = Arc::new(KeyCache::new(store.clone(), KeyHasher::new(&master)));
+    keys.refresh()?;
+
+    let rt = Arc::new(rt);
+    let chain = build_chain(&rt, keys.clone());
+    log::info!(
+        "tollgate {}: {} upstreams, filters {:?}",
+        env!("CARGO_PKG_VERSION"),
+        rt.upstreams.len(),
+        chain.names()
+    );
+    let gw = Arc::new(Gateway::new(rt.clone(), chain));
+
+    let opt = Opt {
+        upgrade: opts.upgrade,
+        daemon: opts.daemon,
+        nocapture: false,
+        test: false,
+        conf: None,
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, pingora_conf(&rt, opts.daemon));
+    server.bootstrap();
+
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        GatewayProxy { gw },
+        "proxy",
+    );
+    for addr in &rt.proxy_listen {
+        proxy.add_tcp(addr);
+    }
+    let mut admin = Service::new(
+        "admin".to_owned(),
+        pingora::apps::http_app::HttpServer::new_app(AdminApp::new(store)),
+    );
+    admin.add_tcp(&rt.admin_listen);
+    admin.threads = Some(1);
+
+    let mut refresher = background_service(
+        "key refresher",
+        KeyRefresher {
+            keys,
+            every: Duration::from_secs(1),
+        },
+    );
+    refresher.threads = Some(1);
+    let mut announcer = background_service(
+        "listen announcer",
+        ListenAnnouncer {
+            listeners: proxy_addrs
+                .iter()
+                .map(|a| ("proxy", *a))
+                .chain([("admin", admin_addr)])
+                .collect(),
+        },
+    );
+    announcer.threads = Some(1);
+
+    server.add_service(proxy);
+    server.add_service(admin);
+    server.add_service(refresher);
+    server.add_service(announcer);
+    server.run(pingora::server::RunArgs::default());
+    Ok(())
+}
