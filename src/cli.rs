@@ -47,6 +47,36 @@ pub enum Command {
     /// Manage gateway API keys
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Usage and cost totals from the store
+    Usage(UsageArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct UsageArgs {
+    #[command(subcommand)]
+    pub command: Option<UsageCommand>,
+    /// Group by
+    #[arg(long, default_value = "model", value_parser = ["key", "user", "model", "upstream", "day"])]
+    pub by: String,
+    /// From this time on (RFC 3339)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Before this time (RFC 3339)
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Print the JSON document of GET /admin/usage
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsageCommand {
+    /// Delete usage events older than a duration
+    Prune {
+        #[arg(long, value_name = "DURATION")]
+        older_than: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,12 +5,12 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use tollgate::cli::{Cli, Command, KeyCommand, UserCommand};
+use tollgate::cli::{Cli, Command, KeyCommand, UsageCommand, UserCommand};
 use tollgate::commands::{self, CommandError};
 use tollgate::config::{self, Runtime};
 use tollgate::secrets::{KeyHasher, MasterKey};
 use tollgate::server::{self, ServeOptions};
-use tollgate::store::Store;
+use tollgate::store::{GroupBy, Store};
 use tollgate_filters::{Role, Secret};
 
 fn main() -> ExitCode {
@@ -139,6 +139,26 @@ fn run(cli: Cli) -> Result<String, String> {
         Command::Key(KeyCommand::Revoke { id }) => {
             let rt = load(&cli)?;
             cmd(commands::keys::key_revoke(&open_store(&rt)?, id, now()))
+        }
+        Command::Usage(u) => {
+            let rt = load(&cli)?;
+            let store = open_store(&rt)?;
+            match &u.command {
+                Some(UsageCommand::Prune { older_than }) => {
+                    cmd(commands::usage::prune(&store, older_than, now()))
+                }
+                None => {
+                    let by =
+                        GroupBy::parse(&u.by).ok_or_else(|| format!("invalid --by '{}'", u.by))?;
+                    cmd(commands::usage::usage(
+                        &store,
+                        by,
+                        u.since.as_deref(),
+                        u.until.as_deref(),
+                        u.json,
+                    ))
+                }
+            }
         }
     }
 }

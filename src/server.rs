@@ -12,6 +12,7 @@ use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use tollgate_filters::auth::{system_clock, AuthFilter};
 use tollgate_filters::headers::UpstreamHeaders;
+use tollgate_filters::metering::MeteringFilter;
 use tollgate_filters::routing::{RoutingFilter, ScopeFilter};
 use tollgate_filters::FilterChain;
 
@@ -22,6 +23,7 @@ use crate::keycache::KeyCache;
 use crate::proxy::{Gateway, GatewayProxy};
 use crate::secrets::{KeyHasher, MasterKey};
 use crate::store::Store;
+use crate::usage::{Estimator, UsageRecorder, UsageWriter};
 
 /// Pingora's own flags that `serve` accepts.
 #[derive(Debug, Clone, Copy, Default)]
@@ -70,12 +72,17 @@ fn settle_listen_addr(addr: &str, upgrade: bool) -> Result<SocketAddr, ServeErro
 }
 
 /// The filter chain of the proxy listener, in order.
-pub fn build_chain(rt: &Runtime, keys: Arc<KeyCache>) -> FilterChain {
+pub fn build_chain(rt: &Runtime, keys: Arc<KeyCache>, usage: Arc<UsageRecorder>) -> FilterChain {
     FilterChain::new(vec![
         Arc::new(AuthFilter::new(keys, system_clock)),
         Arc::new(RoutingFilter::new(rt.router.clone())),
         Arc::new(ScopeFilter),
         Arc::new(UpstreamHeaders),
+        Arc::new(MeteringFilter::new(
+            usage,
+            rt.prices.clone(),
+            Arc::new(Estimator),
+        )),
     ])
 }
 
@@ -97,7 +104,8 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     keys.refresh()?;
 
     let rt = Arc::new(rt);
-    let chain = build_chain(&rt, keys.clone());
+    let recorder = UsageRecorder::new(store.clone());
+    let chain = build_chain(&rt, keys.clone(), recorder.clone());
     log::info!(
         "tollgate {}: {} upstreams, filters {:?}",
         env!("CARGO_PKG_VERSION"),
@@ -126,7 +134,7 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     }
     let mut admin = Service::new(
         "admin".to_owned(),
-        pingora::apps::http_app::HttpServer::new_app(AdminApp::new(store)),
+        pingora::apps::http_app::HttpServer::new_app(AdminApp::new(store, keys.clone())),
     );
     admin.add_tcp(&rt.admin_listen);
     admin.threads = Some(1);
@@ -151,10 +159,23 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     );
     announcer.threads = Some(1);
 
+    let mut writer = background_service(
+        "usage writer",
+        UsageWriter {
+            recorder: recorder.clone(),
+        },
+    );
+    writer.threads = Some(1);
+
     server.add_service(proxy);
     server.add_service(admin);
     server.add_service(refresher);
     server.add_service(announcer);
+    server.add_service(writer);
     server.run(pingora::server::RunArgs::default());
+    // Every service has stopped, so no request can produce another event: write the
+    // ones still queued before the process exits.
+    recorder.drain_blocking();
+    log::info!("tollgate stopped");
     Ok(())
 }

@@ -14,6 +14,7 @@ use crate::error::GatewayError;
 use crate::pattern::ModelPattern;
 use crate::secret::Secret;
 use crate::upstream::UpstreamTarget;
+use crate::usage::UsageMeter;
 
 /// A user's role on the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +110,11 @@ pub struct RequestCtx {
     pub first_byte_at: Option<Instant>,
     /// Body bytes passed to the client. Written by the transports.
     pub response_bytes: u64,
+    /// The status the client received. Written by the transports and the proxy's own
+    /// responses; read by metering.
+    pub client_status: Option<u16>,
+    /// The usage meter of the response. Written by metering.
+    pub meter: Option<UsageMeter>,
     /// The error Tollgate answered with, if any. Written by the proxy.
     pub error: Option<GatewayError>,
     /// Set once `on_done` ran, so that it runs once.
@@ -132,6 +138,8 @@ impl RequestCtx {
             upstream_status: None,
             first_byte_at: None,
             response_bytes: 0,
+            client_status: None,
+            meter: None,
             error: None,
             done: false,
         }

@@ -2,6 +2,7 @@
 //! stays a dispatcher and the logic is unit-tested.
 
 pub mod keys;
+pub mod usage;
 pub mod users;
 
 use crate::store::StoreError;

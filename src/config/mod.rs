@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 pub use expand::expand;
 pub use runtime::{pingora_conf, Runtime};
+pub use validate::usd_per_million_to_nanos;
 
 /// One problem found in a config file, located by its key path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +62,8 @@ pub struct Config {
     pub upstreams: Vec<UpstreamConfig>,
     pub routes: Vec<RouteConfig>,
     pub aliases: BTreeMap<String, String>,
-    pub pricing: BTreeMap<String, PriceConfig>,
+    /// In file order: the first matching pattern wins, like routes.
+    pub pricing: serde_yaml::Mapping,
 }
 
 impl Default for Config {
@@ -74,7 +76,7 @@ impl Default for Config {
             upstreams: Vec::new(),
             routes: Vec::new(),
             aliases: BTreeMap::new(),
-            pricing: BTreeMap::new(),
+            pricing: serde_yaml::Mapping::new(),
         }
     }
 }
@@ -208,7 +210,7 @@ pub struct RouteConfig {
 /// USD per million tokens. Kept as YAML numbers here and turned into exact integers
 /// (nano-dollars per token) by validation, since f64 cannot hold 0.075 exactly.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct PriceConfig {
     pub input: Option<serde_yaml::Number>,
     pub output: Option<serde_yaml::Number>,

@@ -5,18 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pingora::server::configuration::ServerConf;
-use tollgate_filters::pattern::ModelPattern;
 use tollgate_filters::router::Router;
 use tollgate_filters::upstream::UpstreamTarget;
-
-/// Prices in nano-dollars per token (= thousandths of a dollar per million tokens), exact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Price {
-    pub input: u64,
-    pub output: u64,
-    pub cache_read: u64,
-    pub cache_write: u64,
-}
+use tollgate_filters::usage::PriceTable;
 
 /// Everything the server needs, checked.
 #[derive(Debug, Clone)]
@@ -36,17 +27,7 @@ pub struct Runtime {
     pub upstreams: Vec<Arc<UpstreamTarget>>,
     pub router: Arc<Router>,
     /// Price patterns in file order; the first match wins.
-    pub pricing: Vec<(ModelPattern, Price)>,
-}
-
-impl Runtime {
-    /// The price of a served model, if any pattern matches it.
-    pub fn price_for(&self, model: &str) -> Option<Price> {
-        self.pricing
-            .iter()
-            .find(|(p, _)| p.matches(model))
-            .map(|(_, price)| *price)
-    }
+    pub prices: Arc<PriceTable>,
 }
 
 /// Pingora's settings from ours. Pingora's own YAML is never read, since it ignores

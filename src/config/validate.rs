@@ -13,7 +13,9 @@ use tollgate_filters::router::{Route, Router};
 use tollgate_filters::upstream::{ProviderKind, UpstreamTarget};
 use tollgate_filters::Secret;
 
-use super::runtime::{Price, Runtime};
+use tollgate_filters::usage::{Price, PriceTable};
+
+use super::runtime::Runtime;
 use super::{Config, ConfigProblem, PriceConfig};
 
 pub fn validate(c: Config) -> Result<Runtime, Vec<ConfigProblem>> {
@@ -193,7 +195,21 @@ pub fn validate(c: Config) -> Result<Runtime, Vec<ConfigProblem>> {
 
     let mut pricing = Vec::new();
     for (pattern, price) in &c.pricing {
-        match parse_price(price) {
+        let Some(pattern) = pattern.as_str() else {
+            bad(
+                "pricing".into(),
+                format!("{pattern:?} is not a model pattern"),
+            );
+            continue;
+        };
+        let price = match serde_yaml::from_value::<PriceConfig>(price.clone()) {
+            Ok(p) => p,
+            Err(e) => {
+                bad(format!("pricing.{pattern}"), e.to_string());
+                continue;
+            }
+        };
+        match parse_price(&price) {
             Ok(pr) => pricing.push((ModelPattern::parse(pattern), pr)),
             Err((field, msg)) => bad(format!("pricing.{pattern}.{field}"), msg),
         }
@@ -226,7 +242,7 @@ pub fn validate(c: Config) -> Result<Runtime, Vec<ConfigProblem>> {
         master_key: c.secrets.master_key.trim().to_owned(),
         upstreams,
         router: Arc::new(Router::new(c.aliases.clone().into_iter().collect(), routes)),
-        pricing,
+        prices: Arc::new(PriceTable::new(pricing)),
     })
 }
 

@@ -160,6 +160,7 @@ impl ProxyHttp for GatewayProxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
+        crate::metrics::request_started();
         RequestCtx::new(next_request_id())
     }
 

@@ -2,6 +2,7 @@
 //! open. Typed queries live in one file per table family.
 
 mod keys;
+mod usage;
 mod users;
 
 use std::path::Path;
@@ -10,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rusqlite::Connection;
 
 pub use keys::{AuthKeyRow, KeyRow, NewKey};
+pub use usage::{GroupBy, UsageRow};
 pub use users::UserRow;
 
 /// Migrations, applied in order; each runs once, in its own transaction.

@@ -6,12 +6,14 @@
 //! it reads, the meter also counts the generated text it sees, for an estimate when the
 //! provider reports nothing (stream cut, provider silent).
 
+pub mod cost;
 mod scan;
 mod wire;
 
 use crate::upstream::ProviderKind;
 
-pub use scan::{count_text_chars, find_key_objects};
+pub use cost::{Price, PriceTable};
+pub use scan::{count_text_chars, find_key_objects, last_value_of};
 
 /// Token counts in disjoint buckets (CONTRACT §5), so that cost is a plain sum.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -170,6 +172,11 @@ impl UsageMeter {
             }
         }
         self.reported.any().then(|| self.reported.usage())
+    }
+
+    /// Whether the response is an event stream.
+    pub fn is_stream(&self) -> bool {
+        self.stream
     }
 
     /// Characters of generated text seen so far (for the estimate).

@@ -38,7 +38,7 @@ CREATE TABLE provider_keys (
 
 CREATE TABLE usage_events (
     request_id         TEXT PRIMARY KEY,
-    ts                 INTEGER NOT NULL,
+    ts                 INTEGER NOT NULL, -- unix milliseconds
     key_id             TEXT,
     user_id            INTEGER,
     upstream           TEXT,

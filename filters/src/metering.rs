@@ -1,0 +1,175 @@
+//! Metering: feeds the response to a [`UsageMeter`] and, when the request is over,
+//! produces exactly one [`UsageEvent`] with tokens and cost for the [`UsageSink`].
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use pingora_http::ResponseHeader;
+
+use crate::context::RequestCtx;
+use crate::endpoint::Endpoint;
+use crate::error::GatewayError;
+use crate::upstream::ProviderKind;
+use crate::usage::{PriceTable, Usage, UsageMeter};
+use crate::Filter;
+
+/// One proxied request, as recorded (CONTRACT §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageEvent {
+    pub request_id: String,
+    /// Unix milliseconds when the request arrived.
+    pub ts_ms: i64,
+    pub key_id: Option<String>,
+    pub user_id: Option<i64>,
+    pub upstream: Option<String>,
+    pub model_requested: Option<String>,
+    pub model_served: Option<String>,
+    pub dialect: &'static str,
+    pub endpoint: &'static str,
+    pub streamed: bool,
+    /// What the client got (0: no response, the client went away first).
+    pub status: u16,
+    pub usage: Usage,
+    /// True when the counts are Tollgate's estimate, not the upstream's report.
+    pub estimated: bool,
+    pub cost_nanos: u64,
+    /// False when no price matched the served model (cost 0).
+    pub priced: bool,
+    pub ttfb_ms: Option<u64>,
+    pub total_ms: u64,
+    /// Our error label when Tollgate answered the request itself.
+    pub error: Option<&'static str>,
+}
+
+/// Where usage events go. `record` must not block: it runs on the request path.
+pub trait UsageSink: Send + Sync {
+    fn record(&self, event: UsageEvent);
+}
+
+/// Counts tokens for an estimate when the upstream reports none.
+pub trait TokenEstimator: Send + Sync {
+    /// Input tokens of a request body sent to `model`.
+    fn input_tokens(&self, model: &str, body: &[u8]) -> u64;
+    /// Output tokens for `chars` characters of generated text.
+    fn output_tokens(&self, model: &str, chars: u64) -> u64;
+}
+
+/// The metering filter.
+pub struct MeteringFilter {
+    sink: Arc<dyn UsageSink>,
+    prices: Arc<PriceTable>,
+    estimator: Arc<dyn TokenEstimator>,
+}
+
+impl MeteringFilter {
+    pub fn new(
+        sink: Arc<dyn UsageSink>,
+        prices: Arc<PriceTable>,
+        estimator: Arc<dyn TokenEstimator>,
+    ) -> Self {
+        MeteringFilter {
+            sink,
+            prices,
+            estimator,
+        }
+    }
+}
+
+fn unix_ms_at(instant: Instant) -> i64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    now - instant.elapsed().as_millis() as i64
+}
+
+impl Filter for MeteringFilter {
+    fn name(&self) -> &'static str {
+        "metering"
+    }
+
+    fn on_response(
+        &self,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        let kind = ctx
+            .upstream()
+            .map(|u| u.kind)
+            .unwrap_or(ProviderKind::OpenAi);
+        let event_stream = resp
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        ctx.meter = Some(UsageMeter::new(kind, event_stream || ctx.stream));
+        Ok(())
+    }
+
+    fn on_response_body(&self, chunk: &[u8], _end_of_stream: bool, ctx: &mut RequestCtx) {
+        if let Some(m) = ctx.meter.as_mut() {
+            m.feed(chunk);
+        }
+    }
+
+    fn on_done(&self, ctx: &mut RequestCtx) {
+        if matches!(
+            ctx.endpoint,
+            None | Some(Endpoint::Health) | Some(Endpoint::Models)
+        ) {
+            return;
+        }
+        let status = ctx.client_status.unwrap_or(0);
+        let reported = ctx.meter.as_mut().and_then(UsageMeter::finish);
+        let served = ctx.route.as_ref().map(|r| r.served_model.clone());
+        // Estimate only what a provider answered successfully without reporting usage
+        // (a cut stream, a silent provider); errors and refusals cost nothing.
+        let answered = ctx.upstream_status.is_some_and(|s| (200..300).contains(&s));
+        let (usage, estimated) = match (reported, &served) {
+            (Some(u), _) => (u, false),
+            (None, Some(model)) if answered && ctx.endpoint != Some(Endpoint::CountTokens) => {
+                let chars = ctx.meter.as_ref().map(UsageMeter::text_chars).unwrap_or(0);
+                let out = if ctx.endpoint == Some(Endpoint::Embeddings) {
+                    0
+                } else {
+                    self.estimator.output_tokens(model, chars)
+                };
+                let u = Usage {
+                    input: self.estimator.input_tokens(model, &ctx.body),
+                    output: out,
+                    ..Usage::default()
+                };
+                (u, true)
+            }
+            _ => (Usage::default(), false),
+        };
+        let price = served.as_deref().and_then(|m| self.prices.lookup(m));
+        let event = UsageEvent {
+            request_id: ctx.request_id.clone(),
+            ts_ms: unix_ms_at(ctx.started),
+            key_id: ctx.principal.as_ref().map(|p| p.key_id.clone()),
+            user_id: ctx.principal.as_ref().map(|p| p.user_id),
+            upstream: ctx.upstream().map(|u| u.name.clone()),
+            model_requested: ctx.requested_model.clone(),
+            model_served: served,
+            dialect: ctx.dialect.as_str(),
+            endpoint: ctx
+                .endpoint
+                .as_ref()
+                .map(Endpoint::as_str)
+                .unwrap_or("unknown"),
+            streamed: ctx.meter.as_ref().is_some_and(UsageMeter::is_stream),
+            status,
+            usage,
+            estimated,
+            cost_nanos: price.map(|p| p.cost(&usage)).unwrap_or(0),
+            priced: price.is_some(),
+            ttfb_ms: ctx
+                .first_byte_at
+                .map(|t| t.duration_since(ctx.started).as_millis() as u64),
+            total_ms: ctx.started.elapsed().as_millis() as u64,
+            error: ctx.error.as_ref().map(GatewayError::metric_label),
+        };
+        self.sink.record(event);
+    }
+}

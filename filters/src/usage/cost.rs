@@ -1,0 +1,76 @@
+//! Prices and cost in integer nano-dollars (CONTRACT §5). Never f64 in a sum.
+
+use crate::pattern::ModelPattern;
+
+use super::Usage;
+
+/// Nano-dollars per token (= thousandths of a dollar per million tokens), exact for
+/// prices with up to three decimals per million.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Price {
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
+}
+
+impl Price {
+    /// `input*p.input + cache_read*p.cache_read + cache_write*p.cache_write + output*p.output`,
+    /// saturating (a count that overflows u64 nano-dollars is not a real bill).
+    pub fn cost(&self, u: &Usage) -> u64 {
+        let term = |tokens: u64, price: u64| tokens.saturating_mul(price);
+        term(u.input, self.input)
+            .saturating_add(term(u.cache_read, self.cache_read))
+            .saturating_add(term(u.cache_write, self.cache_write))
+            .saturating_add(term(u.output, self.output))
+    }
+}
+
+/// Model patterns and their prices, first match wins (like routes).
+#[derive(Debug, Clone, Default)]
+pub struct PriceTable {
+    entries: Vec<(ModelPattern, Price)>,
+}
+
+impl PriceTable {
+    pub fn new(entries: Vec<(ModelPattern, Price)>) -> Self {
+        PriceTable { entries }
+    }
+
+    pub fn lookup(&self, model: &str) -> Option<Price> {
+        self.entries
+            .iter()
+            .find(|(p, _)| p.matches(model))
+            .map(|(_, price)| *price)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cost_is_the_plain_sum_of_disjoint_buckets() {
+        // claude-sonnet-4: $3 in, $15 out, $0.30 cache read, $3.75 cache write per million.
+        let p = Price {
+            input: 3_000,
+            output: 15_000,
+            cache_read: 300,
+            cache_write: 3_750,
+        };
+        let u = Usage {
+            input: 25,
+            output: 57,
+            cache_read: 2000,
+            cache_write: 300,
+            reasoning: 10,
+        };
+        assert_eq!(
+            p.cost(&u),
+            25 * 3_000 + 57 * 15_000 + 2000 * 300 + 300 * 3_750
+        );
+        let t = PriceTable::new(vec![(ModelPattern::parse("gpt-4o-mini*"), p)]);
+        assert_eq!(t.lookup("gpt-4o-mini-2024-07-18"), Some(p));
+        assert_eq!(t.lookup("gpt-4o"), None);
+    }
+}

@@ -1,0 +1,254 @@
+//! Prometheus metrics (served on the admin listener's `/metrics`). OpenTelemetry GenAI
+//! names where one exists, `tollgate_` otherwise. Labels are low-cardinality: dialect,
+//! upstream and status class come from a closed set or the config; model names pass
+//! through a bounded allow-set (the first [`MAX_MODELS`] seen, then `other`), since
+//! clients choose them.
+
+use std::collections::HashSet;
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
+use prometheus::{
+    register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
+    Encoder, HistogramVec, IntCounter, IntCounterVec, IntGauge, TextEncoder,
+};
+use tollgate_filters::metering::UsageEvent;
+
+const MAX_MODELS: usize = 200;
+
+struct Metrics {
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    ttft: HistogramVec,
+    token_usage: HistogramVec,
+    tokens: IntCounterVec,
+    cost: IntCounterVec,
+    upstream_errors: IntCounterVec,
+    unpriced: IntCounter,
+    estimated: IntCounter,
+    in_flight: IntGauge,
+    queue_depth: IntGauge,
+    batch_seconds: HistogramVec,
+    dropped: IntCounter,
+    models: Mutex<HashSet<String>>,
+}
+
+// Registration only fails on a duplicate name, which these fixed names never are; the
+// fallback keeps the gateway serving (without that metric) rather than panicking.
+fn fallback<T>(r: prometheus::Result<T>, make: impl FnOnce() -> T) -> T {
+    r.unwrap_or_else(|e| {
+        log::error!("metric registration failed: {e}");
+        make()
+    })
+}
+
+static M: LazyLock<Metrics> = LazyLock::new(|| {
+    let lat = vec![
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+    ];
+    let tok = prometheus::exponential_buckets(1.0, 4.0, 12).unwrap_or_default();
+    let hv = |name: &str, help: &str, labels: &[&str], buckets: Vec<f64>| {
+        let opts = prometheus::HistogramOpts::new(name, help).buckets(buckets.clone());
+        fallback(register_histogram_vec!(opts.clone(), labels), || {
+            HistogramVec::new(opts, labels)
+                .unwrap_or_else(|_| unreachable!("valid histogram options"))
+        })
+    };
+    let cv = |name: &str, help: &str, labels: &[&str]| {
+        fallback(register_int_counter_vec!(name, help, labels), || {
+            IntCounterVec::new(prometheus::Opts::new(name, help), labels)
+                .unwrap_or_else(|_| unreachable!("valid counter options"))
+        })
+    };
+    let c = |name: &str, help: &str| {
+        fallback(register_int_counter!(name, help), || {
+            IntCounter::new(name, help).unwrap_or_else(|_| unreachable!("valid counter options"))
+        })
+    };
+    let g = |name: &str, help: &str| {
+        fallback(register_int_gauge!(name, help), || {
+            IntGauge::new(name, help).unwrap_or_else(|_| unreachable!("valid gauge options"))
+        })
+    };
+    Metrics {
+        requests: cv(
+            "tollgate_requests_total",
+            "Proxied requests.",
+            &["dialect", "upstream", "model", "status_class"],
+        ),
+        duration: hv(
+            "tollgate_request_duration_seconds",
+            "Total request latency.",
+            &["dialect", "upstream", "model", "status_class"],
+            lat.clone(),
+        ),
+        ttft: hv(
+            "gen_ai_server_time_to_first_token",
+            "Time to the first response byte, seconds.",
+            &["dialect", "upstream", "model"],
+            lat,
+        ),
+        token_usage: hv(
+            "gen_ai_client_token_usage",
+            "Tokens per request by type.",
+            &["gen_ai_token_type", "model"],
+            tok,
+        ),
+        tokens: cv(
+            "tollgate_tokens_total",
+            "Tokens by type.",
+            &["type", "model"],
+        ),
+        cost: cv(
+            "tollgate_cost_nanodollars_total",
+            "Cost in nano-dollars.",
+            &["model"],
+        ),
+        upstream_errors: cv(
+            "tollgate_upstream_errors_total",
+            "Upstream failures by kind.",
+            &["upstream", "kind"],
+        ),
+        unpriced: c(
+            "tollgate_unpriced_requests_total",
+            "Requests whose model has no price (recorded at cost 0).",
+        ),
+        estimated: c(
+            "tollgate_estimated_requests_total",
+            "Requests whose tokens were estimated.",
+        ),
+        in_flight: g("tollgate_requests_in_flight", "Requests being proxied now."),
+        queue_depth: g(
+            "tollgate_usage_queue_depth",
+            "Usage events waiting to be written.",
+        ),
+        batch_seconds: hv(
+            "tollgate_usage_batch_seconds",
+            "Time to write one usage batch.",
+            &[],
+            vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ],
+        ),
+        dropped: c(
+            "tollgate_usage_events_dropped_total",
+            "Usage events dropped (channel and overflow full).",
+        ),
+        models: Mutex::new(HashSet::new()),
+    }
+});
+
+/// A bounded model label.
+fn model_label(model: Option<&str>) -> String {
+    let Some(model) = model else {
+        return "none".into();
+    };
+    let Ok(mut seen) = M.models.lock() else {
+        return "other".into();
+    };
+    if seen.contains(model) {
+        return model.to_owned();
+    }
+    if seen.len() < MAX_MODELS && model.len() <= 64 {
+        seen.insert(model.to_owned());
+        return model.to_owned();
+    }
+    "other".into()
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        0 => "none",
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// Everything a finished request contributes.
+pub fn observe_event(e: &UsageEvent) {
+    let m = &*M;
+    // Only routed requests carry a served model; refusals get "none".
+    let model = model_label(e.model_served.as_deref());
+    let upstream = e.upstream.as_deref().unwrap_or("none");
+    let class = status_class(e.status);
+    m.requests
+        .with_label_values(&[e.dialect, upstream, &model, class])
+        .inc();
+    m.duration
+        .with_label_values(&[e.dialect, upstream, &model, class])
+        .observe(e.total_ms as f64 / 1000.0);
+    if let Some(t) = e.ttfb_ms {
+        m.ttft
+            .with_label_values(&[e.dialect, upstream, &model])
+            .observe(t as f64 / 1000.0);
+    }
+    let u = &e.usage;
+    for (kind, n) in [
+        ("input", u.input),
+        ("output", u.output),
+        ("cache_read", u.cache_read),
+        ("cache_write", u.cache_write),
+        ("reasoning", u.reasoning),
+    ] {
+        if n > 0 {
+            m.tokens.with_label_values(&[kind, &model]).inc_by(n);
+        }
+    }
+    if u.input + u.cache_read + u.cache_write > 0 {
+        m.token_usage
+            .with_label_values(&["input", &model])
+            .observe((u.input + u.cache_read + u.cache_write) as f64);
+    }
+    if u.output > 0 {
+        m.token_usage
+            .with_label_values(&["output", &model])
+            .observe(u.output as f64);
+    }
+    if e.cost_nanos > 0 {
+        m.cost.with_label_values(&[&model]).inc_by(e.cost_nanos);
+    }
+    if e.model_served.is_some() && !e.priced && e.upstream.is_some() {
+        m.unpriced.inc();
+    }
+    if e.estimated {
+        m.estimated.inc();
+    }
+    if let Some(kind) = e.error.filter(|k| k.starts_with("upstream_")) {
+        m.upstream_errors.with_label_values(&[upstream, kind]).inc();
+    }
+}
+
+pub fn request_started() {
+    M.in_flight.inc();
+}
+
+pub fn request_finished() {
+    M.in_flight.dec();
+}
+
+pub fn usage_batch_written(_events: usize, took: Duration) {
+    M.batch_seconds
+        .with_label_values::<&str>(&[])
+        .observe(took.as_secs_f64());
+}
+
+pub fn usage_event_dropped() {
+    M.dropped.inc();
+}
+
+pub fn usage_queue_depth(n: usize) {
+    M.queue_depth.set(n as i64);
+}
+
+/// The Prometheus text exposition of every registered metric.
+pub fn render() -> Vec<u8> {
+    LazyLock::force(&M);
+    let mut out = Vec::new();
+    if let Err(e) = TextEncoder::new().encode(&prometheus::gather(), &mut out) {
+        log::error!("metrics encoding failed: {e}");
+    }
+    out
+}

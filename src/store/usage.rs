@@ -1,0 +1,225 @@
+//! Queries on `usage_events`: batched inserts (exactly once per request id), grouped
+//! totals for `tollgate usage` and `GET /admin/usage`, and pruning.
+
+use rusqlite::params;
+use tollgate_filters::metering::UsageEvent;
+
+use super::{Store, StoreError};
+
+/// How usage totals are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    Key,
+    User,
+    Model,
+    Upstream,
+    Day,
+}
+
+impl GroupBy {
+    pub fn parse(s: &str) -> Option<GroupBy> {
+        Some(match s {
+            "key" => GroupBy::Key,
+            "user" => GroupBy::User,
+            "model" => GroupBy::Model,
+            "upstream" => GroupBy::Upstream,
+            "day" => GroupBy::Day,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupBy::Key => "key",
+            GroupBy::User => "user",
+            GroupBy::Model => "model",
+            GroupBy::Upstream => "upstream",
+            GroupBy::Day => "day",
+        }
+    }
+
+    fn sql(self) -> &'static str {
+        match self {
+            GroupBy::Key => "COALESCE(e.key_id, '-')",
+            GroupBy::User => "COALESCE(u.username, '-')",
+            GroupBy::Model => "COALESCE(e.model_served, e.model_requested, '-')",
+            GroupBy::Upstream => "COALESCE(e.upstream, '-')",
+            GroupBy::Day => "strftime('%Y-%m-%d', e.ts / 1000, 'unixepoch')",
+        }
+    }
+}
+
+/// Totals for one group.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UsageRow {
+    pub group: String,
+    pub requests: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub reasoning_tokens: u64,
+    pub estimated_requests: u64,
+    pub cost_nanos: u64,
+}
+
+impl Store {
+    /// Inserts a batch in one transaction; an event whose request id is already stored
+    /// is ignored, so a retried batch never double-counts.
+    pub fn insert_usage(&self, events: &[UsageEvent]) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO usage_events (request_id, ts, key_id, user_id, upstream, model_requested, model_served, dialect, \
+                 endpoint, streamed, status, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
+                 reasoning_tokens, estimated, cost_nanos, ttfb_ms, total_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) \
+                 ON CONFLICT(request_id) DO NOTHING",
+            )?;
+            for e in events {
+                let i = |n: u64| n.min(i64::MAX as u64) as i64;
+                st.execute(params![
+                    e.request_id,
+                    e.ts_ms,
+                    e.key_id,
+                    e.user_id,
+                    e.upstream,
+                    e.model_requested,
+                    e.model_served,
+                    e.dialect,
+                    e.endpoint,
+                    e.streamed,
+                    e.status,
+                    i(e.usage.input),
+                    i(e.usage.output),
+                    i(e.usage.cache_read),
+                    i(e.usage.cache_write),
+                    i(e.usage.reasoning),
+                    e.estimated,
+                    i(e.cost_nanos),
+                    e.ttfb_ms.map(i),
+                    i(e.total_ms),
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Totals grouped by `by`, for events with `since_ms <= ts < until_ms`.
+    pub fn usage_report(
+        &self,
+        by: GroupBy,
+        since_ms: Option<i64>,
+        until_ms: Option<i64>,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        let conn = self.conn()?;
+        let sql = format!(
+            "SELECT {g} AS grp, COUNT(*), SUM(e.input_tokens), SUM(e.output_tokens), SUM(e.cache_read_tokens), \
+             SUM(e.cache_write_tokens), SUM(e.reasoning_tokens), SUM(e.estimated), SUM(e.cost_nanos) \
+             FROM usage_events e LEFT JOIN users u ON u.id = e.user_id \
+             WHERE (?1 IS NULL OR e.ts >= ?1) AND (?2 IS NULL OR e.ts < ?2) GROUP BY grp ORDER BY grp",
+            g = by.sql()
+        );
+        let mut st = conn.prepare(&sql)?;
+        let rows = st
+            .query_map(params![since_ms, until_ms], |r| {
+                let n = |i: usize| {
+                    r.get::<_, Option<i64>>(i)
+                        .map(|v| v.unwrap_or(0).max(0) as u64)
+                };
+                Ok(UsageRow {
+                    group: r.get(0)?,
+                    requests: n(1)?,
+                    input_tokens: n(2)?,
+                    output_tokens: n(3)?,
+                    cache_read_tokens: n(4)?,
+                    cache_write_tokens: n(5)?,
+                    reasoning_tokens: n(6)?,
+                    estimated_requests: n(7)?,
+                    cost_nanos: n(8)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Deletes events older than `before_ms`; returns how many.
+    pub fn prune_usage(&self, before_ms: i64) -> Result<usize, StoreError> {
+        Ok(self
+            .conn()?
+            .execute("DELETE FROM usage_events WHERE ts < ?1", [before_ms])?)
+    }
+
+    /// How many events are stored (tests and `check`).
+    pub fn usage_count(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .conn()?
+            .query_row("SELECT COUNT(*) FROM usage_events", [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tollgate_filters::usage::Usage;
+
+    fn event(id: &str, ts_ms: i64, model: &str, input: u64, cost: u64) -> UsageEvent {
+        UsageEvent {
+            request_id: id.into(),
+            ts_ms,
+            key_id: Some("k1".into()),
+            user_id: None,
+            upstream: Some("openai".into()),
+            model_requested: Some(model.into()),
+            model_served: Some(model.into()),
+            dialect: "openai",
+            endpoint: "chat_completions",
+            streamed: true,
+            status: 200,
+            usage: Usage {
+                input,
+                output: 2,
+                ..Usage::default()
+            },
+            estimated: false,
+            cost_nanos: cost,
+            priced: true,
+            ttfb_ms: Some(5),
+            total_ms: 9,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn exactly_once_grouping_and_pruning() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("t.db")).unwrap();
+        let batch = [
+            event("a", 1_000, "m1", 10, 7),
+            event("b", 90_000_000, "m2", 5, 3),
+        ];
+        s.insert_usage(&batch).unwrap();
+        s.insert_usage(&batch[..1]).unwrap();
+        assert_eq!(s.usage_count().unwrap(), 2);
+        let rows = s.usage_report(GroupBy::Model, None, None).unwrap();
+        assert_eq!(
+            rows.iter()
+                .map(|r| (r.group.as_str(), r.input_tokens, r.cost_nanos))
+                .collect::<Vec<_>>(),
+            [("m1", 10, 7), ("m2", 5, 3)]
+        );
+        let days = s.usage_report(GroupBy::Day, None, None).unwrap();
+        assert_eq!(
+            days.iter().map(|r| r.group.as_str()).collect::<Vec<_>>(),
+            ["1970-01-01", "1970-01-02"]
+        );
+        let since = s.usage_report(GroupBy::Key, Some(2_000), None).unwrap();
+        assert_eq!(since[0].requests, 1);
+        assert_eq!(s.prune_usage(2_000).unwrap(), 1);
+        assert_eq!(s.usage_count().unwrap(), 1);
+    }
+}

@@ -1,0 +1,182 @@
+//! The path of a usage event from `logging` to SQLite, built so that nothing is lost:
+//!
+//! - [`UsageRecorder::record`] never blocks: `try_send` on a bounded channel; if the
+//!   channel is full, the event goes to a bounded overflow queue; only past that is it
+//!   dropped, and counted (`tollgate_usage_events_dropped_total`).
+//! - [`UsageWriter`] (a Pingora background service) drains channel and overflow in
+//!   batches, one transaction each, `INSERT ... ON CONFLICT DO NOTHING`.
+//! - On shutdown, [`UsageRecorder::drain_blocking`] writes whatever is left after the
+//!   proxy has stopped, before the process exits.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use tokio::sync::mpsc;
+use tollgate_filters::metering::{UsageEvent, UsageSink};
+
+use crate::metrics;
+use crate::store::Store;
+
+const CHANNEL: usize = 8192;
+const OVERFLOW: usize = 100_000;
+const BATCH: usize = 512;
+const BATCH_WAIT: Duration = Duration::from_millis(50);
+
+/// The sink handed to the metering filter.
+pub struct UsageRecorder {
+    tx: mpsc::Sender<UsageEvent>,
+    // tokio Mutex: the writer awaits on it; only the writer and the final drain lock it.
+    rx: tokio::sync::Mutex<mpsc::Receiver<UsageEvent>>,
+    // std Mutex: pushed from the sync request path, never held across an .await.
+    overflow: Mutex<VecDeque<UsageEvent>>,
+    dropped: AtomicU64,
+    store: Store,
+}
+
+impl UsageRecorder {
+    pub fn new(store: Store) -> Arc<Self> {
+        let (tx, rx) = mpsc::channel(CHANNEL);
+        Arc::new(UsageRecorder {
+            tx,
+            rx: tokio::sync::Mutex::new(rx),
+            overflow: Mutex::new(VecDeque::new()),
+            dropped: AtomicU64::new(0),
+            store,
+        })
+    }
+
+    /// Events dropped because channel and overflow were both full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    fn take_overflow(&self, max: usize, into: &mut Vec<UsageEvent>) {
+        if let Ok(mut q) = self.overflow.lock() {
+            let n = q.len().min(max);
+            into.extend(q.drain(..n));
+        }
+    }
+
+    fn write(&self, batch: &[UsageEvent]) {
+        let started = Instant::now();
+        match self.store.insert_usage(batch) {
+            Ok(()) => metrics::usage_batch_written(batch.len(), started.elapsed()),
+            Err(e) => {
+                // Keep them for the next batch rather than lose them.
+                log::error!("usage writer: could not write {} events: {e}", batch.len());
+                if let Ok(mut q) = self.overflow.lock() {
+                    q.extend(batch.iter().cloned());
+                }
+            }
+        }
+    }
+
+    /// Writes everything still queued. Called once the proxy has stopped.
+    pub fn drain_blocking(&self) {
+        let mut batch = Vec::new();
+        if let Ok(mut rx) = self.rx.try_lock() {
+            while let Ok(e) = rx.try_recv() {
+                batch.push(e);
+            }
+        }
+        self.take_overflow(usize::MAX, &mut batch);
+        for chunk in batch.chunks(BATCH) {
+            self.write(chunk);
+        }
+        if !batch.is_empty() {
+            log::info!("usage writer: flushed {} events at shutdown", batch.len());
+        }
+    }
+
+    fn queue_depth(&self) -> usize {
+        let overflow = self.overflow.lock().map(|q| q.len()).unwrap_or(0);
+        CHANNEL - self.tx.capacity() + overflow
+    }
+}
+
+impl UsageSink for UsageRecorder {
+    fn record(&self, event: UsageEvent) {
+        metrics::observe_event(&event);
+        match self.tx.try_send(event) {
+            Ok(()) => {}
+            Err(
+                mpsc::error::TrySendError::Full(event) | mpsc::error::TrySendError::Closed(event),
+            ) => {
+                let mut q = match self.overflow.lock() {
+                    Ok(q) => q,
+                    Err(_) => {
+                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                        metrics::usage_event_dropped();
+                        return;
+                    }
+                };
+                if q.len() < OVERFLOW {
+                    q.push_back(event);
+                } else {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    metrics::usage_event_dropped();
+                    log::error!(
+                        "usage overflow full: dropped the event of request {}",
+                        event.request_id
+                    );
+                }
+            }
+        }
+        metrics::usage_queue_depth(self.queue_depth());
+    }
+}
+
+/// The background service that writes usage batches.
+pub struct UsageWriter {
+    pub recorder: Arc<UsageRecorder>,
+}
+
+#[async_trait]
+impl BackgroundService for UsageWriter {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let rec = self.recorder.clone();
+        loop {
+            let mut batch = Vec::with_capacity(BATCH);
+            {
+                let mut rx = rec.rx.lock().await;
+                tokio::select! {
+                    _ = shutdown.changed() => {
+                        // In-flight requests keep producing events during the grace
+                        // period; the final drain after the proxy stops writes them.
+                        drop(rx);
+                        rec.flush_now().await;
+                        return;
+                    }
+                    first = rx.recv() => match first {
+                        Some(e) => batch.push(e),
+                        None => return,
+                    },
+                }
+                let deadline = tokio::time::Instant::now() + BATCH_WAIT;
+                while batch.len() < BATCH {
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(e)) => batch.push(e),
+                        _ => break,
+                    }
+                }
+            }
+            rec.take_overflow(BATCH, &mut batch);
+            let writer = rec.clone();
+            let _ = tokio::task::spawn_blocking(move || writer.write(&batch)).await;
+            metrics::usage_queue_depth(rec.queue_depth());
+        }
+    }
+}
+
+impl UsageRecorder {
+    /// Writes what is queued now, from an async context.
+    async fn flush_now(self: &Arc<Self>) {
+        let me = self.clone();
+        let _ = tokio::task::spawn_blocking(move || me.drain_blocking()).await;
+    }
+}
