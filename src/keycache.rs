@@ -1,16 +1,22 @@
 //! The in-memory copy of the gateway keys that authentication reads, so that no request
-//! touches SQLite. Refreshed from the store every second by a background service; a key
-//! missing from the copy (created a moment ago) is looked up once, off the async threads.
+//! touches SQLite. Refreshed from the store by a background service; a key missing from
+//! the copy (created by the CLI a moment ago) is looked up once, off the async threads.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use async_trait::async_trait;
+use tokio::sync::Semaphore;
 use tollgate_filters::pattern::ModelPattern;
 use tollgate_filters::{KeyLookup, Principal, Secret};
 
 use crate::secrets::{parse_gateway_key, KeyHasher};
 use crate::store::{AuthKeyRow, Store, StoreError};
+
+/// Store lookups of unknown ids running at once. Well-formed but unknown keys are
+/// cheap to send, so a flood of them must queue here instead of filling the blocking
+/// pool and starving the writers of the single store connection.
+const MAX_MISS_LOOKUPS: usize = 4;
 
 /// A key as cached: the row plus its compiled scopes.
 struct Cached {
@@ -25,12 +31,17 @@ impl From<AuthKeyRow> for Cached {
     }
 }
 
+type KeyMap = HashMap<String, Arc<Cached>>;
+
 /// Gateway keys by id.
 pub struct KeyCache {
     store: Store,
     hasher: KeyHasher,
-    // std RwLock: read or swapped in O(1), never held across an .await.
-    keys: RwLock<Arc<HashMap<String, Arc<Cached>>>>,
+    // std RwLock around an Arc: readers clone one entry out and writers swap the whole
+    // map, so the lock is held for O(1) and never across an .await. A poisoned lock is
+    // still consistent (the map is only ever replaced whole), so it is used as is.
+    keys: RwLock<Arc<KeyMap>>,
+    misses: Semaphore,
 }
 
 impl KeyCache {
@@ -39,40 +50,71 @@ impl KeyCache {
             store,
             hasher,
             keys: RwLock::new(Arc::new(HashMap::new())),
+            misses: Semaphore::new(MAX_MISS_LOOKUPS),
         }
     }
 
-    /// Reloads every key from the store (blocking).
+    /// Reloads every key from the store, replacing the copy (so deleted keys go too).
+    /// Blocking: call it from `spawn_blocking` or a thread of its own. On error the
+    /// last good copy stays.
     pub fn refresh(&self) -> Result<(), StoreError> {
-        let rows = self.store.all_keys_for_auth()?;
-        let map: HashMap<String, Arc<Cached>> = rows
+        let map: KeyMap = self
+            .store
+            .all_keys_for_auth()?
             .into_iter()
             .map(|r| (r.id.clone(), Arc::new(Cached::from(r))))
             .collect();
-        if let Ok(mut keys) = self.keys.write() {
-            *keys = Arc::new(map);
-        }
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(map);
         Ok(())
     }
 
-    fn get(&self, id: &str) -> Option<Arc<Cached>> {
-        self.keys.read().ok()?.get(id).cloned()
+    /// How many keys the copy holds.
+    pub fn len(&self) -> usize {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
-    /// A key not yet in the copy: one indexed lookup, on the blocking pool.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<Cached>> {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned()
+    }
+
+    /// A key not yet in the copy: one indexed lookup on the blocking pool, cached when
+    /// found. Unknown ids are not remembered, so that a key created right after a miss
+    /// still works at once.
     async fn fetch(&self, id: &str) -> Option<Arc<Cached>> {
+        let _permit = self.misses.acquire().await.ok()?;
+        // A concurrent lookup of the same id may have filled it in while we queued.
+        if let Some(hit) = self.get(id) {
+            return Some(hit);
+        }
         let store = self.store.clone();
         let owned = id.to_owned();
-        let row = tokio::task::spawn_blocking(move || store.auth_key(&owned))
-            .await
-            .ok()?
-            .ok()??;
+        let row = match tokio::task::spawn_blocking(move || store.auth_key(&owned)).await {
+            Ok(Ok(row)) => row?,
+            Ok(Err(e)) => {
+                log::warn!("key lookup failed: {e}");
+                return None;
+            }
+            Err(e) => {
+                log::warn!("key lookup did not complete: {e}");
+                return None;
+            }
+        };
         let cached = Arc::new(Cached::from(row));
-        if let Ok(mut keys) = self.keys.write() {
-            let mut map = HashMap::clone(&keys);
-            map.insert(id.to_owned(), cached.clone());
-            *keys = Arc::new(map);
-        }
+        let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        let mut map = KeyMap::clone(&keys);
+        map.insert(id.to_owned(), cached.clone());
+        *keys = Arc::new(map);
         Some(cached)
     }
 }
@@ -108,37 +150,140 @@ mod tests {
     use crate::store::NewKey;
     use tollgate_filters::Role;
 
-    #[tokio::test]
-    async fn create_authenticate_revoke() {
+    struct Fixture {
+        dir: tempfile::TempDir,
+        store: Store,
+        hasher: KeyHasher,
+        cache: KeyCache,
+    }
+
+    fn fixture() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db")).unwrap();
         let hasher = KeyHasher::new(&MasterKey::load_or_create("", dir.path()).unwrap());
         store.create_user("alice", Role::Member, None, 1).unwrap();
         let cache = KeyCache::new(store.clone(), hasher.clone());
         cache.refresh().unwrap();
-        let new = NewKey {
+        Fixture {
+            dir,
+            store,
+            hasher,
+            cache,
+        }
+    }
+
+    fn new_key(models: &[&str], expires_at: Option<i64>) -> NewKey {
+        NewKey {
             user: "alice".into(),
-            models: vec!["gpt-*".into()],
+            models: models.iter().map(|m| m.to_string()).collect(),
+            expires_at,
             ..NewKey::default()
-        };
-        let (row, key) = store.create_key(&hasher, new, 5).unwrap();
-        // Created after the refresh: found by the one-off lookup.
-        let p = cache.authenticate(&key).await.unwrap();
+        }
+    }
+
+    /// The same key with its last secret character changed.
+    fn tampered(key: &Secret) -> Secret {
+        let mut s = key.expose().to_owned();
+        let last = s.pop().unwrap();
+        s.push(if last == 'A' { 'B' } else { 'A' });
+        Secret::new(s)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn create_authenticate_revoke() {
+        let f = fixture();
+        let (row, key) = f
+            .store
+            .create_key(&f.hasher, new_key(&["gpt-*"], None), 5)
+            .unwrap();
+        // Created after the refresh: found by the one-off lookup, then cached.
+        assert!(f.cache.is_empty());
+        let p = f.cache.authenticate(&key).await.unwrap();
         assert_eq!(
-            (p.key_id.as_str(), p.user.as_str(), p.scopes.len()),
-            (row.id.as_str(), "alice", 1)
+            (p.key_id.as_str(), p.user.as_str(), p.role, p.revoked_at),
+            (row.id.as_str(), "alice", Role::Member, None)
         );
-        let mut wrong = key.expose().to_owned();
-        wrong.pop();
-        wrong.push(if key.expose().ends_with('A') {
-            'B'
-        } else {
-            'A'
-        });
-        assert!(cache.authenticate(&Secret::new(wrong)).await.is_none());
-        assert!(cache.authenticate(&Secret::new("tg_x_y")).await.is_none());
-        store.revoke_key(&row.id, 9).unwrap();
-        cache.refresh().unwrap();
-        assert_eq!(cache.authenticate(&key).await.unwrap().revoked_at, Some(9));
+        assert!(p.scopes[0].matches("gpt-4o") && !p.scopes[0].matches("claude-3"));
+        assert_eq!(f.cache.len(), 1);
+
+        f.store.revoke_key(&row.id, 9).unwrap();
+        // Until the next refresh the copy still has the key unrevoked...
+        assert_eq!(f.cache.authenticate(&key).await.unwrap().revoked_at, None);
+        f.cache.refresh().unwrap();
+        // ...and after it, the revocation is returned for the caller to refuse.
+        assert_eq!(
+            f.cache.authenticate(&key).await.unwrap().revoked_at,
+            Some(9)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn wrong_and_malformed_keys_are_refused() {
+        let f = fixture();
+        let (row, key) = f
+            .store
+            .create_key(&f.hasher, new_key(&[], None), 5)
+            .unwrap();
+        f.cache.refresh().unwrap();
+        assert!(f.cache.authenticate(&tampered(&key)).await.is_none());
+        let unknown_id = key.expose().replacen(&row.id, "aaaaaaaaaaaa", 1);
+        assert!(f
+            .cache
+            .authenticate(&Secret::new(unknown_id))
+            .await
+            .is_none());
+        for bad in ["", "tg_x_y", "Bearer x", &format!("{} ", key.expose())] {
+            assert!(f.cache.authenticate(&Secret::new(bad)).await.is_none());
+        }
+        // A key checked under another master key does not verify.
+        let other =
+            KeyHasher::new(&MasterKey::load_or_create("", &f.dir.path().join("o")).unwrap());
+        let foreign = KeyCache::new(f.store.clone(), other);
+        foreign.refresh().unwrap();
+        assert!(foreign.authenticate(&key).await.is_none());
+        // Unknown ids are not cached as misses.
+        assert_eq!(f.cache.len(), 1);
+        assert!(f.cache.authenticate(&key).await.is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn expired_keys_come_back_with_their_expiry() {
+        let f = fixture();
+        let (_, key) = f
+            .store
+            .create_key(&f.hasher, new_key(&[], Some(100)), 5)
+            .unwrap();
+        let p = f.cache.authenticate(&key).await.unwrap();
+        assert_eq!((p.expires_at, p.scopes.len()), (Some(100), 0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_key_from_another_process_works_at_once() {
+        let f = fixture();
+        f.cache.refresh().unwrap();
+        // A second connection to the same file, as the CLI would open.
+        let cli = Store::open(&f.dir.path().join("t.db")).unwrap();
+        let (_, key) = cli.create_key(&f.hasher, new_key(&[], None), 5).unwrap();
+        assert!(f.cache.authenticate(&key).await.is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_misses_all_resolve() {
+        let f = fixture();
+        let (_, key) = f
+            .store
+            .create_key(&f.hasher, new_key(&[], None), 5)
+            .unwrap();
+        let cache = Arc::new(f.cache);
+        let tasks: Vec<_> = (0..32)
+            .map(|_| {
+                let (cache, key) = (cache.clone(), key.clone());
+                tokio::spawn(async move { cache.authenticate(&key).await.is_some() })
+            })
+            .collect();
+        for t in tasks {
+            assert!(t.await.unwrap());
+        }
+        assert_eq!(cache.len(), 1);
     }
 }

@@ -2,29 +2,36 @@
 //!
 //! Gateway keys look like `tg_<id>_<secret>`: the store keeps the id and an
 //! HMAC-SHA256 of the secret under a sub-key of the master key, so a stolen database
-//! holds nothing a client could present.
+//! holds nothing a client could present. Sub-keys are separated by purpose so that one
+//! use (say, HMAC of key secrets) can never be made to produce material for another
+//! (say, encryption of provider keys).
 
 use std::io::Write;
 use std::path::Path;
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use rand::Rng;
+use rand::rngs::OsRng;
+use rand::{Rng, RngCore};
 use sha2::Sha256;
 use tollgate_filters::Secret;
 
 type HmacSha256 = Hmac<Sha256>;
 
-const ID_LEN: usize = 12;
-const SECRET_LEN: usize = 40;
+/// Length of the public id of a gateway key.
+pub const KEY_ID_LEN: usize = 12;
+/// Length of the secret part of a gateway key: 40 base62 characters, about 238 bits.
+pub const KEY_SECRET_LEN: usize = 40;
 const ID_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
 const SECRET_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+const MASTER_KEY_FILE: &str = "master.key";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
+    // Never include the configured value: it is the secret.
     #[error("secrets.master_key must be the base64 encoding of exactly 32 bytes")]
     BadConfigured,
-    #[error("{0} does not hold a base64 32-byte master key")]
+    #[error("{0} does not hold a base64-encoded 32-byte master key")]
     BadFile(String),
     #[error("cannot read or write {0}: {1}")]
     Io(String, std::io::Error),
@@ -36,7 +43,7 @@ pub struct MasterKey([u8; 32]);
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MasterKey(*****)")
+        f.write_str("*****")
     }
 }
 
@@ -48,33 +55,33 @@ fn decode32(text: &str) -> Option<[u8; 32]> {
 }
 
 impl MasterKey {
-    /// The configured key, or the one in `<storage_dir>/master.key`, created (mode 0600)
-    /// on first use.
+    /// The configured key if there is one; otherwise the one in
+    /// `<storage_dir>/master.key`, generated there (mode 0600) on first use.
     pub fn load_or_create(configured: &str, storage_dir: &Path) -> Result<MasterKey, SecretsError> {
         if !configured.trim().is_empty() {
             return decode32(configured)
                 .map(MasterKey)
                 .ok_or(SecretsError::BadConfigured);
         }
-        let path = storage_dir.join("master.key");
+        let path = storage_dir.join(MASTER_KEY_FILE);
         let shown = path.display().to_string();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                warn_if_readable_by_others(&path);
-                decode32(&text)
-                    .map(MasterKey)
-                    .ok_or(SecretsError::BadFile(shown))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(storage_dir)
-                    .map_err(|e| SecretsError::Io(shown.clone(), e))?;
-                let key: [u8; 32] = rand::thread_rng().gen();
-                let text = base64::engine::general_purpose::STANDARD.encode(key);
-                write_private_new(&path, text.as_bytes())
-                    .map_err(|e| SecretsError::Io(shown.clone(), e))?;
+        match read_key_file(&path) {
+            Ok(key) => return Ok(key),
+            Err(SecretsError::Io(_, e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        std::fs::create_dir_all(storage_dir).map_err(|e| SecretsError::Io(shown.clone(), e))?;
+        let mut key = [0u8; 32];
+        OsRng.fill_bytes(&mut key);
+        let text = base64::engine::general_purpose::STANDARD.encode(key);
+        match write_private_new(&path, text.as_bytes()) {
+            Ok(()) => {
                 log::info!("generated a new master key in {shown}");
                 Ok(MasterKey(key))
             }
+            // Another process (a CLI command next to a starting server) won the race:
+            // both must use the same key, so take the one that was written.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key_file(&path),
             Err(e) => Err(SecretsError::Io(shown, e)),
         }
     }
@@ -82,28 +89,51 @@ impl MasterKey {
     /// A key for one purpose: HMAC-SHA256(master, "tollgate/v1/" + purpose).
     pub fn subkey(&self, purpose: &str) -> [u8; 32] {
         let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.0)
-            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         mac.update(b"tollgate/v1/");
         mac.update(purpose.as_bytes());
         mac.finalize().into_bytes().into()
     }
 }
 
-/// Writes a new file readable only by its owner, atomically (temp file + rename), and
-/// never over an existing key (a concurrent first start keeps the first key).
+fn read_key_file(path: &Path) -> Result<MasterKey, SecretsError> {
+    let shown = || path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| SecretsError::Io(shown(), e))?;
+    warn_if_readable_by_others(path);
+    decode32(&text)
+        .map(MasterKey)
+        .ok_or_else(|| SecretsError::BadFile(shown()))
+}
+
+/// Writes a new file readable only by its owner, atomically: a reader sees either no
+/// file or the whole key, never a torn one. It never replaces an existing file (the
+/// error is then `AlreadyExists`), so two first starts cannot end up with two keys.
 fn write_private_new(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    let linked = std::fs::hard_link(&tmp, path);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{MASTER_KEY_FILE}.{}.{:016x}.tmp",
+        std::process::id(),
+        OsRng.gen::<u64>()
+    ));
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()
+    })();
+    // A hard link, unlike a rename, fails when the target exists.
+    let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
     let _ = std::fs::remove_file(&tmp);
-    linked
+    linked?;
+    // Make the new directory entry durable too; failure here is not worth failing for.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 fn warn_if_readable_by_others(path: &Path) {
@@ -111,7 +141,8 @@ fn warn_if_readable_by_others(path: &Path) {
     if let Ok(m) = std::fs::metadata(path) {
         if m.permissions().mode() & 0o077 != 0 {
             log::warn!(
-                "{} is readable by other users; run chmod 600 on it",
+                "{} is accessible to other users; run: chmod 600 {}",
+                path.display(),
                 path.display()
             );
         }
@@ -119,27 +150,28 @@ fn warn_if_readable_by_others(path: &Path) {
 }
 
 fn random_string(alphabet: &[u8], len: usize) -> String {
+    // thread_rng is a CSPRNG (ChaCha, seeded from the OS); gen_range is unbiased.
     let mut rng = rand::thread_rng();
     (0..len)
-        .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
+        .map(|_| char::from(alphabet[rng.gen_range(0..alphabet.len())]))
         .collect()
 }
 
-/// A new gateway key: `(id, full key, secret part)`.
-pub fn generate_gateway_key() -> (String, Secret, Secret) {
-    let id = random_string(ID_ALPHABET, ID_LEN);
-    let secret = random_string(SECRET_ALPHABET, SECRET_LEN);
+/// A new gateway key: `(id, full key)`.
+pub fn generate_gateway_key() -> (String, Secret) {
+    let id = random_string(ID_ALPHABET, KEY_ID_LEN);
+    let secret = random_string(SECRET_ALPHABET, KEY_SECRET_LEN);
     let full = Secret::new(format!("tg_{id}_{secret}"));
-    (id, full, Secret::new(secret))
+    (id, full)
 }
 
-/// `(id, secret)` of a well-formed gateway key.
+/// `(id, secret)` of a well-formed gateway key; `None` for anything else.
 pub fn parse_gateway_key(key: &str) -> Option<(&str, &str)> {
     let rest = key.strip_prefix("tg_")?;
     let (id, secret) = rest.split_once('_')?;
-    let id_ok = id.len() == ID_LEN && id.bytes().all(|b| ID_ALPHABET.contains(&b));
+    let id_ok = id.len() == KEY_ID_LEN && id.bytes().all(|b| ID_ALPHABET.contains(&b));
     let secret_ok =
-        secret.len() == SECRET_LEN && secret.bytes().all(|b| SECRET_ALPHABET.contains(&b));
+        secret.len() == KEY_SECRET_LEN && secret.bytes().all(|b| SECRET_ALPHABET.contains(&b));
     (id_ok && secret_ok).then_some((id, secret))
 }
 
@@ -147,6 +179,12 @@ pub fn parse_gateway_key(key: &str) -> Option<(&str, &str)> {
 #[derive(Clone)]
 pub struct KeyHasher {
     key: [u8; 32],
+}
+
+impl std::fmt::Debug for KeyHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyHasher(*****)")
+    }
 }
 
 impl KeyHasher {
@@ -158,7 +196,7 @@ impl KeyHasher {
 
     fn mac(&self, secret: &str) -> HmacSha256 {
         let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         mac.update(secret.as_bytes());
         mac
     }
@@ -167,7 +205,8 @@ impl KeyHasher {
         self.mac(secret).finalize().into_bytes().to_vec()
     }
 
-    /// Constant-time comparison with a stored HMAC.
+    /// Compares with a stored HMAC in constant time, so response timing reveals
+    /// nothing about how much of a guessed secret was right.
     pub fn verify(&self, secret: &str, stored: &[u8]) -> bool {
         self.mac(secret).verify_slice(stored).is_ok()
     }
@@ -178,41 +217,118 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    #[test]
-    fn master_key_file_is_created_private_and_reused() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = MasterKey::load_or_create("", dir.path()).unwrap();
-        let mode = std::fs::metadata(dir.path().join("master.key"))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
-        let b = MasterKey::load_or_create("", dir.path()).unwrap();
-        assert_eq!(a.0, b.0);
-        assert_ne!(a.subkey("x"), a.subkey("y"));
-        assert_eq!(format!("{a:?}"), "MasterKey(*****)");
-        assert!(MasterKey::load_or_create("c2hvcnQ=", dir.path()).is_err());
+    fn b64(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(bytes)
     }
 
     #[test]
-    fn keys_parse_hash_and_verify() {
-        let (id, full, secret) = generate_gateway_key();
+    fn master_key_file_is_created_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = dir.path().join("new/sub");
+        let a = MasterKey::load_or_create("", &storage).unwrap();
+        let path = storage.join("master.key");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
         assert_eq!(
-            parse_gateway_key(full.expose()),
-            Some((id.as_str(), secret.expose()))
+            decode32(&std::fs::read_to_string(&path).unwrap()),
+            Some(a.0)
         );
-        for bad in [
-            "",
-            "tg_",
-            "tg_abc_def",
-            "sk-123",
-            &format!("tg_{id}_{}!", &secret.expose()[1..]),
-        ] {
-            assert_eq!(parse_gateway_key(bad), None, "{bad}");
+        let b = MasterKey::load_or_create("", &storage).unwrap();
+        assert_eq!(a.0, b.0);
+        // No temp files left behind.
+        assert_eq!(std::fs::read_dir(&storage).unwrap().count(), 1);
+        // A loose mode is warned about, not refused.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(MasterKey::load_or_create("", &storage).unwrap().0, a.0);
+    }
+
+    #[test]
+    fn a_corrupt_key_file_is_an_error_not_a_new_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("master.key"), "not base64!").unwrap();
+        let e = MasterKey::load_or_create("", dir.path()).unwrap_err();
+        assert!(matches!(e, SecretsError::BadFile(_)), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("master.key")).unwrap(),
+            "not base64!"
+        );
+    }
+
+    #[test]
+    fn configured_key_is_used_and_checked_without_echoing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = MasterKey::load_or_create(&format!("{}\n", b64(&[9; 32])), dir.path()).unwrap();
+        assert_eq!(k.0, [9; 32]);
+        assert!(!dir.path().join("master.key").exists());
+        for bad in [b64(&[1; 31]), b64(&[1; 33]), "sEcReT-not-base64!".into()] {
+            let e = MasterKey::load_or_create(&bad, dir.path()).unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.contains("secrets.master_key"), "{msg}");
+            assert!(!msg.contains(&bad) && !format!("{e:?}").contains(&bad));
         }
-        let h = KeyHasher { key: [7; 32] };
-        let stored = h.hash(secret.expose());
-        assert!(h.verify(secret.expose(), &stored));
-        assert!(!h.verify("other", &stored));
+    }
+
+    #[test]
+    fn subkeys_differ_per_purpose_and_are_stable() {
+        let m = MasterKey([3; 32]);
+        assert_ne!(m.subkey("gateway-key-hmac"), m.subkey("provider-key-aead"));
+        assert_eq!(m.subkey("x"), MasterKey([3; 32]).subkey("x"));
+        assert_ne!(m.subkey("x"), MasterKey([4; 32]).subkey("x"));
+        assert_ne!(m.subkey("x").to_vec(), m.0.to_vec());
+        assert_eq!(format!("{m:?}"), "*****");
+        assert_eq!(format!("{:?}", KeyHasher::new(&m)), "KeyHasher(*****)");
+    }
+
+    #[test]
+    fn generated_keys_parse() {
+        let (id, full) = generate_gateway_key();
+        let (pid, secret) = parse_gateway_key(full.expose()).unwrap();
+        assert_eq!(pid, id);
+        assert_eq!(full.expose(), format!("tg_{id}_{secret}"));
+        assert_eq!((id.len(), secret.len()), (12, 40));
+        assert_ne!(generate_gateway_key().0, id);
+        assert_eq!(format!("{full:?}"), "*****");
+    }
+
+    #[test]
+    fn malformed_keys_are_refused() {
+        let id = "abcdefgh2345";
+        let secret = "A".repeat(39) + "z";
+        assert!(parse_gateway_key(&format!("tg_{id}_{secret}")).is_some());
+        for bad in [
+            String::new(),
+            "tg_".into(),
+            "tg_abc_def".into(),
+            "sk-123".into(),
+            format!("TG_{id}_{secret}"),
+            format!("tg-{id}_{secret}"),
+            format!("tg_{id}{secret}"),
+            format!("tg_ABCDEFGH2345_{secret}"),  // uppercase id
+            format!("tg_abcdefgh2341_{secret}"),  // 1 is not base32
+            format!("tg_{id}x_{secret}"),         // id too long
+            format!("tg_{}_{secret}", &id[1..]),  // id too short
+            format!("tg_{id}_{secret}A"),         // secret too long
+            format!("tg_{id}_{}", &secret[1..]),  // secret too short
+            format!("tg_{id}_{}!", &secret[1..]), // bad character
+            format!("tg_{id}_{}_", &secret[1..]), // extra separator
+            format!("tg_{id}_{}é", &secret[2..]), // non-ASCII, same byte length
+            format!("tg_{id}_{secret}\n"),        // trailing newline
+            format!(" tg_{id}_{secret}"),         // leading space
+        ] {
+            assert_eq!(parse_gateway_key(&bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hash_and_verify() {
+        let h = KeyHasher::new(&MasterKey([7; 32]));
+        let stored = h.hash("the-secret");
+        assert_eq!(stored.len(), 32);
+        assert!(h.verify("the-secret", &stored));
+        assert!(!h.verify("the-secreT", &stored));
+        assert!(!h.verify("the-secret", &stored[..31]));
+        assert!(!h.verify("the-secret", &[]));
+        let other = KeyHasher::new(&MasterKey([8; 32]));
+        assert!(!other.verify("the-secret", &stored));
     }
 }

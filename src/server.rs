@@ -12,7 +12,7 @@ use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use tollgate_filters::auth::{system_clock, AuthFilter};
 use tollgate_filters::headers::UpstreamHeaders;
-use tollgate_filters::metering::MeteringFilter;
+use tollgate_filters::metering::{IncludeUsageFilter, MeteringFilter};
 use tollgate_filters::routing::{RoutingFilter, ScopeFilter};
 use tollgate_filters::FilterChain;
 
@@ -77,6 +77,7 @@ pub fn build_chain(rt: &Runtime, keys: Arc<KeyCache>, usage: Arc<UsageRecorder>)
         Arc::new(AuthFilter::new(keys, system_clock)),
         Arc::new(RoutingFilter::new(rt.router.clone())),
         Arc::new(ScopeFilter),
+        Arc::new(IncludeUsageFilter),
         Arc::new(UpstreamHeaders),
         Arc::new(MeteringFilter::new(
             usage,

@@ -14,6 +14,7 @@ use crate::error::GatewayError;
 use crate::pattern::ModelPattern;
 use crate::secret::Secret;
 use crate::upstream::UpstreamTarget;
+use crate::usage::strip::UsageChunkStripper;
 use crate::usage::UsageMeter;
 
 /// A user's role on the gateway.
@@ -115,6 +116,12 @@ pub struct RequestCtx {
     pub client_status: Option<u16>,
     /// The usage meter of the response. Written by metering.
     pub meter: Option<UsageMeter>,
+    /// Set when Tollgate added `stream_options.include_usage` for this client. Written
+    /// by the include-usage filter.
+    pub usage_injected: bool,
+    /// Removes the injected usage chunk from the response. Written by the include-usage
+    /// filter; applied by the transports after the meter saw the bytes.
+    pub strip: Option<UsageChunkStripper>,
     /// The error Tollgate answered with, if any. Written by the proxy.
     pub error: Option<GatewayError>,
     /// Set once `on_done` ran, so that it runs once.
@@ -140,6 +147,8 @@ impl RequestCtx {
             response_bytes: 0,
             client_status: None,
             meter: None,
+            usage_injected: false,
+            strip: None,
             error: None,
             done: false,
         }

@@ -173,3 +173,71 @@ impl Filter for MeteringFilter {
         self.sink.record(event);
     }
 }
+
+/// Asks OpenAI-style upstreams for the usage of streams whose client did not, and
+/// arranges for that extra chunk to be removed from the client's copy (CONTRACT §3).
+pub struct IncludeUsageFilter;
+
+#[async_trait::async_trait]
+impl Filter for IncludeUsageFilter {
+    fn name(&self) -> &'static str {
+        "include_usage"
+    }
+
+    async fn on_request(
+        &self,
+        _req: &pingora_http::RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        let streaming_chat = matches!(
+            ctx.endpoint,
+            Some(Endpoint::ChatCompletions | Endpoint::Completions)
+        ) && ctx.stream;
+        let wanted = ctx
+            .upstream()
+            .is_some_and(|u| u.kind == ProviderKind::OpenAi && u.include_usage);
+        if !(streaming_chat && wanted) {
+            return Ok(());
+        }
+        let mut body: serde_json::Value =
+            serde_json::from_slice(ctx.upstream_body.as_deref().unwrap_or(&ctx.body))
+                .map_err(|e| GatewayError::BadJson(e.to_string()))?;
+        let Some(obj) = body.as_object_mut() else {
+            return Ok(());
+        };
+        let options = obj
+            .entry("stream_options")
+            .or_insert_with(|| serde_json::json!({}));
+        let Some(options) = options.as_object_mut() else {
+            return Ok(());
+        };
+        if options
+            .get("include_usage")
+            .and_then(serde_json::Value::as_bool)
+            == Some(true)
+        {
+            return Ok(()); // the client asked: it keeps the chunk
+        }
+        options.insert("include_usage".into(), serde_json::Value::Bool(true));
+        let bytes = serde_json::to_vec(&body).map_err(|e| GatewayError::Internal(e.to_string()))?;
+        ctx.upstream_body = Some(bytes::Bytes::from(bytes));
+        ctx.usage_injected = true;
+        Ok(())
+    }
+
+    fn on_response(
+        &self,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        let sse = resp
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if ctx.usage_injected && resp.status.is_success() && sse {
+            ctx.strip = Some(crate::usage::strip::UsageChunkStripper::new());
+        }
+        Ok(())
+    }
+}

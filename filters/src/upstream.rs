@@ -43,6 +43,9 @@ pub struct UpstreamTarget {
     pub keys: Vec<Secret>,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+    /// Add `stream_options.include_usage` to OpenAI-style streaming requests that lack
+    /// it, so streams can be billed (and remove the extra chunk for the client).
+    pub include_usage: bool,
     next_key: AtomicUsize,
 }
 
@@ -81,8 +84,15 @@ impl UpstreamTarget {
             keys,
             connect_timeout,
             read_timeout,
+            include_usage: true,
             next_key: AtomicUsize::new(0),
         }
+    }
+
+    /// Sets [`UpstreamTarget::include_usage`].
+    pub fn with_include_usage(mut self, on: bool) -> Self {
+        self.include_usage = on;
+        self
     }
 
     /// The next provider key, round robin, so that several keys share the load; `None`

@@ -1,20 +1,94 @@
-//! `tollgate key create|list|revoke`.
+//! `tollgate key create|list|revoke`. The validation of a new key lives here, in
+//! [`new_key`], so that the admin API's `POST /admin/keys` can apply the same rules.
 
-use super::{format_rfc3339, parse_duration, parse_usd_to_nanos, table, CommandError};
+use super::{format_rfc3339, format_usd, parse_duration, parse_usd_to_nanos, table, CommandError};
 use crate::secrets::KeyHasher;
 use crate::store::{KeyRow, NewKey, Store};
 
-/// The options of `key create`, as typed.
+const MAX_LABEL_CHARS: usize = 128;
+const MAX_PATTERN_CHARS: usize = 256;
+const BUDGET_PERIODS: [&str; 3] = ["day", "month", "total"];
+
+/// The options of `key create`, as typed (comma-splitting `--models` is the caller's).
 #[derive(Debug, Clone, Default)]
 pub struct KeyCreateArgs {
     pub user: String,
     pub name: Option<String>,
     pub models: Vec<String>,
+    /// Dollars as a decimal, e.g. "12.50".
     pub budget_usd: Option<String>,
+    /// day | month | total; month when a budget is given without one.
     pub budget_period: Option<String>,
     pub rpm: Option<u32>,
     pub tpm: Option<u64>,
+    /// A duration such as "30d".
     pub expires_in: Option<String>,
+}
+
+fn invalid(msg: impl Into<String>) -> CommandError {
+    CommandError::Invalid(msg.into())
+}
+
+/// Checks the options and turns them into what the store takes.
+pub fn new_key(a: KeyCreateArgs, now: i64) -> Result<NewKey, CommandError> {
+    // Labels and patterns end up in tables on an operator's terminal: no control
+    // characters (escape sequences, newlines) that could forge or hide rows.
+    let name = a.name.filter(|n| !n.trim().is_empty());
+    if let Some(n) = &name {
+        if n.chars().count() > MAX_LABEL_CHARS || n.chars().any(char::is_control) {
+            return Err(invalid(format!(
+                "invalid key name: use at most {MAX_LABEL_CHARS} printable characters"
+            )));
+        }
+    }
+    for m in &a.models {
+        if m.is_empty()
+            || m.chars().count() > MAX_PATTERN_CHARS
+            || m.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(invalid(format!(
+                "invalid model pattern {m:?}: use a model name, prefix* or a glob, without spaces"
+            )));
+        }
+    }
+    let budget = a
+        .budget_usd
+        .as_deref()
+        .map(parse_usd_to_nanos)
+        .transpose()
+        .map_err(CommandError::Invalid)?;
+    let budget_period = match (budget, a.budget_period) {
+        (None, Some(_)) => return Err(invalid("--budget-period needs --budget-usd")),
+        (None, None) => None,
+        (Some(_), None) => Some("month".to_owned()),
+        (Some(_), Some(p)) if BUDGET_PERIODS.contains(&p.as_str()) => Some(p),
+        (Some(_), Some(p)) => {
+            return Err(invalid(format!(
+                "invalid budget period '{p}': use day, month or total"
+            )))
+        }
+    };
+    if a.rpm == Some(0) || a.tpm == Some(0) {
+        return Err(invalid("--rpm and --tpm must be greater than 0"));
+    }
+    let expires_at = match a.expires_in.as_deref() {
+        None => None,
+        Some(d) => {
+            let secs = parse_duration(d).map_err(CommandError::Invalid)?.as_secs();
+            let at = i64::try_from(secs).ok().and_then(|s| now.checked_add(s));
+            Some(at.ok_or_else(|| invalid(format!("invalid duration '{d}': too long")))?)
+        }
+    };
+    Ok(NewKey {
+        user: a.user,
+        name,
+        models: a.models,
+        budget_usd_nanos: budget,
+        budget_period,
+        rpm: a.rpm,
+        tpm: a.tpm,
+        expires_at,
+    })
 }
 
 /// Creates a key and returns only the key and a newline: the one time it is shown.
@@ -24,56 +98,17 @@ pub fn key_create(
     a: KeyCreateArgs,
     now: i64,
 ) -> Result<String, CommandError> {
-    let budget = a
-        .budget_usd
-        .as_deref()
-        .map(parse_usd_to_nanos)
-        .transpose()
-        .map_err(CommandError::Invalid)?;
-    if a.budget_period.is_some() && budget.is_none() {
-        return Err(CommandError::Invalid(
-            "--budget-period needs --budget-usd".into(),
-        ));
-    }
-    if let Some(p) = a
-        .budget_period
-        .as_deref()
-        .filter(|p| !["day", "month", "total"].contains(p))
-    {
-        return Err(CommandError::Invalid(format!(
-            "invalid budget period '{p}': use day, month or total"
-        )));
-    }
-    let expires_at = match a.expires_in.as_deref() {
-        Some(d) => Some(now + parse_duration(d).map_err(CommandError::Invalid)?.as_secs() as i64),
-        None => None,
-    };
-    if a.rpm == Some(0) || a.tpm == Some(0) {
-        return Err(CommandError::Invalid(
-            "--rpm and --tpm must be greater than 0".into(),
-        ));
-    }
-    let new = NewKey {
-        user: a.user,
-        name: a.name,
-        models: a.models,
-        budget_period: budget.map(|_| a.budget_period.unwrap_or_else(|| "month".into())),
-        budget_usd_nanos: budget,
-        rpm: a.rpm,
-        tpm: a.tpm,
-        expires_at,
-    };
-    let (_, key) = store.create_key(hasher, new, now)?;
+    let (_, key) = store.create_key(hasher, new_key(a, now)?, now)?;
     Ok(format!("{}\n", key.expose()))
 }
 
+/// "$5.00/month, 60 rpm, 1000 tpm, expires 2026-01-01T00:00:00Z", or "-".
 fn limits(k: &KeyRow) -> String {
     let mut parts = Vec::new();
     if let Some(b) = k.budget_usd_nanos {
         parts.push(format!(
-            "${}.{:09}/{}",
-            b / 1_000_000_000,
-            b % 1_000_000_000,
+            "${}/{}",
+            format_usd(b),
             k.budget_period.as_deref().unwrap_or("month")
         ));
     }
@@ -83,6 +118,9 @@ fn limits(k: &KeyRow) -> String {
     if let Some(t) = k.tpm {
         parts.push(format!("{t} tpm"));
     }
+    if let Some(e) = k.expires_at {
+        parts.push(format!("expires {}", format_rfc3339(e)));
+    }
     if parts.is_empty() {
         "-".into()
     } else {
@@ -90,32 +128,42 @@ fn limits(k: &KeyRow) -> String {
     }
 }
 
+/// A key as `--json` lists it (no secret: [`KeyRow`] has none).
+pub fn key_json(k: &KeyRow) -> serde_json::Value {
+    let t = |v: Option<i64>| v.map(format_rfc3339);
+    serde_json::json!({
+        "id": k.id,
+        "user": k.user,
+        "name": k.name,
+        "prefix": k.prefix,
+        "models": k.models,
+        "budget_usd": k.budget_usd_nanos.map(format_usd),
+        "budget_period": k.budget_period,
+        "rpm": k.rpm,
+        "tpm": k.tpm,
+        "created_at": format_rfc3339(k.created_at),
+        "expires_at": t(k.expires_at),
+        "last_used_at": t(k.last_used_at),
+        "revoked_at": t(k.revoked_at),
+    })
+}
+
+/// Every key (or one user's), as a table or a JSON array; never a secret.
 pub fn key_list(store: &Store, user: Option<&str>, json: bool) -> Result<String, CommandError> {
     let keys = store.list_keys(user)?;
-    let t = |v: Option<i64>| v.map(format_rfc3339);
     if json {
-        let v: Vec<_> = keys
-            .iter()
-            .map(|k| {
-                serde_json::json!({
-                    "id": k.id, "user": k.user, "name": k.name, "prefix": k.prefix, "models": k.models,
-                    "budget_usd_nanos": k.budget_usd_nanos, "budget_period": k.budget_period,
-                    "rpm": k.rpm, "tpm": k.tpm, "created_at": format_rfc3339(k.created_at),
-                    "expires_at": t(k.expires_at), "last_used_at": t(k.last_used_at), "revoked_at": t(k.revoked_at),
-                })
-            })
-            .collect();
+        let v: Vec<_> = keys.iter().map(key_json).collect();
         return Ok(serde_json::Value::Array(v).to_string() + "\n");
     }
-    let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    let dash = |v: Option<i64>| v.map_or_else(|| "-".into(), format_rfc3339);
     let rows: Vec<Vec<String>> = keys
         .iter()
         .map(|k| {
             vec![
                 k.id.clone(),
                 k.user.clone(),
-                dash(k.name.clone()),
-                k.prefix.clone() + "...",
+                k.name.clone().unwrap_or_else(|| "-".into()),
+                format!("{}...", k.prefix),
                 if k.models.is_empty() {
                     "*".into()
                 } else {
@@ -123,8 +171,8 @@ pub fn key_list(store: &Store, user: Option<&str>, json: bool) -> Result<String,
                 },
                 limits(k),
                 format_rfc3339(k.created_at),
-                dash(t(k.last_used_at)),
-                dash(t(k.revoked_at)),
+                dash(k.last_used_at),
+                dash(k.revoked_at),
             ]
         })
         .collect();
@@ -144,6 +192,7 @@ pub fn key_list(store: &Store, user: Option<&str>, json: bool) -> Result<String,
     ))
 }
 
+/// Revokes a key; it is refused from the next request on (the key cache's refresh).
 pub fn key_revoke(store: &Store, id: &str, now: i64) -> Result<String, CommandError> {
     store.revoke_key(id, now)?;
     Ok(format!("revoked key {id}\n"))
@@ -152,49 +201,187 @@ pub fn key_revoke(store: &Store, id: &str, now: i64) -> Result<String, CommandEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secrets::MasterKey;
+    use crate::secrets::{parse_gateway_key, MasterKey};
     use tollgate_filters::Role;
 
-    #[test]
-    fn create_list_revoke_never_show_the_secret() {
+    fn setup() -> (tempfile::TempDir, Store, KeyHasher) {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("t.db")).unwrap();
         let h = KeyHasher::new(&MasterKey::load_or_create("", dir.path()).unwrap());
         s.create_user("alice", Role::Member, None, 0).unwrap();
-        let args = KeyCreateArgs {
+        (dir, s, h)
+    }
+
+    /// The cells of a table line (columns are separated by two or more spaces).
+    fn cells(line: &str) -> Vec<String> {
+        line.split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
+    fn args(f: impl FnOnce(&mut KeyCreateArgs)) -> KeyCreateArgs {
+        let mut a = KeyCreateArgs {
             user: "alice".into(),
-            models: vec!["gpt-*".into()],
-            budget_usd: Some("5".into()),
-            rpm: Some(60),
-            expires_in: Some("1h".into()),
             ..Default::default()
         };
-        let out = key_create(&s, &h, args, 100).unwrap();
-        let key = out.trim_end();
-        assert!(key.starts_with("tg_") && out.ends_with('\n') && !key.contains('\n'));
-        let listed =
-            key_list(&s, None, false).unwrap() + &key_list(&s, Some("alice"), true).unwrap();
-        assert!(!listed.contains(&key[16..]), "the secret was listed");
-        assert!(listed.contains("$5.000000000/month, 60 rpm"), "{listed}");
-        let id = key.split('_').nth(1).unwrap();
+        f(&mut a);
+        a
+    }
+
+    #[test]
+    fn create_list_revoke_never_show_the_secret() {
+        let (_d, s, h) = setup();
+        let a = args(|a| {
+            a.name = Some("laptop".into());
+            a.models = vec!["gpt-*".into(), "claude-3-5-sonnet".into()];
+            a.budget_usd = Some("5".into());
+            a.rpm = Some(60);
+            a.tpm = Some(100_000);
+            a.expires_in = Some("1h".into());
+        });
+        let out = key_create(&s, &h, a, 100).unwrap();
+        let key = out.strip_suffix('\n').unwrap();
+        let (id, secret) = parse_gateway_key(key).unwrap();
+
+        let table = key_list(&s, None, false).unwrap();
+        let json = key_list(&s, Some("alice"), true).unwrap();
+        for listed in [&table, &json] {
+            assert!(!listed.contains(secret), "the secret was listed: {listed}");
+            assert!(
+                !listed.contains(&secret[..8]),
+                "too much of the secret: {listed}"
+            );
+        }
+        let mut lines = table.lines();
+        assert_eq!(
+            cells(lines.next().unwrap()),
+            [
+                "ID",
+                "USER",
+                "LABEL",
+                "PREFIX",
+                "SCOPES",
+                "LIMITS",
+                "CREATED",
+                "LAST USED",
+                "REVOKED"
+            ]
+        );
+        assert_eq!(
+            cells(lines.next().unwrap()),
+            [
+                id,
+                "alice",
+                "laptop",
+                &format!("tg_{id}_{}...", &secret[..4]),
+                "gpt-*,claude-3-5-sonnet",
+                "$5.00/month, 60 rpm, 100000 tpm, expires 1970-01-01T01:01:40Z",
+                "1970-01-01T00:01:40Z",
+                "-",
+                "-"
+            ]
+        );
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v[0]["id"], id);
+        assert_eq!(v[0]["budget_usd"], "5.00");
+        assert_eq!(v[0]["budget_period"], "month");
+        assert_eq!(v[0]["revoked_at"], serde_json::Value::Null);
+
         assert_eq!(
             key_revoke(&s, id, 200).unwrap(),
             format!("revoked key {id}\n")
         );
-        assert!(key_revoke(&s, "nope", 200).is_err());
-        let bad = KeyCreateArgs {
-            user: "bob".into(),
-            ..Default::default()
-        };
         assert_eq!(
-            key_create(&s, &h, bad, 0).unwrap_err().to_string(),
-            "unknown user 'bob'"
+            key_revoke(&s, id, 300).unwrap(),
+            format!("revoked key {id}\n")
         );
-        let bad = KeyCreateArgs {
-            user: "alice".into(),
-            expires_in: Some("soon".into()),
-            ..Default::default()
-        };
-        assert!(key_create(&s, &h, bad, 0).is_err());
+        let v: serde_json::Value =
+            serde_json::from_str(&key_list(&s, None, true).unwrap()).unwrap();
+        assert_eq!(v[0]["revoked_at"], "1970-01-01T00:03:20Z");
+        assert_eq!(
+            key_revoke(&s, "nope", 200).unwrap_err().to_string(),
+            "no key with id 'nope'"
+        );
+    }
+
+    #[test]
+    fn a_plain_key_has_no_limits() {
+        let (_d, s, h) = setup();
+        key_create(&s, &h, args(|_| {}), 0).unwrap();
+        let table = key_list(&s, None, false).unwrap();
+        let row = cells(table.lines().nth(1).unwrap());
+        assert_eq!(row[2], "-");
+        assert_eq!(row[4..], ["*", "-", "1970-01-01T00:00:00Z", "-", "-"]);
+        assert_eq!(
+            key_list(&s, None, true).unwrap().matches("\"id\"").count(),
+            1
+        );
+        assert_eq!(
+            key_list(&s, Some("nobody"), false).unwrap_err().to_string(),
+            "unknown user 'nobody'"
+        );
+    }
+
+    #[test]
+    fn bad_options_are_refused_with_one_line() {
+        let (_d, s, h) = setup();
+        let err = |a: KeyCreateArgs| key_create(&s, &h, a, 0).unwrap_err().to_string();
+        assert_eq!(err(args(|a| a.user = "bob".into())), "unknown user 'bob'");
+        assert!(err(args(|a| a.expires_in = Some("soon".into())))
+            .starts_with("invalid duration 'soon'"));
+        assert!(err(args(|a| a.expires_in = Some("500000000000y".into()))).ends_with("too long"));
+        assert!(err(args(|a| a.budget_usd = Some("-5".into()))).starts_with("invalid amount '-5'"));
+        assert_eq!(
+            err(args(|a| a.budget_period = Some("day".into()))),
+            "--budget-period needs --budget-usd"
+        );
+        assert_eq!(
+            err(args(|a| {
+                a.budget_usd = Some("1".into());
+                a.budget_period = Some("week".into());
+            })),
+            "invalid budget period 'week': use day, month or total"
+        );
+        assert_eq!(
+            err(args(|a| a.rpm = Some(0))),
+            "--rpm and --tpm must be greater than 0"
+        );
+        assert_eq!(
+            err(args(|a| a.tpm = Some(0))),
+            "--rpm and --tpm must be greater than 0"
+        );
+        for m in ["", "gpt 4", "gpt-\u{1b}[2J"] {
+            assert!(
+                err(args(|a| a.models = vec![m.into()])).starts_with("invalid model pattern"),
+                "{m:?}"
+            );
+        }
+        assert!(err(args(|a| a.name = Some("evil\nrow".into()))).starts_with("invalid key name"));
+        assert!(err(args(|a| a.name = Some("x".repeat(129)))).starts_with("invalid key name"));
+        assert!(s.list_keys(None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn budgets_default_to_monthly() {
+        let new = new_key(args(|a| a.budget_usd = Some("12.50".into())), 0).unwrap();
+        assert_eq!(
+            (new.budget_usd_nanos, new.budget_period.as_deref()),
+            (Some(12_500_000_000), Some("month"))
+        );
+        let new = new_key(
+            args(|a| {
+                a.budget_usd = Some("0.5".into());
+                a.budget_period = Some("total".into());
+                a.name = Some("  ".into());
+                a.expires_in = Some("30d".into());
+            }),
+            10,
+        )
+        .unwrap();
+        assert_eq!(new.budget_period.as_deref(), Some("total"));
+        assert_eq!(new.name, None);
+        assert_eq!(new.expires_at, Some(10 + 30 * 86_400));
     }
 }

@@ -5,9 +5,28 @@ use argon2::Argon2;
 use tollgate_filters::{Role, Secret};
 
 use super::{format_rfc3339, table, CommandError};
-use crate::store::Store;
+use crate::store::{Store, UserRow};
 
-/// Creates a user. A password (admin login) is stored as an argon2id hash.
+/// Shortest admin password accepted.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// An argon2id PHC string (random salt, the crate's default cost: 19 MiB, 2 passes,
+/// which is OWASP's recommended minimum) for an admin login password.
+pub fn hash_password(password: &Secret) -> Result<String, CommandError> {
+    if password.expose().chars().count() < MIN_PASSWORD_CHARS {
+        return Err(CommandError::Invalid(format!(
+            "the password must have at least {MIN_PASSWORD_CHARS} characters"
+        )));
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    let hash = Argon2::default()
+        .hash_password(password.expose().as_bytes(), &salt)
+        .map_err(|e| CommandError::Invalid(format!("cannot hash the password: {e}")))?;
+    Ok(hash.to_string())
+}
+
+/// Creates a user. Only admins get a password: it is for the admin API's login, and
+/// members authenticate with gateway keys alone.
 pub fn user_add(
     store: &Store,
     name: &str,
@@ -22,18 +41,7 @@ pub fn user_add(
                 "a password is only for admin users (--role admin)".into(),
             ))
         }
-        Some(p) if p.expose().chars().count() < 8 => {
-            return Err(CommandError::Invalid(
-                "the password must have at least 8 characters".into(),
-            ))
-        }
-        Some(p) => {
-            let salt = SaltString::generate(&mut OsRng);
-            let hash = Argon2::default()
-                .hash_password(p.expose().as_bytes(), &salt)
-                .map_err(|e| CommandError::Invalid(format!("cannot hash the password: {e}")))?;
-            Some(hash.to_string())
-        }
+        Some(p) => Some(hash_password(&p)?),
     };
     let u = store.create_user(name, role, hash.as_deref(), now)?;
     Ok(format!(
@@ -44,13 +52,21 @@ pub fn user_add(
     ))
 }
 
+/// A user as `--json` lists it.
+pub fn user_json(u: &UserRow) -> serde_json::Value {
+    serde_json::json!({
+        "id": u.id,
+        "username": u.username,
+        "role": u.role.as_str(),
+        "created_at": format_rfc3339(u.created_at),
+    })
+}
+
+/// Every user, as a table or a JSON array.
 pub fn user_list(store: &Store, json: bool) -> Result<String, CommandError> {
     let users = store.list_users()?;
     if json {
-        let v: Vec<_> = users
-            .iter()
-            .map(|u| serde_json::json!({"id": u.id, "username": u.username, "role": u.role.as_str(), "created_at": format_rfc3339(u.created_at)}))
-            .collect();
+        let v: Vec<_> = users.iter().map(user_json).collect();
         return Ok(serde_json::Value::Array(v).to_string() + "\n");
     }
     let rows: Vec<Vec<String>> = users
@@ -70,46 +86,98 @@ pub fn user_list(store: &Store, json: bool) -> Result<String, CommandError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::{PasswordHash, PasswordVerifier};
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("t.db")).unwrap();
+        (dir, s)
+    }
 
     #[test]
     fn add_and_list() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db")).unwrap();
-        assert!(user_add(
+        let (_d, s) = store();
+        let out = user_add(
             &s,
             "root",
             Role::Admin,
             Some(Secret::new("correct horse")),
-            0
-        )
-        .is_ok());
-        assert!(user_add(
-            &s,
-            "bob",
-            Role::Member,
-            Some(Secret::new("correct horse")),
-            0
-        )
-        .is_err());
-        assert!(user_add(&s, "eve", Role::Admin, Some(Secret::new("short")), 0).is_err());
-        let e = user_add(&s, "root", Role::Admin, None, 0)
-            .unwrap_err()
-            .to_string();
-        assert_eq!(e, "user 'root' already exists");
-        let out = user_list(&s, false).unwrap();
-        assert!(
-            out.starts_with(
-                "ID  USERNAME  ROLE   CREATED\n1   root      admin  1970-01-01T00:00:00Z"
-            ),
-            "{out}"
+            0,
         );
-        let hash: Option<String> = s
+        assert_eq!(out.unwrap(), "created user root (admin, id 1)\n");
+        user_add(&s, "alice", Role::Member, None, 86_400).unwrap();
+        let out = user_list(&s, false).unwrap();
+        assert_eq!(
+            out,
+            "ID  USERNAME  ROLE    CREATED\n\
+             1   root      admin   1970-01-01T00:00:00Z\n\
+             2   alice     member  1970-01-02T00:00:00Z\n"
+        );
+        let v: serde_json::Value = serde_json::from_str(&user_list(&s, true).unwrap()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!([
+                {"id": 1, "username": "root", "role": "admin", "created_at": "1970-01-01T00:00:00Z"},
+                {"id": 2, "username": "alice", "role": "member", "created_at": "1970-01-02T00:00:00Z"},
+            ])
+        );
+        assert!(!user_list(&s, true).unwrap().contains("argon2"));
+    }
+
+    #[test]
+    fn the_password_is_stored_as_argon2id() {
+        let (_d, s) = store();
+        user_add(
+            &s,
+            "root",
+            Role::Admin,
+            Some(Secret::new("correct horse")),
+            0,
+        )
+        .unwrap();
+        let hash: String = s
             .conn()
             .unwrap()
             .query_row("SELECT password_hash FROM users", [], |r| r.get(0))
             .unwrap();
-        assert!(hash.unwrap().starts_with("$argon2id$"));
-        let v: serde_json::Value = serde_json::from_str(&user_list(&s, true).unwrap()).unwrap();
-        assert_eq!(v[0]["role"], "admin");
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        let parsed = PasswordHash::new(&hash).unwrap();
+        assert!(Argon2::default()
+            .verify_password(b"correct horse", &parsed)
+            .is_ok());
+        assert!(Argon2::default()
+            .verify_password(b"wrong", &parsed)
+            .is_err());
+    }
+
+    #[test]
+    fn refusals_are_one_clear_line() {
+        let (_d, s) = store();
+        let err = |r: Result<String, CommandError>| r.unwrap_err().to_string();
+        let pw = || Some(Secret::new("correct horse"));
+        assert_eq!(
+            err(user_add(&s, "bob", Role::Member, pw(), 0)),
+            "a password is only for admin users (--role admin)"
+        );
+        assert_eq!(
+            err(user_add(
+                &s,
+                "eve",
+                Role::Admin,
+                Some(Secret::new("short12")),
+                0
+            )),
+            "the password must have at least 8 characters"
+        );
+        user_add(&s, "root", Role::Admin, None, 0).unwrap();
+        assert_eq!(
+            err(user_add(&s, "root", Role::Admin, None, 0)),
+            "user 'root' already exists"
+        );
+        assert!(
+            err(user_add(&s, "no spaces", Role::Member, None, 0)).starts_with("invalid user name")
+        );
+        // Nothing was created by the refused calls.
+        assert_eq!(s.list_users().unwrap().len(), 1);
     }
 }

@@ -174,6 +174,8 @@ pub struct UpstreamConfig {
     pub keys: Vec<String>,
     pub connect_timeout_ms: u64,
     pub read_timeout_ms: u64,
+    /// For OpenAI-kind upstreams: ask for stream usage on the client's behalf.
+    pub stream_include_usage: bool,
 }
 
 impl Default for UpstreamConfig {
@@ -185,6 +187,7 @@ impl Default for UpstreamConfig {
             keys: Vec::new(),
             connect_timeout_ms: 5_000,
             read_timeout_ms: 600_000,
+            stream_include_usage: true,
         }
     }
 }

@@ -123,17 +123,20 @@ pub fn validate(c: Config) -> Result<Runtime, Vec<ConfigProblem>> {
             bad(at("read_timeout_ms"), "must be greater than 0".into());
         }
         if let (Some(kind), Some((tls, host, port, base_path))) = (kind, url) {
-            let t = Arc::new(UpstreamTarget::new(
-                u.name.clone(),
-                kind,
-                host,
-                port,
-                tls,
-                base_path,
-                keys,
-                Duration::from_millis(u.connect_timeout_ms),
-                Duration::from_millis(u.read_timeout_ms),
-            ));
+            let t = Arc::new(
+                UpstreamTarget::new(
+                    u.name.clone(),
+                    kind,
+                    host,
+                    port,
+                    tls,
+                    base_path,
+                    keys,
+                    Duration::from_millis(u.connect_timeout_ms),
+                    Duration::from_millis(u.read_timeout_ms),
+                )
+                .with_include_usage(u.stream_include_usage),
+            );
             by_name.entry(u.name.as_str()).or_insert_with(|| t.clone());
             upstreams.push(t);
         }

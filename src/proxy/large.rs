@@ -6,7 +6,7 @@ use pingora::proxy::Session;
 use pingora::Result;
 use tollgate_filters::{GatewayError, RequestCtx};
 
-use super::{observe_chunk, respond, upstream_error, Gateway, POOL_IDLE};
+use super::{observe_chunk, respond, strip_injected_usage, upstream_error, Gateway, POOL_IDLE};
 
 /// Sends the request upstream and relays the response; returns `Ok(true)` ("response
 /// written") like `request_filter`. Errors before the response header are answered in the
@@ -61,7 +61,11 @@ pub async fn forward(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) 
         match up.read_response_body().await {
             Ok(Some(chunk)) => {
                 observe_chunk(&gw.chain, ctx, &chunk, false);
-                session.write_response_body(Some(chunk), false).await?;
+                let mut body = Some(chunk);
+                strip_injected_usage(ctx, &mut body, false);
+                if body.is_some() {
+                    session.write_response_body(body, false).await?;
+                }
             }
             Ok(None) => break,
             Err(e) => {
@@ -75,7 +79,11 @@ pub async fn forward(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) 
         }
     }
     observe_chunk(&gw.chain, ctx, &[], true);
-    session.write_response_body(None, true).await?;
+    let mut rest = None;
+    strip_injected_usage(ctx, &mut rest, true);
+    session
+        .write_response_body(rest.filter(|b| !b.is_empty()), true)
+        .await?;
     gw.connector
         .release_http_session(up, &peer, Some(POOL_IDLE))
         .await;

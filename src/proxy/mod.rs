@@ -134,6 +134,15 @@ fn observe_chunk(chain: &FilterChain, ctx: &mut RequestCtx, chunk: &[u8], end_of
     chain.on_response_body(chunk, end_of_stream, ctx);
 }
 
+/// Removes the usage chunk Tollgate asked for on the client's behalf (after the meter saw
+/// it); shared by both transports.
+fn strip_injected_usage(ctx: &mut RequestCtx, body: &mut Option<Bytes>, end_of_stream: bool) {
+    if let Some(strip) = ctx.strip.as_mut() {
+        let out = strip.process(body.take().unwrap_or_default(), end_of_stream);
+        *body = (!out.is_empty() || end_of_stream).then_some(out);
+    }
+}
+
 impl GatewayProxy {
     /// `GET /v1/models`: the aliases and exact route names the key may use.
     async fn list_models(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
@@ -311,6 +320,7 @@ impl ProxyHttp for GatewayProxy {
             body.as_deref().unwrap_or_default(),
             end_of_stream,
         );
+        strip_injected_usage(ctx, body, end_of_stream);
         Ok(None)
     }
 

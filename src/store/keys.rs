@@ -1,12 +1,18 @@
-//! Queries on `api_keys`. The secret itself is never stored: only its HMAC.
+//! Queries on `api_keys`. The secret itself is never stored: only its HMAC, so a row
+//! (or a whole stolen database) cannot be turned back into a usable key.
 
+use rusqlite::types::Type;
 use rusqlite::{params, OptionalExtension};
 use tollgate_filters::{Role, Secret};
 
+use super::users::role_column;
 use super::{Store, StoreError};
-use crate::secrets::{generate_gateway_key, KeyHasher};
+use crate::secrets::{generate_gateway_key, parse_gateway_key, KeyHasher, KEY_ID_LEN};
 
-/// What `key create` asks for.
+/// Characters of the secret kept in `prefix`, so an operator can tell keys apart.
+const PREFIX_SECRET_CHARS: usize = 4;
+
+/// What `key create` asks for, validated by the caller.
 #[derive(Debug, Clone, Default)]
 pub struct NewKey {
     pub user: String,
@@ -19,12 +25,13 @@ pub struct NewKey {
     pub expires_at: Option<i64>,
 }
 
-/// A key as listed: everything but its secret (which the store does not have).
+/// A key as listed: everything but its secret, which this type has no field for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRow {
     pub id: String,
     pub user: String,
     pub name: Option<String>,
+    /// `tg_<id>_` and the first characters of the secret, for display.
     pub prefix: String,
     pub models: Vec<String>,
     pub budget_usd_nanos: Option<i64>,
@@ -38,7 +45,7 @@ pub struct KeyRow {
 }
 
 /// What authentication needs about a key.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AuthKeyRow {
     pub id: String,
     pub secret_hmac: Vec<u8>,
@@ -50,21 +57,68 @@ pub struct AuthKeyRow {
     pub revoked_at: Option<i64>,
 }
 
+// By hand, to leave the HMAC out of logs: it is not the secret, but it is what an
+// offline guess would be checked against.
+impl std::fmt::Debug for AuthKeyRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthKeyRow")
+            .field("id", &self.id)
+            .field("user_id", &self.user_id)
+            .field("username", &self.username)
+            .field("role", &self.role)
+            .field("models", &self.models)
+            .field("expires_at", &self.expires_at)
+            .field("revoked_at", &self.revoked_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The scopes column. A row that does not decode is an error rather than an empty
+/// list: empty means "every model", and corruption must not widen a key's reach.
+fn models_column(r: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Vec<String>> {
+    let text: String = r.get(idx)?;
+    serde_json::from_str(&text)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
+}
+
 const AUTH_SELECT: &str = "SELECT k.id, k.secret_hmac, k.user_id, u.username, u.role, k.models, k.expires_at, k.revoked_at \
      FROM api_keys k JOIN users u ON u.id = k.user_id";
 
 fn auth_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuthKeyRow> {
-    let role: String = r.get(4)?;
-    let models: String = r.get(5)?;
     Ok(AuthKeyRow {
         id: r.get(0)?,
         secret_hmac: r.get(1)?,
         user_id: r.get(2)?,
         username: r.get(3)?,
-        role: Role::parse(&role).unwrap_or(Role::Member),
-        models: serde_json::from_str(&models).unwrap_or_default(),
+        role: role_column(r, 4)?,
+        models: models_column(r, 5)?,
         expires_at: r.get(6)?,
         revoked_at: r.get(7)?,
+    })
+}
+
+fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
+    Ok(KeyRow {
+        id: r.get(0)?,
+        user: r.get(1)?,
+        name: r.get(2)?,
+        prefix: r.get(3)?,
+        models: models_column(r, 4)?,
+        budget_usd_nanos: r.get(5)?,
+        budget_period: r.get(6)?,
+        rpm: r.get(7)?,
+        tpm: r
+            .get::<_, Option<i64>>(8)?
+            .map(|t| {
+                u64::try_from(t).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(8, Type::Integer, Box::new(e))
+                })
+            })
+            .transpose()?,
+        created_at: r.get(9)?,
+        expires_at: r.get(10)?,
+        revoked_at: r.get(11)?,
+        last_used_at: r.get(12)?,
     })
 }
 
@@ -80,24 +134,31 @@ impl Store {
         let user = self
             .user_by_name(&new.user)?
             .ok_or_else(|| StoreError::UnknownUser(new.user.clone()))?;
-        let (id, full, secret) = generate_gateway_key();
-        let prefix: String = full.expose().chars().take(3 + id.len() + 1 + 4).collect();
-        let models = serde_json::to_string(&new.models).unwrap_or_else(|_| "[]".into());
-        let conn = self.conn()?;
-        conn.execute(
+        let (id, full) = generate_gateway_key();
+        let Some((_, secret)) = parse_gateway_key(full.expose()) else {
+            unreachable!("a generated key parses")
+        };
+        let prefix: String = full
+            .expose()
+            .chars()
+            .take("tg_".len() + KEY_ID_LEN + "_".len() + PREFIX_SECRET_CHARS)
+            .collect();
+        let models = serde_json::Value::from(new.models.clone()).to_string();
+        self.conn()?.execute(
             "INSERT INTO api_keys (id, user_id, name, secret_hmac, prefix, models, budget_usd_nanos, budget_period, rpm, tpm, created_at, expires_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 id,
                 user.id,
                 new.name,
-                hasher.hash(secret.expose()),
+                hasher.hash(secret),
                 prefix,
                 models,
                 new.budget_usd_nanos,
                 new.budget_period,
                 new.rpm,
-                new.tpm.map(|t| t as i64),
+                // SQLite integers are i64; no real limit is anywhere near the top.
+                new.tpm.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
                 now,
                 new.expires_at
             ],
@@ -120,6 +181,7 @@ impl Store {
         Ok((row, full))
     }
 
+    /// Every key, or one user's (`UnknownUser` if that user does not exist), oldest first.
     pub fn list_keys(&self, user: Option<&str>) -> Result<Vec<KeyRow>, StoreError> {
         if let Some(u) = user {
             self.user_by_name(u)?
@@ -132,32 +194,14 @@ impl Store {
              FROM api_keys k JOIN users u ON u.id = k.user_id WHERE (?1 IS NULL OR u.username = ?1) ORDER BY k.created_at, k.id",
         )?;
         let rows = st
-            .query_map([user], |r| {
-                let models: String = r.get(4)?;
-                Ok(KeyRow {
-                    id: r.get(0)?,
-                    user: r.get(1)?,
-                    name: r.get(2)?,
-                    prefix: r.get(3)?,
-                    models: serde_json::from_str(&models).unwrap_or_default(),
-                    budget_usd_nanos: r.get(5)?,
-                    budget_period: r.get(6)?,
-                    rpm: r.get(7)?,
-                    tpm: r.get::<_, Option<i64>>(8)?.map(|t| t as u64),
-                    created_at: r.get(9)?,
-                    expires_at: r.get(10)?,
-                    revoked_at: r.get(11)?,
-                    last_used_at: r.get(12)?,
-                })
-            })?
+            .query_map([user], key_row)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
-    /// Revokes a key; revoking twice keeps the first time.
+    /// Revokes a key (`UnknownKey` if there is none); revoking twice keeps the first time.
     pub fn revoke_key(&self, id: &str, now: i64) -> Result<(), StoreError> {
-        let conn = self.conn()?;
-        let n = conn.execute(
+        let n = self.conn()?.execute(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
             params![id, now],
         )?;
@@ -167,6 +211,7 @@ impl Store {
         Ok(())
     }
 
+    /// Every key with what authentication needs, for the in-memory key cache.
     pub fn all_keys_for_auth(&self) -> Result<Vec<AuthKeyRow>, StoreError> {
         let conn = self.conn()?;
         let mut st = conn.prepare(AUTH_SELECT)?;
@@ -174,11 +219,112 @@ impl Store {
         Ok(rows)
     }
 
+    /// One key by id, for a key the cache has not seen yet.
     pub fn auth_key(&self, id: &str) -> Result<Option<AuthKeyRow>, StoreError> {
         let conn = self.conn()?;
         let r = conn
             .query_row(&format!("{AUTH_SELECT} WHERE k.id = ?1"), [id], auth_row)
             .optional()?;
         Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::MasterKey;
+
+    fn setup() -> (tempfile::TempDir, Store, KeyHasher) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("t.db")).unwrap();
+        s.create_user("alice", Role::Member, None, 1).unwrap();
+        s.create_user("root", Role::Admin, None, 1).unwrap();
+        let h = KeyHasher::new(&MasterKey::load_or_create("", dir.path()).unwrap());
+        (dir, s, h)
+    }
+
+    #[test]
+    fn create_list_revoke() {
+        let (_dir, s, h) = setup();
+        let new = NewKey {
+            user: "alice".into(),
+            name: Some("laptop".into()),
+            models: vec!["gpt-*".into(), "claude-3?".into()],
+            budget_usd_nanos: Some(5_000_000_000),
+            budget_period: Some("month".into()),
+            rpm: Some(60),
+            tpm: Some(u64::from(u32::MAX) + 1),
+            expires_at: Some(1000),
+        };
+        let (row, full) = s.create_key(&h, new, 10).unwrap();
+        let (id, secret) = parse_gateway_key(full.expose()).unwrap();
+        assert_eq!(row.id, id);
+        assert_eq!(row.prefix, format!("tg_{id}_{}", &secret[..4]));
+        assert_eq!(s.list_keys(None).unwrap(), vec![row.clone()]);
+        assert_eq!(s.list_keys(Some("alice")).unwrap(), vec![row.clone()]);
+        assert_eq!(s.list_keys(Some("root")).unwrap(), vec![]);
+        assert!(matches!(
+            s.list_keys(Some("bob")),
+            Err(StoreError::UnknownUser(_))
+        ));
+
+        let auth = s.auth_key(id).unwrap().unwrap();
+        assert!(h.verify(secret, &auth.secret_hmac));
+        assert_eq!(
+            (auth.username.as_str(), auth.role, auth.models.len()),
+            ("alice", Role::Member, 2)
+        );
+        let shown = format!("{auth:?} {row:?}");
+        assert!(
+            !shown.contains(secret) && !shown.contains("secret_hmac"),
+            "{shown}"
+        );
+        // The database holds no trace of the secret.
+        let stored: Vec<u8> = s
+            .conn()
+            .unwrap()
+            .query_row("SELECT secret_hmac FROM api_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_ne!(stored, secret.as_bytes());
+
+        s.revoke_key(id, 20).unwrap();
+        s.revoke_key(id, 30).unwrap();
+        assert_eq!(s.auth_key(id).unwrap().unwrap().revoked_at, Some(20));
+        assert_eq!(s.list_keys(None).unwrap()[0].revoked_at, Some(20));
+        assert!(matches!(
+            s.revoke_key("nope", 40),
+            Err(StoreError::UnknownKey(_))
+        ));
+        assert!(s.auth_key("nope").unwrap().is_none());
+        assert_eq!(s.all_keys_for_auth().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn unknown_user_gets_no_key() {
+        let (_dir, s, h) = setup();
+        let new = NewKey {
+            user: "bob".into(),
+            ..NewKey::default()
+        };
+        let e = s.create_key(&h, new, 0).unwrap_err();
+        assert_eq!(e.to_string(), "unknown user 'bob'");
+        assert!(s.all_keys_for_auth().unwrap().is_empty());
+    }
+
+    #[test]
+    fn corrupt_scopes_fail_closed() {
+        let (_dir, s, h) = setup();
+        let new = NewKey {
+            user: "alice".into(),
+            models: vec!["gpt-4o".into()],
+            ..NewKey::default()
+        };
+        let (row, _) = s.create_key(&h, new, 0).unwrap();
+        s.conn()
+            .unwrap()
+            .execute("UPDATE api_keys SET models = 'gpt-4o'", [])
+            .unwrap();
+        assert!(s.auth_key(&row.id).is_err());
+        assert!(s.all_keys_for_auth().is_err());
     }
 }

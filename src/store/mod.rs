@@ -8,7 +8,7 @@ mod users;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 pub use keys::{AuthKeyRow, KeyRow, NewKey};
 pub use usage::{GroupBy, UsageRow};
@@ -42,8 +42,9 @@ pub enum StoreError {
 /// A handle to the store; clones share one connection.
 #[derive(Clone)]
 pub struct Store {
-    // std Mutex: SQLite calls are blocking and never .await while holding it; async
-    // callers go through spawn_blocking or a dedicated thread.
+    // std Mutex: SQLite calls are blocking and nothing .awaits while holding it; async
+    // callers go through spawn_blocking or a dedicated thread. One connection is
+    // enough: writes are serialized by SQLite anyway, and reads are short.
     conn: Arc<Mutex<Connection>>,
 }
 
@@ -54,9 +55,22 @@ impl Store {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Dir(dir.display().to_string(), e))?;
         }
+        let existed = path.exists();
         let conn = Connection::open(path)?;
+        if !existed {
+            restrict_to_owner(path);
+        }
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            // Still correct, only slower and with readers blocking the writer.
+            log::warn!(
+                "store {}: the file system refused WAL mode, using {mode}",
+                path.display()
+            );
+        }
+        // FULL: a recorded usage event or a revocation survives a power cut.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let store = Store {
@@ -75,12 +89,8 @@ impl Store {
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
         )?;
-        let current: u32 = conn.query_row(
-            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-            [],
-            |r| r.get(0),
-        )?;
-        let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+        let known = known_version();
+        let current = current_version(&conn)?;
         if current > known {
             return Err(StoreError::Schema {
                 found: current,
@@ -88,14 +98,20 @@ impl Store {
             });
         }
         for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
-            let tx = conn.transaction()?;
+            // IMMEDIATE takes the write lock before reading the version again, so a CLI
+            // command and a server opening a new database at the same moment do not
+            // both apply the same migration.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if current_version(&tx)? >= *version {
+                continue;
+            }
             tx.execute_batch(sql)?;
             tx.execute(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, unixepoch())",
                 rusqlite::params![version, name],
             )?;
             tx.commit()?;
-            log::info!("store: applied migration {version:04} {name}");
+            log::info!("store: applied migration {version:04}_{name}");
         }
         Ok(())
     }
@@ -103,16 +119,15 @@ impl Store {
     /// Integrity check and schema version, for `tollgate check` and `/readyz`.
     pub fn check(&self) -> Result<(), StoreError> {
         let conn = self.conn()?;
-        let ok: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
-        if ok != "ok" {
-            return Err(StoreError::Corrupt(ok));
+        let mut st = conn.prepare("PRAGMA quick_check")?;
+        let problems = st
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        if problems.len() != 1 || problems[0] != "ok" {
+            return Err(StoreError::Corrupt(problems.join("; ")));
         }
-        let current: u32 = conn.query_row(
-            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-            [],
-            |r| r.get(0),
-        )?;
-        let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+        let current = current_version(&conn)?;
+        let known = known_version();
         if current != known {
             return Err(StoreError::Schema {
                 found: current,
@@ -123,9 +138,35 @@ impl Store {
     }
 }
 
+fn known_version() -> u32 {
+    MIGRATIONS.last().map_or(0, |m| m.0)
+}
+
+fn current_version(conn: &Connection) -> Result<u32, StoreError> {
+    Ok(conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// The database holds key HMACs, encrypted provider keys and who used what: not for
+/// other local users. SQLite gives its -wal and -shm files the same mode.
+fn restrict_to_owner(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+        log::warn!("cannot restrict {} to its owner: {e}", path.display());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn count(s: &Store, sql: &str) -> i64 {
+        s.conn().unwrap().query_row(sql, [], |r| r.get(0)).unwrap()
+    }
 
     #[test]
     fn opens_migrates_and_reopens() {
@@ -133,14 +174,69 @@ mod tests {
         let path = dir.path().join("sub/t.db");
         let s = Store::open(&path).unwrap();
         s.check().unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
         drop(s);
+        // Twice: the second open applies nothing and fails on nothing.
         let s = Store::open(&path).unwrap();
         s.check().unwrap();
-        let n: i64 = s
-            .conn()
-            .unwrap()
-            .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))
+        let again = s.clone();
+        again.migrate().unwrap();
+        assert_eq!(count(&s, "SELECT COUNT(*) FROM schema_migrations"), 1);
+        for table in ["users", "api_keys", "provider_keys", "usage_events"] {
+            let sql = format!(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '{table}'"
+            );
+            assert_eq!(count(&s, &sql), 1, "{table}");
+        }
+        let conn = s.conn().unwrap();
+        let journal: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(n, 1);
+        let fk: i64 = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        let sync: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!((journal.as_str(), fk, sync), ("wal", 1, 2));
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let s = Store::open(&path).unwrap();
+        s.conn()
+            .unwrap()
+            .execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)",
+                [],
+            )
+            .unwrap();
+        assert!(matches!(
+            s.check(),
+            Err(StoreError::Schema {
+                found: 99,
+                known: 1
+            })
+        ));
+        drop(s);
+        let e = Store::open(&path).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "the store's schema is at migration 99, this binary knows up to 1"
+        );
+    }
+
+    #[test]
+    fn foreign_keys_are_enforced() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("t.db")).unwrap();
+        let orphan = s.conn().unwrap().execute(
+            "INSERT INTO api_keys (id, user_id, secret_hmac, prefix, models, created_at) VALUES ('x', 42, x'00', 'p', '[]', 0)",
+            [],
+        );
+        assert!(orphan.is_err());
     }
 }

@@ -20,18 +20,32 @@ fn valid_username(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c))
 }
 
+/// A role column; anything but the two known roles is corruption, reported as such
+/// rather than guessed at.
+pub(super) fn role_column(r: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Role> {
+    let text: String = r.get(idx)?;
+    Role::parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            idx,
+            rusqlite::types::Type::Text,
+            format!("unknown role '{text}'").into(),
+        )
+    })
+}
+
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
-    let role: String = r.get(2)?;
     Ok(UserRow {
         id: r.get(0)?,
         username: r.get(1)?,
-        role: Role::parse(&role).unwrap_or(Role::Member),
+        role: role_column(r, 2)?,
         created_at: r.get(3)?,
     })
 }
 
 impl Store {
-    /// Creates a user; `DuplicateUser` if the name is taken.
+    /// Creates a user; `BadUserName` unless the name is 1-64 characters of
+    /// `[A-Za-z0-9._@-]`, `DuplicateUser` if it is taken. `password_hash` is a PHC string
+    /// (argon2id), only for admins who log in to the admin API.
     pub fn create_user(
         &self,
         username: &str,
@@ -55,7 +69,7 @@ impl Store {
                 created_at: now,
             }),
             Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
             {
                 Err(StoreError::DuplicateUser(username.to_owned()))
             }
@@ -63,6 +77,7 @@ impl Store {
         }
     }
 
+    /// Every user, in creation order.
     pub fn list_users(&self) -> Result<Vec<UserRow>, StoreError> {
         let conn = self.conn()?;
         let mut st =
@@ -92,16 +107,41 @@ mod tests {
     fn create_list_and_refuse_duplicates() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("t.db")).unwrap();
-        let a = s.create_user("alice", Role::Admin, None, 10).unwrap();
+        let a = s
+            .create_user("alice", Role::Admin, Some("$argon2id$x"), 10)
+            .unwrap();
         assert_eq!(s.user_by_name("alice").unwrap(), Some(a.clone()));
-        assert!(matches!(
-            s.create_user("alice", Role::Member, None, 11),
-            Err(StoreError::DuplicateUser(_))
-        ));
-        assert!(matches!(
-            s.create_user("bad name", Role::Member, None, 11),
-            Err(StoreError::BadUserName(_))
-        ));
-        assert_eq!(s.list_users().unwrap(), vec![a]);
+        assert_eq!(s.user_by_name("Alice").unwrap(), None);
+        let e = s.create_user("alice", Role::Member, None, 11).unwrap_err();
+        assert!(matches!(e, StoreError::DuplicateUser(_)));
+        assert_eq!(e.to_string(), "user 'alice' already exists");
+        let b = s.create_user("b.o-b_1@x", Role::Member, None, 12).unwrap();
+        assert_eq!(s.list_users().unwrap(), vec![a, b]);
+    }
+
+    #[test]
+    fn user_names_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("t.db")).unwrap();
+        assert!(s
+            .create_user(&"a".repeat(64), Role::Member, None, 0)
+            .is_ok());
+        for bad in [
+            "",
+            "bad name",
+            "tab\t",
+            "émile",
+            "a/b",
+            "x\n",
+            &"a".repeat(65),
+        ] {
+            assert!(
+                matches!(
+                    s.create_user(bad, Role::Member, None, 0),
+                    Err(StoreError::BadUserName(_))
+                ),
+                "{bad:?}"
+            );
+        }
     }
 }

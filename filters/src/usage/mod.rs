@@ -8,6 +8,7 @@
 
 pub mod cost;
 mod scan;
+pub mod strip;
 mod wire;
 
 use crate::upstream::ProviderKind;

@@ -1,0 +1,103 @@
+//! Removing the one usage chunk Tollgate asked for on a client's behalf.
+//!
+//! When a client streams from an OpenAI-style API without
+//! `stream_options.include_usage`, Tollgate adds it upstream so that it can bill the
+//! stream, and removes exactly that extra event (`"choices":[]` with a `usage` object)
+//! from what the client receives. Every other byte passes unchanged; only an incomplete
+//! trailing event is held back until its end arrives.
+
+use bytes::{Bytes, BytesMut};
+
+/// Longest incomplete event held back; past it the bytes pass through as they are (a
+/// usage event is never that long).
+const MAX_HELD: usize = 64 * 1024;
+
+#[derive(Debug, Default)]
+pub struct UsageChunkStripper {
+    held: BytesMut,
+    removed: bool,
+}
+
+/// Where the first complete event in `buf` ends (after its blank line).
+fn event_end(buf: &[u8]) -> Option<usize> {
+    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn is_usage_only_event(event: &[u8]) -> bool {
+    let compact: Vec<u8> = event
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    let data = compact
+        .windows(5)
+        .position(|w| w == b"data:")
+        .map(|i| &compact[i + 5..]);
+    data.is_some_and(|d| {
+        d.windows(12).any(|w| w == b"\"choices\":[]") && d.windows(9).any(|w| w == b"\"usage\":{")
+    })
+}
+
+impl UsageChunkStripper {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether the usage event was found and removed.
+    pub fn removed(&self) -> bool {
+        self.removed
+    }
+
+    /// The bytes to send to the client for this chunk (possibly empty while an event is
+    /// incomplete). `end` flushes whatever is held.
+    pub fn process(&mut self, chunk: Bytes, end: bool) -> Bytes {
+        if self.removed && self.held.is_empty() {
+            return chunk; // done: the rest passes untouched
+        }
+        self.held.extend_from_slice(&chunk);
+        let mut out = BytesMut::new();
+        while let Some(n) = event_end(&self.held) {
+            let event = self.held.split_to(n);
+            if !self.removed && is_usage_only_event(&event) {
+                self.removed = true;
+            } else {
+                out.extend_from_slice(&event);
+            }
+        }
+        if end || self.held.len() > MAX_HELD {
+            out.extend_from_slice(&self.held.split());
+        }
+        out.freeze()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WITH_USAGE: &str = concat!(
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}],\"usage\":null}\n\n",
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n",
+        "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1,\"total_tokens\":6}}\n\n",
+        "data: [DONE]\n\n",
+    );
+
+    #[test]
+    fn removes_exactly_the_usage_event_at_any_split() {
+        let usage_event = WITH_USAGE.lines().nth(4).unwrap_or("").to_owned() + "\n\n";
+        let want = WITH_USAGE.replace(&usage_event, "");
+        for split in 0..=WITH_USAGE.len() {
+            let mut s = UsageChunkStripper::new();
+            let (a, b) = WITH_USAGE.as_bytes().split_at(split);
+            let mut got = s.process(Bytes::copy_from_slice(a), false).to_vec();
+            got.extend_from_slice(&s.process(Bytes::copy_from_slice(b), true));
+            assert_eq!(String::from_utf8_lossy(&got), want, "split {split}");
+            assert!(s.removed());
+        }
+    }
+}
