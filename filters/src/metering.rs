@@ -121,27 +121,38 @@ impl Filter for MeteringFilter {
         }
         let status = ctx.client_status.unwrap_or(0);
         let reported = ctx.meter.as_mut().and_then(UsageMeter::finish);
+        let complete = ctx.meter.as_ref().is_some_and(UsageMeter::complete);
         let served = ctx.route.as_ref().map(|r| r.served_model.clone());
-        // Estimate only what a provider answered successfully without reporting usage
-        // (a cut stream, a silent provider); errors and refusals cost nothing.
-        let answered = ctx.upstream_status.is_some_and(|s| (200..300).contains(&s));
+        // Estimate only what a provider answered successfully without its final count
+        // (a cut stream, a client gone, a silent provider); errors and refusals cost
+        // nothing. A partial report keeps the counts it has (input, cache) and estimates
+        // the output from the text seen.
+        let answered = ctx.upstream_status.is_some_and(|s| (200..300).contains(&s))
+            && ctx.endpoint != Some(Endpoint::CountTokens);
+        let chars = ctx.meter.as_ref().map(UsageMeter::text_chars).unwrap_or(0);
+        let estimate_output = |model: &str| match ctx.endpoint {
+            Some(Endpoint::Embeddings) => 0,
+            _ => self.estimator.output_tokens(model, chars),
+        };
         let (usage, estimated) = match (reported, &served) {
-            (Some(u), _) => (u, false),
-            (None, Some(model)) if answered && ctx.endpoint != Some(Endpoint::CountTokens) => {
-                let chars = ctx.meter.as_ref().map(UsageMeter::text_chars).unwrap_or(0);
-                let out = if ctx.endpoint == Some(Endpoint::Embeddings) {
-                    0
-                } else {
-                    self.estimator.output_tokens(model, chars)
-                };
+            (Some(u), _) if complete || !answered => (u, false),
+            (Some(u), Some(model)) => (
+                Usage {
+                    output: u.output.max(estimate_output(model)),
+                    ..u
+                },
+                true,
+            ),
+            (None, Some(model)) if answered => {
                 let u = Usage {
                     input: self.estimator.input_tokens(model, &ctx.body),
-                    output: out,
+                    output: estimate_output(model),
                     ..Usage::default()
                 };
                 (u, true)
             }
-            _ => (Usage::default(), false),
+            (Some(u), None) => (u, false),
+            (None, _) => (Usage::default(), false),
         };
         let price = served.as_deref().and_then(|m| self.prices.lookup(m));
         let event = UsageEvent {

@@ -381,11 +381,13 @@ impl ProxyHttp for GatewayProxy {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
-        self.gw.chain.on_done(ctx);
         let status = session
             .response_written()
             .map(|r| r.status.as_u16())
             .unwrap_or(0);
+        ctx.client_status = Some(status);
+        self.gw.chain.on_done(ctx);
+        crate::metrics::request_finished();
         log::debug!(
             "request {} {} {} -> {} model={} upstream={} bytes={} in {:?}",
             ctx.request_id,

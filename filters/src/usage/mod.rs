@@ -38,6 +38,9 @@ pub struct Reported {
     pub cache_read: Option<u64>,
     pub cache_write: Option<u64>,
     pub reasoning: Option<u64>,
+    /// The provider's final count arrived (OpenAI's usage, Anthropic's message_delta,
+    /// Gemini's finishing chunk, or a whole body); false for a stream cut before it.
+    pub complete: bool,
 }
 
 impl Reported {
@@ -52,6 +55,7 @@ impl Reported {
         take(&mut self.cache_read, other.cache_read);
         take(&mut self.cache_write, other.cache_write);
         take(&mut self.reasoning, other.reasoning);
+        self.complete |= other.complete;
     }
 
     fn any(&self) -> bool {
@@ -166,13 +170,19 @@ impl UsageMeter {
                 }
             } else {
                 self.text_chars += count_text_chars(&self.buf);
-                if let Some(r) = wire::usage_in_body(self.kind, &self.buf) {
+                if let Some(mut r) = wire::usage_in_body(self.kind, &self.buf) {
+                    r.complete = true;
                     self.reported.merge(r);
                 }
                 self.buf = Vec::new();
             }
         }
         self.reported.any().then(|| self.reported.usage())
+    }
+
+    /// Whether the provider's final usage arrived (see [`Reported::complete`]).
+    pub fn complete(&self) -> bool {
+        self.reported.complete
     }
 
     /// Whether the response is an event stream.

@@ -184,3 +184,81 @@ fn huge_lines_do_not_grow_memory() {
     m.feed(OPENAI_STREAM.as_bytes());
     assert_eq!(m.finish().map(|u| u.output), Some(40));
 }
+
+#[test]
+fn openai_compatible_providers() {
+    // xAI: OpenAI fields, reasoning in completion_tokens_details, extra fields.
+    let xai = r#"{"id":"x","object":"chat.completion","model":"grok-3-mini","choices":[],"usage":{"prompt_tokens":32,"completion_tokens":9,"total_tokens":135,"prompt_tokens_details":{"text_tokens":32,"audio_tokens":0,"image_tokens":0,"cached_tokens":6},"completion_tokens_details":{"reasoning_tokens":94,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0},"num_sources_used":0}}"#;
+    every_split(
+        ProviderKind::OpenAi,
+        false,
+        xai,
+        Usage {
+            input: 26,
+            output: 9,
+            cache_read: 6,
+            cache_write: 0,
+            reasoning: 94,
+        },
+    );
+    // Ollama's OpenAI endpoint: plain prompt/completion counts.
+    let ollama = r#"{"id":"chatcmpl-1","object":"chat.completion","model":"llama3.2","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":26,"completion_tokens":298,"total_tokens":324}}"#;
+    every_split(
+        ProviderKind::OpenAi,
+        false,
+        ollama,
+        Usage {
+            input: 26,
+            output: 298,
+            ..Usage::default()
+        },
+    );
+    // OpenRouter: SSE comment keep-alives, usage (with cost) in the last chunk.
+    let openrouter = concat!(
+        ": OPENROUTER PROCESSING\n\n",
+        "data: {\"id\":\"gen-1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n",
+        ": OPENROUTER PROCESSING\n\n",
+        "data: {\"id\":\"gen-1\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":4,\"total_tokens\":14,\"cost\":0.0000195,\"prompt_tokens_details\":{\"cached_tokens\":2},\"completion_tokens_details\":{\"reasoning_tokens\":0}}}\n\n",
+        "data: [DONE]\n\n",
+    );
+    every_split(
+        ProviderKind::OpenAi,
+        true,
+        openrouter,
+        Usage {
+            input: 8,
+            output: 4,
+            cache_read: 2,
+            ..Usage::default()
+        },
+    );
+    // DeepSeek stream: hit/miss fields in the final chunk.
+    let deepseek = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":100,\"completion_tokens\":7,\"total_tokens\":107,\"prompt_cache_hit_tokens\":96,\"prompt_cache_miss_tokens\":4,\"completion_tokens_details\":{\"reasoning_tokens\":3}}}\n\ndata: [DONE]\n\n";
+    every_split(
+        ProviderKind::OpenAi,
+        true,
+        deepseek,
+        Usage {
+            input: 4,
+            output: 7,
+            cache_read: 96,
+            cache_write: 0,
+            reasoning: 3,
+        },
+    );
+}
+
+#[test]
+fn a_cut_anthropic_stream_is_partial() {
+    let cut = &ANTHROPIC_STREAM[..ANTHROPIC_STREAM.find("event: message_delta").unwrap_or(0)];
+    let mut m = UsageMeter::new(ProviderKind::Anthropic, true);
+    m.feed(cut.as_bytes());
+    assert_eq!(
+        m.finish().map(|u| (u.input, u.cache_read)),
+        Some((25, 2000))
+    );
+    assert!(!m.complete());
+    let mut m = UsageMeter::new(ProviderKind::Anthropic, true);
+    m.feed(ANTHROPIC_STREAM.as_bytes());
+    assert!(m.finish().is_some() && m.complete());
+}

@@ -31,6 +31,7 @@ pub fn openai(u: &Value) -> Option<Reported> {
         cache_read: Some(cached),
         cache_write: None,
         reasoning,
+        complete: false,
     })
 }
 
@@ -42,6 +43,7 @@ pub fn anthropic(u: &Value) -> Option<Reported> {
         cache_read: n(u, &["cache_read_input_tokens"]),
         cache_write: n(u, &["cache_creation_input_tokens"]),
         reasoning: None,
+        complete: false,
     };
     (r.input.is_some() || r.output.is_some()).then_some(r)
 }
@@ -58,6 +60,7 @@ pub fn gemini(u: &Value) -> Option<Reported> {
         cache_read: Some(cached),
         cache_write: None,
         reasoning: Some(thoughts),
+        complete: false,
     })
 }
 
@@ -76,15 +79,31 @@ pub fn usage_in_event(kind: ProviderKind, data: &[u8]) -> Option<Reported> {
                     .and_then(|r| r.get("usage"))
                     .filter(|u| u.is_object())
             });
-            openai(u?)
+            openai(u?).map(|r| Reported {
+                complete: true,
+                ..r
+            })
         }
         ProviderKind::Anthropic => {
             let u = v
                 .get("usage")
                 .or_else(|| v.get("message").and_then(|m| m.get("usage")));
-            anthropic(u?)
+            let last = v.get("type").and_then(Value::as_str) == Some("message_delta");
+            anthropic(u?).map(|r| Reported {
+                complete: last,
+                ..r
+            })
         }
-        ProviderKind::Gemini => gemini(v.get("usageMetadata")?),
+        ProviderKind::Gemini => {
+            let finished = v
+                .get("candidates")
+                .and_then(Value::as_array)
+                .is_some_and(|c| c.iter().any(|c| c.get("finishReason").is_some()));
+            gemini(v.get("usageMetadata")?).map(|r| Reported {
+                complete: finished,
+                ..r
+            })
+        }
     }
 }
 
