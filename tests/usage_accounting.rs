@@ -168,7 +168,6 @@ async fn a_known_mix_is_recorded_exactly_once_to_the_token_and_the_nanodollar() 
     let bearer = format!("Bearer {key}");
     let h = [("authorization", bearer.as_str())];
     let post = |path: &'static str, body: &'static str| {
-        let h = h;
         let addr = gw.proxy_addr;
         async move { request(addr, "POST", path, &h, body.as_bytes()).await }
     };
