@@ -241,8 +241,38 @@ pub fn load_with_env(
             format!("cannot read the file: {e}"),
         )])
     })?;
-    let config = parse(&text, env).map_err(fail)?;
-    validate::validate(config).map_err(fail)
+    let (config, mut problems) = parse_lenient(&text, env);
+    // Check what did parse too, so that one run lists every problem; a key already
+    // reported (an unset variable, say) is not reported again for its consequence.
+    let Some(config) = config else {
+        return Err(fail(problems));
+    };
+    match validate::validate(config) {
+        Ok(rt) if problems.is_empty() => Ok(rt),
+        Ok(_) => Err(fail(problems)),
+        Err(semantic) => {
+            let known: Vec<String> = problems.iter().map(|p| p.path.clone()).collect();
+            let fresh = semantic.into_iter().filter(|p| {
+                !known
+                    .iter()
+                    .any(|k| !k.is_empty() && p.path.starts_with(k.as_str()))
+            });
+            problems.extend(fresh);
+            Err(fail(problems))
+        }
+    }
+}
+
+/// [`parse`], also returning the config when the only problems were unknown keys or unset
+/// variables (the type of every known key was right).
+fn parse_lenient(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (Option<Config>, Vec<ConfigProblem>) {
+    match parse_inner(text, env) {
+        Ok((config, problems)) => (Some(config), problems),
+        Err(problems) => (None, problems),
+    }
 }
 
 /// Parses YAML text into [`Config`], collecting unset variables, unknown keys and the
@@ -251,6 +281,17 @@ pub fn parse(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Vec<ConfigProblem>> {
+    match parse_inner(text, env)? {
+        (config, problems) if problems.is_empty() => Ok(config),
+        (_, problems) => Err(problems),
+    }
+}
+
+/// The config (when every known key had the right type) and the problems found.
+fn parse_inner(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Config, Vec<ConfigProblem>), Vec<ConfigProblem>> {
     let mut value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
         let at = e
             .location()
@@ -271,8 +312,7 @@ pub fn parse(
         problems.push(ConfigProblem::new(path, "unknown key"));
     }
     match parsed {
-        Ok(c) if problems.is_empty() => Ok(c),
-        Ok(_) => Err(problems),
+        Ok(c) => Ok((c, problems)),
         Err(e) => {
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
