@@ -292,3 +292,54 @@ async fn a_5_mb_stream_passes_intact() {
     assert!(sent.len() > 4_000_000);
     assert!(r.body == strip_usage_chunk(&sent));
 }
+
+#[tokio::test]
+async fn include_usage_is_added_and_its_chunk_removed_unless_the_client_asked() {
+    let mock = MockUpstream::start().await;
+    let ups = format!("  - name: o\n    kind: openai\n    base_url: \"{}\"\n  - name: plain\n    kind: openai\n    base_url: \"{}\"\n    stream_include_usage: false\n", mock.base_url(), mock.base_url());
+    let routes = "  - models: [\"gpt-3.5*\"]\n    upstreams: [plain]\n  - models: [\"*\"]\n    upstreams: [o]\n";
+    let gw = GatewayBuilder::new()
+        .upstreams_yaml(ups)
+        .routes_yaml(routes.into())
+        .start_with_user("alice");
+    let key = gw.create_key("alice", &[]);
+    let auth = format!("Bearer {key}");
+    let h = [("authorization", auth.as_str())];
+    let usage_chunks = |body: &[u8]| {
+        common::mock_upstream::sse_events(body)
+            .iter()
+            .filter(|e| common::mock_upstream::is_openai_usage_chunk(e))
+            .count()
+    };
+
+    // The client did not ask: Tollgate asks upstream and removes exactly that chunk.
+    let r = request(
+        gw.proxy_addr,
+        "POST",
+        "/v1/chat/completions",
+        &h,
+        br#"{"model":"gpt-4o","stream":true}"#,
+    )
+    .await;
+    let seen = mock.requests().pop().unwrap();
+    assert_eq!(seen.json()["stream_options"]["include_usage"], true);
+    assert_eq!(usage_chunks(&seen.response_body), 1);
+    assert_eq!(usage_chunks(&r.body), 0);
+    assert!(r.body == strip_usage_chunk(&seen.response_body));
+    assert!(r.body.ends_with(b"data: [DONE]\n\n"));
+
+    // The client asked: it keeps the chunk, and its body goes upstream untouched.
+    let asked = br#"{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true}}"#;
+    let r = request(gw.proxy_addr, "POST", "/v1/chat/completions", &h, asked).await;
+    let seen = mock.requests().pop().unwrap();
+    assert_eq!(seen.body, asked);
+    assert_eq!(usage_chunks(&r.body), 1);
+    assert!(r.body == seen.response_body);
+
+    // Turned off for an upstream: nothing added, nothing removed.
+    let body = br#"{"model":"gpt-3.5-turbo-instruct","prompt":"x","stream":true}"#;
+    let r = request(gw.proxy_addr, "POST", "/v1/completions", &h, body).await;
+    let seen = mock.requests().pop().unwrap();
+    assert_eq!(seen.body, body);
+    assert!(r.body == seen.response_body);
+}

@@ -445,6 +445,16 @@ async fn a_known_mix_is_recorded_exactly_once_to_the_token_and_the_nanodollar() 
             .join("\n")
     );
     assert!(!text.contains(&key[16..]), "a key secret reached /metrics");
+
+    // Pruning by age: nothing is 1 day old yet; everything is older than the future.
+    assert!(gw
+        .cli_ok(&["usage", "prune", "--older-than", "1d"])
+        .starts_with("deleted 0 usage events"));
+    let by_day = wait_for_events(&gw, &admin, requests).await;
+    assert_eq!(by_day["rows"].as_array().unwrap().len(), 1);
+    for secret in [&key[16..], &admin[16..], "sk-o"] {
+        assert!(!gw.logs().contains(secret), "a secret reached the logs");
+    }
 }
 
 #[tokio::test]
