@@ -24,6 +24,7 @@ struct Metrics {
     tokens: IntCounterVec,
     cost: IntCounterVec,
     upstream_errors: IntCounterVec,
+    attempts_failed: IntCounterVec,
     unpriced: IntCounter,
     estimated: IntCounter,
     in_flight: IntGauge,
@@ -108,6 +109,11 @@ static M: LazyLock<Metrics> = LazyLock::new(|| {
             "tollgate_upstream_errors_total",
             "Upstream failures by kind.",
             &["upstream", "kind"],
+        ),
+        attempts_failed: cv(
+            "tollgate_upstream_attempts_failed_total",
+            "Upstream attempts that failed and moved on (or ended the chain), by reason.",
+            &["upstream", "reason"],
         ),
         unpriced: c(
             "tollgate_unpriced_requests_total",
@@ -219,6 +225,13 @@ pub fn observe_event(e: &UsageEvent) {
     if let Some(kind) = e.error.filter(|k| k.starts_with("upstream_")) {
         m.upstream_errors.with_label_values(&[upstream, kind]).inc();
     }
+}
+
+/// One failed upstream attempt (before any byte reached the client).
+pub fn upstream_attempt_failed(upstream: &str, reason: &str) {
+    M.attempts_failed
+        .with_label_values(&[upstream, reason])
+        .inc();
 }
 
 pub fn request_started() {

@@ -102,6 +102,12 @@ pub struct RequestCtx {
     pub route: Option<RouteDecision>,
     /// Index into `route.chain` of the upstream being tried. Written by the transports.
     pub attempt: usize,
+    /// Set when the upstream answered 429/5xx and a later upstream of the chain will be
+    /// tried instead. Written and read by the transports.
+    pub fallback_pending: bool,
+    /// A failed reused pooled connection was already retried once. Written by the
+    /// transports.
+    pub stale_retry_used: bool,
     /// The body to send upstream when it differs from `body` (alias rewrite). Written by
     /// routing; read by the transports (cloned, since a retry replays it).
     pub upstream_body: Option<Bytes>,
@@ -141,6 +147,8 @@ impl RequestCtx {
             principal: None,
             route: None,
             attempt: 0,
+            fallback_pending: false,
+            stale_retry_used: false,
             upstream_body: None,
             upstream_status: None,
             first_byte_at: None,
@@ -152,6 +160,25 @@ impl RequestCtx {
             error: None,
             done: false,
         }
+    }
+
+    /// Moves to the next upstream of the route's fallback chain, if there is one.
+    pub fn advance_upstream(&mut self) -> bool {
+        let len = self.route.as_ref().map(|r| r.chain.len()).unwrap_or(0);
+        if self.attempt + 1 < len {
+            self.attempt += 1;
+            self.upstream_status = None;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether the chain has an upstream after the current one.
+    pub fn has_next_upstream(&self) -> bool {
+        self.route
+            .as_ref()
+            .is_some_and(|r| self.attempt + 1 < r.chain.len())
     }
 
     /// The upstream currently being tried, if routed.

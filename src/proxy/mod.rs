@@ -18,6 +18,7 @@
 
 mod body;
 pub mod dns;
+mod fallback;
 mod large;
 mod respond;
 
@@ -31,7 +32,7 @@ use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
-use pingora::{Error, ErrorSource, ErrorType, Result};
+use pingora::{Error, ErrorSource, ErrorType, Result, RetryType};
 use tollgate_filters::endpoint::PathRejection;
 use tollgate_filters::pattern::any_matches;
 use tollgate_filters::upstream::UpstreamTarget;
@@ -234,16 +235,19 @@ impl ProxyHttp for GatewayProxy {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        let target = ctx
-            .upstream()
-            .cloned()
-            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no upstream chosen"))?;
-        match self.gw.peer(&target).await {
-            Ok(peer) => Ok(Box::new(peer)),
-            Err(e) => {
-                let msg = e.to_string();
-                ctx.error = Some(e);
-                Err(Error::explain(ErrorType::ConnectError, msg))
+        loop {
+            let target = ctx
+                .upstream()
+                .cloned()
+                .ok_or_else(|| Error::explain(ErrorType::InternalError, "no upstream chosen"))?;
+            match self.gw.peer(&target).await {
+                Ok(peer) => return Ok(Box::new(peer)),
+                Err(_) if fallback::try_next(ctx, "dns") => continue,
+                Err(e) => {
+                    let msg = e.to_string();
+                    ctx.error = Some(e);
+                    return Err(Error::explain(ErrorType::ConnectError, msg));
+                }
             }
         }
     }
@@ -287,8 +291,70 @@ impl ProxyHttp for GatewayProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        ctx.upstream_status = Some(upstream_response.status.as_u16());
+        let status = upstream_response.status.as_u16();
+        ctx.upstream_status = Some(status);
+        if fallback::status_falls_back(status) && ctx.has_next_upstream() {
+            // Nothing has reached the client yet: drop this answer and let
+            // error_while_proxy send the request to the next upstream.
+            ctx.fallback_pending = true;
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(status),
+                "upstream status moves to the next upstream",
+            ));
+        }
         Ok(())
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        // Nothing was sent: always safe to try the next upstream.
+        if ctx.error.is_none() && fallback::try_next(ctx, fallback::reason(&e)) {
+            e.set_retry(true);
+        } else {
+            e.set_retry(false);
+        }
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        let replayable = !session.as_ref().retry_buffer_truncated();
+        let nothing_sent = session.response_written().is_none();
+        if std::mem::take(&mut ctx.fallback_pending) {
+            let status = ctx.upstream_status.unwrap_or(0);
+            let why = if status == 429 { "429" } else { "5xx" };
+            let moved = replayable && nothing_sent && fallback::try_next(ctx, why);
+            e.set_retry(moved);
+            return e;
+        }
+        let before_header = ctx.upstream_status.is_none() && nothing_sent && replayable;
+        if before_header
+            && client_reused
+            && matches!(e.retry, RetryType::ReusedOnly)
+            && !ctx.stale_retry_used
+        {
+            // A pooled connection the upstream had closed: the request never got there.
+            ctx.stale_retry_used = true;
+            e.set_retry(true);
+        } else if before_header && fallback::error_falls_back(&e) {
+            let moved = fallback::try_next(ctx, fallback::reason(&e));
+            e.set_retry(moved);
+        } else {
+            e.set_retry(false);
+        }
+        e
     }
 
     async fn response_filter(

@@ -1,0 +1,229 @@
+//! Fallback chains (CONTRACT §3): connect errors, 429 and 5xx move to the next upstream
+//! of the route while nothing has reached the client; other 4xx never do; the last
+//! upstream's answer passes through unchanged. Both transports (bodies under and over
+//! 64 KiB) follow the same rules.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use common::gateway::GatewayBuilder;
+use common::http::request;
+use common::mock_upstream::MockUpstream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// An upstream that answers every request with one fixed status and body, counting hits.
+async fn fixed_status(status: u16, body: &'static str) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 65536];
+                let body_len = loop {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                        let cl = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                            .unwrap_or(0);
+                        break end + 4 + cl;
+                    }
+                };
+                while buf.len() < body_len {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                counter.fetch_add(1, Ordering::SeqCst);
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 7\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(body.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    (url, hits)
+}
+
+fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", l.local_addr().unwrap())
+}
+
+fn chat(filler: usize) -> Vec<u8> {
+    format!(
+        r#"{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "a".repeat(filler)
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn connect_errors_429_and_5xx_fall_back_other_4xx_do_not() {
+    let good = MockUpstream::start().await;
+    let (busy, busy_hits) = fixed_status(
+        429,
+        r#"{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}"#,
+    )
+    .await;
+    let (broken, broken_hits) = fixed_status(503, r#"{"error":{"message":"overloaded"}}"#).await;
+    let (picky, picky_hits) =
+        fixed_status(400, r#"{"error":{"message":"bad request from upstream"}}"#).await;
+    let up = |name: &str, url: &str| {
+        format!("  - name: {name}\n    kind: openai\n    base_url: \"{url}\"\n    keys: [\"sk-{name}\"]\n")
+    };
+    let ups = up("dead", &closed_port())
+        + &up("busy", &busy)
+        + &up("broken", &broken)
+        + &up("picky", &picky)
+        + &up("good", &good.base_url());
+    let routes = concat!(
+        "  - models: [\"gpt-4o-mini\"]\n    upstreams: [dead, busy, broken, good]\n",
+        "  - models: [\"picky-*\"]\n    upstreams: [picky, good]\n",
+        "  - models: [\"last-*\"]\n    upstreams: [broken, busy]\n",
+    );
+    let gw = GatewayBuilder::new()
+        .upstreams_yaml(ups)
+        .routes_yaml(routes.into())
+        .user("root", "admin")
+        .start_with_user("alice");
+    let key = gw.create_key("alice", &[]);
+    let auth = format!("Bearer {key}");
+    let h = [("authorization", auth.as_str())];
+
+    for filler in [10, 100_000] {
+        let before = (
+            busy_hits.load(Ordering::SeqCst),
+            broken_hits.load(Ordering::SeqCst),
+        );
+        let r = request(
+            gw.proxy_addr,
+            "POST",
+            "/v1/chat/completions",
+            &h,
+            &chat(filler),
+        )
+        .await;
+        assert_eq!(r.status, 200, "filler {filler}: {}", r.text());
+        let seen = good.requests().pop().unwrap();
+        assert_eq!(
+            seen.header("authorization"),
+            Some("Bearer sk-good"),
+            "the key of the upstream that served"
+        );
+        assert_eq!(
+            seen.body,
+            chat(filler),
+            "the body reached the last upstream whole"
+        );
+        assert!(r.body == seen.response_body);
+        assert_eq!(
+            (
+                busy_hits.load(Ordering::SeqCst),
+                broken_hits.load(Ordering::SeqCst)
+            ),
+            (before.0 + 1, before.1 + 1)
+        );
+    }
+
+    // A 400 is the client's problem: it passes through and nothing else is tried.
+    let served_before = good.requests().len();
+    let body = br#"{"model":"picky-1","messages":[]}"#;
+    let r = request(gw.proxy_addr, "POST", "/v1/chat/completions", &h, body).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["message"], "bad request from upstream");
+    assert_eq!(picky_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(good.requests().len(), served_before);
+
+    // The chain exhausted: the last upstream's answer passes through unchanged.
+    let r = request(
+        gw.proxy_addr,
+        "POST",
+        "/v1/chat/completions",
+        &h,
+        br#"{"model":"last-1","messages":[]}"#,
+    )
+    .await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("retry-after"), Some("7"));
+    assert_eq!(r.json()["error"]["code"], "rate_limit_exceeded");
+
+    // Every failed attempt is counted, and the usage event names the upstream that served.
+    let m = request(gw.admin_addr, "GET", "/metrics", &[], b"")
+        .await
+        .text();
+    let failed = |upstream: &str, reason: &str| {
+        m.lines()
+            .filter(|l| {
+                l.starts_with("tollgate_upstream_attempts_failed_total")
+                    && l.contains(&format!("upstream=\"{upstream}\""))
+                    && l.contains(&format!("reason=\"{reason}\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    assert_eq!(failed("dead", "connect_error"), 2.0, "{m}");
+    assert_eq!(failed("busy", "429"), 2.0);
+    assert_eq!(failed("broken", "5xx"), 3.0);
+    let admin = gw.create_key("root", &[]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let doc = loop {
+        let r = request(
+            gw.admin_addr,
+            "GET",
+            "/admin/usage?by=upstream",
+            &[("authorization", &format!("Bearer {admin}"))],
+            b"",
+        )
+        .await;
+        let doc = r.json();
+        let total: u64 = doc["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["requests"].as_u64().unwrap())
+            .sum();
+        if total >= 4 {
+            break doc;
+        }
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let rows: Vec<(String, u64)> = doc["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["group"].as_str().unwrap().to_owned(),
+                r["requests"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("busy".to_owned(), 1),
+            ("good".to_owned(), 2),
+            ("picky".to_owned(), 1)
+        ]
+    );
+}
