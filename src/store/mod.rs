@@ -230,7 +230,7 @@ mod tests {
         let e = Store::open(&path).err().unwrap();
         assert_eq!(
             e.to_string(),
-            "the store's schema is at migration 99, this binary knows up to 1"
+            "the store's schema is at migration 99, this binary knows up to 4"
         );
     }
 
