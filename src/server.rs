@@ -78,7 +78,7 @@ pub fn build_chain(rt: &Runtime, keys: Arc<KeyCache>, usage: Arc<UsageRecorder>)
         Arc::new(RoutingFilter::new(rt.router.clone())),
         Arc::new(ScopeFilter),
         Arc::new(IncludeUsageFilter),
-        Arc::new(UpstreamHeaders),
+        Arc::new(UpstreamHeaders::new(None)),
         Arc::new(MeteringFilter::new(
             usage,
             rt.prices.clone(),

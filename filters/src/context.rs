@@ -66,6 +66,13 @@ pub trait KeyLookup: Send + Sync {
     async fn authenticate(&self, presented: &Secret) -> Option<Principal>;
 }
 
+/// Provider keys that users brought for themselves (CONTRACT §1 `provider-key set
+/// --user`). Implemented by a decrypted in-memory cache in the `tollgate` crate.
+pub trait ProviderKeys: Send + Sync {
+    /// The key `user_id` stored for `upstream`, if any. Must not block.
+    fn key_for(&self, user_id: i64, upstream: &str) -> Option<Secret>;
+}
+
 /// The routing decision for one request.
 #[derive(Debug, Clone)]
 pub struct RouteDecision {

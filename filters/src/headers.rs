@@ -4,7 +4,9 @@
 use pingora_http::{RequestHeader, ResponseHeader};
 
 use crate::auth::query_param;
-use crate::context::RequestCtx;
+use std::sync::Arc;
+
+use crate::context::{ProviderKeys, RequestCtx};
 use crate::endpoint::Endpoint;
 use crate::error::GatewayError;
 use crate::upstream::ProviderKind;
@@ -43,7 +45,17 @@ const RESPONSE_DROP: &[&str] = &[
 pub const REQUEST_ID_HEADER: &str = "x-tollgate-request-id";
 
 /// Builds the upstream request header and cleans the response header.
-pub struct UpstreamHeaders;
+#[derive(Default)]
+pub struct UpstreamHeaders {
+    /// Users' own provider keys, preferred over the upstream's configured keys.
+    user_keys: Option<Arc<dyn ProviderKeys>>,
+}
+
+impl UpstreamHeaders {
+    pub fn new(user_keys: Option<Arc<dyn ProviderKeys>>) -> Self {
+        UpstreamHeaders { user_keys }
+    }
+}
 
 fn allowed(name: &str) -> bool {
     REQUEST_ALLOW.contains(&name) || REQUEST_ALLOW_PREFIX.iter().any(|p| name.starts_with(p))
@@ -118,7 +130,11 @@ impl Filter for UpstreamHeaders {
             .map_err(internal)?;
         up.insert_header("content-length", ctx.outgoing_body().len().to_string())
             .map_err(internal)?;
-        if let Some(key) = target.pick_key() {
+        let own = match (&self.user_keys, &ctx.principal) {
+            (Some(keys), Some(p)) => keys.key_for(p.user_id, &target.name),
+            _ => None,
+        };
+        if let Some(key) = own.or_else(|| target.pick_key()) {
             let (name, value) = match target.kind {
                 ProviderKind::OpenAi => ("authorization", format!("Bearer {}", key.expose())),
                 ProviderKind::Anthropic => ("x-api-key", key.expose().to_owned()),
@@ -206,7 +222,7 @@ mod tests {
             let _ = req.insert_header(k, v);
         }
         let mut c = ctx(ProviderKind::OpenAi, Endpoint::ChatCompletions, "m");
-        UpstreamHeaders
+        UpstreamHeaders::default()
             .on_upstream_request(&mut req, &mut c)
             .unwrap_or_else(|e| panic!("{e}"));
         let h = |n: &str| {
@@ -251,7 +267,7 @@ mod tests {
             },
             "gemini-2.0-flash",
         );
-        UpstreamHeaders
+        UpstreamHeaders::default()
             .on_upstream_request(&mut req, &mut c)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
@@ -272,7 +288,7 @@ mod tests {
         let _ = resp.insert_header("set-cookie", "a=b");
         let _ = resp.insert_header("x-request-id", "req_1");
         let mut c = RequestCtx::new("rid-9".into());
-        UpstreamHeaders
+        UpstreamHeaders::default()
             .on_response(&mut resp, &mut c)
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(resp.headers.get("set-cookie").is_none());

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use pingora_http::{RequestHeader, ResponseHeader};
 
-pub use context::{KeyLookup, Principal, RequestCtx, Role};
+pub use context::{KeyLookup, Principal, ProviderKeys, RequestCtx, Role};
 pub use endpoint::{Dialect, Endpoint};
 pub use error::GatewayError;
 pub use secret::Secret;

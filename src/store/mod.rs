@@ -19,7 +19,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "init", include_str!("migrations/0001_init.sql")),
     (2, "admin", include_str!("migrations/0002_admin.sql")),
     (3, "keyring", include_str!("migrations/0003_keyring.sql")),
-    (4, "user_budgets", include_str!("migrations/0004_user_budgets.sql")),
+    (
+        4,
+        "user_budgets",
+        include_str!("migrations/0004_user_budgets.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -187,7 +191,10 @@ mod tests {
         s.check().unwrap();
         let again = s.clone();
         again.migrate().unwrap();
-        assert_eq!(count(&s, "SELECT COUNT(*) FROM schema_migrations"), MIGRATIONS.len() as i64);
+        assert_eq!(
+            count(&s, "SELECT COUNT(*) FROM schema_migrations"),
+            MIGRATIONS.len() as i64
+        );
         for table in ["users", "api_keys", "provider_keys", "usage_events"] {
             let sql = format!(
                 "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '{table}'"
