@@ -89,6 +89,12 @@ pub enum UserCommand {
         /// Read a password for admin login from stdin
         #[arg(long)]
         password_stdin: bool,
+        /// A budget for all of the user's keys together, in USD
+        #[arg(long, value_name = "USD")]
+        budget_usd: Option<String>,
+        /// The budget's period (default month)
+        #[arg(long, value_parser = ["day", "month", "total"])]
+        budget_period: Option<String>,
     },
     /// List users
     List {

@@ -3,10 +3,12 @@
 //! the copy (created by the CLI a moment ago) is looked up once, off the async threads.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use async_trait::async_trait;
 use tokio::sync::Semaphore;
+use tollgate_filters::context::{Budget, BudgetPeriod};
 use tollgate_filters::pattern::ModelPattern;
 use tollgate_filters::{KeyLookup, Principal, Secret};
 
@@ -18,16 +20,46 @@ use crate::store::{AuthKeyRow, Store, StoreError};
 /// pool and starving the writers of the single store connection.
 const MAX_MISS_LOOKUPS: usize = 4;
 
-/// A key as cached: the row plus its compiled scopes.
+/// A key as cached: the row, the principal it authenticates as, and when it was last
+/// used (kept here and written to the store in batches, never per request).
 struct Cached {
     row: AuthKeyRow,
-    scopes: Vec<ModelPattern>,
+    principal: Principal,
+    /// Unix seconds of the last successful authentication (0: none since start).
+    last_used: AtomicI64,
+    /// The `last_used` value already written to the store.
+    flushed: AtomicI64,
+}
+
+fn budget(b: &Option<(i64, String)>) -> Option<Budget> {
+    let (nanos, period) = b.as_ref()?;
+    Some(Budget {
+        limit_nanos: u64::try_from(*nanos).ok()?,
+        period: BudgetPeriod::parse(period)?,
+    })
 }
 
 impl From<AuthKeyRow> for Cached {
     fn from(row: AuthKeyRow) -> Self {
-        let scopes = row.models.iter().map(|m| ModelPattern::parse(m)).collect();
-        Cached { row, scopes }
+        let principal = Principal {
+            key_id: row.id.clone(),
+            user_id: row.user_id,
+            user: row.username.clone(),
+            role: row.role,
+            scopes: row.models.iter().map(|m| ModelPattern::parse(m)).collect(),
+            expires_at: row.expires_at,
+            revoked_at: row.revoked_at,
+            budget: budget(&row.budget),
+            user_budget: budget(&row.user_budget),
+            rpm: row.rpm,
+            tpm: row.tpm,
+        };
+        Cached {
+            row,
+            principal,
+            last_used: AtomicI64::new(0),
+            flushed: AtomicI64::new(0),
+        }
     }
 }
 
@@ -58,11 +90,35 @@ impl KeyCache {
     /// Blocking: call it from `spawn_blocking` or a thread of its own. On error the
     /// last good copy stays.
     pub fn refresh(&self) -> Result<(), StoreError> {
+        let old = self
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        // Last-used times are written here, once per refresh, as one batch.
+        let used: Vec<(String, i64)> = old
+            .values()
+            .filter_map(|c| {
+                let t = c.last_used.load(Ordering::Relaxed);
+                (t > c.flushed.load(Ordering::Relaxed)).then(|| (c.row.id.clone(), t))
+            })
+            .collect();
+        if !used.is_empty() {
+            self.store.touch_keys(&used)?;
+        }
         let map: KeyMap = self
             .store
             .all_keys_for_auth()?
             .into_iter()
-            .map(|r| (r.id.clone(), Arc::new(Cached::from(r))))
+            .map(|r| {
+                let fresh = Cached::from(r);
+                if let Some(prev) = old.get(&fresh.row.id) {
+                    let last = prev.last_used.load(Ordering::Relaxed);
+                    fresh.last_used.store(last, Ordering::Relaxed);
+                    fresh.flushed.store(last, Ordering::Relaxed);
+                }
+                (fresh.row.id.clone(), Arc::new(fresh))
+            })
             .collect();
         *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(map);
         Ok(())
@@ -130,16 +186,10 @@ impl KeyLookup for KeyCache {
         if !self.hasher.verify(secret, &cached.row.secret_hmac) {
             return None;
         }
-        let r = &cached.row;
-        Some(Principal {
-            key_id: r.id.clone(),
-            user_id: r.user_id,
-            user: r.username.clone(),
-            role: r.role,
-            scopes: cached.scopes.clone(),
-            expires_at: r.expires_at,
-            revoked_at: r.revoked_at,
-        })
+        cached
+            .last_used
+            .store(tollgate_filters::auth::system_clock(), Ordering::Relaxed);
+        Some(cached.principal.clone())
     }
 }
 

@@ -12,6 +12,7 @@ use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use tollgate_filters::auth::{system_clock, AuthFilter};
 use tollgate_filters::headers::UpstreamHeaders;
+use tollgate_filters::limits::{LimitsFilter, SpendTracker};
 use tollgate_filters::metering::{IncludeUsageFilter, MeteringFilter};
 use tollgate_filters::routing::{RoutingFilter, ScopeFilter};
 use tollgate_filters::FilterChain;
@@ -72,7 +73,12 @@ fn settle_listen_addr(addr: &str, upgrade: bool) -> Result<SocketAddr, ServeErro
 }
 
 /// The filter chain of the proxy listener, in order.
-pub fn build_chain(rt: &Runtime, keys: Arc<KeyCache>, usage: Arc<UsageRecorder>) -> FilterChain {
+pub fn build_chain(
+    rt: &Runtime,
+    keys: Arc<KeyCache>,
+    usage: Arc<UsageRecorder>,
+    spend: Arc<SpendTracker>,
+) -> FilterChain {
     FilterChain::new(vec![
         Arc::new(AuthFilter::new(keys, system_clock)),
         Arc::new(RoutingFilter::new(rt.router.clone())),
@@ -84,6 +90,8 @@ pub fn build_chain(rt: &Runtime, keys: Arc<KeyCache>, usage: Arc<UsageRecorder>)
             rt.prices.clone(),
             Arc::new(Estimator),
         )),
+        // After metering: its on_done reads the request's metered cost and tokens.
+        Arc::new(LimitsFilter::new(spend, system_clock)),
     ])
 }
 
@@ -106,7 +114,9 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
 
     let rt = Arc::new(rt);
     let recorder = UsageRecorder::new(store.clone());
-    let chain = build_chain(&rt, keys.clone(), recorder.clone());
+    let spend = Arc::new(SpendTracker::default());
+    crate::usage::spend::seed(&store, &spend, system_clock())?;
+    let chain = build_chain(&rt, keys.clone(), recorder.clone(), spend);
     log::info!(
         "tollgate {}: {} upstreams, filters {:?}",
         env!("CARGO_PKG_VERSION"),

@@ -118,6 +118,7 @@ mod tests {
                 scopes: vec![],
                 expires_at: exp,
                 revoked_at: rev,
+                ..Principal::default()
             };
             match presented.expose() {
                 "good" => Some(p("k1", None, None)),

@@ -18,9 +18,10 @@ use crate::usage::strip::UsageChunkStripper;
 use crate::usage::UsageMeter;
 
 /// A user's role on the gateway.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Role {
     Admin,
+    #[default]
     Member,
 }
 
@@ -41,8 +42,42 @@ impl Role {
     }
 }
 
+/// How often a budget starts over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetPeriod {
+    Day,
+    Month,
+    Total,
+}
+
+impl BudgetPeriod {
+    pub fn parse(s: &str) -> Option<BudgetPeriod> {
+        match s {
+            "day" => Some(BudgetPeriod::Day),
+            "month" => Some(BudgetPeriod::Month),
+            "total" => Some(BudgetPeriod::Total),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BudgetPeriod::Day => "day",
+            BudgetPeriod::Month => "month",
+            BudgetPeriod::Total => "total",
+        }
+    }
+}
+
+/// A spending cap in nano-dollars over a period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub limit_nanos: u64,
+    pub period: BudgetPeriod,
+}
+
 /// Who is calling: the gateway key that authenticated and its owner.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Principal {
     /// The key's public id (the `<id>` of `tg_<id>_<secret>`).
     pub key_id: String,
@@ -55,6 +90,14 @@ pub struct Principal {
     pub expires_at: Option<i64>,
     /// Unix seconds at which the key was revoked.
     pub revoked_at: Option<i64>,
+    /// The key's budget, if any.
+    pub budget: Option<Budget>,
+    /// The owner's budget (all their keys together), if any.
+    pub user_budget: Option<Budget>,
+    /// Requests per minute allowed to this key.
+    pub rpm: Option<u32>,
+    /// Metered tokens per minute allowed to this key.
+    pub tpm: Option<u64>,
 }
 
 /// Finds the principal behind a presented gateway key. Implemented by the store's key
@@ -129,6 +172,10 @@ pub struct RequestCtx {
     pub client_status: Option<u16>,
     /// The usage meter of the response. Written by metering.
     pub meter: Option<UsageMeter>,
+    /// The metered cost and total tokens of the request. Written by metering in
+    /// `on_done`; read by the limits filter's `on_done` (which runs after it).
+    pub metered_cost_nanos: u64,
+    pub metered_tokens: u64,
     /// Set when Tollgate added `stream_options.include_usage` for this client. Written
     /// by the include-usage filter.
     pub usage_injected: bool,
@@ -162,6 +209,8 @@ impl RequestCtx {
             response_bytes: 0,
             client_status: None,
             meter: None,
+            metered_cost_nanos: 0,
+            metered_tokens: 0,
             usage_injected: false,
             strip: None,
             error: None,

@@ -39,8 +39,13 @@ pub enum GatewayError {
     BodyTooLarge(u64),
     #[error("timed out reading the request body")]
     BodyTimeout,
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after: Option<u64>,
+    },
     #[error("{0}")]
-    RateLimited(String),
+    BudgetExceeded(String),
     #[error("upstream {0} is unreachable")]
     UpstreamUnreachable(String),
     #[error("upstream {0} timed out")]
@@ -61,10 +66,18 @@ impl GatewayError {
             MethodNotAllowed(_) => 405,
             BodyTimeout => 408,
             BodyTooLarge(_) => 413,
-            RateLimited(_) => 429,
+            RateLimited { .. } | BudgetExceeded(_) => 429,
             Internal(_) => 500,
             UpstreamUnreachable(_) => 502,
             UpstreamTimeout(_) => 504,
+        }
+    }
+
+    /// Seconds after which the client may try again (`retry-after`), where known.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            GatewayError::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 
@@ -86,7 +99,8 @@ impl GatewayError {
             MethodNotAllowed(_) => "method_not_allowed",
             BodyTooLarge(_) => "body_too_large",
             BodyTimeout => "body_timeout",
-            RateLimited(_) => "rate_limited",
+            RateLimited { .. } => "rate_limited",
+            BudgetExceeded(_) => "budget_exceeded",
             UpstreamUnreachable(_) => "upstream_unreachable",
             UpstreamTimeout(_) => "upstream_timeout",
             Internal(_) => "internal",
@@ -133,7 +147,8 @@ impl GatewayError {
             MissingKey | InvalidKey | RevokedKey(_) | ExpiredKey(_) => "invalid_api_key",
             UnknownModel(_) => "model_not_found",
             ModelNotAllowed(_) => "model_not_allowed",
-            RateLimited(_) => "rate_limit_exceeded",
+            RateLimited { .. } => "rate_limit_exceeded",
+            BudgetExceeded(_) => "budget_exceeded",
             _ => self.metric_label(),
         }
     }

@@ -12,6 +12,7 @@ pub mod context;
 pub mod endpoint;
 pub mod error;
 pub mod headers;
+pub mod limits;
 pub mod metering;
 pub mod pattern;
 pub mod router;

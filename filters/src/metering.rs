@@ -181,6 +181,9 @@ impl Filter for MeteringFilter {
             total_ms: ctx.started.elapsed().as_millis() as u64,
             error: ctx.error.as_ref().map(GatewayError::metric_label),
         };
+        ctx.metered_cost_nanos = event.cost_nanos;
+        let u = &event.usage;
+        ctx.metered_tokens = u.input + u.output + u.cache_read + u.cache_write;
         self.sink.record(event);
     }
 }

@@ -140,6 +140,7 @@ mod tests {
             scopes: scopes.iter().map(|s| ModelPattern::parse(s)).collect(),
             expires_at: None,
             revoked_at: None,
+            ..Principal::default()
         });
         RoutingFilter::new(router())
             .on_request(&req, &mut ctx)

@@ -44,8 +44,13 @@ pub async fn send_error(
     log_refusal(&err, ctx);
     let body = err.body(ctx.dialect);
     let status = err.status();
+    let extra: Vec<(&'static str, String)> = err
+        .retry_after()
+        .map(|s| ("retry-after", s.to_string()))
+        .into_iter()
+        .collect();
     ctx.error = Some(err);
-    send_json(session, ctx, status, body, &[], keepalive).await?;
+    send_json(session, ctx, status, body, &extra, keepalive).await?;
     Ok(true)
 }
 

@@ -55,6 +55,12 @@ pub struct AuthKeyRow {
     pub models: Vec<String>,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The key's budget (nano-dollars) and period.
+    pub budget: Option<(i64, String)>,
+    /// The owner's budget (nano-dollars) and period.
+    pub user_budget: Option<(i64, String)>,
+    pub rpm: Option<u32>,
+    pub tpm: Option<u64>,
 }
 
 // By hand, to leave the HMAC out of logs: it is not the secret, but it is what an
@@ -81,7 +87,8 @@ fn models_column(r: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Vec<Stri
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
 }
 
-const AUTH_SELECT: &str = "SELECT k.id, k.secret_hmac, k.user_id, u.username, u.role, k.models, k.expires_at, k.revoked_at \
+const AUTH_SELECT: &str = "SELECT k.id, k.secret_hmac, k.user_id, u.username, u.role, k.models, k.expires_at, k.revoked_at, \
+     k.budget_usd_nanos, k.budget_period, u.budget_usd_nanos, u.budget_period, k.rpm, k.tpm \
      FROM api_keys k JOIN users u ON u.id = k.user_id";
 
 fn auth_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuthKeyRow> {
@@ -94,7 +101,20 @@ fn auth_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuthKeyRow> {
         models: models_column(r, 5)?,
         expires_at: r.get(6)?,
         revoked_at: r.get(7)?,
+        budget: pair(r.get(8)?, r.get(9)?),
+        user_budget: pair(r.get(10)?, r.get(11)?),
+        rpm: r
+            .get::<_, Option<i64>>(12)?
+            .and_then(|v| u32::try_from(v).ok()),
+        tpm: r
+            .get::<_, Option<i64>>(13)?
+            .and_then(|v| u64::try_from(v).ok()),
     })
+}
+
+/// A budget: amount and period together, or none.
+fn pair(nanos: Option<i64>, period: Option<String>) -> Option<(i64, String)> {
+    Some((nanos?, period.unwrap_or_else(|| "month".to_owned())))
 }
 
 fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
@@ -217,6 +237,42 @@ impl Store {
         let mut st = conn.prepare(AUTH_SELECT)?;
         let rows = st.query_map([], auth_row)?.collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
+    }
+
+    /// Records when keys were last used, in one transaction (batched by the key cache).
+    pub fn touch_keys(&self, used: &[(String, i64)]) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached("UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?2) WHERE id = ?1")?;
+            for (id, t) in used {
+                st.execute(params![id, t])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Cost (nano-dollars) recorded since `since_ms`, per key and per user, for the
+    /// budget tracker at start-up.
+    pub fn spend_since(
+        &self,
+        since_ms: i64,
+    ) -> Result<(Vec<(String, u64)>, Vec<(i64, u64)>), StoreError> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare("SELECT key_id, SUM(cost_nanos) FROM usage_events WHERE ts >= ?1 AND key_id IS NOT NULL GROUP BY key_id")?;
+        let keys = st
+            .query_map([since_ms], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut st = conn.prepare("SELECT user_id, SUM(cost_nanos) FROM usage_events WHERE ts >= ?1 AND user_id IS NOT NULL GROUP BY user_id")?;
+        let users = st
+            .query_map([since_ms], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((keys, users))
     }
 
     /// One key by id, for a key the cache has not seen yet.

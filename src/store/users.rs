@@ -78,6 +78,24 @@ impl Store {
     }
 
     /// Every user, in creation order.
+    /// Sets (or with `None` clears) a user's budget: nano-dollars and period.
+    pub fn set_user_budget(
+        &self,
+        username: &str,
+        budget: Option<(i64, &str)>,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn()?;
+        let (nanos, period) = budget.map_or((None, None), |(n, p)| (Some(n), Some(p)));
+        let n = conn.execute(
+            "UPDATE users SET budget_usd_nanos = ?2, budget_period = ?3 WHERE username = ?1",
+            rusqlite::params![username, nanos, period],
+        )?;
+        if n == 0 {
+            return Err(StoreError::UnknownUser(username.to_owned()));
+        }
+        Ok(())
+    }
+
     pub fn list_users(&self) -> Result<Vec<UserRow>, StoreError> {
         let conn = self.conn()?;
         let mut st =

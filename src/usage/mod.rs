@@ -3,6 +3,7 @@
 
 pub mod estimate;
 pub mod recorder;
+pub mod spend;
 
 pub use estimate::Estimator;
 pub use recorder::{UsageRecorder, UsageWriter};

@@ -1,0 +1,321 @@
+//! Budgets and rate limits, checked before a request goes upstream.
+//!
+//! - Budgets (per key and per user, USD over a day, a month or all time) are checked
+//!   against spend kept in memory and updated as each request's cost is metered, so
+//!   concurrent requests can overrun a budget by at most the requests already in flight.
+//! - Requests per minute and metered tokens per minute per key use `pingora-limits`
+//!   estimators over one-minute windows; a refusal carries `retry-after`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora_http::RequestHeader;
+use pingora_limits::rate::Rate;
+
+use crate::auth::Clock;
+use crate::context::{Budget, BudgetPeriod, RequestCtx};
+use crate::error::GatewayError;
+use crate::Filter;
+
+const WINDOW: Duration = Duration::from_secs(60);
+
+/// Unix seconds at which the period containing `now` started (UTC).
+pub fn period_start(period: BudgetPeriod, now: i64) -> i64 {
+    match period {
+        BudgetPeriod::Total => 0,
+        BudgetPeriod::Day => now - now.rem_euclid(86_400),
+        BudgetPeriod::Month => {
+            let days = now.div_euclid(86_400);
+            // civil-from-days (Howard Hinnant), then back to the 1st of that month
+            let z = days + 719_468;
+            let era = z.div_euclid(146_097);
+            let doe = z - era * 146_097;
+            let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+            let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+            let mp = (5 * doy + 2) / 153;
+            let day_of_month = doy - (153 * mp + 2) / 5; // 0-based
+            (days - day_of_month) * 86_400
+        }
+    }
+}
+
+/// Unix seconds at which the period containing `now` ends (`None` for all time).
+pub fn period_end(period: BudgetPeriod, now: i64) -> Option<i64> {
+    match period {
+        BudgetPeriod::Total => None,
+        BudgetPeriod::Day => Some(period_start(period, now) + 86_400),
+        // the 1st of the next month: 32 days after this month's 1st is always in it
+        BudgetPeriod::Month => Some(period_start(
+            period,
+            period_start(period, now) + 32 * 86_400,
+        )),
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start: i64,
+    spent: u64,
+}
+
+/// Spend per key and per user in their budget's current period.
+#[derive(Debug, Default)]
+pub struct SpendTracker {
+    // std Mutex: short, never held across an .await.
+    keys: Mutex<HashMap<String, Window>>,
+    users: Mutex<HashMap<i64, Window>>,
+}
+
+fn spent_in<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, Window>>, k: &K, start: i64) -> u64 {
+    map.lock()
+        .ok()
+        .and_then(|m| m.get(k).copied())
+        .filter(|w| w.start == start)
+        .map(|w| w.spent)
+        .unwrap_or(0)
+}
+
+fn add_to<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, Window>>, k: K, start: i64, nanos: u64) {
+    if let Ok(mut m) = map.lock() {
+        let w = m.entry(k).or_insert(Window { start, spent: 0 });
+        if w.start != start {
+            *w = Window { start, spent: 0 };
+        }
+        w.spent = w.spent.saturating_add(nanos);
+    }
+}
+
+impl SpendTracker {
+    /// Sets what a key already spent in the period starting at `start` (from the store).
+    pub fn seed_key(&self, key_id: &str, start: i64, nanos: u64) {
+        add_to(&self.keys, key_id.to_owned(), start, nanos);
+    }
+
+    /// Sets what a user already spent in the period starting at `start`.
+    pub fn seed_user(&self, user_id: i64, start: i64, nanos: u64) {
+        add_to(&self.users, user_id, start, nanos);
+    }
+
+    pub fn key_spent(&self, key_id: &str, period: BudgetPeriod, now: i64) -> u64 {
+        spent_in(&self.keys, &key_id.to_owned(), period_start(period, now))
+    }
+
+    pub fn user_spent(&self, user_id: i64, period: BudgetPeriod, now: i64) -> u64 {
+        spent_in(&self.users, &user_id, period_start(period, now))
+    }
+
+    /// Adds a metered cost to the key's and the user's current periods.
+    pub fn record(
+        &self,
+        key_id: &str,
+        key_period: Option<BudgetPeriod>,
+        user_id: i64,
+        user_period: Option<BudgetPeriod>,
+        nanos: u64,
+        now: i64,
+    ) {
+        if let Some(p) = key_period {
+            add_to(&self.keys, key_id.to_owned(), period_start(p, now), nanos);
+        }
+        if let Some(p) = user_period {
+            add_to(&self.users, user_id, period_start(p, now), nanos);
+        }
+    }
+}
+
+fn usd(nanos: u64) -> String {
+    format!(
+        "${}.{:02}",
+        nanos / 1_000_000_000,
+        (nanos % 1_000_000_000) / 10_000_000
+    )
+}
+
+/// The budget and rate-limit filter. Must run after authentication and routing, and (for
+/// `on_done`) after metering, which writes the request's cost and tokens.
+pub struct LimitsFilter {
+    spend: std::sync::Arc<SpendTracker>,
+    rpm: Rate,
+    tpm: Rate,
+    started: Instant,
+    clock: Clock,
+}
+
+impl LimitsFilter {
+    pub fn new(spend: std::sync::Arc<SpendTracker>, clock: Clock) -> Self {
+        LimitsFilter {
+            spend,
+            rpm: Rate::new(WINDOW),
+            tpm: Rate::new(WINDOW),
+            started: Instant::now(),
+            clock,
+        }
+    }
+
+    /// Seconds until the current one-minute window is over (windows start with the filter).
+    fn retry_after(&self) -> u64 {
+        let into = self.started.elapsed().as_secs() % WINDOW.as_secs();
+        (WINDOW.as_secs() - into).max(1)
+    }
+
+    fn check_budget(
+        &self,
+        what: &str,
+        budget: Budget,
+        spent: u64,
+        now: i64,
+    ) -> Result<(), GatewayError> {
+        if spent < budget.limit_nanos {
+            return Ok(());
+        }
+        let per = match budget.period {
+            BudgetPeriod::Total => "in total".to_owned(),
+            p => format!("per {}", p.as_str()),
+        };
+        let until = period_end(budget.period, now)
+            .map(|end| format!("; it resets in {} s", end - now))
+            .unwrap_or_default();
+        Err(GatewayError::BudgetExceeded(format!(
+            "the budget of {} {per} for {what} is used up (spent {}){until}",
+            usd(budget.limit_nanos),
+            usd(spent)
+        )))
+    }
+}
+
+#[async_trait]
+impl Filter for LimitsFilter {
+    fn name(&self) -> &'static str {
+        "limits"
+    }
+
+    async fn on_request(
+        &self,
+        _req: &RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        let Some(p) = &ctx.principal else {
+            return Ok(());
+        };
+        let now = (self.clock)();
+        if let Some(b) = p.budget {
+            self.check_budget(
+                &format!("key {}", p.key_id),
+                b,
+                self.spend.key_spent(&p.key_id, b.period, now),
+                now,
+            )?;
+        }
+        if let Some(b) = p.user_budget {
+            self.check_budget(
+                &format!("user {}", p.user),
+                b,
+                self.spend.user_spent(p.user_id, b.period, now),
+                now,
+            )?;
+        }
+        if let Some(tpm) = p.tpm {
+            let used = self.tpm.observe(&p.key_id, 0).max(0) as u64;
+            if used >= tpm {
+                return Err(GatewayError::RateLimited {
+                    message: format!("key {} used its {tpm} tokens per minute", p.key_id),
+                    retry_after: Some(self.retry_after()),
+                });
+            }
+        }
+        if let Some(rpm) = p.rpm {
+            let n = self.rpm.observe(&p.key_id, 1).max(0) as u64;
+            if n > u64::from(rpm) {
+                return Err(GatewayError::RateLimited {
+                    message: format!("key {} is limited to {rpm} requests per minute", p.key_id),
+                    retry_after: Some(self.retry_after()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn on_done(&self, ctx: &mut RequestCtx) {
+        let Some(p) = &ctx.principal else { return };
+        if ctx.metered_tokens > 0 && p.tpm.is_some() {
+            self.tpm.observe(
+                &p.key_id,
+                ctx.metered_tokens.min(isize::MAX as u64) as isize,
+            );
+        }
+        if ctx.metered_cost_nanos > 0 {
+            let now = (self.clock)();
+            self.spend.record(
+                &p.key_id,
+                p.budget.map(|b| b.period),
+                p.user_id,
+                p.user_budget.map(|b| b.period),
+                ctx.metered_cost_nanos,
+                now,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::Principal;
+    use std::sync::Arc;
+
+    #[test]
+    fn periods_start_and_end_in_utc() {
+        let t = 1_795_000_000; // 2026-11-18T11:06:40Z
+        assert_eq!(period_start(BudgetPeriod::Day, t), 1_794_960_000);
+        assert_eq!(period_start(BudgetPeriod::Month, t), 1_793_491_200); // 2026-11-01
+        assert_eq!(period_end(BudgetPeriod::Month, t), Some(1_796_083_200)); // 2026-12-01
+        assert_eq!(period_end(BudgetPeriod::Total, t), None);
+    }
+
+    fn ctx(p: &Principal) -> RequestCtx {
+        let mut c = RequestCtx::new("r".into());
+        c.principal = Some(p.clone());
+        c
+    }
+
+    #[tokio::test]
+    async fn budget_trips_after_spend_reaches_it_and_rpm_at_the_next_request() {
+        let req = RequestHeader::build("POST", b"/v1/x", None).unwrap_or_else(|_| unreachable!());
+        let spend = Arc::new(SpendTracker::default());
+        let f = LimitsFilter::new(spend.clone(), || 1_795_000_000);
+        let p = Principal {
+            key_id: "k".into(),
+            user_id: 7,
+            budget: Some(Budget {
+                limit_nanos: 1_000,
+                period: BudgetPeriod::Month,
+            }),
+            rpm: Some(3),
+            ..Principal::default()
+        };
+        for cost in [600, 600] {
+            let mut c = ctx(&p);
+            assert!(f.on_request(&req, &mut c).await.is_ok());
+            c.metered_cost_nanos = cost;
+            f.on_done(&mut c);
+        }
+        let e = f.on_request(&req, &mut ctx(&p)).await.err();
+        assert!(matches!(e, Some(GatewayError::BudgetExceeded(_))), "{e:?}");
+
+        let f = LimitsFilter::new(Arc::new(SpendTracker::default()), || 0);
+        let p = Principal {
+            key_id: "r".into(),
+            rpm: Some(3),
+            ..Principal::default()
+        };
+        for _ in 0..3 {
+            assert!(f.on_request(&req, &mut ctx(&p)).await.is_ok());
+        }
+        let e = f.on_request(&req, &mut ctx(&p)).await.err();
+        assert!(
+            matches!(e, Some(GatewayError::RateLimited { retry_after: Some(s), .. }) if (1..=60).contains(&s))
+        );
+    }
+}
