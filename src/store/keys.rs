@@ -87,6 +87,9 @@ fn models_column(r: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Vec<Stri
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
 }
 
+/// Spend in nano-dollars per key id and per user id.
+pub type SpendByOwner = (Vec<(String, u64)>, Vec<(i64, u64)>);
+
 const AUTH_SELECT: &str = "SELECT k.id, k.secret_hmac, k.user_id, u.username, u.role, k.models, k.expires_at, k.revoked_at, \
      k.budget_usd_nanos, k.budget_period, u.budget_usd_nanos, u.budget_period, k.rpm, k.tpm \
      FROM api_keys k JOIN users u ON u.id = k.user_id";
@@ -258,7 +261,7 @@ impl Store {
     pub fn spend_since(
         &self,
         since_ms: i64,
-    ) -> Result<(Vec<(String, u64)>, Vec<(i64, u64)>), StoreError> {
+    ) -> Result<SpendByOwner, StoreError> {
         let conn = self.conn()?;
         let mut st = conn.prepare("SELECT key_id, SUM(cost_nanos) FROM usage_events WHERE ts >= ?1 AND key_id IS NOT NULL GROUP BY key_id")?;
         let keys = st
