@@ -1,5 +1,5 @@
-//! Small Pingora background services: the key-cache refresher and the start-up
-//! announcement of the listeners.
+//! Small Pingora background services: the key-cache refresher (gateway and provider
+//! keys) and the start-up announcement of the listeners.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,12 +10,14 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
 use crate::keycache::KeyCache;
+use crate::provider_key_cache::ProviderKeyCache;
 
-/// Reloads the gateway keys from the store every second, so a revocation or a new key
-/// from the CLI or another process is seen within a second without a store read per
-/// request.
+/// Reloads the gateway keys and the stored provider keys from the store every second,
+/// so a revocation, a new key or a provider key set from the CLI or another process is
+/// seen within a second without a store read per request.
 pub struct KeyRefresher {
     pub keys: Arc<KeyCache>,
+    pub provider_keys: Arc<ProviderKeyCache>,
     pub every: Duration,
 }
 
@@ -33,6 +35,13 @@ impl BackgroundService for KeyRefresher {
                         Ok(Ok(())) => {}
                         Ok(Err(e)) => log::warn!("key cache refresh failed (keeping the last good copy): {e}"),
                         Err(e) => log::warn!("key cache refresh did not complete: {e}"),
+                    }
+                    // Separately: a failure of one refresh does not hold back the other.
+                    let provider_keys = self.provider_keys.clone();
+                    match tokio::task::spawn_blocking(move || provider_keys.refresh()).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => log::warn!("provider key cache refresh failed (keeping the last good copy): {e}"),
+                        Err(e) => log::warn!("provider key cache refresh did not complete: {e}"),
                     }
                 }
             }

@@ -49,6 +49,35 @@ pub enum Command {
     Key(KeyCommand),
     /// Usage and cost totals from the store
     Usage(UsageArgs),
+    /// Manage provider keys stored in the gateway, encrypted
+    #[command(subcommand)]
+    ProviderKey(ProviderKeyCommand),
+    /// Re-wrap the store's data keys under a new master key (read as base64 from stdin)
+    RotateMasterKey {
+        /// Generate the new master key instead of reading it, and print it once
+        #[arg(long)]
+        generate: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProviderKeyCommand {
+    /// Store a provider key read from stdin; with --user, only that user's requests
+    /// to the upstream use it
+    Set {
+        /// An upstream name from the config
+        #[arg(long)]
+        upstream: String,
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Delete a stored provider key (succeeds when there is none)
+    Delete {
+        #[arg(long)]
+        upstream: String,
+        #[arg(long)]
+        user: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

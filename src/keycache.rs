@@ -210,7 +210,11 @@ mod tests {
     fn fixture() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db")).unwrap();
-        let hasher = KeyHasher::new(&MasterKey::load_or_create("", dir.path()).unwrap());
+        let hasher = KeyHasher::new(
+            MasterKey::load_or_create("", dir.path())
+                .unwrap()
+                .subkey("gateway-key-hmac"),
+        );
         store.create_user("alice", Role::Member, None, 1).unwrap();
         let cache = KeyCache::new(store.clone(), hasher.clone());
         cache.refresh().unwrap();
@@ -286,8 +290,11 @@ mod tests {
             assert!(f.cache.authenticate(&Secret::new(bad)).await.is_none());
         }
         // A key checked under another master key does not verify.
-        let other =
-            KeyHasher::new(&MasterKey::load_or_create("", &f.dir.path().join("o")).unwrap());
+        let other = KeyHasher::new(
+            MasterKey::load_or_create("", &f.dir.path().join("o"))
+                .unwrap()
+                .subkey("gateway-key-hmac"),
+        );
         let foreign = KeyCache::new(f.store.clone(), other);
         foreign.refresh().unwrap();
         assert!(foreign.authenticate(&key).await.is_none());

@@ -5,9 +5,11 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use tollgate::cli::{Cli, Command, KeyCommand, UsageCommand, UserCommand};
+use tollgate::cli::{Cli, Command, KeyCommand, ProviderKeyCommand, UsageCommand, UserCommand};
+use tollgate::commands::provider_keys::{MasterKeySource, NewMasterKey};
 use tollgate::commands::{self, CommandError};
 use tollgate::config::{self, Runtime};
+use tollgate::keyring::Keyring;
 use tollgate::secrets::{KeyHasher, MasterKey};
 use tollgate::server::{self, ServeOptions};
 use tollgate::store::{GroupBy, Store};
@@ -46,10 +48,27 @@ fn open_store(rt: &Runtime) -> Result<Store, String> {
     Store::open(&rt.storage_path).map_err(|e| format!("store {}: {e}", rt.storage_path.display()))
 }
 
-fn hasher(rt: &Runtime) -> Result<KeyHasher, String> {
-    let master =
-        MasterKey::load_or_create(&rt.master_key, &rt.storage_dir).map_err(|e| e.to_string())?;
-    Ok(KeyHasher::new(&master))
+fn master_key(rt: &Runtime) -> Result<MasterKey, String> {
+    MasterKey::load_or_create(&rt.master_key, &rt.storage_dir).map_err(|e| e.to_string())
+}
+
+fn keyring(rt: &Runtime, store: &Store) -> Result<Keyring, String> {
+    Keyring::load_or_init(store, &master_key(rt)?, now()).map_err(|e| e.to_string())
+}
+
+fn hasher(rt: &Runtime, store: &Store) -> Result<KeyHasher, String> {
+    Ok(keyring(rt, store)?.hasher())
+}
+
+/// All of stdin, for secrets piped in; bounded, so a wrong file piped in whole is
+/// refused instead of read into memory.
+fn read_stdin(what: &str) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    std::io::stdin()
+        .take(1 << 16)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("cannot read {what} from stdin: {e}"))?;
+    Ok(buf)
 }
 
 fn now() -> i64 {
@@ -140,7 +159,7 @@ fn run(cli: Cli) -> Result<String, String> {
             };
             cmd(commands::keys::key_create(
                 &store,
-                &hasher(&rt)?,
+                &hasher(&rt, &store)?,
                 args,
                 now(),
             ))
@@ -156,6 +175,57 @@ fn run(cli: Cli) -> Result<String, String> {
         Command::Key(KeyCommand::Revoke { id }) => {
             let rt = load(&cli)?;
             cmd(commands::keys::key_revoke(&open_store(&rt)?, id, now()))
+        }
+        Command::ProviderKey(ProviderKeyCommand::Set { upstream, user }) => {
+            let rt = load(&cli)?;
+            let store = open_store(&rt)?;
+            let crypto = keyring(&rt, &store)?.crypto();
+            let known: Vec<&str> = rt.upstreams.iter().map(|u| u.name.as_str()).collect();
+            let input = read_stdin("the provider key")?;
+            cmd(commands::provider_keys::provider_key_set(
+                &store,
+                &crypto,
+                &known,
+                upstream,
+                user.as_deref(),
+                &input,
+                now(),
+            ))
+        }
+        Command::ProviderKey(ProviderKeyCommand::Delete { upstream, user }) => {
+            let rt = load(&cli)?;
+            cmd(commands::provider_keys::provider_key_delete(
+                &open_store(&rt)?,
+                upstream,
+                user.as_deref(),
+            ))
+        }
+        Command::RotateMasterKey { generate } => {
+            let rt = load(&cli)?;
+            let store = open_store(&rt)?;
+            let current = master_key(&rt)?;
+            let input;
+            let new = if *generate {
+                NewMasterKey::Generate
+            } else {
+                input = read_stdin("the new master key")?;
+                NewMasterKey::Given(&input)
+            };
+            let config = cli.config_path();
+            let source = if rt.master_key.trim().is_empty() {
+                MasterKeySource::File {
+                    storage_dir: &rt.storage_dir,
+                }
+            } else {
+                MasterKeySource::Configured { config: &config }
+            };
+            cmd(commands::provider_keys::rotate_master_key(
+                &store,
+                &current,
+                new,
+                source,
+                now(),
+            ))
         }
         Command::Usage(u) => {
             let rt = load(&cli)?;

@@ -25,6 +25,7 @@ struct Metrics {
     cost: IntCounterVec,
     upstream_errors: IntCounterVec,
     attempts_failed: IntCounterVec,
+    circuit_open: prometheus::IntGaugeVec,
     unpriced: IntCounter,
     estimated: IntCounter,
     in_flight: IntGauge,
@@ -114,6 +115,20 @@ static M: LazyLock<Metrics> = LazyLock::new(|| {
             "tollgate_upstream_attempts_failed_total",
             "Upstream attempts that failed and moved on (or ended the chain), by reason.",
             &["upstream", "reason"],
+        ),
+        circuit_open: fallback(
+            prometheus::register_int_gauge_vec!(
+                "tollgate_upstream_circuit_open",
+                "1 while the upstream's circuit is open.",
+                &["upstream"]
+            ),
+            || {
+                prometheus::IntGaugeVec::new(
+                    prometheus::Opts::new("tollgate_upstream_circuit_open", "circuit"),
+                    &["upstream"],
+                )
+                .unwrap_or_else(|_| unreachable!("valid gauge options"))
+            },
         ),
         unpriced: c(
             "tollgate_unpriced_requests_total",
@@ -232,6 +247,18 @@ pub fn upstream_attempt_failed(upstream: &str, reason: &str) {
     M.attempts_failed
         .with_label_values(&[upstream, reason])
         .inc();
+}
+
+/// Marks an upstream's circuit open (1) or closed (0).
+pub fn circuit_open(upstream: &str, open: bool) {
+    M.circuit_open
+        .with_label_values(&[upstream])
+        .set(i64::from(open));
+}
+
+/// Requests being proxied now.
+pub fn in_flight() -> i64 {
+    M.in_flight.get()
 }
 
 pub fn request_started() {

@@ -7,7 +7,7 @@
 //! (say, encryption of provider keys).
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -86,6 +86,29 @@ impl MasterKey {
         }
     }
 
+    /// A new random key (for `rotate-master-key --generate`).
+    pub fn generate() -> MasterKey {
+        let mut key = [0u8; 32];
+        OsRng.fill_bytes(&mut key);
+        MasterKey(key)
+    }
+
+    /// The key from its base64 text (surrounding whitespace ignored); `None` unless it
+    /// is exactly 32 bytes.
+    pub fn from_base64(text: &str) -> Option<MasterKey> {
+        decode32(text).map(MasterKey)
+    }
+
+    /// The base64 text, as `secrets.master_key` and `master.key` hold it.
+    pub fn to_base64(&self) -> Secret {
+        Secret::new(base64::engine::general_purpose::STANDARD.encode(self.0))
+    }
+
+    /// Whether two keys are the same key.
+    pub fn same_as(&self, other: &MasterKey) -> bool {
+        self.0 == other.0
+    }
+
     /// A key for one purpose: HMAC-SHA256(master, "tollgate/v1/" + purpose).
     pub fn subkey(&self, purpose: &str) -> [u8; 32] {
         let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.0)
@@ -94,6 +117,50 @@ impl MasterKey {
         mac.update(purpose.as_bytes());
         mac.finalize().into_bytes().into()
     }
+}
+
+/// `<storage_dir>/master.key`: where the master key lives when none is configured.
+pub fn master_key_path(storage_dir: &Path) -> std::path::PathBuf {
+    storage_dir.join(MASTER_KEY_FILE)
+}
+
+/// Writes `key` to `<storage_dir>/master.key.new` (mode 0600, synced), replacing an
+/// earlier staged file. The first half of replacing the key file: the new key is on disk
+/// before the store starts depending on it, so a crash in between loses nothing.
+pub fn stage_master_key_file(storage_dir: &Path, key: &MasterKey) -> Result<PathBuf, SecretsError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = storage_dir.join(format!("{MASTER_KEY_FILE}.new"));
+    let shown = || path.display().to_string();
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(SecretsError::Io(shown(), e)),
+    }
+    let written = (|| {
+        // create_new with an explicit mode: the file is never readable by others, not
+        // even for a moment (a chmod after the write would leave a window).
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        f.write_all(key.to_base64().expose().as_bytes())?;
+        f.sync_all()
+    })();
+    written.map_err(|e| SecretsError::Io(shown(), e))?;
+    Ok(path)
+}
+
+/// Moves a file written by [`stage_master_key_file`] over `<storage_dir>/master.key`:
+/// a rename, so a reader sees the old key or the new one, never a torn file.
+pub fn commit_master_key_file(staged: &Path, storage_dir: &Path) -> Result<(), SecretsError> {
+    let path = master_key_path(storage_dir);
+    std::fs::rename(staged, &path).map_err(|e| SecretsError::Io(path.display().to_string(), e))?;
+    // Make the rename durable; failure here is not worth failing for.
+    if let Ok(d) = std::fs::File::open(storage_dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 fn read_key_file(path: &Path) -> Result<MasterKey, SecretsError> {
@@ -175,7 +242,9 @@ pub fn parse_gateway_key(key: &str) -> Option<(&str, &str)> {
     (id_ok && secret_ok).then_some((id, secret))
 }
 
-/// HMAC of gateway key secrets under the master key's "gateway-key-hmac" sub-key.
+/// HMAC of gateway key secrets under the keyring's "gateway-key-hmac" data key (see
+/// [`crate::keyring`]): a random key wrapped by the master key, so that rotating the
+/// master key leaves every stored HMAC valid.
 #[derive(Clone)]
 pub struct KeyHasher {
     key: [u8; 32],
@@ -188,10 +257,9 @@ impl std::fmt::Debug for KeyHasher {
 }
 
 impl KeyHasher {
-    pub fn new(master: &MasterKey) -> Self {
-        KeyHasher {
-            key: master.subkey("gateway-key-hmac"),
-        }
+    /// A hasher with this HMAC key; normally [`crate::keyring::Keyring::hasher`].
+    pub fn new(key: [u8; 32]) -> Self {
+        KeyHasher { key }
     }
 
     fn mac(&self, secret: &str) -> HmacSha256 {
@@ -276,7 +344,41 @@ mod tests {
         assert_ne!(m.subkey("x"), MasterKey([4; 32]).subkey("x"));
         assert_ne!(m.subkey("x").to_vec(), m.0.to_vec());
         assert_eq!(format!("{m:?}"), "*****");
-        assert_eq!(format!("{:?}", KeyHasher::new(&m)), "KeyHasher(*****)");
+        assert_eq!(format!("{:?}", KeyHasher::new([5; 32])), "KeyHasher(*****)");
+    }
+
+    #[test]
+    fn a_replaced_key_file_is_staged_then_renamed_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = MasterKey::load_or_create("", dir.path()).unwrap();
+        let new = MasterKey::generate();
+        assert!(!new.same_as(&old) && new.same_as(&new.clone()));
+        let staged = stage_master_key_file(dir.path(), &new).unwrap();
+        // Staging again (a retried rotation) replaces the staged file.
+        let staged = {
+            let again = stage_master_key_file(dir.path(), &new).unwrap();
+            assert_eq!(again, staged);
+            again
+        };
+        let mode = std::fs::metadata(&staged).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // Until the commit, the old key is the one in use.
+        assert!(MasterKey::load_or_create("", dir.path())
+            .unwrap()
+            .same_as(&old));
+        commit_master_key_file(&staged, dir.path()).unwrap();
+        assert!(!staged.exists());
+        let path = master_key_path(dir.path());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(MasterKey::load_or_create("", dir.path())
+            .unwrap()
+            .same_as(&new));
+        assert!(MasterKey::from_base64(new.to_base64().expose())
+            .unwrap()
+            .same_as(&new));
+        assert!(MasterKey::from_base64("c2hvcnQ=").is_none());
+        assert_eq!(format!("{:?}", new.to_base64()), "*****");
     }
 
     #[test]
@@ -321,14 +423,14 @@ mod tests {
 
     #[test]
     fn hash_and_verify() {
-        let h = KeyHasher::new(&MasterKey([7; 32]));
+        let h = KeyHasher::new([7; 32]);
         let stored = h.hash("the-secret");
         assert_eq!(stored.len(), 32);
         assert!(h.verify("the-secret", &stored));
         assert!(!h.verify("the-secreT", &stored));
         assert!(!h.verify("the-secret", &stored[..31]));
         assert!(!h.verify("the-secret", &[]));
-        let other = KeyHasher::new(&MasterKey([8; 32]));
+        let other = KeyHasher::new([8; 32]);
         assert!(!other.verify("the-secret", &stored));
     }
 }

@@ -21,8 +21,10 @@ use crate::admin::AdminApp;
 use crate::background::{KeyRefresher, ListenAnnouncer};
 use crate::config::{self, pingora_conf, ConfigError, Runtime};
 use crate::keycache::KeyCache;
+use crate::keyring::{Keyring, KeyringError};
+use crate::provider_key_cache::ProviderKeyCache;
 use crate::proxy::{Gateway, GatewayProxy};
-use crate::secrets::{KeyHasher, MasterKey};
+use crate::secrets::MasterKey;
 use crate::store::Store;
 use crate::usage::{Estimator, UsageRecorder, UsageWriter};
 
@@ -49,6 +51,8 @@ pub enum ServeError {
     Store(#[from] crate::store::StoreError),
     #[error("secrets: {0}")]
     Secrets(#[from] crate::secrets::SecretsError),
+    #[error("{0}")]
+    Keyring(#[from] KeyringError),
 }
 
 /// Turns `IP:0` into a free port and checks every address can be bound, so that a busy
@@ -78,13 +82,14 @@ pub fn build_chain(
     keys: Arc<KeyCache>,
     usage: Arc<UsageRecorder>,
     spend: Arc<SpendTracker>,
+    provider_keys: Arc<ProviderKeyCache>,
 ) -> FilterChain {
     FilterChain::new(vec![
         Arc::new(AuthFilter::new(keys, system_clock)),
         Arc::new(RoutingFilter::new(rt.router.clone())),
         Arc::new(ScopeFilter),
         Arc::new(IncludeUsageFilter),
-        Arc::new(UpstreamHeaders::new(None)),
+        Arc::new(UpstreamHeaders::new(Some(provider_keys))),
         Arc::new(MeteringFilter::new(
             usage,
             rt.prices.clone(),
@@ -109,14 +114,23 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
 
     let store = Store::open(&rt.storage_path)?;
     let master = MasterKey::load_or_create(&rt.master_key, &rt.storage_dir)?;
-    let keys = Arc::new(KeyCache::new(store.clone(), KeyHasher::new(&master)));
+    let keyring = Keyring::load_or_init(&store, &master, system_clock())?;
+    let keys = Arc::new(KeyCache::new(store.clone(), keyring.hasher()));
     keys.refresh()?;
+    let provider_keys = Arc::new(ProviderKeyCache::new(store.clone(), keyring.crypto()));
+    provider_keys.refresh()?;
 
     let rt = Arc::new(rt);
     let recorder = UsageRecorder::new(store.clone());
     let spend = Arc::new(SpendTracker::default());
     crate::usage::spend::seed(&store, &spend, system_clock())?;
-    let chain = build_chain(&rt, keys.clone(), recorder.clone(), spend);
+    let chain = build_chain(
+        &rt,
+        keys.clone(),
+        recorder.clone(),
+        spend,
+        provider_keys.clone(),
+    );
     log::info!(
         "tollgate {}: {} upstreams, filters {:?}",
         env!("CARGO_PKG_VERSION"),
@@ -154,6 +168,7 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
         "key refresher",
         KeyRefresher {
             keys,
+            provider_keys,
             every: Duration::from_secs(1),
         },
     );
@@ -174,6 +189,7 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
         "usage writer",
         UsageWriter {
             recorder: recorder.clone(),
+            grace: rt.shutdown_grace,
         },
     );
     writer.threads = Some(1);

@@ -227,3 +227,49 @@ async fn connect_errors_429_and_5xx_fall_back_other_4xx_do_not() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_failing_upstream_opens_its_circuit_and_is_skipped() {
+    let good = MockUpstream::start().await;
+    let ups = format!(
+        "  - name: dead\n    kind: openai\n    base_url: \"{}\"\n  - name: good\n    kind: openai\n    base_url: \"{}\"\n",
+        closed_port(),
+        good.base_url()
+    );
+    let gw = GatewayBuilder::new()
+        .upstreams_yaml(ups)
+        .routes_yaml("  - models: [\"*\"]\n    upstreams: [dead, good]\n".into())
+        .start_with_user("alice");
+    let key = gw.create_key("alice", &[]);
+    let auth = format!("Bearer {key}");
+    let metrics = || async {
+        let m = request(gw.admin_addr, "GET", "/metrics", &[], b"")
+            .await
+            .text();
+        let value = |prefix: &str| {
+            m.lines()
+                .filter(|l| l.starts_with(prefix))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>()
+        };
+        (
+            value("tollgate_upstream_attempts_failed_total{reason=\"connect_error\",upstream=\"dead\"}")
+                + value("tollgate_upstream_attempts_failed_total{upstream=\"dead\",reason=\"connect_error\"}"),
+            value("tollgate_upstream_circuit_open{upstream=\"dead\"}"),
+        )
+    };
+    for _ in 0..8 {
+        let r = request(
+            gw.proxy_addr,
+            "POST",
+            "/v1/chat/completions",
+            &[("authorization", &auth)],
+            &chat(5),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+    }
+    // Five failures opened the circuit; the three requests after it went straight to good.
+    assert_eq!(metrics().await, (5.0, 1.0));
+    assert_eq!(good.requests().len(), 8);
+}

@@ -167,6 +167,9 @@ pub struct RequestCtx {
     pub first_byte_at: Option<Instant>,
     /// Body bytes passed to the client. Written by the transports.
     pub response_bytes: u64,
+    /// The last two body bytes seen, to know whether a stream stopped between events.
+    /// Written by the transports.
+    pub body_tail: [u8; 2],
     /// The status the client received. Written by the transports and the proxy's own
     /// responses; read by metering.
     pub client_status: Option<u16>,
@@ -207,6 +210,7 @@ impl RequestCtx {
             upstream_status: None,
             first_byte_at: None,
             response_bytes: 0,
+            body_tail: [b'\n', b'\n'],
             client_status: None,
             meter: None,
             metered_cost_nanos: 0,
@@ -219,22 +223,33 @@ impl RequestCtx {
     }
 
     /// Moves to the next upstream of the route's fallback chain, if there is one.
+    /// Upstreams whose circuit is open are skipped.
     pub fn advance_upstream(&mut self) -> bool {
-        let len = self.route.as_ref().map(|r| r.chain.len()).unwrap_or(0);
-        if self.attempt + 1 < len {
-            self.attempt += 1;
-            self.upstream_status = None;
-            true
-        } else {
-            false
+        match self.next_allowed(self.attempt + 1) {
+            Some(i) => {
+                self.attempt = i;
+                self.upstream_status = None;
+                true
+            }
+            None => false,
         }
+    }
+
+    /// The first upstream of the chain at or after `from` whose circuit lets a request
+    /// through (taking the half-open probe slot if that is what it offers).
+    pub fn next_allowed(&self, from: usize) -> Option<usize> {
+        let chain = &self.route.as_ref()?.chain;
+        (from..chain.len()).find(|&i| chain[i].circuit.allow())
     }
 
     /// Whether the chain has an upstream after the current one.
     pub fn has_next_upstream(&self) -> bool {
-        self.route
-            .as_ref()
-            .is_some_and(|r| self.attempt + 1 < r.chain.len())
+        self.route.as_ref().is_some_and(|r| {
+            r.chain
+                .iter()
+                .skip(self.attempt + 1)
+                .any(|u| u.circuit.would_allow())
+        })
     }
 
     /// The upstream currently being tried, if routed.

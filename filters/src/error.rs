@@ -39,6 +39,8 @@ pub enum GatewayError {
     BodyTooLarge(u64),
     #[error("timed out reading the request body")]
     BodyTimeout,
+    #[error("request headers are larger than the limit of {0} bytes")]
+    HeadersTooLarge(usize),
     #[error("{message}")]
     RateLimited {
         message: String,
@@ -50,6 +52,8 @@ pub enum GatewayError {
     UpstreamUnreachable(String),
     #[error("upstream {0} timed out")]
     UpstreamTimeout(String),
+    #[error("upstream {0} ended the stream before it was complete")]
+    UpstreamStreamBroken(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -66,9 +70,10 @@ impl GatewayError {
             MethodNotAllowed(_) => 405,
             BodyTimeout => 408,
             BodyTooLarge(_) => 413,
+            HeadersTooLarge(_) => 431,
             RateLimited { .. } | BudgetExceeded(_) => 429,
             Internal(_) => 500,
-            UpstreamUnreachable(_) => 502,
+            UpstreamUnreachable(_) | UpstreamStreamBroken(_) => 502,
             UpstreamTimeout(_) => 504,
         }
     }
@@ -99,10 +104,12 @@ impl GatewayError {
             MethodNotAllowed(_) => "method_not_allowed",
             BodyTooLarge(_) => "body_too_large",
             BodyTimeout => "body_timeout",
+            HeadersTooLarge(_) => "headers_too_large",
             RateLimited { .. } => "rate_limited",
             BudgetExceeded(_) => "budget_exceeded",
             UpstreamUnreachable(_) => "upstream_unreachable",
             UpstreamTimeout(_) => "upstream_timeout",
+            UpstreamStreamBroken(_) => "upstream_stream_broken",
             Internal(_) => "internal",
         }
     }
@@ -129,6 +136,23 @@ impl GatewayError {
             }),
         };
         Bytes::from(value.to_string())
+    }
+
+    /// The error as a final server-sent event in the client's dialect, for a stream that
+    /// already started: Anthropic's `event: error`, an OpenAI-style error chunk, a Gemini
+    /// error object.
+    pub fn sse_event(&self, dialect: Dialect) -> Bytes {
+        let body = self.body(dialect);
+        let (head, tail): (&[u8], &[u8]) = match dialect {
+            Dialect::Anthropic => (b"event: error\ndata: ", b"\n\n"),
+            Dialect::OpenAi => (b"data: ", b"\n\n"),
+            Dialect::Gemini => (b"data: ", b"\r\n\r\n"),
+        };
+        let mut out = Vec::with_capacity(head.len() + body.len() + tail.len());
+        out.extend_from_slice(head);
+        out.extend_from_slice(&body);
+        out.extend_from_slice(tail);
+        Bytes::from(out)
     }
 
     fn openai_type(&self) -> &'static str {
@@ -158,7 +182,7 @@ impl GatewayError {
             401 => "authentication_error",
             403 => "permission_error",
             404 | 405 => "not_found_error",
-            413 => "request_too_large",
+            413 | 431 => "request_too_large",
             429 => "rate_limit_error",
             504 => "timeout_error",
             s if s >= 500 => "api_error",

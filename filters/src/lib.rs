@@ -8,6 +8,7 @@
 //! socket or a database.
 
 pub mod auth;
+pub mod circuit;
 pub mod context;
 pub mod endpoint;
 pub mod error;

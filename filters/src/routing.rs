@@ -46,6 +46,9 @@ impl Filter for RoutingFilter {
             ctx.upstream_body = Some(rewrite_model(&ctx.body, &decision.served_model)?);
         }
         ctx.route = Some(decision);
+        // Start at the first upstream whose circuit is closed (or probing); when every
+        // circuit is open, try the first anyway rather than refuse outright.
+        ctx.attempt = ctx.next_allowed(0).unwrap_or(0);
         Ok(())
     }
 }

@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::circuit::Circuit;
 use crate::secret::Secret;
 
 /// The wire protocol an upstream speaks, which decides its credential header.
@@ -46,6 +47,8 @@ pub struct UpstreamTarget {
     /// Add `stream_options.include_usage` to OpenAI-style streaming requests that lack
     /// it, so streams can be billed (and remove the extra chunk for the client).
     pub include_usage: bool,
+    /// The upstream's circuit breaker.
+    pub circuit: Circuit,
     next_key: AtomicUsize,
 }
 
@@ -85,6 +88,7 @@ impl UpstreamTarget {
             connect_timeout,
             read_timeout,
             include_usage: true,
+            circuit: Circuit::default(),
             next_key: AtomicUsize::new(0),
         }
     }

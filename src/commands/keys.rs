@@ -207,7 +207,11 @@ mod tests {
     fn setup() -> (tempfile::TempDir, Store, KeyHasher) {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("t.db")).unwrap();
-        let h = KeyHasher::new(&MasterKey::load_or_create("", dir.path()).unwrap());
+        let h = KeyHasher::new(
+            MasterKey::load_or_create("", dir.path())
+                .unwrap()
+                .subkey("gateway-key-hmac"),
+        );
         s.create_user("alice", Role::Member, None, 0).unwrap();
         (dir, s, h)
     }

@@ -2,6 +2,7 @@
 //! stays a dispatcher and the logic is unit-tested.
 
 pub mod keys;
+pub mod provider_keys;
 pub mod usage;
 pub mod users;
 
@@ -15,6 +16,10 @@ pub enum CommandError {
     /// A bad argument; the message names it.
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    Keyring(#[from] crate::keyring::KeyringError),
+    #[error("{0}")]
+    Secrets(#[from] crate::secrets::SecretsError),
 }
 
 /// `30s`, `15m`, `12h`, `30d`, `1y` (365 days).

@@ -54,6 +54,38 @@ pub async fn read_body(
         .map_err(|_| BodyError::Refused(GatewayError::BodyTimeout))?
 }
 
+/// Deepest JSON nesting accepted: far beyond any real request, and it keeps a hostile
+/// body from reaching an upstream parser that might recurse on it.
+const MAX_JSON_DEPTH: usize = 128;
+
+/// `Some(limit)` when arrays/objects nest deeper than `limit` (strings skipped).
+fn too_deep(body: &[u8], limit: usize) -> Option<usize> {
+    let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_str {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return Some(limit);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
 #[derive(Deserialize)]
 struct Probe {
     #[serde(default)]
@@ -70,6 +102,11 @@ pub fn probe(body: &[u8]) -> Result<(Option<String>, bool), GatewayError> {
         return Err(GatewayError::BadJson(
             "the body must be a JSON object".into(),
         ));
+    }
+    if let Some(depth) = too_deep(body, MAX_JSON_DEPTH) {
+        return Err(GatewayError::BadJson(format!(
+            "nesting deeper than {depth} levels"
+        )));
     }
     let p: Probe =
         serde_json::from_slice(body).map_err(|e| GatewayError::BadJson(e.to_string()))?;

@@ -41,6 +41,7 @@ pub fn error_falls_back(e: &Error) -> bool {
 pub fn try_next(ctx: &mut RequestCtx, why: &str) -> bool {
     let from = ctx.upstream().map(|u| u.name.clone()).unwrap_or_default();
     crate::metrics::upstream_attempt_failed(&from, why);
+    record_failure(ctx);
     let moved = ctx.advance_upstream();
     match ctx.upstream().filter(|_| moved) {
         Some(to) => log::warn!(
@@ -54,6 +55,31 @@ pub fn try_next(ctx: &mut RequestCtx, why: &str) -> bool {
         ),
     }
     moved
+}
+
+/// Counts a failure against the current upstream's circuit.
+pub fn record_failure(ctx: &RequestCtx) {
+    if let Some(up) = ctx.upstream() {
+        if up.circuit.on_failure() {
+            log::warn!(
+                "upstream {}: circuit open for {:?} after repeated failures",
+                up.name,
+                tollgate_filters::circuit::COOL_DOWN
+            );
+            crate::metrics::circuit_open(&up.name, true);
+        }
+    }
+}
+
+/// Closes the current upstream's circuit after an answer that is not a failure.
+pub fn record_success(ctx: &RequestCtx) {
+    if let Some(up) = ctx.upstream() {
+        if up.circuit.state() != tollgate_filters::circuit::CircuitState::Closed {
+            log::info!("upstream {}: circuit closed", up.name);
+            crate::metrics::circuit_open(&up.name, false);
+        }
+        up.circuit.on_success();
+    }
 }
 
 /// A short, low-cardinality reason for a failed attempt.

@@ -79,7 +79,14 @@ pub async fn forward(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) 
                 };
                 fallback::try_next(ctx, why);
             }
-            Ok(a) => break a,
+            Ok(a) => {
+                if fallback::status_falls_back(a.resp.status.as_u16()) {
+                    fallback::record_failure(ctx);
+                } else {
+                    fallback::record_success(ctx);
+                }
+                break a;
+            }
             Err((e, Some(pe)))
                 if fallback::error_falls_back(&pe)
                     && fallback::try_next(ctx, fallback::reason(&pe)) =>
@@ -122,12 +129,9 @@ async fn relay_body(
             }
             Ok(None) => break,
             Err(e) => {
-                let name = ctx.upstream().map(|u| u.name.clone()).unwrap_or_default();
-                log::warn!(
-                    "request {}: upstream {name} broke mid-response: {e}",
-                    ctx.request_id
-                );
-                return Err(e);
+                log::debug!("request {}: {e}", ctx.request_id);
+                super::end_broken_stream(session, ctx).await;
+                return Ok(true);
             }
         }
     }

@@ -41,6 +41,9 @@ use tollgate_filters::{Dialect, Endpoint, FilterChain, GatewayError, RequestCtx}
 use crate::config::Runtime;
 use dns::Resolver;
 
+/// Request headers larger than this in total are refused (431): no LLM client needs
+/// more, and a proxy that accepts anything is a cheap memory target.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Pingora replays an early-read body only up to this size (its retry buffer).
 const REPLAY_LIMIT: usize = 64 * 1024;
 /// How long an idle pooled upstream connection is kept; below the usual 60-120 s idle
@@ -131,6 +134,11 @@ fn observe_chunk(chain: &FilterChain, ctx: &mut RequestCtx, chunk: &[u8], end_of
     if !chunk.is_empty() {
         ctx.first_byte_at.get_or_insert_with(Instant::now);
         ctx.response_bytes += chunk.len() as u64;
+        ctx.body_tail = match chunk {
+            [.., a, b] => [*a, *b],
+            [b] => [ctx.body_tail[1], *b],
+            [] => ctx.body_tail,
+        };
     }
     chain.on_response_body(chunk, end_of_stream, ctx);
 }
@@ -141,6 +149,38 @@ fn strip_injected_usage(ctx: &mut RequestCtx, body: &mut Option<Bytes>, end_of_s
     if let Some(strip) = ctx.strip.as_mut() {
         let out = strip.process(body.take().unwrap_or_default(), end_of_stream);
         *body = (!out.is_empty() || end_of_stream).then_some(out);
+    }
+}
+
+/// The upstream died after the response started: a stream gets a final error event in
+/// the client's dialect and a proper end, so SDKs report an error instead of hanging or
+/// treating a truncated answer as complete. Other bodies just end.
+pub(crate) async fn end_broken_stream(session: &mut Session, ctx: &mut RequestCtx) {
+    let name = ctx.upstream().map(|u| u.name.clone()).unwrap_or_default();
+    log::warn!(
+        "request {}: upstream {name} broke mid-response",
+        ctx.request_id
+    );
+    let err = GatewayError::UpstreamStreamBroken(name);
+    let mut tail = Vec::new();
+    if let Some(strip) = ctx.strip.as_mut() {
+        tail.extend_from_slice(&strip.process(Bytes::new(), true));
+    }
+    if ctx.meter.as_ref().is_some_and(|m| m.is_stream()) {
+        let last = match tail.as_slice() {
+            [.., a, b] => [*a, *b],
+            _ => ctx.body_tail,
+        };
+        if last != *b"\n\n" {
+            // cut inside an event: close it, so the error is an event of its own
+            tail.extend_from_slice(b"\n\n");
+        }
+        tail.extend_from_slice(&err.sse_event(ctx.dialect));
+    }
+    ctx.error = Some(err);
+    let tail = (!tail.is_empty()).then(|| Bytes::from(tail));
+    if let Err(we) = session.write_response_body(tail, true).await {
+        log::debug!("request {}: could not end the stream: {we}", ctx.request_id);
     }
 }
 
@@ -191,6 +231,20 @@ impl ProxyHttp for GatewayProxy {
         };
         ctx.dialect = endpoint.dialect();
         ctx.endpoint = Some(endpoint.clone());
+        let header_bytes: usize = req
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum();
+        if header_bytes > MAX_HEADER_BYTES {
+            return respond::send_error(
+                session,
+                ctx,
+                GatewayError::HeadersTooLarge(MAX_HEADER_BYTES),
+                false,
+            )
+            .await;
+        }
         if endpoint == Endpoint::Health {
             let body = Bytes::from_static(b"{\"status\":\"ok\"}");
             respond::send_json(session, ctx, 200, body, &[], true).await?;
@@ -293,6 +347,11 @@ impl ProxyHttp for GatewayProxy {
     ) -> Result<()> {
         let status = upstream_response.status.as_u16();
         ctx.upstream_status = Some(status);
+        if !fallback::status_falls_back(status) {
+            fallback::record_success(ctx);
+        } else if !ctx.has_next_upstream() {
+            fallback::record_failure(ctx); // the last one: its answer passes through
+        }
         if fallback::status_falls_back(status) && ctx.has_next_upstream() {
             // Nothing has reached the client yet: drop this answer and let
             // error_while_proxy send the request to the next upstream.
@@ -401,7 +460,10 @@ impl ProxyHttp for GatewayProxy {
             can_reuse_downstream: false,
         };
         if session.response_written().is_some() {
-            return nothing; // mid-stream: the client sees the stream end early
+            if e.esource() == &ErrorSource::Upstream {
+                end_broken_stream(session, ctx).await;
+            }
+            return nothing;
         }
         let err = match (ctx.error.clone(), e.esource()) {
             (Some(err), _) => err,
@@ -454,16 +516,27 @@ impl ProxyHttp for GatewayProxy {
         ctx.client_status = Some(status);
         self.gw.chain.on_done(ctx);
         crate::metrics::request_finished();
-        log::debug!(
-            "request {} {} {} -> {} model={} upstream={} bytes={} in {:?}",
+        // One access line per request, on its own target so operators can route or
+        // silence it (RUST_LOG=tollgate::access=off). Never a credential or the query.
+        log::info!(
+            target: "tollgate::access",
+            "id={} method={} path={} status={} key={} user={} model={:?} served={:?} upstream={} attempts={} tokens={} cost_nanos={} bytes={} ttfb_ms={} ms={}{}",
             ctx.request_id,
             session.req_header().method,
             session.req_header().uri.path(),
             status,
+            ctx.principal.as_ref().map(|p| p.key_id.as_str()).unwrap_or("-"),
+            ctx.principal.as_ref().map(|p| p.user.as_str()).unwrap_or("-"),
             ctx.requested_model.as_deref().unwrap_or("-"),
+            ctx.route.as_ref().map(|r| r.served_model.as_str()).unwrap_or("-"),
             ctx.upstream().map(|u| u.name.as_str()).unwrap_or("-"),
+            ctx.attempt + usize::from(ctx.route.is_some()),
+            ctx.metered_tokens,
+            ctx.metered_cost_nanos,
             ctx.response_bytes,
-            ctx.started.elapsed(),
+            ctx.first_byte_at.map(|t| t.duration_since(ctx.started).as_millis()).unwrap_or(0),
+            ctx.started.elapsed().as_millis(),
+            ctx.error.as_ref().map(|e| format!(" error={}", e.metric_label())).unwrap_or_default(),
         );
     }
 

@@ -258,10 +258,7 @@ impl Store {
 
     /// Cost (nano-dollars) recorded since `since_ms`, per key and per user, for the
     /// budget tracker at start-up.
-    pub fn spend_since(
-        &self,
-        since_ms: i64,
-    ) -> Result<SpendByOwner, StoreError> {
+    pub fn spend_since(&self, since_ms: i64) -> Result<SpendByOwner, StoreError> {
         let conn = self.conn()?;
         let mut st = conn.prepare("SELECT key_id, SUM(cost_nanos) FROM usage_events WHERE ts >= ?1 AND key_id IS NOT NULL GROUP BY key_id")?;
         let keys = st
@@ -298,7 +295,11 @@ mod tests {
         let s = Store::open(&dir.path().join("t.db")).unwrap();
         s.create_user("alice", Role::Member, None, 1).unwrap();
         s.create_user("root", Role::Admin, None, 1).unwrap();
-        let h = KeyHasher::new(&MasterKey::load_or_create("", dir.path()).unwrap());
+        let h = KeyHasher::new(
+            MasterKey::load_or_create("", dir.path())
+                .unwrap()
+                .subkey("gateway-key-hmac"),
+        );
         (dir, s, h)
     }
 

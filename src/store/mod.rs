@@ -1,7 +1,9 @@
 //! The SQLite store: one connection behind a mutex, WAL, numbered migrations applied on
 //! open. Typed queries live in one file per table family.
 
+mod data_keys;
 mod keys;
+mod provider_keys;
 mod usage;
 mod users;
 
@@ -10,7 +12,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, TransactionBehavior};
 
+pub use data_keys::DataKeyRow;
 pub use keys::{AuthKeyRow, KeyRow, NewKey};
+pub use provider_keys::{ProviderKeyRow, ProviderKeyStatus};
 pub use usage::{GroupBy, UsageRow};
 pub use users::UserRow;
 
@@ -46,6 +50,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store is locked by a panicked thread")]
     Poisoned,
+    #[error("{0}")]
+    Crypto(#[from] crate::keyring::CryptoError),
 }
 
 /// A handle to the store; clones share one connection.

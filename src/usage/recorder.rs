@@ -134,6 +134,32 @@ impl UsageSink for UsageRecorder {
 /// The background service that writes usage batches.
 pub struct UsageWriter {
     pub recorder: Arc<UsageRecorder>,
+    /// `server.shutdown_grace_s`: how long in-flight requests may run after SIGTERM.
+    pub grace: Duration,
+}
+
+impl UsageWriter {
+    /// After a shutdown signal: the listeners no longer accept; once the requests in
+    /// flight are done, every queued event is written and the process exits at once
+    /// (Pingora by itself would sleep out the whole grace period even when idle). If
+    /// requests outlive the grace, Pingora stops them and `serve` writes what is left.
+    async fn finish_after_requests(&self) {
+        let deadline = tokio::time::Instant::now() + self.grace;
+        while metrics::in_flight() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                log::warn!(
+                    "shutdown: {} requests still in flight at the end of the grace period",
+                    metrics::in_flight()
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.recorder.flush_now().await;
+        log::info!("shutdown: no request in flight and every usage event written; exiting");
+        #[allow(clippy::exit)] // the one deliberate exit: skip Pingora's idle grace sleep
+        std::process::exit(0);
+    }
 }
 
 #[async_trait]
@@ -146,10 +172,8 @@ impl BackgroundService for UsageWriter {
                 let mut rx = rec.rx.lock().await;
                 tokio::select! {
                     _ = shutdown.changed() => {
-                        // In-flight requests keep producing events during the grace
-                        // period; the final drain after the proxy stops writes them.
                         drop(rx);
-                        rec.flush_now().await;
+                        self.finish_after_requests().await;
                         return;
                     }
                     first = rx.recv() => match first {

@@ -7,3 +7,7 @@ CREATE TABLE data_keys (
     created_at INTEGER NOT NULL,
     rotated_at INTEGER
 );
+
+-- SQLite treats NULLs as distinct in provider_keys' UNIQUE (upstream, user_id): this
+-- keeps global keys (no user) to one per upstream as well.
+CREATE UNIQUE INDEX provider_keys_one_global ON provider_keys(upstream) WHERE user_id IS NULL;

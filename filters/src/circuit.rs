@@ -1,0 +1,129 @@
+//! A circuit breaker per upstream: after [`FAILURES_TO_OPEN`] consecutive failures the
+//! upstream is skipped by routing for [`COOL_DOWN`]; then one request probes it
+//! (half-open): success closes the circuit, failure opens it again.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Consecutive failures (connect errors, timeouts before the header, 429, 5xx) that open
+/// the circuit.
+pub const FAILURES_TO_OPEN: u32 = 5;
+/// How long an open circuit keeps the upstream out of rotation before a probe.
+pub const COOL_DOWN: Duration = Duration::from_secs(30);
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Lock-free breaker state, shared by every request to the upstream.
+#[derive(Debug, Default)]
+pub struct Circuit {
+    failures: AtomicU32,
+    /// Unix ms when the circuit opened; 0 while closed.
+    opened_at: AtomicU64,
+    /// A half-open probe is in flight.
+    probing: AtomicBool,
+}
+
+/// What a circuit looks like from outside (metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CircuitState {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+impl Circuit {
+    /// Whether a request may go to this upstream now. In the half-open state only one
+    /// request (the probe) is let through.
+    pub fn allow(&self) -> bool {
+        self.allow_at(now_ms())
+    }
+
+    fn allow_at(&self, now: u64) -> bool {
+        let opened = self.opened_at.load(Ordering::Acquire);
+        if opened == 0 {
+            return true;
+        }
+        if now.saturating_sub(opened) < COOL_DOWN.as_millis() as u64 {
+            return false;
+        }
+        self.probing
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Whether [`Circuit::allow`] could let a request through, without taking the probe.
+    pub fn would_allow(&self) -> bool {
+        let opened = self.opened_at.load(Ordering::Acquire);
+        opened == 0
+            || (now_ms().saturating_sub(opened) >= COOL_DOWN.as_millis() as u64
+                && !self.probing.load(Ordering::Acquire))
+    }
+
+    pub fn state(&self) -> CircuitState {
+        match (
+            self.opened_at.load(Ordering::Acquire),
+            self.probing.load(Ordering::Acquire),
+        ) {
+            (0, _) => CircuitState::Closed,
+            (_, true) => CircuitState::HalfOpen,
+            _ => CircuitState::Open,
+        }
+    }
+
+    pub fn on_success(&self) {
+        self.failures.store(0, Ordering::Release);
+        self.opened_at.store(0, Ordering::Release);
+        self.probing.store(false, Ordering::Release);
+    }
+
+    /// Records a failure; true when this failure opened (or re-opened) the circuit.
+    pub fn on_failure(&self) -> bool {
+        self.on_failure_at(now_ms())
+    }
+
+    fn on_failure_at(&self, now: u64) -> bool {
+        if self.probing.swap(false, Ordering::AcqRel) {
+            self.opened_at.store(now.max(1), Ordering::Release);
+            return true;
+        }
+        let n = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
+        if n >= FAILURES_TO_OPEN && self.opened_at.load(Ordering::Acquire) == 0 {
+            self.opened_at.store(now.max(1), Ordering::Release);
+            return true;
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_after_failures_probes_after_cool_down_and_closes_on_success() {
+        let c = Circuit::default();
+        let t = 1_000_000;
+        for _ in 0..FAILURES_TO_OPEN - 1 {
+            assert!(!c.on_failure_at(t));
+        }
+        assert!(c.allow_at(t));
+        assert!(c.on_failure_at(t));
+        assert_eq!(c.state(), CircuitState::Open);
+        assert!(!c.allow_at(t + 1000));
+        let later = t + COOL_DOWN.as_millis() as u64;
+        assert!(c.allow_at(later), "one probe");
+        assert!(!c.allow_at(later), "only one");
+        assert!(c.on_failure_at(later), "a failed probe re-opens");
+        assert!(!c.allow_at(later + 1));
+        let again = later + COOL_DOWN.as_millis() as u64;
+        assert!(c.allow_at(again));
+        c.on_success();
+        assert_eq!(c.state(), CircuitState::Closed);
+        assert!(c.allow_at(again));
+    }
+}

@@ -1,0 +1,474 @@
+//! Envelope keys: the data keys that do the work, wrapped by the master key.
+//!
+//! Two random 32-byte data keys live in the store's `data_keys` table, each encrypted
+//! ("wrapped") with AES-256-GCM under `MasterKey::subkey("wrap")`, the purpose string as
+//! associated data (so one wrapped key cannot be passed off as the other):
+//!
+//! - `gateway-key-hmac`: the HMAC key of gateway key secrets ([`Keyring::hasher`]);
+//! - `provider-key-aes`: the AES-256-GCM key of stored provider keys
+//!   ([`Keyring::crypto`]).
+//!
+//! Rotating the master key re-wraps the two data keys and touches nothing else: every
+//! gateway key HMAC and every encrypted provider key stays valid. A master key that
+//! does not unwrap them is refused with one clear error, rather than quietly treating
+//! every gateway key as unknown.
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
+use rand::rngs::OsRng;
+use rand::RngCore;
+use tollgate_filters::Secret;
+
+use crate::secrets::{KeyHasher, MasterKey};
+use crate::store::{DataKeyRow, Store, StoreError};
+
+/// The purpose of the gateway-key HMAC data key (also its row in `data_keys`).
+pub const HMAC_PURPOSE: &str = "gateway-key-hmac";
+/// The purpose of the provider-key encryption data key.
+pub const AES_PURPOSE: &str = "provider-key-aes";
+/// The master key's sub-key that wraps data keys.
+const WRAP_SUBKEY: &str = "wrap";
+/// AES-GCM's standard 96-bit nonce.
+const NONCE_LEN: usize = 12;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyringError {
+    #[error("the master key does not match this store: its data keys were wrapped under another master key (was secrets.master_key, TOLLGATE_MASTER_KEY or master.key changed?)")]
+    MasterMismatch,
+    #[error("the store's data key '{0}' is malformed")]
+    Malformed(String),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+/// Encryption or decryption of a provider key failed. For decryption this means the
+/// row was altered, copied to another owner or upstream, or written under another
+/// keyring; the message says nothing more (and nothing secret).
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    #[error("the provider key does not decrypt for this owner and upstream")]
+    Decrypt,
+    #[error("the provider key cannot be encrypted")]
+    Encrypt,
+}
+
+fn cipher(key: &[u8; 32]) -> Aes256Gcm {
+    Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key))
+}
+
+fn random_nonce() -> [u8; NONCE_LEN] {
+    let mut n = [0u8; NONCE_LEN];
+    OsRng.fill_bytes(&mut n);
+    n
+}
+
+/// The two data keys, unwrapped. Never printed.
+#[derive(Clone)]
+pub struct Keyring {
+    hmac: [u8; 32],
+    aes: [u8; 32],
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keyring(*****)")
+    }
+}
+
+fn wrap(
+    master: &MasterKey,
+    purpose: &str,
+    key: &[u8; 32],
+    now: i64,
+) -> Result<DataKeyRow, KeyringError> {
+    let nonce = random_nonce();
+    let wrapped = cipher(&master.subkey(WRAP_SUBKEY))
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: key,
+                aad: purpose.as_bytes(),
+            },
+        )
+        // Only inputs beyond 64 GiB fail; 32 bytes never do.
+        .map_err(|_| KeyringError::Malformed(purpose.to_owned()))?;
+    Ok(DataKeyRow {
+        purpose: purpose.to_owned(),
+        nonce: nonce.to_vec(),
+        wrapped,
+        created_at: now,
+        rotated_at: None,
+    })
+}
+
+fn unwrap_row(master: &MasterKey, row: &DataKeyRow) -> Result<[u8; 32], KeyringError> {
+    if row.nonce.len() != NONCE_LEN {
+        return Err(KeyringError::Malformed(row.purpose.clone()));
+    }
+    let plain = cipher(&master.subkey(WRAP_SUBKEY))
+        .decrypt(
+            Nonce::from_slice(&row.nonce),
+            Payload {
+                msg: &row.wrapped,
+                aad: row.purpose.as_bytes(),
+            },
+        )
+        // The tag does not verify: another master key (or a tampered row, which only
+        // someone with write access to the store could make).
+        .map_err(|_| KeyringError::MasterMismatch)?;
+    plain
+        .try_into()
+        .map_err(|_| KeyringError::Malformed(row.purpose.clone()))
+}
+
+fn find<'a>(rows: &'a [DataKeyRow], purpose: &str) -> Result<&'a DataKeyRow, KeyringError> {
+    rows.iter()
+        .find(|r| r.purpose == purpose)
+        .ok_or_else(|| KeyringError::Malformed(purpose.to_owned()))
+}
+
+impl Keyring {
+    /// The keyring of this store, created (random data keys, wrapped under `master`) on
+    /// first use. Safe when two processes start on a new store at once: both insert
+    /// with `INSERT OR IGNORE` in an IMMEDIATE transaction and then use whatever rows
+    /// won. Fails with [`KeyringError::MasterMismatch`] when `master` is not the key
+    /// the store's data keys were wrapped under.
+    pub fn load_or_init(
+        store: &Store,
+        master: &MasterKey,
+        now: i64,
+    ) -> Result<Keyring, KeyringError> {
+        // A store from before the keyring hashed gateway keys under this sub-key of
+        // the master key: adopting it as the data key keeps those keys valid (and from
+        // here on the master key can rotate without touching them). New stores get a
+        // random key.
+        let hmac = if store.has_gateway_keys()? {
+            master.subkey(HMAC_PURPOSE)
+        } else {
+            random_key()
+        };
+        let candidates = [
+            wrap(master, HMAC_PURPOSE, &hmac, now)?,
+            wrap(master, AES_PURPOSE, &random_key(), now)?,
+        ];
+        store.init_data_keys(&candidates, |rows| {
+            Ok(Keyring {
+                hmac: unwrap_row(master, find(rows, HMAC_PURPOSE)?)?,
+                aes: unwrap_row(master, find(rows, AES_PURPOSE)?)?,
+            })
+        })
+    }
+
+    /// Re-wraps every data key from `old` to `new` in one transaction; returns how many
+    /// were re-wrapped. The data keys themselves do not change. Fails (changing nothing)
+    /// with [`KeyringError::MasterMismatch`] when `old` is not the store's master key.
+    pub fn rotate_master(
+        store: &Store,
+        old: &MasterKey,
+        new: &MasterKey,
+        now: i64,
+    ) -> Result<usize, KeyringError> {
+        // Creates the keyring if this store has none yet, so there is something to
+        // move (and checks `old` against it otherwise).
+        Keyring::load_or_init(store, old, now)?;
+        store.rewrap_data_keys(now, |rows| {
+            rows.into_iter()
+                .map(|r| {
+                    let key = unwrap_row(old, &r)?;
+                    let fresh = wrap(new, &r.purpose, &key, now)?;
+                    Ok(DataKeyRow {
+                        created_at: r.created_at,
+                        ..fresh
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// The HMAC of gateway key secrets.
+    pub fn hasher(&self) -> KeyHasher {
+        KeyHasher::new(self.hmac)
+    }
+
+    /// Encryption of stored provider keys.
+    pub fn crypto(&self) -> ProviderKeyCrypto {
+        ProviderKeyCrypto {
+            cipher: cipher(&self.aes),
+        }
+    }
+}
+
+fn random_key() -> [u8; 32] {
+    let mut k = [0u8; 32];
+    OsRng.fill_bytes(&mut k);
+    k
+}
+
+/// AES-256-GCM of provider keys under the keyring's `provider-key-aes` data key. The
+/// associated data is the row's owner (user id, or `global`) and upstream, so a row
+/// copied to another user or upstream in the database does not decrypt there.
+#[derive(Clone)]
+pub struct ProviderKeyCrypto {
+    cipher: Aes256Gcm,
+}
+
+impl std::fmt::Debug for ProviderKeyCrypto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProviderKeyCrypto(*****)")
+    }
+}
+
+/// `tollgate/provider-key/v1 NUL <owner> NUL <upstream>`: NUL cannot occur in a user id
+/// or (config-validated) upstream name, so distinct pairs never give equal bytes.
+fn associated_data(owner: Option<i64>, upstream: &str) -> Vec<u8> {
+    let owner = owner.map_or_else(|| "global".to_owned(), |id| id.to_string());
+    format!("tollgate/provider-key/v1\0{owner}\0{upstream}").into_bytes()
+}
+
+impl ProviderKeyCrypto {
+    /// `(nonce, ciphertext)` of `secret` for this owner and upstream, under a fresh
+    /// random nonce (so storing the same key twice gives different bytes).
+    pub fn encrypt(
+        &self,
+        owner: Option<i64>,
+        upstream: &str,
+        secret: &Secret,
+    ) -> Result<(Vec<u8>, Vec<u8>), CryptoError> {
+        let nonce = random_nonce();
+        let aad = associated_data(owner, upstream);
+        let ciphertext = self
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: secret.expose().as_bytes(),
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| CryptoError::Encrypt)?;
+        Ok((nonce.to_vec(), ciphertext))
+    }
+
+    /// The secret of a row; [`CryptoError::Decrypt`] when the bytes, owner or upstream
+    /// are not the ones it was encrypted for.
+    pub fn decrypt(
+        &self,
+        owner: Option<i64>,
+        upstream: &str,
+        nonce: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<Secret, CryptoError> {
+        if nonce.len() != NONCE_LEN {
+            return Err(CryptoError::Decrypt);
+        }
+        let aad = associated_data(owner, upstream);
+        let plain = self
+            .cipher
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| CryptoError::Decrypt)?;
+        String::from_utf8(plain)
+            .map(Secret::new)
+            .map_err(|_| CryptoError::Decrypt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tollgate_filters::Role;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("t.db")).unwrap();
+        (dir, s)
+    }
+
+    #[test]
+    fn created_once_then_loaded_and_checked() {
+        let (dir, s) = store();
+        let m = MasterKey::generate();
+        let a = Keyring::load_or_init(&s, &m, 1).unwrap();
+        // Random, distinct keys, not derived from the master key.
+        assert_ne!(a.hmac, a.aes);
+        assert_ne!(a.hmac, m.subkey(HMAC_PURPOSE));
+        // Another process opening the same file gets the same keys.
+        let again = Store::open(&dir.path().join("t.db")).unwrap();
+        let b = Keyring::load_or_init(&again, &m, 2).unwrap();
+        assert_eq!((a.hmac, a.aes), (b.hmac, b.aes));
+        assert_eq!(format!("{a:?}"), "Keyring(*****)");
+        assert_eq!(format!("{:?}", a.crypto()), "ProviderKeyCrypto(*****)");
+        // The stored rows are wrapped, not the keys themselves.
+        let rows = s
+            .init_data_keys(&[], |r| Ok::<_, StoreError>(r.to_vec()))
+            .unwrap();
+        assert_eq!(rows.len(), 2);
+        for r in &rows {
+            assert_eq!((r.nonce.len(), r.wrapped.len(), r.created_at), (12, 48, 1));
+            assert!(!r.wrapped.windows(32).any(|w| w == a.hmac || w == a.aes));
+        }
+        // Another master key is refused with a clear message, and adds nothing.
+        let e = Keyring::load_or_init(&s, &MasterKey::generate(), 3).unwrap_err();
+        assert!(matches!(e, KeyringError::MasterMismatch));
+        assert!(e
+            .to_string()
+            .starts_with("the master key does not match this store"));
+    }
+
+    #[test]
+    fn concurrent_first_use_agrees_on_one_keyring() {
+        let (dir, _s) = store();
+        let m = MasterKey::generate();
+        let path = dir.path().join("t.db");
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let (m, path) = (m.clone(), path.clone());
+                std::thread::spawn(move || {
+                    let s = Store::open(&path).unwrap();
+                    let k = Keyring::load_or_init(&s, &m, 1).unwrap();
+                    (k.hmac, k.aes)
+                })
+            })
+            .collect();
+        let got: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert!(got.windows(2).all(|w| w[0] == w[1]));
+    }
+
+    #[test]
+    fn a_store_with_old_gateway_keys_keeps_their_hmac_key() {
+        let (_d, s) = store();
+        let m = MasterKey::generate();
+        let legacy = KeyHasher::new(m.subkey(HMAC_PURPOSE));
+        s.create_user("alice", Role::Member, None, 0).unwrap();
+        let (_, key) = s
+            .create_key(
+                &legacy,
+                crate::store::NewKey {
+                    user: "alice".into(),
+                    ..Default::default()
+                },
+                0,
+            )
+            .unwrap();
+        let k = Keyring::load_or_init(&s, &m, 1).unwrap();
+        let row = s.all_keys_for_auth().unwrap().remove(0);
+        let (_, secret) = crate::secrets::parse_gateway_key(key.expose()).unwrap();
+        assert!(k.hasher().verify(secret, &row.secret_hmac));
+    }
+
+    #[test]
+    fn rotation_rewraps_and_keeps_the_data_keys() {
+        let (_d, s) = store();
+        let (old, new) = (MasterKey::generate(), MasterKey::generate());
+        let before = Keyring::load_or_init(&s, &old, 1).unwrap();
+        let stored = before.hasher().hash("secret");
+        let (n, c) = before
+            .crypto()
+            .encrypt(Some(1), "up", &Secret::new("sk-1"))
+            .unwrap();
+
+        // The wrong "old" key changes nothing.
+        let e = Keyring::rotate_master(&s, &new, &old, 2).unwrap_err();
+        assert!(matches!(e, KeyringError::MasterMismatch));
+        Keyring::load_or_init(&s, &old, 2).unwrap();
+
+        assert_eq!(Keyring::rotate_master(&s, &old, &new, 5).unwrap(), 2);
+        assert!(matches!(
+            Keyring::load_or_init(&s, &old, 6),
+            Err(KeyringError::MasterMismatch)
+        ));
+        let after = Keyring::load_or_init(&s, &new, 6).unwrap();
+        assert!(after.hasher().verify("secret", &stored));
+        assert_eq!(
+            after
+                .crypto()
+                .decrypt(Some(1), "up", &n, &c)
+                .unwrap()
+                .expose(),
+            "sk-1"
+        );
+        let rows = s
+            .init_data_keys(&[], |r| Ok::<_, StoreError>(r.to_vec()))
+            .unwrap();
+        assert!(rows
+            .iter()
+            .all(|r| r.created_at == 1 && r.rotated_at == Some(5)));
+    }
+
+    #[test]
+    fn rotation_of_a_store_without_a_keyring_creates_it_under_the_new_key() {
+        let (_d, s) = store();
+        let (old, new) = (MasterKey::generate(), MasterKey::generate());
+        assert_eq!(Keyring::rotate_master(&s, &old, &new, 1).unwrap(), 2);
+        Keyring::load_or_init(&s, &new, 2).unwrap();
+    }
+
+    #[test]
+    fn wrapped_keys_are_bound_to_their_purpose() {
+        let (_d, s) = store();
+        let m = MasterKey::generate();
+        Keyring::load_or_init(&s, &m, 1).unwrap();
+        // Swap the two wrapped keys' purposes in the database: neither unwraps.
+        s.conn()
+            .unwrap()
+            .execute_batch(
+                "UPDATE data_keys SET purpose = 'x' WHERE purpose = 'gateway-key-hmac';
+                 UPDATE data_keys SET purpose = 'gateway-key-hmac' WHERE purpose = 'provider-key-aes';
+                 UPDATE data_keys SET purpose = 'provider-key-aes' WHERE purpose = 'x';",
+            )
+            .unwrap();
+        assert!(matches!(
+            Keyring::load_or_init(&s, &m, 2),
+            Err(KeyringError::MasterMismatch)
+        ));
+    }
+
+    #[test]
+    fn provider_keys_are_bound_to_owner_and_upstream() {
+        let k = Keyring {
+            hmac: [1; 32],
+            aes: [2; 32],
+        };
+        let c = k.crypto();
+        let secret = Secret::new("sk-alice");
+        let (n1, c1) = c.encrypt(Some(7), "openai", &secret).unwrap();
+        let (n2, c2) = c.encrypt(Some(7), "openai", &secret).unwrap();
+        // A fresh nonce each time.
+        assert_ne!((&n1, &c1), (&n2, &c2));
+        assert_eq!(n1.len(), 12);
+        assert!(!c1.windows(8).any(|w| w == b"sk-alice"));
+        assert_eq!(c.decrypt(Some(7), "openai", &n1, &c1).unwrap(), secret);
+        for (owner, upstream) in [
+            (Some(8), "openai"),
+            (None, "openai"),
+            (Some(7), "anthropic"),
+            (Some(7), "openai2"),
+        ] {
+            let e = c.decrypt(owner, upstream, &n1, &c1).unwrap_err();
+            assert!(matches!(e, CryptoError::Decrypt), "{owner:?} {upstream}");
+        }
+        // Global rows too.
+        let (gn, gc) = c.encrypt(None, "openai", &secret).unwrap();
+        assert_eq!(c.decrypt(None, "openai", &gn, &gc).unwrap(), secret);
+        assert!(c.decrypt(Some(0), "openai", &gn, &gc).is_err());
+        // Tampered bytes, a wrong nonce length, another keyring.
+        let mut bad = c1.clone();
+        bad[0] ^= 1;
+        assert!(c.decrypt(Some(7), "openai", &n1, &bad).is_err());
+        assert!(c.decrypt(Some(7), "openai", &n1[..11], &c1).is_err());
+        let other = Keyring {
+            hmac: [1; 32],
+            aes: [3; 32],
+        };
+        assert!(other.crypto().decrypt(Some(7), "openai", &n1, &c1).is_err());
+        assert_eq!(
+            CryptoError::Decrypt.to_string(),
+            "the provider key does not decrypt for this owner and upstream"
+        );
+    }
+}
