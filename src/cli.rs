@@ -10,6 +10,9 @@ pub struct Cli {
     /// Config file [default: $TOLLGATE_CONFIG, else conf/tollgate.yaml]
     #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Log lines as text, or as one JSON object per line
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
     #[command(subcommand)]
     pub command: Command,
 }
