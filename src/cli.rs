@@ -44,6 +44,8 @@ pub enum Command {
     },
     /// Validate the config and the store, printing every problem
     Check,
+    /// Make the running gateway re-read routes, aliases, upstreams and prices (SIGHUP)
+    Reload,
     /// Manage users
     #[command(subcommand)]
     User(UserCommand),

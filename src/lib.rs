@@ -11,6 +11,7 @@ pub mod keyring;
 pub mod metrics;
 pub mod provider_key_cache;
 pub mod proxy;
+pub mod reload;
 pub mod secrets;
 pub mod server;
 pub mod store;

@@ -105,6 +105,7 @@ fn run(cli: Cli) -> Result<String, String> {
             Ok(String::new())
         }
         Command::Check => check(&cli),
+        Command::Reload => reload(&cli),
         Command::User(UserCommand::Add {
             name,
             role,
@@ -260,6 +261,38 @@ fn run(cli: Cli) -> Result<String, String> {
             }
         }
     }
+}
+
+/// `tollgate reload`: checks the config first (so a broken file is reported here, not
+/// only in the gateway's log), then sends SIGHUP to the pid in `server.pid_file`.
+fn reload(cli: &Cli) -> Result<String, String> {
+    let path = cli.config_path();
+    let rt =
+        config::load(&path).map_err(|e| format!("config has problems, nothing reloaded:\n{e}"))?;
+    let pid_text = std::fs::read_to_string(&rt.pid_file).map_err(|e| {
+        format!(
+            "cannot read the pid file {}: {e} (is the gateway running?)",
+            rt.pid_file
+        )
+    })?;
+    let pid: u32 = pid_text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{} does not hold a process id", rt.pid_file))?;
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .map_err(|e| format!("cannot run kill: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "could not signal process {pid} (from {})",
+            rt.pid_file
+        ));
+    }
+    Ok(format!(
+        "sent SIGHUP to tollgate (pid {pid}); it reloads {}\n",
+        path.display()
+    ))
 }
 
 /// `tollgate check`: every config problem, then the store if it exists (check never

@@ -13,8 +13,11 @@ use pingora::services::listening::Service;
 use tollgate_filters::auth::{system_clock, AuthFilter};
 use tollgate_filters::headers::UpstreamHeaders;
 use tollgate_filters::limits::{LimitsFilter, SpendTracker};
+use tollgate_filters::live::Live;
 use tollgate_filters::metering::{IncludeUsageFilter, MeteringFilter};
+use tollgate_filters::router::Router;
 use tollgate_filters::routing::{RoutingFilter, ScopeFilter};
+use tollgate_filters::usage::PriceTable;
 use tollgate_filters::FilterChain;
 
 use crate::admin::AdminApp;
@@ -76,9 +79,31 @@ fn settle_listen_addr(addr: &str, upgrade: bool) -> Result<SocketAddr, ServeErro
     })
 }
 
+/// The parts of the config that `SIGHUP` / `tollgate reload` replace while serving.
+#[derive(Clone)]
+pub struct LiveConfig {
+    pub router: Arc<Live<Router>>,
+    pub prices: Arc<Live<PriceTable>>,
+}
+
+impl LiveConfig {
+    pub fn new(rt: &Runtime) -> Self {
+        LiveConfig {
+            router: Arc::new(Live::new(Router::clone(&rt.router))),
+            prices: Arc::new(Live::new(PriceTable::clone(&rt.prices))),
+        }
+    }
+
+    /// Puts a newly loaded config's routes, upstreams and prices in place.
+    pub fn replace(&self, rt: &Runtime) {
+        self.router.store(rt.router.clone());
+        self.prices.store(rt.prices.clone());
+    }
+}
+
 /// The filter chain of the proxy listener, in order.
 pub fn build_chain(
-    rt: &Runtime,
+    live: &LiveConfig,
     keys: Arc<KeyCache>,
     usage: Arc<UsageRecorder>,
     spend: Arc<SpendTracker>,
@@ -86,13 +111,13 @@ pub fn build_chain(
 ) -> FilterChain {
     FilterChain::new(vec![
         Arc::new(AuthFilter::new(keys, system_clock)),
-        Arc::new(RoutingFilter::new(rt.router.clone())),
+        Arc::new(RoutingFilter::new(live.router.clone())),
         Arc::new(ScopeFilter),
         Arc::new(IncludeUsageFilter),
         Arc::new(UpstreamHeaders::new(Some(provider_keys))),
         Arc::new(MeteringFilter::new(
             usage,
-            rt.prices.clone(),
+            live.prices.clone(),
             Arc::new(Estimator),
         )),
         // After metering: its on_done reads the request's metered cost and tokens.
@@ -103,6 +128,7 @@ pub fn build_chain(
 /// Loads the config, opens the store and runs until a shutdown signal.
 pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     let mut rt = config::load(config_path)?;
+    let configured_listen = (rt.proxy_listen.clone(), rt.admin_listen.clone());
     let proxy_addrs = rt
         .proxy_listen
         .iter()
@@ -124,8 +150,9 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     let recorder = UsageRecorder::new(store.clone());
     let spend = Arc::new(SpendTracker::default());
     crate::usage::spend::seed(&store, &spend, system_clock())?;
+    let live = LiveConfig::new(&rt);
     let chain = build_chain(
-        &rt,
+        &live,
         keys.clone(),
         recorder.clone(),
         spend,
@@ -137,7 +164,7 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
         rt.upstreams.len(),
         chain.names()
     );
-    let gw = Arc::new(Gateway::new(rt.clone(), chain));
+    let gw = Arc::new(Gateway::new(rt.clone(), chain, live.router.clone()));
 
     let opt = Opt {
         upgrade: opts.upgrade,
@@ -194,11 +221,29 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     );
     writer.threads = Some(1);
 
+    let mut reloader = background_service(
+        "reloader",
+        crate::reload::Reloader {
+            path: config_path.to_path_buf(),
+            live: live.clone(),
+            started: rt.clone(),
+            listen: configured_listen,
+        },
+    );
+    reloader.threads = Some(1);
+    server.add_service(reloader);
     server.add_service(proxy);
     server.add_service(admin);
     server.add_service(refresher);
     server.add_service(announcer);
     server.add_service(writer);
+    if !opts.daemon {
+        // Pingora writes the pid file only when it daemonizes; `tollgate reload` needs
+        // it in the foreground (systemd) too.
+        if let Err(e) = std::fs::write(&rt.pid_file, format!("{}\n", std::process::id())) {
+            log::warn!("cannot write the pid file {}: {e}", rt.pid_file);
+        }
+    }
     server.run(pingora::server::RunArgs::default());
     // Every service has stopped, so no request can produce another event: write the
     // ones still queued before the process exits.

@@ -14,6 +14,7 @@ pub mod endpoint;
 pub mod error;
 pub mod headers;
 pub mod limits;
+pub mod live;
 pub mod metering;
 pub mod pattern;
 pub mod router;

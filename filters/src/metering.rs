@@ -9,6 +9,7 @@ use pingora_http::ResponseHeader;
 use crate::context::RequestCtx;
 use crate::endpoint::Endpoint;
 use crate::error::GatewayError;
+use crate::live::Live;
 use crate::upstream::ProviderKind;
 use crate::usage::{PriceTable, Usage, UsageMeter};
 use crate::Filter;
@@ -57,14 +58,14 @@ pub trait TokenEstimator: Send + Sync {
 /// The metering filter.
 pub struct MeteringFilter {
     sink: Arc<dyn UsageSink>,
-    prices: Arc<PriceTable>,
+    prices: Arc<Live<PriceTable>>,
     estimator: Arc<dyn TokenEstimator>,
 }
 
 impl MeteringFilter {
     pub fn new(
         sink: Arc<dyn UsageSink>,
-        prices: Arc<PriceTable>,
+        prices: Arc<Live<PriceTable>>,
         estimator: Arc<dyn TokenEstimator>,
     ) -> Self {
         MeteringFilter {
@@ -154,7 +155,7 @@ impl Filter for MeteringFilter {
             (Some(u), None) => (u, false),
             (None, _) => (Usage::default(), false),
         };
-        let price = served.as_deref().and_then(|m| self.prices.lookup(m));
+        let price = served.as_deref().and_then(|m| self.prices.load().lookup(m));
         let event = UsageEvent {
             request_id: ctx.request_id.clone(),
             ts_ms: unix_ms_at(ctx.started),

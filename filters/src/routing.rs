@@ -10,17 +10,18 @@ use pingora_http::RequestHeader;
 
 use crate::context::RequestCtx;
 use crate::error::GatewayError;
+use crate::live::Live;
 use crate::pattern::any_matches;
 use crate::router::Router;
 use crate::Filter;
 
 /// Sets `ctx.route` (and `ctx.upstream_body` for an aliased body model).
 pub struct RoutingFilter {
-    router: Arc<Router>,
+    router: Arc<Live<Router>>,
 }
 
 impl RoutingFilter {
-    pub fn new(router: Arc<Router>) -> Self {
+    pub fn new(router: Arc<Live<Router>>) -> Self {
         RoutingFilter { router }
     }
 }
@@ -40,7 +41,7 @@ impl Filter for RoutingFilter {
             .requested_model
             .as_deref()
             .ok_or(GatewayError::MissingModel)?;
-        let decision = self.router.resolve(requested)?;
+        let decision = self.router.load().resolve(requested)?;
         let body_model = ctx.endpoint.as_ref().is_some_and(|e| e.model_in_body());
         if body_model && decision.served_model != requested {
             ctx.upstream_body = Some(rewrite_model(&ctx.body, &decision.served_model)?);
@@ -145,7 +146,7 @@ mod tests {
             revoked_at: None,
             ..Principal::default()
         });
-        RoutingFilter::new(router())
+        RoutingFilter::new(Arc::new(Live::new(Router::clone(&router()))))
             .on_request(&req, &mut ctx)
             .await?;
         ScopeFilter.on_request(&req, &mut ctx).await?;

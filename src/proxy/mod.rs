@@ -34,7 +34,9 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result, RetryType};
 use tollgate_filters::endpoint::PathRejection;
+use tollgate_filters::live::Live;
 use tollgate_filters::pattern::any_matches;
+use tollgate_filters::router::Router;
 use tollgate_filters::upstream::UpstreamTarget;
 use tollgate_filters::{Dialect, Endpoint, FilterChain, GatewayError, RequestCtx};
 
@@ -57,13 +59,16 @@ pub struct Gateway {
     pub resolver: Resolver,
     /// Used by the large-body transport (Pingora's proxy has its own pool).
     pub connector: Connector,
+    /// The routes in force (replaced on reload), for `GET /v1/models`.
+    pub router: Arc<Live<Router>>,
 }
 
 impl Gateway {
-    pub fn new(runtime: Arc<Runtime>, chain: FilterChain) -> Self {
+    pub fn new(runtime: Arc<Runtime>, chain: FilterChain, router: Arc<Live<Router>>) -> Self {
         Gateway {
             runtime,
             chain,
+            router,
             resolver: Resolver::default(),
             connector: Connector::new(None),
         }
@@ -187,7 +192,7 @@ pub(crate) async fn end_broken_stream(session: &mut Session, ctx: &mut RequestCt
 impl GatewayProxy {
     /// `GET /v1/models`: the aliases and exact route names the key may use.
     async fn list_models(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let router = &self.gw.runtime.router;
+        let router = self.gw.router.load();
         let scopes = ctx
             .principal
             .as_ref()

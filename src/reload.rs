@@ -1,0 +1,82 @@
+//! Reloading routes, aliases, upstreams and prices on `SIGHUP` (what `tollgate reload`
+//! sends) without dropping a connection. A config with problems is refused with every
+//! problem logged, and the one in force stays.
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+
+use crate::config::{self, Runtime};
+use crate::server::LiveConfig;
+
+/// The background service that waits for `SIGHUP`.
+pub struct Reloader {
+    pub path: PathBuf,
+    pub live: LiveConfig,
+    /// The settings the process started with; a reload cannot change these.
+    pub started: std::sync::Arc<Runtime>,
+    /// `server.listen` and `admin.listen` as configured at start (before port 0 was
+    /// settled), to tell an operator that a changed listener needs a restart.
+    pub listen: (Vec<String>, String),
+}
+
+impl Reloader {
+    fn reload(&self) {
+        match config::load(&self.path) {
+            Ok(rt) => {
+                let fixed = [
+                    ("server.listen", rt.proxy_listen != self.listen.0),
+                    ("admin.listen", rt.admin_listen != self.listen.1),
+                    ("storage.path", rt.storage_path != self.started.storage_path),
+                    ("server.threads", rt.threads != self.started.threads),
+                ];
+                for (key, changed) in fixed {
+                    if changed {
+                        log::warn!(
+                            "reload: {key} changed; it takes effect on restart or upgrade (-u)"
+                        );
+                    }
+                }
+                self.live.replace(&rt);
+                log::info!(
+                    "reload: config {} in force: {} upstreams, {} routes",
+                    self.path.display(),
+                    rt.upstreams.len(),
+                    rt.router.route_count()
+                );
+            }
+            Err(e) => {
+                for line in e.to_string().lines() {
+                    log::error!("reload refused, the config in force stays: {line}");
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for Reloader {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!("reload: cannot listen for SIGHUP: {e}");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                got = hup.recv() => {
+                    if got.is_none() {
+                        return;
+                    }
+                    log::info!("reload: SIGHUP received, reading {}", self.path.display());
+                    self.reload();
+                }
+            }
+        }
+    }
+}
