@@ -138,6 +138,10 @@ impl ProviderKeys for ProviderKeyCache {
     fn key_for(&self, user_id: i64, upstream: &str) -> Option<Secret> {
         self.loaded().users.get(&user_id)?.get(upstream).cloned()
     }
+
+    fn shared_key_for(&self, upstream: &str) -> Option<Secret> {
+        self.global_key_for(upstream)
+    }
 }
 
 #[cfg(test)]

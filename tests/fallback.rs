@@ -273,3 +273,77 @@ async fn a_failing_upstream_opens_its_circuit_and_is_skipped() {
     assert_eq!(metrics().await, (5.0, 1.0));
     assert_eq!(good.requests().len(), 8);
 }
+
+/// An upstream that rate-limits one key (429) and serves any other.
+async fn limits_key(bad: &'static str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 65536];
+                let total = loop {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                        let cl = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                            .unwrap_or(0);
+                        break end + 4 + cl;
+                    }
+                };
+                while buf.len() < total {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let head = String::from_utf8_lossy(&buf).to_lowercase();
+                let (status, body) = if head.contains(&format!("authorization: bearer {bad}")) {
+                    (429, r#"{"error":{"message":"rate limited"}}"#)
+                } else {
+                    (
+                        200,
+                        r#"{"id":"chatcmpl-ok","object":"chat.completion","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#,
+                    )
+                };
+                let out = format!("HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let _ = sock.write_all(out.as_bytes()).await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_429_tries_the_upstreams_next_key_before_anything_else() {
+    let url = limits_key("k-hot").await;
+    let ups = format!("  - name: multi\n    kind: openai\n    base_url: \"{url}\"\n    keys: [\"k-hot\", \"k-cool\"]\n");
+    let gw = GatewayBuilder::new()
+        .upstreams_yaml(ups)
+        .routes_yaml("  - models: [\"*\"]\n    upstreams: [multi]\n".into())
+        .start_with_user("alice");
+    let key = gw.create_key("alice", &[]);
+    let auth = format!("Bearer {key}");
+    // Whichever key the rotation starts with, every request ends on the cool key.
+    for filler in [5, 5, 5, 70_000, 70_000] {
+        let r = request(
+            gw.proxy_addr,
+            "POST",
+            "/v1/chat/completions",
+            &[("authorization", &auth)],
+            &chat(filler),
+        )
+        .await;
+        assert_eq!(r.status, 200, "filler {filler}: {}", r.text());
+        assert_eq!(r.json()["id"], "chatcmpl-ok");
+    }
+}

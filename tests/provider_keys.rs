@@ -230,7 +230,7 @@ async fn a_users_stored_key_is_used_for_that_user_only_until_deleted() {
         "unknown user 'carol'",
     );
 
-    // A global key (no --user) is not a user's key: requests keep the configured key.
+    // A key stored for the upstream itself (no --user) stands in for the configured keys.
     assert_ok(
         &gw.cli_with_stdin(
             &["provider-key", "set", "--upstream", "main"],
@@ -238,15 +238,25 @@ async fn a_users_stored_key_is_used_for_that_user_only_until_deleted() {
         ),
         "global provider-key set",
     );
-    // The refresh that loads it runs within a second; requests over two seconds all
-    // keep the configured key.
-    let until = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < until {
-        assert_eq!(
-            upstream_auth(&gw, &mock, &alice).await,
-            format!("Bearer {CONFIGURED}")
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while upstream_auth(&gw, &mock, &alice).await != "Bearer sk-global-stored" {
+        assert!(
+            Instant::now() < deadline,
+            "the stored upstream key was never used"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_ok(
+        &gw.cli(&["provider-key", "delete", "--upstream", "main"]),
+        "global provider-key delete",
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while upstream_auth(&gw, &mock, &alice).await != format!("Bearer {CONFIGURED}") {
+        assert!(
+            Instant::now() < deadline,
+            "the configured key never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_no_secret_in_logs(&gw, &[ALICE_OWN, CONFIGURED, "sk-global-stored"]);
 }

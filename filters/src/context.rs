@@ -114,6 +114,12 @@ pub trait KeyLookup: Send + Sync {
 pub trait ProviderKeys: Send + Sync {
     /// The key `user_id` stored for `upstream`, if any. Must not block.
     fn key_for(&self, user_id: i64, upstream: &str) -> Option<Secret>;
+
+    /// A key stored for the upstream itself (`provider-key set` without `--user`),
+    /// used instead of the keys in the config file. Must not block.
+    fn shared_key_for(&self, _upstream: &str) -> Option<Secret> {
+        None
+    }
 }
 
 /// The routing decision for one request.
@@ -158,6 +164,17 @@ pub struct RequestCtx {
     /// A failed reused pooled connection was already retried once. Written by the
     /// transports.
     pub stale_retry_used: bool,
+    /// Keys of the current upstream already tried (a 429 moves to its next key first).
+    /// Written by the transports; read by the upstream header filter.
+    pub keys_tried: usize,
+    /// Where this request starts in the upstream's key rotation. Written by the upstream
+    /// header filter on the first attempt.
+    pub key_start: Option<usize>,
+    /// The user's own provider key was used (so there is no other key to try).
+    pub used_own_key: bool,
+    /// Set when the same upstream is retried with its next key. Written and read by the
+    /// transports.
+    pub retry_same_upstream: bool,
     /// The body to send upstream when it differs from `body` (alias rewrite). Written by
     /// routing; read by the transports (cloned, since a retry replays it).
     pub upstream_body: Option<Bytes>,
@@ -206,6 +223,10 @@ impl RequestCtx {
             attempt: 0,
             fallback_pending: false,
             stale_retry_used: false,
+            keys_tried: 0,
+            key_start: None,
+            used_own_key: false,
+            retry_same_upstream: false,
             upstream_body: None,
             upstream_status: None,
             first_byte_at: None,
@@ -229,6 +250,8 @@ impl RequestCtx {
             Some(i) => {
                 self.attempt = i;
                 self.upstream_status = None;
+                self.keys_tried = 0;
+                self.key_start = None;
                 true
             }
             None => false,
@@ -240,6 +263,19 @@ impl RequestCtx {
     pub fn next_allowed(&self, from: usize) -> Option<usize> {
         let chain = &self.route.as_ref()?.chain;
         (from..chain.len()).find(|&i| chain[i].circuit.allow())
+    }
+
+    /// Whether a 429 can be retried on the same upstream with a key not tried yet.
+    pub fn can_try_another_key(&mut self) -> bool {
+        let more = !self.used_own_key
+            && self
+                .upstream()
+                .is_some_and(|u| u.keys.len() > self.keys_tried + 1);
+        if more {
+            self.keys_tried += 1;
+            self.upstream_status = None;
+        }
+        more
     }
 
     /// Whether the chain has an upstream after the current one.

@@ -134,7 +134,15 @@ impl Filter for UpstreamHeaders {
             (Some(keys), Some(p)) => keys.key_for(p.user_id, &target.name),
             _ => None,
         };
-        if let Some(key) = own.or_else(|| target.pick_key()) {
+        ctx.used_own_key = own.is_some();
+        // A key stored for the upstream itself stands in for the config file's keys.
+        let own = own.or_else(|| {
+            self.user_keys
+                .as_ref()
+                .and_then(|k| k.shared_key_for(&target.name))
+        });
+        let start = *ctx.key_start.get_or_insert_with(|| target.next_key_index());
+        if let Some(key) = own.or_else(|| target.key_at(start + ctx.keys_tried)) {
             let (name, value) = match target.kind {
                 ProviderKind::OpenAi => ("authorization", format!("Bearer {}", key.expose())),
                 ProviderKind::Anthropic => ("x-api-key", key.expose().to_owned()),

@@ -99,6 +99,16 @@ impl UpstreamTarget {
         self
     }
 
+    /// Where a new request starts in the key rotation.
+    pub fn next_key_index(&self) -> usize {
+        self.next_key.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The key at a rotation position (`None` without keys).
+    pub fn key_at(&self, i: usize) -> Option<Secret> {
+        (!self.keys.is_empty()).then(|| self.keys[i % self.keys.len()].clone())
+    }
+
     /// The next provider key, round robin, so that several keys share the load; `None`
     /// when the upstream has none (a local model server, say).
     pub fn pick_key(&self) -> Option<Secret> {

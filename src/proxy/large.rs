@@ -68,6 +68,10 @@ async fn attempt(
 pub async fn forward(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
     let Answered { up, peer, mut resp } = loop {
         match attempt(gw, session, ctx).await {
+            Ok(a) if a.resp.status.as_u16() == 429 && ctx.can_try_another_key() => {
+                let name = ctx.upstream().map(|u| u.name.clone()).unwrap_or_default();
+                crate::metrics::upstream_attempt_failed(&name, "429_key");
+            }
             Ok(a)
                 if fallback::status_falls_back(a.resp.status.as_u16())
                     && ctx.has_next_upstream() =>

@@ -352,6 +352,18 @@ impl ProxyHttp for GatewayProxy {
     ) -> Result<()> {
         let status = upstream_response.status.as_u16();
         ctx.upstream_status = Some(status);
+        if status == 429 && ctx.can_try_another_key() {
+            // A rate limit is per key: try this upstream's next key first.
+            crate::metrics::upstream_attempt_failed(
+                ctx.upstream().map(|u| u.name.as_str()).unwrap_or(""),
+                "429_key",
+            );
+            ctx.retry_same_upstream = true;
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(status),
+                "retrying with the upstream's next key",
+            ));
+        }
         if !fallback::status_falls_back(status) {
             fallback::record_success(ctx);
         } else if !ctx.has_next_upstream() {
@@ -396,6 +408,10 @@ impl ProxyHttp for GatewayProxy {
         let mut e = e.more_context(format!("Peer: {peer}"));
         let replayable = !session.as_ref().retry_buffer_truncated();
         let nothing_sent = session.response_written().is_none();
+        if std::mem::take(&mut ctx.retry_same_upstream) {
+            e.set_retry(replayable && nothing_sent);
+            return e;
+        }
         if std::mem::take(&mut ctx.fallback_pending) {
             let status = ctx.upstream_status.unwrap_or(0);
             let why = if status == 429 { "429" } else { "5xx" };
