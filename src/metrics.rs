@@ -20,6 +20,7 @@ struct Metrics {
     requests: IntCounterVec,
     duration: HistogramVec,
     ttft: HistogramVec,
+    overhead: HistogramVec,
     token_usage: HistogramVec,
     tokens: IntCounterVec,
     cost: IntCounterVec,
@@ -89,6 +90,12 @@ static M: LazyLock<Metrics> = LazyLock::new(|| {
             "Time to the first response byte, seconds.",
             &["dialect", "upstream", "model"],
             lat,
+        ),
+        overhead: hv(
+            "tollgate_overhead_seconds",
+            "Time spent in Tollgate itself per request: total minus the time waiting on the upstream.",
+            &["dialect"],
+            vec![0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1],
         ),
         token_usage: hv(
             "gen_ai_client_token_usage",
@@ -206,6 +213,9 @@ pub fn observe_event(e: &UsageEvent) {
             .with_label_values(&[e.dialect, upstream, &model])
             .observe(t as f64 / 1000.0);
     }
+    m.overhead
+        .with_label_values(&[e.dialect])
+        .observe(e.overhead_us as f64 / 1e6);
     let u = &e.usage;
     for (kind, n) in [
         ("input", u.input),

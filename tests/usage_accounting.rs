@@ -436,6 +436,10 @@ async fn a_known_mix_is_recorded_exactly_once_to_the_token_and_the_nanodollar() 
     assert_eq!(metric(&text, "tollgate_unpriced_requests_total", ""), 1.0);
     assert!(text.contains("gen_ai_server_time_to_first_token_bucket"));
     assert_eq!(
+        metric(&text, "tollgate_overhead_seconds_count", ""),
+        requests as f64
+    );
+    assert_eq!(
         metric(&text, "tollgate_requests_in_flight", ""),
         0.0,
         "{}",

@@ -180,6 +180,11 @@ pub struct RequestCtx {
     pub upstream_body: Option<Bytes>,
     /// Status of the upstream's response. Written by the transports.
     pub upstream_status: Option<u16>,
+    /// When the request was handed to the upstream (first attempt) and when the
+    /// upstream's last byte arrived: the time between is the upstream's, the rest is
+    /// Tollgate's own overhead. Written by the transports.
+    pub upstream_sent_at: Option<Instant>,
+    pub upstream_done_at: Option<Instant>,
     /// When the first response byte reached the client. Written by the transports.
     pub first_byte_at: Option<Instant>,
     /// Body bytes passed to the client. Written by the transports.
@@ -229,6 +234,8 @@ impl RequestCtx {
             retry_same_upstream: false,
             upstream_body: None,
             upstream_status: None,
+            upstream_sent_at: None,
+            upstream_done_at: None,
             first_byte_at: None,
             response_bytes: 0,
             body_tail: [b'\n', b'\n'],

@@ -38,6 +38,8 @@ pub struct UsageEvent {
     pub priced: bool,
     pub ttfb_ms: Option<u64>,
     pub total_ms: u64,
+    /// Time spent in Tollgate itself (total minus the upstream's part), microseconds.
+    pub overhead_us: u64,
     /// Our error label when Tollgate answered the request itself.
     pub error: Option<&'static str>,
 }
@@ -180,6 +182,15 @@ impl Filter for MeteringFilter {
                 .first_byte_at
                 .map(|t| t.duration_since(ctx.started).as_millis() as u64),
             total_ms: ctx.started.elapsed().as_millis() as u64,
+            overhead_us: {
+                let total = ctx.started.elapsed();
+                let upstream = match (ctx.upstream_sent_at, ctx.upstream_done_at) {
+                    (Some(a), Some(b)) => b.saturating_duration_since(a),
+                    (Some(a), None) => a.elapsed(),
+                    _ => std::time::Duration::ZERO,
+                };
+                total.saturating_sub(upstream).as_micros() as u64
+            },
             error: ctx.error.as_ref().map(GatewayError::metric_label),
         };
         ctx.metered_cost_nanos = event.cost_nanos;

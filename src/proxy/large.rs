@@ -44,6 +44,8 @@ async fn attempt(
         .map_err(|e| (upstream_error(&e, &target.name), Some(e)))?;
     up.set_read_timeout(Some(target.read_timeout));
     up.set_write_timeout(Some(target.read_timeout));
+    ctx.upstream_sent_at
+        .get_or_insert_with(std::time::Instant::now);
     let body = ctx.outgoing_body();
     let sent = async {
         up.write_request_header(Box::new(req)).await?;

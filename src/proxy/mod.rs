@@ -136,6 +136,9 @@ fn upstream_error(e: &Error, upstream: &str) -> GatewayError {
 
 /// Records a response body chunk and shows it to the filters; shared by both transports.
 fn observe_chunk(chain: &FilterChain, ctx: &mut RequestCtx, chunk: &[u8], end_of_stream: bool) {
+    if end_of_stream {
+        ctx.upstream_done_at = Some(Instant::now());
+    }
     if !chunk.is_empty() {
         ctx.first_byte_at.get_or_insert_with(Instant::now);
         ctx.response_bytes += chunk.len() as u64;
@@ -317,6 +320,7 @@ impl ProxyHttp for GatewayProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        ctx.upstream_sent_at.get_or_insert_with(Instant::now);
         self.gw
             .chain
             .on_upstream_request(upstream_request, ctx)

@@ -190,6 +190,7 @@ mod tests {
             priced: true,
             ttfb_ms: Some(5),
             total_ms: 9,
+            overhead_us: 100,
             error: None,
         }
     }
