@@ -14,6 +14,36 @@ use common::http::request;
 use common::mock_upstream::MockUpstream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// Reads one HTTP/1.1 request (head and Content-Length body); `None` if the peer left.
+async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    let mut total = None;
+    loop {
+        if let Some(t) = total {
+            if buf.len() >= t {
+                return Some(buf);
+            }
+        }
+        let n = sock.read(&mut chunk).await.unwrap_or(0);
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if total.is_none() {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                let cl = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map(|v| v.trim().parse::<usize>().unwrap())
+                    .unwrap_or(0);
+                total = Some(end + 4 + cl);
+            }
+        }
+    }
+}
+
 /// An upstream that answers every request with one fixed status and body, counting hits.
 async fn fixed_status(status: u16, body: &'static str) -> (String, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -24,30 +54,8 @@ async fn fixed_status(status: u16, body: &'static str) -> (String, Arc<AtomicUsi
         while let Ok((mut sock, _)) = listener.accept().await {
             let counter = counter.clone();
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 65536];
-                let body_len = loop {
-                    let n = sock.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
-                        let cl = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .map(|v| v.trim().parse::<usize>().unwrap())
-                            .unwrap_or(0);
-                        break end + 4 + cl;
-                    }
-                };
-                while buf.len() < body_len {
-                    let n = sock.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
+                if read_request(&mut sock).await.is_none() {
+                    return;
                 }
                 counter.fetch_add(1, Ordering::SeqCst);
                 let head = format!(
@@ -281,31 +289,9 @@ async fn limits_key(bad: &'static str) -> String {
     tokio::spawn(async move {
         while let Ok((mut sock, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 65536];
-                let total = loop {
-                    let n = sock.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
-                        let cl = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .map(|v| v.trim().parse::<usize>().unwrap())
-                            .unwrap_or(0);
-                        break end + 4 + cl;
-                    }
+                let Some(buf) = read_request(&mut sock).await else {
+                    return;
                 };
-                while buf.len() < total {
-                    let n = sock.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                }
                 let head = String::from_utf8_lossy(&buf).to_lowercase();
                 let (status, body) = if head.contains(&format!("authorization: bearer {bad}")) {
                     (429, r#"{"error":{"message":"rate limited"}}"#)
