@@ -64,10 +64,33 @@ pub fn gemini(u: &Value) -> Option<Reported> {
     })
 }
 
+/// Whether a payload has a `"usage"` or `"usageMetadata"` key whose value is an object.
+/// Most stream events carry none (or `"usage":null`), and this check keeps them from
+/// being parsed at all.
+fn has_usage_object(data: &[u8]) -> bool {
+    let mut rest = data;
+    while let Some(i) = rest.windows(6).position(|w| w == b"\"usage") {
+        let mut after = &rest[i + 6..];
+        if let Some(r) = after.strip_prefix(b"Metadata") {
+            after = r;
+        }
+        if let Some(r) = after.strip_prefix(b"\"") {
+            let r = r.trim_ascii_start();
+            if let Some(r) = r.strip_prefix(b":") {
+                if r.trim_ascii_start().first() == Some(&b'{') {
+                    return true;
+                }
+            }
+        }
+        rest = &rest[i + 6..];
+    }
+    false
+}
+
 /// Usage carried by one SSE `data:` payload, if any. Payloads without the word "usage"
 /// are never parsed.
 pub fn usage_in_event(kind: ProviderKind, data: &[u8]) -> Option<Reported> {
-    if !data.windows(5).any(|w| w == b"usage") {
+    if !has_usage_object(data) {
         return None;
     }
     let v: Value = serde_json::from_slice(data).ok()?;

@@ -1,0 +1,76 @@
+//! Benchmarks of the per-request hot path that has no I/O: the usage meter fed a
+//! realistic stream in network-sized chunks, and routing a model name through aliases
+//! and routes. Run with `cargo bench -p tollgate-filters`.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use tollgate_filters::pattern::ModelPattern;
+use tollgate_filters::router::{Route, Router};
+use tollgate_filters::upstream::{ProviderKind, UpstreamTarget};
+use tollgate_filters::usage::UsageMeter;
+
+fn openai_stream(events: usize) -> Vec<u8> {
+    let mut s = String::new();
+    for i in 0..events {
+        s.push_str(&format!("data: {{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"token {i} \"}},\"finish_reason\":null}}],\"usage\":null}}\n\n"));
+    }
+    s.push_str("data: {\"id\":\"chatcmpl-1\",\"choices\":[],\"usage\":{\"prompt_tokens\":1200,\"completion_tokens\":400,\"total_tokens\":1600,\"prompt_tokens_details\":{\"cached_tokens\":1024}}}\n\ndata: [DONE]\n\n");
+    s.into_bytes()
+}
+
+fn meter(c: &mut Criterion) {
+    let body = openai_stream(400);
+    let mut g = c.benchmark_group("usage_meter");
+    g.throughput(Throughput::Bytes(body.len() as u64));
+    for chunk in [64usize, 1024, 16 * 1024] {
+        g.bench_function(format!("openai_stream_{chunk}B_chunks"), |b| {
+            b.iter(|| {
+                let mut m = UsageMeter::new(ProviderKind::OpenAi, true);
+                for part in body.chunks(chunk) {
+                    m.feed(black_box(part));
+                }
+                black_box(m.finish())
+            })
+        });
+    }
+    g.finish();
+}
+
+fn router(c: &mut Criterion) {
+    let up = Arc::new(UpstreamTarget::new(
+        "u".into(),
+        ProviderKind::OpenAi,
+        "h".into(),
+        80,
+        false,
+        String::new(),
+        vec![],
+        Duration::from_secs(1),
+        Duration::from_secs(1),
+    ));
+    let mut routes: Vec<Route> = (0..50)
+        .map(|i| Route {
+            models: vec![ModelPattern::parse(&format!("family{i}-*"))],
+            chain: vec![up.clone()],
+        })
+        .collect();
+    routes.push(Route {
+        models: vec![ModelPattern::parse("claude-*-4*")],
+        chain: vec![up],
+    });
+    let aliases = HashMap::from([("fast".to_owned(), "family49-mini".to_owned())]);
+    let r = Router::new(aliases, routes);
+    c.bench_function("router_resolve_last_of_51_routes", |b| {
+        b.iter(|| black_box(r.resolve(black_box("claude-sonnet-4-5"))))
+    });
+    c.bench_function("router_resolve_alias", |b| {
+        b.iter(|| black_box(r.resolve(black_box("fast"))))
+    });
+}
+
+criterion_group!(benches, meter, router);
+criterion_main!(benches);
