@@ -2,7 +2,7 @@
 //! upstream is skipped by routing for [`COOL_DOWN`]; then one request probes it
 //! (half-open): success closes the circuit, failure opens it again.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Consecutive failures (connect errors, timeouts before the header, 429, 5xx) that open
@@ -24,8 +24,10 @@ pub struct Circuit {
     failures: AtomicU32,
     /// Unix ms when the circuit opened; 0 while closed.
     opened_at: AtomicU64,
-    /// A half-open probe is in flight.
-    probing: AtomicBool,
+    /// Unix ms when a half-open probe was let through; 0 when none is out. A probe that
+    /// never reports (its request refused before it was sent, say) expires after a
+    /// cool-down, so the circuit cannot stay half-open forever.
+    probe_at: AtomicU64,
 }
 
 /// What a circuit looks like from outside (metrics).
@@ -48,37 +50,44 @@ impl Circuit {
         if opened == 0 {
             return true;
         }
-        if now.saturating_sub(opened) < COOL_DOWN.as_millis() as u64 {
+        let cool = COOL_DOWN.as_millis() as u64;
+        if now.saturating_sub(opened) < cool {
             return false;
         }
-        self.probing
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+        let probe = self.probe_at.load(Ordering::Acquire);
+        if probe != 0 && now.saturating_sub(probe) < cool {
+            return false;
+        }
+        self.probe_at
+            .compare_exchange(probe, now.max(1), Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     }
 
     /// Whether [`Circuit::allow`] could let a request through, without taking the probe.
     pub fn would_allow(&self) -> bool {
+        let (now, cool) = (now_ms(), COOL_DOWN.as_millis() as u64);
         let opened = self.opened_at.load(Ordering::Acquire);
+        let probe = self.probe_at.load(Ordering::Acquire);
         opened == 0
-            || (now_ms().saturating_sub(opened) >= COOL_DOWN.as_millis() as u64
-                && !self.probing.load(Ordering::Acquire))
+            || (now.saturating_sub(opened) >= cool
+                && (probe == 0 || now.saturating_sub(probe) >= cool))
     }
 
     pub fn state(&self) -> CircuitState {
         match (
             self.opened_at.load(Ordering::Acquire),
-            self.probing.load(Ordering::Acquire),
+            self.probe_at.load(Ordering::Acquire),
         ) {
             (0, _) => CircuitState::Closed,
-            (_, true) => CircuitState::HalfOpen,
-            _ => CircuitState::Open,
+            (_, 0) => CircuitState::Open,
+            _ => CircuitState::HalfOpen,
         }
     }
 
     pub fn on_success(&self) {
         self.failures.store(0, Ordering::Release);
         self.opened_at.store(0, Ordering::Release);
-        self.probing.store(false, Ordering::Release);
+        self.probe_at.store(0, Ordering::Release);
     }
 
     /// Records a failure; true when this failure opened (or re-opened) the circuit.
@@ -87,7 +96,7 @@ impl Circuit {
     }
 
     fn on_failure_at(&self, now: u64) -> bool {
-        if self.probing.swap(false, Ordering::AcqRel) {
+        if self.probe_at.swap(0, Ordering::AcqRel) != 0 {
             self.opened_at.store(now.max(1), Ordering::Release);
             return true;
         }
@@ -118,6 +127,13 @@ mod tests {
         let later = t + COOL_DOWN.as_millis() as u64;
         assert!(c.allow_at(later), "one probe");
         assert!(!c.allow_at(later), "only one");
+        let stale = Circuit::default();
+        stale.opened_at.store(t, Ordering::Release);
+        assert!(stale.allow_at(later), "a probe");
+        assert!(
+            stale.allow_at(later + COOL_DOWN.as_millis() as u64),
+            "a probe that never reported expires"
+        );
         assert!(c.on_failure_at(later), "a failed probe re-opens");
         assert!(!c.allow_at(later + 1));
         let again = later + COOL_DOWN.as_millis() as u64;
