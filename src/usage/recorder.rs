@@ -144,9 +144,20 @@ impl UsageWriter {
     /// (Pingora by itself would sleep out the whole grace period even when idle). If
     /// requests outlive the grace, Pingora stops them and `serve` writes what is left.
     async fn finish_after_requests(&self) {
+        // A connection accepted just before the listeners closed may not have sent its
+        // request yet (it is not counted in flight): exit only once nothing has been in
+        // flight for a settle period.
+        const SETTLE: Duration = Duration::from_millis(500);
         let deadline = tokio::time::Instant::now() + self.grace;
-        while metrics::in_flight() > 0 {
-            if tokio::time::Instant::now() >= deadline {
+        let mut idle_since: Option<tokio::time::Instant> = None;
+        loop {
+            let now = tokio::time::Instant::now();
+            if metrics::in_flight() > 0 {
+                idle_since = None;
+            } else if now.duration_since(*idle_since.get_or_insert(now)) >= SETTLE {
+                break;
+            }
+            if now >= deadline {
                 log::warn!(
                     "shutdown: {} requests still in flight at the end of the grace period",
                     metrics::in_flight()
