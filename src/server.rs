@@ -26,6 +26,7 @@ use crate::config::{self, pingora_conf, ConfigError, Runtime};
 use crate::keycache::KeyCache;
 use crate::keyring::{Keyring, KeyringError};
 use crate::provider_key_cache::ProviderKeyCache;
+use crate::proxy::drain::SettleBeforeCleanup;
 use crate::proxy::{Gateway, GatewayProxy};
 use crate::secrets::MasterKey;
 use crate::store::Store;
@@ -176,11 +177,10 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     let mut server = Server::new_with_opt_and_conf(opt, pingora_conf(&rt, opts.daemon));
     server.bootstrap();
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        GatewayProxy { gw },
-        "proxy",
-    );
+    let mut proxy_app =
+        pingora::proxy::HttpProxy::new(GatewayProxy { gw }, server.configuration.clone());
+    proxy_app.handle_init_modules();
+    let mut proxy = Service::new("proxy".to_owned(), SettleBeforeCleanup::new(proxy_app));
     for addr in &rt.proxy_listen {
         proxy.add_tcp(addr);
     }

@@ -60,7 +60,17 @@ async fn upgrade_under_load_fails_no_request() {
                 .await
                 {
                     Ok(r) if r.status == 200 && r.complete => ok.fetch_add(1, Ordering::SeqCst),
-                    _ => failed.fetch_add(1, Ordering::SeqCst),
+                    other => {
+                        eprintln!(
+                            "FAILED REQUEST: {:?}",
+                            other.map(|r| (
+                                r.status,
+                                r.complete,
+                                String::from_utf8_lossy(&r.body).to_string()
+                            ))
+                        );
+                        failed.fetch_add(1, Ordering::SeqCst)
+                    }
                 };
             }
         }));

@@ -18,6 +18,7 @@
 
 mod body;
 pub mod dns;
+pub mod drain;
 mod fallback;
 mod large;
 mod respond;

@@ -146,8 +146,8 @@ impl UsageWriter {
     async fn finish_after_requests(&self) {
         // A connection accepted just before the listeners closed may not have sent its
         // request yet (it is not counted in flight): exit only once nothing has been in
-        // flight for a settle period.
-        const SETTLE: Duration = Duration::from_millis(500);
+        // flight for the same settle period the proxy gives such connections.
+        use crate::proxy::drain::SETTLE;
         let deadline = tokio::time::Instant::now() + self.grace;
         let mut idle_since: Option<tokio::time::Instant> = None;
         loop {
