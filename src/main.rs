@@ -125,28 +125,16 @@ fn run(cli: Cli) -> Result<String, String> {
             } else {
                 None
             };
-            // Validate the budget before creating anything, so a bad amount leaves no user.
-            let budget = match budget_usd {
-                Some(b) => Some(commands::parse_usd_to_nanos(b).map_err(|e| e.to_string())?),
-                None if budget_period.is_some() => {
-                    return Err("--budget-period needs --budget-usd".into())
-                }
-                None => None,
-            };
-            let out = cmd(commands::users::user_add(
+            let budget = commands::keys::parse_budget(budget_usd.as_deref(), budget_period.clone())
+                .map_err(|e| e.to_string())?;
+            cmd(commands::users::user_add(
                 &store,
                 name,
                 role,
                 password,
+                budget,
                 now(),
-            ))?;
-            if let Some(nanos) = budget {
-                let period = budget_period.as_deref().unwrap_or("month");
-                store
-                    .set_user_budget(name, Some((nanos, period)))
-                    .map_err(|e| e.to_string())?;
-            }
-            Ok(out)
+            ))
         }
         Command::User(UserCommand::List { json }) => {
             let rt = load(&cli)?;

@@ -20,7 +20,7 @@ use tollgate_filters::routing::{RoutingFilter, ScopeFilter};
 use tollgate_filters::usage::PriceTable;
 use tollgate_filters::FilterChain;
 
-use crate::admin::AdminApp;
+use crate::admin::{AdminApp, AdminDeps, SessionSweeper};
 use crate::background::{KeyRefresher, ListenAnnouncer};
 use crate::config::{self, pingora_conf, ConfigError, Runtime};
 use crate::keycache::KeyCache;
@@ -184,12 +184,30 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     for addr in &rt.proxy_listen {
         proxy.add_tcp(addr);
     }
+    let admin_app = AdminApp::new(AdminDeps {
+        store: store.clone(),
+        keys: keys.clone(),
+        provider_keys: provider_keys.clone(),
+        hasher: keyring.hasher(),
+        crypto: keyring.crypto(),
+        session_key: master.subkey("admin-session"),
+        session_ttl: rt.admin_session_ttl,
+        upstreams: rt.upstreams.iter().map(|u| u.name.clone()).collect(),
+    });
     let mut admin = Service::new(
         "admin".to_owned(),
-        pingora::apps::http_app::HttpServer::new_app(AdminApp::new(store, keys.clone())),
+        pingora::apps::http_app::HttpServer::new_app(admin_app),
     );
     admin.add_tcp(&rt.admin_listen);
     admin.threads = Some(1);
+    let mut sweeper = background_service(
+        "session sweeper",
+        SessionSweeper {
+            store,
+            every: Duration::from_secs(60),
+        },
+    );
+    sweeper.threads = Some(1);
 
     let mut refresher = background_service(
         "key refresher",
@@ -237,6 +255,7 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     server.add_service(refresher);
     server.add_service(announcer);
     server.add_service(writer);
+    server.add_service(sweeper);
     if !opts.daemon {
         // Pingora writes the pid file only when it daemonizes; `tollgate reload` needs
         // it in the foreground (systemd) too.

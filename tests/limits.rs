@@ -118,6 +118,40 @@ async fn key_budget_trips_at_the_request_after_it_is_spent() {
     assert_eq!(r.status, 429);
 }
 
+/// Two keys of `user` (whose budget is $0.01), after `before` stored events: two
+/// requests of $0.0092 each pass (the first leaves room), the third is refused.
+async fn user_budget_trips_on_the_third_request(
+    gw: &Gateway,
+    admin: &str,
+    user: &str,
+    before: u64,
+) {
+    let k1 = gw.create_key(user, &[]);
+    let k2 = gw.create_key(user, &[]);
+    // claude messages.json: 21*3000 + 2048*300 + 1536*3750 + 187*15000 = 9,242,400.
+    let body = br#"{"model":"claude-sonnet-4-5","max_tokens":9,"messages":[]}"#;
+    let send = |key: String| async move {
+        request(
+            gw.proxy_addr,
+            "POST",
+            "/v1/messages",
+            &[("x-api-key", &key)],
+            body,
+        )
+        .await
+    };
+    assert_eq!(send(k1.clone()).await.status, 200);
+    settle(gw, admin, before + 1).await;
+    assert_eq!(send(k2).await.status, 200, "9.24M < 10M: still allowed");
+    settle(gw, admin, before + 2).await;
+    let r = send(k1).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.json()["type"], "error");
+    assert_eq!(r.json()["error"]["type"], "rate_limit_error");
+    let m = r.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(m.contains(&format!("user {user}")), "{m}");
+}
+
 #[tokio::test]
 async fn user_budget_covers_all_their_keys() {
     let (_o, _a, _g, gw, admin) = setup().await;
@@ -127,45 +161,27 @@ async fn user_budget_covers_all_their_keys() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let k1 = gw.create_key("bob", &[]);
-    let k2 = gw.create_key("bob", &[]);
-    // claude messages.json: 21*3000 + 2048*300 + 1536*3750 + 187*15000 = 9,242,400.
-    let body = br#"{"model":"claude-sonnet-4-5","max_tokens":9,"messages":[]}"#;
+    user_budget_trips_on_the_third_request(&gw, &admin, "bob", 0).await;
+
+    // The same budget set through the admin API.
     let r = request(
-        gw.proxy_addr,
+        gw.admin_addr,
         "POST",
-        "/v1/messages",
-        &[("x-api-key", &k1)],
-        body,
+        "/admin/users",
+        &[("authorization", &format!("Bearer {admin}"))],
+        br#"{"username":"dave","role":"member","budget_usd":"0.01","budget_period":"day"}"#,
     )
     .await;
-    assert_eq!(r.status, 200);
-    settle(&gw, &admin, 1).await;
-    let r = request(
-        gw.proxy_addr,
-        "POST",
-        "/v1/messages",
-        &[("x-api-key", &k2)],
-        body,
-    )
-    .await;
-    assert_eq!(r.status, 200, "9.24M < 10M: still allowed");
-    settle(&gw, &admin, 2).await;
-    let r = request(
-        gw.proxy_addr,
-        "POST",
-        "/v1/messages",
-        &[("x-api-key", &k1)],
-        body,
-    )
-    .await;
-    assert_eq!(r.status, 429);
-    assert_eq!(r.json()["type"], "error");
-    assert_eq!(r.json()["error"]["type"], "rate_limit_error");
-    assert!(r.json()["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("user bob"));
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        (
+            r.json()["budget_usd"].as_str(),
+            r.json()["budget_period"].as_str()
+        ),
+        (Some("0.01"), Some("day"))
+    );
+    user_budget_trips_on_the_third_request(&gw, &admin, "dave", 2).await;
+
     let bad = gw.cli(&["user", "add", "carol", "--budget-usd", "lots"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(

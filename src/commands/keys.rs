@@ -51,23 +51,7 @@ pub fn new_key(a: KeyCreateArgs, now: i64) -> Result<NewKey, CommandError> {
             )));
         }
     }
-    let budget = a
-        .budget_usd
-        .as_deref()
-        .map(parse_usd_to_nanos)
-        .transpose()
-        .map_err(CommandError::Invalid)?;
-    let budget_period = match (budget, a.budget_period) {
-        (None, Some(_)) => return Err(invalid("--budget-period needs --budget-usd")),
-        (None, None) => None,
-        (Some(_), None) => Some("month".to_owned()),
-        (Some(_), Some(p)) if BUDGET_PERIODS.contains(&p.as_str()) => Some(p),
-        (Some(_), Some(p)) => {
-            return Err(invalid(format!(
-                "invalid budget period '{p}': use day, month or total"
-            )))
-        }
-    };
+    let (budget, budget_period) = parse_budget(a.budget_usd.as_deref(), a.budget_period)?.unzip();
     if a.rpm == Some(0) || a.tpm == Some(0) {
         return Err(invalid("--rpm and --tpm must be greater than 0"));
     }
@@ -89,6 +73,30 @@ pub fn new_key(a: KeyCreateArgs, now: i64) -> Result<NewKey, CommandError> {
         tpm: a.tpm,
         expires_at,
     })
+}
+
+/// A budget as given (`--budget-usd`, `--budget-period`, or the admin API's
+/// `budget_usd`, `budget_period`): nano-dollars and period, the period defaulting to
+/// month; a period without an amount is refused rather than ignored.
+pub fn parse_budget(
+    usd: Option<&str>,
+    period: Option<String>,
+) -> Result<Option<(i64, String)>, CommandError> {
+    let nanos = usd
+        .map(parse_usd_to_nanos)
+        .transpose()
+        .map_err(CommandError::Invalid)?;
+    match (nanos, period) {
+        (None, Some(_)) => Err(invalid(
+            "a budget period needs a budget amount (--budget-usd, or budget_usd in the admin API)",
+        )),
+        (None, None) => Ok(None),
+        (Some(n), None) => Ok(Some((n, "month".to_owned()))),
+        (Some(n), Some(p)) if BUDGET_PERIODS.contains(&p.as_str()) => Ok(Some((n, p))),
+        (Some(_), Some(p)) => Err(invalid(format!(
+            "invalid budget period '{p}': use day, month or total"
+        ))),
+    }
 }
 
 /// Creates a key and returns only the key and a newline: the one time it is shown.
@@ -339,7 +347,7 @@ mod tests {
         assert!(err(args(|a| a.budget_usd = Some("-5".into()))).starts_with("invalid amount '-5'"));
         assert_eq!(
             err(args(|a| a.budget_period = Some("day".into()))),
-            "--budget-period needs --budget-usd"
+            "a budget period needs a budget amount (--budget-usd, or budget_usd in the admin API)"
         );
         assert_eq!(
             err(args(|a| {

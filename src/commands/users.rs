@@ -4,7 +4,7 @@ use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
 use argon2::Argon2;
 use tollgate_filters::{Role, Secret};
 
-use super::{format_rfc3339, table, CommandError};
+use super::{format_rfc3339, format_usd, table, CommandError};
 use crate::store::{Store, UserRow};
 
 /// Shortest admin password accepted.
@@ -26,14 +26,16 @@ pub fn hash_password(password: &Secret) -> Result<String, CommandError> {
 }
 
 /// Creates a user. Only admins get a password: it is for the admin API's login, and
-/// members authenticate with gateway keys alone.
-pub fn user_add(
+/// members authenticate with gateway keys alone. Shared by `user add` and
+/// `POST /admin/users`, so both apply the same rules.
+pub fn create_user(
     store: &Store,
     name: &str,
     role: Role,
     password: Option<Secret>,
+    budget: Option<(i64, String)>,
     now: i64,
-) -> Result<String, CommandError> {
+) -> Result<UserRow, CommandError> {
     let hash = match password {
         None => None,
         Some(_) if role != Role::Admin => {
@@ -43,7 +45,20 @@ pub fn user_add(
         }
         Some(p) => Some(hash_password(&p)?),
     };
-    let u = store.create_user(name, role, hash.as_deref(), now)?;
+    let budget = budget.as_ref().map(|(n, p)| (*n, p.as_str()));
+    Ok(store.create_user_with_budget(name, role, hash.as_deref(), budget, now)?)
+}
+
+/// `user add`: [`create_user`], and the line to print.
+pub fn user_add(
+    store: &Store,
+    name: &str,
+    role: Role,
+    password: Option<Secret>,
+    budget: Option<(i64, String)>,
+    now: i64,
+) -> Result<String, CommandError> {
+    let u = create_user(store, name, role, password, budget, now)?;
     Ok(format!(
         "created user {} ({}, id {})\n",
         u.username,
@@ -58,6 +73,8 @@ pub fn user_json(u: &UserRow) -> serde_json::Value {
         "id": u.id,
         "username": u.username,
         "role": u.role.as_str(),
+        "budget_usd": u.budget_usd_nanos.map(format_usd),
+        "budget_period": u.budget_period,
         "created_at": format_rfc3339(u.created_at),
     })
 }
@@ -76,11 +93,18 @@ pub fn user_list(store: &Store, json: bool) -> Result<String, CommandError> {
                 u.id.to_string(),
                 u.username.clone(),
                 u.role.as_str().into(),
+                match (u.budget_usd_nanos, &u.budget_period) {
+                    (Some(n), Some(p)) => format!("{}/{p}", format_usd(n)),
+                    _ => "-".into(),
+                },
                 format_rfc3339(u.created_at),
             ]
         })
         .collect();
-    Ok(table(&["ID", "USERNAME", "ROLE", "CREATED"], &rows))
+    Ok(table(
+        &["ID", "USERNAME", "ROLE", "BUDGET", "CREATED"],
+        &rows,
+    ))
 }
 
 #[cfg(test)]
@@ -102,23 +126,34 @@ mod tests {
             "root",
             Role::Admin,
             Some(Secret::new("correct horse")),
+            None,
             0,
         );
         assert_eq!(out.unwrap(), "created user root (admin, id 1)\n");
-        user_add(&s, "alice", Role::Member, None, 86_400).unwrap();
+        user_add(
+            &s,
+            "alice",
+            Role::Member,
+            None,
+            Some((20_000_000_000, "day".into())),
+            86_400,
+        )
+        .unwrap();
         let out = user_list(&s, false).unwrap();
         assert_eq!(
             out,
-            "ID  USERNAME  ROLE    CREATED\n\
-             1   root      admin   1970-01-01T00:00:00Z\n\
-             2   alice     member  1970-01-02T00:00:00Z\n"
+            "ID  USERNAME  ROLE    BUDGET     CREATED\n\
+             1   root      admin   -          1970-01-01T00:00:00Z\n\
+             2   alice     member  20.00/day  1970-01-02T00:00:00Z\n"
         );
         let v: serde_json::Value = serde_json::from_str(&user_list(&s, true).unwrap()).unwrap();
         assert_eq!(
             v,
             serde_json::json!([
-                {"id": 1, "username": "root", "role": "admin", "created_at": "1970-01-01T00:00:00Z"},
-                {"id": 2, "username": "alice", "role": "member", "created_at": "1970-01-02T00:00:00Z"},
+                {"id": 1, "username": "root", "role": "admin", "budget_usd": null, "budget_period": null,
+                 "created_at": "1970-01-01T00:00:00Z"},
+                {"id": 2, "username": "alice", "role": "member", "budget_usd": "20.00", "budget_period": "day",
+                 "created_at": "1970-01-02T00:00:00Z"},
             ])
         );
         assert!(!user_list(&s, true).unwrap().contains("argon2"));
@@ -132,6 +167,7 @@ mod tests {
             "root",
             Role::Admin,
             Some(Secret::new("correct horse")),
+            None,
             0,
         )
         .unwrap();
@@ -156,7 +192,7 @@ mod tests {
         let err = |r: Result<String, CommandError>| r.unwrap_err().to_string();
         let pw = || Some(Secret::new("correct horse"));
         assert_eq!(
-            err(user_add(&s, "bob", Role::Member, pw(), 0)),
+            err(user_add(&s, "bob", Role::Member, pw(), None, 0)),
             "a password is only for admin users (--role admin)"
         );
         assert_eq!(
@@ -165,18 +201,18 @@ mod tests {
                 "eve",
                 Role::Admin,
                 Some(Secret::new("short12")),
+                None,
                 0
             )),
             "the password must have at least 8 characters"
         );
-        user_add(&s, "root", Role::Admin, None, 0).unwrap();
+        user_add(&s, "root", Role::Admin, None, None, 0).unwrap();
         assert_eq!(
-            err(user_add(&s, "root", Role::Admin, None, 0)),
+            err(user_add(&s, "root", Role::Admin, None, None, 0)),
             "user 'root' already exists"
         );
-        assert!(
-            err(user_add(&s, "no spaces", Role::Member, None, 0)).starts_with("invalid user name")
-        );
+        assert!(err(user_add(&s, "no spaces", Role::Member, None, None, 0))
+            .starts_with("invalid user name"));
         // Nothing was created by the refused calls.
         assert_eq!(s.list_users().unwrap().len(), 1);
     }

@@ -117,12 +117,19 @@ impl Default for ServerSection {
 #[serde(default)]
 pub struct AdminSection {
     pub listen: String,
+    /// How long an admin login session lasts (a session used past half of it is
+    /// replaced by a fresh one).
+    pub session_ttl_s: u64,
 }
+
+/// Twelve hours: a working day, so an operator logs in about once a day.
+pub const DEFAULT_SESSION_TTL_S: u64 = 43_200;
 
 impl Default for AdminSection {
     fn default() -> Self {
         AdminSection {
             listen: "127.0.0.1:9090".into(),
+            session_ttl_s: DEFAULT_SESSION_TTL_S,
         }
     }
 }

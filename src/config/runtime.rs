@@ -14,6 +14,8 @@ use tollgate_filters::usage::PriceTable;
 pub struct Runtime {
     pub proxy_listen: Vec<String>,
     pub admin_listen: String,
+    /// Lifetime of an admin login session.
+    pub admin_session_ttl: Duration,
     pub threads: usize,
     pub shutdown_grace: Duration,
     pub max_body_bytes: u64,

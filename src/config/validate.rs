@@ -18,6 +18,9 @@ use tollgate_filters::usage::{Price, PriceTable};
 use super::runtime::Runtime;
 use super::{Config, ConfigProblem, PriceConfig};
 
+/// The longest admin session: a stolen token must not stay good for months.
+const MAX_SESSION_TTL_S: u64 = 30 * 86_400;
+
 pub fn validate(c: Config) -> Result<Runtime, Vec<ConfigProblem>> {
     let mut p = Vec::new();
     let mut bad = |path: String, msg: String| p.push(ConfigProblem::new(path, msg));
@@ -40,6 +43,12 @@ pub fn validate(c: Config) -> Result<Runtime, Vec<ConfigProblem>> {
         bad(
             "admin.listen".into(),
             format!("'{}' is not an IP:port address", c.admin.listen),
+        );
+    }
+    if c.admin.session_ttl_s == 0 || c.admin.session_ttl_s > MAX_SESSION_TTL_S {
+        bad(
+            "admin.session_ttl_s".into(),
+            format!("must be between 1 and {MAX_SESSION_TTL_S} (30 days)"),
         );
     }
     if c.server.threads == 0 || c.server.threads > 1024 {
@@ -226,6 +235,7 @@ pub fn validate(c: Config) -> Result<Runtime, Vec<ConfigProblem>> {
     Ok(Runtime {
         proxy_listen: c.server.listen.clone(),
         admin_listen: c.admin.listen.clone(),
+        admin_session_ttl: Duration::from_secs(c.admin.session_ttl_s),
         threads: c.server.threads,
         shutdown_grace: Duration::from_secs(c.server.shutdown_grace_s),
         max_body_bytes: c.server.max_body_bytes,
@@ -339,7 +349,7 @@ mod tests {
     fn semantic_problems_are_all_reported() {
         let text = r#"
 server: { listen: ["nope"] }
-admin: { listen: "127.0.0.1:9090" }
+admin: { listen: "127.0.0.1:9090", session_ttl_s: 0 }
 upstreams:
   - { name: a, kind: llama, base_url: "ftp://x" }
   - { name: b, kind: openai, base_url: "https://api.openai.com" }
@@ -359,6 +369,7 @@ pricing: { "gpt-*": { input: 0.0001, output: 1 } }
             "routes[0].upstreams[1]",
             "aliases.fast",
             "pricing.gpt-*.input",
+            "admin.session_ttl_s",
         ] {
             assert!(paths.contains(&want), "missing {want} in {problems:?}");
         }

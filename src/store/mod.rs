@@ -1,9 +1,11 @@
 //! The SQLite store: one connection behind a mutex, WAL, numbered migrations applied on
 //! open. Typed queries live in one file per table family.
 
+mod audit;
 mod data_keys;
 mod keys;
 mod provider_keys;
+mod sessions;
 mod usage;
 mod users;
 
@@ -12,11 +14,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, TransactionBehavior};
 
+pub use audit::AuditRow;
 pub use data_keys::DataKeyRow;
 pub use keys::{AuthKeyRow, KeyRow, NewKey};
 pub use provider_keys::{ProviderKeyRow, ProviderKeyStatus};
+pub use sessions::{NewSession, SessionRow};
 pub use usage::{GroupBy, UsageRow};
-pub use users::UserRow;
+pub use users::{UserDeletion, UserRow};
 
 /// Migrations, applied in order; each runs once, in its own transaction.
 const MIGRATIONS: &[(u32, &str, &str)] = &[
@@ -27,6 +31,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         4,
         "user_budgets",
         include_str!("migrations/0004_user_budgets.sql"),
+    ),
+    (
+        5,
+        "user_deletion",
+        include_str!("migrations/0005_user_deletion.sql"),
     ),
 ];
 
@@ -236,14 +245,17 @@ mod tests {
             s.check(),
             Err(StoreError::Schema {
                 found: 99,
-                known: 4
-            })
+                known
+            }) if known == MIGRATIONS[MIGRATIONS.len() - 1].0
         ));
         drop(s);
         let e = Store::open(&path).err().unwrap();
         assert_eq!(
             e.to_string(),
-            "the store's schema is at migration 99, this binary knows up to 4"
+            format!(
+                "the store's schema is at migration 99, this binary knows up to {}",
+                MIGRATIONS.len()
+            )
         );
     }
 

@@ -11,7 +11,13 @@ pub struct UserRow {
     pub username: String,
     pub role: Role,
     pub created_at: i64,
+    /// The budget for all of the user's keys together: nano-dollars and period.
+    pub budget_usd_nanos: Option<i64>,
+    pub budget_period: Option<String>,
 }
+
+/// The columns [`row`] reads, in its order.
+const USER_COLUMNS: &str = "id, username, role, created_at, budget_usd_nanos, budget_period";
 
 fn valid_username(name: &str) -> bool {
     (1..=64).contains(&name.len())
@@ -39,6 +45,8 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
         username: r.get(1)?,
         role: role_column(r, 2)?,
         created_at: r.get(3)?,
+        budget_usd_nanos: r.get(4)?,
+        budget_period: r.get(5)?,
     })
 }
 
@@ -53,13 +61,28 @@ impl Store {
         password_hash: Option<&str>,
         now: i64,
     ) -> Result<UserRow, StoreError> {
+        self.create_user_with_budget(username, role, password_hash, None, now)
+    }
+
+    /// [`Store::create_user`] with a budget (nano-dollars, period) for all of the
+    /// user's keys together, set in the same statement.
+    pub fn create_user_with_budget(
+        &self,
+        username: &str,
+        role: Role,
+        password_hash: Option<&str>,
+        budget: Option<(i64, &str)>,
+        now: i64,
+    ) -> Result<UserRow, StoreError> {
         if !valid_username(username) {
             return Err(StoreError::BadUserName(username.to_owned()));
         }
+        let (nanos, period) = budget.map_or((None, None), |(n, p)| (Some(n), Some(p)));
         let conn = self.conn()?;
         let inserted = conn.execute(
-            "INSERT INTO users (username, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![username, role.as_str(), password_hash, now],
+            "INSERT INTO users (username, role, password_hash, created_at, budget_usd_nanos, budget_period) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![username, role.as_str(), password_hash, now, nanos, period],
         );
         match inserted {
             Ok(_) => Ok(UserRow {
@@ -67,6 +90,8 @@ impl Store {
                 username: username.to_owned(),
                 role,
                 created_at: now,
+                budget_usd_nanos: nanos,
+                budget_period: period.map(str::to_owned),
             }),
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
@@ -77,44 +102,112 @@ impl Store {
         }
     }
 
-    /// Every user, in creation order.
-    /// Sets (or with `None` clears) a user's budget: nano-dollars and period.
-    pub fn set_user_budget(
-        &self,
-        username: &str,
-        budget: Option<(i64, &str)>,
-    ) -> Result<(), StoreError> {
-        let conn = self.conn()?;
-        let (nanos, period) = budget.map_or((None, None), |(n, p)| (Some(n), Some(p)));
-        let n = conn.execute(
-            "UPDATE users SET budget_usd_nanos = ?2, budget_period = ?3 WHERE username = ?1",
-            rusqlite::params![username, nanos, period],
-        )?;
-        if n == 0 {
-            return Err(StoreError::UnknownUser(username.to_owned()));
-        }
-        Ok(())
-    }
-
+    /// Every user not deleted, in creation order.
     pub fn list_users(&self) -> Result<Vec<UserRow>, StoreError> {
         let conn = self.conn()?;
-        let mut st =
-            conn.prepare("SELECT id, username, role, created_at FROM users ORDER BY id")?;
+        let mut st = conn.prepare(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE deleted_at IS NULL ORDER BY id"
+        ))?;
         let rows = st.query_map([], row)?.collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
+    /// A user not deleted, by name.
     pub fn user_by_name(&self, username: &str) -> Result<Option<UserRow>, StoreError> {
         let conn = self.conn()?;
         let r = conn
             .query_row(
-                "SELECT id, username, role, created_at FROM users WHERE username = ?1",
+                &format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE username = ?1 AND deleted_at IS NULL"
+                ),
                 [username],
                 row,
             )
             .optional()?;
         Ok(r)
     }
+    /// A user not deleted and its password hash (PHC string), for the admin login.
+    pub fn user_for_login(
+        &self,
+        username: &str,
+    ) -> Result<Option<(UserRow, Option<String>)>, StoreError> {
+        let conn = self.conn()?;
+        let r = conn
+            .query_row(
+                &format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?1 AND deleted_at IS NULL"),
+                [username],
+                |r| Ok((row(r)?, r.get(6)?)),
+            )
+            .optional()?;
+        Ok(r)
+    }
+
+    /// Deletes user `id` on behalf of user `actor`: marks it deleted and revokes its
+    /// keys and sessions, in one transaction. Refuses to delete the actor itself or the
+    /// last admin, so that the gateway always keeps someone who can administer it.
+    pub fn delete_user(&self, id: i64, actor: i64, now: i64) -> Result<UserDeletion, StoreError> {
+        let mut conn = self.conn()?;
+        // IMMEDIATE: two admins deleting each other at once must not both pass the
+        // last-admin check.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let Some(user) = tx
+            .query_row(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1 AND deleted_at IS NULL"),
+                [id],
+                row,
+            )
+            .optional()?
+        else {
+            return Ok(UserDeletion::NotFound);
+        };
+        if user.id == actor {
+            return Ok(UserDeletion::Yourself);
+        }
+        if user.role == Role::Admin {
+            let admins: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM users WHERE role = 'admin' AND deleted_at IS NULL",
+                [],
+                |r| r.get(0),
+            )?;
+            if admins <= 1 {
+                return Ok(UserDeletion::LastAdmin);
+            }
+        }
+        tx.execute(
+            "UPDATE users SET deleted_at = ?2 WHERE id = ?1",
+            params![id, now],
+        )?;
+        let keys_revoked = tx.execute(
+            "UPDATE api_keys SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
+            params![id, now],
+        )?;
+        let sessions_revoked = tx.execute(
+            "UPDATE sessions SET revoked_at = ?2 WHERE user_id = ?1 AND (revoked_at IS NULL OR revoked_at > ?2)",
+            params![id, now],
+        )?;
+        tx.commit()?;
+        Ok(UserDeletion::Deleted {
+            user,
+            keys_revoked,
+            sessions_revoked,
+        })
+    }
+}
+
+/// What [`Store::delete_user`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserDeletion {
+    Deleted {
+        user: UserRow,
+        keys_revoked: usize,
+        sessions_revoked: usize,
+    },
+    /// No such user, or already deleted.
+    NotFound,
+    /// The actor asked to delete itself.
+    Yourself,
+    /// The user is the only admin left.
+    LastAdmin,
 }
 
 #[cfg(test)]
@@ -135,6 +228,76 @@ mod tests {
         assert_eq!(e.to_string(), "user 'alice' already exists");
         let b = s.create_user("b.o-b_1@x", Role::Member, None, 12).unwrap();
         assert_eq!(s.list_users().unwrap(), vec![a, b]);
+    }
+
+    #[test]
+    fn deletion_revokes_and_keeps_an_admin() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("t.db")).unwrap();
+        let root = s
+            .create_user("root", Role::Admin, Some("$argon2id$x"), 1)
+            .unwrap();
+        let ops = s.create_user("ops", Role::Admin, None, 1).unwrap();
+        let bob = s.create_user("bob", Role::Member, None, 1).unwrap();
+        s.conn()
+            .unwrap()
+            .execute_batch(&format!(
+                "INSERT INTO api_keys (id, user_id, secret_hmac, prefix, created_at) VALUES ('k1', {b}, x'00', 'p', 0), ('k2', {b}, x'00', 'p', 0);
+                 INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES ('s1', {o}, 0, 999);",
+                b = bob.id,
+                o = ops.id
+            ))
+            .unwrap();
+
+        assert_eq!(
+            s.delete_user(root.id, root.id, 5).unwrap(),
+            UserDeletion::Yourself
+        );
+        assert_eq!(
+            s.delete_user(999, root.id, 5).unwrap(),
+            UserDeletion::NotFound
+        );
+        assert_eq!(
+            s.delete_user(bob.id, root.id, 5).unwrap(),
+            UserDeletion::Deleted {
+                user: bob.clone(),
+                keys_revoked: 2,
+                sessions_revoked: 0
+            }
+        );
+        assert_eq!(
+            s.delete_user(bob.id, root.id, 6).unwrap(),
+            UserDeletion::NotFound
+        );
+        assert!(s.user_by_name("bob").unwrap().is_none());
+        assert!(s.user_for_login("bob").unwrap().is_none());
+        assert!(s
+            .all_keys_for_auth()
+            .unwrap()
+            .iter()
+            .all(|k| k.revoked_at == Some(5)));
+        // The name stays taken: usage reports still name the deleted user.
+        assert!(matches!(
+            s.create_user("bob", Role::Member, None, 7),
+            Err(StoreError::DuplicateUser(_))
+        ));
+
+        assert!(matches!(
+            s.delete_user(ops.id, root.id, 8).unwrap(),
+            UserDeletion::Deleted {
+                sessions_revoked: 1,
+                ..
+            }
+        ));
+        assert_eq!(s.session("s1").unwrap().unwrap().revoked_at, Some(8));
+        // ops, already authorized when root deleted it, cannot then remove the last admin.
+        assert_eq!(
+            s.delete_user(root.id, ops.id, 9).unwrap(),
+            UserDeletion::LastAdmin
+        );
+        assert_eq!(s.list_users().unwrap(), vec![root.clone()]);
+        let (u, hash) = s.user_for_login("root").unwrap().unwrap();
+        assert_eq!((u, hash.as_deref()), (root, Some("$argon2id$x")));
     }
 
     #[test]

@@ -1,0 +1,136 @@
+//! `GET/POST /admin/keys`, `DELETE /admin/keys/{id}`. A new key goes through
+//! [`crate::commands::keys::new_key`], the same validation as `tollgate key create`; its
+//! secret is in the creation response and nowhere else, ever.
+
+use http::Response;
+use pingora::protocols::http::ServerSession;
+use serde::Deserialize;
+use tollgate_filters::auth::system_clock;
+
+use super::auth::Caller;
+use super::{blocking, json_response, parse_json, read_body, AdminApp, ApiError, Req};
+use crate::commands::keys::{key_json, new_key, KeyCreateArgs};
+use crate::store::StoreError;
+
+/// A dollar amount: `"12.50"` or `12.5`. Either way it goes through the CLI's exact
+/// decimal parser, never through f64 arithmetic.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum Amount {
+    Text(String),
+    Number(serde_json::Number),
+}
+
+impl Amount {
+    pub(super) fn into_text(self) -> String {
+        match self {
+            Amount::Text(t) => t,
+            Amount::Number(n) => n.to_string(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKeyBody {
+    user: String,
+    name: Option<String>,
+    models: Option<Vec<String>>,
+    budget_usd: Option<Amount>,
+    budget_period: Option<String>,
+    rpm: Option<u32>,
+    tpm: Option<u64>,
+    expires_in: Option<String>,
+}
+
+impl AdminApp {
+    pub(crate) async fn list_keys(&self, req: &Req) -> Result<Response<Vec<u8>>, ApiError> {
+        let store = self.store.clone();
+        let user = req.param("user");
+        let keys = blocking(move || store.list_keys(user.as_deref())).await?;
+        Ok(json_response(
+            200,
+            serde_json::Value::Array(keys.iter().map(key_json).collect()),
+        ))
+    }
+
+    pub(crate) async fn create_key(
+        &self,
+        session: &mut ServerSession,
+        req: &Req,
+        caller: &Caller,
+    ) -> Result<Response<Vec<u8>>, ApiError> {
+        let body = read_body(session).await?;
+        let b: NewKeyBody = parse_json(&body)?;
+        let args = KeyCreateArgs {
+            user: b.user,
+            name: b.name,
+            models: b.models.unwrap_or_default(),
+            budget_usd: b.budget_usd.map(Amount::into_text),
+            budget_period: b.budget_period,
+            rpm: b.rpm,
+            tpm: b.tpm,
+            expires_in: b.expires_in,
+        };
+        let now = system_clock();
+        let new = new_key(args, now)?;
+        let (store, hasher) = (self.store.clone(), self.hasher.clone());
+        let created = blocking(move || match store.create_key(&hasher, new, now) {
+            // The user is named in the body: bad input rather than a missing resource.
+            Err(e @ StoreError::UnknownUser(_)) => Err(ApiError::invalid(e.to_string())),
+            other => other.map_err(ApiError::from),
+        })
+        .await;
+        let (row, key) = created?;
+        let mut doc = key_json(&row);
+        self.audit(
+            req,
+            &caller.username,
+            "key.create",
+            Some(&row.id),
+            serde_json::json!({
+                "user": doc["user"],
+                "name": doc["name"],
+                "models": doc["models"],
+                "budget_usd": doc["budget_usd"],
+                "budget_period": doc["budget_period"],
+                "rpm": doc["rpm"],
+                "tpm": doc["tpm"],
+                "expires_at": doc["expires_at"],
+            }),
+        )
+        .await;
+        doc["key"] = serde_json::Value::String(key.expose().to_owned());
+        Ok(json_response(201, doc))
+    }
+
+    pub(crate) async fn revoke_key(
+        &self,
+        req: &Req,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<Response<Vec<u8>>, ApiError> {
+        let store = self.store.clone();
+        let key_id = id.to_owned();
+        let row = blocking(move || {
+            store.revoke_key(&key_id, system_clock())?;
+            store
+                .list_keys(None)?
+                .into_iter()
+                .find(|k| k.id == key_id)
+                .ok_or(StoreError::UnknownKey(key_id))
+        })
+        .await?;
+        // In-memory copy too: refused from the very next request.
+        self.refresh_keys().await;
+        self.audit(
+            req,
+            &caller.username,
+            "key.revoke",
+            Some(&row.id),
+            serde_json::json!({ "user": row.user }),
+        )
+        .await;
+        Ok(json_response(200, key_json(&row)))
+    }
+}

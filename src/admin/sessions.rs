@@ -1,0 +1,206 @@
+//! `POST /admin/login`, `POST /admin/logout`, and the background service that deletes
+//! sessions that can no longer be used.
+
+use std::time::{Duration, Instant};
+
+use argon2::{Argon2, PasswordHash, PasswordVerifier};
+use async_trait::async_trait;
+use http::Response;
+use pingora::protocols::http::ServerSession;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use serde::Deserialize;
+use tollgate_filters::auth::system_clock;
+use tollgate_filters::{Role, Secret};
+
+use super::auth::{new_session_id, Caller, SessionClaims};
+use super::{blocking, json_response, parse_secret_json, read_body, AdminApp, ApiError, Req};
+use crate::commands::format_rfc3339;
+use crate::store::{NewSession, Store};
+
+/// The one answer to every failed login, so it tells nothing about which part was wrong.
+const LOGIN_FAILED: &str = "invalid username or password";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+/// Why a login failed, for the audit log only.
+enum Refusal {
+    UnknownUser,
+    NotAdmin,
+    NoPassword,
+    WrongPassword,
+}
+
+/// Verifies `password` against `hash` (argon2id, PHC string); `false` on any mismatch
+/// or unparsable hash.
+fn password_matches(password: &Secret, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.expose().as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+impl AdminApp {
+    pub(crate) async fn login(
+        &self,
+        session: &mut ServerSession,
+        req: &Req,
+    ) -> Result<Response<Vec<u8>>, ApiError> {
+        // Before reading the body: a client over the limit costs nothing more.
+        if let Some(ip) = req.source {
+            if let Err(wait) = self.login_limiter.attempt(ip, Instant::now()) {
+                log::warn!("admin: login attempts from {ip} over the limit");
+                let mut e = ApiError::new(429, "too many login attempts; try again later");
+                e.headers.push(("retry-after", wait.to_string()));
+                return Err(e);
+            }
+        }
+        let body = read_body(session).await?;
+        let LoginBody { username, password } =
+            parse_secret_json(&body, "{\"username\": \"...\", \"password\": \"...\"}")?;
+        let password = Secret::new(password);
+
+        // Every path below does one lookup and one argon2 verification, so that the
+        // answer takes as long for an unknown user as for a wrong password.
+        let store = self.store.clone();
+        let dummy = self.dummy_hash.clone();
+        let outcome = blocking(move || {
+            let found = store.user_for_login(&username)?;
+            let (user, refusal, hash) = match found {
+                None => (None, Some(Refusal::UnknownUser), dummy),
+                Some((u, _)) if u.role != Role::Admin => (Some(u), Some(Refusal::NotAdmin), dummy),
+                Some((u, None)) => (Some(u), Some(Refusal::NoPassword), dummy),
+                Some((u, Some(h))) => (Some(u), None, h),
+            };
+            let matches = password_matches(&password, &hash);
+            let refusal = match (refusal, matches) {
+                (Some(r), _) => Some(r),
+                (None, false) => Some(Refusal::WrongPassword),
+                (None, true) => None,
+            };
+            Ok::<_, crate::store::StoreError>((user, refusal))
+        })
+        .await?;
+
+        let user = match outcome {
+            (Some(user), None) => user,
+            (user, refusal) => {
+                let reason = match refusal {
+                    Some(Refusal::UnknownUser) => "unknown user",
+                    Some(Refusal::NotAdmin) => "not an admin",
+                    Some(Refusal::NoPassword) => "no password set",
+                    _ => "wrong password",
+                };
+                // The name typed is recorded only when it is a user's: a failed login
+                // is often a password typed into the name field.
+                let target = user.as_ref().map(|u| u.username.as_str());
+                self.audit(
+                    req,
+                    "-",
+                    "login.failed",
+                    target,
+                    serde_json::json!({ "reason": reason }),
+                )
+                .await;
+                return Err(ApiError::unauthorized(LOGIN_FAILED));
+            }
+        };
+
+        let now = system_clock();
+        let claims = SessionClaims {
+            sid: new_session_id(),
+            uid: user.id,
+            user: user.username.clone(),
+            role: Role::Admin.as_str().to_owned(),
+            exp: now.saturating_add(self.sessions.ttl_s()),
+        };
+        let store = self.store.clone();
+        let (c, source) = (claims.clone(), req.source.map(|ip| ip.to_string()));
+        blocking(move || {
+            store.create_session(&NewSession {
+                id: &c.sid,
+                user_id: c.uid,
+                created_at: now,
+                expires_at: c.exp,
+                source: source.as_deref(),
+            })
+        })
+        .await?;
+        self.audit(
+            req,
+            &user.username,
+            "login",
+            Some(&user.username),
+            serde_json::json!({ "session": claims.sid, "expires_at": format_rfc3339(claims.exp) }),
+        )
+        .await;
+        Ok(json_response(
+            200,
+            serde_json::json!({
+                "token": self.sessions.sign(&claims),
+                "expires_at": format_rfc3339(claims.exp),
+            }),
+        ))
+    }
+
+    pub(crate) async fn logout(
+        &self,
+        req: &Req,
+        caller: &Caller,
+    ) -> Result<Response<Vec<u8>>, ApiError> {
+        let Some(sid) = caller.session.clone() else {
+            return Err(ApiError::invalid(
+                "logout ends a session: authenticate with a session token (a gateway key is revoked with DELETE /admin/keys/{id})",
+            ));
+        };
+        let store = self.store.clone();
+        let id = sid.clone();
+        blocking(move || store.revoke_session(&id, system_clock())).await?;
+        self.audit(
+            req,
+            &caller.username,
+            "logout",
+            Some(&caller.username),
+            serde_json::json!({ "session": sid }),
+        )
+        .await;
+        Ok(json_response(
+            200,
+            serde_json::json!({ "logged_out": true }),
+        ))
+    }
+}
+
+/// Deletes expired and revoked sessions now and then, so the table holds only live ones.
+pub struct SessionSweeper {
+    pub store: Store,
+    pub every: Duration,
+}
+
+#[async_trait]
+impl BackgroundService for SessionSweeper {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut tick = tokio::time::interval(self.every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tick.tick() => {
+                    let store = self.store.clone();
+                    match tokio::task::spawn_blocking(move || store.purge_sessions(system_clock())).await {
+                        Ok(Ok(0)) => {}
+                        Ok(Ok(n)) => log::debug!("deleted {n} expired or revoked admin sessions"),
+                        Ok(Err(e)) => log::warn!("cannot delete expired admin sessions: {e}"),
+                        Err(e) => log::warn!("session sweep did not complete: {e}"),
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! `GET/POST /admin/users`, `DELETE /admin/users/{id}`. Creation goes through
+//! [`crate::commands::users::create_user`], so the API and `tollgate user add` accept
+//! exactly the same names, roles and passwords.
+
+use http::Response;
+use pingora::protocols::http::ServerSession;
+use serde::Deserialize;
+use tollgate_filters::auth::system_clock;
+use tollgate_filters::{Role, Secret};
+
+use super::auth::Caller;
+use super::keys::Amount;
+use super::{blocking, json_response, parse_secret_json, read_body, AdminApp, ApiError, Req};
+use crate::commands::keys::parse_budget;
+use crate::commands::users::{create_user, user_json};
+use crate::store::UserDeletion;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUserBody {
+    username: String,
+    role: String,
+    password: Option<String>,
+    budget_usd: Option<Amount>,
+    budget_period: Option<String>,
+}
+
+impl AdminApp {
+    pub(crate) async fn list_users(&self) -> Result<Response<Vec<u8>>, ApiError> {
+        let store = self.store.clone();
+        let users = blocking(move || store.list_users()).await?;
+        Ok(json_response(
+            200,
+            serde_json::Value::Array(users.iter().map(user_json).collect()),
+        ))
+    }
+
+    pub(crate) async fn create_user(
+        &self,
+        session: &mut ServerSession,
+        req: &Req,
+        caller: &Caller,
+    ) -> Result<Response<Vec<u8>>, ApiError> {
+        let body = read_body(session).await?;
+        let b: NewUserBody = parse_secret_json(
+            &body,
+            "{\"username\": \"...\", \"role\": \"admin\" or \"member\", \"password\"?: \"...\", \"budget_usd\"?: \"20\", \"budget_period\"?: \"day\" | \"month\" | \"total\"}",
+        )?;
+        let role = Role::parse(&b.role).ok_or_else(|| {
+            ApiError::invalid(format!("invalid role '{}': use admin or member", b.role))
+        })?;
+        let budget = parse_budget(
+            b.budget_usd.map(Amount::into_text).as_deref(),
+            b.budget_period,
+        )?;
+        let has_password = b.password.is_some();
+        let store = self.store.clone();
+        let (name, password) = (b.username, b.password.map(Secret::new));
+        // Blocking: hashing a password takes argon2's whole cost.
+        let user =
+            blocking(move || create_user(&store, &name, role, password, budget, system_clock()))
+                .await?;
+        self.audit(
+            req,
+            &caller.username,
+            "user.create",
+            Some(&user.username),
+            serde_json::json!({"id": user.id, "role": user.role.as_str(), "password": has_password}),
+        )
+        .await;
+        Ok(json_response(201, user_json(&user)))
+    }
+
+    pub(crate) async fn delete_user(
+        &self,
+        req: &Req,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<Response<Vec<u8>>, ApiError> {
+        let not_found = || ApiError::not_found(format!("no user with id '{id}'"));
+        let id: i64 = id.parse().map_err(|_| not_found())?;
+        let store = self.store.clone();
+        let actor = caller.user_id;
+        let done = blocking(move || store.delete_user(id, actor, system_clock())).await?;
+        let (user, keys_revoked, sessions_revoked) = match done {
+            UserDeletion::Deleted {
+                user,
+                keys_revoked,
+                sessions_revoked,
+            } => (user, keys_revoked, sessions_revoked),
+            UserDeletion::NotFound => return Err(not_found()),
+            UserDeletion::Yourself => return Err(ApiError::new(409, "you cannot delete yourself")),
+            UserDeletion::LastAdmin => {
+                return Err(ApiError::new(
+                    409,
+                    "cannot delete the last admin: create another admin first",
+                ))
+            }
+        };
+        // Its keys stop working on the next request, not the next periodic refresh.
+        self.refresh_keys().await;
+        self.audit(
+            req,
+            &caller.username,
+            "user.delete",
+            Some(&user.username),
+            serde_json::json!({
+                "id": user.id,
+                "keys_revoked": keys_revoked,
+                "sessions_revoked": sessions_revoked,
+            }),
+        )
+        .await;
+        Ok(json_response(
+            200,
+            serde_json::json!({
+                "deleted": user_json(&user),
+                "keys_revoked": keys_revoked,
+                "sessions_revoked": sessions_revoked,
+            }),
+        ))
+    }
+}
