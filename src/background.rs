@@ -49,8 +49,9 @@ impl BackgroundService for KeyRefresher {
     }
 }
 
-/// Logs `<what> listening on <addr>` once each listener accepts connections: the line
-/// operators and the integration tests wait for.
+/// Logs `<what> listening on <addr>` once each listener accepts connections (the line
+/// operators and the integration tests wait for), then tells systemd the gateway is
+/// ready (`Type=notify`).
 pub struct ListenAnnouncer {
     pub listeners: Vec<(&'static str, SocketAddr)>,
 }
@@ -81,8 +82,17 @@ impl BackgroundService for ListenAnnouncer {
             if ready {
                 log::info!("{what} listening on {addr}");
             } else {
+                // No readiness notice: systemd fails the start rather than route
+                // traffic to a gateway that is not listening.
                 log::error!("{what} did not start listening on {addr}");
+                return;
             }
         }
+        let on: Vec<String> = self
+            .listeners
+            .iter()
+            .map(|(w, a)| format!("{w} {a}"))
+            .collect();
+        crate::notify::ready(&format!("serving ({})", on.join(", ")));
     }
 }

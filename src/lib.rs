@@ -9,6 +9,7 @@ pub mod config;
 pub mod keycache;
 pub mod keyring;
 pub mod metrics;
+pub mod notify;
 pub mod provider_key_cache;
 pub mod proxy;
 pub mod reload;

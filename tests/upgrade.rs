@@ -22,6 +22,16 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The next datagram sent to the notify socket (bounded wait).
+async fn next_notice(sock: &tokio::net::UnixDatagram) -> String {
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(20), sock.recv(&mut buf))
+        .await
+        .expect("a readiness notice within 20 s")
+        .unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_under_load_fails_no_request() {
     let mock = MockUpstream::start().await;
@@ -30,7 +40,12 @@ async fn upgrade_under_load_fails_no_request() {
         mock.base_url()
     );
     let (proxy_port, admin_port) = (free_port(), free_port());
+    // Stands in for systemd's notify socket (`Type=notify`, `NotifyAccess=all`).
+    let notify_dir = tempfile::tempdir().unwrap();
+    let notify_path = notify_dir.path().join("notify.sock");
+    let notify = tokio::net::UnixDatagram::bind(&notify_path).unwrap();
     let mut old = GatewayBuilder::new()
+        .env("NOTIFY_SOCKET", notify_path.to_str().unwrap())
         .upstreams_yaml(ups)
         .routes_yaml("  - models: [\"*\"]\n    upstreams: [a]\n".into())
         .server_extra(format!(
@@ -40,6 +55,11 @@ async fn upgrade_under_load_fails_no_request() {
         .start_with_user("alice");
     let key = old.create_key("alice", &[]);
     let addr = old.proxy_addr;
+    let ready = next_notice(&notify).await;
+    assert!(
+        ready.contains("READY=1\n") && ready.contains(&format!("MAINPID={}\n", old.pid())),
+        "{ready:?}"
+    );
 
     // Continuous load: sequential requests on fresh connections until told to stop.
     let stop = Arc::new(AtomicBool::new(false));
@@ -116,6 +136,12 @@ async fn upgrade_under_load_fails_no_request() {
         .await
         .expect("the old process exits");
     assert!(status.success(), "{status:?}");
+    // The new process names itself the service's main process once it serves.
+    let ready = next_notice(&notify).await;
+    assert!(
+        ready.contains("READY=1\n") && ready.contains(&format!("MAINPID={}\n", new.id())),
+        "{ready:?}"
+    );
     let served_before_exit = ok.load(Ordering::SeqCst);
     wait_for(served_before_exit + 20).await; // the new process serves on the same port
     stop.store(true, Ordering::SeqCst);
