@@ -33,6 +33,7 @@ struct Metrics {
     queue_depth: IntGauge,
     batch_seconds: HistogramVec,
     dropped: IntCounter,
+    connections_refused: IntCounterVec,
     models: Mutex<HashSet<String>>,
 }
 
@@ -161,6 +162,11 @@ static M: LazyLock<Metrics> = LazyLock::new(|| {
         dropped: c(
             "tollgate_usage_events_dropped_total",
             "Usage events dropped (channel and overflow full).",
+        ),
+        connections_refused: cv(
+            "tollgate_connections_refused_total",
+            "Proxy connections refused or cut: address_cap (server.max_connections_per_ip), header_timeout (server.header_timeout_ms).",
+            &["reason"],
         ),
         models: Mutex::new(HashSet::new()),
     }
@@ -301,4 +307,9 @@ pub fn render() -> Vec<u8> {
         log::error!("metrics encoding failed: {e}");
     }
     out
+}
+
+/// A proxy connection refused (`address_cap`) or cut (`header_timeout`).
+pub fn connection_refused(reason: &'static str) {
+    M.connections_refused.with_label_values(&[reason]).inc();
 }

@@ -26,7 +26,7 @@ use crate::config::{self, pingora_conf, ConfigError, Runtime};
 use crate::keycache::KeyCache;
 use crate::keyring::{Keyring, KeyringError};
 use crate::provider_key_cache::ProviderKeyCache;
-use crate::proxy::drain::SettleBeforeCleanup;
+use crate::proxy::connections::{ConnectionGuard, ConnectionLimits};
 use crate::proxy::{Gateway, GatewayProxy};
 use crate::secrets::MasterKey;
 use crate::store::Store;
@@ -180,7 +180,11 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     let mut proxy_app =
         pingora::proxy::HttpProxy::new(GatewayProxy { gw }, server.configuration.clone());
     proxy_app.handle_init_modules();
-    let mut proxy = Service::new("proxy".to_owned(), SettleBeforeCleanup::new(proxy_app));
+    let limits = ConnectionLimits {
+        per_address: rt.max_connections_per_ip,
+        head_timeout: rt.header_timeout,
+    };
+    let mut proxy = Service::new("proxy".to_owned(), ConnectionGuard::new(proxy_app, limits));
     for addr in &rt.proxy_listen {
         proxy.add_tcp(addr);
     }

@@ -4,9 +4,13 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::gateway::GatewayBuilder;
-use common::http::{request, send_raw};
+use common::http::{request, send_raw, Client};
 use common::mock_upstream::MockUpstream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 #[tokio::test]
 async fn malformed_and_ambiguous_requests_are_refused() {
@@ -115,4 +119,190 @@ async fn malformed_and_ambiguous_requests_are_refused() {
     )
     .await;
     assert_eq!(r.status, 200, "the gateway keeps serving");
+}
+
+fn one_upstream(mock: &MockUpstream) -> GatewayBuilder {
+    GatewayBuilder::new()
+        .upstreams_yaml(format!(
+            "  - name: o\n    kind: openai\n    base_url: \"{}\"\n",
+            mock.base_url()
+        ))
+        .routes_yaml("  - models: [\"*\"]\n    upstreams: [o]\n".into())
+}
+
+/// Sends `head` then one more byte every `pace` (a client that is slow on purpose) until
+/// the gateway closes the connection; how long that took. Fails if the gateway answers
+/// the incomplete head or never closes.
+async fn dribble_until_closed(stream: &mut TcpStream, head: &[u8], pace: Duration) -> Duration {
+    let started = Instant::now();
+    stream.write_all(head).await.unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(pace, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return started.elapsed(),
+            Ok(Ok(n)) => panic!(
+                "an answer to an incomplete head: {:?}",
+                String::from_utf8_lossy(&buf[..n])
+            ),
+            Err(_) => {}
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the slow head was never cut"
+        );
+        if stream.write_all(b"a").await.is_err() {
+            return started.elapsed();
+        }
+    }
+}
+
+#[tokio::test]
+async fn request_heads_that_arrive_too_slowly_are_cut() {
+    let mock = MockUpstream::start().await;
+    let gw = one_upstream(&mock)
+        .server_extra("  header_timeout_ms: 1000\n".into())
+        .start_with_user("alice");
+    let key = gw.create_key("alice", &[]);
+    let pace = Duration::from_millis(100);
+    let slow_head = b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nx-slow: ";
+
+    // A head dribbled a byte at a time, and a connection that sends nothing at all.
+    let mut slow = TcpStream::connect(gw.proxy_addr).await.unwrap();
+    let mut silent = TcpStream::connect(gw.proxy_addr).await.unwrap();
+    let took = dribble_until_closed(&mut slow, slow_head, pace).await;
+    assert!(took >= Duration::from_millis(900), "cut after {took:?}");
+    let took = dribble_until_closed(&mut silent, b"", Duration::from_secs(15)).await;
+    assert!(took < Duration::from_secs(15));
+
+    // On a kept-alive connection the clock starts again with each request's first byte:
+    // a first request served after more than the limit of idleness, then a slow second.
+    let mut conn = Client::connect(gw.proxy_addr).await;
+    let auth = format!("Bearer {key}");
+    let body = br#"{"model":"gpt-4o","messages":[]}"#;
+    let r = conn
+        .request(
+            "POST",
+            "/v1/chat/completions",
+            &[("authorization", &auth)],
+            body,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let mut raw = conn.into_inner();
+    let took = dribble_until_closed(&mut raw, slow_head, pace).await;
+    assert!(took >= Duration::from_millis(900), "cut after {took:?}");
+
+    // Body bytes are not held to the head deadline (the body has its own).
+    let mut s = TcpStream::connect(gw.proxy_addr).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: {auth}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    for b in body.chunks(8) {
+        // Slower in total than the head limit.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        s.write_all(b).await.unwrap();
+    }
+    assert!(started.elapsed() > Duration::from_millis(1000));
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    let metrics = request(gw.admin_addr, "GET", "/metrics", &[], b"")
+        .await
+        .text();
+    assert!(
+        metrics.contains("tollgate_connections_refused_total{reason=\"header_timeout\"} 3"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn one_address_cannot_hold_more_than_its_connections() {
+    let mock = MockUpstream::start().await;
+    let gw = one_upstream(&mock)
+        .server_extra("  max_connections_per_ip: 3\n".into())
+        .start_with_user("alice");
+    let key = gw.create_key("alice", &[]);
+    let auth = format!("Bearer {key}");
+    let body = br#"{"model":"gpt-4o","messages":[]}"#;
+
+    // Three kept-alive connections, each known to be admitted by a served request.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut c = Client::connect(gw.proxy_addr).await;
+        let r = c
+            .request(
+                "POST",
+                "/v1/chat/completions",
+                &[("authorization", &auth)],
+                body,
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        held.push(c);
+    }
+    // A fourth is answered 429 in a shape every SDK reads, and closed.
+    let r = request(
+        gw.proxy_addr,
+        "POST",
+        "/v1/chat/completions",
+        &[("authorization", &auth)],
+        body,
+    )
+    .await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.header("retry-after"), Some("1"));
+    let e = r.json();
+    assert_eq!(e["error"]["type"], "rate_limit_error");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too many connections from your address (at most 3)"),
+        "{e}"
+    );
+    // The held connections still serve.
+    let r = held[0]
+        .request(
+            "POST",
+            "/v1/chat/completions",
+            &[("authorization", &auth)],
+            body,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+
+    // One closes: its place comes back (once the gateway has seen the close).
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = request(
+            gw.proxy_addr,
+            "POST",
+            "/v1/chat/completions",
+            &[("authorization", &auth)],
+            body,
+        )
+        .await;
+        if r.status == 200 {
+            break;
+        }
+        assert_eq!(r.status, 429);
+        assert!(Instant::now() < deadline, "the place never came back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let metrics = request(gw.admin_addr, "GET", "/metrics", &[], b"")
+        .await
+        .text();
+    assert!(
+        metrics.contains("tollgate_connections_refused_total{reason=\"address_cap\"}"),
+        "{metrics}"
+    );
 }

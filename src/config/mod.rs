@@ -93,6 +93,10 @@ pub struct ServerSection {
     pub max_body_bytes: u64,
     /// Total time allowed to receive a request body.
     pub body_timeout_ms: u64,
+    /// Time allowed to receive each request head (slowloris defence).
+    pub header_timeout_ms: u64,
+    /// Connections one source address may hold open; 0 for no cap.
+    pub max_connections_per_ip: u32,
     /// Pingora's pid file (for `-d`); default `<storage dir>/tollgate.pid`.
     pub pid_file: Option<String>,
     /// Pingora's graceful-upgrade socket (for `-u`); default `<storage dir>/upgrade.sock`.
@@ -107,6 +111,8 @@ impl Default for ServerSection {
             shutdown_grace_s: 30,
             max_body_bytes: 32 * 1024 * 1024,
             body_timeout_ms: 60_000,
+            header_timeout_ms: 10_000,
+            max_connections_per_ip: 1024,
             pid_file: None,
             upgrade_sock: None,
         }

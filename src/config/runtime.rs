@@ -20,6 +20,9 @@ pub struct Runtime {
     pub shutdown_grace: Duration,
     pub max_body_bytes: u64,
     pub body_timeout: Duration,
+    pub header_timeout: Duration,
+    /// 0: no cap.
+    pub max_connections_per_ip: u32,
     pub storage_path: PathBuf,
     pub storage_dir: PathBuf,
     pub pid_file: String,

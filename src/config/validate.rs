@@ -66,6 +66,12 @@ pub fn validate(c: Config) -> Result<Runtime, Vec<ConfigProblem>> {
             "must be greater than 0".into(),
         );
     }
+    if c.server.header_timeout_ms == 0 {
+        bad(
+            "server.header_timeout_ms".into(),
+            "must be greater than 0".into(),
+        );
+    }
     if c.storage.path.trim().is_empty() {
         bad("storage.path".into(), "must not be empty".into());
     }
@@ -240,6 +246,8 @@ pub fn validate(c: Config) -> Result<Runtime, Vec<ConfigProblem>> {
         shutdown_grace: Duration::from_secs(c.server.shutdown_grace_s),
         max_body_bytes: c.server.max_body_bytes,
         body_timeout: Duration::from_millis(c.server.body_timeout_ms),
+        header_timeout: Duration::from_millis(c.server.header_timeout_ms),
+        max_connections_per_ip: c.server.max_connections_per_ip,
         storage_path: PathBuf::from(&c.storage.path),
         pid_file: c
             .server

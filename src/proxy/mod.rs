@@ -17,9 +17,10 @@
 //! ```
 
 mod body;
+pub mod connections;
 pub mod dns;
-pub mod drain;
 mod fallback;
+mod head_deadline;
 mod large;
 mod respond;
 

@@ -147,7 +147,7 @@ impl UsageWriter {
         // A connection accepted just before the listeners closed may not have sent its
         // request yet (it is not counted in flight): exit only once nothing has been in
         // flight for the same settle period the proxy gives such connections.
-        use crate::proxy::drain::SETTLE;
+        use crate::proxy::connections::SETTLE;
         let deadline = tokio::time::Instant::now() + self.grace;
         let mut idle_since: Option<tokio::time::Instant> = None;
         loop {

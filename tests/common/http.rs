@@ -431,6 +431,18 @@ impl Client {
         }
     }
 
+    /// The connection itself, for raw use after requests on it; nothing of it may be
+    /// left unread.
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn into_inner(self) -> TcpStream {
+        assert_eq!(
+            self.conn.pos,
+            self.conn.buf.len(),
+            "unread bytes on the connection"
+        );
+        self.conn.rd.reunite(self.wr).unwrap()
+    }
+
     /// [`Client::request`] returning the I/O error (for example when the server closed
     /// the connection).
     pub async fn try_request(
