@@ -127,13 +127,13 @@ static M: LazyLock<Metrics> = LazyLock::new(|| {
         circuit_open: fallback(
             prometheus::register_int_gauge_vec!(
                 "tollgate_upstream_circuit_open",
-                "1 while the upstream's circuit is open.",
-                &["upstream"]
+                "1 while the circuit of the upstream's key (by position in its keys) is open.",
+                &["upstream", "key"]
             ),
             || {
                 prometheus::IntGaugeVec::new(
                     prometheus::Opts::new("tollgate_upstream_circuit_open", "circuit"),
-                    &["upstream"],
+                    &["upstream", "key"],
                 )
                 .unwrap_or_else(|_| unreachable!("valid gauge options"))
             },
@@ -265,10 +265,11 @@ pub fn upstream_attempt_failed(upstream: &str, reason: &str) {
         .inc();
 }
 
-/// Marks an upstream's circuit open (1) or closed (0).
-pub fn circuit_open(upstream: &str, open: bool) {
+/// Marks the circuit of an upstream's key (by position, never the key) open (1) or
+/// closed (0).
+pub fn circuit_open(upstream: &str, key: usize, open: bool) {
     M.circuit_open
-        .with_label_values(&[upstream])
+        .with_label_values(&[upstream, key.to_string().as_str()])
         .set(i64::from(open));
 }
 

@@ -95,8 +95,10 @@ async fn connect_errors_429_and_5xx_fall_back_other_4xx_do_not() {
     let (broken, broken_hits) = fixed_status(503, r#"{"error":{"message":"overloaded"}}"#).await;
     let (picky, picky_hits) =
         fixed_status(400, r#"{"error":{"message":"bad request from upstream"}}"#).await;
+    // max_retry_after_s: 0, so that busy's "retry-after: 7" does not rest its key and
+    // every request here walks the whole chain (resting is tested below).
     let up = |name: &str, url: &str| {
-        format!("  - name: {name}\n    kind: openai\n    base_url: \"{url}\"\n    keys: [\"sk-{name}\"]\n")
+        format!("  - name: {name}\n    kind: openai\n    base_url: \"{url}\"\n    keys: [\"sk-{name}\"]\n    max_retry_after_s: 0\n")
     };
     let ups = up("dead", &closed_port())
         + &up("busy", &busy)
@@ -263,7 +265,7 @@ async fn a_failing_upstream_opens_its_circuit_and_is_skipped() {
         (
             value("tollgate_upstream_attempts_failed_total{reason=\"connect_error\",upstream=\"dead\"}")
                 + value("tollgate_upstream_attempts_failed_total{upstream=\"dead\",reason=\"connect_error\"}"),
-            value("tollgate_upstream_circuit_open{upstream=\"dead\"}"),
+            value("tollgate_upstream_circuit_open{key=\"0\",upstream=\"dead\"}"),
         )
     };
     for _ in 0..8 {
@@ -332,4 +334,117 @@ async fn a_429_tries_the_upstreams_next_key_before_anything_else() {
         assert_eq!(r.status, 200, "filler {filler}: {}", r.text());
         assert_eq!(r.json()["id"], "chatcmpl-ok");
     }
+}
+
+/// How many of the mock's requests carried each of `keys` (as a bearer token).
+fn per_key(mock: &MockUpstream, keys: &[&str]) -> Vec<usize> {
+    let reqs = mock.requests();
+    keys.iter()
+        .map(|k| {
+            let want = format!("Bearer {k}");
+            reqs.iter()
+                .filter(|r| {
+                    r.headers
+                        .iter()
+                        .any(|(n, v)| n == "authorization" && *v == want)
+                })
+                .count()
+        })
+        .collect()
+}
+
+fn chat_for(model: &str) -> Vec<u8> {
+    format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#).into_bytes()
+}
+
+#[tokio::test]
+async fn a_key_told_to_retry_after_rests_that_long_capped() {
+    let mock = MockUpstream::start().await;
+    let ups = format!(
+        "  - name: o\n    kind: openai\n    base_url: \"{}\"\n    keys: [\"sk-hot\", \"sk-cool\"]\n    max_retry_after_s: 2\n",
+        mock.base_url()
+    );
+    let gw = GatewayBuilder::new()
+        .upstreams_yaml(ups)
+        .routes_yaml("  - models: [\"*\"]\n    upstreams: [o]\n".into())
+        .start_with_user("alice");
+    let auth = format!("Bearer {}", gw.create_key("alice", &[]));
+    // sk-hot answers 429 "retry-after: 30"; the cap (2 s) bounds its rest.
+    let body = chat_for("gpt-4o-error-429-for-key-hot-retry-after-30");
+    let send = || async {
+        request(
+            gw.proxy_addr,
+            "POST",
+            "/v1/chat/completions",
+            &[("authorization", &auth)],
+            &body,
+        )
+        .await
+    };
+    let started = std::time::Instant::now();
+    for _ in 0..6 {
+        assert_eq!(send().await.status, 200);
+    }
+    // The rotation starts every other request at sk-hot; after its one 429 it rested.
+    assert_eq!(per_key(&mock, &["sk-hot", "sk-cool"]), [1, 6]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+
+    // Once the capped rest is over, sk-hot is tried again (and rests again).
+    let deadline = started + std::time::Duration::from_secs(15);
+    while per_key(&mock, &["sk-hot"])[0] < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sk-hot never tried again"
+        );
+        assert_eq!(send().await.status, 200);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1900),
+        "tried again after {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_failing_key_opens_its_own_circuit_and_the_others_serve() {
+    let mock = MockUpstream::start().await;
+    let ups = format!(
+        "  - name: o\n    kind: openai\n    base_url: \"{}\"\n    keys: [\"sk-bad\", \"sk-good\"]\n",
+        mock.base_url()
+    );
+    let gw = GatewayBuilder::new()
+        .upstreams_yaml(ups)
+        .routes_yaml("  - models: [\"*\"]\n    upstreams: [o]\n".into())
+        .start_with_user("alice");
+    let auth = format!("Bearer {}", gw.create_key("alice", &[]));
+    let body = chat_for("gpt-4o-error-500-for-key-bad");
+    let mut statuses = Vec::new();
+    for _ in 0..16 {
+        let r = request(
+            gw.proxy_addr,
+            "POST",
+            "/v1/chat/completions",
+            &[("authorization", &auth)],
+            &body,
+        )
+        .await;
+        statuses.push(r.status);
+    }
+    // A 500 from the only upstream passes through; after five of them sk-bad's circuit
+    // is open and every request goes to sk-good.
+    assert_eq!(per_key(&mock, &["sk-bad", "sk-good"]), [5, 11]);
+    assert_eq!(statuses.iter().filter(|s| **s == 500).count(), 5);
+    assert!(statuses[10..].iter().all(|s| *s == 200), "{statuses:?}");
+    let m = request(gw.admin_addr, "GET", "/metrics", &[], b"")
+        .await
+        .text();
+    assert!(
+        m.contains("tollgate_upstream_circuit_open{key=\"0\",upstream=\"o\"} 1"),
+        "{m}"
+    );
+    assert!(
+        !m.contains("tollgate_upstream_circuit_open{key=\"1\",upstream=\"o\"} 1"),
+        "{m}"
+    );
 }

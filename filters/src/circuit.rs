@@ -1,6 +1,7 @@
-//! A circuit breaker per upstream: after [`FAILURES_TO_OPEN`] consecutive failures the
-//! upstream is skipped by routing for [`COOL_DOWN`]; then one request probes it
-//! (half-open): success closes the circuit, failure opens it again.
+//! A circuit breaker, one per key of each upstream: after [`FAILURES_TO_OPEN`]
+//! consecutive failures the key is skipped for [`COOL_DOWN`] (the upstream too, by
+//! routing, when all of its keys are); then one request probes it (half-open): success
+//! closes the circuit, failure opens it again.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -172,6 +172,9 @@ pub struct RequestCtx {
     pub key_start: Option<usize>,
     /// The user's own provider key was used (so there is no other key to try).
     pub used_own_key: bool,
+    /// The configured key (rotation position) this attempt uses, whose slot records the
+    /// outcome; `None` with the user's own or a stored key, which have no slot.
+    pub key_index: Option<usize>,
     /// Set when the same upstream is retried with its next key. Written and read by the
     /// transports.
     pub retry_same_upstream: bool,
@@ -231,6 +234,7 @@ impl RequestCtx {
             keys_tried: 0,
             key_start: None,
             used_own_key: false,
+            key_index: None,
             retry_same_upstream: false,
             upstream_body: None,
             upstream_status: None,
@@ -259,17 +263,18 @@ impl RequestCtx {
                 self.upstream_status = None;
                 self.keys_tried = 0;
                 self.key_start = None;
+                self.key_index = None;
                 true
             }
             None => false,
         }
     }
 
-    /// The first upstream of the chain at or after `from` whose circuit lets a request
-    /// through (taking the half-open probe slot if that is what it offers).
+    /// The first upstream of the chain at or after `from` with a key that can take a
+    /// request (not resting after a 429, circuit not open).
     pub fn next_allowed(&self, from: usize) -> Option<usize> {
         let chain = &self.route.as_ref()?.chain;
-        (from..chain.len()).find(|&i| chain[i].circuit.allow())
+        (from..chain.len()).find(|&i| chain[i].would_serve())
     }
 
     /// Whether a 429 can be retried on the same upstream with a key not tried yet.
@@ -291,7 +296,7 @@ impl RequestCtx {
             r.chain
                 .iter()
                 .skip(self.attempt + 1)
-                .any(|u| u.circuit.would_allow())
+                .any(|u| u.would_serve())
         })
     }
 

@@ -142,7 +142,20 @@ impl Filter for UpstreamHeaders {
                 .and_then(|k| k.shared_key_for(&target.name))
         });
         let start = *ctx.key_start.get_or_insert_with(|| target.next_key_index());
-        if let Some(key) = own.or_else(|| target.key_at(start + ctx.keys_tried)) {
+        let key = match own {
+            Some(k) => {
+                ctx.key_index = None;
+                Some(k)
+            }
+            None => {
+                // Skips keys resting after a 429 or with an open circuit.
+                let i = target.usable_key_from(start + ctx.keys_tried);
+                ctx.keys_tried = i - start;
+                ctx.key_index = Some(i % target.slots().len());
+                target.key_at(i)
+            }
+        };
+        if let Some(key) = key {
             let (name, value) = match target.kind {
                 ProviderKind::OpenAi => ("authorization", format!("Bearer {}", key.expose())),
                 ProviderKind::Anthropic => ("x-api-key", key.expose().to_owned()),

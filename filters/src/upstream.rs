@@ -1,8 +1,8 @@
 //! The upstreams Tollgate forwards to, as the filters see them (built from config in
 //! the `tollgate` crate).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::circuit::Circuit;
 use crate::secret::Secret;
@@ -47,10 +47,38 @@ pub struct UpstreamTarget {
     /// Add `stream_options.include_usage` to OpenAI-style streaming requests that lack
     /// it, so streams can be billed (and remove the extra chunk for the client).
     pub include_usage: bool,
-    /// The upstream's circuit breaker.
-    pub circuit: Circuit,
+    /// The longest a key rests after a 429 that asks for a `retry-after`.
+    pub max_rest: Duration,
+    /// One per configured key (one for an upstream without keys): its circuit breaker
+    /// and its rest after a 429, so one exhausted or failing key is skipped while the
+    /// others serve.
+    slots: Box<[KeySlot]>,
     next_key: AtomicUsize,
 }
+
+/// The health of one key of an upstream.
+#[derive(Debug, Default)]
+pub struct KeySlot {
+    pub circuit: Circuit,
+    /// Unix ms until which the provider asked this key to wait (`retry-after`); 0: none.
+    rest_until_ms: AtomicU64,
+}
+
+impl KeySlot {
+    fn resting_at(&self, now_ms: u64) -> bool {
+        self.rest_until_ms.load(Ordering::Acquire) > now_ms
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The default cap on a provider's `retry-after`.
+pub const DEFAULT_MAX_REST: Duration = Duration::from_secs(60);
 
 impl UpstreamTarget {
     #[allow(clippy::too_many_arguments)]
@@ -76,6 +104,7 @@ impl UpstreamTarget {
         } else {
             format!("{host_name}:{port}")
         };
+        let keys_len = keys.len();
         UpstreamTarget {
             name,
             kind,
@@ -88,9 +117,59 @@ impl UpstreamTarget {
             connect_timeout,
             read_timeout,
             include_usage: true,
-            circuit: Circuit::default(),
+            max_rest: DEFAULT_MAX_REST,
+            slots: (0..keys_len.max(1)).map(|_| KeySlot::default()).collect(),
             next_key: AtomicUsize::new(0),
         }
+    }
+
+    /// Sets [`UpstreamTarget::max_rest`].
+    pub fn with_max_rest(mut self, cap: Duration) -> Self {
+        self.max_rest = cap;
+        self
+    }
+
+    /// The slot of key `i` (taken modulo the number of keys).
+    pub fn slot(&self, i: usize) -> &KeySlot {
+        &self.slots[i % self.slots.len()]
+    }
+
+    /// The slots, in key order (for metrics).
+    pub fn slots(&self) -> &[KeySlot] {
+        &self.slots
+    }
+
+    /// Whether some key could take a request now: not resting, circuit not open. Takes
+    /// no half-open probe.
+    pub fn would_serve(&self) -> bool {
+        let now = now_ms();
+        self.slots
+            .iter()
+            .any(|s| !s.resting_at(now) && s.circuit.would_allow())
+    }
+
+    /// The first key position at or after `from` (in rotation order, at most one round)
+    /// that is not resting and whose circuit lets a request through (taking the
+    /// half-open probe if that is what it offers); `from` itself when none is.
+    pub fn usable_key_from(&self, from: usize) -> usize {
+        let now = now_ms();
+        (from..from + self.slots.len())
+            .find(|&i| {
+                let s = self.slot(i);
+                !s.resting_at(now) && s.circuit.allow()
+            })
+            .unwrap_or(from)
+    }
+
+    /// Key `i` rests for the provider's `retry-after`, capped by
+    /// [`UpstreamTarget::max_rest`]; the rest actually applied.
+    pub fn rest_key(&self, i: usize, retry_after: Duration) -> Duration {
+        let rest = retry_after.min(self.max_rest);
+        let until = now_ms().saturating_add(u64::try_from(rest.as_millis()).unwrap_or(u64::MAX));
+        self.slot(i)
+            .rest_until_ms
+            .fetch_max(until, Ordering::AcqRel);
+        rest
     }
 
     /// Sets [`UpstreamTarget::include_usage`].

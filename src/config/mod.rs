@@ -189,6 +189,8 @@ pub struct UpstreamConfig {
     pub read_timeout_ms: u64,
     /// For OpenAI-kind upstreams: ask for stream usage on the client's behalf.
     pub stream_include_usage: bool,
+    /// The longest a key rests after a 429 asking for `retry-after` (0: never rests).
+    pub max_retry_after_s: u64,
 }
 
 impl Default for UpstreamConfig {
@@ -201,6 +203,7 @@ impl Default for UpstreamConfig {
             connect_timeout_ms: 5_000,
             read_timeout_ms: 600_000,
             stream_include_usage: true,
+            max_retry_after_s: 60,
         }
     }
 }

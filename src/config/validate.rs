@@ -137,6 +137,12 @@ pub fn validate(c: Config) -> Result<Runtime, Vec<ConfigProblem>> {
         if u.read_timeout_ms == 0 {
             bad(at("read_timeout_ms"), "must be greater than 0".into());
         }
+        if u.max_retry_after_s > 86_400 {
+            bad(
+                at("max_retry_after_s"),
+                "must be at most 86400 (a day)".into(),
+            );
+        }
         if let (Some(kind), Some((tls, host, port, base_path))) = (kind, url) {
             let t = Arc::new(
                 UpstreamTarget::new(
@@ -150,7 +156,8 @@ pub fn validate(c: Config) -> Result<Runtime, Vec<ConfigProblem>> {
                     Duration::from_millis(u.connect_timeout_ms),
                     Duration::from_millis(u.read_timeout_ms),
                 )
-                .with_include_usage(u.stream_include_usage),
+                .with_include_usage(u.stream_include_usage)
+                .with_max_rest(Duration::from_secs(u.max_retry_after_s)),
             );
             by_name.entry(u.name.as_str()).or_insert_with(|| t.clone());
             upstreams.push(t);

@@ -2,6 +2,9 @@
 //! connect errors, timeouts before the response header, 429 and 5xx, and only while no
 //! response byte has reached the client. Other 4xx never move. Shared by both transports.
 
+use std::time::Duration;
+
+use pingora::http::ResponseHeader;
 use pingora::{Error, ErrorType};
 use tollgate_filters::RequestCtx;
 
@@ -57,29 +60,73 @@ pub fn try_next(ctx: &mut RequestCtx, why: &str) -> bool {
     moved
 }
 
-/// Counts a failure against the current upstream's circuit.
+/// Counts a failure against the circuit of the key the attempt used; a failure before
+/// any key was sent (connect errors, timeouts) or with a stored key is the upstream's
+/// own, and counts against every key's circuit. A user's own key has no circuit.
 pub fn record_failure(ctx: &RequestCtx) {
-    if let Some(up) = ctx.upstream() {
-        if up.circuit.on_failure() {
+    let Some(up) = ctx.upstream() else {
+        return;
+    };
+    let keys = match ctx.key_index {
+        Some(k) => k..k + 1,
+        None if ctx.used_own_key => return,
+        None => 0..up.slots().len(),
+    };
+    for k in keys {
+        if up.slot(k).circuit.on_failure() {
             log::warn!(
-                "upstream {}: circuit open for {:?} after repeated failures",
+                "upstream {} key #{k}: circuit open for {:?} after repeated failures",
                 up.name,
                 tollgate_filters::circuit::COOL_DOWN
             );
-            crate::metrics::circuit_open(&up.name, true);
+            crate::metrics::circuit_open(&up.name, k, true);
         }
     }
 }
 
-/// Closes the current upstream's circuit after an answer that is not a failure.
+/// Closes the circuit of the key the attempt used after an answer that is not a failure.
 pub fn record_success(ctx: &RequestCtx) {
-    if let Some(up) = ctx.upstream() {
-        if up.circuit.state() != tollgate_filters::circuit::CircuitState::Closed {
-            log::info!("upstream {}: circuit closed", up.name);
-            crate::metrics::circuit_open(&up.name, false);
-        }
-        up.circuit.on_success();
+    let (Some(up), Some(k)) = (ctx.upstream(), ctx.key_index) else {
+        return;
+    };
+    let circuit = &up.slot(k).circuit;
+    if circuit.state() != tollgate_filters::circuit::CircuitState::Closed {
+        log::info!("upstream {} key #{k}: circuit closed", up.name);
+        crate::metrics::circuit_open(&up.name, k, false);
     }
+    circuit.on_success();
+}
+
+/// After a 429: the key the attempt used rests for the provider's `retry-after`
+/// (capped by the upstream's `max_retry_after_s`), so that requests go to its other keys
+/// or the next upstream meanwhile instead of being refused again.
+pub fn rest_key_after_429(ctx: &RequestCtx, resp: &ResponseHeader) {
+    let (Some(up), Some(k)) = (ctx.upstream(), ctx.key_index) else {
+        return;
+    };
+    let Some(wait) = retry_after(resp) else {
+        return;
+    };
+    let rest = up.rest_key(k, wait);
+    log::info!(
+        "request {}: upstream {} key #{k} rate limited; resting it {rest:?} (retry-after {wait:?})",
+        ctx.request_id,
+        up.name
+    );
+}
+
+/// A provider's `retry-after` (seconds; some send fractions) or `retry-after-ms`.
+fn retry_after(resp: &ResponseHeader) -> Option<Duration> {
+    let header = |name: &str| {
+        resp.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    };
+    header("retry-after-ms")
+        .map(|ms| Duration::from_secs_f64(ms.min(86_400_000.0) / 1000.0))
+        .or_else(|| header("retry-after").map(|s| Duration::from_secs_f64(s.min(86_400.0))))
 }
 
 /// A short, low-cardinality reason for a failed attempt.
@@ -109,5 +156,32 @@ mod tests {
         }
         assert!(error_falls_back(&Error::new(ErrorType::ConnectRefused)));
         assert!(!error_falls_back(&Error::new(ErrorType::HTTPStatus(400))));
+    }
+
+    #[test]
+    fn retry_after_in_seconds_fractions_or_milliseconds() {
+        let with = |pairs: &[(&str, &str)]| {
+            let mut r = ResponseHeader::build(429, None).unwrap();
+            for (k, v) in pairs {
+                r.insert_header(k.to_string(), *v).unwrap();
+            }
+            retry_after(&r)
+        };
+        assert_eq!(with(&[("retry-after", "7")]), Some(Duration::from_secs(7)));
+        assert_eq!(
+            with(&[("retry-after", "1.5")]),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            with(&[("retry-after", "7"), ("retry-after-ms", "250")]),
+            Some(Duration::from_millis(250)),
+            "the finer one wins"
+        );
+        assert_eq!(
+            with(&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")]),
+            None
+        );
+        assert_eq!(with(&[("retry-after", "-3")]), None);
+        assert_eq!(with(&[]), None);
     }
 }

@@ -69,8 +69,19 @@ async fn attempt(
 /// response header are answered in the client's dialect; after it, the stream ends.
 pub async fn forward(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
     let Answered { up, peer, mut resp } = loop {
-        match attempt(gw, session, ctx).await {
-            Ok(a) if a.resp.status.as_u16() == 429 && ctx.can_try_another_key() => {
+        let answer = attempt(gw, session, ctx).await;
+        if let Ok(a) = &answer {
+            if a.resp.status.as_u16() == 429 {
+                fallback::rest_key_after_429(ctx, &a.resp);
+            }
+        }
+        match answer {
+            Ok(a)
+                if a.resp.status.as_u16() == 429
+                    && ctx.key_index.is_some()
+                    && ctx.can_try_another_key() =>
+            {
+                fallback::record_failure(ctx);
                 let name = ctx.upstream().map(|u| u.name.clone()).unwrap_or_default();
                 crate::metrics::upstream_attempt_failed(&name, "429_key");
             }

@@ -358,7 +358,11 @@ impl ProxyHttp for GatewayProxy {
     ) -> Result<()> {
         let status = upstream_response.status.as_u16();
         ctx.upstream_status = Some(status);
-        if status == 429 && ctx.can_try_another_key() {
+        if status == 429 {
+            fallback::rest_key_after_429(ctx, upstream_response);
+        }
+        if status == 429 && ctx.key_index.is_some() && ctx.can_try_another_key() {
+            fallback::record_failure(ctx);
             // A rate limit is per key: try this upstream's next key first.
             crate::metrics::upstream_attempt_failed(
                 ctx.upstream().map(|u| u.name.as_str()).unwrap_or(""),

@@ -30,6 +30,8 @@
 //! | word | behaviour |
 //! |---|---|
 //! | `error-NNN` | status NNN with the provider's error JSON (`<provider>/error_NNN.json` for 400, 429, 500; a generated body otherwise); 429 adds `retry-after: 1` |
+//! | `for-key-TAG` | with `error-NNN`: the error only for requests whose credential contains TAG; others are served |
+//! | `retry-after-N` | with `error-429`: `retry-after: N` |
 //! | `hang` | reads the request, never answers; holds the socket until the peer closes it or the mock is dropped |
 //! | `slow-stream` | [`SLOW_STREAM_DELAY`] between stream events (and before a JSON body) |
 //! | `stall-stream` | sends the header and the first half of the events, then goes silent, socket open |
@@ -579,6 +581,30 @@ fn behaviours(model: &str) -> Vec<String> {
     out
 }
 
+/// Whether an `error-NNN` applies to a request with this credential: always, unless the
+/// model says `for-key-<tag>` (letters and digits), then only when the credential
+/// contains the tag.
+fn key_matches(model: &str, credential: &str) -> bool {
+    let Some(i) = model.find("for-key-") else {
+        return true;
+    };
+    let tag: String = model[i + 8..]
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect();
+    credential.contains(&tag)
+}
+
+/// `N` of `retry-after-N` in the model name: the 429's `retry-after` (default 1).
+fn retry_after_secs(model: &str) -> Option<u64> {
+    let i = model.find("retry-after-")?;
+    let digits: String = model[i + 12..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
 /// `NNN` of the first `error-NNN` in the model name.
 fn error_status(model: &str) -> Option<u16> {
     let i = model.find("error-")?;
@@ -815,7 +841,7 @@ struct Decision {
     plan: Plan,
 }
 
-fn decide(method: &str, target: &str, body: &[u8], id: u64) -> Decision {
+fn decide(method: &str, target: &str, body: &[u8], credential: &str, id: u64) -> Decision {
     let (endpoint, path_model, path_stream) = classify(method, target);
     let provider = endpoint.provider();
     let json: Option<Value> = serde_json::from_slice(body).ok();
@@ -876,7 +902,10 @@ fn decide(method: &str, target: &str, body: &[u8], id: u64) -> Decision {
     {
         Some(400)
     } else {
-        model.as_deref().and_then(error_status)
+        model
+            .as_deref()
+            .and_then(error_status)
+            .filter(|_| model.as_deref().is_none_or(|m| key_matches(m, credential)))
     };
     if let Some(status) = error {
         let (body_bytes, rel) = if endpoint == Endpoint::Unknown {
@@ -887,7 +916,8 @@ fn decide(method: &str, target: &str, body: &[u8], id: u64) -> Decision {
             error_body(provider, status)
         };
         let extra = if status == 429 {
-            vec![("retry-after".to_owned(), "1".to_owned())]
+            let wait = model.as_deref().and_then(retry_after_secs).unwrap_or(1);
+            vec![("retry-after".to_owned(), wait.to_string())]
         } else {
             Vec::new()
         };
@@ -1109,7 +1139,11 @@ async fn serve_connection(
             Ok(None) | Err(_) => return,
         };
         let id = state.next_id.fetch_add(1, Ordering::SeqCst);
-        let decision = decide(&req.method, &req.target, &req.body, id);
+        let credential = ["authorization", "x-api-key", "x-goog-api-key"]
+            .iter()
+            .find_map(|h| find_header(&req.headers, h))
+            .unwrap_or("");
+        let decision = decide(&req.method, &req.target, &req.body, credential, id);
         let plan = decision.plan;
         let client_close = find_header(&req.headers, "connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"))
