@@ -448,3 +448,100 @@ async fn a_failing_key_opens_its_own_circuit_and_the_others_serve() {
         "{m}"
     );
 }
+
+/// An upstream that answers 503 while `healthy` is false and 200 (a chat completion)
+/// once it is true, counting hits.
+async fn switchable() -> (String, Arc<AtomicUsize>, Arc<std::sync::atomic::AtomicBool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let healthy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (counter, state) = (hits.clone(), healthy.clone());
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let (counter, state) = (counter.clone(), state.clone());
+            tokio::spawn(async move {
+                if read_request(&mut sock).await.is_none() {
+                    return;
+                }
+                counter.fetch_add(1, Ordering::SeqCst);
+                let (status, body) = if state.load(Ordering::SeqCst) {
+                    (
+                        200,
+                        r#"{"id":"chatcmpl-flaky","object":"chat.completion","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#,
+                    )
+                } else {
+                    (503, r#"{"error":{"message":"overloaded"}}"#)
+                };
+                let out = format!("HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let _ = sock.write_all(out.as_bytes()).await;
+            });
+        }
+    });
+    (url, hits, healthy)
+}
+
+#[tokio::test]
+async fn an_open_circuit_probes_after_its_cool_down_and_closes_on_success() {
+    let good = MockUpstream::start().await;
+    let (flaky, flaky_hits, healthy) = switchable().await;
+    let ups = format!(
+        "  - name: flaky\n    kind: openai\n    base_url: \"{flaky}\"\n    circuit_cool_down_s: 1\n  - name: good\n    kind: openai\n    base_url: \"{}\"\n",
+        good.base_url()
+    );
+    let gw = GatewayBuilder::new()
+        .upstreams_yaml(ups)
+        .routes_yaml("  - models: [\"*\"]\n    upstreams: [flaky, good]\n".into())
+        .start_with_user("alice");
+    let auth = format!("Bearer {}", gw.create_key("alice", &[]));
+    let send = || async {
+        request(
+            gw.proxy_addr,
+            "POST",
+            "/v1/chat/completions",
+            &[("authorization", &auth)],
+            &chat(5),
+        )
+        .await
+    };
+    let open = || async {
+        let m = request(gw.admin_addr, "GET", "/metrics", &[], b"")
+            .await
+            .text();
+        m.lines()
+            .find(|l| l.starts_with("tollgate_upstream_circuit_open{key=\"0\",upstream=\"flaky\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<i64>().ok())
+    };
+    // Five 503s open flaky's circuit; good serves every request meanwhile.
+    for _ in 0..7 {
+        let r = send().await;
+        assert_eq!(r.status, 200);
+        assert_ne!(r.json()["id"], "chatcmpl-flaky");
+    }
+    assert_eq!(flaky_hits.load(Ordering::SeqCst), 5);
+    assert_eq!(open().await, Some(1));
+
+    // Recovered: after the cool-down one request probes it, and success closes it.
+    healthy.store(true, Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = send().await;
+        assert_eq!(r.status, 200);
+        if r.json()["id"] == "chatcmpl-flaky" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "flaky was never probed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(open().await, Some(0));
+    for _ in 0..3 {
+        assert_eq!(
+            send().await.json()["id"],
+            "chatcmpl-flaky",
+            "first in the chain again"
+        );
+    }
+}

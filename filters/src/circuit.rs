@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Consecutive failures (connect errors, timeouts before the header, 429, 5xx) that open
 /// the circuit.
 pub const FAILURES_TO_OPEN: u32 = 5;
-/// How long an open circuit keeps the upstream out of rotation before a probe.
+/// How long an open circuit keeps its key out of rotation before a probe, unless the
+/// upstream sets `circuit_cool_down_s`.
 pub const COOL_DOWN: Duration = Duration::from_secs(30);
 
 fn now_ms() -> u64 {
@@ -20,8 +21,10 @@ fn now_ms() -> u64 {
 }
 
 /// Lock-free breaker state, shared by every request to the upstream.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Circuit {
+    /// How long an open circuit stays open before a probe, in ms.
+    cool_ms: u64,
     failures: AtomicU32,
     /// Unix ms when the circuit opened; 0 while closed.
     opened_at: AtomicU64,
@@ -39,7 +42,27 @@ pub enum CircuitState {
     HalfOpen,
 }
 
+impl Default for Circuit {
+    fn default() -> Self {
+        Circuit::with_cool_down(COOL_DOWN)
+    }
+}
+
 impl Circuit {
+    pub fn with_cool_down(cool_down: Duration) -> Self {
+        Circuit {
+            cool_ms: u64::try_from(cool_down.as_millis()).unwrap_or(u64::MAX),
+            failures: AtomicU32::new(0),
+            opened_at: AtomicU64::new(0),
+            probe_at: AtomicU64::new(0),
+        }
+    }
+
+    /// How long an open circuit keeps its key out of rotation.
+    pub fn cool_down(&self) -> Duration {
+        Duration::from_millis(self.cool_ms)
+    }
+
     /// Whether a request may go to this upstream now. In the half-open state only one
     /// request (the probe) is let through.
     pub fn allow(&self) -> bool {
@@ -51,7 +74,7 @@ impl Circuit {
         if opened == 0 {
             return true;
         }
-        let cool = COOL_DOWN.as_millis() as u64;
+        let cool = self.cool_ms;
         if now.saturating_sub(opened) < cool {
             return false;
         }
@@ -66,7 +89,7 @@ impl Circuit {
 
     /// Whether [`Circuit::allow`] could let a request through, without taking the probe.
     pub fn would_allow(&self) -> bool {
-        let (now, cool) = (now_ms(), COOL_DOWN.as_millis() as u64);
+        let (now, cool) = (now_ms(), self.cool_ms);
         let opened = self.opened_at.load(Ordering::Acquire);
         let probe = self.probe_at.load(Ordering::Acquire);
         opened == 0

@@ -123,6 +123,14 @@ impl UpstreamTarget {
         }
     }
 
+    /// Sets how long an open circuit of one of its keys stays open before a probe.
+    pub fn with_circuit_cool_down(mut self, cool_down: Duration) -> Self {
+        for slot in self.slots.iter_mut() {
+            slot.circuit = Circuit::with_cool_down(cool_down);
+        }
+        self
+    }
+
     /// Sets [`UpstreamTarget::max_rest`].
     pub fn with_max_rest(mut self, cap: Duration) -> Self {
         self.max_rest = cap;

@@ -191,6 +191,8 @@ pub struct UpstreamConfig {
     pub stream_include_usage: bool,
     /// The longest a key rests after a 429 asking for `retry-after` (0: never rests).
     pub max_retry_after_s: u64,
+    /// How long a key's open circuit stays open before a probe.
+    pub circuit_cool_down_s: u64,
 }
 
 impl Default for UpstreamConfig {
@@ -204,6 +206,7 @@ impl Default for UpstreamConfig {
             read_timeout_ms: 600_000,
             stream_include_usage: true,
             max_retry_after_s: 60,
+            circuit_cool_down_s: 30,
         }
     }
 }

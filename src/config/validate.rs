@@ -137,6 +137,12 @@ pub fn validate(c: Config) -> Result<Runtime, Vec<ConfigProblem>> {
         if u.read_timeout_ms == 0 {
             bad(at("read_timeout_ms"), "must be greater than 0".into());
         }
+        if !(1..=3600).contains(&u.circuit_cool_down_s) {
+            bad(
+                at("circuit_cool_down_s"),
+                "must be between 1 and 3600".into(),
+            );
+        }
         if u.max_retry_after_s > 86_400 {
             bad(
                 at("max_retry_after_s"),
@@ -157,7 +163,8 @@ pub fn validate(c: Config) -> Result<Runtime, Vec<ConfigProblem>> {
                     Duration::from_millis(u.read_timeout_ms),
                 )
                 .with_include_usage(u.stream_include_usage)
-                .with_max_rest(Duration::from_secs(u.max_retry_after_s)),
+                .with_max_rest(Duration::from_secs(u.max_retry_after_s))
+                .with_circuit_cool_down(Duration::from_secs(u.circuit_cool_down_s)),
             );
             by_name.entry(u.name.as_str()).or_insert_with(|| t.clone());
             upstreams.push(t);

@@ -73,11 +73,12 @@ pub fn record_failure(ctx: &RequestCtx) {
         None => 0..up.slots().len(),
     };
     for k in keys {
-        if up.slot(k).circuit.on_failure() {
+        let circuit = &up.slot(k).circuit;
+        if circuit.on_failure() {
             log::warn!(
                 "upstream {} key #{k}: circuit open for {:?} after repeated failures",
                 up.name,
-                tollgate_filters::circuit::COOL_DOWN
+                circuit.cool_down()
             );
             crate::metrics::circuit_open(&up.name, k, true);
         }
