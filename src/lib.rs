@@ -6,6 +6,7 @@ pub mod background;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod health;
 pub mod keycache;
 pub mod keyring;
 pub mod metrics;

@@ -34,6 +34,7 @@ struct Metrics {
     batch_seconds: HistogramVec,
     dropped: IntCounter,
     connections_refused: IntCounterVec,
+    upstream_healthy: prometheus::IntGaugeVec,
     models: Mutex<HashSet<String>>,
 }
 
@@ -167,6 +168,20 @@ static M: LazyLock<Metrics> = LazyLock::new(|| {
             "tollgate_connections_refused_total",
             "Proxy connections refused or cut: address_cap (server.max_connections_per_ip), header_timeout (server.header_timeout_ms).",
             &["reason"],
+        ),
+        upstream_healthy: fallback(
+            prometheus::register_int_gauge_vec!(
+                "tollgate_upstream_healthy",
+                "1 while the upstream's active health check passes (only upstreams with one).",
+                &["upstream"]
+            ),
+            || {
+                prometheus::IntGaugeVec::new(
+                    prometheus::Opts::new("tollgate_upstream_healthy", "health"),
+                    &["upstream"],
+                )
+                .unwrap_or_else(|_| unreachable!("valid gauge options"))
+            },
         ),
         models: Mutex::new(HashSet::new()),
     }
@@ -313,4 +328,11 @@ pub fn render() -> Vec<u8> {
 /// A proxy connection refused (`address_cap`) or cut (`header_timeout`).
 pub fn connection_refused(reason: &'static str) {
     M.connections_refused.with_label_values(&[reason]).inc();
+}
+
+/// The verdict of an upstream's active health check.
+pub fn upstream_healthy(upstream: &str, healthy: bool) {
+    M.upstream_healthy
+        .with_label_values(&[upstream])
+        .set(i64::from(healthy));
 }

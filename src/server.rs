@@ -23,6 +23,7 @@ use tollgate_filters::FilterChain;
 use crate::admin::{AdminApp, AdminDeps, SessionSweeper};
 use crate::background::{KeyRefresher, ListenAnnouncer};
 use crate::config::{self, pingora_conf, ConfigError, Runtime};
+use crate::health::HealthChecker;
 use crate::keycache::KeyCache;
 use crate::keyring::{Keyring, KeyringError};
 use crate::provider_key_cache::ProviderKeyCache;
@@ -260,6 +261,14 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     server.add_service(announcer);
     server.add_service(writer);
     server.add_service(sweeper);
+    let mut health = background_service(
+        "health checks",
+        HealthChecker {
+            router: live.router.clone(),
+        },
+    );
+    health.threads = Some(1);
+    server.add_service(health);
     if !opts.daemon {
         // Pingora writes the pid file only when it daemonizes; `tollgate reload` needs
         // it in the foreground (systemd) too.

@@ -450,7 +450,7 @@ async fn a_failing_key_opens_its_own_circuit_and_the_others_serve() {
 }
 
 /// An upstream that answers 503 while `healthy` is false and 200 (a chat completion)
-/// once it is true, counting hits.
+/// once it is true, counting hits (POSTs only: health checks are GETs).
 async fn switchable() -> (String, Arc<AtomicUsize>, Arc<std::sync::atomic::AtomicBool>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -461,10 +461,12 @@ async fn switchable() -> (String, Arc<AtomicUsize>, Arc<std::sync::atomic::Atomi
         while let Ok((mut sock, _)) = listener.accept().await {
             let (counter, state) = (counter.clone(), state.clone());
             tokio::spawn(async move {
-                if read_request(&mut sock).await.is_none() {
+                let Some(req) = read_request(&mut sock).await else {
                     return;
+                };
+                if req.starts_with(b"POST ") {
+                    counter.fetch_add(1, Ordering::SeqCst);
                 }
-                counter.fetch_add(1, Ordering::SeqCst);
                 let (status, body) = if state.load(Ordering::SeqCst) {
                     (
                         200,
@@ -544,4 +546,65 @@ async fn an_open_circuit_probes_after_its_cool_down_and_closes_on_success() {
             "first in the chain again"
         );
     }
+}
+
+#[tokio::test]
+async fn an_upstream_failing_its_health_check_is_skipped_until_it_passes() {
+    let good = MockUpstream::start().await;
+    let (flaky, flaky_posts, healthy) = switchable().await;
+    let ups = format!(
+        "  - name: flaky\n    kind: openai\n    base_url: \"{flaky}\"\n    health_check: {{ path: /v1/models, interval_s: 1, timeout_ms: 500 }}\n  - name: good\n    kind: openai\n    base_url: \"{}\"\n",
+        good.base_url()
+    );
+    let gw = GatewayBuilder::new()
+        .upstreams_yaml(ups)
+        .routes_yaml("  - models: [\"*\"]\n    upstreams: [flaky, good]\n".into())
+        .start_with_user("alice");
+    let auth = format!("Bearer {}", gw.create_key("alice", &[]));
+    let health = |want: i64| {
+        let addr = gw.admin_addr;
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+            loop {
+                let m = request(addr, "GET", "/metrics", &[], b"").await.text();
+                let now = m
+                    .lines()
+                    .find(|l| l.starts_with("tollgate_upstream_healthy{upstream=\"flaky\"}"))
+                    .and_then(|l| l.rsplit(' ').next()?.parse::<i64>().ok());
+                if now == Some(want) {
+                    return;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "flaky's health never became {want}: {now:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let send = || async {
+        request(
+            gw.proxy_addr,
+            "POST",
+            "/v1/chat/completions",
+            &[("authorization", &auth)],
+            &chat(5),
+        )
+        .await
+    };
+    // Its checks get 503: down, and requests skip it without trying it at all.
+    health(0).await;
+    for _ in 0..3 {
+        let r = send().await;
+        assert_eq!(r.status, 200);
+        assert_ne!(r.json()["id"], "chatcmpl-flaky");
+    }
+    assert_eq!(flaky_posts.load(Ordering::SeqCst), 0);
+    // Recovered: one passing check puts it back first in the chain.
+    healthy.store(true, Ordering::SeqCst);
+    health(1).await;
+    assert_eq!(send().await.json()["id"], "chatcmpl-flaky");
+    assert!(gw
+        .logs()
+        .contains("upstream flaky: down after 2 failed health checks"));
 }

@@ -45,6 +45,17 @@ impl Router {
             .ok_or_else(|| GatewayError::UnknownModel(requested.to_owned()))
     }
 
+    /// Every upstream some route uses, once each.
+    pub fn upstreams(&self) -> Vec<Arc<UpstreamTarget>> {
+        let mut out: Vec<Arc<UpstreamTarget>> = Vec::new();
+        for u in self.routes.iter().flat_map(|r| r.chain.iter()) {
+            if !out.iter().any(|o| Arc::ptr_eq(o, u)) {
+                out.push(u.clone());
+            }
+        }
+        out
+    }
+
     /// How many routes there are.
     pub fn route_count(&self) -> usize {
         self.routes.len()

@@ -1,7 +1,7 @@
 //! The upstreams Tollgate forwards to, as the filters see them (built from config in
 //! the `tollgate` crate).
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::circuit::Circuit;
@@ -49,6 +49,10 @@ pub struct UpstreamTarget {
     pub include_usage: bool,
     /// The longest a key rests after a 429 that asks for a `retry-after`.
     pub max_rest: Duration,
+    /// The active health check, if configured.
+    pub health_check: Option<HealthCheckSpec>,
+    /// False while the active health check finds the upstream down: routing skips it.
+    healthy: AtomicBool,
     /// One per configured key (one for an upstream without keys): its circuit breaker
     /// and its rest after a 429, so one exhausted or failing key is skipped while the
     /// others serve.
@@ -75,6 +79,16 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+/// An active health check: `GET {base path}{path}` every `interval`; the upstream is
+/// up while it answers with a status below 500 within `timeout` (a 401 to a request
+/// without a key still shows the API answering).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheckSpec {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
 }
 
 /// The default cap on a provider's `retry-after`.
@@ -118,6 +132,8 @@ impl UpstreamTarget {
             read_timeout,
             include_usage: true,
             max_rest: DEFAULT_MAX_REST,
+            health_check: None,
+            healthy: AtomicBool::new(true),
             slots: (0..keys_len.max(1)).map(|_| KeySlot::default()).collect(),
             next_key: AtomicUsize::new(0),
         }
@@ -129,6 +145,22 @@ impl UpstreamTarget {
             slot.circuit = Circuit::with_cool_down(cool_down);
         }
         self
+    }
+
+    /// Sets [`UpstreamTarget::health_check`].
+    pub fn with_health_check(mut self, spec: Option<HealthCheckSpec>) -> Self {
+        self.health_check = spec;
+        self
+    }
+
+    /// What the active health check found last (true without one).
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Acquire)
+    }
+
+    /// Records a health check's verdict; true when it changed.
+    pub fn set_healthy(&self, healthy: bool) -> bool {
+        self.healthy.swap(healthy, Ordering::AcqRel) != healthy
     }
 
     /// Sets [`UpstreamTarget::max_rest`].
@@ -147,13 +179,15 @@ impl UpstreamTarget {
         &self.slots
     }
 
-    /// Whether some key could take a request now: not resting, circuit not open. Takes
-    /// no half-open probe.
+    /// Whether the upstream could take a request now: its health check (if any) passes
+    /// and some key is not resting with its circuit not open. Takes no half-open probe.
     pub fn would_serve(&self) -> bool {
         let now = now_ms();
-        self.slots
-            .iter()
-            .any(|s| !s.resting_at(now) && s.circuit.would_allow())
+        self.is_healthy()
+            && self
+                .slots
+                .iter()
+                .any(|s| !s.resting_at(now) && s.circuit.would_allow())
     }
 
     /// The first key position at or after `from` (in rotation order, at most one round)

@@ -193,6 +193,28 @@ pub struct UpstreamConfig {
     pub max_retry_after_s: u64,
     /// How long a key's open circuit stays open before a probe.
     pub circuit_cool_down_s: u64,
+    /// An optional active health check.
+    pub health_check: Option<HealthCheckConfig>,
+}
+
+/// `upstreams[].health_check`: `GET path` every `interval_s`; down while it fails.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct HealthCheckConfig {
+    /// Appended to the base URL's path.
+    pub path: String,
+    pub interval_s: u64,
+    pub timeout_ms: u64,
+}
+
+impl Default for HealthCheckConfig {
+    fn default() -> Self {
+        HealthCheckConfig {
+            path: "/v1/models".into(),
+            interval_s: 10,
+            timeout_ms: 2_000,
+        }
+    }
 }
 
 impl Default for UpstreamConfig {
@@ -207,6 +229,7 @@ impl Default for UpstreamConfig {
             stream_include_usage: true,
             max_retry_after_s: 60,
             circuit_cool_down_s: 30,
+            health_check: None,
         }
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::Engine;
 use tollgate_filters::pattern::ModelPattern;
 use tollgate_filters::router::{Route, Router};
-use tollgate_filters::upstream::{ProviderKind, UpstreamTarget};
+use tollgate_filters::upstream::{HealthCheckSpec, ProviderKind, UpstreamTarget};
 use tollgate_filters::Secret;
 
 use tollgate_filters::usage::{Price, PriceTable};
@@ -143,6 +143,28 @@ pub fn validate(c: Config) -> Result<Runtime, Vec<ConfigProblem>> {
                 "must be between 1 and 3600".into(),
             );
         }
+        if let Some(h) = &u.health_check {
+            if !h.path.starts_with('/')
+                || h.path.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                bad(
+                    at("health_check.path"),
+                    "must be a path starting with /".into(),
+                );
+            }
+            if !(1..=3600).contains(&h.interval_s) {
+                bad(
+                    at("health_check.interval_s"),
+                    "must be between 1 and 3600".into(),
+                );
+            }
+            if !(1..=60_000).contains(&h.timeout_ms) {
+                bad(
+                    at("health_check.timeout_ms"),
+                    "must be between 1 and 60000".into(),
+                );
+            }
+        }
         if u.max_retry_after_s > 86_400 {
             bad(
                 at("max_retry_after_s"),
@@ -164,7 +186,12 @@ pub fn validate(c: Config) -> Result<Runtime, Vec<ConfigProblem>> {
                 )
                 .with_include_usage(u.stream_include_usage)
                 .with_max_rest(Duration::from_secs(u.max_retry_after_s))
-                .with_circuit_cool_down(Duration::from_secs(u.circuit_cool_down_s)),
+                .with_circuit_cool_down(Duration::from_secs(u.circuit_cool_down_s))
+                .with_health_check(u.health_check.as_ref().map(|h| HealthCheckSpec {
+                    path: h.path.clone(),
+                    interval: Duration::from_secs(h.interval_s),
+                    timeout: Duration::from_millis(h.timeout_ms),
+                })),
             );
             by_name.entry(u.name.as_str()).or_insert_with(|| t.clone());
             upstreams.push(t);
@@ -370,11 +397,14 @@ mod tests {
     #[test]
     fn semantic_problems_are_all_reported() {
         let text = r#"
-server: { listen: ["nope"] }
+server: { listen: ["nope"], header_timeout_ms: 0 }
 admin: { listen: "127.0.0.1:9090", session_ttl_s: 0 }
 upstreams:
-  - { name: a, kind: llama, base_url: "ftp://x" }
-  - { name: b, kind: openai, base_url: "https://api.openai.com" }
+  - { name: a, kind: llama, base_url: "ftp://x", circuit_cool_down_s: 0, max_retry_after_s: 100000 }
+  - name: b
+    kind: openai
+    base_url: "https://api.openai.com"
+    health_check: { path: "v1/models", interval_s: 0, timeout_ms: 0 }
 routes:
   - { models: ["gpt-*"], upstreams: [b, missing] }
 aliases: { fast: "claude-x" }
@@ -392,6 +422,12 @@ pricing: { "gpt-*": { input: 0.0001, output: 1 } }
             "aliases.fast",
             "pricing.gpt-*.input",
             "admin.session_ttl_s",
+            "server.header_timeout_ms",
+            "upstreams[0].circuit_cool_down_s",
+            "upstreams[0].max_retry_after_s",
+            "upstreams[1].health_check.path",
+            "upstreams[1].health_check.interval_s",
+            "upstreams[1].health_check.timeout_ms",
         ] {
             assert!(paths.contains(&want), "missing {want} in {problems:?}");
         }
