@@ -483,94 +483,104 @@ async fn switchable() -> (String, Arc<AtomicUsize>, Arc<std::sync::atomic::Atomi
     (url, hits, healthy)
 }
 
-#[tokio::test]
-async fn an_open_circuit_probes_after_its_cool_down_and_closes_on_success() {
-    let good = MockUpstream::start().await;
-    let (flaky, flaky_hits, healthy) = switchable().await;
-    let ups = format!(
-        "  - name: flaky\n    kind: openai\n    base_url: \"{flaky}\"\n    circuit_cool_down_s: 1\n  - name: good\n    kind: openai\n    base_url: \"{}\"\n",
-        good.base_url()
-    );
-    let gw = GatewayBuilder::new()
-        .upstreams_yaml(ups)
-        .routes_yaml("  - models: [\"*\"]\n    upstreams: [flaky, good]\n".into())
-        .start_with_user("alice");
-    let auth = format!("Bearer {}", gw.create_key("alice", &[]));
-    let send = || async {
-        request(
-            gw.proxy_addr,
+/// A gateway routing every model to `[flaky, good]`: flaky a [`switchable`] upstream
+/// (starting unhealthy) with `flaky_extra` YAML under it, good a mock.
+struct FlakyChain {
+    _good: MockUpstream,
+    posts: Arc<AtomicUsize>,
+    healthy: Arc<std::sync::atomic::AtomicBool>,
+    gw: common::gateway::Gateway,
+    auth: String,
+}
+
+impl FlakyChain {
+    async fn start(flaky_extra: &str) -> FlakyChain {
+        let good = MockUpstream::start().await;
+        let (flaky, posts, healthy) = switchable().await;
+        let ups = format!(
+            "  - name: flaky\n    kind: openai\n    base_url: \"{flaky}\"\n{flaky_extra}  - name: good\n    kind: openai\n    base_url: \"{}\"\n",
+            good.base_url()
+        );
+        let gw = GatewayBuilder::new()
+            .upstreams_yaml(ups)
+            .routes_yaml("  - models: [\"*\"]\n    upstreams: [flaky, good]\n".into())
+            .start_with_user("alice");
+        let auth = format!("Bearer {}", gw.create_key("alice", &[]));
+        FlakyChain {
+            _good: good,
+            posts,
+            healthy,
+            gw,
+            auth,
+        }
+    }
+
+    /// A chat request; true when flaky served it (good answers otherwise).
+    async fn served_by_flaky(&self) -> bool {
+        let r = request(
+            self.gw.proxy_addr,
             "POST",
             "/v1/chat/completions",
-            &[("authorization", &auth)],
+            &[("authorization", &self.auth)],
             &chat(5),
         )
-        .await
-    };
-    let open = || async {
-        let m = request(gw.admin_addr, "GET", "/metrics", &[], b"")
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["id"] == "chatcmpl-flaky"
+    }
+
+    /// The value of a gauge series of /metrics (`name{labels}`).
+    async fn gauge(&self, series: &str) -> Option<i64> {
+        let m = request(self.gw.admin_addr, "GET", "/metrics", &[], b"")
             .await
             .text();
         m.lines()
-            .find(|l| l.starts_with("tollgate_upstream_circuit_open{key=\"0\",upstream=\"flaky\"}"))
+            .find(|l| l.starts_with(series))
             .and_then(|l| l.rsplit(' ').next()?.parse::<i64>().ok())
-    };
+    }
+}
+
+#[tokio::test]
+async fn an_open_circuit_probes_after_its_cool_down_and_closes_on_success() {
+    let c = FlakyChain::start("    circuit_cool_down_s: 1\n").await;
+    let open = "tollgate_upstream_circuit_open{key=\"0\",upstream=\"flaky\"}";
     // Five 503s open flaky's circuit; good serves every request meanwhile.
     for _ in 0..7 {
-        let r = send().await;
-        assert_eq!(r.status, 200);
-        assert_ne!(r.json()["id"], "chatcmpl-flaky");
+        assert!(!c.served_by_flaky().await);
     }
-    assert_eq!(flaky_hits.load(Ordering::SeqCst), 5);
-    assert_eq!(open().await, Some(1));
+    assert_eq!(c.posts.load(Ordering::SeqCst), 5);
+    assert_eq!(c.gauge(open).await, Some(1));
 
     // Recovered: after the cool-down one request probes it, and success closes it.
-    healthy.store(true, Ordering::SeqCst);
+    c.healthy.store(true, Ordering::SeqCst);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let r = send().await;
-        assert_eq!(r.status, 200);
-        if r.json()["id"] == "chatcmpl-flaky" {
-            break;
-        }
+    while !c.served_by_flaky().await {
         assert!(
             std::time::Instant::now() < deadline,
             "flaky was never probed"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(open().await, Some(0));
+    assert_eq!(c.gauge(open).await, Some(0));
     for _ in 0..3 {
-        assert_eq!(
-            send().await.json()["id"],
-            "chatcmpl-flaky",
-            "first in the chain again"
-        );
+        assert!(c.served_by_flaky().await, "first in the chain again");
     }
 }
 
 #[tokio::test]
 async fn an_upstream_failing_its_health_check_is_skipped_until_it_passes() {
-    let good = MockUpstream::start().await;
-    let (flaky, flaky_posts, healthy) = switchable().await;
-    let ups = format!(
-        "  - name: flaky\n    kind: openai\n    base_url: \"{flaky}\"\n    health_check: {{ path: /v1/models, interval_s: 1, timeout_ms: 500 }}\n  - name: good\n    kind: openai\n    base_url: \"{}\"\n",
-        good.base_url()
-    );
-    let gw = GatewayBuilder::new()
-        .upstreams_yaml(ups)
-        .routes_yaml("  - models: [\"*\"]\n    upstreams: [flaky, good]\n".into())
-        .start_with_user("alice");
-    let auth = format!("Bearer {}", gw.create_key("alice", &[]));
-    let health = |want: i64| {
-        let addr = gw.admin_addr;
+    let c = FlakyChain::start(
+        "    health_check: { path: /v1/models, interval_s: 1, timeout_ms: 500 }\n",
+    )
+    .await;
+    let wait_health = |want: i64| {
+        let c = &c;
         async move {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
             loop {
-                let m = request(addr, "GET", "/metrics", &[], b"").await.text();
-                let now = m
-                    .lines()
-                    .find(|l| l.starts_with("tollgate_upstream_healthy{upstream=\"flaky\"}"))
-                    .and_then(|l| l.rsplit(' ').next()?.parse::<i64>().ok());
+                let now = c
+                    .gauge("tollgate_upstream_healthy{upstream=\"flaky\"}")
+                    .await;
                 if now == Some(want) {
                     return;
                 }
@@ -582,29 +592,18 @@ async fn an_upstream_failing_its_health_check_is_skipped_until_it_passes() {
             }
         }
     };
-    let send = || async {
-        request(
-            gw.proxy_addr,
-            "POST",
-            "/v1/chat/completions",
-            &[("authorization", &auth)],
-            &chat(5),
-        )
-        .await
-    };
     // Its checks get 503: down, and requests skip it without trying it at all.
-    health(0).await;
+    wait_health(0).await;
     for _ in 0..3 {
-        let r = send().await;
-        assert_eq!(r.status, 200);
-        assert_ne!(r.json()["id"], "chatcmpl-flaky");
+        assert!(!c.served_by_flaky().await);
     }
-    assert_eq!(flaky_posts.load(Ordering::SeqCst), 0);
+    assert_eq!(c.posts.load(Ordering::SeqCst), 0);
     // Recovered: one passing check puts it back first in the chain.
-    healthy.store(true, Ordering::SeqCst);
-    health(1).await;
-    assert_eq!(send().await.json()["id"], "chatcmpl-flaky");
-    assert!(gw
+    c.healthy.store(true, Ordering::SeqCst);
+    wait_health(1).await;
+    assert!(c.served_by_flaky().await);
+    assert!(c
+        .gw
         .logs()
         .contains("upstream flaky: down after 2 failed health checks"));
 }
