@@ -194,29 +194,7 @@ async fn connect_errors_429_and_5xx_fall_back_other_4xx_do_not() {
     assert_eq!(failed("busy", "429"), 2.0);
     assert_eq!(failed("broken", "5xx"), 3.0);
     let admin = gw.create_key("root", &[]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let doc = loop {
-        let r = request(
-            gw.admin_addr,
-            "GET",
-            "/admin/usage?by=upstream",
-            &[("authorization", &format!("Bearer {admin}"))],
-            b"",
-        )
-        .await;
-        let doc = r.json();
-        let total: u64 = doc["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["requests"].as_u64().unwrap())
-            .sum();
-        if total >= 4 {
-            break doc;
-        }
-        assert!(std::time::Instant::now() < deadline);
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let doc = gw.usage_after(&admin, "upstream", 4).await;
     let rows: Vec<(String, u64)> = doc["rows"]
         .as_array()
         .unwrap()

@@ -37,28 +37,7 @@ async fn setup() -> (MockUpstream, MockUpstream, MockUpstream, Gateway, String) 
 /// Waits (bounded) until `n` usage events are stored: the spend and tokens of those
 /// requests are then known to the limits.
 async fn settle(gw: &Gateway, admin: &str, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = request(
-            gw.admin_addr,
-            "GET",
-            "/admin/usage?by=day",
-            &[("authorization", &format!("Bearer {admin}"))],
-            b"",
-        )
-        .await;
-        let stored: u64 = r.json()["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["requests"].as_u64().unwrap())
-            .sum();
-        if stored >= n {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{stored} of {n} events");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    gw.usage_after(admin, "day", n).await;
 }
 
 #[tokio::test]

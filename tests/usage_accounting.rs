@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::gateway::{Gateway, GatewayBuilder};
 use common::http::{request, request_streaming};
@@ -97,27 +97,17 @@ async fn admin_usage(gw: &Gateway, admin_key: &str, by: &str) -> Value {
     r.json()
 }
 
-/// Waits (bounded) until the writer has stored `n` events.
+/// Waits (bounded) until the writer has stored `n` events, and no more.
 async fn wait_for_events(gw: &Gateway, admin_key: &str, n: u64) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let doc = admin_usage(gw, admin_key, "day").await;
-        let stored: u64 = doc["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["requests"].as_u64().unwrap())
-            .sum();
-        if stored >= n {
-            assert_eq!(stored, n, "more events than requests");
-            return doc;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {stored} of {n} events stored"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let doc = gw.usage_after(admin_key, "day", n).await;
+    let stored: u64 = doc["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(stored, n, "more events than requests");
+    doc
 }
 
 fn row<'a>(doc: &'a Value, group: &str) -> &'a Value {

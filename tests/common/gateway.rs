@@ -353,6 +353,39 @@ impl Drop for Gateway {
 }
 
 impl Gateway {
+    /// Waits (bounded) until the usage writer has stored at least `n` events, then
+    /// returns `GET /admin/usage?by=<by>` (authorized by an admin's gateway key).
+    #[allow(dead_code)] // not every test binary uses it
+    pub async fn usage_after(&self, admin_key: &str, by: &str, n: u64) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = super::http::request(
+                self.admin_addr,
+                "GET",
+                &format!("/admin/usage?by={by}"),
+                &[("authorization", &format!("Bearer {admin_key}"))],
+                b"",
+            )
+            .await;
+            assert_eq!(r.status, 200, "{}", r.text());
+            let doc = r.json();
+            let stored: u64 = doc["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["requests"].as_u64().unwrap())
+                .sum();
+            if stored >= n {
+                return doc;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {stored} of {n} usage events stored"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The temporary directory holding the config, the store and `master.key`.
     pub fn dir(&self) -> &Path {
         self.dir.path()
