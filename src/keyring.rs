@@ -159,6 +159,17 @@ impl Keyring {
         })
     }
 
+    /// Whether `master` opens this store's data keys, without writing anything: `Ok(0)`
+    /// for a store that has none yet, `Ok(n)` when all `n` unwrap,
+    /// [`KeyringError::MasterMismatch`] when they were wrapped under another key.
+    pub fn verify(store: &Store, master: &MasterKey) -> Result<usize, KeyringError> {
+        let rows = store.data_keys()?;
+        for r in &rows {
+            unwrap_row(master, r)?;
+        }
+        Ok(rows.len())
+    }
+
     /// Re-wraps every data key from `old` to `new` in one transaction; returns how many
     /// were re-wrapped. The data keys themselves do not change. Fails (changing nothing)
     /// with [`KeyringError::MasterMismatch`] when `old` is not the store's master key.

@@ -288,14 +288,24 @@ fn reload(cli: &Cli) -> Result<String, String> {
 fn check(cli: &Cli) -> Result<String, String> {
     let path = cli.config_path();
     let rt = config::load(&path).map_err(|e| format!("config has problems:\n{e}"))?;
-    if rt.storage_path.exists() {
+    let store = if rt.storage_path.exists() {
         let store = open_store(&rt)?;
         store
             .check()
             .map_err(|e| format!("store {}: {e}", rt.storage_path.display()))?;
-    }
+        Some(store)
+    } else {
+        None
+    };
     if !rt.master_key.is_empty() || rt.storage_dir.join("master.key").exists() {
-        MasterKey::load_or_create(&rt.master_key, &rt.storage_dir).map_err(|e| e.to_string())?;
+        let master = MasterKey::load_or_create(&rt.master_key, &rt.storage_dir)
+            .map_err(|e| e.to_string())?;
+        // A wrong master key would leave every gateway key and stored provider key
+        // unusable: say so before a start or an upgrade, not after.
+        if let Some(store) = &store {
+            Keyring::verify(store, &master)
+                .map_err(|e| format!("store {}: {e}", rt.storage_path.display()))?;
+        }
     }
     Ok(format!(
         "{}: OK ({} upstreams, {} routes)\n",

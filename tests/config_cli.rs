@@ -194,3 +194,30 @@ async fn a_slow_body_gets_408_within_the_deadline() {
     let ok = request(gw.proxy_addr, "GET", "/healthz", &[], b"").await;
     assert_eq!(ok.status, 200);
 }
+
+#[test]
+fn check_refuses_a_master_key_that_does_not_open_the_store() {
+    let gw = GatewayBuilder::new().build();
+    gw.add_user("alice", "member");
+    gw.create_key("alice", &[]);
+    let ok = gw.cli(&["check"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    // Another store's master key, as after a lost or swapped key file.
+    let other = GatewayBuilder::new().build();
+    other.add_user("bob", "member");
+    other.create_key("bob", &[]);
+    std::fs::copy(other.dir().join("master.key"), gw.dir().join("master.key")).unwrap();
+    let out = gw.cli(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the master key does not match this store"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+}

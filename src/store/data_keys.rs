@@ -87,6 +87,11 @@ impl Store {
         Ok(rows.len())
     }
 
+    /// Every wrapped data key, read only (for `tollgate check`).
+    pub fn data_keys(&self) -> Result<Vec<DataKeyRow>, StoreError> {
+        read_all(&*self.conn()?)
+    }
+
     /// Whether any gateway key exists. Stores from before the keyring hashed gateway
     /// keys under a sub-key of the master key; the keyring adopts that key there so the
     /// keys already handed out keep working.
