@@ -1,7 +1,9 @@
 //! A fast mock provider for load tests: answers every POST with a realistic OpenAI chat
 //! completion (JSON, with usage) or, when the body asks for `"stream":true`, an SSE
-//! stream of `TOLLGATE_MOCK_EVENTS` chunks (default 20) with a final usage chunk. Keeps
-//! connections alive. Usage: `mock-upstream 127.0.0.1:9999`.
+//! stream of `TOLLGATE_MOCK_EVENTS` chunks (default 20) with a final usage chunk,
+//! `TOLLGATE_MOCK_EVENT_DELAY_MS` apart (default 0: as fast as possible; a delay makes
+//! slow streams, like a model generating). Keeps connections alive.
+//! Usage: `mock-upstream 127.0.0.1:9999`.
 
 use std::io;
 
@@ -21,7 +23,11 @@ fn stream_body(events: usize) -> String {
     s
 }
 
-async fn serve(mut sock: TcpStream, stream_events: &'static [String]) -> io::Result<()> {
+async fn serve(
+    mut sock: TcpStream,
+    stream_events: &'static [String],
+    delay: std::time::Duration,
+) -> io::Result<()> {
     sock.set_nodelay(true)?;
     let mut buf = Vec::with_capacity(8192);
     let mut chunk = [0u8; 16384];
@@ -57,6 +63,9 @@ async fn serve(mut sock: TcpStream, stream_events: &'static [String]) -> io::Res
             for ev in stream_events {
                 sock.write_all(format!("{:x}\r\n{ev}\r\n", ev.len()).as_bytes())
                     .await?;
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
             }
             sock.write_all(b"0\r\n\r\n").await?;
         } else {
@@ -76,6 +85,12 @@ async fn main() -> io::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
+    let delay = std::time::Duration::from_millis(
+        std::env::var("TOLLGATE_MOCK_EVENT_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    );
     let body = stream_body(events);
     // one HTTP chunk per SSE event, as providers send them
     let parts: Vec<String> = body.split_inclusive("\n\n").map(str::to_owned).collect();
@@ -85,7 +100,7 @@ async fn main() -> io::Result<()> {
     loop {
         let (sock, _) = listener.accept().await?;
         tokio::spawn(async move {
-            let _ = serve(sock, parts).await;
+            let _ = serve(sock, parts, delay).await;
         });
     }
 }

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Streaming measurements: time to first byte (direct vs through Tollgate), RSS with 1,000
+# concurrent slow streams, and RSS across one ~8 MB stream. Tollgate runs with auth,
+# routing, metering and usage writes on, pinned to core 0; mocks and the probe on core 1.
+# Usage: load-tests/streams.sh [TTFB_REQUESTS] [CONCURRENT_STREAMS]   (defaults 2000, 1000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n_ttfb=${1:-2000}
+n_hold=${2:-1000}
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+bash .ci/setup
+cargo build --release -q -p tollgate -p tollgate-load
+bin=target/release
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+taskset -c 1 "$bin/mock-upstream" 127.0.0.1:19011 2>/dev/null & pids+=($!)
+TOLLGATE_MOCK_EVENT_DELAY_MS=100 taskset -c 1 "$bin/mock-upstream" 127.0.0.1:19012 2>/dev/null & pids+=($!)
+TOLLGATE_MOCK_EVENTS=50000 taskset -c 1 "$bin/mock-upstream" 127.0.0.1:19013 2>/dev/null & pids+=($!)
+cat > "$tmp/tollgate.yaml" <<YAML
+server: { listen: ["127.0.0.1:19014"], threads: 1, shutdown_grace_s: 1, max_connections_per_ip: 0 }
+admin: { listen: "127.0.0.1:19015" }
+storage: { path: "$tmp/tollgate.db" }
+upstreams:
+  - { name: fast, kind: openai, base_url: "http://127.0.0.1:19011", keys: ["sk-load"] }
+  - { name: slow, kind: openai, base_url: "http://127.0.0.1:19012", keys: ["sk-load"] }
+  - { name: big, kind: openai, base_url: "http://127.0.0.1:19013", keys: ["sk-load"] }
+routes:
+  - { models: ["slow-*"], upstreams: [slow] }
+  - { models: ["big-*"], upstreams: [big] }
+  - { models: ["*"], upstreams: [fast] }
+pricing:
+  "*": { input: 0.15, output: 0.60 }
+YAML
+"$bin/tollgate" -c "$tmp/tollgate.yaml" user add load >/dev/null
+key=$("$bin/tollgate" -c "$tmp/tollgate.yaml" key create --user load)
+RUST_LOG=warn taskset -c 0 "$bin/tollgate" -c "$tmp/tollgate.yaml" serve 2>"$tmp/tollgate.log" & tg=$!; pids+=($tg)
+for port in 19011 19012 19013 19014; do
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done
+done
+probe() { taskset -c 1 "$bin/stream-probe" "$@"; }
+echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "tollgate idle RSS: $(awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' /proc/$tg/status)"
+echo "direct:   $(probe ttfb 127.0.0.1:19011 "$n_ttfb")"
+echo "tollgate: $(TG_KEY=$key probe ttfb 127.0.0.1:19014 "$n_ttfb")"
+TG_KEY=$key PROBE_MODEL=slow-gpt probe hold 127.0.0.1:19014 "$n_hold" "$tg"
+TG_KEY=$key PROBE_MODEL=big-gpt probe big 127.0.0.1:19014 "$tg"
+sleep 1
+curl -s "http://127.0.0.1:19015/metrics" | awk '/^tollgate_usage_events_dropped_total/ {print "usage events dropped:", $2}'
