@@ -1,5 +1,5 @@
 //! Benchmarks of the per-request hot path that has no I/O: the usage meter fed a
-//! realistic stream in network-sized chunks, and routing a model name through aliases
+//! realistic stream in network-sized chunks or a whole JSON answer, and routing a model name through aliases
 //! and routes. Run with `cargo bench -p tollgate-filters`.
 
 use std::collections::HashMap;
@@ -40,6 +40,22 @@ fn meter(c: &mut Criterion) {
     g.finish();
 }
 
+/// A whole (non-stream) chat completion, as most requests get: the meter keeps the body,
+/// then finds `usage` and counts the text once at the end.
+fn meter_json(c: &mut Criterion) {
+    let body = br#"{"id":"chatcmpl-load","object":"chat.completion","created":1741569952,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I assist you today? This is a load-test answer of a realistic size.","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":19,"completion_tokens":18,"total_tokens":37,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}}"#;
+    let mut g = c.benchmark_group("usage_meter");
+    g.throughput(Throughput::Bytes(body.len() as u64));
+    g.bench_function("openai_json_body", |b| {
+        b.iter(|| {
+            let mut m = UsageMeter::new(ProviderKind::OpenAi, false);
+            m.feed(black_box(body));
+            black_box(m.finish())
+        })
+    });
+    g.finish();
+}
+
 fn router(c: &mut Criterion) {
     let up = Arc::new(UpstreamTarget::new(
         "u".into(),
@@ -72,5 +88,5 @@ fn router(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, meter, router);
+criterion_group!(benches, meter, meter_json, router);
 criterion_main!(benches);
