@@ -1,5 +1,6 @@
 //! Benchmarks of the per-request hot path that has no I/O: the usage meter fed a
-//! realistic stream in network-sized chunks or a whole JSON answer, and routing a model name through aliases
+//! realistic stream in network-sized chunks or a whole JSON answer, the stripper of the
+//! injected usage event, and routing a model name through aliases
 //! and routes. Run with `cargo bench -p tollgate-filters`.
 
 use std::collections::HashMap;
@@ -7,10 +8,13 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tollgate_filters::pattern::ModelPattern;
 use tollgate_filters::router::{Route, Router};
 use tollgate_filters::upstream::{ProviderKind, UpstreamTarget};
+use tollgate_filters::usage::strip::UsageChunkStripper;
 use tollgate_filters::usage::UsageMeter;
 
 fn openai_stream(events: usize) -> Vec<u8> {
@@ -56,6 +60,28 @@ fn meter_json(c: &mut Criterion) {
     g.finish();
 }
 
+/// The stripper that removes the usage event Tollgate asked for, over the same stream
+/// as the meter, in network-sized chunks.
+fn strip(c: &mut Criterion) {
+    let body = String::from_utf8(openai_stream(400))
+        .unwrap_or_default()
+        .replace(",\"usage\":null", "");
+    let mut g = c.benchmark_group("usage_strip");
+    g.throughput(Throughput::Bytes(body.len() as u64));
+    g.bench_function("openai_stream_1024B_chunks", |b| {
+        b.iter(|| {
+            let mut s = UsageChunkStripper::new();
+            let mut n = 0;
+            for part in body.as_bytes().chunks(1024) {
+                n += s.process(Bytes::copy_from_slice(part), false).len();
+            }
+            n += s.process(Bytes::new(), true).len();
+            black_box(n)
+        })
+    });
+    g.finish();
+}
+
 fn router(c: &mut Criterion) {
     let up = Arc::new(UpstreamTarget::new(
         "u".into(),
@@ -88,5 +114,5 @@ fn router(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, meter, meter_json, router);
+criterion_group!(benches, meter, meter_json, strip, router);
 criterion_main!(benches);
