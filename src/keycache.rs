@@ -1,12 +1,19 @@
 //! The in-memory copy of the gateway keys that authentication reads, so that no request
 //! touches SQLite. Refreshed from the store by a background service; a key missing from
 //! the copy (created by the CLI a moment ago) is looked up once, off the async threads.
+//!
+//! A secret that verified against a cached key is remembered on that entry as a keyed
+//! 128-bit fingerprint, so later requests with the same key skip the HMAC. The entry,
+//! and with it the fingerprint, is replaced by every refresh (once a second), so a
+//! revoked, deleted or re-hashed key is re-checked against the store's row at once.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use async_trait::async_trait;
+use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 use tollgate_filters::context::{Budget, BudgetPeriod};
 use tollgate_filters::pattern::ModelPattern;
@@ -29,6 +36,9 @@ struct Cached {
     last_used: AtomicI64,
     /// The `last_used` value already written to the store.
     flushed: AtomicI64,
+    /// Fingerprint of the secret that last verified against `row.secret_hmac` (only one
+    /// secret can). Lives as long as this entry, i.e. until the next refresh.
+    verified: OnceLock<[u8; 16]>,
 }
 
 fn budget(b: &Option<(i64, String)>) -> Option<Budget> {
@@ -59,6 +69,7 @@ impl From<AuthKeyRow> for Cached {
             principal,
             last_used: AtomicI64::new(0),
             flushed: AtomicI64::new(0),
+            verified: OnceLock::new(),
         }
     }
 }
@@ -74,6 +85,10 @@ pub struct KeyCache {
     // still consistent (the map is only ever replaced whole), so it is used as is.
     keys: RwLock<Arc<KeyMap>>,
     misses: Semaphore,
+    /// Two independent random SipHash keys, drawn once per process, for the 128-bit
+    /// fingerprint of verified secrets. Being keyed, the fingerprint of a guess says
+    /// nothing about the real secret's, and a guess matches with odds of 2^-128.
+    fingerprint_keys: [RandomState; 2],
 }
 
 impl KeyCache {
@@ -83,7 +98,37 @@ impl KeyCache {
             hasher,
             keys: RwLock::new(Arc::new(HashMap::new())),
             misses: Semaphore::new(MAX_MISS_LOOKUPS),
+            fingerprint_keys: [RandomState::new(), RandomState::new()],
         }
+    }
+
+    /// The keyed fingerprint of a presented secret (see `Cached::verified`).
+    fn fingerprint(&self, secret: &str) -> [u8; 16] {
+        let [a, b] = &self.fingerprint_keys;
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&a.hash_one(secret).to_le_bytes());
+        out[8..].copy_from_slice(&b.hash_one(secret).to_le_bytes());
+        out
+    }
+
+    /// Whether `secret` is the key's secret: a constant-time match against the
+    /// fingerprint of the secret that verified before, else the HMAC (whose success is
+    /// then remembered for the life of the entry).
+    fn secret_matches(&self, cached: &Cached, secret: &str) -> bool {
+        let fingerprint = self.fingerprint(secret);
+        if cached
+            .verified
+            .get()
+            .is_some_and(|known| bool::from(known.ct_eq(&fingerprint)))
+        {
+            return true;
+        }
+        if !self.hasher.verify(secret, &cached.row.secret_hmac) {
+            return false;
+        }
+        // Only the one right secret gets here, so a value already set is the same.
+        let _ = cached.verified.set(fingerprint);
+        true
     }
 
     /// Reloads every key from the store, replacing the copy (so deleted keys go too).
@@ -183,7 +228,7 @@ impl KeyLookup for KeyCache {
             Some(c) => c,
             None => self.fetch(id).await?,
         };
-        if !self.hasher.verify(secret, &cached.row.secret_hmac) {
+        if !self.secret_matches(&cached, secret) {
             return None;
         }
         cached
@@ -301,6 +346,33 @@ mod tests {
         // Unknown ids are not cached as misses.
         assert_eq!(f.cache.len(), 1);
         assert!(f.cache.authenticate(&key).await.is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn remembered_secret_lasts_until_the_refresh() {
+        let f = fixture();
+        let (row, key) = f
+            .store
+            .create_key(&f.hasher, new_key(&[], None), 5)
+            .unwrap();
+        f.cache.refresh().unwrap();
+        let verified = |c: &KeyCache| c.get(&row.id).unwrap().verified.get().is_some();
+        assert!(!verified(&f.cache));
+        assert!(f.cache.authenticate(&key).await.is_some());
+        assert!(verified(&f.cache));
+        // A remembered secret lets only itself through.
+        assert!(f.cache.authenticate(&tampered(&key)).await.is_none());
+        assert!(f.cache.authenticate(&key).await.is_some());
+        // The refresh replaces the entry: the next request pays the HMAC again, and a
+        // revocation in between is seen.
+        f.store.revoke_key(&row.id, 9).unwrap();
+        f.cache.refresh().unwrap();
+        assert!(!verified(&f.cache));
+        assert_eq!(
+            f.cache.authenticate(&key).await.unwrap().revoked_at,
+            Some(9)
+        );
+        assert!(f.cache.authenticate(&tampered(&key)).await.is_none());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -232,13 +232,24 @@ pub fn generate_gateway_key() -> (String, Secret) {
     (id, full)
 }
 
+/// Whether `b` is in [`ID_ALPHABET`] (base32: `a-z`, `2-7`).
+fn in_id_alphabet(b: u8) -> bool {
+    matches!(b, b'a'..=b'z' | b'2'..=b'7')
+}
+
+/// Whether `b` is in [`SECRET_ALPHABET`] (base62).
+fn in_secret_alphabet(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+}
+
 /// `(id, secret)` of a well-formed gateway key; `None` for anything else.
 pub fn parse_gateway_key(key: &str) -> Option<(&str, &str)> {
     let rest = key.strip_prefix("tg_")?;
     let (id, secret) = rest.split_once('_')?;
-    let id_ok = id.len() == KEY_ID_LEN && id.bytes().all(|b| ID_ALPHABET.contains(&b));
-    let secret_ok =
-        secret.len() == KEY_SECRET_LEN && secret.bytes().all(|b| SECRET_ALPHABET.contains(&b));
+    // Byte-class tests rather than a search of the alphabet per byte: this runs on every
+    // request (see `alphabet_predicates_match_the_alphabets`).
+    let id_ok = id.len() == KEY_ID_LEN && id.bytes().all(in_id_alphabet);
+    let secret_ok = secret.len() == KEY_SECRET_LEN && secret.bytes().all(in_secret_alphabet);
     (id_ok && secret_ok).then_some((id, secret))
 }
 
@@ -247,7 +258,9 @@ pub fn parse_gateway_key(key: &str) -> Option<(&str, &str)> {
 /// master key leaves every stored HMAC valid.
 #[derive(Clone)]
 pub struct KeyHasher {
-    key: [u8; 32],
+    /// The HMAC already keyed: keying hashes the inner and outer pads (two SHA-256
+    /// blocks), so each MAC starts from a clone of this instead of keying again.
+    keyed: HmacSha256,
 }
 
 impl std::fmt::Debug for KeyHasher {
@@ -259,12 +272,13 @@ impl std::fmt::Debug for KeyHasher {
 impl KeyHasher {
     /// A hasher with this HMAC key; normally [`crate::keyring::Keyring::hasher`].
     pub fn new(key: [u8; 32]) -> Self {
-        KeyHasher { key }
+        let keyed = <HmacSha256 as Mac>::new_from_slice(&key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        KeyHasher { keyed }
     }
 
     fn mac(&self, secret: &str) -> HmacSha256 {
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        let mut mac = self.keyed.clone();
         mac.update(secret.as_bytes());
         mac
     }
@@ -418,6 +432,18 @@ mod tests {
             format!(" tg_{id}_{secret}"),         // leading space
         ] {
             assert_eq!(parse_gateway_key(&bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn alphabet_predicates_match_the_alphabets() {
+        for b in 0..=u8::MAX {
+            assert_eq!(in_id_alphabet(b), ID_ALPHABET.contains(&b), "byte {b}");
+            assert_eq!(
+                in_secret_alphabet(b),
+                SECRET_ALPHABET.contains(&b),
+                "byte {b}"
+            );
         }
     }
 

@@ -132,10 +132,11 @@ impl Filter for MeteringFilter {
         // the output from the text seen.
         let answered = ctx.upstream_status.is_some_and(|s| (200..300).contains(&s))
             && ctx.endpoint != Some(Endpoint::CountTokens);
-        let chars = ctx.meter.as_ref().map(UsageMeter::text_chars).unwrap_or(0);
+        // Counted only when an estimate needs it (a complete JSON report never does).
+        let chars = || ctx.meter.as_ref().map(UsageMeter::text_chars).unwrap_or(0);
         let estimate_output = |model: &str| match ctx.endpoint {
             Some(Endpoint::Embeddings) => 0,
-            _ => self.estimator.output_tokens(model, chars),
+            _ => self.estimator.output_tokens(model, chars()),
         };
         let (usage, estimated) = match (reported, &served) {
             (Some(u), _) if complete || !answered => (u, false),

@@ -114,6 +114,19 @@ fn next_request_id() -> String {
     )
 }
 
+/// [`respond::send_error`] behind a box. `request_filter`'s future is boxed by
+/// `async_trait` on every request, and a future holds room for the largest one it awaits
+/// inline: the rare paths (errors, `/v1/models`, the large-body transport) are boxed
+/// only when taken, so the common path does not allocate and copy their state.
+async fn refuse(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    err: GatewayError,
+    keepalive: bool,
+) -> Result<bool> {
+    Box::pin(respond::send_error(session, ctx, err, keepalive)).await
+}
+
 /// The dialect to refuse an unknown path in, guessed from its prefix.
 fn dialect_of_path(path: &str) -> Dialect {
     if path.starts_with("/v1beta") {
@@ -236,7 +249,7 @@ impl ProxyHttp for GatewayProxy {
                     PathRejection::NotFound => GatewayError::NotFound(path),
                     PathRejection::MethodNotAllowed => GatewayError::MethodNotAllowed(path),
                 };
-                return respond::send_error(session, ctx, err, false).await;
+                return refuse(session, ctx, err, false).await;
             }
         };
         ctx.dialect = endpoint.dialect();
@@ -247,7 +260,7 @@ impl ProxyHttp for GatewayProxy {
             .map(|(k, v)| k.as_str().len() + v.len() + 4)
             .sum();
         if header_bytes > MAX_HEADER_BYTES {
-            return respond::send_error(
+            return refuse(
                 session,
                 ctx,
                 GatewayError::HeadersTooLarge(MAX_HEADER_BYTES),
@@ -263,33 +276,31 @@ impl ProxyHttp for GatewayProxy {
 
         let gw = &self.gw;
         if let Err(e) = gw.chain.on_request_header(session.req_header(), ctx).await {
-            return respond::send_error(session, ctx, e, false).await;
+            return refuse(session, ctx, e, false).await;
         }
         if endpoint == Endpoint::Models {
-            return self.list_models(session, ctx).await;
+            return Box::pin(self.list_models(session, ctx)).await;
         }
 
         let rt = &gw.runtime;
         ctx.body = match body::read_body(session, rt.max_body_bytes, rt.body_timeout).await {
             Ok(b) => b,
-            Err(body::BodyError::Refused(e)) => {
-                return respond::send_error(session, ctx, e, false).await
-            }
+            Err(body::BodyError::Refused(e)) => return refuse(session, ctx, e, false).await,
             Err(body::BodyError::Client(e)) => return Err(e),
         };
         let (model, stream) = match body::probe(&ctx.body) {
             Ok(p) => p,
-            Err(e) => return respond::send_error(session, ctx, e, true).await,
+            Err(e) => return refuse(session, ctx, e, true).await,
         };
         (ctx.requested_model, ctx.stream) = match endpoint {
             Endpoint::Gemini { model, stream } => (Some(model), stream),
             _ => (model, stream),
         };
         if let Err(e) = gw.chain.on_request(session.req_header(), ctx).await {
-            return respond::send_error(session, ctx, e, true).await;
+            return refuse(session, ctx, e, true).await;
         }
         if ctx.body.len() > REPLAY_LIMIT || session.retry_buffer_truncated() {
-            return large::forward(gw, session, ctx).await;
+            return Box::pin(large::forward(gw, session, ctx)).await;
         }
         Ok(false)
     }

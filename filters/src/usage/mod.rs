@@ -91,6 +91,10 @@ pub struct UsageMeter {
     reported: Reported,
     /// Characters of generated text seen (for estimation).
     text_chars: u64,
+    /// A JSON body whose usage was found keeps its tail in `buf`, uncounted: the
+    /// complete report means no estimate, so [`UsageMeter::text_chars`] counts it only if
+    /// asked.
+    tail_uncounted: bool,
     finished: bool,
 }
 
@@ -103,6 +107,7 @@ impl UsageMeter {
             skipping: false,
             reported: Reported::default(),
             text_chars: 0,
+            tail_uncounted: false,
             finished: false,
         }
     }
@@ -169,12 +174,14 @@ impl UsageMeter {
                     self.line(&line);
                 }
             } else {
-                self.text_chars += count_text_chars(&self.buf);
                 if let Some(mut r) = wire::usage_in_body(self.kind, &self.buf) {
                     r.complete = true;
                     self.reported.merge(r);
+                    self.tail_uncounted = true;
+                } else {
+                    self.text_chars += count_text_chars(&self.buf);
+                    self.buf = Vec::new();
                 }
-                self.buf = Vec::new();
             }
         }
         self.reported.any().then(|| self.reported.usage())
@@ -192,7 +199,11 @@ impl UsageMeter {
 
     /// Characters of generated text seen so far (for the estimate).
     pub fn text_chars(&self) -> u64 {
-        self.text_chars
+        if self.tail_uncounted {
+            self.text_chars + count_text_chars(&self.buf)
+        } else {
+            self.text_chars
+        }
     }
 }
 

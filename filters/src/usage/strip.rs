@@ -18,22 +18,33 @@ pub struct UsageChunkStripper {
     removed: bool,
 }
 
-/// Where the first complete event in `buf` ends (after its blank line).
+/// Where the first complete event in `buf` ends (after its blank line). The `\r\n\r\n`
+/// search stops where the first `\n\n` ends, since only an earlier end can win: the
+/// held buffer may hold many events, and each is split off in turn.
 fn event_end(buf: &[u8]) -> Option<usize> {
-    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
-    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+    let lf = memchr::memmem::find(buf, b"\n\n").map(|i| i + 2);
+    let limit = lf.unwrap_or(buf.len());
+    let crlf = memchr::memmem::find(&buf[..limit], b"\r\n\r\n").map(|i| i + 4);
     match (lf, crlf) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
 }
 
+/// Whether `[` is followed by `]` with only whitespace between: necessary for the
+/// compacted event to hold `"choices":[]`, and cheap, so that ordinary content events
+/// (`"choices":[{...`) are not compacted at all.
+fn has_empty_array(event: &[u8]) -> bool {
+    memchr::memchr_iter(b'[', event)
+        .any(|i| event[i + 1..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b']'))
+}
+
 fn is_usage_only_event(event: &[u8]) -> bool {
-    let compact: Vec<u8> = event
-        .iter()
-        .copied()
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
+    if !has_empty_array(event) {
+        return false;
+    }
+    let mut compact = Vec::with_capacity(event.len());
+    compact.extend(event.iter().copied().filter(|b| !b.is_ascii_whitespace()));
     let data = compact
         .windows(5)
         .position(|w| w == b"data:")

@@ -262,3 +262,18 @@ fn a_cut_anthropic_stream_is_partial() {
     m.feed(ANTHROPIC_STREAM.as_bytes());
     assert!(m.finish().is_some() && m.complete());
 }
+
+#[test]
+fn json_text_is_counted_alike_with_or_without_usage() {
+    // With usage the tail is counted only when asked; the count must not change.
+    let with = r#"{"choices":[{"message":{"content":"Hello there"}}],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#;
+    let without = r#"{"choices":[{"message":{"content":"Hello there"}}]}"#;
+    for (body, reported) in [(with, true), (without, false)] {
+        let mut m = UsageMeter::new(ProviderKind::OpenAi, false);
+        m.feed(body.as_bytes());
+        assert_eq!(m.finish().is_some(), reported);
+        assert_eq!(m.text_chars(), "Hello there".len() as u64);
+        assert_eq!(m.finish().is_some(), reported);
+        assert_eq!(m.text_chars(), "Hello there".len() as u64);
+    }
+}
