@@ -25,8 +25,10 @@ use crate::proxy::dns::Resolver;
 /// outage.
 pub const FAILURES_TO_DOWN: u32 = 2;
 
-/// How often the service looks for checks that are due.
+/// How often the service looks for checks that are due, while some upstream has one.
 const TICK: Duration = Duration::from_millis(250);
+/// How often it looks for a check added by a reload, while none is configured.
+const IDLE_TICK: Duration = Duration::from_secs(5);
 
 /// The background service.
 pub struct HealthChecker {
@@ -44,18 +46,24 @@ impl BackgroundService for HealthChecker {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let resolver = Arc::new(Resolver::default());
         let mut tracks: HashMap<String, Track> = HashMap::new();
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut pause = Duration::ZERO;
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
-                _ = tick.tick() => {}
+                _ = tokio::time::sleep(pause) => {}
             }
             let now = Instant::now();
-            let due: Vec<(Arc<UpstreamTarget>, HealthCheckSpec)> = self
+            let checked: Vec<Arc<UpstreamTarget>> = self
                 .router
                 .load()
                 .upstreams()
+                .into_iter()
+                .filter(|u| u.health_check.is_some())
+                .collect();
+            // Without checks the service stays (nearly) asleep: no wake-ups on the
+            // proxy's core for nothing.
+            pause = if checked.is_empty() { IDLE_TICK } else { TICK };
+            let due: Vec<(Arc<UpstreamTarget>, HealthCheckSpec)> = checked
                 .into_iter()
                 .filter_map(|u| {
                     let spec = u.health_check.clone()?;
