@@ -85,9 +85,11 @@ pub struct KeyCache {
     // still consistent (the map is only ever replaced whole), so it is used as is.
     keys: RwLock<Arc<KeyMap>>,
     misses: Semaphore,
-    /// Two independent random SipHash keys, drawn once per process, for the 128-bit
-    /// fingerprint of verified secrets. Being keyed, the fingerprint of a guess says
-    /// nothing about the real secret's, and a guess matches with odds of 2^-128.
+    /// Two random SipHash keys, drawn once per process, for the 128-bit fingerprint of
+    /// verified secrets. Being keyed (and never exposed), the fingerprint of a guess says
+    /// nothing about the real secret's. std derives the second key from the first
+    /// (k0 + 1), so count on 64 bits rather than 128 against a wrong secret matching:
+    /// still 2^64 online guesses, each one a request.
     fingerprint_keys: [RandomState; 2],
 }
 
