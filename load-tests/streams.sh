@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Streaming measurements: time to first byte (direct vs through Tollgate), RSS with 1,000
-# concurrent slow streams, and RSS across one ~8 MB stream. Tollgate runs with auth,
+# Streaming and latency measurements: time to first byte and added latency at 64
+# connections (direct vs through Tollgate), RSS with 1,000 concurrent slow streams, and
+# RSS across one ~9 MB stream. Tollgate runs with auth,
 # routing, metering and usage writes on, pinned to core 0; mocks and the probe on core 1.
 # Usage: load-tests/streams.sh [TTFB_REQUESTS] [CONCURRENT_STREAMS]   (defaults 2000, 1000)
 set -euo pipefail
@@ -45,6 +46,9 @@ echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /pro
 echo "tollgate idle RSS: $(awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' /proc/$tg/status)"
 echo "direct:   $(probe ttfb 127.0.0.1:19011 "$n_ttfb")"
 echo "tollgate: $(TG_KEY=$key probe ttfb 127.0.0.1:19014 "$n_ttfb")"
+# Added latency at 64 connections, paced well below saturation (2,000 requests/s).
+echo "direct:   $(probe latency 127.0.0.1:19011 64 2000 10)"
+echo "tollgate: $(TG_KEY=$key probe latency 127.0.0.1:19014 64 2000 10)"
 TG_KEY=$key PROBE_MODEL=slow-gpt probe hold 127.0.0.1:19014 "$n_hold" "$tg"
 TG_KEY=$key PROBE_MODEL=big-gpt probe big 127.0.0.1:19014 "$tg"
 sleep 1

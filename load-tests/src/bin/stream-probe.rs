@@ -12,6 +12,10 @@
 //!   a large `TOLLGATE_MOCK_EVENTS`); prints the body size and PID's RSS and peak RSS
 //!   (VmHWM) before and after.
 //!
+//! - `stream-probe latency ADDR CONNS RATE SECONDS`: CONNS kept-alive connections sending
+//!   non-stream requests at RATE per second in all (below saturation, so the numbers are
+//!   per-request cost, not queueing); prints p50 and p99 of send-to-whole-response.
+//!
 //! `TG_KEY` in the environment adds `Authorization: Bearer $TG_KEY`; `PROBE_MODEL` sets
 //! the model (default `gpt-4o-mini`), so one gateway can route each test to its mock.
 
@@ -23,17 +27,22 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 fn request_bytes(addr: SocketAddr) -> Vec<u8> {
+    request_with(addr, true, true)
+}
+
+fn request_with(addr: SocketAddr, stream: bool, close: bool) -> Vec<u8> {
     let model = std::env::var("PROBE_MODEL").unwrap_or_else(|_| "gpt-4o-mini".into());
     let body = format!(
-        r#"{{"model":"{model}","messages":[{{"role":"user","content":"Say hello in one short sentence, please."}}],"stream":true}}"#
+        r#"{{"model":"{model}","messages":[{{"role":"user","content":"Say hello in one short sentence, please."}}],"stream":{stream}}}"#
     );
+    let connection = if close { "connection: close\r\n" } else { "" };
     let auth = std::env::var("TG_KEY")
         .ok()
         .filter(|k| !k.is_empty())
         .map(|k| format!("authorization: Bearer {k}\r\n"))
         .unwrap_or_default();
     format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n{auth}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n{auth}content-length: {}\r\n{connection}\r\n{body}",
         body.len()
     )
     .into_bytes()
@@ -125,6 +134,83 @@ fn status_mib(pid: &str, field: &str) -> f64 {
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
+/// One whole response on a kept-alive connection (Content-Length or chunked); leftover
+/// bytes stay in `buf`.
+async fn read_response(sock: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<()> {
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            if !head.starts_with("http/1.1 200") {
+                return Err(io::Error::other(format!("not a 200: {head}")));
+            }
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            let done = match length {
+                Some(n) => (buf.len() >= end + 4 + n).then_some(end + 4 + n),
+                None => buf[end + 4..]
+                    .windows(5)
+                    .position(|w| w == b"0\r\n\r\n")
+                    .map(|i| end + 4 + i + 5),
+            };
+            if let Some(total) = done {
+                buf.drain(..total);
+                return Ok(());
+            }
+        }
+        let n = sock.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "closed mid-response",
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// `conns` kept-alive connections sending non-stream requests at `rate` per second in
+/// all for `secs`; every request's time from its scheduled send to its whole response
+/// (so a stall delays the requests behind it and is counted).
+async fn paced_latencies(
+    addr: SocketAddr,
+    conns: usize,
+    rate: f64,
+    secs: f64,
+) -> io::Result<Vec<Duration>> {
+    let start = Instant::now() + Duration::from_millis(200);
+    let per_conn = Duration::from_secs_f64(conns as f64 / rate);
+    let total = Duration::from_secs_f64(secs);
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in 0..conns {
+        tasks.spawn(async move {
+            let mut sock = TcpStream::connect(addr).await?;
+            sock.set_nodelay(true)?;
+            let req = request_with(addr, false, false);
+            let mut buf = Vec::with_capacity(4096);
+            let mut out = Vec::new();
+            // Connections are staggered over one period.
+            let mut due = start + per_conn.mul_f64(c as f64 / conns as f64);
+            while due < start + total {
+                tokio::time::sleep_until(due.into()).await;
+                sock.write_all(&req).await?;
+                read_response(&mut sock, &mut buf).await?;
+                out.push(due.elapsed());
+                due += per_conn;
+            }
+            Ok::<_, io::Error>(out)
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        all.extend(r.map_err(io::Error::other)??);
+    }
+    all.sort();
+    Ok(all)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -135,7 +221,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn usage() -> io::Error {
     io::Error::other(
-        "usage: stream-probe ttfb ADDR N | stream-probe hold ADDR N PID | stream-probe big ADDR PID",
+        "usage: stream-probe ttfb ADDR N | hold ADDR N PID | big ADDR PID | latency ADDR CONNS RATE SECONDS",
     )
 }
 
@@ -194,6 +280,18 @@ async fn main() -> io::Result<()> {
             println!(
                 "hold completed={completed} rss_after={:.1}MiB",
                 rss_mib(&pid)
+            );
+        }
+        "latency" => {
+            let conns: usize = arg(2)?.parse().map_err(|_| usage())?;
+            let rate: f64 = arg(3)?.parse().map_err(|_| usage())?;
+            let secs: f64 = arg(4)?.parse().map_err(|_| usage())?;
+            let times = paced_latencies(addr, conns, rate, secs).await?;
+            println!(
+                "latency conns={conns} rate={rate}/s n={} p50={:.3}ms p99={:.3}ms",
+                times.len(),
+                percentile(&times, 0.5).as_secs_f64() * 1e3,
+                percentile(&times, 0.99).as_secs_f64() * 1e3
             );
         }
         "big" => {
