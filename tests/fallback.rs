@@ -335,11 +335,11 @@ fn chat_for(model: &str) -> Vec<u8> {
     format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#).into_bytes()
 }
 
-#[tokio::test]
-async fn a_key_told_to_retry_after_rests_that_long_capped() {
-    let mock = MockUpstream::start().await;
+/// A gateway whose one upstream `o` (OpenAI, on `mock`, with `extra` YAML under it)
+/// serves every model, and the bearer header of a key of alice.
+fn only_upstream(mock: &MockUpstream, extra: &str) -> (common::gateway::Gateway, String) {
     let ups = format!(
-        "  - name: o\n    kind: openai\n    base_url: \"{}\"\n    keys: [\"sk-hot\", \"sk-cool\"]\n    max_retry_after_s: 2\n",
+        "  - name: o\n    kind: openai\n    base_url: \"{}\"\n{extra}",
         mock.base_url()
     );
     let gw = GatewayBuilder::new()
@@ -347,6 +347,16 @@ async fn a_key_told_to_retry_after_rests_that_long_capped() {
         .routes_yaml("  - models: [\"*\"]\n    upstreams: [o]\n".into())
         .start_with_user("alice");
     let auth = format!("Bearer {}", gw.create_key("alice", &[]));
+    (gw, auth)
+}
+
+#[tokio::test]
+async fn a_key_told_to_retry_after_rests_that_long_capped() {
+    let mock = MockUpstream::start().await;
+    let (gw, auth) = only_upstream(
+        &mock,
+        "    keys: [\"sk-hot\", \"sk-cool\"]\n    max_retry_after_s: 2\n",
+    );
     // sk-hot answers 429 "retry-after: 30"; the cap (2 s) bounds its rest.
     let body = chat_for("gpt-4o-error-429-for-key-hot-retry-after-30");
     let send = || async {
@@ -387,15 +397,7 @@ async fn a_key_told_to_retry_after_rests_that_long_capped() {
 #[tokio::test]
 async fn a_failing_key_opens_its_own_circuit_and_the_others_serve() {
     let mock = MockUpstream::start().await;
-    let ups = format!(
-        "  - name: o\n    kind: openai\n    base_url: \"{}\"\n    keys: [\"sk-bad\", \"sk-good\"]\n",
-        mock.base_url()
-    );
-    let gw = GatewayBuilder::new()
-        .upstreams_yaml(ups)
-        .routes_yaml("  - models: [\"*\"]\n    upstreams: [o]\n".into())
-        .start_with_user("alice");
-    let auth = format!("Bearer {}", gw.create_key("alice", &[]));
+    let (gw, auth) = only_upstream(&mock, "    keys: [\"sk-bad\", \"sk-good\"]\n");
     let body = chat_for("gpt-4o-error-500-for-key-bad");
     let mut statuses = Vec::new();
     for _ in 0..16 {
