@@ -229,16 +229,6 @@ impl UpstreamTarget {
     pub fn key_at(&self, i: usize) -> Option<Secret> {
         (!self.keys.is_empty()).then(|| self.keys[i % self.keys.len()].clone())
     }
-
-    /// The next provider key, round robin, so that several keys share the load; `None`
-    /// when the upstream has none (a local model server, say).
-    pub fn pick_key(&self) -> Option<Secret> {
-        if self.keys.is_empty() {
-            return None;
-        }
-        let i = self.next_key.fetch_add(1, Ordering::Relaxed) % self.keys.len();
-        self.keys.get(i).cloned()
-    }
 }
 
 #[cfg(test)]
@@ -257,12 +247,29 @@ mod tests {
             vec![Secret::new("a"), Secret::new("b")],
             Duration::from_secs(1),
             Duration::from_secs(1),
-        );
-        let got: Vec<String> = (0..4)
-            .filter_map(|_| u.pick_key())
-            .map(|k| k.expose().to_owned())
-            .collect();
+        )
+        .with_max_rest(Duration::from_secs(60));
+        let key = |i: usize| u.key_at(u.usable_key_from(i)).unwrap().expose().to_owned();
+        let got: Vec<String> = (0..4).map(|_| key(u.next_key_index())).collect();
         assert_eq!(got, ["a", "b", "a", "b"]);
         assert_eq!(u.host_header, "api.example.com");
+
+        // A resting key is skipped until its rest is over; the cap bounds the rest.
+        assert_eq!(
+            u.rest_key(0, Duration::from_secs(3600)),
+            Duration::from_secs(60)
+        );
+        assert_eq!(key(0), "b");
+        assert_eq!(key(1), "b");
+        assert!(u.would_serve());
+        u.rest_key(1, Duration::from_secs(5));
+        assert!(!u.would_serve(), "every key rests");
+        assert_eq!(
+            key(0),
+            "a",
+            "with every key resting, the one asked for is used"
+        );
+        u.set_healthy(false);
+        assert!(!u.is_healthy());
     }
 }
