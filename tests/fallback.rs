@@ -338,13 +338,8 @@ fn chat_for(model: &str) -> Vec<u8> {
 /// A gateway whose one upstream `o` (OpenAI, on `mock`, with `extra` YAML under it)
 /// serves every model, and the bearer header of a key of alice.
 fn only_upstream(mock: &MockUpstream, extra: &str) -> (common::gateway::Gateway, String) {
-    let ups = format!(
-        "  - name: o\n    kind: openai\n    base_url: \"{}\"\n{extra}",
-        mock.base_url()
-    );
     let gw = GatewayBuilder::new()
-        .upstreams_yaml(ups)
-        .routes_yaml("  - models: [\"*\"]\n    upstreams: [o]\n".into())
+        .only_openai_upstream(&mock.base_url(), extra)
         .start_with_user("alice");
     let auth = format!("Bearer {}", gw.create_key("alice", &[]));
     (gw, auth)

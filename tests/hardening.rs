@@ -15,14 +15,7 @@ use tokio::net::TcpStream;
 #[tokio::test]
 async fn malformed_and_ambiguous_requests_are_refused() {
     let mock = MockUpstream::start().await;
-    let ups = format!(
-        "  - name: o\n    kind: openai\n    base_url: \"{}\"\n",
-        mock.base_url()
-    );
-    let gw = GatewayBuilder::new()
-        .upstreams_yaml(ups)
-        .routes_yaml("  - models: [\"*\"]\n    upstreams: [o]\n".into())
-        .start_with_user("alice");
+    let gw = one_upstream(&mock).start_with_user("alice");
     let key = gw.create_key("alice", &[]);
     let body = r#"{"model":"gpt-4o","messages":[]}"#;
     let head = |extra: &str| {
@@ -122,12 +115,7 @@ async fn malformed_and_ambiguous_requests_are_refused() {
 }
 
 fn one_upstream(mock: &MockUpstream) -> GatewayBuilder {
-    GatewayBuilder::new()
-        .upstreams_yaml(format!(
-            "  - name: o\n    kind: openai\n    base_url: \"{}\"\n",
-            mock.base_url()
-        ))
-        .routes_yaml("  - models: [\"*\"]\n    upstreams: [o]\n".into())
+    GatewayBuilder::new().only_openai_upstream(&mock.base_url(), "")
 }
 
 /// Sends `head` then one more byte every `pace` (a client that is slow on purpose) until

@@ -128,13 +128,8 @@ async fn every_dialect_and_endpoint_is_byte_exact_stream_and_not() {
 #[tokio::test]
 async fn header_policy_both_ways() {
     let mock = MockUpstream::start().await;
-    let ups = format!(
-        "  - name: o\n    kind: openai\n    base_url: \"{}\"\n    keys: [\"sk-up\"]\n",
-        mock.base_url()
-    );
     let gw = GatewayBuilder::new()
-        .upstreams_yaml(ups)
-        .routes_yaml(routes_all("o"))
+        .only_openai_upstream(&mock.base_url(), "    keys: [\"sk-up\"]\n")
         .start_with_user("alice");
     let key = gw.create_key("alice", &[]);
     let auth = format!("Bearer {key}");

@@ -64,6 +64,16 @@ impl GatewayBuilder {
         self
     }
 
+    /// One OpenAI upstream `o` at `base_url`, with `extra` YAML lines under it (its
+    /// keys, say), serving every model.
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn only_openai_upstream(self, base_url: &str, extra: &str) -> Self {
+        self.upstreams_yaml(format!(
+            "  - name: o\n    kind: openai\n    base_url: \"{base_url}\"\n{extra}"
+        ))
+        .routes_yaml("  - models: [\"*\"]\n    upstreams: [o]\n".into())
+    }
+
     /// The entries of `aliases:` (`"  fast: gpt-4o-mini\n"`).
     pub fn aliases_yaml(mut self, yaml: String) -> Self {
         self.aliases = yaml;
