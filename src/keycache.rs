@@ -31,7 +31,7 @@ const MAX_MISS_LOOKUPS: usize = 4;
 /// used (kept here and written to the store in batches, never per request).
 struct Cached {
     row: AuthKeyRow,
-    principal: Principal,
+    principal: Arc<Principal>,
     /// Unix seconds of the last successful authentication (0: none since start).
     last_used: AtomicI64,
     /// The `last_used` value already written to the store.
@@ -66,7 +66,7 @@ impl From<AuthKeyRow> for Cached {
         };
         Cached {
             row,
-            principal,
+            principal: Arc::new(principal),
             last_used: AtomicI64::new(0),
             flushed: AtomicI64::new(0),
             verified: OnceLock::new(),
@@ -224,7 +224,7 @@ impl KeyCache {
 
 #[async_trait]
 impl KeyLookup for KeyCache {
-    async fn authenticate(&self, presented: &Secret) -> Option<Principal> {
+    async fn authenticate(&self, presented: &Secret) -> Option<Arc<Principal>> {
         let (id, secret) = parse_gateway_key(presented.expose())?;
         let cached = match self.get(id) {
             Some(c) => c,

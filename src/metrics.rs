@@ -4,13 +4,15 @@
 //! through a bounded allow-set (the first [`MAX_MODELS`] seen, then `other`), since
 //! clients choose them.
 
-use std::collections::HashSet;
+use std::cell::OnceCell;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use prometheus::{
     register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
-    Encoder, HistogramVec, IntCounter, IntCounterVec, IntGauge, TextEncoder,
+    Encoder, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, TextEncoder,
 };
 use tollgate_filters::metering::UsageEvent;
 
@@ -216,51 +218,135 @@ fn status_class(status: u16) -> &'static str {
     }
 }
 
+/// The metric children one kind of request updates, looked up once per
+/// (dialect, upstream, model, status class) and then kept: `with_label_values` hashes its
+/// labels and takes a lock on every call, and a request made eight of them. Children a
+/// request may not touch are made when first used, so /metrics shows no series that
+/// nothing has counted (as before the cache).
+struct Series {
+    labels: [String; 3],
+    requests: IntCounter,
+    duration: Histogram,
+    overhead: Histogram,
+    ttft: OnceCell<Histogram>,
+    /// input, output, cache_read, cache_write, reasoning
+    tokens: [OnceCell<IntCounter>; 5],
+    token_usage_input: OnceCell<Histogram>,
+    token_usage_output: OnceCell<Histogram>,
+    cost: OnceCell<IntCounter>,
+}
+
+const TOKEN_KINDS: [&str; 5] = ["input", "output", "cache_read", "cache_write", "reasoning"];
+
+impl Series {
+    fn new(m: &Metrics, dialect: &str, upstream: &str, model: String, class: &str) -> Series {
+        Series {
+            requests: m
+                .requests
+                .with_label_values(&[dialect, upstream, &model, class]),
+            duration: m
+                .duration
+                .with_label_values(&[dialect, upstream, &model, class]),
+            overhead: m.overhead.with_label_values(&[dialect]),
+            labels: [dialect.to_owned(), upstream.to_owned(), model],
+            ttft: OnceCell::new(),
+            tokens: Default::default(),
+            token_usage_input: OnceCell::new(),
+            token_usage_output: OnceCell::new(),
+            cost: OnceCell::new(),
+        }
+    }
+
+    fn model(&self) -> &str {
+        &self.labels[2]
+    }
+
+    fn ttft(&self, m: &Metrics) -> &Histogram {
+        let [dialect, upstream, model] = &self.labels;
+        self.ttft
+            .get_or_init(|| m.ttft.with_label_values(&[dialect, upstream, model]))
+    }
+
+    fn tokens(&self, m: &Metrics, i: usize) -> &IntCounter {
+        self.tokens[i].get_or_init(|| m.tokens.with_label_values(&[TOKEN_KINDS[i], self.model()]))
+    }
+}
+
+/// Series kept per thread (no lock on the request path). Bounded: dialects, status
+/// classes and upstreams are closed sets, models are bounded by [`model_label`]; past
+/// this many the lookup is simply not cached.
+const MAX_SERIES: usize = 4096;
+
+thread_local! {
+    static SERIES: std::cell::RefCell<(String, HashMap<String, Rc<Series>>)> =
+        std::cell::RefCell::new((String::new(), HashMap::new()));
+}
+
+fn series(dialect: &str, upstream: &str, served: Option<&str>, class: &str) -> Rc<Series> {
+    SERIES.with(|cell| {
+        let mut guard = cell.borrow_mut();
+        let (key, map) = &mut *guard;
+        key.clear();
+        for part in [dialect, upstream, served.unwrap_or("\u{0}none"), class] {
+            key.push_str(part);
+            key.push('\u{0}');
+        }
+        if let Some(s) = map.get(key.as_str()) {
+            return s.clone();
+        }
+        let s = Rc::new(Series::new(
+            &M,
+            dialect,
+            upstream,
+            model_label(served),
+            class,
+        ));
+        if map.len() < MAX_SERIES {
+            map.insert(key.clone(), s.clone());
+        }
+        s
+    })
+}
+
 /// Everything a finished request contributes.
 pub fn observe_event(e: &UsageEvent) {
     let m = &*M;
     // Only routed requests carry a served model; refusals get "none".
-    let model = model_label(e.model_served.as_deref());
     let upstream = e.upstream.as_deref().unwrap_or("none");
-    let class = status_class(e.status);
-    m.requests
-        .with_label_values(&[e.dialect, upstream, &model, class])
-        .inc();
-    m.duration
-        .with_label_values(&[e.dialect, upstream, &model, class])
-        .observe(e.total_ms as f64 / 1000.0);
+    let s = series(
+        e.dialect,
+        upstream,
+        e.model_served.as_deref(),
+        status_class(e.status),
+    );
+    s.requests.inc();
+    s.duration.observe(e.total_ms as f64 / 1000.0);
     if let Some(t) = e.ttfb_ms {
-        m.ttft
-            .with_label_values(&[e.dialect, upstream, &model])
-            .observe(t as f64 / 1000.0);
+        s.ttft(m).observe(t as f64 / 1000.0);
     }
-    m.overhead
-        .with_label_values(&[e.dialect])
-        .observe(e.overhead_us as f64 / 1e6);
+    s.overhead.observe(e.overhead_us as f64 / 1e6);
     let u = &e.usage;
-    for (kind, n) in [
-        ("input", u.input),
-        ("output", u.output),
-        ("cache_read", u.cache_read),
-        ("cache_write", u.cache_write),
-        ("reasoning", u.reasoning),
-    ] {
+    let counts = [u.input, u.output, u.cache_read, u.cache_write, u.reasoning];
+    for (i, n) in counts.into_iter().enumerate() {
         if n > 0 {
-            m.tokens.with_label_values(&[kind, &model]).inc_by(n);
+            s.tokens(m, i).inc_by(n);
         }
     }
-    if u.input + u.cache_read + u.cache_write > 0 {
-        m.token_usage
-            .with_label_values(&["input", &model])
-            .observe((u.input + u.cache_read + u.cache_write) as f64);
+    let input = u.input + u.cache_read + u.cache_write;
+    if input > 0 {
+        s.token_usage_input
+            .get_or_init(|| m.token_usage.with_label_values(&["input", s.model()]))
+            .observe(input as f64);
     }
     if u.output > 0 {
-        m.token_usage
-            .with_label_values(&["output", &model])
+        s.token_usage_output
+            .get_or_init(|| m.token_usage.with_label_values(&["output", s.model()]))
             .observe(u.output as f64);
     }
     if e.cost_nanos > 0 {
-        m.cost.with_label_values(&[&model]).inc_by(e.cost_nanos);
+        s.cost
+            .get_or_init(|| m.cost.with_label_values(&[s.model()]))
+            .inc_by(e.cost_nanos);
     }
     if e.model_served.is_some() && !e.priced && e.upstream.is_some() {
         m.unpriced.inc();

@@ -90,10 +90,10 @@ impl Filter for AuthFilter {
             .ok_or(GatewayError::InvalidKey)?;
         let now = (self.clock)();
         if principal.revoked_at.is_some_and(|t| t <= now) {
-            return Err(GatewayError::RevokedKey(principal.key_id));
+            return Err(GatewayError::RevokedKey(principal.key_id.clone()));
         }
         if principal.expires_at.is_some_and(|t| t <= now) {
-            return Err(GatewayError::ExpiredKey(principal.key_id));
+            return Err(GatewayError::ExpiredKey(principal.key_id.clone()));
         }
         ctx.principal = Some(principal);
         Ok(())
@@ -109,16 +109,18 @@ mod tests {
 
     #[async_trait]
     impl KeyLookup for OneKey {
-        async fn authenticate(&self, presented: &Secret) -> Option<Principal> {
-            let p = |id: &str, exp, rev| Principal {
-                key_id: id.into(),
-                user_id: 1,
-                user: "alice".into(),
-                role: Role::Member,
-                scopes: vec![],
-                expires_at: exp,
-                revoked_at: rev,
-                ..Principal::default()
+        async fn authenticate(&self, presented: &Secret) -> Option<Arc<Principal>> {
+            let p = |id: &str, exp, rev| {
+                Arc::new(Principal {
+                    key_id: id.into(),
+                    user_id: 1,
+                    user: "alice".into(),
+                    role: Role::Member,
+                    scopes: vec![],
+                    expires_at: exp,
+                    revoked_at: rev,
+                    ..Principal::default()
+                })
             };
             match presented.expose() {
                 "good" => Some(p("k1", None, None)),
@@ -144,7 +146,7 @@ mod tests {
         let mut ctx = RequestCtx::new("r".into());
         ctx.dialect = dialect;
         f.on_request_header(&req, &mut ctx).await?;
-        Ok(ctx.principal.map(|p| p.key_id).unwrap_or_default())
+        Ok(ctx.principal.map(|p| p.key_id.clone()).unwrap_or_default())
     }
 
     #[tokio::test]

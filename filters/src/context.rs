@@ -106,7 +106,7 @@ pub struct Principal {
 pub trait KeyLookup: Send + Sync {
     /// `None` when the key is malformed, unknown, or its secret does not match (the
     /// comparison is constant-time). Revocation and expiry are the caller's to check.
-    async fn authenticate(&self, presented: &Secret) -> Option<Principal>;
+    async fn authenticate(&self, presented: &Secret) -> Option<Arc<Principal>>;
 }
 
 /// Provider keys that users brought for themselves (CONTRACT §1 `provider-key set
@@ -153,7 +153,7 @@ pub struct RequestCtx {
     /// Whether the client asked for a stream. Written by the proxy.
     pub stream: bool,
     /// The authenticated caller. Written by auth; read by scope and the usage record.
-    pub principal: Option<Principal>,
+    pub principal: Option<Arc<Principal>>,
     /// Written by routing; read by scope, the upstream filter and the transports.
     pub route: Option<RouteDecision>,
     /// Index into `route.chain` of the upstream being tried. Written by the transports.

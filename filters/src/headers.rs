@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::context::{ProviderKeys, RequestCtx};
 use crate::endpoint::Endpoint;
 use crate::error::GatewayError;
-use crate::upstream::ProviderKind;
+use crate::upstream::{credential_header, credential_value};
 use crate::Filter;
 
 /// Request headers that go upstream unchanged. Everything else (cookies, the client's
@@ -63,6 +63,22 @@ fn allowed(name: &str) -> bool {
 
 fn internal(e: impl std::fmt::Display) -> GatewayError {
     GatewayError::Internal(e.to_string())
+}
+
+/// Sets `Content-Length` to `len` unless the client's header already says exactly that
+/// (the usual case: the body goes up unchanged).
+fn set_content_length(up: &mut RequestHeader, len: usize) -> Result<(), GatewayError> {
+    let same = up
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        == Some(len);
+    if !same {
+        up.insert_header(http::header::CONTENT_LENGTH, len.to_string())
+            .map_err(internal)?;
+    }
+    Ok(())
 }
 
 /// The upstream path and query: the upstream's base path, the client's path (with the
@@ -124,12 +140,17 @@ impl Filter for UpstreamHeaders {
         for name in drop {
             up.remove_header(&name);
         }
-        up.insert_header("host", target.host_header.as_str())
-            .map_err(internal)?;
-        up.insert_header("accept-encoding", "identity")
-            .map_err(internal)?;
-        up.insert_header("content-length", ctx.outgoing_body().len().to_string())
-            .map_err(internal)?;
+        match target.host_value() {
+            Some(host) => up.insert_header(http::header::HOST, host.clone()),
+            None => up.insert_header(http::header::HOST, target.host_header.as_str()),
+        }
+        .map_err(internal)?;
+        up.insert_header(
+            http::header::ACCEPT_ENCODING,
+            http::HeaderValue::from_static("identity"),
+        )
+        .map_err(internal)?;
+        set_content_length(up, ctx.outgoing_body().len())?;
         let own = match (&self.user_keys, &ctx.principal) {
             (Some(keys), Some(p)) => keys.key_for(p.user_id, &target.name),
             _ => None,
@@ -142,37 +163,44 @@ impl Filter for UpstreamHeaders {
                 .and_then(|k| k.shared_key_for(&target.name))
         });
         let start = *ctx.key_start.get_or_insert_with(|| target.next_key_index());
-        let key = match own {
+        let invalid = || {
+            GatewayError::Internal(format!(
+                "upstream {} has a key that is not a valid header value",
+                target.name
+            ))
+        };
+        let value = match own {
             Some(k) => {
                 ctx.key_index = None;
-                Some(k)
+                Some(credential_value(target.kind, &k).ok_or_else(invalid)?)
             }
             None => {
                 // Skips keys resting after a 429 or with an open circuit.
                 let i = target.usable_key_from(start + ctx.keys_tried);
                 ctx.keys_tried = i - start;
                 ctx.key_index = Some(i % target.slots().len());
-                target.key_at(i)
+                match target.credential_at(i) {
+                    Some(v) => Some(v.ok_or_else(invalid)?.clone()),
+                    None => None,
+                }
             }
         };
-        if let Some(key) = key {
-            let (name, value) = match target.kind {
-                ProviderKind::OpenAi => ("authorization", format!("Bearer {}", key.expose())),
-                ProviderKind::Anthropic => ("x-api-key", key.expose().to_owned()),
-                ProviderKind::Gemini => ("x-goog-api-key", key.expose().to_owned()),
-            };
-            let mut value = http::HeaderValue::from_str(&value).map_err(|_| {
-                GatewayError::Internal(format!(
-                    "upstream {} has a key that is not a valid header value",
-                    target.name
-                ))
-            })?;
-            value.set_sensitive(true);
-            up.insert_header(name, value).map_err(internal)?;
+        if let Some(value) = value {
+            up.insert_header(credential_header(target.kind), value)
+                .map_err(internal)?;
         }
-        let path = upstream_path(ctx, &target.base_path, up.uri.path(), up.uri.query());
-        let uri: http::Uri = path.parse().map_err(internal)?;
-        up.set_uri(uri);
+        // The common case, an origin-form OpenAI-style path on an upstream without a base
+        // path and no query, needs no new URI.
+        let gemini = matches!(ctx.endpoint, Some(Endpoint::Gemini { .. }));
+        let unchanged = !gemini
+            && target.base_path.is_empty()
+            && up.uri.query().is_none()
+            && up.uri.authority().is_none();
+        if !unchanged {
+            let path = upstream_path(ctx, &target.base_path, up.uri.path(), up.uri.query());
+            let uri: http::Uri = path.parse().map_err(internal)?;
+            up.set_uri(uri);
+        }
         Ok(())
     }
 
@@ -203,6 +231,7 @@ mod tests {
     use super::*;
     use crate::context::RouteDecision;
     use crate::secret::Secret;
+    use crate::upstream::ProviderKind;
     use crate::upstream::UpstreamTarget;
     use bytes::Bytes;
     use std::sync::Arc;

@@ -276,7 +276,7 @@ mod tests {
 
     fn ctx(p: &Principal) -> RequestCtx {
         let mut c = RequestCtx::new("r".into());
-        c.principal = Some(p.clone());
+        c.principal = Some(Arc::new(p.clone()));
         c
     }
 

@@ -136,7 +136,7 @@ mod tests {
         ctx.endpoint = Some(Endpoint::ChatCompletions);
         ctx.body = Bytes::from(body.to_owned());
         ctx.requested_model = Some(model.into());
-        ctx.principal = Some(Principal {
+        ctx.principal = Some(Arc::new(Principal {
             key_id: "k".into(),
             user_id: 1,
             user: "u".into(),
@@ -145,7 +145,7 @@ mod tests {
             expires_at: None,
             revoked_at: None,
             ..Principal::default()
-        });
+        }));
         RoutingFilter::new(Arc::new(Live::new(Router::clone(&router()))))
             .on_request(&req, &mut ctx)
             .await?;

@@ -42,6 +42,11 @@ pub struct UpstreamTarget {
     /// The value of the upstream `Host` header.
     pub host_header: String,
     pub keys: Vec<Secret>,
+    /// `host_header` and each key's credential header value, made once at start-up
+    /// instead of formatted and validated on every request (`None`: the key is not a
+    /// valid header value, refused when used).
+    host_value: Option<http::HeaderValue>,
+    credentials: Vec<Option<http::HeaderValue>>,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     /// Add `stream_options.include_usage` to OpenAI-style streaming requests that lack
@@ -119,7 +124,10 @@ impl UpstreamTarget {
             format!("{host_name}:{port}")
         };
         let keys_len = keys.len();
+        let credentials = keys.iter().map(|k| credential_value(kind, k)).collect();
         UpstreamTarget {
+            host_value: http::HeaderValue::from_str(&host_header).ok(),
+            credentials,
             name,
             kind,
             host,
@@ -229,6 +237,45 @@ impl UpstreamTarget {
     pub fn key_at(&self, i: usize) -> Option<Secret> {
         (!self.keys.is_empty()).then(|| self.keys[i % self.keys.len()].clone())
     }
+
+    /// The credential header value of key `i` (modulo the number of keys): `None` when
+    /// the upstream has no keys, `Some(None)` when the key is not a valid header value.
+    pub fn credential_at(&self, i: usize) -> Option<Option<&http::HeaderValue>> {
+        (!self.credentials.is_empty())
+            .then(|| self.credentials[i % self.credentials.len()].as_ref())
+    }
+
+    /// The `Host` header value (`None` only for a host that is not a valid value).
+    pub fn host_value(&self) -> Option<&http::HeaderValue> {
+        self.host_value.as_ref()
+    }
+}
+
+/// The header a provider of `kind` takes its key in.
+pub fn credential_header(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::OpenAi => "authorization",
+        ProviderKind::Anthropic => "x-api-key",
+        ProviderKind::Gemini => "x-goog-api-key",
+    }
+}
+
+/// The value of [`credential_header`] for `key`, marked sensitive (kept out of HPACK
+/// tables and debug output); `None` when the key is not a valid header value.
+pub fn credential_value(kind: ProviderKind, key: &Secret) -> Option<http::HeaderValue> {
+    let mut value = match kind {
+        ProviderKind::OpenAi => {
+            let mut v = Vec::with_capacity(7 + key.expose().len());
+            v.extend_from_slice(b"Bearer ");
+            v.extend_from_slice(key.expose().as_bytes());
+            http::HeaderValue::from_bytes(&v).ok()?
+        }
+        ProviderKind::Anthropic | ProviderKind::Gemini => {
+            http::HeaderValue::from_str(key.expose()).ok()?
+        }
+    };
+    value.set_sensitive(true);
+    Some(value)
 }
 
 #[cfg(test)]

@@ -207,7 +207,7 @@ impl AdminApp {
         }
         Ok(Caller {
             user_id: p.user_id,
-            username: p.user,
+            username: p.user.clone(),
             session: None,
             refreshed: None,
         })

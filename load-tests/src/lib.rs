@@ -1,0 +1,3 @@
+//! Shared code of the load-test binaries.
+
+pub mod passthrough;
