@@ -77,6 +77,10 @@ impl Filter for AuthFilter {
         "auth"
     }
 
+    fn async_phases(&self) -> crate::AsyncPhases {
+        crate::AsyncPhases::REQUEST_HEADER
+    }
+
     async fn on_request_header(
         &self,
         req: &RequestHeader,

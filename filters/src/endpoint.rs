@@ -121,7 +121,13 @@ impl Endpoint {
                 if model.is_empty() || model.contains('/') {
                     return Err(PathRejection::NotFound);
                 }
-                want(post, Endpoint::Gemini { model, stream })
+                want(
+                    post,
+                    Endpoint::Gemini {
+                        model: model.into_owned(),
+                        stream,
+                    },
+                )
             }
         }
     }
@@ -142,9 +148,10 @@ fn has_dot_segment(path: &str) -> bool {
 }
 
 /// Decodes `%XX` escapes; `None` for a malformed escape or a result that is not UTF-8.
-pub fn percent_decode(s: &str) -> Option<String> {
+/// Borrows when there is nothing to decode (every segment of every ordinary path).
+pub fn percent_decode(s: &str) -> Option<std::borrow::Cow<'_, str>> {
     if !s.contains('%') {
-        return Some(s.to_owned());
+        return Some(std::borrow::Cow::Borrowed(s));
     }
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -160,7 +167,7 @@ pub fn percent_decode(s: &str) -> Option<String> {
             i += 1;
         }
     }
-    String::from_utf8(out).ok()
+    String::from_utf8(out).ok().map(std::borrow::Cow::Owned)
 }
 
 #[cfg(test)]

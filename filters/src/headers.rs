@@ -122,6 +122,10 @@ impl Filter for UpstreamHeaders {
         "upstream_headers"
     }
 
+    fn async_phases(&self) -> crate::AsyncPhases {
+        crate::AsyncPhases::NONE
+    }
+
     fn on_upstream_request(
         &self,
         up: &mut RequestHeader,

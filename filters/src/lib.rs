@@ -43,6 +43,13 @@ pub trait Filter: Send + Sync {
     /// A short name for logs.
     fn name(&self) -> &'static str;
 
+    /// Which of the two async phases this filter implements. The chain calls a filter
+    /// only in those: each call of an async trait method allocates its future, even a
+    /// default that does nothing. Default: both (always correct, only slower).
+    fn async_phases(&self) -> AsyncPhases {
+        AsyncPhases::BOTH
+    }
+
     /// Fires once the client's request header has been read, before its body is: the place
     /// to refuse a caller cheaply (authentication). `Err` stops the chain and the proxy
     /// answers with that error in the client's dialect. Default: `Ok(())`.
@@ -95,15 +102,55 @@ pub trait Filter: Send + Sync {
     fn on_done(&self, _ctx: &mut RequestCtx) {}
 }
 
+/// The async phases a filter takes part in ([`Filter::async_phases`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AsyncPhases {
+    pub request_header: bool,
+    pub request: bool,
+}
+
+impl AsyncPhases {
+    pub const BOTH: AsyncPhases = AsyncPhases {
+        request_header: true,
+        request: true,
+    };
+    pub const REQUEST_HEADER: AsyncPhases = AsyncPhases {
+        request_header: true,
+        request: false,
+    };
+    pub const REQUEST: AsyncPhases = AsyncPhases {
+        request_header: false,
+        request: true,
+    };
+    pub const NONE: AsyncPhases = AsyncPhases {
+        request_header: false,
+        request: false,
+    };
+}
+
 /// An ordered list of filters, built once at start-up and shared by every request.
 #[derive(Clone, Default)]
 pub struct FilterChain {
     filters: Vec<Arc<dyn Filter>>,
+    /// The filters taking part in `on_request_header` and `on_request`, in order.
+    on_request_header: Vec<Arc<dyn Filter>>,
+    on_request: Vec<Arc<dyn Filter>>,
 }
 
 impl FilterChain {
     pub fn new(filters: Vec<Arc<dyn Filter>>) -> Self {
-        Self { filters }
+        let taking = |pick: fn(AsyncPhases) -> bool| {
+            filters
+                .iter()
+                .filter(|f| pick(f.async_phases()))
+                .cloned()
+                .collect()
+        };
+        Self {
+            on_request_header: taking(|p| p.request_header),
+            on_request: taking(|p| p.request),
+            filters,
+        }
     }
 
     /// The names of the filters, in order (for the start-up log).
@@ -117,7 +164,7 @@ impl FilterChain {
         req: &RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<(), GatewayError> {
-        for f in &self.filters {
+        for f in &self.on_request_header {
             f.on_request_header(req, ctx).await?;
         }
         Ok(())
@@ -129,7 +176,7 @@ impl FilterChain {
         req: &RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<(), GatewayError> {
-        for f in &self.filters {
+        for f in &self.on_request {
             f.on_request(req, ctx).await?;
         }
         Ok(())
@@ -186,6 +233,60 @@ mod tests {
     struct Counting {
         calls: Arc<AtomicUsize>,
         fail: bool,
+    }
+
+    /// Fails in both async phases but declares that it takes part in neither.
+    struct Absent;
+
+    #[async_trait]
+    impl Filter for Absent {
+        fn name(&self) -> &'static str {
+            "absent"
+        }
+        fn async_phases(&self) -> AsyncPhases {
+            AsyncPhases::NONE
+        }
+        async fn on_request_header(
+            &self,
+            _: &RequestHeader,
+            _: &mut RequestCtx,
+        ) -> Result<(), GatewayError> {
+            Err(GatewayError::MissingKey)
+        }
+        async fn on_request(
+            &self,
+            _: &RequestHeader,
+            _: &mut RequestCtx,
+        ) -> Result<(), GatewayError> {
+            Err(GatewayError::MissingModel)
+        }
+    }
+
+    #[tokio::test]
+    async fn chain_calls_a_filter_only_in_the_async_phases_it_declares() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counting = Arc::new(Counting {
+            calls: calls.clone(),
+            fail: false,
+        });
+        let chain = FilterChain::new(vec![Arc::new(Absent), counting]);
+        let Ok(req) = RequestHeader::build("POST", b"/v1/chat/completions", None) else {
+            panic!("header")
+        };
+        let mut ctx = RequestCtx::new("rid".into());
+        assert!(chain.on_request_header(&req, &mut ctx).await.is_ok());
+        assert!(chain.on_request(&req, &mut ctx).await.is_ok());
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "the declared filter still runs"
+        );
+        let all = FilterChain::new(vec![Arc::new(Counting { calls, fail: true })]);
+        assert!(all.on_request_header(&req, &mut ctx).await.is_ok());
+        assert!(
+            all.on_request(&req, &mut ctx).await.is_err(),
+            "default: both phases"
+        );
     }
 
     #[async_trait]

@@ -191,6 +191,10 @@ impl Filter for LimitsFilter {
         "limits"
     }
 
+    fn async_phases(&self) -> crate::AsyncPhases {
+        crate::AsyncPhases::REQUEST
+    }
+
     async fn on_request(
         &self,
         _req: &RequestHeader,

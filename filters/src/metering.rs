@@ -91,6 +91,10 @@ impl Filter for MeteringFilter {
         "metering"
     }
 
+    fn async_phases(&self) -> crate::AsyncPhases {
+        crate::AsyncPhases::NONE
+    }
+
     fn on_response(
         &self,
         resp: &mut ResponseHeader,
@@ -209,6 +213,10 @@ pub struct IncludeUsageFilter;
 impl Filter for IncludeUsageFilter {
     fn name(&self) -> &'static str {
         "include_usage"
+    }
+
+    fn async_phases(&self) -> crate::AsyncPhases {
+        crate::AsyncPhases::REQUEST
     }
 
     async fn on_request(

@@ -32,6 +32,10 @@ impl Filter for RoutingFilter {
         "routing"
     }
 
+    fn async_phases(&self) -> crate::AsyncPhases {
+        crate::AsyncPhases::REQUEST
+    }
+
     async fn on_request(
         &self,
         _req: &RequestHeader,
@@ -76,6 +80,10 @@ pub struct ScopeFilter;
 impl Filter for ScopeFilter {
     fn name(&self) -> &'static str {
         "scope"
+    }
+
+    fn async_phases(&self) -> crate::AsyncPhases {
+        crate::AsyncPhases::REQUEST
     }
 
     async fn on_request(

@@ -247,6 +247,7 @@ impl Req {
                 (k == name).then_some(v)
             })
             .and_then(tollgate_filters::endpoint::percent_decode)
+            .map(std::borrow::Cow::into_owned)
             .filter(|v| !v.is_empty())
     }
 }
@@ -275,6 +276,7 @@ impl Route {
             path.strip_prefix(prefix)
                 .filter(|rest| !rest.is_empty() && !rest.contains('/'))
                 .and_then(tollgate_filters::endpoint::percent_decode)
+                .map(std::borrow::Cow::into_owned)
         };
         Some(match path {
             "/healthz" => Route::Healthz,

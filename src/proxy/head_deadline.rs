@@ -67,22 +67,46 @@ impl HeadDeadline {
         let Phase::Head { mut matched } = self.phase else {
             return;
         };
-        const END: &[u8; 4] = b"\r\n\r\n";
-        for &b in bytes {
-            matched = if b == END[usize::from(matched)] {
-                matched + 1
-            } else if b == b'\r' {
-                1
-            } else {
-                0
-            };
-            if usize::from(matched) == END.len() {
+        // The first bytes may complete a blank line begun in the last read.
+        let (first, rest) = bytes.split_at(bytes.len().min(END.len() - 1));
+        if advance(&mut matched, first) {
+            self.phase = Phase::Message;
+            return;
+        }
+        if !rest.is_empty() {
+            // A whole blank line inside this read: vectorised search instead of a state
+            // step per byte (a read usually holds a whole head and body).
+            if memchr::memmem::find(bytes, END).is_some() {
                 self.phase = Phase::Message;
                 return;
             }
+            // None: what carries over to the next read is decided by the last bytes.
+            matched = 0;
+            advance(&mut matched, &bytes[bytes.len() - (END.len() - 1)..]);
         }
         self.phase = Phase::Head { matched };
     }
+}
+
+/// The end of a request head.
+const END: &[u8; 4] = b"\r\n\r\n";
+
+/// Steps the [`END`] matcher (`matched` bytes of it seen) over `bytes`; true once it is
+/// complete.
+fn advance(matched: &mut u8, bytes: &[u8]) -> bool {
+    for &b in bytes {
+        *matched = if b == END[usize::from(*matched)] {
+            *matched + 1
+        } else if b == b'\r' {
+            1
+        } else {
+            0
+        };
+        if usize::from(*matched) == END.len() {
+            return true;
+        }
+    }
+    false
 }
 
 const HEAD_TIMEOUT: &str = "request head not received within server.header_timeout_ms";
@@ -233,6 +257,26 @@ mod tests {
             g.saw(&head[split..]);
             assert_eq!(g.phase, Phase::Message, "split at {split}");
         }
+        // Three reads, the last with body bytes after the head; and near misses
+        // (CR CR LF, LF LF) that must not end it.
+        let mut message = head.to_vec();
+        message.extend_from_slice(b"{}");
+        for a in 1..message.len() {
+            for b in a..message.len() {
+                let mut g = guard();
+                g.saw(&message[..a]);
+                g.saw(&message[a..b]);
+                let done = b >= head.len();
+                assert_eq!(g.phase == Phase::Message, done, "splits at {a}, {b}");
+                g.saw(&message[b..]);
+                assert_eq!(g.phase, Phase::Message, "splits at {a}, {b}");
+            }
+        }
+        let mut g = guard();
+        g.saw(b"GET / HTTP/1.1\r\nx: y\r\r\n\n\n\r\n\r");
+        assert_eq!(g.phase, Phase::Head { matched: 3 });
+        g.saw(b"\r\n");
+        assert_eq!(g.phase, Phase::Head { matched: 2 });
     }
 
     #[tokio::test]

@@ -2,9 +2,58 @@
 //! totals for `tollgate usage` and `GET /admin/usage`, and pruning.
 
 use rusqlite::params;
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use tollgate_filters::metering::UsageEvent;
 
 use super::{Store, StoreError};
+
+/// Rows per multi-row INSERT (20 columns: 640 parameters, far below SQLite's limit).
+const ROWS_PER_INSERT: usize = 32;
+const COLUMNS: usize = 20;
+
+/// `INSERT ... VALUES (?, ...), ... ON CONFLICT(request_id) DO NOTHING` for `rows` rows.
+fn insert_sql(rows: usize) -> String {
+    let row = format!("({})", vec!["?"; COLUMNS].join(", "));
+    format!(
+        "INSERT INTO usage_events (request_id, ts, key_id, user_id, upstream, model_requested, model_served, dialect, \
+         endpoint, streamed, status, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
+         reasoning_tokens, estimated, cost_nanos, ttfb_ms, total_ms) VALUES {} \
+         ON CONFLICT(request_id) DO NOTHING",
+        vec![row; rows].join(", ")
+    )
+}
+
+/// One event's [`COLUMNS`] values, in the column order of [`insert_sql`], borrowing its
+/// strings (SQLite copies them when it binds).
+fn push_row<'a>(out: &mut Vec<ToSqlOutput<'a>>, e: &'a UsageEvent) {
+    let int = |n: i64| ToSqlOutput::Owned(Value::Integer(n));
+    let count = |n: u64| int(n.min(i64::MAX as u64) as i64);
+    let text = |t: &'a str| ToSqlOutput::Borrowed(ValueRef::Text(t.as_bytes()));
+    let opt_text =
+        |t: &'a Option<String>| t.as_deref().map_or(ToSqlOutput::Owned(Value::Null), text);
+    out.extend([
+        text(&e.request_id),
+        int(e.ts_ms),
+        opt_text(&e.key_id),
+        e.user_id.map_or(ToSqlOutput::Owned(Value::Null), int),
+        opt_text(&e.upstream),
+        opt_text(&e.model_requested),
+        opt_text(&e.model_served),
+        text(e.dialect),
+        text(e.endpoint),
+        int(i64::from(e.streamed)),
+        int(i64::from(e.status)),
+        count(e.usage.input),
+        count(e.usage.output),
+        count(e.usage.cache_read),
+        count(e.usage.cache_write),
+        count(e.usage.reasoning),
+        int(i64::from(e.estimated)),
+        count(e.cost_nanos),
+        e.ttfb_ms.map_or(ToSqlOutput::Owned(Value::Null), count),
+        count(e.total_ms),
+    ]);
+}
 
 /// How usage totals are grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,42 +114,26 @@ pub struct UsageRow {
 
 impl Store {
     /// Inserts a batch in one transaction; an event whose request id is already stored
-    /// is ignored, so a retried batch never double-counts.
+    /// is ignored, so a retried batch never double-counts. Rows go in [`ROWS_PER_INSERT`]
+    /// to a statement: one statement step per row was a third of the writer's time.
     pub fn insert_usage(&self, events: &[UsageEvent]) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         {
-            let mut st = tx.prepare_cached(
-                "INSERT INTO usage_events (request_id, ts, key_id, user_id, upstream, model_requested, model_served, dialect, \
-                 endpoint, streamed, status, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
-                 reasoning_tokens, estimated, cost_nanos, ttfb_ms, total_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) \
-                 ON CONFLICT(request_id) DO NOTHING",
-            )?;
-            for e in events {
-                let i = |n: u64| n.min(i64::MAX as u64) as i64;
-                st.execute(params![
-                    e.request_id,
-                    e.ts_ms,
-                    e.key_id,
-                    e.user_id,
-                    e.upstream,
-                    e.model_requested,
-                    e.model_served,
-                    e.dialect,
-                    e.endpoint,
-                    e.streamed,
-                    e.status,
-                    i(e.usage.input),
-                    i(e.usage.output),
-                    i(e.usage.cache_read),
-                    i(e.usage.cache_write),
-                    i(e.usage.reasoning),
-                    e.estimated,
-                    i(e.cost_nanos),
-                    e.ttfb_ms.map(i),
-                    i(e.total_ms),
-                ])?;
+            let mut chunks = events.chunks_exact(ROWS_PER_INSERT);
+            let mut many = tx.prepare_cached(&insert_sql(ROWS_PER_INSERT))?;
+            let mut params = Vec::with_capacity(ROWS_PER_INSERT * COLUMNS);
+            for chunk in chunks.by_ref() {
+                params.clear();
+                for e in chunk {
+                    push_row(&mut params, e);
+                }
+                many.execute(rusqlite::params_from_iter(params.drain(..)))?;
+            }
+            let mut one = tx.prepare_cached(&insert_sql(1))?;
+            for e in chunks.remainder() {
+                push_row(&mut params, e);
+                one.execute(rusqlite::params_from_iter(params.drain(..)))?;
             }
         }
         tx.commit()?;
@@ -193,6 +226,65 @@ mod tests {
             overhead_us: 100,
             error: None,
         }
+    }
+
+    #[test]
+    fn multi_row_inserts_store_every_field_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("t.db")).unwrap();
+        // Two full multi-row statements and a remainder, then an overlapping retry.
+        let events: Vec<_> = (0..70)
+            .map(|n| {
+                event(
+                    &format!("r{n}"),
+                    1_000 + n,
+                    &format!("m{}", n % 3),
+                    n as u64,
+                    2 * n as u64,
+                )
+            })
+            .collect();
+        s.insert_usage(&events[..40]).unwrap();
+        s.insert_usage(&events).unwrap();
+        assert_eq!(s.usage_count().unwrap(), 70);
+        let rows = s.usage_report(GroupBy::Model, None, None).unwrap();
+        let want = |m: i64| {
+            let ns = (0..70).filter(|n| n % 3 == m);
+            (
+                ns.clone().count() as u64,
+                ns.clone().sum::<i64>() as u64,
+                2 * ns.sum::<i64>() as u64,
+            )
+        };
+        assert_eq!(
+            rows.iter()
+                .map(|r| (r.requests, r.input_tokens, r.cost_nanos))
+                .collect::<Vec<_>>(),
+            [want(0), want(1), want(2)]
+        );
+        let conn = s.conn().unwrap();
+        let row: (String, i64, Option<String>, Option<i64>, String, String, i64, i64, Option<i64>) = conn
+            .query_row(
+                "SELECT key_id, ts, upstream, user_id, dialect, endpoint, streamed, output_tokens, ttfb_ms \
+                 FROM usage_events WHERE request_id = 'r37'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            row,
+            (
+                "k1".into(),
+                1_037,
+                Some("openai".into()),
+                None,
+                "openai".into(),
+                "chat_completions".into(),
+                1,
+                2,
+                Some(5)
+            )
+        );
     }
 
     #[test]
