@@ -263,7 +263,18 @@ mod tests {
             [want(0), want(1), want(2)]
         );
         let conn = s.conn().unwrap();
-        let row: (String, i64, Option<String>, Option<i64>, String, String, i64, i64, Option<i64>) = conn
+        type Row = (
+            String,
+            i64,
+            Option<String>,
+            Option<i64>,
+            String,
+            String,
+            i64,
+            i64,
+            Option<i64>,
+        );
+        let row: Row = conn
             .query_row(
                 "SELECT key_id, ts, upstream, user_id, dialect, endpoint, streamed, output_tokens, ttfb_ms \
                  FROM usage_events WHERE request_id = 'r37'",
