@@ -58,21 +58,26 @@ pub async fn read_body(
 /// body from reaching an upstream parser that might recurse on it.
 const MAX_JSON_DEPTH: usize = 128;
 
-/// `Some(limit)` when arrays/objects nest deeper than `limit` (strings skipped).
+/// `Some(limit)` when arrays/objects nest deeper than `limit` (strings skipped). Strings,
+/// most of a request body, are crossed with `memchr` to their closing quote or next
+/// escape instead of a step per byte. An unterminated string ends the scan: the JSON
+/// parse that follows refuses it.
 fn too_deep(body: &[u8], limit: usize) -> Option<usize> {
-    let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
-    for &b in body {
-        if in_str {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_str = false,
-                _ => {}
-            }
-            continue;
-        }
+    let mut depth = 0usize;
+    let mut i = 0;
+    while let Some(&b) = body.get(i) {
         match b {
-            b'"' => in_str = true,
+            b'"' => {
+                i += 1;
+                loop {
+                    let off = memchr::memchr2(b'"', b'\\', body.get(i..)?)?;
+                    i += off;
+                    if body[i] == b'"' {
+                        break;
+                    }
+                    i += 2; // the backslash and the byte it escapes
+                }
+            }
             b'[' | b'{' => {
                 depth += 1;
                 if depth > limit {
@@ -82,6 +87,7 @@ fn too_deep(body: &[u8], limit: usize) -> Option<usize> {
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        i += 1;
     }
     None
 }
@@ -116,6 +122,59 @@ pub fn probe(body: &[u8]) -> Result<(Option<String>, bool), GatewayError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plain byte-by-byte depth scan, to check the fast one against.
+    fn too_deep_reference(body: &[u8], limit: usize) -> Option<usize> {
+        let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+        for &b in body {
+            if in_str {
+                match (escaped, b) {
+                    (true, _) => escaped = false,
+                    (false, b'\\') => escaped = true,
+                    (false, b'"') => in_str = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_str = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > limit {
+                        return Some(limit);
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn depth_scan_skips_strings_and_escapes_like_the_plain_scan() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let cases = [
+            deep(3),
+            deep(4),
+            format!(r#"{{"a":"[[[[[[","b":{}}}"#, deep(2)),
+            format!(r#"{{"a":"\"[[[[[\\","b":{}}}"#, deep(3)),
+            r#"{"a":"\\"}[[[[[["#.to_owned(),
+            r#"{"a":"unterminated [[[[[["#.to_owned(),
+            r#"{"a":"ends in a backslash \"#.to_owned(),
+            r#"{"a":"\u005b[[[[","b":[[[[[[]]]]]]}"#.to_owned(),
+            String::new(),
+        ];
+        for case in &cases {
+            for limit in [2, 4, 5] {
+                assert_eq!(
+                    too_deep(case.as_bytes(), limit),
+                    too_deep_reference(case.as_bytes(), limit),
+                    "{case} at limit {limit}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn probe_finds_model_and_stream_anywhere() {

@@ -1,18 +1,19 @@
 //! Allocation-free scanning of JSON text: finding a key's object without parsing the
 //! whole document, and counting generated text for estimates.
 
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use memchr::memmem::FinderRev;
+
 /// Positions just after each `"key"` (a real key, not text inside a string, which would
 /// carry escaped quotes) followed by `:`, from last to first. The pattern is searched
 /// with `memchr::memmem` (vectorised) rather than compared at every byte. Its matches do
 /// not overlap, which loses nothing: a match overlapping a later one is followed by the
 /// key's first byte, never by `:`.
 pub fn find_key_objects<'a>(buf: &'a [u8], key: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
-    let mut pattern = Vec::with_capacity(key.len() + 2);
-    pattern.push(b'"');
-    pattern.extend_from_slice(key);
-    pattern.push(b'"');
-    let pat_len = pattern.len();
-    let finder = memchr::memmem::FinderRev::new(&pattern).into_owned();
+    let pat_len = key.len() + 2;
+    let finder = finder_for(key);
     let mut end = buf.len();
     std::iter::from_fn(move || {
         let i = finder.rfind(&buf[..end])?;
@@ -27,6 +28,27 @@ pub fn find_key_objects<'a>(buf: &'a [u8], key: &'a [u8]) -> impl Iterator<Item 
         let colon = rest.iter().position(|b| !b.is_ascii_whitespace())?;
         (rest[colon] == b':').then_some(i + pat_len + colon + 1)
     })
+}
+
+/// The searchers for the quoted usage keys, built once: building one costs more than a
+/// search of a whole response.
+static USAGE: LazyLock<FinderRev<'static>> = LazyLock::new(|| FinderRev::new(b"\"usage\""));
+static USAGE_METADATA: LazyLock<FinderRev<'static>> =
+    LazyLock::new(|| FinderRev::new(b"\"usageMetadata\""));
+
+/// The searcher for `"key"`: a shared one for the usage keys, a new one otherwise.
+fn finder_for(key: &[u8]) -> Cow<'static, FinderRev<'static>> {
+    match key {
+        b"usage" => Cow::Borrowed(&*USAGE),
+        b"usageMetadata" => Cow::Borrowed(&*USAGE_METADATA),
+        _ => {
+            let mut pattern = Vec::with_capacity(key.len() + 2);
+            pattern.push(b'"');
+            pattern.extend_from_slice(key);
+            pattern.push(b'"');
+            Cow::Owned(FinderRev::new(&pattern).into_owned())
+        }
+    }
 }
 
 /// The JSON value that follows the last `"key":` in `buf`, if it parses.
