@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Instructions per request (valgrind's callgrind: a count, not a time, so a busy or
+# shared machine does not change it), for the bare passthrough (glibc and mimalloc) and
+# Tollgate (auth, routing, metering, usage writes on; every thread of the process,
+# the SQLite writer included), non-stream and stream. After a warm-up the counters are
+# zeroed, wrk runs SECONDS over 8 connections, and the count is divided by the requests
+# wrk completed. With KEEP=DIR the callgrind files stay in DIR for callgrind_annotate.
+# Usage: load-tests/profile.sh [SECONDS]   (default 10)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
+bash .ci/setup
+cargo build --release -q -p tollgate -p tollgate-load
+bin=target/release
+tmp=$(mktemp -d)
+keep=${KEEP:-}
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+taskset -c 1 "$bin/mock-upstream" 127.0.0.1:19021 2>/dev/null & pids+=($!)
+cat > "$tmp/tollgate.yaml" <<YAML
+server: { listen: ["127.0.0.1:19023"], threads: 1, shutdown_grace_s: 1 }
+admin: { listen: "127.0.0.1:19024" }
+storage: { path: "$tmp/tollgate.db" }
+upstreams:
+  - { name: mock, kind: openai, base_url: "http://127.0.0.1:19021", keys: ["sk-load"] }
+routes:
+  - { models: ["*"], upstreams: [mock] }
+pricing:
+  "gpt-4o-mini*": { input: 0.15, output: 0.60, cache_read: 0.075 }
+YAML
+"$bin/tollgate" -c "$tmp/tollgate.yaml" user add load >/dev/null
+export TG_KEY=$("$bin/tollgate" -c "$tmp/tollgate.yaml" key create --user load)
+
+# count NAME PORT COMMAND...: instructions per request of COMMAND, json then stream.
+count() {
+  local name=$1 port=$2; shift 2
+  local out="$tmp/cg-$name"
+  mkdir -p "$out"
+  RUST_LOG=warn taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$out/cg.%p" "$@" 2>"$out/valgrind.log" &
+  local pid=$!
+  pids+=($pid)
+  for _ in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+  local k=0
+  for mode in json stream; do
+    k=$((k + 1))
+    local stream=0
+    [ "$mode" = json ] || stream=1
+    STREAM=$stream taskset -c 1 wrk -t1 -c8 -d2s -s load-tests/post.lua "http://127.0.0.1:$port/v1/chat/completions" >/dev/null
+    callgrind_control -z "$pid" >/dev/null
+    local n
+    n=$(STREAM=$stream taskset -c 1 wrk -t1 -c8 -d"${secs}s" -s load-tests/post.lua "http://127.0.0.1:$port/v1/chat/completions" | awk '/requests in/ {print $1}')
+    callgrind_control --dump="$mode" "$pid" >/dev/null
+    # Each dump is a file of its own: cg.PID.1, cg.PID.2, ...
+    local dump="$out/cg.$pid.$k"
+    for _ in $(seq 100); do [ -s "$dump" ] && grep -q '^totals:' "$dump" && break; sleep 0.1; done
+    local total
+    total=$(awk '/^totals:/ {print $2}' "$dump")
+    printf '%-21s %-7s %9d requests %11d instructions/request\n' "$name" "$mode" "$n" $((total / n))
+    [ -z "$keep" ] || { mkdir -p "$keep"; cp "$dump" "$keep/$name-$mode.callgrind"; }
+  done
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); $(date -u +%Y-%m-%dT%H:%MZ)"
+count passthrough 19022 "$bin/passthrough" 127.0.0.1:19022 127.0.0.1:19021
+count passthrough-mimalloc 19025 "$bin/passthrough-mimalloc" 127.0.0.1:19025 127.0.0.1:19021
+count tollgate 19023 "$bin/tollgate" -c "$tmp/tollgate.yaml" serve
