@@ -37,6 +37,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "user_deletion",
         include_str!("migrations/0005_user_deletion.sql"),
     ),
+    (
+        6,
+        "usage_write_indexes",
+        include_str!("migrations/0006_usage_write_indexes.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
