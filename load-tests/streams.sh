@@ -44,11 +44,27 @@ done
 probe() { taskset -c 1 "$bin/stream-probe" "$@"; }
 echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "tollgate idle RSS: $(awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' /proc/$tg/status)"
-echo "direct:   $(probe ttfb 127.0.0.1:19011 "$n_ttfb")"
-echo "tollgate: $(TG_KEY=$key probe ttfb 127.0.0.1:19014 "$n_ttfb")"
+# field LINE NAME: the value of NAME=...ms in a probe's line, in ms.
+field() { echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k {sub(/ms$/, "", $2); print $2}'; }
+# added WHAT DIRECT THROUGH LIMIT_P50 LIMIT_P99: Tollgate's p50/p99 minus the mock's.
+added() {
+  awk -v w="$1" -v d50="$(field "$2" p50)" -v d99="$(field "$2" p99)" -v t50="$(field "$3" p50)" \
+    -v t99="$(field "$3" p99)" -v l50="$4" -v l99="$5" 'BEGIN {
+      a = t50 - d50; b = t99 - d99
+      printf "added %s: p50 %+.3f ms (target <= %s: %s), p99 %+.3f ms (target <= %s: %s)\n", w,
+        a, l50, (a <= l50 ? "met" : "NOT met"), b, l99, (b <= l99 ? "met" : "NOT met") }'
+}
+direct=$(probe ttfb 127.0.0.1:19011 "$n_ttfb")
+through=$(TG_KEY=$key probe ttfb 127.0.0.1:19014 "$n_ttfb")
+echo "direct:   $direct"
+echo "tollgate: $through"
+added "time to first byte" "$direct" "$through" 1 1
 # Added latency at 64 connections, paced well below saturation (2,000 requests/s).
-echo "direct:   $(probe latency 127.0.0.1:19011 64 2000 10)"
-echo "tollgate: $(TG_KEY=$key probe latency 127.0.0.1:19014 64 2000 10)"
+direct=$(probe latency 127.0.0.1:19011 64 2000 10)
+through=$(TG_KEY=$key probe latency 127.0.0.1:19014 64 2000 10)
+echo "direct:   $direct"
+echo "tollgate: $through"
+added "latency at 64 connections" "$direct" "$through" 0.3 1
 TG_KEY=$key PROBE_MODEL=slow-gpt probe hold 127.0.0.1:19014 "$n_hold" "$tg"
 TG_KEY=$key PROBE_MODEL=big-gpt probe big 127.0.0.1:19014 "$tg"
 sleep 1
