@@ -127,7 +127,8 @@ impl UsageMeter {
             return;
         }
         let mut rest = chunk;
-        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+        // memchr: this runs over every byte of every stream.
+        while let Some(nl) = memchr::memchr(b'\n', rest) {
             let (head, tail) = rest.split_at(nl);
             if self.skipping {
                 self.skipping = false;

@@ -70,6 +70,26 @@ impl UsageChunkStripper {
         if self.removed && self.held.is_empty() {
             return chunk; // done: the rest passes untouched
         }
+        if self.held.is_empty() {
+            // The usual chunk: whole events, none of them the usage event. It passes as
+            // it is (and a trailing part-event is held), with no copy and no allocation.
+            let mut pos = 0;
+            let mut found_usage = false;
+            while let Some(n) = event_end(&chunk[pos..]) {
+                if !self.removed && is_usage_only_event(&chunk[pos..pos + n]) {
+                    found_usage = true;
+                    break;
+                }
+                pos += n;
+            }
+            if !found_usage {
+                if end || pos == chunk.len() || chunk.len() - pos > MAX_HELD {
+                    return chunk;
+                }
+                self.held.extend_from_slice(&chunk[pos..]);
+                return chunk.slice(..pos);
+            }
+        }
         self.held.extend_from_slice(&chunk);
         let mut out = BytesMut::new();
         while let Some(n) = event_end(&self.held) {
@@ -109,6 +129,23 @@ mod tests {
             got.extend_from_slice(&s.process(Bytes::copy_from_slice(b), true));
             assert_eq!(String::from_utf8_lossy(&got), want, "split {split}");
             assert!(s.removed());
+        }
+        // Three pieces, every pair of cuts: the fast path (whole events passed as they
+        // are, a part-event held) and the copying path must join up exactly.
+        for a in 0..=WITH_USAGE.len() {
+            for b in a..=WITH_USAGE.len() {
+                let mut s = UsageChunkStripper::new();
+                let bytes = WITH_USAGE.as_bytes();
+                let mut got = Vec::new();
+                for (piece, end) in [
+                    (&bytes[..a], false),
+                    (&bytes[a..b], false),
+                    (&bytes[b..], true),
+                ] {
+                    got.extend_from_slice(&s.process(Bytes::copy_from_slice(piece), end));
+                }
+                assert_eq!(String::from_utf8_lossy(&got), want, "cuts {a}, {b}");
+            }
         }
     }
 }

@@ -165,8 +165,10 @@ pub fn last_usage_of(buf: &[u8], key: &[u8]) -> Option<UsageFields> {
 /// Most stream events carry none (or `"usage":null`), and this check keeps them from
 /// being parsed at all.
 fn has_usage_object(data: &[u8]) -> bool {
+    static USAGE_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage"));
     let mut rest = data;
-    while let Some(i) = rest.windows(6).position(|w| w == b"\"usage") {
+    while let Some(i) = USAGE_KEY.find(rest) {
         let mut after = &rest[i + 6..];
         if let Some(r) = after.strip_prefix(b"Metadata") {
             after = r;
