@@ -137,8 +137,9 @@ impl UsageSink for UsageRecorder {
 const WRITER_NICE: i32 = 10;
 
 /// Lowers the calling thread's scheduling priority to [`WRITER_NICE`], once per thread.
-/// Linux applies `setpriority` to a single thread when given its thread id.
-fn lower_this_threads_priority() {
+/// Linux applies `setpriority` to a single thread when given its thread id. Also used by
+/// the estimator's tokenizer build, background work of the same kind.
+pub(crate) fn lower_this_threads_priority() {
     thread_local!(static DONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
     if DONE.with(|d| d.replace(true)) {
         return;
