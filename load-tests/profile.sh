@@ -11,32 +11,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
-bash .ci/setup
-cargo build --release -q -p tollgate -p tollgate-load
-bin=target/release
+source load-tests/common.sh
+need wrk valgrind
 export MODEL=load-test-model
-tmp=$(mktemp -d)
 keep=${KEEP:-}
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
-trap cleanup EXIT
 
 taskset -c 1 "$bin/mock-upstream" 127.0.0.1:19021 2>/dev/null & pids+=($!)
-cat > "$tmp/tollgate.yaml" <<YAML
-server: { listen: ["127.0.0.1:19023"], threads: 1, shutdown_grace_s: 1 }
-admin: { listen: "127.0.0.1:19024" }
-storage: { path: "$tmp/tollgate.db" }
-upstreams:
-  - { name: mock, kind: openai, base_url: "http://127.0.0.1:19021", keys: ["sk-load"] }
-routes:
-  - { models: ["*"], upstreams: [mock] }
-pricing:
-  "load-test-model": { input: 0.15, output: 0.60, cache_read: 0.075 }
-YAML
-"$bin/tollgate" -c "$tmp/tollgate.yaml" user add load >/dev/null
-export TG_KEY=$("$bin/tollgate" -c "$tmp/tollgate.yaml" key create --user load)
+one_upstream_config "$tmp/tollgate.yaml" 127.0.0.1:19023 127.0.0.1:19024 127.0.0.1:19021 "$MODEL"
+export TG_KEY=$(gateway_key "$tmp/tollgate.yaml")
 
 # count NAME PORT COMMAND...: instructions per request of COMMAND, json then stream.
 count() {

@@ -9,13 +9,7 @@ cd "$(dirname "$0")/.."
 n_ttfb=${1:-2000}
 n_hold=${2:-1000}
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-bash .ci/setup
-cargo build --release -q -p tollgate -p tollgate-load
-bin=target/release
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
-trap cleanup EXIT
+source load-tests/common.sh
 
 taskset -c 1 "$bin/mock-upstream" 127.0.0.1:19011 2>/dev/null & pids+=($!)
 TOLLGATE_MOCK_EVENT_DELAY_MS=100 taskset -c 1 "$bin/mock-upstream" 127.0.0.1:19012 2>/dev/null & pids+=($!)
@@ -38,12 +32,9 @@ routes:
 pricing:
   "*": { input: 0.15, output: 0.60 }
 YAML
-"$bin/tollgate" -c "$tmp/tollgate.yaml" user add load >/dev/null
-key=$("$bin/tollgate" -c "$tmp/tollgate.yaml" key create --user load)
+key=$(gateway_key "$tmp/tollgate.yaml")
 RUST_LOG=warn taskset -c 0 "$bin/tollgate" -c "$tmp/tollgate.yaml" serve 2>"$tmp/tollgate.log" & tg=$!; pids+=($tg)
-for port in 19011 19012 19013 19014 19016; do
-  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done
-done
+wait_for 19011 19012 19013 19014 19016
 probe() { taskset -c 1 "$bin/stream-probe" "$@"; }
 echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "tollgate idle RSS: $(awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' /proc/$tg/status)"

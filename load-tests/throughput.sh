@@ -12,35 +12,16 @@ cd "$(dirname "$0")/.."
 secs=${1:-10}
 conns=${2:-64}
 rounds=${3:-3}
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-bash .ci/setup
-cargo build --release -q -p tollgate -p tollgate-load
-bin=target/release
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
-trap cleanup EXIT
+source load-tests/common.sh
+need wrk
 
 taskset -c 1 "$bin/mock-upstream" 127.0.0.1:19001 2>/dev/null & pids+=($!)
 taskset -c 0 "$bin/passthrough" 127.0.0.1:19002 127.0.0.1:19001 2>/dev/null & pids+=($!)
 taskset -c 0 "$bin/passthrough-mimalloc" 127.0.0.1:19005 127.0.0.1:19001 2>/dev/null & pids+=($!)
-cat > "$tmp/tollgate.yaml" <<YAML
-server: { listen: ["127.0.0.1:19003"], threads: 1, shutdown_grace_s: 1 }
-admin: { listen: "127.0.0.1:19004" }
-storage: { path: "$tmp/tollgate.db" }
-upstreams:
-  - { name: mock, kind: openai, base_url: "http://127.0.0.1:19001", keys: ["sk-load"] }
-routes:
-  - { models: ["*"], upstreams: [mock] }
-pricing:
-  "gpt-4o-mini*": { input: 0.15, output: 0.60, cache_read: 0.075 }
-YAML
-"$bin/tollgate" -c "$tmp/tollgate.yaml" user add load >/dev/null
-export TG_KEY=$("$bin/tollgate" -c "$tmp/tollgate.yaml" key create --user load)
+one_upstream_config "$tmp/tollgate.yaml" 127.0.0.1:19003 127.0.0.1:19004 127.0.0.1:19001 "gpt-4o-mini*"
+export TG_KEY=$(gateway_key "$tmp/tollgate.yaml")
 RUST_LOG=warn taskset -c 0 "$bin/tollgate" -c "$tmp/tollgate.yaml" serve 2>"$tmp/tollgate.log" & tg=$!; pids+=($tg)
-for port in 19001 19002 19003 19005; do
-  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done
-done
+wait_for 19001 19002 19003 19005
 rss() { awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' /proc/$1/status; }
 echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "tollgate idle RSS: $(rss $tg)"
