@@ -1,6 +1,8 @@
 //! Queries on `usage_events`: batched inserts (exactly once per request id), grouped
 //! totals for `tollgate usage` and `GET /admin/usage`, and pruning.
 
+use std::sync::LazyLock;
+
 use rusqlite::params;
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use tollgate_filters::metering::UsageEvent;
@@ -10,6 +12,11 @@ use super::{Store, StoreError};
 /// Rows per multi-row INSERT (20 columns: 640 parameters, far below SQLite's limit).
 const ROWS_PER_INSERT: usize = 32;
 const COLUMNS: usize = 20;
+
+/// The multi-row and the one-row statement, built once (their text is also the key of
+/// rusqlite's statement cache).
+static INSERT_MANY: LazyLock<String> = LazyLock::new(|| insert_sql(ROWS_PER_INSERT));
+static INSERT_ONE: LazyLock<String> = LazyLock::new(|| insert_sql(1));
 
 /// `INSERT ... VALUES (?, ...), ... ON CONFLICT(request_id) DO NOTHING` for `rows` rows.
 fn insert_sql(rows: usize) -> String {
@@ -121,16 +128,15 @@ impl Store {
         let tx = conn.transaction()?;
         {
             let mut chunks = events.chunks_exact(ROWS_PER_INSERT);
-            let mut many = tx.prepare_cached(&insert_sql(ROWS_PER_INSERT))?;
+            let mut many = tx.prepare_cached(&INSERT_MANY)?;
             let mut params = Vec::with_capacity(ROWS_PER_INSERT * COLUMNS);
             for chunk in chunks.by_ref() {
-                params.clear();
                 for e in chunk {
                     push_row(&mut params, e);
                 }
                 many.execute(rusqlite::params_from_iter(params.drain(..)))?;
             }
-            let mut one = tx.prepare_cached(&insert_sql(1))?;
+            let mut one = tx.prepare_cached(&INSERT_ONE)?;
             for e in chunks.remainder() {
                 push_row(&mut params, e);
                 one.execute(rusqlite::params_from_iter(params.drain(..)))?;

@@ -47,7 +47,7 @@ fn ready_tokenizer(model: &str) -> Option<&'static CoreBPE> {
             let spawned = std::thread::Builder::new()
                 .name("tokenizer".into())
                 .spawn(move || {
-                    super::recorder::lower_this_threads_priority();
+                    super::lower_this_threads_priority();
                     let _ = tiktoken_rs::bpe_for_tokenizer(t);
                     state.store(READY, Ordering::Release);
                 });

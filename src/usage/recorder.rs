@@ -131,27 +131,6 @@ impl UsageSink for UsageRecorder {
     }
 }
 
-/// How much the writing thread yields to the proxy: a nice value, so that a batch (a few
-/// milliseconds of SQLite) never holds up a request on a shared core; it still gets its
-/// share under full load (nice 10 is ~10% of a contended core, the writer needs ~4%).
-const WRITER_NICE: i32 = 10;
-
-/// Lowers the calling thread's scheduling priority to [`WRITER_NICE`], once per thread.
-/// Linux applies `setpriority` to a single thread when given its thread id. Also used by
-/// the estimator's tokenizer build, background work of the same kind.
-pub(crate) fn lower_this_threads_priority() {
-    thread_local!(static DONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
-    if DONE.with(|d| d.replace(true)) {
-        return;
-    }
-    #[cfg(target_os = "linux")]
-    if let Err(e) =
-        rustix::process::setpriority_process(Some(rustix::thread::gettid()), WRITER_NICE)
-    {
-        log::debug!("usage writer: could not lower its thread's priority: {e}");
-    }
-}
-
 /// Moves what the channel holds now into `batch`, up to [`BATCH`] events.
 fn take_queued(rx: &mut mpsc::Receiver<UsageEvent>, batch: &mut Vec<UsageEvent>) {
     while batch.len() < BATCH {
@@ -238,7 +217,7 @@ impl BackgroundService for UsageWriter {
             rec.take_overflow(BATCH, &mut batch);
             let writer = rec.clone();
             let _ = tokio::task::spawn_blocking(move || {
-                lower_this_threads_priority();
+                super::lower_this_threads_priority();
                 writer.write(&batch)
             })
             .await;

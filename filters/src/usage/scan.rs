@@ -53,14 +53,17 @@ fn finder_for(key: &[u8]) -> Cow<'static, FinderRev<'static>> {
 
 /// The JSON value that follows the last `"key":` in `buf`, if it parses.
 pub fn last_value_of(buf: &[u8], key: &[u8]) -> Option<serde_json::Value> {
-    find_key_objects(buf, key).find_map(|pos| {
-        let mut de =
-            serde_json::Deserializer::from_slice(&buf[pos..]).into_iter::<serde_json::Value>();
-        match de.next() {
-            Some(Ok(v)) if !v.is_null() => Some(v),
-            _ => None,
-        }
-    })
+    find_key_objects(buf, key).find_map(|pos| value_at(&buf[pos..]))
+}
+
+/// The first JSON value in `rest` (what follows a key's colon), unless it is `null` or
+/// does not parse.
+pub fn value_at(rest: &[u8]) -> Option<serde_json::Value> {
+    let mut de = serde_json::Deserializer::from_slice(rest).into_iter::<serde_json::Value>();
+    match de.next() {
+        Some(Ok(v)) if !v.is_null() => Some(v),
+        _ => None,
+    }
 }
 
 /// Keys whose string values are generated text (or tool arguments), across providers.

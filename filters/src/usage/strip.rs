@@ -73,10 +73,12 @@ impl UsageChunkStripper {
         if self.held.is_empty() {
             // The usual chunk: whole events, none of them the usage event. It passes as
             // it is (and a trailing part-event is held), with no copy and no allocation.
+            // (Not yet `removed` here: a stripper that removed and holds nothing
+            // returned above.)
             let mut pos = 0;
             let mut found_usage = false;
             while let Some(n) = event_end(&chunk[pos..]) {
-                if !self.removed && is_usage_only_event(&chunk[pos..pos + n]) {
+                if is_usage_only_event(&chunk[pos..pos + n]) {
                     found_usage = true;
                     break;
                 }

@@ -9,7 +9,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::scan::find_key_objects;
+use super::scan::{find_key_objects, value_at};
 use super::Reported;
 use crate::upstream::ProviderKind;
 
@@ -153,11 +153,7 @@ pub fn last_usage_of(buf: &[u8], key: &[u8]) -> Option<UsageFields> {
                 return Some(fields);
             }
         }
-        let mut lenient = serde_json::Deserializer::from_slice(rest).into_iter::<Value>();
-        match lenient.next() {
-            Some(Ok(v)) if !v.is_null() => Some(UsageFields::from_value(&v)),
-            _ => None,
-        }
+        value_at(rest).map(|v| UsageFields::from_value(&v))
     })
 }
 
