@@ -9,9 +9,9 @@ use tollgate::cli::{Cli, Command, KeyCommand, ProviderKeyCommand, UsageCommand, 
 use tollgate::commands::provider_keys::{MasterKeySource, NewMasterKey};
 use tollgate::commands::{self, CommandError};
 use tollgate::config::{self, Runtime};
-use tollgate::keyring::Keyring;
-use tollgate::secrets::{KeyHasher, MasterKey};
+use tollgate::keys::Keyring;
 use tollgate::server::{self, ServeOptions};
+use tollgate::store::secrets::{KeyHasher, MasterKey};
 use tollgate::store::{GroupBy, Store};
 use tollgate_filters::{Role, Secret};
 

@@ -28,10 +28,10 @@ use serde::de::DeserializeOwned;
 use tollgate_filters::auth::system_clock;
 
 use crate::commands::CommandError;
-use crate::keycache::KeyCache;
-use crate::keyring::ProviderKeyCrypto;
-use crate::provider_key_cache::ProviderKeyCache;
-use crate::secrets::KeyHasher;
+use crate::keys::KeyCache;
+use crate::keys::ProviderKeyCache;
+use crate::store::secrets::KeyHasher;
+use crate::store::secrets::ProviderKeyCrypto;
 use crate::store::{AuditRow, Store, StoreError};
 
 pub use sessions::SessionSweeper;

@@ -2,7 +2,7 @@
 //! [`new_key`], so that the admin API's `POST /admin/keys` can apply the same rules.
 
 use super::{format_rfc3339, format_usd, parse_duration, parse_usd_to_nanos, table, CommandError};
-use crate::secrets::KeyHasher;
+use crate::store::secrets::KeyHasher;
 use crate::store::{KeyRow, NewKey, Store};
 
 const MAX_LABEL_CHARS: usize = 128;
@@ -209,7 +209,7 @@ pub fn key_revoke(store: &Store, id: &str, now: i64) -> Result<String, CommandEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secrets::{parse_gateway_key, MasterKey};
+    use crate::store::secrets::{parse_gateway_key, MasterKey};
     use tollgate_filters::Role;
 
     fn setup() -> (tempfile::TempDir, Store, KeyHasher) {

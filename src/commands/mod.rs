@@ -17,9 +17,9 @@ pub enum CommandError {
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]
-    Keyring(#[from] crate::keyring::KeyringError),
+    Keyring(#[from] crate::keys::KeyringError),
     #[error("{0}")]
-    Secrets(#[from] crate::secrets::SecretsError),
+    Secrets(#[from] crate::store::secrets::SecretsError),
 }
 
 /// `30s`, `15m`, `12h`, `30d`, `1y` (365 days).

@@ -7,8 +7,11 @@ use std::path::Path;
 use tollgate_filters::Secret;
 
 use super::CommandError;
-use crate::keyring::{Keyring, ProviderKeyCrypto};
-use crate::secrets::{commit_master_key_file, master_key_path, stage_master_key_file, MasterKey};
+use crate::keys::Keyring;
+use crate::store::secrets::ProviderKeyCrypto;
+use crate::store::secrets::{
+    commit_master_key_file, master_key_path, stage_master_key_file, MasterKey,
+};
 use crate::store::Store;
 
 /// Longer than any provider's key by far; more is a mistake (a file piped in whole).

@@ -4,6 +4,7 @@
 //! Pingora never reads this file: [`pingora_conf`] builds Pingora's `ServerConf` from it.
 
 mod expand;
+pub mod live;
 pub mod runtime;
 mod validate;
 

@@ -1,5 +1,5 @@
 //! Queries on `data_keys`: the wrapped data keys of the keyring (see
-//! [`crate::keyring`]). The store only moves opaque wrapped bytes; wrapping and
+//! [`crate::keys::keyring`]). The store only moves opaque wrapped bytes; wrapping and
 //! unwrapping happen in the keyring, inside the transactions opened here.
 
 use rusqlite::{params, TransactionBehavior};

@@ -7,7 +7,7 @@ use tollgate_filters::{Role, Secret};
 
 use super::users::role_column;
 use super::{Store, StoreError};
-use crate::secrets::{generate_gateway_key, parse_gateway_key, KeyHasher, KEY_ID_LEN};
+use crate::store::secrets::{generate_gateway_key, parse_gateway_key, KeyHasher, KEY_ID_LEN};
 
 /// Characters of the secret kept in `prefix`, so an operator can tell keys apart.
 const PREFIX_SECRET_CHARS: usize = 4;
@@ -288,7 +288,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secrets::MasterKey;
+    use crate::store::secrets::MasterKey;
 
     fn setup() -> (tempfile::TempDir, Store, KeyHasher) {
         let dir = tempfile::tempdir().unwrap();

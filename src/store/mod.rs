@@ -1,10 +1,12 @@
 //! The SQLite store: one connection behind a mutex, WAL, numbered migrations applied on
-//! open. Typed queries live in one file per table family.
+//! open. Typed queries live in one file per table family; the key material the rows are
+//! made with (master key, gateway key format, provider-key encryption) in [`secrets`].
 
 mod audit;
 mod data_keys;
 mod keys;
 mod provider_keys;
+pub mod secrets;
 mod sessions;
 mod usage;
 mod users;
@@ -65,7 +67,7 @@ pub enum StoreError {
     #[error("the store is locked by a panicked thread")]
     Poisoned,
     #[error("{0}")]
-    Crypto(#[from] crate::keyring::CryptoError),
+    Crypto(#[from] crate::store::secrets::CryptoError),
 }
 
 /// A handle to the store; clones share one connection.

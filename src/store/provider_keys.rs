@@ -1,5 +1,5 @@
 //! Queries on `provider_keys`: provider secrets stored encrypted (see
-//! [`crate::keyring::ProviderKeyCrypto`]), one per upstream and owner, where the owner
+//! [`crate::store::secrets::ProviderKeyCrypto`]), one per upstream and owner, where the owner
 //! is a user or, with no user, the gateway as a whole ("global").
 //!
 //! SQLite treats NULLs as distinct in `UNIQUE (upstream, user_id)`, so that constraint
@@ -12,7 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tollgate_filters::Secret;
 
 use super::{Store, StoreError};
-use crate::keyring::ProviderKeyCrypto;
+use crate::store::secrets::ProviderKeyCrypto;
 
 /// A stored provider key as the cache loads it: still encrypted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,8 +148,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keyring::Keyring;
-    use crate::secrets::MasterKey;
+    use crate::keys::Keyring;
+    use crate::store::secrets::MasterKey;
     use tollgate_filters::Role;
 
     fn setup() -> (tempfile::TempDir, Store, ProviderKeyCrypto) {

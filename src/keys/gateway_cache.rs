@@ -19,7 +19,7 @@ use tollgate_filters::context::{Budget, BudgetPeriod};
 use tollgate_filters::pattern::ModelPattern;
 use tollgate_filters::{KeyLookup, Principal, Secret};
 
-use crate::secrets::{parse_gateway_key, KeyHasher};
+use crate::store::secrets::{parse_gateway_key, KeyHasher};
 use crate::store::{AuthKeyRow, Store, StoreError};
 
 /// Store lookups of unknown ids running at once. Well-formed but unknown keys are
@@ -243,7 +243,7 @@ impl KeyLookup for KeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secrets::MasterKey;
+    use crate::store::secrets::MasterKey;
     use crate::store::NewKey;
     use tollgate_filters::Role;
 

@@ -9,8 +9,7 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-use crate::keycache::KeyCache;
-use crate::provider_key_cache::ProviderKeyCache;
+use crate::keys::{KeyCache, ProviderKeyCache};
 
 /// Reloads the gateway keys and the stored provider keys from the store every second,
 /// so a revocation, a new key or a provider key set from the CLI or another process is
@@ -93,6 +92,6 @@ impl BackgroundService for ListenAnnouncer {
             .iter()
             .map(|(w, a)| format!("{w} {a}"))
             .collect();
-        crate::notify::ready(&format!("serving ({})", on.join(", ")));
+        super::notify::ready(&format!("serving ({})", on.join(", ")));
     }
 }

@@ -1,5 +1,13 @@
 //! `tollgate serve`: builds the Pingora server (proxy listener, admin listener,
-//! background services) from a validated config and runs it.
+//! background services) from a validated config and runs it. The background services
+//! live beside it: reloading ([`reload`]), key refresh and the listen announcement
+//! ([`background`]), upstream health checks ([`health`]) and systemd's readiness notice
+//! ([`notify`]).
+
+pub mod background;
+pub mod health;
+pub mod notify;
+pub mod reload;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -13,25 +21,21 @@ use pingora::services::listening::Service;
 use tollgate_filters::auth::{system_clock, AuthFilter};
 use tollgate_filters::headers::UpstreamHeaders;
 use tollgate_filters::limits::{LimitsFilter, SpendTracker};
-use tollgate_filters::live::Live;
 use tollgate_filters::metering::{IncludeUsageFilter, MeteringFilter};
-use tollgate_filters::router::Router;
 use tollgate_filters::routing::{RoutingFilter, ScopeFilter};
-use tollgate_filters::usage::PriceTable;
 use tollgate_filters::FilterChain;
 
 use crate::admin::{AdminApp, AdminDeps, SessionSweeper};
-use crate::background::{KeyRefresher, ListenAnnouncer};
-use crate::config::{self, pingora_conf, ConfigError, Runtime};
-use crate::health::HealthChecker;
-use crate::keycache::KeyCache;
-use crate::keyring::{Keyring, KeyringError};
-use crate::provider_key_cache::ProviderKeyCache;
+use crate::config::live::LiveConfig;
+use crate::config::{self, pingora_conf, ConfigError};
+use crate::keys::{KeyCache, Keyring, KeyringError, ProviderKeyCache};
 use crate::proxy::connections::{ConnectionGuard, ConnectionLimits};
 use crate::proxy::{Gateway, GatewayProxy};
-use crate::secrets::MasterKey;
+use crate::store::secrets::MasterKey;
 use crate::store::Store;
 use crate::usage::{Estimator, UsageRecorder, UsageWriter};
+use background::{KeyRefresher, ListenAnnouncer};
+use health::HealthChecker;
 
 /// Pingora's own flags that `serve` accepts.
 #[derive(Debug, Clone, Copy, Default)]
@@ -55,7 +59,7 @@ pub enum ServeError {
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error("secrets: {0}")]
-    Secrets(#[from] crate::secrets::SecretsError),
+    Secrets(#[from] crate::store::secrets::SecretsError),
     #[error("{0}")]
     Keyring(#[from] KeyringError),
 }
@@ -79,28 +83,6 @@ fn settle_listen_addr(addr: &str, upgrade: bool) -> Result<SocketAddr, ServeErro
         addr: addr.to_owned(),
         source,
     })
-}
-
-/// The parts of the config that `SIGHUP` / `tollgate reload` replace while serving.
-#[derive(Clone)]
-pub struct LiveConfig {
-    pub router: Arc<Live<Router>>,
-    pub prices: Arc<Live<PriceTable>>,
-}
-
-impl LiveConfig {
-    pub fn new(rt: &Runtime) -> Self {
-        LiveConfig {
-            router: Arc::new(Live::new(Router::clone(&rt.router))),
-            prices: Arc::new(Live::new(PriceTable::clone(&rt.prices))),
-        }
-    }
-
-    /// Puts a newly loaded config's routes, upstreams and prices in place.
-    pub fn replace(&self, rt: &Runtime) {
-        self.router.store(rt.router.clone());
-        self.prices.store(rt.prices.clone());
-    }
 }
 
 /// The filter chain of the proxy listener, in order.
@@ -246,7 +228,7 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
 
     let mut reloader = background_service(
         "reloader",
-        crate::reload::Reloader {
+        reload::Reloader {
             path: config_path.to_path_buf(),
             live: live.clone(),
             started: rt.clone(),

@@ -13,13 +13,11 @@
 //! does not unwrap them is refused with one clear error, rather than quietly treating
 //! every gateway key as unknown.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Key, Nonce};
-use rand::rngs::OsRng;
-use rand::RngCore;
-use tollgate_filters::Secret;
+use aes_gcm::aead::{Aead, Payload};
+use aes_gcm::Nonce;
 
-use crate::secrets::{KeyHasher, MasterKey};
+use crate::store::secrets::aead::{cipher, random_key, random_nonce, NONCE_LEN};
+use crate::store::secrets::{KeyHasher, MasterKey, ProviderKeyCrypto};
 use crate::store::{DataKeyRow, Store, StoreError};
 
 /// The purpose of the gateway-key HMAC data key (also its row in `data_keys`).
@@ -28,8 +26,6 @@ pub const HMAC_PURPOSE: &str = "gateway-key-hmac";
 pub const AES_PURPOSE: &str = "provider-key-aes";
 /// The master key's sub-key that wraps data keys.
 const WRAP_SUBKEY: &str = "wrap";
-/// AES-GCM's standard 96-bit nonce.
-const NONCE_LEN: usize = 12;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyringError {
@@ -39,27 +35,6 @@ pub enum KeyringError {
     Malformed(String),
     #[error("{0}")]
     Store(#[from] StoreError),
-}
-
-/// Encryption or decryption of a provider key failed. For decryption this means the
-/// row was altered, copied to another owner or upstream, or written under another
-/// keyring; the message says nothing more (and nothing secret).
-#[derive(Debug, thiserror::Error)]
-pub enum CryptoError {
-    #[error("the provider key does not decrypt for this owner and upstream")]
-    Decrypt,
-    #[error("the provider key cannot be encrypted")]
-    Encrypt,
-}
-
-fn cipher(key: &[u8; 32]) -> Aes256Gcm {
-    Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key))
-}
-
-fn random_nonce() -> [u8; NONCE_LEN] {
-    let mut n = [0u8; NONCE_LEN];
-    OsRng.fill_bytes(&mut n);
-    n
 }
 
 /// The two data keys, unwrapped. Never printed.
@@ -203,96 +178,14 @@ impl Keyring {
 
     /// Encryption of stored provider keys.
     pub fn crypto(&self) -> ProviderKeyCrypto {
-        ProviderKeyCrypto {
-            cipher: cipher(&self.aes),
-        }
-    }
-}
-
-fn random_key() -> [u8; 32] {
-    let mut k = [0u8; 32];
-    OsRng.fill_bytes(&mut k);
-    k
-}
-
-/// AES-256-GCM of provider keys under the keyring's `provider-key-aes` data key. The
-/// associated data is the row's owner (user id, or `global`) and upstream, so a row
-/// copied to another user or upstream in the database does not decrypt there.
-#[derive(Clone)]
-pub struct ProviderKeyCrypto {
-    cipher: Aes256Gcm,
-}
-
-impl std::fmt::Debug for ProviderKeyCrypto {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ProviderKeyCrypto(*****)")
-    }
-}
-
-/// `tollgate/provider-key/v1 NUL <owner> NUL <upstream>`: NUL cannot occur in a user id
-/// or (config-validated) upstream name, so distinct pairs never give equal bytes.
-fn associated_data(owner: Option<i64>, upstream: &str) -> Vec<u8> {
-    let owner = owner.map_or_else(|| "global".to_owned(), |id| id.to_string());
-    format!("tollgate/provider-key/v1\0{owner}\0{upstream}").into_bytes()
-}
-
-impl ProviderKeyCrypto {
-    /// `(nonce, ciphertext)` of `secret` for this owner and upstream, under a fresh
-    /// random nonce (so storing the same key twice gives different bytes).
-    pub fn encrypt(
-        &self,
-        owner: Option<i64>,
-        upstream: &str,
-        secret: &Secret,
-    ) -> Result<(Vec<u8>, Vec<u8>), CryptoError> {
-        let nonce = random_nonce();
-        let aad = associated_data(owner, upstream);
-        let ciphertext = self
-            .cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: secret.expose().as_bytes(),
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| CryptoError::Encrypt)?;
-        Ok((nonce.to_vec(), ciphertext))
-    }
-
-    /// The secret of a row; [`CryptoError::Decrypt`] when the bytes, owner or upstream
-    /// are not the ones it was encrypted for.
-    pub fn decrypt(
-        &self,
-        owner: Option<i64>,
-        upstream: &str,
-        nonce: &[u8],
-        ciphertext: &[u8],
-    ) -> Result<Secret, CryptoError> {
-        if nonce.len() != NONCE_LEN {
-            return Err(CryptoError::Decrypt);
-        }
-        let aad = associated_data(owner, upstream);
-        let plain = self
-            .cipher
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| CryptoError::Decrypt)?;
-        String::from_utf8(plain)
-            .map(Secret::new)
-            .map_err(|_| CryptoError::Decrypt)
+        ProviderKeyCrypto::new(&self.aes)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tollgate_filters::Role;
+    use tollgate_filters::{Role, Secret};
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
@@ -368,7 +261,7 @@ mod tests {
             .unwrap();
         let k = Keyring::load_or_init(&s, &m, 1).unwrap();
         let row = s.all_keys_for_auth().unwrap().remove(0);
-        let (_, secret) = crate::secrets::parse_gateway_key(key.expose()).unwrap();
+        let (_, secret) = crate::store::secrets::parse_gateway_key(key.expose()).unwrap();
         assert!(k.hasher().verify(secret, &row.secret_hmac));
     }
 
@@ -437,49 +330,5 @@ mod tests {
             Keyring::load_or_init(&s, &m, 2),
             Err(KeyringError::MasterMismatch)
         ));
-    }
-
-    #[test]
-    fn provider_keys_are_bound_to_owner_and_upstream() {
-        let k = Keyring {
-            hmac: [1; 32],
-            aes: [2; 32],
-        };
-        let c = k.crypto();
-        let secret = Secret::new("sk-alice");
-        let (n1, c1) = c.encrypt(Some(7), "openai", &secret).unwrap();
-        let (n2, c2) = c.encrypt(Some(7), "openai", &secret).unwrap();
-        // A fresh nonce each time.
-        assert_ne!((&n1, &c1), (&n2, &c2));
-        assert_eq!(n1.len(), 12);
-        assert!(!c1.windows(8).any(|w| w == b"sk-alice"));
-        assert_eq!(c.decrypt(Some(7), "openai", &n1, &c1).unwrap(), secret);
-        for (owner, upstream) in [
-            (Some(8), "openai"),
-            (None, "openai"),
-            (Some(7), "anthropic"),
-            (Some(7), "openai2"),
-        ] {
-            let e = c.decrypt(owner, upstream, &n1, &c1).unwrap_err();
-            assert!(matches!(e, CryptoError::Decrypt), "{owner:?} {upstream}");
-        }
-        // Global rows too.
-        let (gn, gc) = c.encrypt(None, "openai", &secret).unwrap();
-        assert_eq!(c.decrypt(None, "openai", &gn, &gc).unwrap(), secret);
-        assert!(c.decrypt(Some(0), "openai", &gn, &gc).is_err());
-        // Tampered bytes, a wrong nonce length, another keyring.
-        let mut bad = c1.clone();
-        bad[0] ^= 1;
-        assert!(c.decrypt(Some(7), "openai", &n1, &bad).is_err());
-        assert!(c.decrypt(Some(7), "openai", &n1[..11], &c1).is_err());
-        let other = Keyring {
-            hmac: [1; 32],
-            aes: [3; 32],
-        };
-        assert!(other.crypto().decrypt(Some(7), "openai", &n1, &c1).is_err());
-        assert_eq!(
-            CryptoError::Decrypt.to_string(),
-            "the provider key does not decrypt for this owner and upstream"
-        );
     }
 }

@@ -1,6 +1,6 @@
 //! The decrypted in-memory copy of the stored provider keys that the proxy reads, so
 //! that no request touches SQLite or decrypts anything. Refreshed from the store by the
-//! key refresher every second (as [`crate::keycache::KeyCache`] is), so a key set or
+//! key refresher every second (as [`crate::keys::KeyCache`] is), so a key set or
 //! deleted with the CLI or the admin API takes effect within a second.
 //!
 //! Two kinds of rows: a user's own key for an upstream ([`ProviderKeys::key_for`], read
@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use tollgate_filters::{ProviderKeys, Secret};
 
-use crate::keyring::ProviderKeyCrypto;
+use crate::store::secrets::ProviderKeyCrypto;
 use crate::store::{Store, StoreError};
 
 /// The decrypted keys: users' by user id then upstream (nested, so a lookup borrows
@@ -147,8 +147,8 @@ impl ProviderKeys for ProviderKeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keyring::Keyring;
-    use crate::secrets::MasterKey;
+    use crate::keys::Keyring;
+    use crate::store::secrets::MasterKey;
     use tollgate_filters::Role;
 
     struct Fixture {

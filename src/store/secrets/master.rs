@@ -1,10 +1,7 @@
-//! The master key and what is derived from it, and the gateway key format.
-//!
-//! Gateway keys look like `tg_<id>_<secret>`: the store keeps the id and an
-//! HMAC-SHA256 of the secret under a sub-key of the master key, so a stolen database
-//! holds nothing a client could present. Sub-keys are separated by purpose so that one
-//! use (say, HMAC of key secrets) can never be made to produce material for another
-//! (say, encryption of provider keys).
+//! The master key, the sub-keys derived from it, and the file that holds it when the
+//! config does not (`<storage_dir>/master.key`). Sub-keys are separated by purpose so
+//! that one use (say, wrapping the data keys) can never be made to produce material for
+//! another (say, signing admin sessions).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,12 +15,6 @@ use tollgate_filters::Secret;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Length of the public id of a gateway key.
-pub const KEY_ID_LEN: usize = 12;
-/// Length of the secret part of a gateway key: 40 base62 characters, about 238 bits.
-pub const KEY_SECRET_LEN: usize = 40;
-const ID_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
-const SECRET_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 const MASTER_KEY_FILE: &str = "master.key";
 
 #[derive(Debug, thiserror::Error)]
@@ -216,87 +207,10 @@ fn warn_if_readable_by_others(path: &Path) {
     }
 }
 
-fn random_string(alphabet: &[u8], len: usize) -> String {
-    // thread_rng is a CSPRNG (ChaCha, seeded from the OS); gen_range is unbiased.
-    let mut rng = rand::thread_rng();
-    (0..len)
-        .map(|_| char::from(alphabet[rng.gen_range(0..alphabet.len())]))
-        .collect()
-}
-
-/// A new gateway key: `(id, full key)`.
-pub fn generate_gateway_key() -> (String, Secret) {
-    let id = random_string(ID_ALPHABET, KEY_ID_LEN);
-    let secret = random_string(SECRET_ALPHABET, KEY_SECRET_LEN);
-    let full = Secret::new(format!("tg_{id}_{secret}"));
-    (id, full)
-}
-
-/// Whether `b` is in [`ID_ALPHABET`] (base32: `a-z`, `2-7`).
-fn in_id_alphabet(b: u8) -> bool {
-    matches!(b, b'a'..=b'z' | b'2'..=b'7')
-}
-
-/// Whether `b` is in [`SECRET_ALPHABET`] (base62).
-fn in_secret_alphabet(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-}
-
-/// `(id, secret)` of a well-formed gateway key; `None` for anything else.
-pub fn parse_gateway_key(key: &str) -> Option<(&str, &str)> {
-    let rest = key.strip_prefix("tg_")?;
-    let (id, secret) = rest.split_once('_')?;
-    // Byte-class tests rather than a search of the alphabet per byte: this runs on every
-    // request (see `alphabet_predicates_match_the_alphabets`).
-    let id_ok = id.len() == KEY_ID_LEN && id.bytes().all(in_id_alphabet);
-    let secret_ok = secret.len() == KEY_SECRET_LEN && secret.bytes().all(in_secret_alphabet);
-    (id_ok && secret_ok).then_some((id, secret))
-}
-
-/// HMAC of gateway key secrets under the keyring's "gateway-key-hmac" data key (see
-/// [`crate::keyring`]): a random key wrapped by the master key, so that rotating the
-/// master key leaves every stored HMAC valid.
-#[derive(Clone)]
-pub struct KeyHasher {
-    /// The HMAC already keyed: keying hashes the inner and outer pads (two SHA-256
-    /// blocks), so each MAC starts from a clone of this instead of keying again.
-    keyed: HmacSha256,
-}
-
-impl std::fmt::Debug for KeyHasher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("KeyHasher(*****)")
-    }
-}
-
-impl KeyHasher {
-    /// A hasher with this HMAC key; normally [`crate::keyring::Keyring::hasher`].
-    pub fn new(key: [u8; 32]) -> Self {
-        let keyed = <HmacSha256 as Mac>::new_from_slice(&key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        KeyHasher { keyed }
-    }
-
-    fn mac(&self, secret: &str) -> HmacSha256 {
-        let mut mac = self.keyed.clone();
-        mac.update(secret.as_bytes());
-        mac
-    }
-
-    pub fn hash(&self, secret: &str) -> Vec<u8> {
-        self.mac(secret).finalize().into_bytes().to_vec()
-    }
-
-    /// Compares with a stored HMAC in constant time, so response timing reveals
-    /// nothing about how much of a guessed secret was right.
-    pub fn verify(&self, secret: &str, stored: &[u8]) -> bool {
-        self.mac(secret).verify_slice(stored).is_ok()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::secrets::gateway_key::KeyHasher;
     use std::os::unix::fs::PermissionsExt;
 
     fn b64(bytes: &[u8]) -> String {
@@ -393,70 +307,5 @@ mod tests {
             .same_as(&new));
         assert!(MasterKey::from_base64("c2hvcnQ=").is_none());
         assert_eq!(format!("{:?}", new.to_base64()), "*****");
-    }
-
-    #[test]
-    fn generated_keys_parse() {
-        let (id, full) = generate_gateway_key();
-        let (pid, secret) = parse_gateway_key(full.expose()).unwrap();
-        assert_eq!(pid, id);
-        assert_eq!(full.expose(), format!("tg_{id}_{secret}"));
-        assert_eq!((id.len(), secret.len()), (12, 40));
-        assert_ne!(generate_gateway_key().0, id);
-        assert_eq!(format!("{full:?}"), "*****");
-    }
-
-    #[test]
-    fn malformed_keys_are_refused() {
-        let id = "abcdefgh2345";
-        let secret = "A".repeat(39) + "z";
-        assert!(parse_gateway_key(&format!("tg_{id}_{secret}")).is_some());
-        for bad in [
-            String::new(),
-            "tg_".into(),
-            "tg_abc_def".into(),
-            "sk-123".into(),
-            format!("TG_{id}_{secret}"),
-            format!("tg-{id}_{secret}"),
-            format!("tg_{id}{secret}"),
-            format!("tg_ABCDEFGH2345_{secret}"),  // uppercase id
-            format!("tg_abcdefgh2341_{secret}"),  // 1 is not base32
-            format!("tg_{id}x_{secret}"),         // id too long
-            format!("tg_{}_{secret}", &id[1..]),  // id too short
-            format!("tg_{id}_{secret}A"),         // secret too long
-            format!("tg_{id}_{}", &secret[1..]),  // secret too short
-            format!("tg_{id}_{}!", &secret[1..]), // bad character
-            format!("tg_{id}_{}_", &secret[1..]), // extra separator
-            format!("tg_{id}_{}é", &secret[2..]), // non-ASCII, same byte length
-            format!("tg_{id}_{secret}\n"),        // trailing newline
-            format!(" tg_{id}_{secret}"),         // leading space
-        ] {
-            assert_eq!(parse_gateway_key(&bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn alphabet_predicates_match_the_alphabets() {
-        for b in 0..=u8::MAX {
-            assert_eq!(in_id_alphabet(b), ID_ALPHABET.contains(&b), "byte {b}");
-            assert_eq!(
-                in_secret_alphabet(b),
-                SECRET_ALPHABET.contains(&b),
-                "byte {b}"
-            );
-        }
-    }
-
-    #[test]
-    fn hash_and_verify() {
-        let h = KeyHasher::new([7; 32]);
-        let stored = h.hash("the-secret");
-        assert_eq!(stored.len(), 32);
-        assert!(h.verify("the-secret", &stored));
-        assert!(!h.verify("the-secreT", &stored));
-        assert!(!h.verify("the-secret", &stored[..31]));
-        assert!(!h.verify("the-secret", &[]));
-        let other = KeyHasher::new([8; 32]);
-        assert!(!other.verify("the-secret", &stored));
     }
 }

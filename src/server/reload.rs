@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
+use crate::config::live::LiveConfig;
 use crate::config::{self, Runtime};
-use crate::server::LiveConfig;
 
 /// The background service that waits for `SIGHUP`.
 pub struct Reloader {
