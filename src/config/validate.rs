@@ -1,7 +1,7 @@
 //! Cross-field checks of a parsed [`Config`], turning it into a [`Runtime`] or returning
 //! every problem found.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,77 +16,102 @@ use tollgate_filters::Secret;
 use tollgate_filters::usage::{Price, PriceTable};
 
 use super::runtime::Runtime;
-use super::{Config, ConfigProblem, PriceConfig};
+use super::{Config, ConfigProblem, PriceConfig, UpstreamConfig};
 
 /// The longest admin session: a stolen token must not stay good for months.
 const MAX_SESSION_TTL_S: u64 = 30 * 86_400;
 
-pub fn validate(c: Config) -> Result<Runtime, Vec<ConfigProblem>> {
-    let mut p = Vec::new();
-    let mut bad = |path: String, msg: String| p.push(ConfigProblem::new(path, msg));
+/// Every problem found so far, in the order the file's sections are checked.
+#[derive(Default)]
+struct Problems(Vec<ConfigProblem>);
 
+impl Problems {
+    fn bad(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigProblem::new(path, message));
+    }
+}
+
+/// The config turned into what the server runs with, or every problem in it. Each
+/// section is checked on its own, in file order, so problems are reported in that order.
+pub fn validate(c: Config) -> Result<Runtime, Vec<ConfigProblem>> {
+    let mut p = Problems::default();
+    check_listeners(&c, &mut p);
+    check_limits(&c, &mut p);
+    check_storage_and_secrets(&c, &mut p);
+    let upstreams = upstreams(&c, &mut p);
+    let routes = routes(&c, &upstreams, &mut p);
+    check_aliases(&c, &routes, &mut p);
+    let pricing = pricing(&c, &mut p);
+    if !p.0.is_empty() {
+        return Err(p.0);
+    }
+    Ok(runtime(&c, upstreams, routes, pricing))
+}
+
+/// `server.listen` and `admin.listen`.
+fn check_listeners(c: &Config, p: &mut Problems) {
     if c.server.listen.is_empty() {
-        bad(
-            "server.listen".into(),
-            "at least one listen address is required".into(),
-        );
+        p.bad("server.listen", "at least one listen address is required");
     }
     for (i, l) in c.server.listen.iter().enumerate() {
         if l.parse::<SocketAddr>().is_err() {
-            bad(
+            p.bad(
                 format!("server.listen[{i}]"),
                 format!("'{l}' is not an IP:port address"),
             );
         }
     }
     if c.admin.listen.parse::<SocketAddr>().is_err() {
-        bad(
-            "admin.listen".into(),
+        p.bad(
+            "admin.listen",
             format!("'{}' is not an IP:port address", c.admin.listen),
         );
     }
+}
+
+/// The admin session lifetime, then the server's threads and request bounds.
+fn check_limits(c: &Config, p: &mut Problems) {
     if c.admin.session_ttl_s == 0 || c.admin.session_ttl_s > MAX_SESSION_TTL_S {
-        bad(
-            "admin.session_ttl_s".into(),
+        p.bad(
+            "admin.session_ttl_s",
             format!("must be between 1 and {MAX_SESSION_TTL_S} (30 days)"),
         );
     }
     if c.server.threads == 0 || c.server.threads > 1024 {
-        bad("server.threads".into(), "must be between 1 and 1024".into());
+        p.bad("server.threads", "must be between 1 and 1024");
     }
-    if c.server.max_body_bytes == 0 {
-        bad(
-            "server.max_body_bytes".into(),
-            "must be greater than 0".into(),
-        );
+    let positive = [
+        ("server.max_body_bytes", c.server.max_body_bytes),
+        ("server.body_timeout_ms", c.server.body_timeout_ms),
+        ("server.header_timeout_ms", c.server.header_timeout_ms),
+    ];
+    for (key, value) in positive {
+        if value == 0 {
+            p.bad(key, "must be greater than 0");
+        }
     }
-    if c.server.body_timeout_ms == 0 {
-        bad(
-            "server.body_timeout_ms".into(),
-            "must be greater than 0".into(),
-        );
-    }
-    if c.server.header_timeout_ms == 0 {
-        bad(
-            "server.header_timeout_ms".into(),
-            "must be greater than 0".into(),
-        );
-    }
+}
+
+/// `storage.*` and `secrets.*`.
+fn check_storage_and_secrets(c: &Config, p: &mut Problems) {
     if c.storage.path.trim().is_empty() {
-        bad("storage.path".into(), "must not be empty".into());
+        p.bad("storage.path", "must not be empty");
     }
     if !c.secrets.master_key.is_empty() {
         let decoded = base64::engine::general_purpose::STANDARD.decode(c.secrets.master_key.trim());
         if decoded.map(|k| k.len()) != Ok(32) {
-            bad(
-                "secrets.master_key".into(),
-                "must be the base64 encoding of exactly 32 bytes".into(),
+            p.bad(
+                "secrets.master_key",
+                "must be the base64 encoding of exactly 32 bytes",
             );
         }
     }
+}
 
-    let mut upstreams: Vec<Arc<UpstreamTarget>> = Vec::new();
-    let mut by_name: HashMap<&str, Arc<UpstreamTarget>> = HashMap::new();
+/// `upstreams[]`: each one checked, and built when it has no problem.
+fn upstreams(c: &Config, p: &mut Problems) -> Vec<Arc<UpstreamTarget>> {
+    let mut built: Vec<Arc<UpstreamTarget>> = Vec::new();
+    let mut named: HashSet<&str> = HashSet::new();
     for (i, u) in c.upstreams.iter().enumerate() {
         let at = |k: &str| format!("upstreams[{i}].{k}");
         if u.name.is_empty()
@@ -95,129 +120,146 @@ pub fn validate(c: Config) -> Result<Runtime, Vec<ConfigProblem>> {
                 .chars()
                 .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
         {
-            bad(
+            p.bad(
                 at("name"),
-                "must be non-empty letters, digits, '-', '_' or '.'".into(),
+                "must be non-empty letters, digits, '-', '_' or '.'",
             );
-        } else if by_name.contains_key(u.name.as_str()) {
-            bad(at("name"), format!("duplicate upstream name '{}'", u.name));
+        } else if named.contains(u.name.as_str()) {
+            p.bad(at("name"), format!("duplicate upstream name '{}'", u.name));
         }
-        let kind = match u.kind.as_str() {
-            "openai" => Some(ProviderKind::OpenAi),
-            "anthropic" => Some(ProviderKind::Anthropic),
-            "gemini" => Some(ProviderKind::Gemini),
-            other => {
-                bad(
-                    at("kind"),
-                    format!("unknown kind '{other}' (expected openai, anthropic or gemini)"),
-                );
-                None
-            }
-        };
+        let kind = upstream_kind(u, &at, p);
         let url = parse_base_url(&u.base_url)
-            .map_err(|m| bad(at("base_url"), m))
+            .map_err(|m| p.bad(at("base_url"), m))
             .ok();
-        let mut keys = Vec::new();
-        for (k, key) in u.keys.iter().enumerate() {
-            if key.is_empty() {
-                continue; // an unset `${VAR:-}`: the upstream simply has one key fewer
-            }
-            if http::HeaderValue::from_str(key).is_err() || key.trim() != key {
-                bad(
-                    format!("upstreams[{i}].keys[{k}]"),
-                    "contains characters not allowed in a header".into(),
-                );
-            } else {
-                keys.push(Secret::new(key.clone()));
-            }
-        }
-        if u.connect_timeout_ms == 0 {
-            bad(at("connect_timeout_ms"), "must be greater than 0".into());
-        }
-        if u.read_timeout_ms == 0 {
-            bad(at("read_timeout_ms"), "must be greater than 0".into());
-        }
-        if !(1..=3600).contains(&u.circuit_cool_down_s) {
-            bad(
-                at("circuit_cool_down_s"),
-                "must be between 1 and 3600".into(),
-            );
-        }
-        if let Some(h) = &u.health_check {
-            if !h.path.starts_with('/')
-                || h.path.chars().any(|c| c.is_whitespace() || c.is_control())
-            {
-                bad(
-                    at("health_check.path"),
-                    "must be a path starting with /".into(),
-                );
-            }
-            if !(1..=3600).contains(&h.interval_s) {
-                bad(
-                    at("health_check.interval_s"),
-                    "must be between 1 and 3600".into(),
-                );
-            }
-            if !(1..=60_000).contains(&h.timeout_ms) {
-                bad(
-                    at("health_check.timeout_ms"),
-                    "must be between 1 and 60000".into(),
-                );
-            }
-        }
-        if u.max_retry_after_s > 86_400 {
-            bad(
-                at("max_retry_after_s"),
-                "must be at most 86400 (a day)".into(),
-            );
-        }
-        if let (Some(kind), Some((tls, host, port, base_path))) = (kind, url) {
-            let t = Arc::new(
-                UpstreamTarget::new(
-                    u.name.clone(),
-                    kind,
-                    host,
-                    port,
-                    tls,
-                    base_path,
-                    keys,
-                    Duration::from_millis(u.connect_timeout_ms),
-                    Duration::from_millis(u.read_timeout_ms),
-                )
-                .with_include_usage(u.stream_include_usage)
-                .with_max_rest(Duration::from_secs(u.max_retry_after_s))
-                .with_circuit_cool_down(Duration::from_secs(u.circuit_cool_down_s))
-                .with_health_check(u.health_check.as_ref().map(|h| HealthCheckSpec {
-                    path: h.path.clone(),
-                    interval: Duration::from_secs(h.interval_s),
-                    timeout: Duration::from_millis(h.timeout_ms),
-                })),
-            );
-            by_name.entry(u.name.as_str()).or_insert_with(|| t.clone());
-            upstreams.push(t);
+        let keys = upstream_keys(i, u, p);
+        check_upstream_limits(u, &at, p);
+        if let (Some(kind), Some(url)) = (kind, url) {
+            named.insert(u.name.as_str());
+            built.push(upstream_target(u, kind, url, keys));
         }
     }
+    built
+}
 
+/// `upstreams[i].kind`.
+fn upstream_kind(
+    u: &UpstreamConfig,
+    at: &dyn Fn(&str) -> String,
+    p: &mut Problems,
+) -> Option<ProviderKind> {
+    match u.kind.as_str() {
+        "openai" => Some(ProviderKind::OpenAi),
+        "anthropic" => Some(ProviderKind::Anthropic),
+        "gemini" => Some(ProviderKind::Gemini),
+        other => {
+            p.bad(
+                at("kind"),
+                format!("unknown kind '{other}' (expected openai, anthropic or gemini)"),
+            );
+            None
+        }
+    }
+}
+
+/// `upstreams[i].keys`: the configured provider keys, each usable in a header.
+fn upstream_keys(i: usize, u: &UpstreamConfig, p: &mut Problems) -> Vec<Secret> {
+    let mut keys = Vec::new();
+    for (k, key) in u.keys.iter().enumerate() {
+        if key.is_empty() {
+            continue; // an unset `${VAR:-}`: the upstream simply has one key fewer
+        }
+        if http::HeaderValue::from_str(key).is_err() || key.trim() != key {
+            p.bad(
+                format!("upstreams[{i}].keys[{k}]"),
+                "contains characters not allowed in a header",
+            );
+        } else {
+            keys.push(Secret::new(key.clone()));
+        }
+    }
+    keys
+}
+
+/// An upstream's timeouts, circuit, health check and retry bounds.
+fn check_upstream_limits(u: &UpstreamConfig, at: &dyn Fn(&str) -> String, p: &mut Problems) {
+    if u.connect_timeout_ms == 0 {
+        p.bad(at("connect_timeout_ms"), "must be greater than 0");
+    }
+    if u.read_timeout_ms == 0 {
+        p.bad(at("read_timeout_ms"), "must be greater than 0");
+    }
+    if !(1..=3600).contains(&u.circuit_cool_down_s) {
+        p.bad(at("circuit_cool_down_s"), "must be between 1 and 3600");
+    }
+    if let Some(h) = &u.health_check {
+        if !h.path.starts_with('/') || h.path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            p.bad(at("health_check.path"), "must be a path starting with /");
+        }
+        if !(1..=3600).contains(&h.interval_s) {
+            p.bad(at("health_check.interval_s"), "must be between 1 and 3600");
+        }
+        if !(1..=60_000).contains(&h.timeout_ms) {
+            p.bad(at("health_check.timeout_ms"), "must be between 1 and 60000");
+        }
+    }
+    if u.max_retry_after_s > 86_400 {
+        p.bad(at("max_retry_after_s"), "must be at most 86400 (a day)");
+    }
+}
+
+/// The upstream as requests use it, from a checked entry.
+fn upstream_target(
+    u: &UpstreamConfig,
+    kind: ProviderKind,
+    (tls, host, port, base_path): (bool, String, u16, String),
+    keys: Vec<Secret>,
+) -> Arc<UpstreamTarget> {
+    Arc::new(
+        UpstreamTarget::new(
+            u.name.clone(),
+            kind,
+            host,
+            port,
+            tls,
+            base_path,
+            keys,
+            Duration::from_millis(u.connect_timeout_ms),
+            Duration::from_millis(u.read_timeout_ms),
+        )
+        .with_include_usage(u.stream_include_usage)
+        .with_max_rest(Duration::from_secs(u.max_retry_after_s))
+        .with_circuit_cool_down(Duration::from_secs(u.circuit_cool_down_s))
+        .with_health_check(u.health_check.as_ref().map(|h| HealthCheckSpec {
+            path: h.path.clone(),
+            interval: Duration::from_secs(h.interval_s),
+            timeout: Duration::from_millis(h.timeout_ms),
+        })),
+    )
+}
+
+/// `routes[]`: model patterns and the upstream chain each names.
+fn routes(c: &Config, upstreams: &[Arc<UpstreamTarget>], p: &mut Problems) -> Vec<Route> {
     let mut routes = Vec::new();
     for (i, r) in c.routes.iter().enumerate() {
         if r.models.is_empty() || r.models.iter().any(|m| m.trim().is_empty()) {
-            bad(
+            p.bad(
                 format!("routes[{i}].models"),
-                "must list at least one non-empty model pattern".into(),
+                "must list at least one non-empty model pattern",
             );
         }
         if r.upstreams.is_empty() {
-            bad(
+            p.bad(
                 format!("routes[{i}].upstreams"),
-                "must name at least one upstream".into(),
+                "must name at least one upstream",
             );
         }
         let mut chain = Vec::new();
         for (j, name) in r.upstreams.iter().enumerate() {
-            match by_name.get(name.as_str()) {
+            // The first upstream of that name: a duplicate is reported under upstreams.
+            match upstreams.iter().find(|t| &t.name == name) {
                 Some(t) => chain.push(t.clone()),
                 None if c.upstreams.iter().any(|u| &u.name == name) => {} // reported above
-                None => bad(
+                None => p.bad(
                     format!("routes[{i}].upstreams[{j}]"),
                     format!("no upstream named '{name}'"),
                 ),
@@ -228,58 +270,60 @@ pub fn validate(c: Config) -> Result<Runtime, Vec<ConfigProblem>> {
             chain,
         });
     }
+    routes
+}
 
+/// `aliases`: each target a model name that some route serves.
+fn check_aliases(c: &Config, routes: &[Route], p: &mut Problems) {
     for (alias, target) in &c.aliases {
+        let at = format!("aliases.{alias}");
         if alias.is_empty() || target.trim().is_empty() {
-            bad(
-                format!("aliases.{alias}"),
-                "alias and target must be non-empty".into(),
-            );
+            p.bad(at, "alias and target must be non-empty");
         } else if target.contains(['/', '?', '#', ':', '%']) || target.contains(char::is_whitespace)
         {
-            bad(
-                format!("aliases.{alias}"),
-                format!("'{target}' is not a model name"),
-            );
+            p.bad(at, format!("'{target}' is not a model name"));
         } else if !routes
             .iter()
-            .any(|r| r.models.iter().any(|p| p.matches(target)))
+            .any(|r| r.models.iter().any(|pat| pat.matches(target)))
         {
-            bad(
-                format!("aliases.{alias}"),
-                format!("target '{target}' matches no route"),
-            );
+            p.bad(at, format!("target '{target}' matches no route"));
         }
     }
+}
 
+/// `pricing`: model pattern -> exact prices, in file order.
+fn pricing(c: &Config, p: &mut Problems) -> Vec<(ModelPattern, Price)> {
     let mut pricing = Vec::new();
     for (pattern, price) in &c.pricing {
         let Some(pattern) = pattern.as_str() else {
-            bad(
-                "pricing".into(),
-                format!("{pattern:?} is not a model pattern"),
-            );
+            p.bad("pricing", format!("{pattern:?} is not a model pattern"));
             continue;
         };
         let price = match serde_yaml::from_value::<PriceConfig>(price.clone()) {
-            Ok(p) => p,
+            Ok(price) => price,
             Err(e) => {
-                bad(format!("pricing.{pattern}"), e.to_string());
+                p.bad(format!("pricing.{pattern}"), e.to_string());
                 continue;
             }
         };
         match parse_price(&price) {
             Ok(pr) => pricing.push((ModelPattern::parse(pattern), pr)),
-            Err((field, msg)) => bad(format!("pricing.{pattern}.{field}"), msg),
+            Err((field, msg)) => p.bad(format!("pricing.{pattern}.{field}"), msg),
         }
     }
+    pricing
+}
 
-    if !p.is_empty() {
-        return Err(p);
-    }
+/// The runtime form of a config without problems.
+fn runtime(
+    c: &Config,
+    upstreams: Vec<Arc<UpstreamTarget>>,
+    routes: Vec<Route>,
+    pricing: Vec<(ModelPattern, Price)>,
+) -> Runtime {
     let storage_dir = c.storage.dir();
     let in_dir = |name: &str| storage_dir.join(name).to_string_lossy().into_owned();
-    Ok(Runtime {
+    Runtime {
         proxy_listen: c.server.listen.clone(),
         admin_listen: c.admin.listen.clone(),
         admin_session_ttl: Duration::from_secs(c.admin.session_ttl_s),
@@ -300,12 +344,12 @@ pub fn validate(c: Config) -> Result<Runtime, Vec<ConfigProblem>> {
             .upgrade_sock
             .clone()
             .unwrap_or_else(|| in_dir("upgrade.sock")),
-        storage_dir,
         master_key: c.secrets.master_key.trim().to_owned(),
+        storage_dir,
         upstreams,
         router: Arc::new(Router::new(c.aliases.clone().into_iter().collect(), routes)),
         prices: Arc::new(PriceTable::new(pricing)),
-    })
+    }
 }
 
 /// `(tls, host, port, base_path)` of an `http(s)://host[:port][/path]` URL.
