@@ -92,7 +92,7 @@ fn read_stdin(what: &str) -> Result<Vec<u8>, String> {
 }
 
 fn now() -> i64 {
-    tollgate_filters::auth::system_clock()
+    tollgate_filters::clock::system_clock()
 }
 
 fn cmd(r: Result<String, CommandError>) -> Result<String, String> {

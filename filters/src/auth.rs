@@ -16,14 +16,6 @@ use crate::Filter;
 /// The clock as unix seconds; a function so tests can pin time.
 pub type Clock = fn() -> i64;
 
-/// Seconds since the Unix epoch (0 if the system clock is before it).
-pub fn system_clock() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// Checks the gateway key and sets `ctx.principal`.
 pub struct AuthFilter {
     keys: Arc<dyn KeyLookup>,

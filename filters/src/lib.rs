@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod circuit;
+pub mod clock;
 pub mod context;
 pub mod endpoint;
 pub mod error;

@@ -15,6 +15,7 @@ use pingora_http::RequestHeader;
 use pingora_limits::rate::Rate;
 
 use crate::auth::Clock;
+use crate::clock::civil_from_days;
 use crate::context::{Budget, BudgetPeriod, RequestCtx};
 use crate::error::GatewayError;
 use crate::Filter;
@@ -27,16 +28,10 @@ pub fn period_start(period: BudgetPeriod, now: i64) -> i64 {
         BudgetPeriod::Total => 0,
         BudgetPeriod::Day => now - now.rem_euclid(86_400),
         BudgetPeriod::Month => {
+            // back from today to the 1st of this month
             let days = now.div_euclid(86_400);
-            // civil-from-days (Howard Hinnant), then back to the 1st of that month
-            let z = days + 719_468;
-            let era = z.div_euclid(146_097);
-            let doe = z - era * 146_097;
-            let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-            let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-            let mp = (5 * doy + 2) / 153;
-            let day_of_month = doy - (153 * mp + 2) / 5; // 0-based
-            (days - day_of_month) * 86_400
+            let (_, _, day_of_month) = civil_from_days(days);
+            (days - (day_of_month - 1)) * 86_400
         }
     }
 }

@@ -22,7 +22,8 @@ use pingora::protocols::http::ServerSession;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use tollgate_filters::auth::{client_credential, system_clock};
+use tollgate_filters::auth::client_credential;
+use tollgate_filters::clock::system_clock;
 use tollgate_filters::{Dialect, KeyLookup, Role};
 
 use super::{blocking, AdminApp, ApiError};

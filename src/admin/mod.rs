@@ -25,7 +25,7 @@ use http::Response;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde::de::DeserializeOwned;
-use tollgate_filters::auth::system_clock;
+use tollgate_filters::clock::system_clock;
 
 use crate::commands::CommandError;
 use crate::keys::KeyCache;

@@ -6,7 +6,7 @@
 use http::Response;
 use pingora::protocols::http::ServerSession;
 use serde::Deserialize;
-use tollgate_filters::auth::system_clock;
+use tollgate_filters::clock::system_clock;
 
 use super::auth::Caller;
 use super::{blocking, json_response, parse_secret_json, read_body, AdminApp, ApiError, Req};

@@ -10,7 +10,7 @@ use pingora::protocols::http::ServerSession;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use serde::Deserialize;
-use tollgate_filters::auth::system_clock;
+use tollgate_filters::clock::system_clock;
 use tollgate_filters::{Role, Secret};
 
 use super::auth::{new_session_id, Caller, SessionClaims};

@@ -5,7 +5,7 @@
 use http::Response;
 use pingora::protocols::http::ServerSession;
 use serde::Deserialize;
-use tollgate_filters::auth::system_clock;
+use tollgate_filters::clock::system_clock;
 use tollgate_filters::{Role, Secret};
 
 use super::auth::Caller;

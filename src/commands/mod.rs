@@ -6,6 +6,8 @@ pub mod provider_keys;
 pub mod usage;
 pub mod users;
 
+use tollgate_filters::clock::civil_from_days;
+
 use crate::store::StoreError;
 
 /// Why a command failed; `Display` is the one line printed on stderr (exit 1).
@@ -79,19 +81,10 @@ pub fn format_usd(nanos: i64) -> String {
     format!("{sign}{}.{frac:0<2}", n / 1_000_000_000)
 }
 
-/// RFC 3339 UTC for unix seconds (civil-from-days, no time-zone database needed).
+/// RFC 3339 UTC for unix seconds.
 pub fn format_rfc3339(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
+    let (y, m, d) = civil_from_days(unix.div_euclid(86_400));
     let secs = unix.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
         secs / 3600,

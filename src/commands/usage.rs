@@ -1,5 +1,7 @@
 //! `tollgate usage` and the shared usage document of `GET /admin/usage` (CONTRACT §4).
 
+use tollgate_filters::clock::days_from_civil;
+
 use super::{format_rfc3339, parse_duration, table, CommandError};
 use crate::store::{GroupBy, Store, UsageRow};
 
@@ -37,14 +39,7 @@ pub fn parse_rfc3339_ms(s: &str) -> Result<i64, String> {
     } else {
         num(&format!("{:0<3}", &frac[..frac.len().min(3)]))?
     };
-    // days from civil (Howard Hinnant)
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = days_from_civil(y, m, day);
     Ok((days * 86_400 + h * 3600 + mi * 60 + num(sec)? - offset_s) * 1000 + ms)
 }
 

@@ -235,7 +235,7 @@ impl KeyLookup for KeyCache {
         }
         cached
             .last_used
-            .store(tollgate_filters::auth::system_clock(), Ordering::Relaxed);
+            .store(tollgate_filters::clock::system_clock(), Ordering::Relaxed);
         Some(cached.principal.clone())
     }
 }
