@@ -1,13 +1,14 @@
 //! `tollgate serve`: builds the Pingora server (proxy listener, admin listener,
 //! background services) from a validated config and runs it. The background services
 //! live beside it: reloading ([`reload`]), key refresh and the listen announcement
-//! ([`background`]), upstream health checks ([`health`]) and systemd's readiness notice
-//! ([`notify`]).
+//! ([`background`]), upstream health checks ([`health`]), systemd's readiness notice
+//! ([`notify`]) and the exit after a shutdown signal ([`shutdown`]).
 
 pub mod background;
 pub mod health;
 pub mod notify;
 pub mod reload;
+pub mod shutdown;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -37,6 +38,7 @@ use crate::store::Store;
 use crate::usage::{Estimator, UsageRecorder, UsageWriter};
 use background::{KeyRefresher, ListenAnnouncer};
 use health::HealthChecker;
+use shutdown::ShutdownService;
 
 /// Pingora's own flags that `serve` accepts.
 #[derive(Debug, Clone, Copy, Default)]
@@ -222,10 +224,17 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
         "usage writer",
         UsageWriter {
             recorder: recorder.clone(),
-            grace: rt.shutdown_grace,
         },
     );
     writer.threads = Some(1);
+    let mut shutdown = background_service(
+        "shutdown",
+        ShutdownService {
+            usage: recorder.clone(),
+            grace: rt.shutdown_grace,
+        },
+    );
+    shutdown.threads = Some(1);
 
     let mut reloader = background_service(
         "reloader",
@@ -243,6 +252,7 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     server.add_service(refresher);
     server.add_service(announcer);
     server.add_service(writer);
+    server.add_service(shutdown);
     server.add_service(sweeper);
     let mut health = background_service(
         "health checks",

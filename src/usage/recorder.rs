@@ -4,9 +4,12 @@
 //!   channel is full, the event goes to a bounded overflow queue; only past that is it
 //!   dropped, and counted (`tollgate_usage_events_dropped_total`).
 //! - [`UsageWriter`] (a Pingora background service) drains channel and overflow in
-//!   batches, one transaction each, `INSERT ... ON CONFLICT DO NOTHING`.
-//! - On shutdown, [`UsageRecorder::drain_blocking`] writes whatever is left after the
-//!   proxy has stopped, before the process exits.
+//!   batches, one transaction each, `INSERT ... ON CONFLICT DO NOTHING`, until the
+//!   shutdown signal.
+//! - After it, whatever is left is written before the process exits: by
+//!   [`UsageRecorder::flush`] when the shutdown service (`crate::server::shutdown`)
+//!   decides to exit early, or by [`UsageRecorder::drain_blocking`] once Pingora has
+//!   stopped every service. Deciding when to exit is not the writer's business.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -141,78 +144,37 @@ fn take_queued(rx: &mut mpsc::Receiver<UsageEvent>, batch: &mut Vec<UsageEvent>)
     }
 }
 
-/// The background service that writes usage batches.
+/// The background service that writes usage batches until the shutdown signal.
 pub struct UsageWriter {
     pub recorder: Arc<UsageRecorder>,
-    /// `server.shutdown_grace_s`: how long in-flight requests may run after SIGTERM.
-    pub grace: Duration,
-}
-
-impl UsageWriter {
-    /// After a shutdown signal: the listeners no longer accept; once the requests in
-    /// flight are done, every queued event is written and the process exits at once
-    /// (Pingora by itself would sleep out the whole grace period even when idle). If
-    /// requests outlive the grace, Pingora stops them and `serve` writes what is left.
-    async fn finish_after_requests(&self) {
-        // A connection accepted just before the listeners closed may not have sent its
-        // request yet (it is not counted in flight): exit only once nothing has been in
-        // flight for the same settle period the proxy gives such connections.
-        use crate::proxy::connections::SETTLE;
-        let deadline = tokio::time::Instant::now() + self.grace;
-        let mut idle_since: Option<tokio::time::Instant> = None;
-        loop {
-            let now = tokio::time::Instant::now();
-            if metrics::in_flight() > 0 {
-                idle_since = None;
-            } else if now.duration_since(*idle_since.get_or_insert(now)) >= SETTLE {
-                break;
-            }
-            if now >= deadline {
-                log::warn!(
-                    "shutdown: {} requests still in flight at the end of the grace period",
-                    metrics::in_flight()
-                );
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        self.recorder.flush_now().await;
-        log::info!("shutdown: no request in flight and every usage event written; exiting");
-        #[allow(clippy::exit)] // the one deliberate exit: skip Pingora's idle grace sleep
-        std::process::exit(0);
-    }
 }
 
 #[async_trait]
 impl BackgroundService for UsageWriter {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let rec = self.recorder.clone();
+        // Held until the writer returns, across its writes too: [`UsageRecorder::flush`]
+        // takes the channel after it, so no batch is left half done.
+        let mut rx = rec.rx.lock().await;
         loop {
             let mut batch = Vec::with_capacity(BATCH);
-            {
-                let mut rx = rec.rx.lock().await;
-                tokio::select! {
-                    _ = shutdown.changed() => {
-                        drop(rx);
-                        self.finish_after_requests().await;
-                        return;
-                    }
-                    first = rx.recv() => match first {
-                        Some(e) => batch.push(e),
-                        None => return,
-                    },
-                }
-                // Gather the rest of the batch by sleeping out the window once rather
-                // than waiting on the channel: a waiting receiver is woken by every
-                // event, a thread switch per request on the proxy's core at full load.
-                // A backlog of a whole batch is written at once, so the writer keeps
-                // up at any rate.
-                let deadline = tokio::time::Instant::now() + BATCH_WAIT;
+            tokio::select! {
+                // Events of requests still in flight stay queued for the final flush.
+                _ = shutdown.changed() => return,
+                first = rx.recv() => match first {
+                    Some(e) => batch.push(e),
+                    None => return,
+                },
+            }
+            // Gather the rest of the batch by sleeping out the window once rather than
+            // waiting on the channel: a waiting receiver is woken by every event, a
+            // thread switch per request on the proxy's core at full load. A backlog of a
+            // whole batch is written at once, so the writer keeps up at any rate.
+            let deadline = tokio::time::Instant::now() + BATCH_WAIT;
+            take_queued(&mut rx, &mut batch);
+            if batch.len() < BATCH {
+                tokio::time::sleep_until(deadline).await;
                 take_queued(&mut rx, &mut batch);
-                if batch.len() < BATCH {
-                    tokio::time::sleep_until(deadline).await;
-                    take_queued(&mut rx, &mut batch);
-                }
             }
             rec.take_overflow(BATCH, &mut batch);
             let writer = rec.clone();
@@ -227,8 +189,11 @@ impl BackgroundService for UsageWriter {
 }
 
 impl UsageRecorder {
-    /// Writes what is queued now, from an async context.
-    async fn flush_now(self: &Arc<Self>) {
+    /// Writes everything still queued, from an async context, once the writer has
+    /// stopped (it holds the channel until then): after the shutdown signal, no event
+    /// is left behind in a batch the writer was still gathering.
+    pub async fn flush(self: &Arc<Self>) {
+        drop(self.rx.lock().await);
         let me = self.clone();
         let _ = tokio::task::spawn_blocking(move || me.drain_blocking()).await;
     }

@@ -1,0 +1,71 @@
+//! How a shutdown signal (SIGTERM, or the old process's side of a graceful upgrade)
+//! ends: the listeners no longer accept; once the requests in flight are done, every
+//! queued usage event is written and the process exits at once. Pingora by itself would
+//! sleep out the whole grace period (`server.shutdown_grace_s`) even when idle. If
+//! requests outlive the grace, this service steps aside: Pingora stops them, and `serve`
+//! writes what is left after `Server::run` returns.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+
+use crate::metrics;
+use crate::proxy::connections::SETTLE;
+use crate::usage::UsageRecorder;
+
+/// How often the requests in flight are counted while waiting for them.
+const POLL: Duration = Duration::from_millis(20);
+
+/// The background service that decides when the process exits after a shutdown signal.
+pub struct ShutdownService {
+    /// Written out before the exit.
+    pub usage: Arc<UsageRecorder>,
+    /// `server.shutdown_grace_s`: how long in-flight requests may run after the signal.
+    pub grace: Duration,
+}
+
+impl ShutdownService {
+    /// Whether the requests in flight finished within the grace period.
+    ///
+    /// A connection accepted just before the listeners closed may not have sent its
+    /// request yet (it is not counted in flight): the wait ends only once nothing has
+    /// been in flight for the same settle period the proxy gives such connections.
+    async fn requests_done(&self) -> bool {
+        let deadline = tokio::time::Instant::now() + self.grace;
+        let mut idle_since: Option<tokio::time::Instant> = None;
+        loop {
+            let now = tokio::time::Instant::now();
+            if metrics::in_flight() > 0 {
+                idle_since = None;
+            } else if now.duration_since(*idle_since.get_or_insert(now)) >= SETTLE {
+                return true;
+            }
+            if now >= deadline {
+                log::warn!(
+                    "shutdown: {} requests still in flight at the end of the grace period",
+                    metrics::in_flight()
+                );
+                return false;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for ShutdownService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        // Any change (or the sender gone) means the server is stopping.
+        let _ = shutdown.changed().await;
+        if !self.requests_done().await {
+            return;
+        }
+        self.usage.flush().await;
+        log::info!("shutdown: no request in flight and every usage event written; exiting");
+        #[allow(clippy::exit)] // the one deliberate exit: skip Pingora's idle grace sleep
+        std::process::exit(0);
+    }
+}
