@@ -65,11 +65,13 @@ fn load(cli: &Cli) -> Result<Runtime, String> {
 }
 
 fn open_store(rt: &Runtime) -> Result<Store, String> {
-    Store::open(&rt.storage_path).map_err(|e| format!("store {}: {e}", rt.storage_path.display()))
+    Store::open(&rt.fixed.storage_path)
+        .map_err(|e| format!("store {}: {e}", rt.fixed.storage_path.display()))
 }
 
 fn master_key(rt: &Runtime) -> Result<MasterKey, String> {
-    MasterKey::load_or_create(&rt.master_key, &rt.storage_dir).map_err(|e| e.to_string())
+    MasterKey::load_or_create(&rt.fixed.master_key, &rt.fixed.storage_dir)
+        .map_err(|e| e.to_string())
 }
 
 fn keyring(rt: &Runtime, store: &Store) -> Result<Keyring, String> {
@@ -189,7 +191,12 @@ fn run(cli: Cli) -> Result<String, String> {
             let rt = load(&cli)?;
             let store = open_store(&rt)?;
             let crypto = keyring(&rt, &store)?.crypto();
-            let known: Vec<&str> = rt.upstreams.iter().map(|u| u.name.as_str()).collect();
+            let known: Vec<&str> = rt
+                .reloadable
+                .upstreams
+                .iter()
+                .map(|u| u.name.as_str())
+                .collect();
             let input = read_stdin("the provider key")?;
             cmd(commands::provider_keys::provider_key_set(
                 &store,
@@ -221,9 +228,9 @@ fn run(cli: Cli) -> Result<String, String> {
                 NewMasterKey::Given(&input)
             };
             let config = cli.config_path();
-            let source = if rt.master_key.trim().is_empty() {
+            let source = if rt.fixed.master_key.trim().is_empty() {
                 MasterKeySource::File {
-                    storage_dir: &rt.storage_dir,
+                    storage_dir: &rt.fixed.storage_dir,
                 }
             } else {
                 MasterKeySource::Configured { config: &config }
@@ -265,16 +272,16 @@ fn reload(cli: &Cli) -> Result<String, String> {
     let path = cli.config_path();
     let rt =
         config::load(&path).map_err(|e| format!("config has problems, nothing reloaded:\n{e}"))?;
-    let pid_text = std::fs::read_to_string(&rt.pid_file).map_err(|e| {
+    let pid_text = std::fs::read_to_string(&rt.fixed.pid_file).map_err(|e| {
         format!(
             "cannot read the pid file {}: {e} (is the gateway running?)",
-            rt.pid_file
+            rt.fixed.pid_file
         )
     })?;
     let pid: u32 = pid_text
         .trim()
         .parse()
-        .map_err(|_| format!("{} does not hold a process id", rt.pid_file))?;
+        .map_err(|_| format!("{} does not hold a process id", rt.fixed.pid_file))?;
     let status = std::process::Command::new("kill")
         .args(["-HUP", &pid.to_string()])
         .status()
@@ -282,7 +289,7 @@ fn reload(cli: &Cli) -> Result<String, String> {
     if !status.success() {
         return Err(format!(
             "could not signal process {pid} (from {})",
-            rt.pid_file
+            rt.fixed.pid_file
         ));
     }
     Ok(format!(
@@ -296,29 +303,29 @@ fn reload(cli: &Cli) -> Result<String, String> {
 fn check(cli: &Cli) -> Result<String, String> {
     let path = cli.config_path();
     let rt = config::load(&path).map_err(|e| format!("config has problems:\n{e}"))?;
-    let store = if rt.storage_path.exists() {
+    let store = if rt.fixed.storage_path.exists() {
         let store = open_store(&rt)?;
         store
             .check()
-            .map_err(|e| format!("store {}: {e}", rt.storage_path.display()))?;
+            .map_err(|e| format!("store {}: {e}", rt.fixed.storage_path.display()))?;
         Some(store)
     } else {
         None
     };
-    if !rt.master_key.is_empty() || rt.storage_dir.join("master.key").exists() {
-        let master = MasterKey::load_or_create(&rt.master_key, &rt.storage_dir)
+    if !rt.fixed.master_key.is_empty() || rt.fixed.storage_dir.join("master.key").exists() {
+        let master = MasterKey::load_or_create(&rt.fixed.master_key, &rt.fixed.storage_dir)
             .map_err(|e| e.to_string())?;
         // A wrong master key would leave every gateway key and stored provider key
         // unusable: say so before a start or an upgrade, not after.
         if let Some(store) = &store {
             Keyring::verify(store, &master)
-                .map_err(|e| format!("store {}: {e}", rt.storage_path.display()))?;
+                .map_err(|e| format!("store {}: {e}", rt.fixed.storage_path.display()))?;
         }
     }
     Ok(format!(
         "{}: OK ({} upstreams, {} routes)\n",
         path.display(),
-        rt.upstreams.len(),
-        rt.router.route_count()
+        rt.reloadable.upstreams.len(),
+        rt.reloadable.router.route_count()
     ))
 }

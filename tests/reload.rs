@@ -124,3 +124,71 @@ async fn reload_applies_new_routes_and_refuses_a_broken_config() {
         200
     );
 }
+
+/// A reload that adds an upstream reaches every reader of the config: the admin API
+/// stores a provider key for it (it answered "unknown upstream" before, holding the list
+/// it started with), and the proxy routes to it with that key.
+#[tokio::test]
+async fn an_upstream_added_by_reload_is_known_to_the_admin_api_and_the_proxy() {
+    let mock = MockUpstream::start().await;
+    let gw = GatewayBuilder::new()
+        .upstreams_yaml(format!(
+            "  - name: a\n    kind: anthropic\n    base_url: \"{}\"\n",
+            mock.base_url()
+        ))
+        .routes_yaml("  - models: [\"claude-*\"]\n    upstreams: [a]\n".into())
+        .user("root", "admin")
+        .start_with_user("alice");
+    let admin = format!("Bearer {}", gw.create_key("root", &[]));
+    let alice = format!("Bearer {}", gw.create_key("alice", &[]));
+    let put_key = || async {
+        request(
+            gw.admin_addr,
+            "PUT",
+            "/admin/provider-keys/b?user=alice",
+            &[
+                ("authorization", admin.as_str()),
+                ("content-type", "application/json"),
+            ],
+            br#"{"key":"sk-alice-for-b"}"#,
+        )
+        .await
+    };
+    assert_eq!(put_key().await.status, 404, "b is not configured yet");
+
+    let config = std::fs::read_to_string(gw.config_path()).unwrap();
+    let added = format!(
+        "  - name: b\n    kind: openai\n    base_url: \"{}\"\nroutes:\n  - models: [\"gpt-*\"]\n    upstreams: [b]\n",
+        mock.base_url()
+    );
+    std::fs::write(gw.config_path(), config.replacen("routes:\n", &added, 1)).unwrap();
+    let out = gw.cli(&["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        gw.wait_for_log_async("in force: 2 upstreams", Duration::from_secs(10))
+            .await,
+        "the reload never took effect:\n{}",
+        gw.logs()
+    );
+
+    let r = put_key().await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["upstream"], "b");
+    let r = request(
+        gw.proxy_addr,
+        "POST",
+        "/v1/chat/completions",
+        &[("authorization", alice.as_str())],
+        br#"{"model":"gpt-4o","messages":[]}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        mock.last_request().unwrap().header("authorization"),
+        Some("Bearer sk-alice-for-b")
+    );
+}

@@ -28,6 +28,7 @@ use serde::de::DeserializeOwned;
 use tollgate_filters::clock::system_clock;
 
 use crate::commands::CommandError;
+use crate::config::live::LiveConfig;
 use crate::keys::KeyCache;
 use crate::keys::ProviderKeyCache;
 use crate::store::secrets::KeyHasher;
@@ -57,8 +58,8 @@ pub struct AdminDeps {
     /// `MasterKey::subkey("admin-session")`: signs session tokens.
     pub session_key: [u8; 32],
     pub session_ttl: Duration,
-    /// The configured upstreams' names: provider keys are only for these.
-    pub upstreams: Vec<String>,
+    /// The config in force: provider keys are only for its upstreams.
+    pub live: LiveConfig,
 }
 
 /// The admin application.
@@ -68,7 +69,7 @@ pub struct AdminApp {
     provider_keys: Arc<ProviderKeyCache>,
     hasher: KeyHasher,
     crypto: ProviderKeyCrypto,
-    upstreams: Vec<String>,
+    live: LiveConfig,
     sessions: auth::SessionSigner,
     login_limiter: auth::LoginLimiter,
     /// An argon2id hash of a random password, verified for unknown users so that a
@@ -84,7 +85,7 @@ impl AdminApp {
             provider_keys: deps.provider_keys,
             hasher: deps.hasher,
             crypto: deps.crypto,
-            upstreams: deps.upstreams,
+            live: deps.live,
             sessions: auth::SessionSigner::new(deps.session_key, deps.session_ttl),
             login_limiter: auth::LoginLimiter::new(
                 auth::LOGIN_ATTEMPTS_PER_WINDOW,

@@ -36,20 +36,21 @@ fn status_json(
 }
 
 impl AdminApp {
-    /// 404 unless `upstream` is one of the config's.
+    /// 404 unless `upstream` is one of the config in force.
     fn known_upstream(&self, upstream: &str) -> Result<(), ApiError> {
-        if self.upstreams.iter().any(|u| u == upstream) {
-            Ok(())
-        } else {
-            Err(ApiError::not_found(format!(
-                "unknown upstream '{upstream}': the config defines {}",
-                if self.upstreams.is_empty() {
-                    "none".to_owned()
-                } else {
-                    self.upstreams.join(", ")
-                }
-            )))
+        let config = self.live.current();
+        if config.has_upstream(upstream) {
+            return Ok(());
         }
+        let names = config.upstream_names();
+        Err(ApiError::not_found(format!(
+            "unknown upstream '{upstream}': the config defines {}",
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            }
+        )))
     }
 
     pub(crate) async fn provider_key_status(

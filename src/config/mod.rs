@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use expand::expand;
-pub use runtime::{pingora_conf, Runtime};
+pub use runtime::{pingora_conf, Fixed, Reloadable, Runtime};
 pub use validate::usd_per_million_to_nanos;
 
 /// One problem found in a config file, located by its key path.

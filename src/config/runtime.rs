@@ -1,4 +1,7 @@
-//! The validated, ready-to-use form of the config, and Pingora's `ServerConf` built from it.
+//! The validated, ready-to-use form of the config, in two parts: what is fixed when the
+//! process starts ([`Fixed`]) and what a reload replaces ([`Reloadable`], served to
+//! every reader through [`super::live::LiveConfig`]); and Pingora's `ServerConf` built
+//! from the fixed part.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,6 +15,15 @@ use tollgate_filters::usage::PriceTable;
 /// Everything the server needs, checked.
 #[derive(Debug, Clone)]
 pub struct Runtime {
+    pub fixed: Fixed,
+    pub reloadable: Reloadable,
+}
+
+/// The settings a running gateway keeps until it restarts or is upgraded (`serve -u`):
+/// listeners, threads, request bounds, storage and secrets. A reload that changes one
+/// is applied without it, with a warning.
+#[derive(Debug, Clone)]
+pub struct Fixed {
     pub proxy_listen: Vec<String>,
     pub admin_listen: String,
     /// Lifetime of an admin login session.
@@ -29,21 +41,40 @@ pub struct Runtime {
     pub upgrade_sock: String,
     /// The configured master key text (empty: use the key file).
     pub master_key: String,
+}
+
+/// What `SIGHUP` / `tollgate reload` replaces while serving: upstreams, routes with
+/// their aliases, and prices. Replaced whole, so a reader sees one reload's version of
+/// all three.
+#[derive(Debug, Clone)]
+pub struct Reloadable {
     pub upstreams: Vec<Arc<UpstreamTarget>>,
     pub router: Arc<Router>,
     /// Price patterns in file order; the first match wins.
     pub prices: Arc<PriceTable>,
 }
 
+impl Reloadable {
+    /// Whether `name` is a configured upstream (routed or not).
+    pub fn has_upstream(&self, name: &str) -> bool {
+        self.upstreams.iter().any(|u| u.name == name)
+    }
+
+    /// The configured upstreams' names, in file order.
+    pub fn upstream_names(&self) -> Vec<&str> {
+        self.upstreams.iter().map(|u| u.name.as_str()).collect()
+    }
+}
+
 /// Pingora's settings from ours. Pingora's own YAML is never read, since it ignores
 /// unknown keys on purpose and our file is the one source of truth.
-pub fn pingora_conf(rt: &Runtime, daemon: bool) -> ServerConf {
+pub fn pingora_conf(fixed: &Fixed, daemon: bool) -> ServerConf {
     ServerConf {
-        threads: rt.threads,
+        threads: fixed.threads,
         daemon,
-        pid_file: rt.pid_file.clone(),
-        upgrade_sock: rt.upgrade_sock.clone(),
-        grace_period_seconds: Some(rt.shutdown_grace.as_secs()),
+        pid_file: fixed.pid_file.clone(),
+        upgrade_sock: fixed.upgrade_sock.clone(),
+        grace_period_seconds: Some(fixed.shutdown_grace.as_secs()),
         graceful_shutdown_timeout_seconds: Some(5),
         // Retries are decided by Tollgate (fallback chains), not by a generic count.
         max_retries: 4,

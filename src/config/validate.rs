@@ -15,7 +15,7 @@ use tollgate_filters::Secret;
 
 use tollgate_filters::usage::{Price, PriceTable};
 
-use super::runtime::Runtime;
+use super::runtime::{Fixed, Reloadable, Runtime};
 use super::{Config, ConfigProblem, PriceConfig, UpstreamConfig};
 
 /// The longest admin session: a stolen token must not stay good for months.
@@ -321,9 +321,21 @@ fn runtime(
     routes: Vec<Route>,
     pricing: Vec<(ModelPattern, Price)>,
 ) -> Runtime {
+    Runtime {
+        fixed: fixed(c),
+        reloadable: Reloadable {
+            upstreams,
+            router: Arc::new(Router::new(c.aliases.clone().into_iter().collect(), routes)),
+            prices: Arc::new(PriceTable::new(pricing)),
+        },
+    }
+}
+
+/// The settings fixed at start, from a config without problems.
+fn fixed(c: &Config) -> Fixed {
     let storage_dir = c.storage.dir();
     let in_dir = |name: &str| storage_dir.join(name).to_string_lossy().into_owned();
-    Runtime {
+    Fixed {
         proxy_listen: c.server.listen.clone(),
         admin_listen: c.admin.listen.clone(),
         admin_session_ttl: Duration::from_secs(c.admin.session_ttl_s),
@@ -346,9 +358,6 @@ fn runtime(
             .unwrap_or_else(|| in_dir("upgrade.sock")),
         master_key: c.secrets.master_key.trim().to_owned(),
         storage_dir,
-        upstreams,
-        router: Arc::new(Router::new(c.aliases.clone().into_iter().collect(), routes)),
-        prices: Arc::new(PriceTable::new(pricing)),
     }
 }
 

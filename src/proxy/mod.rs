@@ -42,7 +42,7 @@ use tollgate_filters::router::Router;
 use tollgate_filters::upstream::UpstreamTarget;
 use tollgate_filters::{Dialect, Endpoint, FilterChain, GatewayError, RequestCtx};
 
-use crate::config::Runtime;
+use crate::config::Fixed;
 use dns::Resolver;
 
 /// Request headers larger than this in total are refused (431): no LLM client needs
@@ -56,17 +56,18 @@ const POOL_IDLE: Duration = Duration::from_secs(50);
 
 /// State shared by every request of the proxy service.
 pub struct Gateway {
-    pub runtime: Arc<Runtime>,
+    pub runtime: Arc<Fixed>,
     pub chain: FilterChain,
     pub resolver: Resolver,
     /// Used by the large-body transport (Pingora's proxy has its own pool).
     pub connector: Connector,
-    /// The routes in force (replaced on reload), for `GET /v1/models`.
+    /// The routes in force (`LiveConfig::router`, replaced on reload), for
+    /// `GET /v1/models`.
     pub router: Arc<Live<Router>>,
 }
 
 impl Gateway {
-    pub fn new(runtime: Arc<Runtime>, chain: FilterChain, router: Arc<Live<Router>>) -> Self {
+    pub fn new(runtime: Arc<Fixed>, chain: FilterChain, router: Arc<Live<Router>>) -> Self {
         Gateway {
             runtime,
             chain,

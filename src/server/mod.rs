@@ -29,7 +29,7 @@ use tollgate_filters::FilterChain;
 
 use crate::admin::{AdminApp, AdminDeps, SessionSweeper};
 use crate::config::live::LiveConfig;
-use crate::config::{self, pingora_conf, ConfigError};
+use crate::config::{self, pingora_conf, ConfigError, Runtime};
 use crate::keys::{KeyCache, Keyring, KeyringError, ProviderKeyCache};
 use crate::proxy::connections::{ConnectionGuard, ConnectionLimits};
 use crate::proxy::{Gateway, GatewayProxy};
@@ -98,13 +98,13 @@ pub fn build_chain(
 ) -> FilterChain {
     FilterChain::new(vec![
         Arc::new(AuthFilter::new(keys, system_clock)),
-        Arc::new(RoutingFilter::new(live.router.clone())),
+        Arc::new(RoutingFilter::new(live.router())),
         Arc::new(ScopeFilter),
         Arc::new(IncludeUsageFilter),
         Arc::new(UpstreamHeaders::new(Some(provider_keys))),
         Arc::new(MeteringFilter::new(
             usage,
-            live.prices.clone(),
+            live.prices(),
             Arc::new(Estimator),
         )),
         // After metering: its on_done reads the request's metered cost and tokens.
@@ -114,7 +114,8 @@ pub fn build_chain(
 
 /// Loads the config, opens the store and runs until a shutdown signal.
 pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
-    let mut rt = config::load(config_path)?;
+    let Runtime { fixed, reloadable } = config::load(config_path)?;
+    let mut rt = fixed;
     let configured_listen = (rt.proxy_listen.clone(), rt.admin_listen.clone());
     let proxy_addrs = rt
         .proxy_listen
@@ -137,7 +138,7 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     let recorder = UsageRecorder::new(store.clone());
     let spend = Arc::new(SpendTracker::default());
     crate::usage::spend::seed(&store, &spend, system_clock())?;
-    let live = LiveConfig::new(&rt);
+    let live = LiveConfig::new(reloadable);
     let chain = build_chain(
         &live,
         keys.clone(),
@@ -148,10 +149,10 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     log::info!(
         "tollgate {}: {} upstreams, filters {:?}",
         env!("CARGO_PKG_VERSION"),
-        rt.upstreams.len(),
+        live.current().upstreams.len(),
         chain.names()
     );
-    let gw = Arc::new(Gateway::new(rt.clone(), chain, live.router.clone()));
+    let gw = Arc::new(Gateway::new(rt.clone(), chain, live.router()));
 
     let opt = Opt {
         upgrade: opts.upgrade,
@@ -182,7 +183,7 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
         crypto: keyring.crypto(),
         session_key: master.subkey("admin-session"),
         session_ttl: rt.admin_session_ttl,
-        upstreams: rt.upstreams.iter().map(|u| u.name.clone()).collect(),
+        live: live.clone(),
     });
     let mut admin = Service::new(
         "admin".to_owned(),
@@ -257,7 +258,7 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     let mut health = background_service(
         "health checks",
         HealthChecker {
-            router: live.router.clone(),
+            router: live.router(),
         },
     );
     health.threads = Some(1);

@@ -9,14 +9,14 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
 use crate::config::live::LiveConfig;
-use crate::config::{self, Runtime};
+use crate::config::{self, Fixed};
 
 /// The background service that waits for `SIGHUP`.
 pub struct Reloader {
     pub path: PathBuf,
     pub live: LiveConfig,
     /// The settings the process started with; a reload cannot change these.
-    pub started: std::sync::Arc<Runtime>,
+    pub started: std::sync::Arc<Fixed>,
     /// `server.listen` and `admin.listen` as configured at start (before port 0 was
     /// settled), to tell an operator that a changed listener needs a restart.
     pub listen: (Vec<String>, String),
@@ -26,11 +26,12 @@ impl Reloader {
     fn reload(&self) {
         match config::load(&self.path) {
             Ok(rt) => {
+                let (new, started) = (&rt.fixed, &self.started);
                 let fixed = [
-                    ("server.listen", rt.proxy_listen != self.listen.0),
-                    ("admin.listen", rt.admin_listen != self.listen.1),
-                    ("storage.path", rt.storage_path != self.started.storage_path),
-                    ("server.threads", rt.threads != self.started.threads),
+                    ("server.listen", new.proxy_listen != self.listen.0),
+                    ("admin.listen", new.admin_listen != self.listen.1),
+                    ("storage.path", new.storage_path != started.storage_path),
+                    ("server.threads", new.threads != started.threads),
                 ];
                 for (key, changed) in fixed {
                     if changed {
@@ -39,12 +40,14 @@ impl Reloader {
                         );
                     }
                 }
-                self.live.replace(&rt);
+                let (upstreams, routes) = (
+                    rt.reloadable.upstreams.len(),
+                    rt.reloadable.router.route_count(),
+                );
+                self.live.replace(rt.reloadable);
                 log::info!(
-                    "reload: config {} in force: {} upstreams, {} routes",
+                    "reload: config {} in force: {upstreams} upstreams, {routes} routes",
                     self.path.display(),
-                    rt.upstreams.len(),
-                    rt.router.route_count()
                 );
             }
             Err(e) => {
