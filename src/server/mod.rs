@@ -1,10 +1,11 @@
 //! `tollgate serve`: builds the Pingora server (proxy listener, admin listener,
-//! background services) from a validated config and runs it. The background services
-//! live beside it: reloading ([`reload`]), key refresh and the listen announcement
+//! background services) from a validated config and runs it. Beside it: the proxy's
+//! filter chain ([`chain`]) and the background services: reloading ([`reload`]), key refresh and the listen announcement
 //! ([`background`]), upstream health checks ([`health`]), systemd's readiness notice
 //! ([`notify`]) and the exit after a shutdown signal ([`shutdown`]).
 
 pub mod background;
+pub mod chain;
 pub mod health;
 pub mod notify;
 pub mod reload;
@@ -15,28 +16,26 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pingora::apps::http_app::HttpServer;
+use pingora::proxy::HttpProxy;
 use pingora::server::configuration::Opt;
 use pingora::server::Server;
-use pingora::services::background::background_service;
+use pingora::services::background::{background_service, BackgroundService, GenBackgroundService};
 use pingora::services::listening::Service;
-use tollgate_filters::auth::AuthFilter;
 use tollgate_filters::clock::system_clock;
-use tollgate_filters::headers::UpstreamHeaders;
-use tollgate_filters::limits::{LimitsFilter, SpendTracker};
-use tollgate_filters::metering::{IncludeUsageFilter, MeteringFilter};
-use tollgate_filters::routing::{RoutingFilter, ScopeFilter};
-use tollgate_filters::FilterChain;
+use tollgate_filters::limits::SpendTracker;
 
 use crate::admin::{AdminApp, AdminDeps, SessionSweeper};
 use crate::config::live::LiveConfig;
-use crate::config::{self, pingora_conf, ConfigError, Runtime};
+use crate::config::{self, pingora_conf, ConfigError, Fixed, Runtime};
 use crate::keys::{KeyCache, Keyring, KeyringError, ProviderKeyCache};
 use crate::proxy::connections::{ConnectionGuard, ConnectionLimits};
 use crate::proxy::{Gateway, GatewayProxy};
 use crate::store::secrets::MasterKey;
 use crate::store::Store;
-use crate::usage::{Estimator, UsageRecorder, UsageWriter};
+use crate::usage::{UsageRecorder, UsageWriter};
 use background::{KeyRefresher, ListenAnnouncer};
+use chain::build_chain;
 use health::HealthChecker;
 use shutdown::ShutdownService;
 
@@ -67,6 +66,77 @@ pub enum ServeError {
     Keyring(#[from] KeyringError),
 }
 
+/// Loads the config, opens the store and runs until a shutdown signal. In steps: the
+/// listen addresses, the store and its keys, the shared state, Pingora's server and its
+/// services, the pid file; then run, and write the usage events still queued.
+pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
+    let Runtime {
+        mut fixed,
+        reloadable,
+    } = config::load(config_path)?;
+    let listeners = settle_listeners(&mut fixed, opts.upgrade)?;
+    let keys = open_keys(&fixed)?;
+    let shared = Shared {
+        usage: UsageRecorder::new(keys.store.clone()),
+        live: LiveConfig::new(reloadable),
+        fixed: Arc::new(fixed),
+        keys,
+    };
+    let spend = Arc::new(SpendTracker::default());
+    crate::usage::spend::seed(&shared.keys.store, &spend, system_clock())?;
+
+    let mut server = pingora_server(&shared.fixed, opts);
+    server.add_service(single_threaded(
+        "reloader",
+        reload::Reloader {
+            path: config_path.to_path_buf(),
+            live: shared.live.clone(),
+            started: shared.fixed.clone(),
+            listen: listeners.configured.clone(),
+        },
+    ));
+    server.add_service(proxy_service(&shared, spend, &server));
+    server.add_service(admin_service(&shared));
+    add_background_services(&mut server, &shared, &listeners);
+    if !opts.daemon {
+        write_pid_file(&shared.fixed.pid_file);
+    }
+    server.run(pingora::server::RunArgs::default());
+    // Every service has stopped, so no request can produce another event: write the
+    // ones still queued before the process exits.
+    shared.usage.drain_blocking();
+    log::info!("tollgate stopped");
+    Ok(())
+}
+
+/// The listen addresses: as configured, and as bound.
+struct Listeners {
+    /// `server.listen` and `admin.listen` as configured (before port 0 was settled),
+    /// for the reloader to tell a changed listener.
+    configured: (Vec<String>, String),
+    proxy: Vec<SocketAddr>,
+    admin: SocketAddr,
+}
+
+/// Settles every listen address (see [`settle_listen_addr`]) and writes the settled
+/// ones into `fixed`, which the listeners are then built from.
+fn settle_listeners(fixed: &mut Fixed, upgrade: bool) -> Result<Listeners, ServeError> {
+    let configured = (fixed.proxy_listen.clone(), fixed.admin_listen.clone());
+    let proxy = fixed
+        .proxy_listen
+        .iter()
+        .map(|a| settle_listen_addr(a, upgrade))
+        .collect::<Result<Vec<_>, _>>()?;
+    let admin = settle_listen_addr(&fixed.admin_listen, upgrade)?;
+    fixed.proxy_listen = proxy.iter().map(ToString::to_string).collect();
+    fixed.admin_listen = admin.to_string();
+    Ok(Listeners {
+        configured,
+        proxy,
+        admin,
+    })
+}
+
 /// Turns `IP:0` into a free port and checks every address can be bound, so that a busy
 /// port is one clear error line instead of a panic inside Pingora. Skipped on upgrade,
 /// where the running instance holds the sockets and hands them over.
@@ -88,72 +158,43 @@ fn settle_listen_addr(addr: &str, upgrade: bool) -> Result<SocketAddr, ServeErro
     })
 }
 
-/// The filter chain of the proxy listener, in order.
-pub fn build_chain(
-    live: &LiveConfig,
-    keys: Arc<KeyCache>,
-    usage: Arc<UsageRecorder>,
-    spend: Arc<SpendTracker>,
-    provider_keys: Arc<ProviderKeyCache>,
-) -> FilterChain {
-    FilterChain::new(vec![
-        Arc::new(AuthFilter::new(keys, system_clock)),
-        Arc::new(RoutingFilter::new(live.router())),
-        Arc::new(ScopeFilter),
-        Arc::new(IncludeUsageFilter),
-        Arc::new(UpstreamHeaders::new(Some(provider_keys))),
-        Arc::new(MeteringFilter::new(
-            usage,
-            live.prices(),
-            Arc::new(Estimator),
-        )),
-        // After metering: its on_done reads the request's metered cost and tokens.
-        Arc::new(LimitsFilter::new(spend, system_clock)),
-    ])
+/// The store and the keys the gateway reads from it, loaded.
+struct Keys {
+    store: Store,
+    master: MasterKey,
+    keyring: Keyring,
+    gateway: Arc<KeyCache>,
+    provider: Arc<ProviderKeyCache>,
 }
 
-/// Loads the config, opens the store and runs until a shutdown signal.
-pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
-    let Runtime { fixed, reloadable } = config::load(config_path)?;
-    let mut rt = fixed;
-    let configured_listen = (rt.proxy_listen.clone(), rt.admin_listen.clone());
-    let proxy_addrs = rt
-        .proxy_listen
-        .iter()
-        .map(|a| settle_listen_addr(a, opts.upgrade))
-        .collect::<Result<Vec<_>, _>>()?;
-    let admin_addr = settle_listen_addr(&rt.admin_listen, opts.upgrade)?;
-    rt.proxy_listen = proxy_addrs.iter().map(ToString::to_string).collect();
-    rt.admin_listen = admin_addr.to_string();
-
-    let store = Store::open(&rt.storage_path)?;
-    let master = MasterKey::load_or_create(&rt.master_key, &rt.storage_dir)?;
+/// Opens the store, unwraps its keyring with the master key and fills both key caches.
+fn open_keys(fixed: &Fixed) -> Result<Keys, ServeError> {
+    let store = Store::open(&fixed.storage_path)?;
+    let master = MasterKey::load_or_create(&fixed.master_key, &fixed.storage_dir)?;
     let keyring = Keyring::load_or_init(&store, &master, system_clock())?;
-    let keys = Arc::new(KeyCache::new(store.clone(), keyring.hasher()));
-    keys.refresh()?;
-    let provider_keys = Arc::new(ProviderKeyCache::new(store.clone(), keyring.crypto()));
-    provider_keys.refresh()?;
+    let gateway = Arc::new(KeyCache::new(store.clone(), keyring.hasher()));
+    gateway.refresh()?;
+    let provider = Arc::new(ProviderKeyCache::new(store.clone(), keyring.crypto()));
+    provider.refresh()?;
+    Ok(Keys {
+        store,
+        master,
+        keyring,
+        gateway,
+        provider,
+    })
+}
 
-    let rt = Arc::new(rt);
-    let recorder = UsageRecorder::new(store.clone());
-    let spend = Arc::new(SpendTracker::default());
-    crate::usage::spend::seed(&store, &spend, system_clock())?;
-    let live = LiveConfig::new(reloadable);
-    let chain = build_chain(
-        &live,
-        keys.clone(),
-        recorder.clone(),
-        spend,
-        provider_keys.clone(),
-    );
-    log::info!(
-        "tollgate {}: {} upstreams, filters {:?}",
-        env!("CARGO_PKG_VERSION"),
-        live.current().upstreams.len(),
-        chain.names()
-    );
-    let gw = Arc::new(Gateway::new(rt.clone(), chain, live.router()));
+/// What the services share.
+struct Shared {
+    fixed: Arc<Fixed>,
+    live: LiveConfig,
+    keys: Keys,
+    usage: Arc<UsageRecorder>,
+}
 
+/// Pingora's server, from our settings (never from Pingora's own config file).
+fn pingora_server(fixed: &Fixed, opts: ServeOptions) -> Server {
     let opt = Opt {
         upgrade: opts.upgrade,
         daemon: opts.daemon,
@@ -161,119 +202,133 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
         test: false,
         conf: None,
     };
-    let mut server = Server::new_with_opt_and_conf(opt, pingora_conf(&rt, opts.daemon));
+    let mut server = Server::new_with_opt_and_conf(opt, pingora_conf(fixed, opts.daemon));
     server.bootstrap();
+    server
+}
 
-    let mut proxy_app =
-        pingora::proxy::HttpProxy::new(GatewayProxy { gw }, server.configuration.clone());
-    proxy_app.handle_init_modules();
+/// The proxy listener: the filter chain behind Pingora's proxy, behind the connection
+/// guard (per-address cap, request-head deadline).
+fn proxy_service(
+    shared: &Shared,
+    spend: Arc<SpendTracker>,
+    server: &Server,
+) -> Service<ConnectionGuard<HttpProxy<GatewayProxy>>> {
+    let chain = build_chain(
+        &shared.live,
+        shared.keys.gateway.clone(),
+        shared.usage.clone(),
+        spend,
+        shared.keys.provider.clone(),
+    );
+    log::info!(
+        "tollgate {}: {} upstreams, filters {:?}",
+        env!("CARGO_PKG_VERSION"),
+        shared.live.current().upstreams.len(),
+        chain.names()
+    );
+    let gw = Arc::new(Gateway::new(
+        shared.fixed.clone(),
+        chain,
+        shared.live.router(),
+    ));
+    let mut app = HttpProxy::new(GatewayProxy { gw }, server.configuration.clone());
+    app.handle_init_modules();
     let limits = ConnectionLimits {
-        per_address: rt.max_connections_per_ip,
-        head_timeout: rt.header_timeout,
+        per_address: shared.fixed.max_connections_per_ip,
+        head_timeout: shared.fixed.header_timeout,
     };
-    let mut proxy = Service::new("proxy".to_owned(), ConnectionGuard::new(proxy_app, limits));
-    for addr in &rt.proxy_listen {
+    let mut proxy = Service::new("proxy".to_owned(), ConnectionGuard::new(app, limits));
+    for addr in &shared.fixed.proxy_listen {
         proxy.add_tcp(addr);
     }
-    let admin_app = AdminApp::new(AdminDeps {
-        store: store.clone(),
-        keys: keys.clone(),
-        provider_keys: provider_keys.clone(),
-        hasher: keyring.hasher(),
-        crypto: keyring.crypto(),
-        session_key: master.subkey("admin-session"),
-        session_ttl: rt.admin_session_ttl,
-        live: live.clone(),
-    });
-    let mut admin = Service::new(
-        "admin".to_owned(),
-        pingora::apps::http_app::HttpServer::new_app(admin_app),
-    );
-    admin.add_tcp(&rt.admin_listen);
-    admin.threads = Some(1);
-    let mut sweeper = background_service(
-        "session sweeper",
-        SessionSweeper {
-            store,
-            every: Duration::from_secs(60),
-        },
-    );
-    sweeper.threads = Some(1);
+    proxy
+}
 
-    let mut refresher = background_service(
+/// The admin listener, on one thread.
+fn admin_service(shared: &Shared) -> Service<HttpServer<AdminApp>> {
+    let keys = &shared.keys;
+    let app = AdminApp::new(AdminDeps {
+        store: keys.store.clone(),
+        keys: keys.gateway.clone(),
+        provider_keys: keys.provider.clone(),
+        hasher: keys.keyring.hasher(),
+        crypto: keys.keyring.crypto(),
+        session_key: keys.master.subkey("admin-session"),
+        session_ttl: shared.fixed.admin_session_ttl,
+        live: shared.live.clone(),
+    });
+    let mut admin = Service::new("admin".to_owned(), HttpServer::new_app(app));
+    admin.add_tcp(&shared.fixed.admin_listen);
+    admin.threads = Some(1);
+    admin
+}
+
+/// The background services besides the reloader, each on a thread of its own.
+fn add_background_services(server: &mut Server, shared: &Shared, listeners: &Listeners) {
+    let keys = &shared.keys;
+    server.add_service(single_threaded(
         "key refresher",
         KeyRefresher {
-            keys,
-            provider_keys,
+            keys: keys.gateway.clone(),
+            provider_keys: keys.provider.clone(),
             every: Duration::from_secs(1),
         },
-    );
-    refresher.threads = Some(1);
-    let mut announcer = background_service(
+    ));
+    server.add_service(single_threaded(
         "listen announcer",
         ListenAnnouncer {
-            listeners: proxy_addrs
+            listeners: listeners
+                .proxy
                 .iter()
                 .map(|a| ("proxy", *a))
-                .chain([("admin", admin_addr)])
+                .chain([("admin", listeners.admin)])
                 .collect(),
         },
-    );
-    announcer.threads = Some(1);
-
-    let mut writer = background_service(
+    ));
+    server.add_service(single_threaded(
         "usage writer",
         UsageWriter {
-            recorder: recorder.clone(),
+            recorder: shared.usage.clone(),
         },
-    );
-    writer.threads = Some(1);
-    let mut shutdown = background_service(
+    ));
+    server.add_service(single_threaded(
         "shutdown",
         ShutdownService {
-            usage: recorder.clone(),
-            grace: rt.shutdown_grace,
+            usage: shared.usage.clone(),
+            grace: shared.fixed.shutdown_grace,
         },
-    );
-    shutdown.threads = Some(1);
-
-    let mut reloader = background_service(
-        "reloader",
-        reload::Reloader {
-            path: config_path.to_path_buf(),
-            live: live.clone(),
-            started: rt.clone(),
-            listen: configured_listen,
+    ));
+    server.add_service(single_threaded(
+        "session sweeper",
+        SessionSweeper {
+            store: keys.store.clone(),
+            every: Duration::from_secs(60),
         },
-    );
-    reloader.threads = Some(1);
-    server.add_service(reloader);
-    server.add_service(proxy);
-    server.add_service(admin);
-    server.add_service(refresher);
-    server.add_service(announcer);
-    server.add_service(writer);
-    server.add_service(shutdown);
-    server.add_service(sweeper);
-    let mut health = background_service(
+    ));
+    server.add_service(single_threaded(
         "health checks",
         HealthChecker {
-            router: live.router(),
+            router: shared.live.router(),
         },
-    );
-    health.threads = Some(1);
-    server.add_service(health);
-    if !opts.daemon {
-        // Pingora writes the pid file only when it daemonizes; `tollgate reload` needs
-        // it in the foreground (systemd) too.
-        if let Err(e) = std::fs::write(&rt.pid_file, format!("{}\n", std::process::id())) {
-            log::warn!("cannot write the pid file {}: {e}", rt.pid_file);
-        }
+    ));
+}
+
+/// A background service with one thread: none of ours needs more, and each thread is a
+/// runtime of its own.
+fn single_threaded<A>(name: &str, task: A) -> GenBackgroundService<A>
+where
+    A: BackgroundService + Send + Sync + 'static,
+{
+    let mut service = background_service(name, task);
+    service.threads = Some(1);
+    service
+}
+
+/// Pingora writes the pid file only when it daemonizes; `tollgate reload` needs it in
+/// the foreground (systemd) too.
+fn write_pid_file(path: &str) {
+    if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
+        log::warn!("cannot write the pid file {path}: {e}");
     }
-    server.run(pingora::server::RunArgs::default());
-    // Every service has stopped, so no request can produce another event: write the
-    // ones still queued before the process exits.
-    recorder.drain_blocking();
-    log::info!("tollgate stopped");
-    Ok(())
 }
