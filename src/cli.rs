@@ -1,8 +1,12 @@
-//! The command line (CONTRACT §1): clap definitions only; `main.rs` runs them.
+//! The command line (CONTRACT §1): clap definitions only; `main.rs` runs them. A new
+//! key's and a new user's options are the store's input types ([`KeyCreate`],
+//! [`UserCreate`]), which the admin API's bodies are too.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::store::{KeyCreate, UserCreate};
 
 #[derive(Debug, Parser)]
 #[command(name = "tollgate", version, about = "An LLM API gateway on Pingora")]
@@ -117,18 +121,11 @@ pub enum UsageCommand {
 pub enum UserCommand {
     /// Create a user
     Add {
-        name: String,
-        #[arg(long, default_value = "member", value_parser = ["admin", "member"])]
-        role: String,
+        #[command(flatten)]
+        user: UserCreate,
         /// Read a password for admin login from stdin
-        #[arg(long)]
+        #[arg(long, display_order = 2)]
         password_stdin: bool,
-        /// A budget for all of the user's keys together, in USD
-        #[arg(long, value_name = "USD")]
-        budget_usd: Option<String>,
-        /// The budget's period (default month)
-        #[arg(long, value_parser = ["day", "month", "total"])]
-        budget_period: Option<String>,
     },
     /// List users
     List {
@@ -153,27 +150,4 @@ pub enum KeyCommand {
         #[arg(value_name = "KEY_ID")]
         id: String,
     },
-}
-
-#[derive(Debug, Args)]
-pub struct KeyCreate {
-    #[arg(long)]
-    pub user: String,
-    /// A label for the key
-    #[arg(long)]
-    pub name: Option<String>,
-    /// Model patterns the key may use, comma separated (default: all)
-    #[arg(long, value_delimiter = ',')]
-    pub models: Vec<String>,
-    #[arg(long, value_name = "USD")]
-    pub budget_usd: Option<String>,
-    #[arg(long, value_parser = ["day", "month", "total"])]
-    pub budget_period: Option<String>,
-    #[arg(long)]
-    pub rpm: Option<u32>,
-    #[arg(long)]
-    pub tpm: Option<u64>,
-    /// e.g. 30s, 15m, 12h, 30d, 1y
-    #[arg(long, value_name = "DURATION")]
-    pub expires_in: Option<String>,
 }

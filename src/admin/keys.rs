@@ -1,47 +1,15 @@
-//! `GET/POST /admin/keys`, `DELETE /admin/keys/{id}`. A new key goes through
-//! [`crate::commands::keys::new_key`], the same validation as `tollgate key create`; its
-//! secret is in the creation response and nowhere else, ever.
+//! `GET/POST /admin/keys`, `DELETE /admin/keys/{id}`. The body of a new key is a
+//! [`KeyCreate`], the type `tollgate key create` fills and the store checks, so both
+//! follow the same rules; its secret is in the creation response and nowhere else, ever.
 
 use http::Response;
 use pingora::protocols::http::ServerSession;
-use serde::Deserialize;
 use tollgate_filters::clock::system_clock;
 
 use super::auth::Caller;
 use super::{blocking, json_response, parse_json, read_body, AdminApp, ApiError, Req};
-use crate::commands::keys::{key_json, new_key, KeyCreateArgs};
-use crate::store::StoreError;
-
-/// A dollar amount: `"12.50"` or `12.5`. Either way it goes through the CLI's exact
-/// decimal parser, never through f64 arithmetic.
-#[derive(Deserialize)]
-#[serde(untagged)]
-pub(super) enum Amount {
-    Text(String),
-    Number(serde_json::Number),
-}
-
-impl Amount {
-    pub(super) fn into_text(self) -> String {
-        match self {
-            Amount::Text(t) => t,
-            Amount::Number(n) => n.to_string(),
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewKeyBody {
-    user: String,
-    name: Option<String>,
-    models: Option<Vec<String>>,
-    budget_usd: Option<Amount>,
-    budget_period: Option<String>,
-    rpm: Option<u32>,
-    tpm: Option<u64>,
-    expires_in: Option<String>,
-}
+use crate::commands::keys::key_json;
+use crate::store::{KeyCreate, StoreError};
 
 impl AdminApp {
     pub(crate) async fn list_keys(&self, req: &Req) -> Result<Response<Vec<u8>>, ApiError> {
@@ -61,21 +29,10 @@ impl AdminApp {
         caller: &Caller,
     ) -> Result<Response<Vec<u8>>, ApiError> {
         let body = read_body(session).await?;
-        let b: NewKeyBody = parse_json(&body)?;
-        let args = KeyCreateArgs {
-            user: b.user,
-            name: b.name,
-            models: b.models.unwrap_or_default(),
-            budget_usd: b.budget_usd.map(Amount::into_text),
-            budget_period: b.budget_period,
-            rpm: b.rpm,
-            tpm: b.tpm,
-            expires_in: b.expires_in,
-        };
+        let new: KeyCreate = parse_json(&body)?;
         let now = system_clock();
-        let new = new_key(args, now)?;
         let (store, hasher) = (self.store.clone(), self.hasher.clone());
-        let created = blocking(move || match store.create_key(&hasher, new, now) {
+        let created = blocking(move || match store.create_key(&hasher, &new, now) {
             // The user is named in the body: bad input rather than a missing resource.
             Err(e @ StoreError::UnknownUser(_)) => Err(ApiError::invalid(e.to_string())),
             other => other.map_err(ApiError::from),

@@ -391,7 +391,7 @@ impl From<StoreError> for ApiError {
             StoreError::UnknownUser(_) | StoreError::UnknownKey(_) => {
                 ApiError::not_found(e.to_string())
             }
-            StoreError::BadUserName(_) => ApiError::invalid(e.to_string()),
+            StoreError::BadUserName(_) | StoreError::Invalid(_) => ApiError::invalid(e.to_string()),
             other => ApiError::internal(&format!("store: {other}")),
         }
     }

@@ -1,29 +1,15 @@
-//! `GET/POST /admin/users`, `DELETE /admin/users/{id}`. Creation goes through
-//! [`crate::commands::users::create_user`], so the API and `tollgate user add` accept
-//! exactly the same names, roles and passwords.
+//! `GET/POST /admin/users`, `DELETE /admin/users/{id}`. The body of a new user is a
+//! [`UserCreate`], the type `tollgate user add` fills and the store checks, so both
+//! accept exactly the same names, roles, passwords and budgets.
 
 use http::Response;
 use pingora::protocols::http::ServerSession;
-use serde::Deserialize;
 use tollgate_filters::clock::system_clock;
-use tollgate_filters::{Role, Secret};
 
 use super::auth::Caller;
-use super::keys::Amount;
 use super::{blocking, json_response, parse_secret_json, read_body, AdminApp, ApiError, Req};
-use crate::commands::keys::parse_budget;
-use crate::commands::users::{create_user, user_json};
-use crate::store::UserDeletion;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewUserBody {
-    username: String,
-    role: String,
-    password: Option<String>,
-    budget_usd: Option<Amount>,
-    budget_period: Option<String>,
-}
+use crate::commands::users::user_json;
+use crate::store::{UserCreate, UserDeletion};
 
 impl AdminApp {
     pub(crate) async fn list_users(&self) -> Result<Response<Vec<u8>>, ApiError> {
@@ -42,24 +28,14 @@ impl AdminApp {
         caller: &Caller,
     ) -> Result<Response<Vec<u8>>, ApiError> {
         let body = read_body(session).await?;
-        let b: NewUserBody = parse_secret_json(
+        let new: UserCreate = parse_secret_json(
             &body,
             "{\"username\": \"...\", \"role\": \"admin\" or \"member\", \"password\"?: \"...\", \"budget_usd\"?: \"20\", \"budget_period\"?: \"day\" | \"month\" | \"total\"}",
         )?;
-        let role = Role::parse(&b.role).ok_or_else(|| {
-            ApiError::invalid(format!("invalid role '{}': use admin or member", b.role))
-        })?;
-        let budget = parse_budget(
-            b.budget_usd.map(Amount::into_text).as_deref(),
-            b.budget_period,
-        )?;
-        let has_password = b.password.is_some();
+        let has_password = new.password.is_some();
         let store = self.store.clone();
-        let (name, password) = (b.username, b.password.map(Secret::new));
         // Blocking: hashing a password takes argon2's whole cost.
-        let user =
-            blocking(move || create_user(&store, &name, role, password, budget, system_clock()))
-                .await?;
+        let user = blocking(move || store.create_user(&new, system_clock())).await?;
         self.audit(
             req,
             &caller.username,

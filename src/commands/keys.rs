@@ -1,112 +1,18 @@
-//! `tollgate key create|list|revoke`. The validation of a new key lives here, in
-//! [`new_key`], so that the admin API's `POST /admin/keys` can apply the same rules.
+//! `tollgate key create|list|revoke`. A new key is checked by the store
+//! ([`crate::store::KeyCreate`]), by the same rules as `POST /admin/keys`.
 
-use super::{format_rfc3339, format_usd, parse_duration, parse_usd_to_nanos, table, CommandError};
+use super::{format_rfc3339, format_usd, table, CommandError};
 use crate::store::secrets::KeyHasher;
-use crate::store::{KeyRow, NewKey, Store};
-
-const MAX_LABEL_CHARS: usize = 128;
-const MAX_PATTERN_CHARS: usize = 256;
-const BUDGET_PERIODS: [&str; 3] = ["day", "month", "total"];
-
-/// The options of `key create`, as typed (comma-splitting `--models` is the caller's).
-#[derive(Debug, Clone, Default)]
-pub struct KeyCreateArgs {
-    pub user: String,
-    pub name: Option<String>,
-    pub models: Vec<String>,
-    /// Dollars as a decimal, e.g. "12.50".
-    pub budget_usd: Option<String>,
-    /// day | month | total; month when a budget is given without one.
-    pub budget_period: Option<String>,
-    pub rpm: Option<u32>,
-    pub tpm: Option<u64>,
-    /// A duration such as "30d".
-    pub expires_in: Option<String>,
-}
-
-fn invalid(msg: impl Into<String>) -> CommandError {
-    CommandError::Invalid(msg.into())
-}
-
-/// Checks the options and turns them into what the store takes.
-pub fn new_key(a: KeyCreateArgs, now: i64) -> Result<NewKey, CommandError> {
-    // Labels and patterns end up in tables on an operator's terminal: no control
-    // characters (escape sequences, newlines) that could forge or hide rows.
-    let name = a.name.filter(|n| !n.trim().is_empty());
-    if let Some(n) = &name {
-        if n.chars().count() > MAX_LABEL_CHARS || n.chars().any(char::is_control) {
-            return Err(invalid(format!(
-                "invalid key name: use at most {MAX_LABEL_CHARS} printable characters"
-            )));
-        }
-    }
-    for m in &a.models {
-        if m.is_empty()
-            || m.chars().count() > MAX_PATTERN_CHARS
-            || m.chars().any(|c| c.is_control() || c.is_whitespace())
-        {
-            return Err(invalid(format!(
-                "invalid model pattern {m:?}: use a model name, prefix* or a glob, without spaces"
-            )));
-        }
-    }
-    let (budget, budget_period) = parse_budget(a.budget_usd.as_deref(), a.budget_period)?.unzip();
-    if a.rpm == Some(0) || a.tpm == Some(0) {
-        return Err(invalid("--rpm and --tpm must be greater than 0"));
-    }
-    let expires_at = match a.expires_in.as_deref() {
-        None => None,
-        Some(d) => {
-            let secs = parse_duration(d).map_err(CommandError::Invalid)?.as_secs();
-            let at = i64::try_from(secs).ok().and_then(|s| now.checked_add(s));
-            Some(at.ok_or_else(|| invalid(format!("invalid duration '{d}': too long")))?)
-        }
-    };
-    Ok(NewKey {
-        user: a.user,
-        name,
-        models: a.models,
-        budget_usd_nanos: budget,
-        budget_period,
-        rpm: a.rpm,
-        tpm: a.tpm,
-        expires_at,
-    })
-}
-
-/// A budget as given (`--budget-usd`, `--budget-period`, or the admin API's
-/// `budget_usd`, `budget_period`): nano-dollars and period, the period defaulting to
-/// month; a period without an amount is refused rather than ignored.
-pub fn parse_budget(
-    usd: Option<&str>,
-    period: Option<String>,
-) -> Result<Option<(i64, String)>, CommandError> {
-    let nanos = usd
-        .map(parse_usd_to_nanos)
-        .transpose()
-        .map_err(CommandError::Invalid)?;
-    match (nanos, period) {
-        (None, Some(_)) => Err(invalid(
-            "a budget period needs a budget amount (--budget-usd, or budget_usd in the admin API)",
-        )),
-        (None, None) => Ok(None),
-        (Some(n), None) => Ok(Some((n, "month".to_owned()))),
-        (Some(n), Some(p)) if BUDGET_PERIODS.contains(&p.as_str()) => Ok(Some((n, p))),
-        (Some(_), Some(p)) => Err(invalid(format!(
-            "invalid budget period '{p}': use day, month or total"
-        ))),
-    }
-}
+use crate::store::{KeyCreate, KeyRow, Store};
 
 /// Creates a key and returns only the key and a newline: the one time it is shown.
 pub fn key_create(
     store: &Store,
     hasher: &KeyHasher,
-    a: KeyCreateArgs,
+    new: &KeyCreate,
     now: i64,
 ) -> Result<String, CommandError> {
-    let (_, key) = store.create_key(hasher, new_key(a, now)?, now)?;
+    let (_, key) = store.create_key(hasher, new, now)?;
     Ok(format!("{}\n", key.expose()))
 }
 
@@ -209,18 +115,15 @@ pub fn key_revoke(store: &Store, id: &str, now: i64) -> Result<String, CommandEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::secrets::{parse_gateway_key, MasterKey};
+    use crate::store::input::Amount;
+    use crate::store::secrets::parse_gateway_key;
+    use crate::store::testing::{add_user, hasher_in, temp_store};
     use tollgate_filters::Role;
 
     fn setup() -> (tempfile::TempDir, Store, KeyHasher) {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db")).unwrap();
-        let h = KeyHasher::new(
-            MasterKey::load_or_create("", dir.path())
-                .unwrap()
-                .subkey("gateway-key-hmac"),
-        );
-        s.create_user("alice", Role::Member, None, 0).unwrap();
+        let (dir, s) = temp_store();
+        let h = hasher_in(dir.path());
+        add_user(&s, "alice", Role::Member, 0);
         (dir, s, h)
     }
 
@@ -233,11 +136,8 @@ mod tests {
             .collect()
     }
 
-    fn args(f: impl FnOnce(&mut KeyCreateArgs)) -> KeyCreateArgs {
-        let mut a = KeyCreateArgs {
-            user: "alice".into(),
-            ..Default::default()
-        };
+    fn args(f: impl FnOnce(&mut KeyCreate)) -> KeyCreate {
+        let mut a = KeyCreate::for_user("alice");
         f(&mut a);
         a
     }
@@ -248,12 +148,12 @@ mod tests {
         let a = args(|a| {
             a.name = Some("laptop".into());
             a.models = vec!["gpt-*".into(), "claude-3-5-sonnet".into()];
-            a.budget_usd = Some("5".into());
+            a.budget_usd = Some(Amount::Text("5".into()));
             a.rpm = Some(60);
             a.tpm = Some(100_000);
             a.expires_in = Some("1h".into());
         });
-        let out = key_create(&s, &h, a, 100).unwrap();
+        let out = key_create(&s, &h, &a, 100).unwrap();
         let key = out.strip_suffix('\n').unwrap();
         let (id, secret) = parse_gateway_key(key).unwrap();
 
@@ -321,7 +221,7 @@ mod tests {
     #[test]
     fn a_plain_key_has_no_limits() {
         let (_d, s, h) = setup();
-        key_create(&s, &h, args(|_| {}), 0).unwrap();
+        key_create(&s, &h, &args(|_| {}), 0).unwrap();
         let table = key_list(&s, None, false).unwrap();
         let row = cells(table.lines().nth(1).unwrap());
         assert_eq!(row[2], "-");
@@ -339,19 +239,22 @@ mod tests {
     #[test]
     fn bad_options_are_refused_with_one_line() {
         let (_d, s, h) = setup();
-        let err = |a: KeyCreateArgs| key_create(&s, &h, a, 0).unwrap_err().to_string();
+        let err = |a: KeyCreate| key_create(&s, &h, &a, 0).unwrap_err().to_string();
         assert_eq!(err(args(|a| a.user = "bob".into())), "unknown user 'bob'");
         assert!(err(args(|a| a.expires_in = Some("soon".into())))
             .starts_with("invalid duration 'soon'"));
         assert!(err(args(|a| a.expires_in = Some("500000000000y".into()))).ends_with("too long"));
-        assert!(err(args(|a| a.budget_usd = Some("-5".into()))).starts_with("invalid amount '-5'"));
+        assert!(
+            err(args(|a| a.budget_usd = Some(Amount::Text("-5".into()))))
+                .starts_with("invalid amount '-5'")
+        );
         assert_eq!(
             err(args(|a| a.budget_period = Some("day".into()))),
             "a budget period needs a budget amount (--budget-usd, or budget_usd in the admin API)"
         );
         assert_eq!(
             err(args(|a| {
-                a.budget_usd = Some("1".into());
+                a.budget_usd = Some(Amount::Text("1".into()));
                 a.budget_period = Some("week".into());
             })),
             "invalid budget period 'week': use day, month or total"
@@ -373,27 +276,5 @@ mod tests {
         assert!(err(args(|a| a.name = Some("evil\nrow".into()))).starts_with("invalid key name"));
         assert!(err(args(|a| a.name = Some("x".repeat(129)))).starts_with("invalid key name"));
         assert!(s.list_keys(None).unwrap().is_empty());
-    }
-
-    #[test]
-    fn budgets_default_to_monthly() {
-        let new = new_key(args(|a| a.budget_usd = Some("12.50".into())), 0).unwrap();
-        assert_eq!(
-            (new.budget_usd_nanos, new.budget_period.as_deref()),
-            (Some(12_500_000_000), Some("month"))
-        );
-        let new = new_key(
-            args(|a| {
-                a.budget_usd = Some("0.5".into());
-                a.budget_period = Some("total".into());
-                a.name = Some("  ".into());
-                a.expires_in = Some("30d".into());
-            }),
-            10,
-        )
-        .unwrap();
-        assert_eq!(new.budget_period.as_deref(), Some("total"));
-        assert_eq!(new.name, None);
-        assert_eq!(new.expires_at, Some(10 + 30 * 86_400));
     }
 }

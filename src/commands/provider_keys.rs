@@ -207,14 +207,14 @@ pub fn rotate_master_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing::{add_user, temp_store};
     use std::os::unix::fs::PermissionsExt;
     use tollgate_filters::Role;
 
     fn setup() -> (tempfile::TempDir, Store, MasterKey) {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db")).unwrap();
+        let (dir, s) = temp_store();
         let m = MasterKey::load_or_create("", dir.path()).unwrap();
-        s.create_user("alice", Role::Member, None, 0).unwrap();
+        add_user(&s, "alice", Role::Member, 0);
         (dir, s, m)
     }
 

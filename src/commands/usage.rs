@@ -2,7 +2,8 @@
 
 use tollgate_filters::clock::days_from_civil;
 
-use super::{format_rfc3339, parse_duration, table, CommandError};
+use super::{format_rfc3339, table, CommandError};
+use crate::store::input::parse_duration;
 use crate::store::{GroupBy, Store, UsageRow};
 
 /// Milliseconds since the epoch from RFC 3339 (`2026-11-01T00:00:00Z`, offsets and

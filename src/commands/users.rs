@@ -1,64 +1,12 @@
 //! `tollgate user add|list`.
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-use argon2::Argon2;
-use tollgate_filters::{Role, Secret};
-
 use super::{format_rfc3339, format_usd, table, CommandError};
-use crate::store::{Store, UserRow};
+use crate::store::{Store, UserCreate, UserRow};
 
-/// Shortest admin password accepted.
-pub const MIN_PASSWORD_CHARS: usize = 8;
-
-/// An argon2id PHC string (random salt, the crate's default cost: 19 MiB, 2 passes,
-/// which is OWASP's recommended minimum) for an admin login password.
-pub fn hash_password(password: &Secret) -> Result<String, CommandError> {
-    if password.expose().chars().count() < MIN_PASSWORD_CHARS {
-        return Err(CommandError::Invalid(format!(
-            "the password must have at least {MIN_PASSWORD_CHARS} characters"
-        )));
-    }
-    let salt = SaltString::generate(&mut OsRng);
-    let hash = Argon2::default()
-        .hash_password(password.expose().as_bytes(), &salt)
-        .map_err(|e| CommandError::Invalid(format!("cannot hash the password: {e}")))?;
-    Ok(hash.to_string())
-}
-
-/// Creates a user. Only admins get a password: it is for the admin API's login, and
-/// members authenticate with gateway keys alone. Shared by `user add` and
-/// `POST /admin/users`, so both apply the same rules.
-pub fn create_user(
-    store: &Store,
-    name: &str,
-    role: Role,
-    password: Option<Secret>,
-    budget: Option<(i64, String)>,
-    now: i64,
-) -> Result<UserRow, CommandError> {
-    let hash = match password {
-        None => None,
-        Some(_) if role != Role::Admin => {
-            return Err(CommandError::Invalid(
-                "a password is only for admin users (--role admin)".into(),
-            ))
-        }
-        Some(p) => Some(hash_password(&p)?),
-    };
-    let budget = budget.as_ref().map(|(n, p)| (*n, p.as_str()));
-    Ok(store.create_user_with_budget(name, role, hash.as_deref(), budget, now)?)
-}
-
-/// `user add`: [`create_user`], and the line to print.
-pub fn user_add(
-    store: &Store,
-    name: &str,
-    role: Role,
-    password: Option<Secret>,
-    budget: Option<(i64, String)>,
-    now: i64,
-) -> Result<String, CommandError> {
-    let u = create_user(store, name, role, password, budget, now)?;
+/// `user add`: the user created (the store checks it, as it does for
+/// `POST /admin/users`), and the line to print.
+pub fn user_add(store: &Store, new: &UserCreate, now: i64) -> Result<String, CommandError> {
+    let u = store.create_user(new, now)?;
     Ok(format!(
         "created user {} ({}, id {})\n",
         u.username,
@@ -110,12 +58,30 @@ pub fn user_list(store: &Store, json: bool) -> Result<String, CommandError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use argon2::{PasswordHash, PasswordVerifier};
+    use crate::store::input::Amount;
+    use crate::store::testing::temp_store;
+    use argon2::{Argon2, PasswordHash, PasswordVerifier};
+    use tollgate_filters::{Role, Secret};
 
     fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db")).unwrap();
+        let (dir, s) = temp_store();
         (dir, s)
+    }
+
+    /// What `user add NAME --role ROLE [--budget-usd USD --budget-period P]` asks for,
+    /// with the password read from stdin.
+    fn user(
+        name: &str,
+        role: Role,
+        password: Option<Secret>,
+        budget: Option<(&str, &str)>,
+    ) -> UserCreate {
+        UserCreate {
+            password,
+            budget_usd: budget.map(|(usd, _)| Amount::Text(usd.into())),
+            budget_period: budget.map(|(_, period)| period.into()),
+            ..UserCreate::new(name, role)
+        }
     }
 
     #[test]
@@ -123,19 +89,18 @@ mod tests {
         let (_d, s) = store();
         let out = user_add(
             &s,
-            "root",
-            Role::Admin,
-            Some(Secret::new("correct horse")),
-            None,
+            &user(
+                "root",
+                Role::Admin,
+                Some(Secret::new("correct horse")),
+                None,
+            ),
             0,
         );
         assert_eq!(out.unwrap(), "created user root (admin, id 1)\n");
         user_add(
             &s,
-            "alice",
-            Role::Member,
-            None,
-            Some((20_000_000_000, "day".into())),
+            &user("alice", Role::Member, None, Some(("20", "day"))),
             86_400,
         )
         .unwrap();
@@ -164,10 +129,12 @@ mod tests {
         let (_d, s) = store();
         user_add(
             &s,
-            "root",
-            Role::Admin,
-            Some(Secret::new("correct horse")),
-            None,
+            &user(
+                "root",
+                Role::Admin,
+                Some(Secret::new("correct horse")),
+                None,
+            ),
             0,
         )
         .unwrap();
@@ -192,27 +159,28 @@ mod tests {
         let err = |r: Result<String, CommandError>| r.unwrap_err().to_string();
         let pw = || Some(Secret::new("correct horse"));
         assert_eq!(
-            err(user_add(&s, "bob", Role::Member, pw(), None, 0)),
+            err(user_add(&s, &user("bob", Role::Member, pw(), None), 0)),
             "a password is only for admin users (--role admin)"
         );
         assert_eq!(
             err(user_add(
                 &s,
-                "eve",
-                Role::Admin,
-                Some(Secret::new("short12")),
-                None,
+                &user("eve", Role::Admin, Some(Secret::new("short12")), None),
                 0
             )),
             "the password must have at least 8 characters"
         );
-        user_add(&s, "root", Role::Admin, None, None, 0).unwrap();
+        user_add(&s, &user("root", Role::Admin, None, None), 0).unwrap();
         assert_eq!(
-            err(user_add(&s, "root", Role::Admin, None, None, 0)),
+            err(user_add(&s, &user("root", Role::Admin, None, None), 0)),
             "user 'root' already exists"
         );
-        assert!(err(user_add(&s, "no spaces", Role::Member, None, None, 0))
-            .starts_with("invalid user name"));
+        assert!(err(user_add(
+            &s,
+            &user("no spaces", Role::Member, None, None),
+            0
+        ))
+        .starts_with("invalid user name"));
         // Nothing was created by the refused calls.
         assert_eq!(s.list_users().unwrap().len(), 1);
     }

@@ -244,7 +244,8 @@ impl KeyLookup for KeyCache {
 mod tests {
     use super::*;
     use crate::store::secrets::MasterKey;
-    use crate::store::NewKey;
+    use crate::store::testing::{add_user, hasher_in, temp_store};
+    use crate::store::KeyCreate;
     use tollgate_filters::Role;
 
     struct Fixture {
@@ -255,14 +256,9 @@ mod tests {
     }
 
     fn fixture() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db")).unwrap();
-        let hasher = KeyHasher::new(
-            MasterKey::load_or_create("", dir.path())
-                .unwrap()
-                .subkey("gateway-key-hmac"),
-        );
-        store.create_user("alice", Role::Member, None, 1).unwrap();
+        let (dir, store) = temp_store();
+        let hasher = hasher_in(dir.path());
+        add_user(&store, "alice", Role::Member, 1);
         let cache = KeyCache::new(store.clone(), hasher.clone());
         cache.refresh().unwrap();
         Fixture {
@@ -273,12 +269,11 @@ mod tests {
         }
     }
 
-    fn new_key(models: &[&str], expires_at: Option<i64>) -> NewKey {
-        NewKey {
-            user: "alice".into(),
+    fn new_key(models: &[&str], expires_in: Option<&str>) -> KeyCreate {
+        KeyCreate {
             models: models.iter().map(|m| m.to_string()).collect(),
-            expires_at,
-            ..NewKey::default()
+            expires_in: expires_in.map(str::to_owned),
+            ..KeyCreate::for_user("alice")
         }
     }
 
@@ -295,7 +290,7 @@ mod tests {
         let f = fixture();
         let (row, key) = f
             .store
-            .create_key(&f.hasher, new_key(&["gpt-*"], None), 5)
+            .create_key(&f.hasher, &new_key(&["gpt-*"], None), 5)
             .unwrap();
         // Created after the refresh: found by the one-off lookup, then cached.
         assert!(f.cache.is_empty());
@@ -323,7 +318,7 @@ mod tests {
         let f = fixture();
         let (row, key) = f
             .store
-            .create_key(&f.hasher, new_key(&[], None), 5)
+            .create_key(&f.hasher, &new_key(&[], None), 5)
             .unwrap();
         f.cache.refresh().unwrap();
         assert!(f.cache.authenticate(&tampered(&key)).await.is_none());
@@ -355,7 +350,7 @@ mod tests {
         let f = fixture();
         let (row, key) = f
             .store
-            .create_key(&f.hasher, new_key(&[], None), 5)
+            .create_key(&f.hasher, &new_key(&[], None), 5)
             .unwrap();
         f.cache.refresh().unwrap();
         let verified = |c: &KeyCache| c.get(&row.id).unwrap().verified.get().is_some();
@@ -382,7 +377,7 @@ mod tests {
         let f = fixture();
         let (_, key) = f
             .store
-            .create_key(&f.hasher, new_key(&[], Some(100)), 5)
+            .create_key(&f.hasher, &new_key(&[], Some("95s")), 5) // expires at 100
             .unwrap();
         let p = f.cache.authenticate(&key).await.unwrap();
         assert_eq!((p.expires_at, p.scopes.len()), (Some(100), 0));
@@ -394,7 +389,7 @@ mod tests {
         f.cache.refresh().unwrap();
         // A second connection to the same file, as the CLI would open.
         let cli = Store::open(&f.dir.path().join("t.db")).unwrap();
-        let (_, key) = cli.create_key(&f.hasher, new_key(&[], None), 5).unwrap();
+        let (_, key) = cli.create_key(&f.hasher, &new_key(&[], None), 5).unwrap();
         assert!(f.cache.authenticate(&key).await.is_some());
     }
 
@@ -403,7 +398,7 @@ mod tests {
         let f = fixture();
         let (_, key) = f
             .store
-            .create_key(&f.hasher, new_key(&[], None), 5)
+            .create_key(&f.hasher, &new_key(&[], None), 5)
             .unwrap();
         let cache = Arc::new(f.cache);
         let tasks: Vec<_> = (0..32)

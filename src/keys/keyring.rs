@@ -185,11 +185,11 @@ impl Keyring {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing::{add_user, temp_store};
     use tollgate_filters::{Role, Secret};
 
     fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db")).unwrap();
+        let (dir, s) = temp_store();
         (dir, s)
     }
 
@@ -248,16 +248,9 @@ mod tests {
         let (_d, s) = store();
         let m = MasterKey::generate();
         let legacy = KeyHasher::new(m.subkey(HMAC_PURPOSE));
-        s.create_user("alice", Role::Member, None, 0).unwrap();
+        add_user(&s, "alice", Role::Member, 0);
         let (_, key) = s
-            .create_key(
-                &legacy,
-                crate::store::NewKey {
-                    user: "alice".into(),
-                    ..Default::default()
-                },
-                0,
-            )
+            .create_key(&legacy, &crate::store::KeyCreate::for_user("alice"), 0)
             .unwrap();
         let k = Keyring::load_or_init(&s, &m, 1).unwrap();
         let row = s.all_keys_for_auth().unwrap().remove(0);

@@ -149,6 +149,7 @@ mod tests {
     use super::*;
     use crate::keys::Keyring;
     use crate::store::secrets::MasterKey;
+    use crate::store::testing::{add_user, temp_store};
     use tollgate_filters::Role;
 
     struct Fixture {
@@ -161,16 +162,12 @@ mod tests {
     }
 
     fn fixture() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let (dir, store) = temp_store();
         let crypto = Keyring::load_or_init(&store, &MasterKey::generate(), 0)
             .unwrap()
             .crypto();
-        let alice = store
-            .create_user("alice", Role::Member, None, 0)
-            .unwrap()
-            .id;
-        let bob = store.create_user("bob", Role::Member, None, 0).unwrap().id;
+        let alice = add_user(&store, "alice", Role::Member, 0).id;
+        let bob = add_user(&store, "bob", Role::Member, 0).id;
         let cache = ProviderKeyCache::new(store.clone(), crypto.clone());
         cache.refresh().unwrap();
         Fixture {

@@ -63,11 +63,11 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing::temp_store;
 
     #[test]
     fn newest_first_with_a_limit() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db")).unwrap();
+        let (_dir, s) = temp_store();
         for (i, action) in ["login", "key.create", "logout"].iter().enumerate() {
             s.append_audit(&AuditRow {
                 id: 0,

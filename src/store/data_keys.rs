@@ -104,6 +104,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing::temp_store;
 
     fn row(purpose: &str, byte: u8) -> DataKeyRow {
         DataKeyRow {
@@ -117,8 +118,7 @@ mod tests {
 
     #[test]
     fn init_keeps_existing_rows_and_rolls_back_on_refusal() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db")).unwrap();
+        let (_dir, s) = temp_store();
         let got = s
             .init_data_keys(&[row("a", 1)], |rows| Ok::<_, StoreError>(rows.to_vec()))
             .unwrap();
@@ -143,8 +143,7 @@ mod tests {
 
     #[test]
     fn rewrap_is_all_or_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db")).unwrap();
+        let (_dir, s) = temp_store();
         s.init_data_keys(&[row("a", 1), row("b", 1)], |_| Ok::<_, StoreError>(()))
             .unwrap();
         let n = s

@@ -3,8 +3,10 @@
 
 use rusqlite::types::Type;
 use rusqlite::{params, OptionalExtension};
+use serde::Deserialize;
 use tollgate_filters::{Role, Secret};
 
+use super::input::{parse_budget, parse_duration, Amount};
 use super::users::role_column;
 use super::{Store, StoreError};
 use crate::store::secrets::{generate_gateway_key, parse_gateway_key, KeyHasher, KEY_ID_LEN};
@@ -12,17 +14,104 @@ use crate::store::secrets::{generate_gateway_key, parse_gateway_key, KeyHasher, 
 /// Characters of the secret kept in `prefix`, so an operator can tell keys apart.
 const PREFIX_SECRET_CHARS: usize = 4;
 
-/// What `key create` asks for, validated by the caller.
-#[derive(Debug, Clone, Default)]
-pub struct NewKey {
+const MAX_LABEL_CHARS: usize = 128;
+const MAX_PATTERN_CHARS: usize = 256;
+
+/// A new gateway key as asked for, in the one shape every way in shares: the options of
+/// `tollgate key create`, the body of `POST /admin/keys`, and what
+/// [`Store::create_key`] takes. The store checks it ([`KeyCreate::check`]), so no way
+/// in can skip a rule or forget a field.
+#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyCreate {
+    #[arg(long)]
     pub user: String,
+    /// A label for the key
+    #[arg(long)]
     pub name: Option<String>,
+    /// Model patterns the key may use, comma separated (default: all)
+    #[arg(long, value_delimiter = ',')]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub models: Vec<String>,
-    pub budget_usd_nanos: Option<i64>,
+    #[arg(long, value_name = "USD")]
+    pub budget_usd: Option<Amount>,
+    // day | month | total; month when a budget is given without one.
+    #[arg(long, value_parser = ["day", "month", "total"])]
     pub budget_period: Option<String>,
+    #[arg(long)]
     pub rpm: Option<u32>,
+    #[arg(long)]
     pub tpm: Option<u64>,
-    pub expires_at: Option<i64>,
+    /// e.g. 30s, 15m, 12h, 30d, 1y
+    #[arg(long, value_name = "DURATION")]
+    pub expires_in: Option<String>,
+}
+
+/// `"models": null` is no list, as when the field is left out.
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A [`KeyCreate`] that passed its checks, in the units the table holds.
+struct CheckedKey {
+    name: Option<String>,
+    budget: Option<(i64, String)>,
+    expires_at: Option<i64>,
+}
+
+impl KeyCreate {
+    /// A key for `user` with no limits: the starting point of tests and callers that
+    /// set a field or two.
+    pub fn for_user(user: &str) -> Self {
+        KeyCreate {
+            user: user.to_owned(),
+            ..KeyCreate::default()
+        }
+    }
+
+    /// The rules every new key follows, whichever way it came in; the message of an
+    /// [`StoreError::Invalid`] names the option at fault.
+    fn check(&self, now: i64) -> Result<CheckedKey, StoreError> {
+        let invalid = |m: String| StoreError::Invalid(m);
+        // Labels and patterns end up in tables on an operator's terminal: no control
+        // characters (escape sequences, newlines) that could forge or hide rows.
+        let name = self.name.clone().filter(|n| !n.trim().is_empty());
+        if let Some(n) = &name {
+            if n.chars().count() > MAX_LABEL_CHARS || n.chars().any(char::is_control) {
+                return Err(invalid(format!(
+                    "invalid key name: use at most {MAX_LABEL_CHARS} printable characters"
+                )));
+            }
+        }
+        for m in &self.models {
+            if m.is_empty()
+                || m.chars().count() > MAX_PATTERN_CHARS
+                || m.chars().any(|c| c.is_control() || c.is_whitespace())
+            {
+                return Err(invalid(format!(
+                    "invalid model pattern {m:?}: use a model name, prefix* or a glob, without spaces"
+                )));
+            }
+        }
+        let budget = parse_budget(self.budget_usd.as_ref(), self.budget_period.as_deref())
+            .map_err(invalid)?;
+        if self.rpm == Some(0) || self.tpm == Some(0) {
+            return Err(invalid("--rpm and --tpm must be greater than 0".into()));
+        }
+        let expires_at = match self.expires_in.as_deref() {
+            None => None,
+            Some(d) => {
+                let secs = parse_duration(d).map_err(invalid)?.as_secs();
+                let at = i64::try_from(secs).ok().and_then(|s| now.checked_add(s));
+                Some(at.ok_or_else(|| invalid(format!("invalid duration '{d}': too long")))?)
+            }
+        };
+        Ok(CheckedKey {
+            name,
+            budget,
+            expires_at,
+        })
+    }
 }
 
 /// A key as listed: everything but its secret, which this type has no field for.
@@ -146,14 +235,15 @@ fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
 }
 
 impl Store {
-    /// Creates a key for an existing user; returns its row and the full key, which is
-    /// shown once and never stored.
+    /// Creates a key for an existing user, once `new` passes its checks; returns its row
+    /// and the full key, which is shown once and never stored.
     pub fn create_key(
         &self,
         hasher: &KeyHasher,
-        new: NewKey,
+        new: &KeyCreate,
         now: i64,
     ) -> Result<(KeyRow, Secret), StoreError> {
+        let checked = new.check(now)?;
         let user = self
             .user_by_name(&new.user)?
             .ok_or_else(|| StoreError::UnknownUser(new.user.clone()))?;
@@ -166,41 +256,41 @@ impl Store {
             .chars()
             .take("tg_".len() + KEY_ID_LEN + "_".len() + PREFIX_SECRET_CHARS)
             .collect();
-        let models = serde_json::Value::from(new.models.clone()).to_string();
+        let (budget_usd_nanos, budget_period) = checked.budget.unzip();
+        let row = KeyRow {
+            id,
+            user: user.username,
+            name: checked.name,
+            prefix,
+            models: new.models.clone(),
+            budget_usd_nanos,
+            budget_period,
+            rpm: new.rpm,
+            tpm: new.tpm,
+            created_at: now,
+            expires_at: checked.expires_at,
+            revoked_at: None,
+            last_used_at: None,
+        };
         self.conn()?.execute(
             "INSERT INTO api_keys (id, user_id, name, secret_hmac, prefix, models, budget_usd_nanos, budget_period, rpm, tpm, created_at, expires_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
-                id,
+                row.id,
                 user.id,
-                new.name,
+                row.name,
                 hasher.hash(secret),
-                prefix,
-                models,
-                new.budget_usd_nanos,
-                new.budget_period,
-                new.rpm,
+                row.prefix,
+                serde_json::Value::from(row.models.clone()).to_string(),
+                row.budget_usd_nanos,
+                row.budget_period,
+                row.rpm,
                 // SQLite integers are i64; no real limit is anywhere near the top.
-                new.tpm.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
+                row.tpm.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
                 now,
-                new.expires_at
+                row.expires_at
             ],
         )?;
-        let row = KeyRow {
-            id,
-            user: user.username,
-            name: new.name,
-            prefix,
-            models: new.models,
-            budget_usd_nanos: new.budget_usd_nanos,
-            budget_period: new.budget_period,
-            rpm: new.rpm,
-            tpm: new.tpm,
-            created_at: now,
-            expires_at: new.expires_at,
-            revoked_at: None,
-            last_used_at: None,
-        };
         Ok((row, full))
     }
 
@@ -288,35 +378,35 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::secrets::MasterKey;
+    use crate::store::input::Amount;
+    use crate::store::testing::{add_user, hasher_in, temp_store};
 
     fn setup() -> (tempfile::TempDir, Store, KeyHasher) {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db")).unwrap();
-        s.create_user("alice", Role::Member, None, 1).unwrap();
-        s.create_user("root", Role::Admin, None, 1).unwrap();
-        let h = KeyHasher::new(
-            MasterKey::load_or_create("", dir.path())
-                .unwrap()
-                .subkey("gateway-key-hmac"),
-        );
+        let (dir, s) = temp_store();
+        add_user(&s, "alice", Role::Member, 1);
+        add_user(&s, "root", Role::Admin, 1);
+        let h = hasher_in(dir.path());
         (dir, s, h)
     }
 
     #[test]
     fn create_list_revoke() {
         let (_dir, s, h) = setup();
-        let new = NewKey {
+        let new = KeyCreate {
             user: "alice".into(),
             name: Some("laptop".into()),
             models: vec!["gpt-*".into(), "claude-3?".into()],
-            budget_usd_nanos: Some(5_000_000_000),
+            budget_usd: Some(Amount::Text("5".into())),
             budget_period: Some("month".into()),
             rpm: Some(60),
             tpm: Some(u64::from(u32::MAX) + 1),
-            expires_at: Some(1000),
+            expires_in: Some("990s".into()),
         };
-        let (row, full) = s.create_key(&h, new, 10).unwrap();
+        let (row, full) = s.create_key(&h, &new, 10).unwrap();
+        assert_eq!(
+            (row.budget_usd_nanos, row.expires_at),
+            (Some(5_000_000_000), Some(1000))
+        );
         let (id, secret) = parse_gateway_key(full.expose()).unwrap();
         assert_eq!(row.id, id);
         assert_eq!(row.prefix, format!("tg_{id}_{}", &secret[..4]));
@@ -362,11 +452,9 @@ mod tests {
     #[test]
     fn unknown_user_gets_no_key() {
         let (_dir, s, h) = setup();
-        let new = NewKey {
-            user: "bob".into(),
-            ..NewKey::default()
-        };
-        let e = s.create_key(&h, new, 0).unwrap_err();
+        let e = s
+            .create_key(&h, &KeyCreate::for_user("bob"), 0)
+            .unwrap_err();
         assert_eq!(e.to_string(), "unknown user 'bob'");
         assert!(s.all_keys_for_auth().unwrap().is_empty());
     }
@@ -374,17 +462,57 @@ mod tests {
     #[test]
     fn corrupt_scopes_fail_closed() {
         let (_dir, s, h) = setup();
-        let new = NewKey {
-            user: "alice".into(),
+        let new = KeyCreate {
             models: vec!["gpt-4o".into()],
-            ..NewKey::default()
+            ..KeyCreate::for_user("alice")
         };
-        let (row, _) = s.create_key(&h, new, 0).unwrap();
+        let (row, _) = s.create_key(&h, &new, 0).unwrap();
         s.conn()
             .unwrap()
             .execute("UPDATE api_keys SET models = 'gpt-4o'", [])
             .unwrap();
         assert!(s.auth_key(&row.id).is_err());
         assert!(s.all_keys_for_auth().is_err());
+    }
+
+    #[test]
+    fn budgets_default_to_monthly() {
+        let args = |f: fn(&mut KeyCreate)| {
+            let mut a = KeyCreate::for_user("alice");
+            f(&mut a);
+            a
+        };
+        let new = args(|a| a.budget_usd = Some(Amount::Text("12.50".into())))
+            .check(0)
+            .unwrap();
+        assert_eq!(new.budget, Some((12_500_000_000, "month".to_owned())));
+        let new = args(|a| {
+            a.budget_usd = Some(Amount::Text("0.5".into()));
+            a.budget_period = Some("total".into());
+            a.name = Some("  ".into());
+            a.expires_in = Some("30d".into());
+        })
+        .check(10)
+        .unwrap();
+        assert_eq!(new.budget.map(|b| b.1).as_deref(), Some("total"));
+        assert_eq!(new.name, None);
+        assert_eq!(new.expires_at, Some(10 + 30 * 86_400));
+    }
+
+    #[test]
+    fn the_admin_api_body_is_the_same_type() {
+        let new: KeyCreate = serde_json::from_value(serde_json::json!({
+            "user": "alice", "models": null, "budget_usd": 12.5, "rpm": 3
+        }))
+        .unwrap();
+        assert_eq!(new.models, Vec::<String>::new());
+        assert!(matches!(new.budget_usd, Some(Amount::Number(_))));
+        assert_eq!(
+            new.check(0).unwrap().budget,
+            Some((12_500_000_000, "month".to_owned()))
+        );
+        let unknown =
+            serde_json::from_value::<KeyCreate>(serde_json::json!({"user": "a", "colour": 1}));
+        assert!(unknown.is_err());
     }
 }

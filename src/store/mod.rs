@@ -4,10 +4,13 @@
 
 mod audit;
 mod data_keys;
+pub mod input;
 mod keys;
 mod provider_keys;
 pub mod secrets;
 mod sessions;
+#[cfg(test)]
+pub(crate) mod testing;
 mod usage;
 mod users;
 
@@ -18,11 +21,11 @@ use rusqlite::{Connection, TransactionBehavior};
 
 pub use audit::AuditRow;
 pub use data_keys::DataKeyRow;
-pub use keys::{AuthKeyRow, KeyRow, NewKey};
+pub use keys::{AuthKeyRow, KeyCreate, KeyRow};
 pub use provider_keys::{ProviderKeyRow, ProviderKeyStatus};
 pub use sessions::{NewSession, SessionRow};
 pub use usage::{GroupBy, UsageRow};
-pub use users::{UserDeletion, UserRow};
+pub use users::{hash_password, UserCreate, UserDeletion, UserRow, MIN_PASSWORD_CHARS};
 
 /// Migrations, applied in order; each runs once, in its own transaction.
 const MIGRATIONS: &[(u32, &str, &str)] = &[
@@ -68,6 +71,9 @@ pub enum StoreError {
     Poisoned,
     #[error("{0}")]
     Crypto(#[from] crate::store::secrets::CryptoError),
+    /// A new key or user that breaks a rule; the message names the option at fault.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// A handle to the store; clones share one connection.
@@ -169,6 +175,16 @@ impl Store {
     }
 }
 
+/// A new, migrated store in a temporary directory, for unit tests (more helpers in
+/// [`testing`]). The store lives as long as the directory handle: keep it bound (`_dir`,
+/// never `_`).
+#[cfg(test)]
+pub(crate) fn temp_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("t.db")).unwrap();
+    (dir, store)
+}
+
 fn known_version() -> u32 {
     MIGRATIONS.last().map_or(0, |m| m.0)
 }
@@ -268,8 +284,7 @@ mod tests {
 
     #[test]
     fn foreign_keys_are_enforced() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db")).unwrap();
+        let (_dir, s) = temp_store();
         let orphan = s.conn().unwrap().execute(
             "INSERT INTO api_keys (id, user_id, secret_hmac, prefix, models, created_at) VALUES ('x', 42, x'00', 'p', '[]', 0)",
             [],

@@ -150,14 +150,14 @@ mod tests {
     use super::*;
     use crate::keys::Keyring;
     use crate::store::secrets::MasterKey;
+    use crate::store::testing::{add_user, temp_store};
     use tollgate_filters::Role;
 
     fn setup() -> (tempfile::TempDir, Store, ProviderKeyCrypto) {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db")).unwrap();
+        let (dir, s) = temp_store();
         let k = Keyring::load_or_init(&s, &MasterKey::generate(), 0).unwrap();
-        s.create_user("alice", Role::Member, None, 0).unwrap();
-        s.create_user("bob", Role::Member, None, 0).unwrap();
+        add_user(&s, "alice", Role::Member, 0);
+        add_user(&s, "bob", Role::Member, 0);
         (dir, s, k.crypto())
     }
 

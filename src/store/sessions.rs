@@ -119,11 +119,11 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing::{add_user, temp_store};
 
     fn setup() -> (tempfile::TempDir, Store, i64) {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db")).unwrap();
-        let u = s.create_user("root", Role::Admin, None, 1).unwrap();
+        let (dir, s) = temp_store();
+        let u = add_user(&s, "root", Role::Admin, 1);
         (dir, s, u.id)
     }
 

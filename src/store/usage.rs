@@ -204,6 +204,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing::temp_store;
     use tollgate_filters::usage::Usage;
 
     fn event(id: &str, ts_ms: i64, model: &str, input: u64, cost: u64) -> UsageEvent {
@@ -236,8 +237,7 @@ mod tests {
 
     #[test]
     fn multi_row_inserts_store_every_field_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db")).unwrap();
+        let (_dir, s) = temp_store();
         // Two full multi-row statements and a remainder, then an overlapping retry.
         let events: Vec<_> = (0..70)
             .map(|n| {
@@ -306,8 +306,7 @@ mod tests {
 
     #[test]
     fn exactly_once_grouping_and_pruning() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db")).unwrap();
+        let (_dir, s) = temp_store();
         let batch = [
             event("a", 1_000, "m1", 10, 7),
             event("b", 90_000_000, "m2", 5, 3),

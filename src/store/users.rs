@@ -1,8 +1,12 @@
 //! Queries on `users`.
 
+use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+use argon2::Argon2;
 use rusqlite::{params, OptionalExtension};
-use tollgate_filters::Role;
+use serde::Deserialize;
+use tollgate_filters::{Role, Secret};
 
+use super::input::{parse_budget, Amount};
 use super::{Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,23 +54,113 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
     })
 }
 
-impl Store {
-    /// Creates a user; `BadUserName` unless the name is 1-64 characters of
-    /// `[A-Za-z0-9._@-]`, `DuplicateUser` if it is taken. `password_hash` is a PHC string
-    /// (argon2id), only for admins who log in to the admin API.
-    pub fn create_user(
-        &self,
-        username: &str,
-        role: Role,
-        password_hash: Option<&str>,
-        now: i64,
-    ) -> Result<UserRow, StoreError> {
-        self.create_user_with_budget(username, role, password_hash, None, now)
+/// Shortest admin password accepted.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// A new user as asked for, in the one shape every way in shares: the arguments of
+/// `tollgate user add` (whose password comes from stdin), the body of
+/// `POST /admin/users`, and what [`Store::create_user`] takes. The store checks it, so
+/// the CLI and the API accept exactly the same names, roles, passwords and budgets.
+#[derive(Debug, Clone, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserCreate {
+    #[serde(rename = "username")]
+    pub name: String,
+    #[arg(long, default_value = "member", value_parser = ["admin", "member"])]
+    pub role: String,
+    // For the admin API's login, so admins only. The CLI reads it from stdin
+    // (`--password-stdin`), never from an argument.
+    #[arg(skip)]
+    #[serde(default, deserialize_with = "secret")]
+    pub password: Option<Secret>,
+    // The display orders keep the CLI's `--password-stdin` (order 2) between the role
+    // and the budget in `tollgate user add --help`.
+    /// A budget for all of the user's keys together, in USD
+    #[arg(long, value_name = "USD", display_order = 3)]
+    pub budget_usd: Option<Amount>,
+    /// The budget's period (default month)
+    #[arg(long, value_parser = ["day", "month", "total"], display_order = 4)]
+    pub budget_period: Option<String>,
+}
+
+fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.map(Secret::new))
+}
+
+/// A [`UserCreate`] that passed its checks, its password hashed.
+struct CheckedUser {
+    role: Role,
+    password_hash: Option<String>,
+    budget: Option<(i64, String)>,
+}
+
+impl UserCreate {
+    /// A user without password or budget.
+    pub fn new(name: &str, role: Role) -> Self {
+        UserCreate {
+            name: name.to_owned(),
+            role: role.as_str().to_owned(),
+            password: None,
+            budget_usd: None,
+            budget_period: None,
+        }
     }
 
-    /// [`Store::create_user`] with a budget (nano-dollars, period) for all of the
-    /// user's keys together, set in the same statement.
-    pub fn create_user_with_budget(
+    /// The rules every new user follows, whichever way it came in (the name's own are
+    /// checked where it is written). Hashing the password takes argon2's whole cost.
+    fn check(&self) -> Result<CheckedUser, StoreError> {
+        let invalid = |m: String| StoreError::Invalid(m);
+        let role = Role::parse(&self.role)
+            .ok_or_else(|| invalid(format!("invalid role '{}': use admin or member", self.role)))?;
+        let budget = parse_budget(self.budget_usd.as_ref(), self.budget_period.as_deref())
+            .map_err(invalid)?;
+        // Only admins get a password: it is for the admin API's login, and members
+        // authenticate with gateway keys alone.
+        let password_hash = match &self.password {
+            None => None,
+            Some(_) if role != Role::Admin => {
+                return Err(invalid(
+                    "a password is only for admin users (--role admin)".into(),
+                ))
+            }
+            Some(p) => Some(hash_password(p)?),
+        };
+        Ok(CheckedUser {
+            role,
+            password_hash,
+            budget,
+        })
+    }
+}
+
+/// An argon2id PHC string (random salt, the crate's default cost: 19 MiB, 2 passes,
+/// which is OWASP's recommended minimum) for an admin login password.
+pub fn hash_password(password: &Secret) -> Result<String, StoreError> {
+    if password.expose().chars().count() < MIN_PASSWORD_CHARS {
+        return Err(StoreError::Invalid(format!(
+            "the password must have at least {MIN_PASSWORD_CHARS} characters"
+        )));
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    let hash = Argon2::default()
+        .hash_password(password.expose().as_bytes(), &salt)
+        .map_err(|e| StoreError::Invalid(format!("cannot hash the password: {e}")))?;
+    Ok(hash.to_string())
+}
+
+impl Store {
+    /// Creates a user once `new` passes its checks; `BadUserName` unless the name is
+    /// 1-64 characters of `[A-Za-z0-9._@-]`, `DuplicateUser` if it is taken.
+    pub fn create_user(&self, new: &UserCreate, now: i64) -> Result<UserRow, StoreError> {
+        let c = new.check()?;
+        let budget = c.budget.as_ref().map(|(n, p)| (*n, p.as_str()));
+        self.insert_user(&new.name, c.role, c.password_hash.as_deref(), budget, now)
+    }
+
+    /// Writes a checked user. `password_hash` is a PHC string (argon2id), only for
+    /// admins who log in to the admin API; `budget` (nano-dollars, period) is for all
+    /// of the user's keys together.
+    pub(super) fn insert_user(
         &self,
         username: &str,
         role: Role,
@@ -213,32 +307,35 @@ pub enum UserDeletion {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::temp_store;
 
     #[test]
     fn create_list_and_refuse_duplicates() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db")).unwrap();
+        let (_dir, s) = temp_store();
         let a = s
-            .create_user("alice", Role::Admin, Some("$argon2id$x"), 10)
+            .insert_user("alice", Role::Admin, Some("$argon2id$x"), None, 10)
             .unwrap();
         assert_eq!(s.user_by_name("alice").unwrap(), Some(a.clone()));
         assert_eq!(s.user_by_name("Alice").unwrap(), None);
-        let e = s.create_user("alice", Role::Member, None, 11).unwrap_err();
+        let e = s
+            .insert_user("alice", Role::Member, None, None, 11)
+            .unwrap_err();
         assert!(matches!(e, StoreError::DuplicateUser(_)));
         assert_eq!(e.to_string(), "user 'alice' already exists");
-        let b = s.create_user("b.o-b_1@x", Role::Member, None, 12).unwrap();
+        let b = s
+            .insert_user("b.o-b_1@x", Role::Member, None, None, 12)
+            .unwrap();
         assert_eq!(s.list_users().unwrap(), vec![a, b]);
     }
 
     #[test]
     fn deletion_revokes_and_keeps_an_admin() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db")).unwrap();
+        let (_dir, s) = temp_store();
         let root = s
-            .create_user("root", Role::Admin, Some("$argon2id$x"), 1)
+            .insert_user("root", Role::Admin, Some("$argon2id$x"), None, 1)
             .unwrap();
-        let ops = s.create_user("ops", Role::Admin, None, 1).unwrap();
-        let bob = s.create_user("bob", Role::Member, None, 1).unwrap();
+        let ops = s.insert_user("ops", Role::Admin, None, None, 1).unwrap();
+        let bob = s.insert_user("bob", Role::Member, None, None, 1).unwrap();
         s.conn()
             .unwrap()
             .execute_batch(&format!(
@@ -278,7 +375,7 @@ mod tests {
             .all(|k| k.revoked_at == Some(5)));
         // The name stays taken: usage reports still name the deleted user.
         assert!(matches!(
-            s.create_user("bob", Role::Member, None, 7),
+            s.insert_user("bob", Role::Member, None, None, 7),
             Err(StoreError::DuplicateUser(_))
         ));
 
@@ -302,10 +399,9 @@ mod tests {
 
     #[test]
     fn user_names_are_checked() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db")).unwrap();
+        let (_dir, s) = temp_store();
         assert!(s
-            .create_user(&"a".repeat(64), Role::Member, None, 0)
+            .insert_user(&"a".repeat(64), Role::Member, None, None, 0)
             .is_ok());
         for bad in [
             "",
@@ -318,7 +414,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    s.create_user(bad, Role::Member, None, 0),
+                    s.insert_user(bad, Role::Member, None, None, 0),
                     Err(StoreError::BadUserName(_))
                 ),
                 "{bad:?}"

@@ -1,0 +1,181 @@
+//! What people type, read exactly: durations (`30d`), dollar amounts (`12.50`, never
+//! through f64) and budgets. Shared by the CLI, the admin API and the store's input
+//! types ([`super::KeyCreate`], [`super::UserCreate`]), so each is parsed one way.
+
+use serde::Deserialize;
+
+/// A dollar amount as given: `"12.50"` or `12.5` in JSON, `12.50` on the command line.
+/// Either way it goes through [`parse_usd_to_nanos`], never through f64 arithmetic.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Amount {
+    Text(String),
+    Number(serde_json::Number),
+}
+
+impl Amount {
+    /// The amount's text, as typed.
+    pub fn text(&self) -> String {
+        match self {
+            Amount::Text(t) => t.clone(),
+            Amount::Number(n) => n.to_string(),
+        }
+    }
+}
+
+impl std::str::FromStr for Amount {
+    type Err = std::convert::Infallible;
+
+    /// Any text: it is checked with the rest of the input, so that a bad amount is a
+    /// one-line error like every other, not a usage error.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Amount::Text(s.to_owned()))
+    }
+}
+
+const BUDGET_PERIODS: [&str; 3] = ["day", "month", "total"];
+
+/// A budget as given (`--budget-usd`, `--budget-period`, or the admin API's
+/// `budget_usd`, `budget_period`): nano-dollars and period, the period defaulting to
+/// month; a period without an amount is refused rather than ignored.
+pub fn parse_budget(
+    usd: Option<&Amount>,
+    period: Option<&str>,
+) -> Result<Option<(i64, String)>, String> {
+    let nanos = usd.map(|a| parse_usd_to_nanos(&a.text())).transpose()?;
+    match (nanos, period) {
+        (None, Some(_)) => Err(
+            "a budget period needs a budget amount (--budget-usd, or budget_usd in the admin API)"
+                .to_owned(),
+        ),
+        (None, None) => Ok(None),
+        (Some(n), None) => Ok(Some((n, "month".to_owned()))),
+        (Some(n), Some(p)) if BUDGET_PERIODS.contains(&p) => Ok(Some((n, p.to_owned()))),
+        (Some(_), Some(p)) => Err(format!(
+            "invalid budget period '{p}': use day, month or total"
+        )),
+    }
+}
+
+/// `30s`, `15m`, `12h`, `30d`, `1y` (365 days).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad =
+        || format!("invalid duration '{s}': use a number and one of s, m, h, d, y (e.g. 30d)");
+    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "y" => 365 * 86_400,
+        _ => return Err(bad()),
+    };
+    if n == 0 {
+        return Err(format!("invalid duration '{s}': must be greater than zero"));
+    }
+    n.checked_mul(secs)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(bad)
+}
+
+/// "12.50" USD -> nano-dollars, exactly: integer arithmetic, at most 9 decimals, no
+/// sign, no exponent.
+pub fn parse_usd_to_nanos(s: &str) -> Result<i64, String> {
+    let bad = || format!("invalid amount '{s}': use a non-negative number of dollars like 12.50");
+    let t = s.trim();
+    let (whole, frac) = match t.split_once('.') {
+        Some((_, "")) => return Err(bad()),
+        Some(parts) => parts,
+        None => (t, ""),
+    };
+    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || frac.len() > 9 || !digits(whole) || !digits(frac) {
+        return Err(bad());
+    }
+    let w: i64 = whole.parse().map_err(|_| bad())?;
+    let f: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<9}").parse().map_err(|_| bad())?
+    };
+    w.checked_mul(1_000_000_000)
+        .and_then(|w| w.checked_add(f))
+        .ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        let secs = |s| parse_duration(s).map(|d: Duration| d.as_secs());
+        assert_eq!(secs("30s"), Ok(30));
+        assert_eq!(secs("15m"), Ok(900));
+        assert_eq!(secs("12h"), Ok(43_200));
+        assert_eq!(secs("30d"), Ok(2_592_000));
+        assert_eq!(secs("1y"), Ok(31_536_000));
+        for bad in [
+            "",
+            "5",
+            "d",
+            "5w",
+            "-1d",
+            "+1d",
+            "0s",
+            "1.5h",
+            " 1d",
+            "1d ",
+            "1 d",
+            "1D",
+            "1dd",
+            "99999999999999999999s",
+            "999999999999999999y",
+        ] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(e.starts_with(&format!("invalid duration '{bad}'")), "{e}");
+        }
+    }
+
+    #[test]
+    fn amounts() {
+        assert_eq!(parse_usd_to_nanos("12.50"), Ok(12_500_000_000));
+        assert_eq!(parse_usd_to_nanos("12"), Ok(12_000_000_000));
+        assert_eq!(parse_usd_to_nanos("0"), Ok(0));
+        assert_eq!(parse_usd_to_nanos(" 0.1 "), Ok(100_000_000));
+        assert_eq!(parse_usd_to_nanos("0.000000001"), Ok(1));
+        assert_eq!(parse_usd_to_nanos("007.5"), Ok(7_500_000_000));
+        assert_eq!(parse_usd_to_nanos("9223372036.854775807"), Ok(i64::MAX));
+        // 0.1 + 0.2 in f64 would not be exact; here it is.
+        assert_eq!(
+            parse_usd_to_nanos("0.1").unwrap() + parse_usd_to_nanos("0.2").unwrap(),
+            parse_usd_to_nanos("0.3").unwrap()
+        );
+        for bad in [
+            "-1",
+            "+1",
+            "1e3",
+            "",
+            " ",
+            ".",
+            ".5",
+            "12.",
+            "1.2.3",
+            "0.0000000001",
+            "abc",
+            "1,5",
+            "1_000",
+            "$5",
+            "NaN",
+            "inf",
+            "9223372036.854775808",
+            "99999999999999999999",
+        ] {
+            let e = parse_usd_to_nanos(bad).unwrap_err();
+            assert!(e.starts_with("invalid amount"), "{bad:?}: {e}");
+        }
+    }
+}
