@@ -1,5 +1,6 @@
-//! The command line (CONTRACT §1): clap definitions only; `main.rs` runs them. A new
-//! key's and a new user's options are the store's input types ([`KeyCreate`],
+//! The command line (README "Users and keys", "Provider keys per user, and the master
+//! key", "Usage and cost", "Operating it"): clap definitions only; `main.rs` runs them.
+//! A new key's and a new user's options are the store's input types ([`KeyCreate`],
 //! [`UserCreate`]), which the admin API's bodies are too.
 
 use std::path::PathBuf;

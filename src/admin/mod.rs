@@ -1,8 +1,8 @@
-//! The admin listener (CONTRACT §4): a separate Pingora service on its own port, loopback
-//! by default. `/metrics`, `/healthz` and `/readyz` are open; `POST /admin/login` takes a
-//! password; every other `/admin/*` path needs `Authorization: Bearer` with the gateway
-//! key of an admin user or a session token from the login: 401 without one, 403 for a
-//! member.
+//! The admin listener (README "Admin listener"): a separate Pingora service on its own
+//! port, loopback by default. `/metrics`, `/healthz` and `/readyz` are open;
+//! `POST /admin/login` takes a password; every other `/admin/*` path needs
+//! `Authorization: Bearer` with the gateway key of an admin user or a session token from
+//! the login: 401 without one, 403 for a member.
 //!
 //! This file routes and holds the request/response helpers; each resource has its own
 //! module. Every response is JSON (`{"error":{"message"}}` for errors) with a

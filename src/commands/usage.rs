@@ -1,4 +1,5 @@
-//! `tollgate usage` and the shared usage document of `GET /admin/usage` (CONTRACT §4).
+//! `tollgate usage` and the shared usage document of `GET /admin/usage` (README "Usage
+//! and cost").
 
 use tollgate_filters::clock::days_from_civil;
 

@@ -1,5 +1,5 @@
-//! Tollgate's configuration (CONTRACT §2): the YAML file's serde structs, loading with
-//! `${VAR}` expansion, and validation that reports every problem at once.
+//! Tollgate's configuration (README "Configuration"): the YAML file's serde structs,
+//! loading with `${VAR}` expansion, and validation that reports every problem at once.
 //!
 //! Pingora never reads this file: [`pingora_conf`] builds Pingora's `ServerConf` from it.
 

@@ -69,7 +69,8 @@ impl BackgroundService for ListenAnnouncer {
             } else {
                 *addr
             };
-            // Pingora binds in its own service start; poll until it accepts (bounded).
+            // Pingora binds in its own service start and says nothing when it has
+            // (pingora#988): poll until it accepts (bounded).
             let mut ready = false;
             for _ in 0..1000 {
                 if tokio::net::TcpStream::connect(probe).await.is_ok() {

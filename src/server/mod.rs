@@ -138,8 +138,10 @@ fn settle_listeners(fixed: &mut Fixed, upgrade: bool) -> Result<Listeners, Serve
 }
 
 /// Turns `IP:0` into a free port and checks every address can be bound, so that a busy
-/// port is one clear error line instead of a panic inside Pingora. Skipped on upgrade,
-/// where the running instance holds the sockets and hands them over.
+/// port is one clear error line instead of a panic in Pingora's service thread that
+/// leaves the process up and serving nothing (pingora#667), and port 0 is a port we know (Pingora does not report the one
+/// it bound, pingora#988). Skipped on upgrade, where the running instance holds the
+/// sockets and hands them over.
 fn settle_listen_addr(addr: &str, upgrade: bool) -> Result<SocketAddr, ServeError> {
     let parsed: SocketAddr = addr.parse().map_err(|_| ServeError::Listen {
         addr: addr.to_owned(),

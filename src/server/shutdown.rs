@@ -65,6 +65,8 @@ impl BackgroundService for ShutdownService {
         }
         self.usage.flush().await;
         log::info!("shutdown: no request in flight and every usage event written; exiting");
+        // pingora#727: `Server::run` sleeps out the grace period and then the shutdown
+        // timeout in full, however idle the process already is.
         #[allow(clippy::exit)] // the one deliberate exit: skip Pingora's idle grace sleep
         std::process::exit(0);
     }
