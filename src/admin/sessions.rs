@@ -16,7 +16,7 @@ use tollgate_filters::{Role, Secret};
 use super::auth::{new_session_id, Caller, SessionClaims};
 use super::{blocking, json_response, parse_secret_json, read_body, AdminApp, ApiError, Req};
 use crate::commands::format_rfc3339;
-use crate::store::{NewSession, Store};
+use crate::store::{NewSession, Store, UserRow};
 
 /// The one answer to every failed login, so it tells nothing about which part was wrong.
 const LOGIN_FAILED: &str = "invalid username or password";
@@ -46,31 +46,76 @@ fn password_matches(password: &Secret, hash: &str) -> bool {
     })
 }
 
+impl Refusal {
+    /// The reason as the audit log records it.
+    fn reason(&self) -> &'static str {
+        match self {
+            Refusal::UnknownUser => "unknown user",
+            Refusal::NotAdmin => "not an admin",
+            Refusal::NoPassword => "no password set",
+            Refusal::WrongPassword => "wrong password",
+        }
+    }
+}
+
 impl AdminApp {
+    /// `POST /admin/login`: the rate limit, the password check, then a new session.
     pub(crate) async fn login(
         &self,
         session: &mut ServerSession,
         req: &Req,
     ) -> Result<Response<Vec<u8>>, ApiError> {
         // Before reading the body: a client over the limit costs nothing more.
-        if let Some(ip) = req.source {
-            if let Err(wait) = self.login_limiter.attempt(ip, Instant::now()) {
-                log::warn!("admin: login attempts from {ip} over the limit");
-                let mut e = ApiError::new(429, "too many login attempts; try again later");
-                e.headers.push(("retry-after", wait.to_string()));
-                return Err(e);
-            }
-        }
+        self.login_allowed(req)?;
         let body = read_body(session).await?;
         let LoginBody { username, password } =
             parse_secret_json(&body, "{\"username\": \"...\", \"password\": \"...\"}")?;
-        let password = Secret::new(password);
+        match self.check_password(username, Secret::new(password)).await? {
+            (Some(user), None) => self.open_session(req, &user).await,
+            (user, refusal) => {
+                let reason = refusal.unwrap_or(Refusal::WrongPassword).reason();
+                // The name typed is recorded only when it is a user's: a failed login
+                // is often a password typed into the name field.
+                let target = user.as_ref().map(|u| u.username.as_str());
+                self.audit(
+                    req,
+                    "-",
+                    "login.failed",
+                    target,
+                    serde_json::json!({ "reason": reason }),
+                )
+                .await;
+                Err(ApiError::unauthorized(LOGIN_FAILED))
+            }
+        }
+    }
 
-        // Every path below does one lookup and one argon2 verification, so that the
-        // answer takes as long for an unknown user as for a wrong password.
+    /// 429 with `retry-after` when the caller's address is over the login limit.
+    fn login_allowed(&self, req: &Req) -> Result<(), ApiError> {
+        let Some(ip) = req.source else {
+            return Ok(());
+        };
+        self.login_limiter
+            .attempt(ip, Instant::now())
+            .map_err(|wait| {
+                log::warn!("admin: login attempts from {ip} over the limit");
+                let mut e = ApiError::new(429, "too many login attempts; try again later");
+                e.headers.push(("retry-after", wait.to_string()));
+                e
+            })
+    }
+
+    /// The user named, if any, and why the login is refused, if it is. Every path does
+    /// one lookup and one argon2 verification, so that the answer takes as long for an
+    /// unknown user as for a wrong password.
+    async fn check_password(
+        &self,
+        username: String,
+        password: Secret,
+    ) -> Result<(Option<UserRow>, Option<Refusal>), ApiError> {
         let store = self.store.clone();
         let dummy = self.dummy_hash.clone();
-        let outcome = blocking(move || {
+        blocking(move || {
             let found = store.user_for_login(&username)?;
             let (user, refusal, hash) = match found {
                 None => (None, Some(Refusal::UnknownUser), dummy),
@@ -86,32 +131,12 @@ impl AdminApp {
             };
             Ok::<_, crate::store::StoreError>((user, refusal))
         })
-        .await?;
+        .await
+    }
 
-        let user = match outcome {
-            (Some(user), None) => user,
-            (user, refusal) => {
-                let reason = match refusal {
-                    Some(Refusal::UnknownUser) => "unknown user",
-                    Some(Refusal::NotAdmin) => "not an admin",
-                    Some(Refusal::NoPassword) => "no password set",
-                    _ => "wrong password",
-                };
-                // The name typed is recorded only when it is a user's: a failed login
-                // is often a password typed into the name field.
-                let target = user.as_ref().map(|u| u.username.as_str());
-                self.audit(
-                    req,
-                    "-",
-                    "login.failed",
-                    target,
-                    serde_json::json!({ "reason": reason }),
-                )
-                .await;
-                return Err(ApiError::unauthorized(LOGIN_FAILED));
-            }
-        };
-
+    /// A new session for an admin who logged in: stored (so it can be revoked),
+    /// audited, and answered with its signed token.
+    async fn open_session(&self, req: &Req, user: &UserRow) -> Result<Response<Vec<u8>>, ApiError> {
         let now = system_clock();
         let claims = SessionClaims {
             sid: new_session_id(),
