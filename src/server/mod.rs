@@ -139,9 +139,9 @@ fn settle_listeners(fixed: &mut Fixed, upgrade: bool) -> Result<Listeners, Serve
 
 /// Turns `IP:0` into a free port and checks every address can be bound, so that a busy
 /// port is one clear error line instead of a panic in Pingora's service thread that
-/// leaves the process up and serving nothing (pingora#667), and port 0 is a port we know (Pingora does not report the one
-/// it bound, pingora#988). Skipped on upgrade, where the running instance holds the
-/// sockets and hands them over.
+/// leaves the process up and serving nothing (pingora#667), and port 0 is a port we
+/// know (Pingora does not report the one it bound, pingora#988). Skipped on upgrade,
+/// where the running instance holds the sockets and hands them over.
 fn settle_listen_addr(addr: &str, upgrade: bool) -> Result<SocketAddr, ServeError> {
     let parsed: SocketAddr = addr.parse().map_err(|_| ServeError::Listen {
         addr: addr.to_owned(),
@@ -161,7 +161,7 @@ fn settle_listen_addr(addr: &str, upgrade: bool) -> Result<SocketAddr, ServeErro
 }
 
 /// The store and the keys the gateway reads from it, loaded.
-struct Keys {
+struct StoreKeys {
     store: Store,
     master: MasterKey,
     keyring: Keyring,
@@ -170,7 +170,7 @@ struct Keys {
 }
 
 /// Opens the store, unwraps its keyring with the master key and fills both key caches.
-fn open_keys(fixed: &Fixed) -> Result<Keys, ServeError> {
+fn open_keys(fixed: &Fixed) -> Result<StoreKeys, ServeError> {
     let store = Store::open(&fixed.storage_path)?;
     let master = MasterKey::load_or_create(&fixed.master_key, &fixed.storage_dir)?;
     let keyring = Keyring::load_or_init(&store, &master, system_clock())?;
@@ -178,7 +178,7 @@ fn open_keys(fixed: &Fixed) -> Result<Keys, ServeError> {
     gateway.refresh()?;
     let provider = Arc::new(ProviderKeyCache::new(store.clone(), keyring.crypto()));
     provider.refresh()?;
-    Ok(Keys {
+    Ok(StoreKeys {
         store,
         master,
         keyring,
@@ -191,7 +191,7 @@ fn open_keys(fixed: &Fixed) -> Result<Keys, ServeError> {
 struct Shared {
     fixed: Arc<Fixed>,
     live: LiveConfig,
-    keys: Keys,
+    keys: StoreKeys,
     usage: Arc<UsageRecorder>,
 }
 
