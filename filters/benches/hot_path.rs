@@ -6,14 +6,13 @@
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tollgate_filters::pattern::ModelPattern;
 use tollgate_filters::router::{Route, Router};
-use tollgate_filters::upstream::{ProviderKind, UpstreamTarget};
+use tollgate_filters::upstream::{ProviderKind, UpstreamSpec, UpstreamTarget};
 use tollgate_filters::usage::strip::UsageChunkStripper;
 use tollgate_filters::usage::UsageMeter;
 
@@ -83,17 +82,12 @@ fn strip(c: &mut Criterion) {
 }
 
 fn router(c: &mut Criterion) {
-    let up = Arc::new(UpstreamTarget::new(
-        "u".into(),
-        ProviderKind::OpenAi,
-        "h".into(),
-        80,
-        false,
-        String::new(),
-        vec![],
-        Duration::from_secs(1),
-        Duration::from_secs(1),
-    ));
+    let up = Arc::new(UpstreamTarget::new(UpstreamSpec {
+        name: "u".into(),
+        kind: ProviderKind::OpenAi,
+        host: "h".into(),
+        ..UpstreamSpec::default()
+    }));
     let mut routes: Vec<Route> = (0..50)
         .map(|i| Route {
             models: vec![ModelPattern::parse(&format!("family{i}-*"))],

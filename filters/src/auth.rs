@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use pingora_http::RequestHeader;
 
 use crate::context::{KeyLookup, RequestCtx};
-use crate::endpoint::Dialect;
 use crate::error::GatewayError;
+use crate::providers::{anthropic, gemini, openai, Dialect};
 use crate::secret::Secret;
 use crate::Filter;
 
@@ -39,20 +39,20 @@ pub fn client_credential(req: &RequestHeader, dialect: Dialect) -> Option<Secret
             .map(str::trim)
             .filter(|v| !v.is_empty())
     };
-    if let Some(v) = header("authorization") {
+    if let Some(v) = header(openai::CREDENTIAL_HEADER) {
         let token = v
             .split_once(' ')
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, t)| t.trim());
         return token.filter(|t| !t.is_empty()).map(Secret::new);
     }
-    if let Some(v) = header("x-api-key").or_else(|| header("x-goog-api-key")) {
+    if let Some(v) =
+        header(anthropic::CREDENTIAL_HEADER).or_else(|| header(gemini::CREDENTIAL_HEADER))
+    {
         return Some(Secret::new(v));
     }
-    if dialect == Dialect::Gemini {
-        return query_param(req.uri.query()?, "key").map(Secret::new);
-    }
-    None
+    let name = dialect.query_credential()?;
+    query_param(req.uri.query()?, name).map(Secret::new)
 }
 
 /// The first value of `name` in a query string (no percent-decoding: keys need none).

@@ -9,9 +9,11 @@ use std::time::Instant;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::endpoint::{Dialect, Endpoint};
+use crate::attempts::{first_serving, Attempts};
+use crate::endpoint::Endpoint;
 use crate::error::GatewayError;
 use crate::pattern::ModelPattern;
+use crate::providers::Dialect;
 use crate::secret::Secret;
 use crate::upstream::UpstreamTarget;
 use crate::usage::strip::UsageChunkStripper;
@@ -156,28 +158,11 @@ pub struct RequestCtx {
     pub principal: Option<Arc<Principal>>,
     /// Written by routing; read by scope, the upstream filter and the transports.
     pub route: Option<RouteDecision>,
-    /// Index into `route.chain` of the upstream being tried. Written by the transports.
-    pub attempt: usize,
-    /// Set when the upstream answered 429/5xx and a later upstream of the chain will be
-    /// tried instead. Written and read by the transports.
-    pub fallback_pending: bool,
-    /// A failed reused pooled connection was already retried once. Written by the
-    /// transports.
-    pub stale_retry_used: bool,
-    /// Keys of the current upstream already tried (a 429 moves to its next key first).
-    /// Written by the transports; read by the upstream header filter.
-    pub keys_tried: usize,
-    /// Where this request starts in the upstream's key rotation. Written by the upstream
-    /// header filter on the first attempt.
-    pub key_start: Option<usize>,
-    /// The user's own provider key was used (so there is no other key to try).
-    pub used_own_key: bool,
-    /// The configured key (rotation position) this attempt uses, whose slot records the
-    /// outcome; `None` with the user's own or a stored key, which have no slot.
-    pub key_index: Option<usize>,
-    /// Set when the same upstream is retried with its next key. Written and read by the
-    /// transports.
-    pub retry_same_upstream: bool,
+    /// Where the request stands in the route's chain and the current upstream's keys.
+    /// Started by routing; the key is chosen by the upstream header filter on each
+    /// attempt; moved by the transports through the retry decision
+    /// ([`crate::attempts::decide`]); read by the transports and the access log.
+    pub attempts: Attempts,
     /// The body to send upstream when it differs from `body` (alias rewrite). Written by
     /// routing; read by the transports (cloned, since a retry replays it).
     pub upstream_body: Option<Bytes>,
@@ -228,14 +213,7 @@ impl RequestCtx {
             stream: false,
             principal: None,
             route: None,
-            attempt: 0,
-            fallback_pending: false,
-            stale_retry_used: false,
-            keys_tried: 0,
-            key_start: None,
-            used_own_key: false,
-            key_index: None,
-            retry_same_upstream: false,
+            attempts: Attempts::default(),
             upstream_body: None,
             upstream_status: None,
             upstream_sent_at: None,
@@ -254,55 +232,17 @@ impl RequestCtx {
         }
     }
 
-    /// Moves to the next upstream of the route's fallback chain, if there is one.
-    /// Upstreams whose circuit is open are skipped.
-    pub fn advance_upstream(&mut self) -> bool {
-        match self.next_allowed(self.attempt + 1) {
-            Some(i) => {
-                self.attempt = i;
-                self.upstream_status = None;
-                self.keys_tried = 0;
-                self.key_start = None;
-                self.key_index = None;
-                true
-            }
-            None => false,
-        }
-    }
-
     /// The first upstream of the chain at or after `from` with a key that can take a
     /// request (not resting after a 429, circuit not open).
     pub fn next_allowed(&self, from: usize) -> Option<usize> {
-        let chain = &self.route.as_ref()?.chain;
-        (from..chain.len()).find(|&i| chain[i].would_serve())
-    }
-
-    /// Whether a 429 can be retried on the same upstream with a key not tried yet.
-    pub fn can_try_another_key(&mut self) -> bool {
-        let more = !self.used_own_key
-            && self
-                .upstream()
-                .is_some_and(|u| u.keys.len() > self.keys_tried + 1);
-        if more {
-            self.keys_tried += 1;
-            self.upstream_status = None;
-        }
-        more
-    }
-
-    /// Whether the chain has an upstream after the current one.
-    pub fn has_next_upstream(&self) -> bool {
-        self.route.as_ref().is_some_and(|r| {
-            r.chain
-                .iter()
-                .skip(self.attempt + 1)
-                .any(|u| u.would_serve())
-        })
+        first_serving(&self.route.as_ref()?.chain, from)
     }
 
     /// The upstream currently being tried, if routed.
     pub fn upstream(&self) -> Option<&Arc<UpstreamTarget>> {
-        self.route.as_ref().and_then(|r| r.chain.get(self.attempt))
+        self.route
+            .as_ref()
+            .and_then(|r| r.chain.get(self.attempts.upstream_index()))
     }
 
     /// The bytes to send upstream: the rewritten body if any, else the client's.

@@ -1,23 +1,8 @@
-//! The client-facing API surface: which dialect and endpoint a request path belongs to.
+//! The client-facing API surface: which endpoint (and so which dialect) a request path
+//! belongs to. Each dialect's paths are its provider module's (`providers/`); the
+//! gateway's own (`/healthz`) are here.
 
-/// The API dialect a client speaks; errors are answered in it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Dialect {
-    OpenAi,
-    Anthropic,
-    Gemini,
-}
-
-impl Dialect {
-    /// A stable, low-cardinality label (logs, metrics, the usage record).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Dialect::OpenAi => "openai",
-            Dialect::Anthropic => "anthropic",
-            Dialect::Gemini => "gemini",
-        }
-    }
-}
+pub use crate::providers::Dialect;
 
 /// One proxied (or locally answered) endpoint of CONTRACT §3.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,47 +74,36 @@ impl Endpoint {
         if has_dot_segment(path) {
             return Err(PathRejection::Traversal);
         }
-        let get = method.eq_ignore_ascii_case("GET");
-        let post = method.eq_ignore_ascii_case("POST");
-        let want = |ok: bool, e: Endpoint| {
-            if ok {
-                Ok(e)
-            } else {
-                Err(PathRejection::MethodNotAllowed)
-            }
+        let (endpoint, wanted) = match path {
+            "/healthz" => (Endpoint::Health, Method::Get),
+            _ => Dialect::ALL
+                .into_iter()
+                .find_map(|d| d.endpoint(path))
+                .ok_or(PathRejection::NotFound)?,
         };
-        match path {
-            "/healthz" => want(get, Endpoint::Health),
-            "/v1/models" => want(get, Endpoint::Models),
-            "/v1/chat/completions" => want(post, Endpoint::ChatCompletions),
-            "/v1/completions" => want(post, Endpoint::Completions),
-            "/v1/embeddings" => want(post, Endpoint::Embeddings),
-            "/v1/responses" => want(post, Endpoint::Responses),
-            "/v1/messages" => want(post, Endpoint::Messages),
-            "/v1/messages/count_tokens" => want(post, Endpoint::CountTokens),
-            _ => {
-                let rest = path
-                    .strip_prefix("/v1beta/models/")
-                    .ok_or(PathRejection::NotFound)?;
-                let (model, action) = rest.rsplit_once(':').ok_or(PathRejection::NotFound)?;
-                let stream = match action {
-                    "generateContent" => false,
-                    "streamGenerateContent" => true,
-                    _ => return Err(PathRejection::NotFound),
-                };
-                let model = percent_decode(model).ok_or(PathRejection::NotFound)?;
-                if model.is_empty() || model.contains('/') {
-                    return Err(PathRejection::NotFound);
-                }
-                want(
-                    post,
-                    Endpoint::Gemini {
-                        model: model.into_owned(),
-                        stream,
-                    },
-                )
-            }
+        if wanted.is(method) {
+            Ok(endpoint)
+        } else {
+            Err(PathRejection::MethodNotAllowed)
         }
+    }
+}
+
+/// The method an endpoint takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+}
+
+impl Method {
+    /// Whether a request's method is this one (in any case).
+    pub fn is(self, method: &str) -> bool {
+        let name = match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        };
+        method.eq_ignore_ascii_case(name)
     }
 }
 

@@ -1,10 +1,10 @@
-//! The errors the gateway itself answers with, and their one mapping to each client
-//! dialect's error envelope (CONTRACT §3).
+//! The errors the gateway itself answers with: their status, `retry-after` and metric
+//! label, and their one mapping to each client dialect's error envelope (CONTRACT §3),
+//! which each dialect's provider module spells.
 
 use bytes::Bytes;
-use serde_json::json;
 
-use crate::endpoint::Dialect;
+use crate::providers::Dialect;
 
 /// An error produced by Tollgate (never an upstream's own error, which passes through).
 ///
@@ -114,93 +114,17 @@ impl GatewayError {
         }
     }
 
-    /// The error body in the client's dialect, as JSON bytes.
+    /// The error body in the client's dialect, as JSON bytes (the envelope is the
+    /// dialect's provider module's).
     pub fn body(&self, dialect: Dialect) -> Bytes {
-        let message = self.to_string();
-        let status = self.status();
-        let value = match dialect {
-            Dialect::OpenAi => json!({
-                "error": {
-                    "message": message,
-                    "type": self.openai_type(),
-                    "param": serde_json::Value::Null,
-                    "code": self.openai_code(),
-                }
-            }),
-            Dialect::Anthropic => json!({
-                "type": "error",
-                "error": { "type": self.anthropic_type(), "message": message }
-            }),
-            Dialect::Gemini => json!({
-                "error": { "code": status, "message": message, "status": self.gemini_status() }
-            }),
-        };
-        Bytes::from(value.to_string())
+        dialect.error_body(self)
     }
 
     /// The error as a final server-sent event in the client's dialect, for a stream that
     /// already started: Anthropic's `event: error`, an OpenAI-style error chunk, a Gemini
     /// error object.
     pub fn sse_event(&self, dialect: Dialect) -> Bytes {
-        let body = self.body(dialect);
-        let (head, tail): (&[u8], &[u8]) = match dialect {
-            Dialect::Anthropic => (b"event: error\ndata: ", b"\n\n"),
-            Dialect::OpenAi => (b"data: ", b"\n\n"),
-            Dialect::Gemini => (b"data: ", b"\r\n\r\n"),
-        };
-        let mut out = Vec::with_capacity(head.len() + body.len() + tail.len());
-        out.extend_from_slice(head);
-        out.extend_from_slice(&body);
-        out.extend_from_slice(tail);
-        Bytes::from(out)
-    }
-
-    fn openai_type(&self) -> &'static str {
-        match self.status() {
-            401 => "authentication_error",
-            403 => "permission_error",
-            429 => "rate_limit_error",
-            s if s >= 500 => "api_error",
-            _ => "invalid_request_error",
-        }
-    }
-
-    fn openai_code(&self) -> &'static str {
-        use GatewayError::*;
-        match self {
-            MissingKey | InvalidKey | RevokedKey(_) | ExpiredKey(_) => "invalid_api_key",
-            UnknownModel(_) => "model_not_found",
-            ModelNotAllowed(_) => "model_not_allowed",
-            RateLimited { .. } => "rate_limit_exceeded",
-            BudgetExceeded(_) => "budget_exceeded",
-            _ => self.metric_label(),
-        }
-    }
-
-    fn anthropic_type(&self) -> &'static str {
-        match self.status() {
-            401 => "authentication_error",
-            403 => "permission_error",
-            404 | 405 => "not_found_error",
-            413 | 431 => "request_too_large",
-            429 => "rate_limit_error",
-            504 => "timeout_error",
-            s if s >= 500 => "api_error",
-            _ => "invalid_request_error",
-        }
-    }
-
-    fn gemini_status(&self) -> &'static str {
-        match self.status() {
-            401 => "UNAUTHENTICATED",
-            403 => "PERMISSION_DENIED",
-            404 | 405 => "NOT_FOUND",
-            408 | 504 => "DEADLINE_EXCEEDED",
-            429 => "RESOURCE_EXHAUSTED",
-            502 | 503 => "UNAVAILABLE",
-            s if s >= 500 => "INTERNAL",
-            _ => "INVALID_ARGUMENT",
-        }
+        dialect.sse_error_event(self)
     }
 }
 

@@ -1,15 +1,15 @@
 //! What crosses the gateway in headers: the request allow-list, the credential swap, Host
 //! and framing for the upstream; the response clean-up and our request id for the client.
 
+use std::sync::Arc;
+
 use pingora_http::{RequestHeader, ResponseHeader};
 
 use crate::auth::query_param;
-use std::sync::Arc;
-
 use crate::context::{ProviderKeys, RequestCtx};
-use crate::endpoint::Endpoint;
 use crate::error::GatewayError;
-use crate::upstream::{credential_header, credential_value};
+use crate::providers::gemini;
+use crate::upstream::UpstreamTarget;
 use crate::Filter;
 
 /// Request headers that go upstream unchanged. Everything else (cookies, the client's
@@ -81,8 +81,9 @@ fn set_content_length(up: &mut RequestHeader, len: usize) -> Result<(), GatewayE
     Ok(())
 }
 
-/// The upstream path and query: the upstream's base path, the client's path (with the
-/// served model for Gemini), and the client's query without a `key` credential.
+/// The upstream path and query: the upstream's base path, the client's path (or the
+/// form the client's dialect builds, as Gemini's with the served model), and the client's
+/// query without a `key` credential.
 pub fn upstream_path(
     ctx: &RequestCtx,
     base_path: &str,
@@ -92,21 +93,21 @@ pub fn upstream_path(
     let mut out = String::with_capacity(base_path.len() + client_path.len() + 16);
     out.push_str(base_path);
     match (&ctx.endpoint, &ctx.route) {
-        (Some(Endpoint::Gemini { stream, .. }), Some(route)) => {
-            out.push_str("/v1beta/models/");
-            out.push_str(&route.served_model);
-            out.push_str(if *stream {
-                ":streamGenerateContent"
-            } else {
-                ":generateContent"
-            });
-        }
+        (Some(endpoint), Some(route)) => endpoint.dialect().push_upstream_path(
+            &mut out,
+            endpoint,
+            &route.served_model,
+            client_path,
+        ),
         _ => out.push_str(client_path),
     }
     if let Some(q) = query {
         let mut first = true;
+        // Gemini's query credential is dropped whatever the dialect: a key never goes
+        // upstream.
+        let key = gemini::QUERY_KEY;
         for pair in q.split('&').filter(|p| !p.is_empty()) {
-            if query_param(pair, "key").is_some() || pair == "key" {
+            if query_param(pair, key).is_some() || pair == key {
                 continue;
             }
             out.push(if first { '?' } else { '&' });
@@ -115,6 +116,49 @@ pub fn upstream_path(
         }
     }
     out
+}
+
+impl UpstreamHeaders {
+    /// The credential for this attempt, choosing its key: the user's own provider key,
+    /// else a key stored for the upstream, else the upstream's configured key the
+    /// request's rotation position (past the keys already tried) gives.
+    fn credential(
+        &self,
+        target: &UpstreamTarget,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<http::HeaderValue>, GatewayError> {
+        let own = match (&self.user_keys, &ctx.principal) {
+            (Some(keys), Some(p)) => keys.key_for(p.user_id, &target.name),
+            _ => None,
+        };
+        let own_used = own.is_some();
+        // A key stored for the upstream itself stands in for the config file's keys.
+        let other = own.or_else(|| {
+            self.user_keys
+                .as_ref()
+                .and_then(|k| k.shared_key_for(&target.name))
+        });
+        let invalid = || {
+            GatewayError::Internal(format!(
+                "upstream {} has a key that is not a valid header value",
+                target.name
+            ))
+        };
+        match other {
+            Some(k) => {
+                ctx.attempts.send_other_key(target, own_used);
+                let value = target.kind.credential_value(&k).ok_or_else(invalid)?;
+                Ok(Some(value))
+            }
+            None => {
+                let i = ctx.attempts.send_configured_key(target);
+                match target.credential_at(i) {
+                    Some(v) => Ok(Some(v.ok_or_else(invalid)?.clone())),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
 }
 
 impl Filter for UpstreamHeaders {
@@ -155,48 +199,17 @@ impl Filter for UpstreamHeaders {
         )
         .map_err(internal)?;
         set_content_length(up, ctx.outgoing_body().len())?;
-        let own = match (&self.user_keys, &ctx.principal) {
-            (Some(keys), Some(p)) => keys.key_for(p.user_id, &target.name),
-            _ => None,
-        };
-        ctx.used_own_key = own.is_some();
-        // A key stored for the upstream itself stands in for the config file's keys.
-        let own = own.or_else(|| {
-            self.user_keys
-                .as_ref()
-                .and_then(|k| k.shared_key_for(&target.name))
-        });
-        let start = *ctx.key_start.get_or_insert_with(|| target.next_key_index());
-        let invalid = || {
-            GatewayError::Internal(format!(
-                "upstream {} has a key that is not a valid header value",
-                target.name
-            ))
-        };
-        let value = match own {
-            Some(k) => {
-                ctx.key_index = None;
-                Some(credential_value(target.kind, &k).ok_or_else(invalid)?)
-            }
-            None => {
-                // Skips keys resting after a 429 or with an open circuit.
-                let i = target.usable_key_from(start + ctx.keys_tried);
-                ctx.keys_tried = i - start;
-                ctx.key_index = Some(i % target.slots().len());
-                match target.credential_at(i) {
-                    Some(v) => Some(v.ok_or_else(invalid)?.clone()),
-                    None => None,
-                }
-            }
-        };
-        if let Some(value) = value {
-            up.insert_header(credential_header(target.kind), value)
+        if let Some(value) = self.credential(&target, ctx)? {
+            up.insert_header(target.kind.credential_header(), value)
                 .map_err(internal)?;
         }
         // The common case, an origin-form OpenAI-style path on an upstream without a base
         // path and no query, needs no new URI.
-        let gemini = matches!(ctx.endpoint, Some(Endpoint::Gemini { .. }));
-        let unchanged = !gemini
+        let rewrites = ctx
+            .endpoint
+            .as_ref()
+            .is_some_and(|e| e.dialect().rewrites_path());
+        let unchanged = !rewrites
             && target.base_path.is_empty()
             && up.uri.query().is_none()
             && up.uri.authority().is_none();
@@ -234,25 +247,22 @@ impl Filter for UpstreamHeaders {
 mod tests {
     use super::*;
     use crate::context::RouteDecision;
+    use crate::endpoint::Endpoint;
     use crate::secret::Secret;
-    use crate::upstream::ProviderKind;
-    use crate::upstream::UpstreamTarget;
+    use crate::upstream::{ProviderKind, UpstreamSpec};
     use bytes::Bytes;
-    use std::sync::Arc;
-    use std::time::Duration;
 
     fn ctx(kind: ProviderKind, endpoint: Endpoint, served: &str) -> RequestCtx {
-        let up = Arc::new(UpstreamTarget::new(
-            "up".into(),
+        let up = Arc::new(UpstreamTarget::new(UpstreamSpec {
+            name: "up".into(),
             kind,
-            "api.example.com".into(),
-            443,
-            true,
-            "/base".into(),
-            vec![Secret::new("sk-provider")],
-            Duration::from_secs(1),
-            Duration::from_secs(1),
-        ));
+            host: "api.example.com".into(),
+            port: 443,
+            tls: true,
+            base_path: "/base".into(),
+            keys: vec![Secret::new("sk-provider")],
+            ..UpstreamSpec::default()
+        }));
         let mut c = RequestCtx::new("rid-1".into());
         c.endpoint = Some(endpoint);
         c.body = Bytes::from_static(b"{\"model\":\"m\"}");

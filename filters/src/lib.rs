@@ -7,6 +7,7 @@
 //! world only through traits declared here ([`KeyLookup`]), so this crate tests without a
 //! socket or a database.
 
+pub mod attempts;
 pub mod auth;
 pub mod circuit;
 pub mod clock;
@@ -18,6 +19,7 @@ pub mod limits;
 pub mod live;
 pub mod metering;
 pub mod pattern;
+pub mod providers;
 pub mod router;
 pub mod routing;
 pub mod secret;
@@ -30,8 +32,9 @@ use async_trait::async_trait;
 use pingora_http::{RequestHeader, ResponseHeader};
 
 pub use context::{KeyLookup, Principal, ProviderKeys, RequestCtx, Role};
-pub use endpoint::{Dialect, Endpoint};
+pub use endpoint::Endpoint;
 pub use error::GatewayError;
+pub use providers::{Dialect, ProviderKind};
 pub use secret::Secret;
 
 /// One pluggable step of request processing.

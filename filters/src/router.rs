@@ -77,21 +77,15 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upstream::ProviderKind;
-    use std::time::Duration;
+    use crate::upstream::{ProviderKind, UpstreamSpec};
 
     fn up(name: &str) -> Arc<UpstreamTarget> {
-        Arc::new(UpstreamTarget::new(
-            name.into(),
-            ProviderKind::OpenAi,
-            "h".into(),
-            80,
-            false,
-            String::new(),
-            vec![],
-            Duration::from_secs(1),
-            Duration::from_secs(1),
-        ))
+        Arc::new(UpstreamTarget::new(UpstreamSpec {
+            name: name.into(),
+            kind: ProviderKind::OpenAi,
+            host: "h".into(),
+            ..UpstreamSpec::default()
+        }))
     }
 
     #[test]

@@ -53,7 +53,7 @@ impl Filter for RoutingFilter {
         ctx.route = Some(decision);
         // Start at the first upstream whose circuit is closed (or probing); when every
         // circuit is open, try the first anyway rather than refuse outright.
-        ctx.attempt = ctx.next_allowed(0).unwrap_or(0);
+        ctx.attempts.start_at(ctx.next_allowed(0).unwrap_or(0));
         Ok(())
     }
 }
@@ -112,22 +112,16 @@ mod tests {
     use crate::endpoint::Endpoint;
     use crate::pattern::ModelPattern;
     use crate::router::Route;
-    use crate::upstream::{ProviderKind, UpstreamTarget};
+    use crate::upstream::{ProviderKind, UpstreamSpec, UpstreamTarget};
     use std::collections::HashMap;
-    use std::time::Duration;
 
     fn router() -> Arc<Router> {
-        let up = Arc::new(UpstreamTarget::new(
-            "openai".into(),
-            ProviderKind::OpenAi,
-            "h".into(),
-            80,
-            false,
-            String::new(),
-            vec![],
-            Duration::from_secs(1),
-            Duration::from_secs(1),
-        ));
+        let up = Arc::new(UpstreamTarget::new(UpstreamSpec {
+            name: "openai".into(),
+            kind: ProviderKind::OpenAi,
+            host: "h".into(),
+            ..UpstreamSpec::default()
+        }));
         Arc::new(Router::new(
             HashMap::from([("fast".to_owned(), "gpt-4o-mini".to_owned())]),
             vec![Route {

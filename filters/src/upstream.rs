@@ -5,25 +5,41 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::circuit::Circuit;
+pub use crate::providers::ProviderKind;
 use crate::secret::Secret;
 
-/// The wire protocol an upstream speaks, which decides its credential header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ProviderKind {
-    /// OpenAI and every OpenAI-compatible API: `Authorization: Bearer`.
-    OpenAi,
-    /// Anthropic: `x-api-key`.
-    Anthropic,
-    /// Gemini: `x-goog-api-key`.
-    Gemini,
+/// What an upstream is, from its config entry: the arguments of [`UpstreamTarget::new`].
+/// The optional parts (health check, rests, circuits, include-usage) are set with the
+/// target's `with_*` methods.
+#[derive(Debug, Clone)]
+pub struct UpstreamSpec {
+    pub name: String,
+    pub kind: ProviderKind,
+    /// Host name (or IP literal) from `base_url`, also the TLS SNI.
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+    /// Path prefix from `base_url` without a trailing slash ("" for none).
+    pub base_path: String,
+    pub keys: Vec<Secret>,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
 }
 
-impl ProviderKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::OpenAi => "openai",
-            ProviderKind::Anthropic => "anthropic",
-            ProviderKind::Gemini => "gemini",
+impl Default for UpstreamSpec {
+    /// An OpenAI-kind upstream at `localhost:80` without TLS, base path or keys, with
+    /// one-second timeouts: a base that tests complete with what they need.
+    fn default() -> Self {
+        UpstreamSpec {
+            name: String::new(),
+            kind: ProviderKind::OpenAi,
+            host: "localhost".into(),
+            port: 80,
+            tls: false,
+            base_path: String::new(),
+            keys: Vec::new(),
+            connect_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -100,18 +116,18 @@ pub struct HealthCheckSpec {
 pub const DEFAULT_MAX_REST: Duration = Duration::from_secs(60);
 
 impl UpstreamTarget {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        name: String,
-        kind: ProviderKind,
-        host: String,
-        port: u16,
-        tls: bool,
-        base_path: String,
-        keys: Vec<Secret>,
-        connect_timeout: Duration,
-        read_timeout: Duration,
-    ) -> Self {
+    pub fn new(spec: UpstreamSpec) -> Self {
+        let UpstreamSpec {
+            name,
+            kind,
+            host,
+            port,
+            tls,
+            base_path,
+            keys,
+            connect_timeout,
+            read_timeout,
+        } = spec;
         let default_port = if tls { 443 } else { 80 };
         let host_name = if host.contains(':') {
             format!("[{host}]")
@@ -124,7 +140,7 @@ impl UpstreamTarget {
             format!("{host_name}:{port}")
         };
         let keys_len = keys.len();
-        let credentials = keys.iter().map(|k| credential_value(kind, k)).collect();
+        let credentials = keys.iter().map(|k| kind.credential_value(k)).collect();
         UpstreamTarget {
             host_value: http::HeaderValue::from_str(&host_header).ok(),
             credentials,
@@ -251,50 +267,20 @@ impl UpstreamTarget {
     }
 }
 
-/// The header a provider of `kind` takes its key in.
-pub fn credential_header(kind: ProviderKind) -> &'static str {
-    match kind {
-        ProviderKind::OpenAi => "authorization",
-        ProviderKind::Anthropic => "x-api-key",
-        ProviderKind::Gemini => "x-goog-api-key",
-    }
-}
-
-/// The value of [`credential_header`] for `key`, marked sensitive (kept out of HPACK
-/// tables and debug output); `None` when the key is not a valid header value.
-pub fn credential_value(kind: ProviderKind, key: &Secret) -> Option<http::HeaderValue> {
-    let mut value = match kind {
-        ProviderKind::OpenAi => {
-            let mut v = Vec::with_capacity(7 + key.expose().len());
-            v.extend_from_slice(b"Bearer ");
-            v.extend_from_slice(key.expose().as_bytes());
-            http::HeaderValue::from_bytes(&v).ok()?
-        }
-        ProviderKind::Anthropic | ProviderKind::Gemini => {
-            http::HeaderValue::from_str(key.expose()).ok()?
-        }
-    };
-    value.set_sensitive(true);
-    Some(value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn keys_are_spread_round_robin() {
-        let u = UpstreamTarget::new(
-            "o".into(),
-            ProviderKind::OpenAi,
-            "api.example.com".into(),
-            443,
-            true,
-            String::new(),
-            vec![Secret::new("a"), Secret::new("b")],
-            Duration::from_secs(1),
-            Duration::from_secs(1),
-        )
+        let u = UpstreamTarget::new(UpstreamSpec {
+            name: "o".into(),
+            host: "api.example.com".into(),
+            port: 443,
+            tls: true,
+            keys: vec![Secret::new("a"), Secret::new("b")],
+            ..UpstreamSpec::default()
+        })
         .with_max_rest(Duration::from_secs(60));
         let key = |i: usize| u.key_at(u.usable_key_from(i)).unwrap().expose().to_owned();
         let got: Vec<String> = (0..4).map(|_| key(u.next_key_index())).collect();

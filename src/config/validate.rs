@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::Engine;
 use tollgate_filters::pattern::ModelPattern;
 use tollgate_filters::router::{Route, Router};
-use tollgate_filters::upstream::{HealthCheckSpec, ProviderKind, UpstreamTarget};
+use tollgate_filters::upstream::{HealthCheckSpec, ProviderKind, UpstreamSpec, UpstreamTarget};
 use tollgate_filters::Secret;
 
 use tollgate_filters::usage::{Price, PriceTable};
@@ -147,18 +147,15 @@ fn upstream_kind(
     at: &dyn Fn(&str) -> String,
     p: &mut Problems,
 ) -> Option<ProviderKind> {
-    match u.kind.as_str() {
-        "openai" => Some(ProviderKind::OpenAi),
-        "anthropic" => Some(ProviderKind::Anthropic),
-        "gemini" => Some(ProviderKind::Gemini),
-        other => {
-            p.bad(
-                at("kind"),
-                format!("unknown kind '{other}' (expected openai, anthropic or gemini)"),
-            );
-            None
-        }
+    let kind = ProviderKind::parse(&u.kind);
+    if kind.is_none() {
+        let expected = ProviderKind::names();
+        p.bad(
+            at("kind"),
+            format!("unknown kind '{}' (expected {expected})", u.kind),
+        );
     }
+    kind
 }
 
 /// `upstreams[i].keys`: the configured provider keys, each usable in a header.
@@ -215,17 +212,17 @@ fn upstream_target(
     keys: Vec<Secret>,
 ) -> Arc<UpstreamTarget> {
     Arc::new(
-        UpstreamTarget::new(
-            u.name.clone(),
+        UpstreamTarget::new(UpstreamSpec {
+            name: u.name.clone(),
             kind,
             host,
             port,
             tls,
             base_path,
             keys,
-            Duration::from_millis(u.connect_timeout_ms),
-            Duration::from_millis(u.read_timeout_ms),
-        )
+            connect_timeout: Duration::from_millis(u.connect_timeout_ms),
+            read_timeout: Duration::from_millis(u.read_timeout_ms),
+        })
         .with_include_usage(u.stream_include_usage)
         .with_max_rest(Duration::from_secs(u.max_retry_after_s))
         .with_circuit_cool_down(Duration::from_secs(u.circuit_cool_down_s))

@@ -1,7 +1,8 @@
 //! The large-body transport: a request whose body is past Pingora 0.9.1's 64 KiB replay
-//! buffer is forwarded from `request_filter` with Pingora's `Connector`, driving the same
-//! filter chain and the same fallback rules as the proxy phases (see
-//! ../shared/PINGORA_NOTES.md §2, strategy C).
+//! buffer is forwarded from `request_filter` with Pingora's `Connector` (0.9.1 has no
+//! hook to read a larger body early and still have the proxy phases forward it:
+//! pingora#780), driving the same filter chain and acting on the same retry decision
+//! (`fallback::settle`) as the proxy phases.
 
 use pingora::connectors::http::Connector;
 use pingora::http::ResponseHeader;
@@ -9,6 +10,7 @@ use pingora::prelude::HttpPeer;
 use pingora::protocols::http::client::HttpSession;
 use pingora::proxy::Session;
 use pingora::Result;
+use tollgate_filters::attempts::Outcome;
 use tollgate_filters::{GatewayError, RequestCtx};
 
 use super::{
@@ -22,26 +24,40 @@ struct Answered {
     resp: ResponseHeader,
 }
 
-/// One attempt: connect, send, read the response header.
+/// Why an attempt got no response header.
+enum Failed {
+    /// The upstream could not be reached or broke the exchange: the outcome for the
+    /// retry decision, and the error the client gets if nothing more is tried.
+    Upstream(Outcome, GatewayError),
+    /// Our own failure (no upstream chosen, a filter's error): answered at once.
+    Ours(GatewayError),
+}
+
+/// One attempt: resolve, connect, send, read the response header.
 async fn attempt(
     gw: &Gateway,
     session: &Session,
     ctx: &mut RequestCtx,
-) -> Result<Answered, (GatewayError, Option<Box<pingora::Error>>)> {
+) -> Result<Answered, Failed> {
     let target = ctx
         .upstream()
         .cloned()
-        .ok_or((GatewayError::Internal("no upstream chosen".into()), None))?;
-    let peer = gw.peer(&target).await.map_err(|e| (e, None))?;
+        .ok_or_else(|| Failed::Ours(GatewayError::Internal("no upstream chosen".into())))?;
+    let peer = gw
+        .peer(&target)
+        .await
+        .map_err(|e| Failed::Upstream(Outcome::Unresolved, e))?;
     let mut req = session.req_header().clone();
     gw.chain
         .on_upstream_request(&mut req, ctx)
-        .map_err(|e| (e, None))?;
+        .map_err(Failed::Ours)?;
+    let upstream_failed =
+        |outcome, e: &pingora::Error| Failed::Upstream(outcome, upstream_error(e, &target.name));
     let (mut up, _reused) = gw
         .connector
         .get_http_session(&peer)
         .await
-        .map_err(|e| (upstream_error(&e, &target.name), Some(e)))?;
+        .map_err(|e| upstream_failed(Outcome::connect_failed(&e), &e))?;
     up.set_read_timeout(Some(target.read_timeout));
     up.set_write_timeout(Some(target.read_timeout));
     ctx.upstream_sent_at
@@ -54,68 +70,38 @@ async fn attempt(
         up.read_response_header().await
     }
     .await;
-    if let Err(e) = sent {
-        return Err((upstream_error(&e, &target.name), Some(e)));
-    }
+    // NOTE: a stale pooled connection is judged as any broken exchange here (moved on, not
+    // retried on a fresh connection as the proxy phases do), as this transport always
+    // has; passing the connection's `reused` instead of `false` would change that.
+    sent.map_err(|e| upstream_failed(Outcome::broken(&e, false), &e))?;
     let resp = up
         .response_header()
         .cloned()
-        .ok_or((GatewayError::UpstreamUnreachable(target.name.clone()), None))?;
+        .ok_or_else(|| Failed::Ours(GatewayError::UpstreamUnreachable(target.name.clone())))?;
     Ok(Answered { up, peer, resp })
 }
 
-/// Sends the request upstream (along the fallback chain) and relays the response;
-/// returns `Ok(true)` ("response written") like `request_filter`. Errors before the
-/// response header are answered in the client's dialect; after it, the stream ends.
+/// Sends the request upstream (along the fallback chain, as the retry decision says) and
+/// relays the response; returns `Ok(true)` ("response written") like `request_filter`.
+/// Errors before the response header are answered in the client's dialect; after it,
+/// the stream ends. The body is in memory and nothing has reached the client until the
+/// loop ends, so the request can always be sent again.
 pub async fn forward(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
     let Answered { up, peer, mut resp } = loop {
-        let answer = attempt(gw, session, ctx).await;
-        if let Ok(a) = &answer {
-            if a.resp.status.as_u16() == 429 {
-                fallback::rest_key_after_429(ctx, &a.resp);
+        let (outcome, answer) = match attempt(gw, session, ctx).await {
+            Ok(a) => (Outcome::answered(&a.resp), Ok(a)),
+            Err(Failed::Upstream(outcome, e)) => (outcome, Err(e)),
+            Err(Failed::Ours(e)) => return respond::send_error(session, ctx, e, true).await,
+        };
+        if fallback::settle(ctx, &outcome, true).resends() {
+            if let Err(e) = answer {
+                log::debug!("request {}: {e}", ctx.request_id);
             }
+            continue;
         }
         match answer {
-            Ok(a)
-                if a.resp.status.as_u16() == 429
-                    && ctx.key_index.is_some()
-                    && ctx.can_try_another_key() =>
-            {
-                fallback::record_failure(ctx);
-                let name = ctx.upstream().map(|u| u.name.clone()).unwrap_or_default();
-                crate::metrics::upstream_attempt_failed(&name, "429_key");
-            }
-            Ok(a)
-                if fallback::status_falls_back(a.resp.status.as_u16())
-                    && ctx.has_next_upstream() =>
-            {
-                let why = if a.resp.status.as_u16() == 429 {
-                    "429"
-                } else {
-                    "5xx"
-                };
-                fallback::try_next(ctx, why);
-            }
-            Ok(a) => {
-                if fallback::status_falls_back(a.resp.status.as_u16()) {
-                    fallback::record_failure(ctx);
-                } else {
-                    fallback::record_success(ctx);
-                }
-                break a;
-            }
-            Err((e, Some(pe)))
-                if fallback::error_falls_back(&pe)
-                    && fallback::try_next(ctx, fallback::reason(&pe)) =>
-            {
-                log::debug!("request {}: {e}", ctx.request_id);
-            }
-            Err((e @ GatewayError::UpstreamUnreachable(_), None))
-                if fallback::try_next(ctx, "dns") =>
-            {
-                log::debug!("request {}: {e}", ctx.request_id);
-            }
-            Err((e, _)) => return respond::send_error(session, ctx, e, true).await,
+            Ok(a) => break a,
+            Err(e) => return respond::send_error(session, ctx, e, true).await,
         }
     };
     ctx.upstream_status = Some(resp.status.as_u16());

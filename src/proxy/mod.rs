@@ -34,7 +34,8 @@ use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
-use pingora::{Error, ErrorSource, ErrorType, Result, RetryType};
+use pingora::{Error, ErrorSource, ErrorType, Result};
+use tollgate_filters::attempts::{Decision, Outcome};
 use tollgate_filters::endpoint::PathRejection;
 use tollgate_filters::live::Live;
 use tollgate_filters::pattern::any_matches;
@@ -48,7 +49,9 @@ use dns::Resolver;
 /// Request headers larger than this in total are refused (431): no LLM client needs
 /// more, and a proxy that accepts anything is a cheap memory target.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
-/// Pingora replays an early-read body only up to this size (its retry buffer).
+/// Pingora replays an early-read body only up to this size (its retry buffer); 0.9.1 has
+/// no hook to read a larger body early and still forward it (pingora#780), and a body
+/// read past the buffer is silently lost (pingora#349, pingora#575).
 const REPLAY_LIMIT: usize = 64 * 1024;
 /// How long an idle pooled upstream connection is kept; below the usual 60-120 s idle
 /// close of provider front ends, so that a pooled connection is rarely stale.
@@ -77,7 +80,8 @@ impl Gateway {
         }
     }
 
-    /// The peer for an upstream, with its address resolved by us.
+    /// The peer for an upstream, with its address resolved by us: `HttpPeer::new` would
+    /// resolve with a blocking call and panic on failure (pingora#570).
     pub async fn peer(&self, target: &UpstreamTarget) -> Result<HttpPeer, GatewayError> {
         let addr = self
             .resolver
@@ -128,15 +132,11 @@ async fn refuse(
     Box::pin(respond::send_error(session, ctx, err, keepalive)).await
 }
 
-/// The dialect to refuse an unknown path in, guessed from its prefix.
-fn dialect_of_path(path: &str) -> Dialect {
-    if path.starts_with("/v1beta") {
-        Dialect::Gemini
-    } else if path.starts_with("/v1/messages") {
-        Dialect::Anthropic
-    } else {
-        Dialect::OpenAi
-    }
+/// Whether Pingora can send the request body again: it replays a body read early only
+/// from its retry buffer, which holds at most 64 KiB (pingora#780). Larger bodies never
+/// reach Pingora's phases (the large-body transport takes them), so this holds there.
+fn replayable(session: &Session) -> bool {
+    !session.as_ref().retry_buffer_truncated()
 }
 
 /// Our error for a Pingora error on the way to or from the upstream.
@@ -243,7 +243,7 @@ impl ProxyHttp for GatewayProxy {
         let endpoint = match Endpoint::from_request(req.method.as_str(), req.uri.path()) {
             Ok(e) => e,
             Err(rejection) => {
-                ctx.dialect = dialect_of_path(req.uri.path());
+                ctx.dialect = Dialect::guess_from_path(req.uri.path());
                 let path = req.uri.path().chars().take(200).collect::<String>();
                 let err = match rejection {
                     PathRejection::Traversal => GatewayError::PathTraversal,
@@ -308,7 +308,7 @@ impl ProxyHttp for GatewayProxy {
 
     async fn upstream_peer(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         loop {
@@ -316,15 +316,16 @@ impl ProxyHttp for GatewayProxy {
                 .upstream()
                 .cloned()
                 .ok_or_else(|| Error::explain(ErrorType::InternalError, "no upstream chosen"))?;
-            match self.gw.peer(&target).await {
+            let e = match self.gw.peer(&target).await {
                 Ok(peer) => return Ok(Box::new(peer)),
-                Err(_) if fallback::try_next(ctx, "dns") => continue,
-                Err(e) => {
-                    let msg = e.to_string();
-                    ctx.error = Some(e);
-                    return Err(Error::explain(ErrorType::ConnectError, msg));
-                }
+                Err(e) => e,
+            };
+            if fallback::settle(ctx, &Outcome::Unresolved, replayable(session)).resends() {
+                continue;
             }
+            let msg = e.to_string();
+            ctx.error = Some(e);
+            return Err(Error::explain(ErrorType::ConnectError, msg));
         }
     }
 
@@ -364,58 +365,39 @@ impl ProxyHttp for GatewayProxy {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let status = upstream_response.status.as_u16();
-        ctx.upstream_status = Some(status);
-        if status == 429 {
-            fallback::rest_key_after_429(ctx, upstream_response);
-        }
-        if status == 429 && ctx.key_index.is_some() && ctx.can_try_another_key() {
-            fallback::record_failure(ctx);
-            // A rate limit is per key: try this upstream's next key first.
-            crate::metrics::upstream_attempt_failed(
-                ctx.upstream().map(|u| u.name.as_str()).unwrap_or(""),
-                "429_key",
-            );
-            ctx.retry_same_upstream = true;
-            return Err(Error::explain(
-                ErrorType::HTTPStatus(status),
-                "retrying with the upstream's next key",
-            ));
-        }
-        if !fallback::status_falls_back(status) {
-            fallback::record_success(ctx);
-        } else if !ctx.has_next_upstream() {
-            fallback::record_failure(ctx); // the last one: its answer passes through
-        }
-        if fallback::status_falls_back(status) && ctx.has_next_upstream() {
-            // Nothing has reached the client yet: drop this answer and let
-            // error_while_proxy send the request to the next upstream.
-            ctx.fallback_pending = true;
-            return Err(Error::explain(
-                ErrorType::HTTPStatus(status),
-                "upstream status moves to the next upstream",
-            ));
-        }
-        Ok(())
+        let outcome = Outcome::answered(upstream_response);
+        let why = match fallback::settle(ctx, &outcome, replayable(session)) {
+            Decision::NextKey => "retrying with the upstream's next key",
+            Decision::NextUpstream { .. } => "upstream status moves to the next upstream",
+            _ => {
+                ctx.upstream_status = Some(status);
+                return Ok(());
+            }
+        };
+        // Nothing has reached the client yet: this answer is dropped (and its connection
+        // with it, not pooled: pingora#866) and error_while_proxy has Pingora send the
+        // request again, where the cursor now points.
+        ctx.attempts.defer_resend();
+        Err(Error::explain(ErrorType::HTTPStatus(status), why))
     }
 
     fn fail_to_connect(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         _peer: &HttpPeer,
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        // Nothing was sent: always safe to try the next upstream.
-        if ctx.error.is_none() && fallback::try_next(ctx, fallback::reason(&e)) {
-            e.set_retry(true);
-        } else {
-            e.set_retry(false);
-        }
+        // Pingora retries a failed connect only when told to (`set_retry`).
+        let outcome = Outcome::connect_failed(&e);
+        let resend =
+            ctx.error.is_none() && fallback::settle(ctx, &outcome, replayable(session)).resends();
+        e.set_retry(resend);
         e
     }
 
@@ -428,34 +410,20 @@ impl ProxyHttp for GatewayProxy {
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
-        let replayable = !session.as_ref().retry_buffer_truncated();
-        let nothing_sent = session.response_written().is_none();
-        if std::mem::take(&mut ctx.retry_same_upstream) {
-            e.set_retry(replayable && nothing_sent);
+        let can_resend = replayable(session) && session.response_written().is_none();
+        if ctx.attempts.take_deferred_resend() {
+            e.set_retry(can_resend);
             return e;
         }
-        if std::mem::take(&mut ctx.fallback_pending) {
-            let status = ctx.upstream_status.unwrap_or(0);
-            let why = if status == 429 { "429" } else { "5xx" };
-            let moved = replayable && nothing_sent && fallback::try_next(ctx, why);
-            e.set_retry(moved);
+        if ctx.upstream_status.is_some() {
+            e.set_retry(false); // the answer is on its way: nothing is tried again
             return e;
         }
-        let before_header = ctx.upstream_status.is_none() && nothing_sent && replayable;
-        if before_header
-            && client_reused
-            && matches!(e.retry, RetryType::ReusedOnly)
-            && !ctx.stale_retry_used
-        {
-            // A pooled connection the upstream had closed: the request never got there.
-            ctx.stale_retry_used = true;
-            e.set_retry(true);
-        } else if before_header && fallback::error_falls_back(&e) {
-            let moved = fallback::try_next(ctx, fallback::reason(&e));
-            e.set_retry(moved);
-        } else {
-            e.set_retry(false);
-        }
+        // Pingora's own policy never retries a POST, so a pooled connection the upstream
+        // had closed would be a 502 (praxis-proxy/praxis#1196); and it trusts the h2
+        // client's `retry` marks, which replay POSTs (pingora#979). We decide ourselves.
+        let outcome = Outcome::broken(&e, client_reused);
+        e.set_retry(fallback::settle(ctx, &outcome, can_resend).resends());
         e
     }
 
@@ -573,7 +541,7 @@ impl ProxyHttp for GatewayProxy {
             ctx.requested_model.as_deref().unwrap_or("-"),
             ctx.route.as_ref().map(|r| r.served_model.as_str()).unwrap_or("-"),
             ctx.upstream().map(|u| u.name.as_str()).unwrap_or("-"),
-            ctx.attempt + usize::from(ctx.route.is_some()),
+            ctx.attempts.upstream_index() + usize::from(ctx.route.is_some()),
             ctx.metered_tokens,
             ctx.metered_cost_nanos,
             ctx.response_bytes,

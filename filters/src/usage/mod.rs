@@ -9,11 +9,11 @@
 pub mod cost;
 mod scan;
 pub mod strip;
-mod wire;
 
 use crate::upstream::ProviderKind;
 
 pub use cost::{Price, PriceTable};
+pub(crate) use scan::value_at;
 pub use scan::{count_text_chars, find_key_objects, last_value_of};
 
 /// Token counts in disjoint buckets (CONTRACT §5), so that cost is a plain sum.
@@ -160,7 +160,7 @@ impl UsageMeter {
         };
         let data = data.trim_ascii_start();
         self.text_chars += count_text_chars(data);
-        if let Some(r) = wire::usage_in_event(self.kind, data) {
+        if let Some(r) = self.kind.dialect().usage_in_event(data) {
             self.reported.merge(r);
         }
     }
@@ -175,7 +175,7 @@ impl UsageMeter {
                     self.line(&line);
                 }
             } else {
-                if let Some(mut r) = wire::usage_in_body(self.kind, &self.buf) {
+                if let Some(mut r) = self.kind.dialect().usage_in_body(&self.buf) {
                     r.complete = true;
                     self.reported.merge(r);
                     self.tail_uncounted = true;

@@ -1,0 +1,150 @@
+//! Anthropic: the Messages dialect (`/v1/messages`, `count_tokens`) and the `anthropic`
+//! provider kind (`x-api-key`).
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::read::{count, last_usage_of, NativeUsage};
+use crate::endpoint::{Endpoint, Method};
+use crate::error::GatewayError;
+use crate::secret::Secret;
+use crate::usage::Reported;
+
+/// The provider kind's name in the config and the dialect's label.
+pub const NAME: &str = "anthropic";
+
+/// Every path of the dialect starts so; an unknown path under it is refused in the
+/// dialect's envelope.
+pub const PATH_PREFIX: &str = "/v1/messages";
+
+/// The endpoint of one of the dialect's paths.
+pub fn endpoint(path: &str) -> Option<(Endpoint, Method)> {
+    Some(match path {
+        "/v1/messages" => (Endpoint::Messages, Method::Post),
+        "/v1/messages/count_tokens" => (Endpoint::CountTokens, Method::Post),
+        _ => return None,
+    })
+}
+
+/// The header the key goes in, as the key itself.
+pub const CREDENTIAL_HEADER: &str = "x-api-key";
+
+/// The credential header's value for `key`.
+pub fn credential_value(key: &Secret) -> Option<http::HeaderValue> {
+    http::HeaderValue::from_str(key.expose()).ok()
+}
+
+/// `{"type":"error","error":{"type","message"}}`.
+pub fn error_body(err: &GatewayError) -> Value {
+    json!({
+        "type": "error",
+        "error": { "type": error_type(err.status()), "message": err.to_string() }
+    })
+}
+
+/// An error in a stream that already started: an `event: error`.
+pub const SSE_ERROR_FRAME: (&[u8], &[u8]) = (b"event: error\ndata: ", b"\n\n");
+
+fn error_type(status: u16) -> &'static str {
+    match status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 | 405 => "not_found_error",
+        413 | 431 => "request_too_large",
+        429 => "rate_limit_error",
+        504 => "timeout_error",
+        s if s >= 500 => "api_error",
+        _ => "invalid_request_error",
+    }
+}
+
+/// The `usage` object of a message, `message_start` or `message_delta`. Input, cache
+/// reads and cache writes are separate addends already.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Usage {
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub cache_read_input_tokens: Option<u64>,
+    pub cache_creation_input_tokens: Option<u64>,
+}
+
+impl NativeUsage for Usage {
+    fn from_value(v: &Value) -> Usage {
+        let n = |key: &str| count(v, &[key]);
+        Usage {
+            input_tokens: n("input_tokens"),
+            output_tokens: n("output_tokens"),
+            cache_read_input_tokens: n("cache_read_input_tokens"),
+            cache_creation_input_tokens: n("cache_creation_input_tokens"),
+        }
+    }
+
+    fn reported(&self) -> Option<Reported> {
+        let r = Reported {
+            input: self.input_tokens,
+            output: self.output_tokens,
+            cache_read: self.cache_read_input_tokens,
+            cache_write: self.cache_creation_input_tokens,
+            reasoning: None,
+            complete: false,
+        };
+        (r.input.is_some() || r.output.is_some()).then_some(r)
+    }
+}
+
+/// Usage in (the tail of) a whole JSON response body.
+pub fn usage_in_body(tail: &[u8]) -> Option<Reported> {
+    last_usage_of::<Usage>(tail, b"usage")?.reported()
+}
+
+/// Usage in one stream event: `message_start` carries the input side in
+/// `message.usage`, `message_delta` the final output count (so it completes the report).
+pub fn usage_in_event(event: &Value) -> Option<Reported> {
+    let u = event
+        .get("usage")
+        .or_else(|| event.get("message").and_then(|m| m.get("usage")));
+    let last = event.get("type").and_then(Value::as_str) == Some("message_delta");
+    Usage::from_value(u?).reported().map(|r| Reported {
+        complete: last,
+        ..r
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The typed parse and the lenient one read the same fields.
+    #[test]
+    fn typed_and_lenient_reads_agree() {
+        let docs: &[&str] = &[
+            r#"{"input_tokens":9,"cache_read_input_tokens":100,"cache_creation_input_tokens":20,"output_tokens":1,"service_tier":"standard","server_tool_use":{"web_search_requests":0}}"#,
+            r#"{"output_tokens":57}"#,
+            r#"{ }"#,
+        ];
+        for doc in docs {
+            let typed: Usage = serde_json::from_str(doc).unwrap();
+            let value: Value = serde_json::from_str(doc).unwrap();
+            assert_eq!(typed, Usage::from_value(&value), "{doc}");
+        }
+    }
+
+    #[test]
+    fn message_start_then_message_delta() {
+        let start: Value = serde_json::from_str(r#"{"type":"message_start","message":{"usage":{"input_tokens":25,"cache_creation_input_tokens":300,"cache_read_input_tokens":2000,"output_tokens":1}}}"#).unwrap();
+        let r = usage_in_event(&start).unwrap();
+        assert_eq!(
+            (r.input, r.cache_read, r.cache_write, r.complete),
+            (Some(25), Some(2000), Some(300), false)
+        );
+        let delta: Value = serde_json::from_str(
+            r#"{"type":"message_delta","delta":{},"usage":{"output_tokens":57}}"#,
+        )
+        .unwrap();
+        let r = usage_in_event(&delta).unwrap();
+        assert_eq!((r.input, r.output, r.complete), (None, Some(57), true));
+        let ping: Value = serde_json::from_str(r#"{"type":"ping","usage":{}}"#).unwrap();
+        assert_eq!(usage_in_event(&ping), None);
+    }
+}

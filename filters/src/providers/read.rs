@@ -1,0 +1,115 @@
+//! Reading usage out of response bytes, shared by the provider modules: the last usage
+//! object after a key in a body's tail, and the cheap test that a stream event carries
+//! one at all. What the object's fields mean is each provider's own ([`NativeUsage`]).
+//!
+//! A usage object is read by a typed parse of the provider's usage struct, which skips
+//! every other key without building a tree (the per-request path); an object that the
+//! typed parse refuses (a field of an unexpected type) is read leniently from a
+//! `serde_json::Value` instead, so odd providers are metered exactly, only slower.
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::usage::{find_key_objects, value_at, Reported};
+
+/// A provider's own usage object, as its API spells it.
+pub trait NativeUsage: DeserializeOwned {
+    /// The fields of a parsed value, each read on its own: a field of another type is
+    /// absent rather than spoiling the rest.
+    fn from_value(v: &Value) -> Self;
+
+    /// The counts folded into the disjoint buckets of CONTRACT §5; `None` when the object
+    /// carries none of the counts that make a report.
+    fn reported(&self) -> Option<Reported>;
+}
+
+/// The count at `path` below `v`, if it is a non-negative integer.
+pub fn count(v: &Value, path: &[&str]) -> Option<u64> {
+    path.iter()
+        .try_fold(v, |v, k| v.get(k))
+        .and_then(Value::as_u64)
+}
+
+/// The usage object that follows the last `"key":` in `buf` (a value that is `null` or
+/// does not parse is passed over for the one before).
+pub fn last_usage_of<T: NativeUsage>(buf: &[u8], key: &[u8]) -> Option<T> {
+    find_key_objects(buf, key).find_map(|pos| {
+        let rest = buf[pos..].trim_ascii_start();
+        // Only an object takes the typed parse: serde would also read an array into the
+        // struct's fields by position.
+        if rest.starts_with(b"{") {
+            let mut typed = serde_json::Deserializer::from_slice(rest).into_iter::<T>();
+            if let Some(Ok(fields)) = typed.next() {
+                return Some(fields);
+            }
+        }
+        value_at(rest).map(|v| T::from_value(&v))
+    })
+}
+
+/// Whether a payload has a `"usage"` or `"usageMetadata"` key whose value is an object.
+/// Most stream events carry none (or `"usage":null`), and this check keeps them from
+/// being parsed at all.
+pub fn has_usage_object(data: &[u8]) -> bool {
+    static USAGE_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage"));
+    let mut rest = data;
+    while let Some(i) = USAGE_KEY.find(rest) {
+        let mut after = &rest[i + 6..];
+        if let Some(r) = after.strip_prefix(b"Metadata") {
+            after = r;
+        }
+        if let Some(r) = after.strip_prefix(b"\"") {
+            let r = r.trim_ascii_start();
+            if let Some(r) = r.strip_prefix(b":") {
+                if r.trim_ascii_start().starts_with(b"{") {
+                    return true;
+                }
+            }
+        }
+        rest = &rest[i + 6..];
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::openai;
+
+    #[test]
+    fn odd_values_fall_back_to_the_lenient_read() {
+        // A float, a negative and a string where a count belongs: those fields are
+        // absent, the others still count.
+        let doc = br#"{"usage":{"prompt_tokens":10.0,"completion_tokens":4,"total_tokens":-1,"prompt_tokens_details":{"cached_tokens":"2"}}}"#;
+        let f: openai::Usage = last_usage_of(doc, b"usage").unwrap();
+        assert_eq!((f.prompt_tokens, f.completion_tokens), (None, Some(4)));
+        assert_eq!(f.cached(), None);
+        // null passes over to the earlier object; an array is not read by position.
+        let doc = br#"{"usage":{"prompt_tokens":6},"x":{"usage":null}}"#;
+        let f: openai::Usage = last_usage_of(doc, b"usage").unwrap();
+        assert_eq!(f.prompt_tokens, Some(6));
+        let doc = br#"{"usage":[1,2,3]}"#;
+        assert_eq!(last_usage_of(doc, b"usage"), Some(openai::Usage::default()));
+        assert_eq!(
+            last_usage_of::<openai::Usage>(br#"{"usage":null}"#, b"usage"),
+            None
+        );
+        assert_eq!(
+            last_usage_of::<openai::Usage>(br#"{"usage":{"prompt_tokens":"#, b"usage"),
+            None
+        );
+    }
+
+    #[test]
+    fn usage_objects_are_told_from_null_and_from_text() {
+        assert!(has_usage_object(br#"{"usage":{"prompt_tokens":1}}"#));
+        assert!(has_usage_object(
+            br#"{"usageMetadata" : {"promptTokenCount":1}}"#
+        ));
+        assert!(!has_usage_object(br#"{"choices":[],"usage":null}"#));
+        assert!(!has_usage_object(
+            br#"{"delta":{"text":"the \"usage\" of words"}}"#
+        ));
+    }
+}
