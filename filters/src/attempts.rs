@@ -142,7 +142,8 @@ pub fn first_serving(chain: &[Arc<UpstreamTarget>], from: usize) -> Option<usize
 /// What an attempt came to, as a transport saw it. Nothing has reached the client yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// The upstream answered with this status; `retry_after` is its `retry-after`.
+    /// The upstream answered with this status; `retry_after` is its `retry-after` on a
+    /// 429 (the one answer that rests a key).
     Answered {
         status: u16,
         retry_after: Option<Duration>,
@@ -161,11 +162,13 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The upstream's response header.
+    /// The upstream's response header. Its `retry-after` is read only on a 429, so that
+    /// the usual answer costs no header lookup.
     pub fn answered(resp: &ResponseHeader) -> Outcome {
+        let status = resp.status.as_u16();
         Outcome::Answered {
-            status: resp.status.as_u16(),
-            retry_after: retry_after(resp),
+            status,
+            retry_after: (status == 429).then(|| retry_after(resp)).flatten(),
         }
     }
 

@@ -76,9 +76,8 @@ impl Endpoint {
         }
         let (endpoint, wanted) = match path {
             "/healthz" => (Endpoint::Health, Method::Get),
-            _ => Dialect::ALL
-                .into_iter()
-                .find_map(|d| d.endpoint(path))
+            _ => Dialect::of_path(path)
+                .endpoint(path)
                 .ok_or(PathRejection::NotFound)?,
         };
         if wanted.is(method) {

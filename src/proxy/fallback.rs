@@ -26,16 +26,19 @@ pub fn settle(ctx: &mut RequestCtx, outcome: &Outcome, can_resend: bool) -> Deci
     {
         rest_key(ctx, wait);
     }
-    let from = ctx.upstream().map(|u| u.name.clone()).unwrap_or_default();
-    if let Some(reason) = decision.metric_reason() {
+    // The failed upstream's name, taken only for a failure (not on every answer).
+    let failed_at = decision.metric_reason().map(|reason| {
+        let from = ctx.upstream().map(|u| u.name.clone()).unwrap_or_default();
         crate::metrics::upstream_attempt_failed(&from, reason);
-    }
+        from
+    });
     match decision.verdict() {
         Some(true) => record_success(ctx),
         Some(false) => record_failure(ctx),
         None => {}
     }
     ctx.attempts.apply(&decision);
+    let from = failed_at.unwrap_or_default();
     match decision {
         Decision::NextUpstream { reason, .. } => log::warn!(
             "request {}: upstream {from} failed ({}); trying {}",

@@ -243,7 +243,7 @@ impl ProxyHttp for GatewayProxy {
         let endpoint = match Endpoint::from_request(req.method.as_str(), req.uri.path()) {
             Ok(e) => e,
             Err(rejection) => {
-                ctx.dialect = Dialect::guess_from_path(req.uri.path());
+                ctx.dialect = Dialect::of_path(req.uri.path());
                 let path = req.uri.path().chars().take(200).collect::<String>();
                 let err = match rejection {
                     PathRejection::Traversal => GatewayError::PathTraversal,

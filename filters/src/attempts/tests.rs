@@ -383,13 +383,16 @@ fn retry_after_in_seconds_fractions_or_milliseconds() {
     );
     assert_eq!(with(&[("retry-after", "-3")]), None);
     assert_eq!(with(&[]), None);
-    let mut r = ResponseHeader::build(429, None).unwrap();
-    r.insert_header("retry-after", "2").unwrap();
-    assert_eq!(
-        Outcome::answered(&r),
-        Outcome::Answered {
-            status: 429,
-            retry_after: Some(Duration::from_secs(2))
-        }
-    );
+    // Only a 429 rests a key, so only a 429's retry-after is read.
+    for (status, read) in [(429, Some(Duration::from_secs(2))), (503, None)] {
+        let mut r = ResponseHeader::build(status, None).unwrap();
+        r.insert_header("retry-after", "2").unwrap();
+        assert_eq!(
+            Outcome::answered(&r),
+            Outcome::Answered {
+                status,
+                retry_after: read
+            }
+        );
+    }
 }

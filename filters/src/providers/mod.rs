@@ -68,7 +68,7 @@ pub enum Dialect {
 }
 
 impl Dialect {
-    /// Every dialect, in the order a path is offered to them.
+    /// Every dialect.
     pub const ALL: [Dialect; 3] = [Dialect::OpenAi, Dialect::Anthropic, Dialect::Gemini];
 
     /// A stable, low-cardinality label (logs, metrics, the usage record).
@@ -89,9 +89,10 @@ impl Dialect {
         }
     }
 
-    /// The dialect to refuse a path in that is not one of ours, guessed from its prefix
-    /// (OpenAI's when no dialect claims it).
-    pub fn guess_from_path(path: &str) -> Dialect {
+    /// The dialect whose paths `path` is among, if it is one of ours, by its prefix
+    /// (OpenAI's when no other dialect claims it): the only dialect that can serve it,
+    /// and the one to refuse it in if none does.
+    pub fn of_path(path: &str) -> Dialect {
         let claims = |prefix: &str| path.starts_with(prefix);
         if claims(gemini::PATH_PREFIX) {
             Dialect::Gemini
@@ -297,12 +298,9 @@ mod tests {
 
     #[test]
     fn unknown_paths_are_refused_in_the_dialect_they_look_like() {
-        assert_eq!(Dialect::guess_from_path("/v1beta/x"), Dialect::Gemini);
-        assert_eq!(
-            Dialect::guess_from_path("/v1/messages/x"),
-            Dialect::Anthropic
-        );
-        assert_eq!(Dialect::guess_from_path("/v1/nope"), Dialect::OpenAi);
+        assert_eq!(Dialect::of_path("/v1beta/x"), Dialect::Gemini);
+        assert_eq!(Dialect::of_path("/v1/messages/x"), Dialect::Anthropic);
+        assert_eq!(Dialect::of_path("/v1/nope"), Dialect::OpenAi);
     }
 
     #[test]
