@@ -166,7 +166,8 @@ pub struct RequestCtx {
     /// The body to send upstream when it differs from `body` (alias rewrite). Written by
     /// routing; read by the transports (cloned, since a retry replays it).
     pub upstream_body: Option<Bytes>,
-    /// Status of the upstream's response. Written by the transports.
+    /// Status of the upstream response that goes to the client (an answer dropped for a
+    /// retry leaves it unset). Written by the transports; read by metering.
     pub upstream_status: Option<u16>,
     /// When the request was handed to the upstream (first attempt) and when the
     /// upstream's last byte arrived: the time between is the upstream's, the rest is

@@ -9,12 +9,18 @@
 //! upstream_peer ............ the routed upstream -> HttpPeer (resolved by us, TLS + SNI)
 //! upstream_request_filter .. chain.on_upstream_request (allow-list, key swap, Host, CL)
 //! request_body_filter ...... swaps in the rewritten body (aliases) on the replay
-//! upstream_response_filter . upstream status
+//! upstream_response_filter . upstream status -> retry decision: next key, next
+//!                            upstream, or deliver
+//! fail_to_connect,
+//! error_while_proxy ........ retry decision on a failure before the response header
 //! response_filter .......... chain.on_response (drop set-cookie, add our request id)
 //! response_body_filter ..... chain.on_response_body: observe bytes, never change them
 //! fail_to_proxy ............ our error in the client's dialect, if nothing was sent yet
 //! logging .................. chain.on_done, exactly once
 //! ```
+//!
+//! The retry decision is `tollgate_filters::attempts::decide`, taken and recorded by
+//! `fallback::settle` for these phases and the large-body transport alike.
 
 mod body;
 pub mod connections;
