@@ -8,24 +8,14 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use crate::auth::query_param;
 use crate::context::{ProviderKeys, RequestCtx};
 use crate::error::GatewayError;
-use crate::providers::gemini;
+use crate::providers::{self, gemini};
 use crate::upstream::UpstreamTarget;
 use crate::Filter;
 
-/// Request headers that go upstream unchanged. Everything else (cookies, the client's
+/// Request headers that go upstream unchanged, with those of each provider's API
+/// ([`providers::forwards_request_header`]). Everything else (cookies, the client's
 /// credentials, `x-forwarded-*`, `forwarded`, hop-by-hop and unknown headers) is dropped.
-const REQUEST_ALLOW: &[&str] = &[
-    "content-type",
-    "accept",
-    "user-agent",
-    "anthropic-version",
-    "anthropic-beta",
-    "openai-organization",
-    "openai-project",
-    "openai-beta",
-    "idempotency-key",
-    "x-goog-api-client",
-];
+const REQUEST_ALLOW: &[&str] = &["content-type", "accept", "user-agent", "idempotency-key"];
 
 /// Prefixes of allowed request headers (the OpenAI and Anthropic SDKs' own metadata).
 const REQUEST_ALLOW_PREFIX: &[&str] = &["x-stainless-"];
@@ -58,7 +48,9 @@ impl UpstreamHeaders {
 }
 
 fn allowed(name: &str) -> bool {
-    REQUEST_ALLOW.contains(&name) || REQUEST_ALLOW_PREFIX.iter().any(|p| name.starts_with(p))
+    REQUEST_ALLOW.contains(&name)
+        || providers::forwards_request_header(name)
+        || REQUEST_ALLOW_PREFIX.iter().any(|p| name.starts_with(p))
 }
 
 fn internal(e: impl std::fmt::Display) -> GatewayError {

@@ -26,6 +26,9 @@ pub fn endpoint(path: &str) -> Option<(Endpoint, Method)> {
     })
 }
 
+/// Request headers of this API that go upstream as the client sent them.
+pub const REQUEST_HEADERS: &[&str] = &["anthropic-version", "anthropic-beta"];
+
 /// The header the key goes in, as the key itself.
 pub const CREDENTIAL_HEADER: &str = "x-api-key";
 

@@ -59,6 +59,9 @@ pub fn push_upstream_path(
     }
 }
 
+/// Request headers of this API that go upstream as the client sent them.
+pub const REQUEST_HEADERS: &[&str] = &["x-goog-api-client"];
+
 /// The header the key goes in, as the key itself.
 pub const CREDENTIAL_HEADER: &str = "x-goog-api-key";
 

@@ -20,7 +20,7 @@
 //!
 //! An upstream-only provider that speaks an existing dialect:
 //! 1. `providers/<name>.rs`: `NAME` (its `kind:` in the config), `CREDENTIAL_HEADER` and
-//!    `credential_value`; unit tests of the credential.
+//!    `credential_value`, with a unit test of the credential.
 //! 2. Here: a [`ProviderKind`] variant, in [`ProviderKind::ALL`] and in each `match` of
 //!    `impl ProviderKind` (the compiler lists them), its [`ProviderKind::dialect`] the
 //!    dialect it speaks.
@@ -28,13 +28,14 @@
 //!    of that dialect in `tests/common/mock_upstream.rs`.
 //!
 //! A provider with a dialect of its own, in addition:
-//! 4. In its module: `endpoint` (its client paths), `error_body` and `SSE_ERROR_FRAME`,
-//!    its native usage type implementing [`read::NativeUsage`] with `usage_in_body` and
-//!    `usage_in_event`, `PATH_PREFIX` if its paths have one of their own, and
-//!    `push_upstream_path` if its paths carry the model; unit tests against its recorded
-//!    responses.
-//! 5. Here: a [`Dialect`] variant and its arms; in `endpoint.rs`, its endpoints' variants
-//!    and their `dialect()`; in the mock, its answers.
+//! 4. In its module: `endpoint` (its client paths) and `PATH_PREFIX` if they have one of
+//!    their own; `REQUEST_HEADERS` (its API's own request headers); `error_body` and
+//!    `SSE_ERROR_FRAME`; its native usage type implementing [`read::NativeUsage`], with
+//!    `usage_in_body` and `usage_in_event`; `push_upstream_path` if its paths carry the
+//!    model; unit tests against its recorded responses.
+//! 5. Here: a [`Dialect`] variant and its arms, its prefix in [`Dialect::of_path`], its
+//!    headers in [`forwards_request_header`]. In `endpoint.rs`: its endpoints' variants
+//!    and their `dialect()`. In the mock: its answers.
 //!
 //! # Translation (issue 12)
 //!
@@ -254,6 +255,14 @@ impl ProviderKind {
         value.set_sensitive(true);
         Some(value)
     }
+}
+
+/// Whether a client's request header is one of a provider API's own (version, beta
+/// flags, organisation) that goes upstream unchanged, whichever the upstream.
+pub fn forwards_request_header(name: &str) -> bool {
+    openai::REQUEST_HEADERS.contains(&name)
+        || anthropic::REQUEST_HEADERS.contains(&name)
+        || gemini::REQUEST_HEADERS.contains(&name)
 }
 
 impl From<ProviderKind> for Dialect {

@@ -27,6 +27,9 @@ pub fn endpoint(path: &str) -> Option<(Endpoint, Method)> {
     })
 }
 
+/// Request headers of this API that go upstream as the client sent them.
+pub const REQUEST_HEADERS: &[&str] = &["openai-organization", "openai-project", "openai-beta"];
+
 /// The header the key goes in.
 pub const CREDENTIAL_HEADER: &str = "authorization";
 
