@@ -10,6 +10,7 @@ use crate::context::RequestCtx;
 use crate::endpoint::Endpoint;
 use crate::error::GatewayError;
 use crate::live::Live;
+use crate::providers::Dialect;
 use crate::upstream::ProviderKind;
 use crate::usage::{PriceTable, Usage, UsageMeter};
 use crate::Filter;
@@ -230,7 +231,7 @@ impl Filter for IncludeUsageFilter {
         ) && ctx.stream;
         let wanted = ctx
             .upstream()
-            .is_some_and(|u| u.kind == ProviderKind::OpenAi && u.include_usage);
+            .is_some_and(|u| u.kind.dialect() == Dialect::OpenAi && u.include_usage);
         if !(streaming_chat && wanted) {
             return Ok(());
         }
