@@ -69,9 +69,6 @@ pub enum Dialect {
 }
 
 impl Dialect {
-    /// Every dialect.
-    pub const ALL: [Dialect; 3] = [Dialect::OpenAi, Dialect::Anthropic, Dialect::Gemini];
-
     /// A stable, low-cardinality label (logs, metrics, the usage record).
     pub fn as_str(self) -> &'static str {
         match self {
