@@ -111,8 +111,8 @@ pub trait KeyLookup: Send + Sync {
     async fn authenticate(&self, presented: &Secret) -> Option<Arc<Principal>>;
 }
 
-/// Provider keys that users brought for themselves (CONTRACT §1 `provider-key set
-/// --user`). Implemented by a decrypted in-memory cache in the `tollgate` crate.
+/// Provider keys that users brought for themselves (README "Provider keys per user, and
+/// the master key": `provider-key set --user`). Implemented by a decrypted in-memory cache in the `tollgate` crate.
 pub trait ProviderKeys: Send + Sync {
     /// The key `user_id` stored for `upstream`, if any. Must not block.
     fn key_for(&self, user_id: i64, upstream: &str) -> Option<Secret>;

@@ -4,7 +4,7 @@
 
 pub use crate::providers::Dialect;
 
-/// One proxied (or locally answered) endpoint of CONTRACT §3.
+/// One proxied (or locally answered) endpoint (README "Using it").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
     ChatCompletions,

@@ -1,6 +1,6 @@
 //! The errors the gateway itself answers with: their status, `retry-after` and metric
-//! label, and their one mapping to each client dialect's error envelope (CONTRACT §3),
-//! which each dialect's provider module spells.
+//! label, and their one mapping to each client dialect's error envelope (README
+//! "Errors"), which each dialect's provider module spells.
 
 use bytes::Bytes;
 

@@ -18,8 +18,8 @@ pub trait NativeUsage: DeserializeOwned {
     /// absent rather than spoiling the rest.
     fn from_value(v: &Value) -> Self;
 
-    /// The counts folded into the disjoint buckets of CONTRACT §5; `None` when the object
-    /// carries none of the counts that make a report.
+    /// The counts folded into the disjoint buckets of the README's "Usage and cost";
+    /// `None` when the object carries none of the counts that make a report.
     fn reported(&self) -> Option<Reported>;
 }
 
