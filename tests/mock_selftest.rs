@@ -736,7 +736,7 @@ fn gateway_config_template_is_complete_yaml() {
     assert_eq!(
         v["server"]["shutdown_grace_s"].as_u64(),
         Some(5),
-        "server_extra replaces the default"
+        "a server setting replaces the default"
     );
     assert_eq!(v["server"]["max_body_bytes"].as_u64(), Some(100000));
     assert_eq!(v["admin"]["listen"].as_str(), Some("127.0.0.1:0"));
