@@ -1,6 +1,7 @@
 //! Reloading the config of a running gateway (SIGHUP, `tollgate reload`): a new alias
-//! takes effect without a restart or a dropped stream; a broken config is refused by
-//! `reload` and by the gateway, and the config in force keeps serving.
+//! takes effect without a restart or a dropped stream; an added upstream is known at once
+//! to the admin API and the proxy; a broken config is refused by `reload` and by the
+//! gateway, and the config in force keeps serving.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod common;
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use common::http::request_streaming;
 use common::{eventually, messages_body, GatewayBuilder, MockUpstream, Upstream};
+use serde_json::json;
 
 #[tokio::test]
 async fn reload_applies_new_routes_and_refuses_a_broken_config() {
@@ -76,37 +78,24 @@ async fn reload_applies_new_routes_and_refuses_a_broken_config() {
 #[tokio::test]
 async fn an_upstream_added_by_reload_is_known_to_the_admin_api_and_the_proxy() {
     let mock = MockUpstream::start().await;
-    let gw = GatewayBuilder::new()
-        .upstreams_yaml(format!(
-            "  - name: a\n    kind: anthropic\n    base_url: \"{}\"\n",
-            mock.base_url()
-        ))
-        .routes_yaml("  - models: [\"claude-*\"]\n    upstreams: [a]\n".into())
+    let (gw, alice) = GatewayBuilder::new()
+        .upstream(Upstream::anthropic("a", &mock))
+        .route(&["claude-*"], &["a"])
         .user("root", "admin")
-        .start_with_user("alice");
-    let admin = format!("Bearer {}", gw.create_key("root", &[]));
-    let alice = format!("Bearer {}", gw.create_key("alice", &[]));
-    let put_key = || async {
-        request(
-            gw.admin_addr,
-            "PUT",
-            "/admin/provider-keys/b?user=alice",
-            &[
-                ("authorization", admin.as_str()),
-                ("content-type", "application/json"),
-            ],
-            br#"{"key":"sk-alice-for-b"}"#,
-        )
-        .await
+        .start_with_key("alice");
+    let admin_key = gw.create_key("root", &[]);
+    let admin = gw.admin_as(&admin_key);
+    let put_key = async || {
+        let key = json!({"key": "sk-alice-for-b"});
+        admin.put("/admin/provider-keys/b?user=alice", key).await
     };
     assert_eq!(put_key().await.status, 404, "b is not configured yet");
 
-    let config = std::fs::read_to_string(gw.config_path()).unwrap();
     let added = format!(
         "  - name: b\n    kind: openai\n    base_url: \"{}\"\nroutes:\n  - models: [\"gpt-*\"]\n    upstreams: [b]\n",
         mock.base_url()
     );
-    std::fs::write(gw.config_path(), config.replacen("routes:\n", &added, 1)).unwrap();
+    gw.edit_config(|c| c.replacen("routes:\n", &added, 1));
     let out = gw.cli(&["reload"]);
     assert!(
         out.status.success(),
@@ -123,14 +112,7 @@ async fn an_upstream_added_by_reload_is_known_to_the_admin_api_and_the_proxy() {
     let r = put_key().await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["upstream"], "b");
-    let r = request(
-        gw.proxy_addr,
-        "POST",
-        "/v1/chat/completions",
-        &[("authorization", alice.as_str())],
-        br#"{"model":"gpt-4o","messages":[]}"#,
-    )
-    .await;
+    let r = gw.chat(&alice, r#"{"model":"gpt-4o","messages":[]}"#).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         mock.last_request().unwrap().header("authorization"),
