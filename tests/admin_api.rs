@@ -1,29 +1,25 @@
 //! The admin API (CONTRACT §4) through the real binary: every endpoint and every
-//! refusal, admin login sessions (signature, expiry, sliding refresh, logout, rate
-//! limit), key lifecycle seen by the proxy at once, and the audit log, which, like the
-//! process's logs, never holds a secret.
+//! refusal (401 before anything is told, 403 for members, 404 and 405 for admins, 422
+//! naming the bad field), users and keys created, listed, revoked and deleted with the
+//! proxy seeing each change at once, admin login sessions (signature, expiry, sliding
+//! refresh, logout, rate limit), provider keys set through the API, and the audit log,
+//! which, like the process's logs, never holds a secret.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::gateway::{Gateway, GatewayBuilder};
-use common::http::{request, Response};
-use common::mock_upstream::MockUpstream;
+use common::calls::Admin;
+use common::http::Response;
+use common::{eventually, Gateway, GatewayBuilder, MockUpstream, Upstream, CHAT};
 use serde_json::{json, Value};
 
-const CHAT: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
 const ROOT_PASSWORD: &str = "root-password-7f3a9c";
 const REFRESH_HEADER: &str = "x-tollgate-session-token";
 
 fn builder(mock: &MockUpstream) -> GatewayBuilder {
-    GatewayBuilder::new()
-        .upstreams_yaml(format!(
-            "  - name: main\n    kind: openai\n    base_url: \"{}\"\n    keys: [\"sk-configured\"]\n",
-            mock.base_url()
-        ))
-        .routes_yaml("  - models: [\"*\"]\n    upstreams: [main]\n".into())
+    GatewayBuilder::new().only_upstream(Upstream::openai("main", mock).keys(&["sk-configured"]))
 }
 
 /// Starts a gateway whose user `root` is an admin with [`ROOT_PASSWORD`].
@@ -40,23 +36,6 @@ fn start_with_root(b: GatewayBuilder) -> Gateway {
     );
     gw.start();
     gw
-}
-
-/// One admin API request; `auth` is a gateway key or a session token.
-async fn api(gw: &Gateway, method: &str, path: &str, auth: Option<&str>, body: &[u8]) -> Response {
-    let bearer = auth.map(|a| format!("Bearer {a}"));
-    let mut headers = vec![];
-    if let Some(b) = &bearer {
-        headers.push(("authorization", b.as_str()));
-    }
-    if !body.is_empty() {
-        headers.push(("content-type", "application/json"));
-    }
-    request(gw.admin_addr, method, path, &headers, body).await
-}
-
-async fn api_json(gw: &Gateway, method: &str, path: &str, auth: &str, body: Value) -> Response {
-    api(gw, method, path, Some(auth), body.to_string().as_bytes()).await
 }
 
 /// Asserts a JSON error with this status; returns its message.
@@ -77,26 +56,14 @@ fn assert_error(r: &Response, status: u16) -> String {
 }
 
 async fn login(gw: &Gateway, user: &str, password: &str) -> Response {
-    let body = json!({"username": user, "password": password}).to_string();
-    api(gw, "POST", "/admin/login", None, body.as_bytes()).await
+    let body = json!({"username": user, "password": password});
+    gw.admin_anonymous().post("/admin/login", body).await
 }
 
 async fn login_ok(gw: &Gateway) -> String {
     let r = login(gw, "root", ROOT_PASSWORD).await;
     assert_eq!(r.status, 200, "{}", r.text());
     r.json()["token"].as_str().unwrap().to_owned()
-}
-
-async fn chat(gw: &Gateway, key: &str) -> Response {
-    let auth = format!("Bearer {key}");
-    request(
-        gw.proxy_addr,
-        "POST",
-        "/v1/chat/completions",
-        &[("authorization", auth.as_str())],
-        CHAT.as_bytes(),
-    )
-    .await
 }
 
 /// The token with one character changed at `at`.
@@ -106,83 +73,79 @@ fn tamper(token: &str, at: usize) -> String {
     String::from_utf8(b).unwrap()
 }
 
+/// The id of the user called `name`, from `GET /admin/users`.
+async fn user_id(admin: &Admin<'_>, name: &str) -> i64 {
+    let r = admin.get("/admin/users").await;
+    r.json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == name)
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn open_endpoints_and_authentication_refusals() {
     let mock = MockUpstream::start().await;
     let gw = start_with_root(builder(&mock).user("alice", "member"));
     let admin_key = gw.create_key("root", &[]);
     let member_key = gw.create_key("alice", &[]);
+    let anon = gw.admin_anonymous();
+    let member = gw.admin_as(&member_key);
 
     for path in ["/healthz", "/readyz"] {
-        let r = api(&gw, "GET", path, None, b"").await;
+        let r = anon.get(path).await;
         assert_eq!(r.status, 200, "{path}: {}", r.text());
     }
-    let r = api(&gw, "GET", "/metrics", None, b"").await;
+    let r = anon.get("/metrics").await;
     assert_eq!(r.status, 200);
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));
-    let r = api(&gw, "POST", "/healthz", None, b"").await;
+    let r = anon.send("POST", "/healthz", b"").await;
     assert_error(&r, 405);
     assert_eq!(r.header("allow"), Some("GET"));
-    assert_error(&api(&gw, "GET", "/nope", None, b"").await, 404);
+    assert_error(&anon.get("/nope").await, 404);
 
     // 401 without credentials or with bad ones, 403 for a member.
-    for (auth, what) in [
-        (None, "none"),
-        (Some("garbage"), "not a key or token"),
+    for (caller, what) in [
+        (gw.admin_anonymous(), "none"),
+        (gw.admin_as("garbage"), "not a key or token"),
         (
-            Some("tg_aaaaaaaaaaaa_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"),
+            gw.admin_as("tg_aaaaaaaaaaaa_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"),
             "unknown key",
         ),
-        (Some("e30.AAAA"), "unsigned token"),
+        (gw.admin_as("e30.AAAA"), "unsigned token"),
     ] {
-        let r = api(&gw, "GET", "/admin/users", auth, b"").await;
+        let r = caller.get("/admin/users").await;
         assert_error(&r, 401);
         assert_eq!(r.header("www-authenticate"), Some("Bearer"), "{what}");
     }
-    assert_error(
-        &api(&gw, "GET", "/admin/users", Some(&member_key), b"").await,
-        403,
-    );
+    assert_error(&member.get("/admin/users").await, 403);
     // Even for a path that does not exist: nothing is told before authentication.
-    assert_error(&api(&gw, "GET", "/admin/nope", None, b"").await, 401);
-    assert_error(
-        &api(&gw, "GET", "/admin/nope", Some(&member_key), b"").await,
-        403,
-    );
+    assert_error(&anon.get("/admin/nope").await, 401);
+    assert_error(&member.get("/admin/nope").await, 403);
 
     // As an admin: 404 for unknown paths, 405 for wrong methods.
-    let admin = Some(admin_key.as_str());
-    assert_error(&api(&gw, "GET", "/admin/nope", admin, b"").await, 404);
-    assert_error(
-        &api(&gw, "GET", "/admin/users/1/keys", admin, b"").await,
-        404,
-    );
-    let r = api(&gw, "PATCH", "/admin/users", admin, b"").await;
+    let admin = gw.admin_as(&admin_key);
+    assert_error(&admin.get("/admin/nope").await, 404);
+    assert_error(&admin.get("/admin/users/1/keys").await, 404);
+    let r = admin.send("PATCH", "/admin/users", b"").await;
     assert_error(&r, 405);
     assert_eq!(r.header("allow"), Some("GET, POST"));
-    assert_error(&api(&gw, "GET", "/admin/keys/abc", admin, b"").await, 405);
-    assert_error(&api(&gw, "GET", "/admin/login", None, b"").await, 405);
-    assert_error(&api(&gw, "POST", "/admin/audit", admin, b"{}").await, 405);
+    assert_error(&admin.get("/admin/keys/abc").await, 405);
+    assert_error(&anon.get("/admin/login").await, 405);
+    assert_error(&admin.send("POST", "/admin/audit", b"{}").await, 405);
 
     // Usage, as before.
-    let r = api(&gw, "GET", "/admin/usage?by=user", admin, b"").await;
+    let r = admin.get("/admin/usage?by=user").await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["by"], "user");
-    assert_error(
-        &api(&gw, "GET", "/admin/usage?by=colour", admin, b"").await,
-        422,
-    );
+    assert_error(&admin.get("/admin/usage?by=colour").await, 422);
 
     // The proxy listener serves none of the admin paths.
     for path in ["/admin/users", "/admin/login", "/metrics"] {
-        let r = request(
-            gw.proxy_addr,
-            "GET",
-            path,
-            &[("authorization", &format!("Bearer {admin_key}"))],
-            b"",
-        )
-        .await;
+        let r = gw.get(path, &admin_key).await;
         assert_ne!(r.status, 200, "{path} on the proxy listener: {}", r.text());
     }
 }
@@ -192,17 +155,12 @@ async fn users_and_keys_through_the_api() {
     let mock = MockUpstream::start().await;
     let gw = start_with_root(builder(&mock));
     let admin_key = gw.create_key("root", &[]);
-    let k = admin_key.as_str();
+    let root = gw.admin_as(&admin_key);
 
     // Users: create, list, refusals.
-    let r = api_json(
-        &gw,
-        "POST",
-        "/admin/users",
-        k,
-        json!({"username": "bob", "role": "member"}),
-    )
-    .await;
+    let r = root
+        .post("/admin/users", json!({"username": "bob", "role": "member"}))
+        .await;
     assert_eq!(r.status, 201, "{}", r.text());
     let bob = r.json();
     assert_eq!(
@@ -210,27 +168,14 @@ async fn users_and_keys_through_the_api() {
         (Some("bob"), Some("member"))
     );
     let bob_id = bob["id"].as_i64().unwrap();
-    let r = api_json(
-        &gw,
-        "POST",
-        "/admin/users",
-        k,
-        json!({"username": "ops", "role": "admin", "password": "ops-password-1"}),
-    )
-    .await;
+    let ops = json!({"username": "ops", "role": "admin", "password": "ops-password-1"});
+    let r = root.post("/admin/users", ops).await;
     assert_eq!(r.status, 201, "{}", r.text());
 
-    let m = assert_error(
-        &api_json(
-            &gw,
-            "POST",
-            "/admin/users",
-            k,
-            json!({"username": "bob", "role": "member"}),
-        )
-        .await,
-        409,
-    );
+    let again = root
+        .post("/admin/users", json!({"username": "bob", "role": "member"}))
+        .await;
+    let m = assert_error(&again, 409);
     assert!(m.contains("already exists"), "{m}");
     for (body, needle) in [
         (
@@ -272,16 +217,15 @@ async fn users_and_keys_through_the_api() {
             "lots",
         ),
     ] {
-        let r = api_json(&gw, "POST", "/admin/users", k, body.clone()).await;
-        let m = assert_error(&r, 422);
+        let m = assert_error(&root.post("/admin/users", body.clone()).await, 422);
         assert!(m.contains(needle), "{body}: {m}");
         assert!(!m.contains("12345678"), "a refused password is echoed: {m}");
     }
-    let r = api(&gw, "POST", "/admin/users", Some(k), b"{\"username\": ").await;
+    let r = root.send("POST", "/admin/users", b"{\"username\": ").await;
     assert!(assert_error(&r, 422).starts_with("invalid JSON body"));
     let big = vec![b' '; 70 * 1024];
-    assert_error(&api(&gw, "POST", "/admin/users", Some(k), &big).await, 413);
-    let r = api(&gw, "GET", "/admin/users", Some(k), b"").await;
+    assert_error(&root.send("POST", "/admin/users", &big).await, 413);
+    let r = root.get("/admin/users").await;
     let names: Vec<String> = r
         .json()
         .as_array()
@@ -293,14 +237,8 @@ async fn users_and_keys_through_the_api() {
     assert!(!r.text().contains("argon2"), "{}", r.text());
 
     // Keys: create with every option; the secret is in the creation answer only.
-    let r = api_json(
-        &gw,
-        "POST",
-        "/admin/keys",
-        k,
-        json!({"user": "bob", "name": "ci", "models": ["gpt-*"], "budget_usd": "5", "budget_period": "day", "rpm": 60, "tpm": 100000, "expires_in": "30d"}),
-    )
-    .await;
+    let every_option = json!({"user": "bob", "name": "ci", "models": ["gpt-*"], "budget_usd": "5", "budget_period": "day", "rpm": 60, "tpm": 100000, "expires_in": "30d"});
+    let r = root.post("/admin/keys", every_option).await;
     assert_eq!(r.status, 201, "{}", r.text());
     let created = r.json();
     let (key_id, secret) = (
@@ -315,14 +253,9 @@ async fn users_and_keys_through_the_api() {
         (Some(60), Some(100_000))
     );
     assert!(created["expires_at"].is_string());
-    let r = api_json(
-        &gw,
-        "POST",
-        "/admin/keys",
-        k,
-        json!({"user": "bob", "budget_usd": 0.5}),
-    )
-    .await;
+    let r = root
+        .post("/admin/keys", json!({"user": "bob", "budget_usd": 0.5}))
+        .await;
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(
         (
@@ -332,7 +265,7 @@ async fn users_and_keys_through_the_api() {
         (Some("0.50"), Some("month"))
     );
 
-    let r = api(&gw, "GET", "/admin/keys?user=bob", Some(k), b"").await;
+    let r = root.get("/admin/keys?user=bob").await;
     assert_eq!(r.status, 200);
     let listed = r.json();
     assert_eq!(listed.as_array().unwrap().len(), 2);
@@ -356,16 +289,13 @@ async fn users_and_keys_through_the_api() {
         "a secret is listed: {}",
         r.text()
     );
-    let r = api(&gw, "GET", "/admin/keys", Some(k), b"").await;
+    let r = root.get("/admin/keys").await;
     assert_eq!(
         r.json().as_array().unwrap().len(),
         3,
         "bob's two and root's"
     );
-    assert_error(
-        &api(&gw, "GET", "/admin/keys?user=nobody", Some(k), b"").await,
-        404,
-    );
+    assert_error(&root.get("/admin/keys?user=nobody").await, 404);
 
     for (body, needle) in [
         (json!({"user": "nobody"}), "unknown user 'nobody'"),
@@ -390,119 +320,49 @@ async fn users_and_keys_through_the_api() {
         ),
         (json!({"name": "x"}), "missing field `user`"),
     ] {
-        let m = assert_error(
-            &api_json(&gw, "POST", "/admin/keys", k, body.clone()).await,
-            422,
-        );
+        let m = assert_error(&root.post("/admin/keys", body.clone()).await, 422);
         assert!(m.contains(needle), "{body}: {m}");
     }
 
     // Revoke: 200 with the revocation time; again is fine; an unknown id is 404.
-    let r = api(
-        &gw,
-        "DELETE",
-        &format!("/admin/keys/{key_id}"),
-        Some(k),
-        b"",
-    )
-    .await;
+    let key_path = format!("/admin/keys/{key_id}");
+    let r = root.delete(&key_path).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let revoked_at = r.json()["revoked_at"].clone();
     assert!(revoked_at.is_string());
-    let r = api(
-        &gw,
-        "DELETE",
-        &format!("/admin/keys/{key_id}"),
-        Some(k),
-        b"",
-    )
-    .await;
+    let r = root.delete(&key_path).await;
     assert_eq!(r.json()["revoked_at"], revoked_at);
-    assert_error(
-        &api(&gw, "DELETE", "/admin/keys/nope", Some(k), b"").await,
-        404,
-    );
+    assert_error(&root.delete("/admin/keys/nope").await, 404);
 
     // Delete users: not yourself; bob's keys are revoked with him.
-    let root_id = names_to_id(&gw, k, "root").await;
-    let m = assert_error(
-        &api(
-            &gw,
-            "DELETE",
-            &format!("/admin/users/{root_id}"),
-            Some(k),
-            b"",
-        )
-        .await,
-        409,
-    );
+    let root_id = user_id(&root, "root").await;
+    let m = assert_error(&root.delete(&format!("/admin/users/{root_id}")).await, 409);
     assert!(m.contains("yourself"), "{m}");
-    let r = api(
-        &gw,
-        "DELETE",
-        &format!("/admin/users/{bob_id}"),
-        Some(k),
-        b"",
-    )
-    .await;
+    let bob_path = format!("/admin/users/{bob_id}");
+    let r = root.delete(&bob_path).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         r.json()["keys_revoked"],
         1,
         "the other one was revoked already"
     );
-    assert_error(
-        &api(
-            &gw,
-            "DELETE",
-            &format!("/admin/users/{bob_id}"),
-            Some(k),
-            b"",
-        )
-        .await,
-        404,
-    );
-    assert_error(
-        &api(&gw, "DELETE", "/admin/users/abc", Some(k), b"").await,
-        404,
-    );
-    assert_error(
-        &api(&gw, "DELETE", "/admin/users/999", Some(k), b"").await,
-        404,
-    );
-    let r = api(&gw, "GET", "/admin/keys", Some(k), b"").await;
+    assert_error(&root.delete(&bob_path).await, 404);
+    assert_error(&root.delete("/admin/users/abc").await, 404);
+    assert_error(&root.delete("/admin/users/999").await, 404);
+    let r = root.get("/admin/keys").await;
     assert!(r
         .json()
         .as_array()
         .unwrap()
         .iter()
         .all(|key| key["user"] != "bob" || key["revoked_at"].is_string()));
-    let r = api(&gw, "GET", "/admin/users", Some(k), b"").await;
+    let r = root.get("/admin/users").await;
     assert!(!r.text().contains("\"bob\""), "{}", r.text());
     // A deleted user's name stays taken (its usage still names it).
-    assert_error(
-        &api_json(
-            &gw,
-            "POST",
-            "/admin/users",
-            k,
-            json!({"username": "bob", "role": "member"}),
-        )
-        .await,
-        409,
-    );
-}
-
-async fn names_to_id(gw: &Gateway, auth: &str, name: &str) -> i64 {
-    let r = api(gw, "GET", "/admin/users", Some(auth), b"").await;
-    r.json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["username"] == name)
-        .unwrap()["id"]
-        .as_i64()
-        .unwrap()
+    let taken = root
+        .post("/admin/users", json!({"username": "bob", "role": "member"}))
+        .await;
+    assert_error(&taken, 409);
 }
 
 #[tokio::test]
@@ -510,34 +370,23 @@ async fn keys_made_and_revoked_through_the_api_take_effect_on_the_next_request()
     let mock = MockUpstream::start().await;
     let gw = start_with_root(builder(&mock));
     let token = login_ok(&gw).await;
-    let r = api_json(
-        &gw,
-        "POST",
-        "/admin/users",
-        &token,
-        json!({"username": "dev", "role": "member"}),
-    )
-    .await;
+    let root = gw.admin_as(&token);
+    let r = root
+        .post("/admin/users", json!({"username": "dev", "role": "member"}))
+        .await;
     assert_eq!(r.status, 201, "{}", r.text());
-    let r = api_json(&gw, "POST", "/admin/keys", &token, json!({"user": "dev"})).await;
+    let r = root.post("/admin/keys", json!({"user": "dev"})).await;
     assert_eq!(r.status, 201, "{}", r.text());
     let (id, key) = (
         r.json()["id"].as_str().unwrap().to_owned(),
         r.json()["key"].as_str().unwrap().to_owned(),
     );
 
-    let r = chat(&gw, &key).await;
+    let r = gw.chat(&key, CHAT).await;
     assert_eq!(r.status, 200, "a new key works at once: {}", r.text());
-    let r = api(
-        &gw,
-        "DELETE",
-        &format!("/admin/keys/{id}"),
-        Some(&token),
-        b"",
-    )
-    .await;
+    let r = root.delete(&format!("/admin/keys/{id}")).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let r = chat(&gw, &key).await;
+    let r = gw.chat(&key, CHAT).await;
     assert_eq!(
         r.status,
         401,
@@ -546,55 +395,32 @@ async fn keys_made_and_revoked_through_the_api_take_effect_on_the_next_request()
     );
 
     // A user deleted through the API: its keys stop at once too.
-    let r = api_json(&gw, "POST", "/admin/keys", &token, json!({"user": "dev"})).await;
+    let r = root.post("/admin/keys", json!({"user": "dev"})).await;
     let key2 = r.json()["key"].as_str().unwrap().to_owned();
-    assert_eq!(chat(&gw, &key2).await.status, 200);
-    let dev = names_to_id(&gw, &token, "dev").await;
-    assert_eq!(
-        api(
-            &gw,
-            "DELETE",
-            &format!("/admin/users/{dev}"),
-            Some(&token),
-            b""
-        )
-        .await
-        .status,
-        200
-    );
-    assert_eq!(chat(&gw, &key2).await.status, 401);
+    assert_eq!(gw.chat(&key2, CHAT).await.status, 200);
+    let dev = user_id(&root, "dev").await;
+    let r = root.delete(&format!("/admin/users/{dev}")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(gw.chat(&key2, CHAT).await.status, 401);
 
     // An expiring key: refused once its time has passed (the wait is the point).
-    let r = api_json(
-        &gw,
-        "POST",
-        "/admin/users",
-        &token,
-        json!({"username": "tmp", "role": "member"}),
-    )
-    .await;
+    let r = root
+        .post("/admin/users", json!({"username": "tmp", "role": "member"}))
+        .await;
     assert_eq!(r.status, 201);
-    let r = api_json(
-        &gw,
-        "POST",
-        "/admin/keys",
-        &token,
-        json!({"user": "tmp", "expires_in": "2s"}),
-    )
-    .await;
+    let r = root
+        .post("/admin/keys", json!({"user": "tmp", "expires_in": "2s"}))
+        .await;
     let short = r.json()["key"].as_str().unwrap().to_owned();
     let started = Instant::now();
-    assert_eq!(chat(&gw, &short).await.status, 200);
-    let deadline = started + Duration::from_secs(10);
-    loop {
-        let status = chat(&gw, &short).await.status;
-        if status == 401 {
-            break;
-        }
-        assert_eq!(status, 200);
-        assert!(Instant::now() < deadline, "the key never expired");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert_eq!(gw.chat(&short, CHAT).await.status, 200);
+    let left = (started + Duration::from_secs(10)).saturating_duration_since(Instant::now());
+    eventually("the key to expire", left, async || {
+        let status = gw.chat(&short, CHAT).await.status;
+        assert!(status == 401 || status == 200, "{status}");
+        status == 401
+    })
+    .await;
     assert!(
         started.elapsed() >= Duration::from_secs(1),
         "expired too early"
@@ -616,7 +442,8 @@ async fn login_tokens_logout_and_tampering() {
         r.body.len().to_string()
     );
 
-    let r = api(&gw, "GET", "/admin/users", Some(&token), b"").await;
+    let session = gw.admin_as(&token);
+    let r = session.get("/admin/users").await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(
         r.header(REFRESH_HEADER).is_none(),
@@ -626,8 +453,8 @@ async fn login_tokens_logout_and_tampering() {
     // One byte changed anywhere (payload or signature) is refused.
     let dot = token.find('.').unwrap();
     for at in [2, dot / 2, dot - 1, dot + 1, dot + 10, token.len() - 2] {
-        let r = api(&gw, "GET", "/admin/users", Some(&tamper(&token, at)), b"").await;
-        assert_error(&r, 401);
+        let tampered = tamper(&token, at);
+        assert_error(&gw.admin_as(&tampered).get("/admin/users").await, 401);
     }
 
     // Wrong password, unknown user, member, bad bodies.
@@ -645,61 +472,52 @@ async fn login_tokens_logout_and_tampering() {
         b"not json",
         b"{\"username\":\"root\",\"password\":\"x\",\"otp\":1}",
     ] {
-        assert_error(&api(&gw, "POST", "/admin/login", None, body).await, 422);
+        let r = gw
+            .admin_anonymous()
+            .send("POST", "/admin/login", body)
+            .await;
+        assert_error(&r, 422);
     }
 
     // Logout needs a session; afterwards the token is refused.
     let admin_key = gw.create_key("root", &[]);
-    assert_error(
-        &api(&gw, "POST", "/admin/logout", Some(&admin_key), b"").await,
-        422,
-    );
-    let r = api(&gw, "POST", "/admin/logout", Some(&token), b"").await;
+    let by_key = gw.admin_as(&admin_key);
+    assert_error(&by_key.send("POST", "/admin/logout", b"").await, 422);
+    let r = session.send("POST", "/admin/logout", b"").await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let m = assert_error(
-        &api(&gw, "GET", "/admin/users", Some(&token), b"").await,
-        401,
-    );
+    let m = assert_error(&session.get("/admin/users").await, 401);
     assert!(m.contains("revoked"), "{m}");
-    assert_error(
-        &api(&gw, "POST", "/admin/logout", Some(&token), b"").await,
-        401,
-    );
+    assert_error(&session.send("POST", "/admin/logout", b"").await, 401);
     // Another session is unaffected by the first one's logout.
     let other = login_ok(&gw).await;
-    assert_eq!(
-        api(&gw, "GET", "/admin/keys", Some(&other), b"")
-            .await
-            .status,
-        200
-    );
+    assert_eq!(gw.admin_as(&other).get("/admin/keys").await.status, 200);
 }
 
 #[tokio::test]
 async fn sessions_expire_and_are_refreshed_past_half_life() {
     let mock = MockUpstream::start().await;
-    let gw = start_with_root(builder(&mock).admin_extra("  session_ttl_s: 4\n".into()));
+    let gw = start_with_root(builder(&mock).admin("session_ttl_s", 4));
     let token = login_ok(&gw).await;
     let logged_in = Instant::now();
+    let session = gw.admin_as(&token);
+    // What is left of the 10 s each wait below may take, counted from `from`.
+    let left =
+        |from: Instant| (from + Duration::from_secs(10)).saturating_duration_since(Instant::now());
 
-    // Poll until the refresh header appears: past half of the 4 s lifetime.
-    let deadline = logged_in + Duration::from_secs(10);
-    let fresh = loop {
-        let r = api(&gw, "GET", "/admin/users", Some(&token), b"").await;
+    // Ask until the refresh header appears: past half of the 4 s lifetime.
+    let fresh = eventually("a refresh header", left(logged_in), async || {
+        let r = session.get("/admin/users").await;
         assert_eq!(r.status, 200, "{}", r.text());
-        if let Some(t) = r.header(REFRESH_HEADER) {
-            break t.to_owned();
-        }
-        assert!(Instant::now() < deadline, "no refresh header within 10 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        r.header(REFRESH_HEADER).map(str::to_owned)
+    })
+    .await;
     let refreshed_after = logged_in.elapsed();
     assert!(
         refreshed_after >= Duration::from_millis(900),
         "refreshed after {refreshed_after:?}"
     );
     assert_ne!(fresh, token);
-    let r = api(&gw, "GET", "/admin/users", Some(&fresh), b"").await;
+    let r = gw.admin_as(&fresh).get("/admin/users").await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(
         r.header(REFRESH_HEADER).is_none(),
@@ -708,22 +526,21 @@ async fn sessions_expire_and_are_refreshed_past_half_life() {
 
     // The old token stays valid only until its own expiry, then is refused; the wait
     // for time to pass is what is tested.
-    let deadline = logged_in + Duration::from_secs(10);
-    loop {
-        let r = api(&gw, "GET", "/admin/users", Some(&token), b"").await;
+    let refused = eventually("the old token to expire", left(logged_in), async || {
+        let r = session.get("/admin/users").await;
         if r.status == 401 {
-            let m = assert_error(&r, 401);
-            assert!(m.contains("expired"), "{m}");
-            break;
+            return Some(r);
         }
         assert_eq!(r.status, 200, "{}", r.text());
         assert!(
             r.header(REFRESH_HEADER).is_none(),
             "a replaced session is refreshed only once"
         );
-        assert!(Instant::now() < deadline, "the old token never expired");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        None
+    })
+    .await;
+    let m = assert_error(&refused, 401);
+    assert!(m.contains("expired"), "{m}");
     assert!(
         logged_in.elapsed() >= Duration::from_secs(3),
         "expired after {:?}",
@@ -733,25 +550,20 @@ async fn sessions_expire_and_are_refreshed_past_half_life() {
     // An unused token expires too.
     let idle = login_ok(&gw).await;
     let issued = Instant::now();
-    let deadline = issued + Duration::from_secs(10);
-    loop {
-        // Sleep first: a request past half-life would only refresh it.
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    eventually("the idle token to expire", left(issued), async || {
+        // No request before its expiry: one past half-life would only refresh it.
         if issued.elapsed() < Duration::from_secs(4) {
-            continue;
+            return false;
         }
-        let r = api(&gw, "GET", "/admin/users", Some(&idle), b"").await;
-        if r.status == 401 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the idle token never expired");
-    }
+        gw.admin_as(&idle).get("/admin/users").await.status == 401
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_bad_session_lifetime_is_refused_at_start() {
     let (status, out) = GatewayBuilder::new()
-        .admin_extra("  session_ttl_s: 0\n".into())
+        .admin("session_ttl_s", 0)
         .start_expect_failure();
     assert_eq!(status.code(), Some(1), "{out}");
     assert!(out.contains("admin.session_ttl_s"), "{out}");
@@ -793,9 +605,7 @@ async fn login_attempts_are_rate_limited_per_address() {
 
     // Failed logins are audited, without the name typed when it is nobody's.
     let admin_key = gw.create_key("root", &[]);
-    let audit = api(&gw, "GET", "/admin/audit", Some(&admin_key), b"")
-        .await
-        .json();
+    let audit = gw.admin_as(&admin_key).get("/admin/audit").await.json();
     let failed: Vec<&Value> = audit
         .as_array()
         .unwrap()
@@ -818,29 +628,18 @@ async fn provider_keys_and_the_audit_log() {
     let alice_key = gw.create_key("alice", &[]);
     let token = login_ok(&gw).await;
     let t = token.as_str();
+    let (admin, session) = (gw.admin_as(&admin_key), gw.admin_as(t));
     let provider_secret = "sk-provider-secret-9d8e7f";
     let ops_password = "ops-password-5b6c7d";
 
     // Provider keys: status, set (used at once), refusals, delete.
-    let r = api(
-        &gw,
-        "GET",
-        "/admin/provider-keys/main?user=alice",
-        Some(t),
-        b"",
-    )
-    .await;
+    let r = session.get("/admin/provider-keys/main?user=alice").await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["set"], false);
     let body = json!({"key": provider_secret});
-    let r = api_json(
-        &gw,
-        "PUT",
-        "/admin/provider-keys/main?user=alice",
-        t,
-        body.clone(),
-    )
-    .await;
+    let r = session
+        .put("/admin/provider-keys/main?user=alice", body.clone())
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
     assert_eq!(
@@ -852,46 +651,30 @@ async fn provider_keys_and_the_audit_log() {
         (Some("main"), Some("alice"), Some(true))
     );
     assert!(v["updated_at"].is_string());
-    assert_eq!(chat(&gw, &alice_key).await.status, 200);
+    assert_eq!(gw.chat(&alice_key, CHAT).await.status, 200);
     assert_eq!(
         mock.last_request().unwrap().header("authorization"),
         Some(format!("Bearer {provider_secret}").as_str()),
         "a key set through the API is used from the next request"
     );
-    let r = api(
-        &gw,
-        "GET",
-        "/admin/provider-keys/main?user=alice",
-        Some(t),
-        b"",
-    )
-    .await;
+    let r = session.get("/admin/provider-keys/main?user=alice").await;
     assert_eq!(r.json()["set"], true);
     assert!(!r.text().contains(provider_secret));
-    let r = api(&gw, "GET", "/admin/provider-keys/main", Some(t), b"").await;
+    let r = session.get("/admin/provider-keys/main").await;
     assert_eq!(r.json()["set"], false, "the global key is another one");
 
     assert_error(
-        &api_json(&gw, "PUT", "/admin/provider-keys/nosuch", t, body.clone()).await,
+        &session
+            .put("/admin/provider-keys/nosuch", body.clone())
+            .await,
         404,
     );
+    assert_error(&session.get("/admin/provider-keys/nosuch").await, 404);
+    assert_error(&session.delete("/admin/provider-keys/nosuch").await, 404);
     assert_error(
-        &api(&gw, "GET", "/admin/provider-keys/nosuch", Some(t), b"").await,
-        404,
-    );
-    assert_error(
-        &api(&gw, "DELETE", "/admin/provider-keys/nosuch", Some(t), b"").await,
-        404,
-    );
-    assert_error(
-        &api_json(
-            &gw,
-            "PUT",
-            "/admin/provider-keys/main?user=nobody",
-            t,
-            body.clone(),
-        )
-        .await,
+        &session
+            .put("/admin/provider-keys/main?user=nobody", body.clone())
+            .await,
         404,
     );
     for bad in [
@@ -901,34 +684,20 @@ async fn provider_keys_and_the_audit_log() {
         json!({"secret": "x"}),
     ] {
         let m = assert_error(
-            &api_json(&gw, "PUT", "/admin/provider-keys/main", t, bad.clone()).await,
+            &session.put("/admin/provider-keys/main", bad.clone()).await,
             422,
         );
         assert!(!m.contains("has space"), "{m}");
     }
-    let r = api(
-        &gw,
-        "DELETE",
-        "/admin/provider-keys/main?user=alice",
-        Some(t),
-        b"",
-    )
-    .await;
+    let r = session.delete("/admin/provider-keys/main?user=alice").await;
     assert_eq!((r.status, r.json()["deleted"].as_bool()), (200, Some(true)));
-    let r = api(
-        &gw,
-        "DELETE",
-        "/admin/provider-keys/main?user=alice",
-        Some(t),
-        b"",
-    )
-    .await;
+    let r = session.delete("/admin/provider-keys/main?user=alice").await;
     assert_eq!(
         (r.status, r.json()["deleted"].as_bool()),
         (200, Some(false)),
         "idempotent"
     );
-    assert_eq!(chat(&gw, &alice_key).await.status, 200);
+    assert_eq!(gw.chat(&alice_key, CHAT).await.status, 200);
     assert_eq!(
         mock.last_request().unwrap().header("authorization"),
         Some("Bearer sk-configured")
@@ -936,69 +705,44 @@ async fn provider_keys_and_the_audit_log() {
 
     // More actions: a user with a password, a key, its revocation, the user's deletion,
     // a failed login, a logout.
-    let r = api_json(
-        &gw,
-        "POST",
-        "/admin/users",
-        t,
-        json!({"username": "ops", "role": "admin", "password": ops_password}),
-    )
-    .await;
+    let r = session
+        .post(
+            "/admin/users",
+            json!({"username": "ops", "role": "admin", "password": ops_password}),
+        )
+        .await;
     assert_eq!(r.status, 201, "{}", r.text());
     let ops_id = r.json()["id"].as_i64().unwrap();
     let ops_token = login(&gw, "ops", ops_password).await.json()["token"]
         .as_str()
         .unwrap()
         .to_owned();
-    let r = api_json(
-        &gw,
-        "POST",
-        "/admin/keys",
-        &ops_token,
-        json!({"user": "alice", "name": "laptop"}),
-    )
-    .await;
+    let r = gw
+        .admin_as(&ops_token)
+        .post("/admin/keys", json!({"user": "alice", "name": "laptop"}))
+        .await;
     assert_eq!(r.status, 201);
     let (new_id, new_key) = (
         r.json()["id"].as_str().unwrap().to_owned(),
         r.json()["key"].as_str().unwrap().to_owned(),
     );
     assert_eq!(
-        api(
-            &gw,
-            "DELETE",
-            &format!("/admin/keys/{new_id}"),
-            Some(&admin_key),
-            b""
-        )
-        .await
-        .status,
+        admin.delete(&format!("/admin/keys/{new_id}")).await.status,
         200
     );
     assert_eq!(
-        api(
-            &gw,
-            "DELETE",
-            &format!("/admin/users/{ops_id}"),
-            Some(t),
-            b""
-        )
-        .await
-        .status,
+        session
+            .delete(&format!("/admin/users/{ops_id}"))
+            .await
+            .status,
         200
     );
     // The deleted admin's session died with it.
-    assert_error(
-        &api(&gw, "GET", "/admin/users", Some(&ops_token), b"").await,
-        401,
-    );
+    assert_error(&gw.admin_as(&ops_token).get("/admin/users").await, 401);
     assert_eq!(login(&gw, "root", "wrong-password").await.status, 401);
-    assert_eq!(
-        api(&gw, "POST", "/admin/logout", Some(t), b"").await.status,
-        200
-    );
+    assert_eq!(session.send("POST", "/admin/logout", b"").await.status, 200);
 
-    let r = api(&gw, "GET", "/admin/audit", Some(&admin_key), b"").await;
+    let r = admin.get("/admin/audit").await;
     assert_eq!(r.status, 200, "{}", r.text());
     let entries = r.json();
     let actions: Vec<(&str, &str, &str)> = entries
@@ -1039,20 +783,10 @@ async fn provider_keys_and_the_audit_log() {
         json!({"upstream": "main", "user": "alice", "replaced": false})
     );
     assert_eq!(entries[4]["detail"]["user"], "alice");
-    let r = api(&gw, "GET", "/admin/audit?limit=2", Some(&admin_key), b"").await;
+    let r = admin.get("/admin/audit?limit=2").await;
     assert_eq!(r.json().as_array().unwrap().len(), 2);
     for bad in ["0", "abc", "1001", "-1"] {
-        assert_error(
-            &api(
-                &gw,
-                "GET",
-                &format!("/admin/audit?limit={bad}"),
-                Some(&admin_key),
-                b"",
-            )
-            .await,
-            422,
-        );
+        assert_error(&admin.get(&format!("/admin/audit?limit={bad}")).await, 422);
     }
 
     // No secret anywhere: not in the audit log, not in the process's logs.

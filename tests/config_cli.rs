@@ -1,13 +1,14 @@
 //! The command line and config validation through the real binary: `check` reports every
-//! problem at once with its key path, `serve` refuses a bad config with exit 1, and the
-//! store commands print what CONTRACT §1 promises.
+//! problem at once with its key path and refuses a master key that does not open the
+//! store; `serve` refuses a bad config or a busy port with exit 1; the shipped config is
+//! valid; the user and key commands print what CONTRACT §1 promises and never a secret;
+//! and a body that arrives too slowly gets a 408 within its deadline.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod common;
 
-use common::gateway::GatewayBuilder;
-use common::http::request;
-use common::mock_upstream::MockUpstream;
+use common::http::{request, send_raw};
+use common::{GatewayBuilder, MockUpstream, Upstream};
 
 const BAD: &str = r#"server:
   listen: ["not-an-address"]
@@ -34,7 +35,7 @@ pricing:
 
 #[test]
 fn check_prints_every_problem_with_its_path_and_exits_1() {
-    let gw = GatewayBuilder::new().full_config(BAD.into()).build();
+    let gw = GatewayBuilder::new().full_config(BAD).build();
     let out = gw.cli(&["check"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -55,7 +56,7 @@ fn check_prints_every_problem_with_its_path_and_exits_1() {
     let semantic = BAD
         .replace("  colour: blue\n", "")
         .replace("${TOLLGATE_TEST_UNSET_VAR}", "");
-    let gw = GatewayBuilder::new().full_config(semantic).build();
+    let gw = GatewayBuilder::new().full_config(&semantic).build();
     let out = gw.cli(&["check"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -76,14 +77,14 @@ fn check_prints_every_problem_with_its_path_and_exits_1() {
 #[test]
 fn serve_refuses_a_bad_config_and_a_busy_port() {
     let (status, out) = GatewayBuilder::new()
-        .full_config(BAD.into())
+        .full_config(BAD)
         .start_expect_failure();
     assert_eq!(status.code(), Some(1), "{out}");
     assert!(out.contains("unknown key"), "{out}");
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port();
     let (status, out) = GatewayBuilder::new()
-        .server_extra(format!("  listen: [\"127.0.0.1:{port}\"]\n"))
+        .server("listen", format!("[\"127.0.0.1:{port}\"]"))
         .start_expect_failure();
     assert_eq!(status.code(), Some(1), "{out}");
     assert!(
@@ -169,24 +170,16 @@ fn users_and_keys_from_the_cli() {
 #[tokio::test]
 async fn a_slow_body_gets_408_within_the_deadline() {
     let mock = MockUpstream::start().await;
-    let ups = format!(
-        "  - name: o\n    kind: openai\n    base_url: \"{}\"\n",
-        mock.base_url()
-    );
-    let gw = GatewayBuilder::new()
-        .upstreams_yaml(ups)
-        .routes_yaml("  - models: [\"*\"]\n    upstreams: [o]\n".into())
-        .server_extra("  body_timeout_ms: 300\n".into())
-        .start_with_user("alice");
-    let key = gw.create_key("alice", &[]);
+    let (gw, key) = GatewayBuilder::new()
+        .only_upstream(Upstream::openai("o", &mock))
+        .server("body_timeout_ms", 300)
+        .start_with_key("alice");
     // Announce 100 bytes, send 10, then nothing.
     let raw = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {key}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"model\":"
     );
     let started = std::time::Instant::now();
-    let r = common::http::send_raw(gw.proxy_addr, raw.as_bytes())
-        .await
-        .unwrap();
+    let r = send_raw(gw.proxy_addr, raw.as_bytes()).await.unwrap();
     assert_eq!(r.status, 408, "{}", r.text());
     assert_eq!(r.json()["error"]["code"], "body_timeout");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));

@@ -1,22 +1,24 @@
-//! Hostile and malformed requests over raw sockets: each gets a clear refusal (or the
-//! connection closed), never reaches an upstream, and the gateway keeps serving.
+//! Hostile clients over raw sockets: malformed and ambiguous requests (smuggling
+//! framings, deep JSON, huge heads) each get a clear refusal or a closed connection and
+//! never reach an upstream; request heads dribbled too slowly are cut at the deadline,
+//! which restarts with each request of a kept-alive connection and does not apply to
+//! bodies; one address cannot hold more connections than allowed, and a place freed is
+//! given back. After all of it the gateway keeps serving.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::gateway::GatewayBuilder;
-use common::http::{request, send_raw, Client};
-use common::mock_upstream::MockUpstream;
+use common::http::{send_raw, Client};
+use common::{eventually, GatewayBuilder, MockUpstream, Upstream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 #[tokio::test]
 async fn malformed_and_ambiguous_requests_are_refused() {
     let mock = MockUpstream::start().await;
-    let gw = one_upstream(&mock).start_with_user("alice");
-    let key = gw.create_key("alice", &[]);
+    let (gw, key) = one_upstream(&mock).start_with_key("alice");
     let body = r#"{"model":"gpt-4o","messages":[]}"#;
     let head = |extra: &str| {
         format!("POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {key}\r\ncontent-type: application/json\r\n{extra}")
@@ -103,19 +105,12 @@ async fn malformed_and_ambiguous_requests_are_refused() {
             ))
             .collect::<Vec<_>>()
     );
-    let r = request(
-        gw.proxy_addr,
-        "POST",
-        "/v1/chat/completions",
-        &[("authorization", &format!("Bearer {key}"))],
-        body.as_bytes(),
-    )
-    .await;
+    let r = gw.chat(&key, body).await;
     assert_eq!(r.status, 200, "the gateway keeps serving");
 }
 
 fn one_upstream(mock: &MockUpstream) -> GatewayBuilder {
-    GatewayBuilder::new().only_openai_upstream(&mock.base_url(), "")
+    GatewayBuilder::new().only_upstream(Upstream::openai("o", mock))
 }
 
 /// Sends `head` then one more byte every `pace` (a client that is slow on purpose) until
@@ -147,10 +142,9 @@ async fn dribble_until_closed(stream: &mut TcpStream, head: &[u8], pace: Duratio
 #[tokio::test]
 async fn request_heads_that_arrive_too_slowly_are_cut() {
     let mock = MockUpstream::start().await;
-    let gw = one_upstream(&mock)
-        .server_extra("  header_timeout_ms: 1000\n".into())
-        .start_with_user("alice");
-    let key = gw.create_key("alice", &[]);
+    let (gw, key) = one_upstream(&mock)
+        .server("header_timeout_ms", 1000)
+        .start_with_key("alice");
     let pace = Duration::from_millis(100);
     let slow_head = b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nx-slow: ";
 
@@ -165,16 +159,8 @@ async fn request_heads_that_arrive_too_slowly_are_cut() {
     // On a kept-alive connection the clock starts again with each request's first byte:
     // a first request served after more than the limit of idleness, then a slow second.
     let mut conn = Client::connect(gw.proxy_addr).await;
-    let auth = format!("Bearer {key}");
     let body = br#"{"model":"gpt-4o","messages":[]}"#;
-    let r = conn
-        .request(
-            "POST",
-            "/v1/chat/completions",
-            &[("authorization", &auth)],
-            body,
-        )
-        .await;
+    let r = conn.chat(&key, body).await;
     assert_eq!(r.status, 200);
     let mut raw = conn.into_inner();
     let took = dribble_until_closed(&mut raw, slow_head, pace).await;
@@ -183,7 +169,7 @@ async fn request_heads_that_arrive_too_slowly_are_cut() {
     // Body bytes are not held to the head deadline (the body has its own).
     let mut s = TcpStream::connect(gw.proxy_addr).await.unwrap();
     let head = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: {auth}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
     );
     s.write_all(head.as_bytes()).await.unwrap();
@@ -202,49 +188,34 @@ async fn request_heads_that_arrive_too_slowly_are_cut() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 
-    let metrics = request(gw.admin_addr, "GET", "/metrics", &[], b"")
-        .await
-        .text();
+    let metrics = gw.metrics().await;
     assert!(
-        metrics.contains("tollgate_connections_refused_total{reason=\"header_timeout\"} 3"),
-        "{metrics}"
+        metrics
+            .text()
+            .contains("tollgate_connections_refused_total{reason=\"header_timeout\"} 3"),
+        "{}",
+        metrics.text()
     );
 }
 
 #[tokio::test]
 async fn one_address_cannot_hold_more_than_its_connections() {
     let mock = MockUpstream::start().await;
-    let gw = one_upstream(&mock)
-        .server_extra("  max_connections_per_ip: 3\n".into())
-        .start_with_user("alice");
-    let key = gw.create_key("alice", &[]);
-    let auth = format!("Bearer {key}");
+    let (gw, key) = one_upstream(&mock)
+        .server("max_connections_per_ip", 3)
+        .start_with_key("alice");
     let body = br#"{"model":"gpt-4o","messages":[]}"#;
 
     // Three kept-alive connections, each known to be admitted by a served request.
     let mut held = Vec::new();
     for _ in 0..3 {
         let mut c = Client::connect(gw.proxy_addr).await;
-        let r = c
-            .request(
-                "POST",
-                "/v1/chat/completions",
-                &[("authorization", &auth)],
-                body,
-            )
-            .await;
+        let r = c.chat(&key, body).await;
         assert_eq!(r.status, 200);
         held.push(c);
     }
     // A fourth is answered 429 in a shape every SDK reads, and closed.
-    let r = request(
-        gw.proxy_addr,
-        "POST",
-        "/v1/chat/completions",
-        &[("authorization", &auth)],
-        body,
-    )
-    .await;
+    let r = gw.chat(&key, body).await;
     assert_eq!(r.status, 429, "{}", r.text());
     assert_eq!(r.header("retry-after"), Some("1"));
     let e = r.json();
@@ -257,40 +228,27 @@ async fn one_address_cannot_hold_more_than_its_connections() {
         "{e}"
     );
     // The held connections still serve.
-    let r = held[0]
-        .request(
-            "POST",
-            "/v1/chat/completions",
-            &[("authorization", &auth)],
-            body,
-        )
-        .await;
+    let r = held[0].chat(&key, body).await;
     assert_eq!(r.status, 200);
 
     // One closes: its place comes back (once the gateway has seen the close).
     drop(held.pop());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = request(
-            gw.proxy_addr,
-            "POST",
-            "/v1/chat/completions",
-            &[("authorization", &auth)],
-            body,
-        )
-        .await;
-        if r.status == 200 {
-            break;
-        }
-        assert_eq!(r.status, 429);
-        assert!(Instant::now() < deadline, "the place never came back");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let metrics = request(gw.admin_addr, "GET", "/metrics", &[], b"")
-        .await
-        .text();
+    eventually(
+        "the place to come back",
+        Duration::from_secs(10),
+        async || {
+            let status = gw.chat(&key, body).await.status;
+            assert!(status == 200 || status == 429, "{status}");
+            status == 200
+        },
+    )
+    .await;
+    let metrics = gw.metrics().await;
     assert!(
-        metrics.contains("tollgate_connections_refused_total{reason=\"address_cap\"}"),
-        "{metrics}"
+        metrics
+            .text()
+            .contains("tollgate_connections_refused_total{reason=\"address_cap\"}"),
+        "{}",
+        metrics.text()
     );
 }

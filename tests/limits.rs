@@ -1,37 +1,31 @@
-//! Budgets (per key and per user) and RPM/TPM limits trip at the right request, in each
-//! dialect's error shape, and keys record when they were last used.
+//! Spending and rate limits trip at exactly the right request: a key's budget and a
+//! user's budget (over all their keys, set from the CLI or the admin API) once the spend
+//! reaches them, surviving a restart; RPM and TPM with a `retry-after`, each refusal in
+//! the client's dialect and other keys unaffected; and keys record when they were last
+//! used without a store write per request.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::gateway::{Gateway, GatewayBuilder};
-use common::http::request;
-use common::mock_upstream::MockUpstream;
+use common::{eventually, messages_body, Gateway, Scenario};
+use serde_json::json;
 
-async fn setup() -> (MockUpstream, MockUpstream, MockUpstream, Gateway, String) {
-    let (o, a, g) = (
-        MockUpstream::start().await,
-        MockUpstream::start().await,
-        MockUpstream::start().await,
-    );
-    let ups = format!(
-        "  - name: oa\n    kind: openai\n    base_url: \"{}\"\n  - name: an\n    kind: anthropic\n    base_url: \"{}\"\n  - name: ge\n    kind: gemini\n    base_url: \"{}\"\n",
-        o.base_url(),
-        a.base_url(),
-        g.base_url()
-    );
-    let routes = "  - models: [\"claude-*\"]\n    upstreams: [an]\n  - models: [\"gemini-*\"]\n    upstreams: [ge]\n  - models: [\"*\"]\n    upstreams: [oa]\n";
-    let pricing = "  \"o4-mini*\": { input: 1.1, output: 4.4, cache_read: 0.275 }\n  \"claude-sonnet-4*\": { input: 3.0, output: 15.0, cache_read: 0.30, cache_write: 3.75 }\n";
-    let gw = GatewayBuilder::new()
-        .upstreams_yaml(ups)
-        .routes_yaml(routes.into())
-        .pricing_yaml(pricing.into())
-        .user("root", "admin")
-        .start_with_user("alice");
-    let admin = gw.create_key("root", &[]);
-    (o, a, g, gw, admin)
+/// The three-dialect scenario with prices, an admin `root`, and a key of root.
+async fn setup() -> (Scenario, String) {
+    let s = Scenario::start_with(|config| {
+        config
+            .price("o4-mini*", "{ input: 1.1, output: 4.4, cache_read: 0.275 }")
+            .price(
+                "claude-sonnet-4*",
+                "{ input: 3.0, output: 15.0, cache_read: 0.30, cache_write: 3.75 }",
+            )
+            .user("root", "admin")
+    })
+    .await;
+    let admin = s.gw.create_key("root", &[]);
+    (s, admin)
 }
 
 /// Waits (bounded) until `n` usage events are stored: the spend and tokens of those
@@ -42,35 +36,19 @@ async fn settle(gw: &Gateway, admin: &str, n: u64) {
 
 #[tokio::test]
 async fn key_budget_trips_at_the_request_after_it_is_spent() {
-    let (_o, _a, _g, gw, admin) = setup().await;
+    let (mut s, admin) = setup().await;
     // o4-mini chat.json costs 93*1100 + 1024*275 + 246*4400 = 1,466,300 nano-dollars.
-    let key = gw.create_key(
+    let key = s.gw.create_key(
         "alice",
         &["--budget-usd", "0.004", "--budget-period", "day"],
     );
-    let auth = format!("Bearer {key}");
-    let body = br#"{"model":"o4-mini","messages":[]}"#;
+    let body = r#"{"model":"o4-mini","messages":[]}"#;
     for i in 0..3 {
-        let r = request(
-            gw.proxy_addr,
-            "POST",
-            "/v1/chat/completions",
-            &[("authorization", &auth)],
-            body,
-        )
-        .await;
-        assert_eq!(r.status, 200, "request {i}");
-        settle(&gw, &admin, i + 1).await;
+        assert_eq!(s.gw.chat(&key, body).await.status, 200, "request {i}");
+        settle(&s.gw, &admin, i + 1).await;
     }
     // 3 x 1,466,300 = 4,398,900 >= 4,000,000: the fourth is refused.
-    let r = request(
-        gw.proxy_addr,
-        "POST",
-        "/v1/chat/completions",
-        &[("authorization", &auth)],
-        body,
-    )
-    .await;
+    let r = s.gw.chat(&key, body).await;
     assert_eq!(r.status, 429, "{}", r.text());
     let v = r.json();
     assert_eq!(v["error"]["type"], "rate_limit_error");
@@ -83,18 +61,9 @@ async fn key_budget_trips_at_the_request_after_it_is_spent() {
         "{msg}"
     );
     // The budget survives a restart: spend is reloaded from the store.
-    let mut gw = gw;
-    gw.kill();
-    gw.start();
-    let r = request(
-        gw.proxy_addr,
-        "POST",
-        "/v1/chat/completions",
-        &[("authorization", &auth)],
-        body,
-    )
-    .await;
-    assert_eq!(r.status, 429);
+    s.gw.kill();
+    s.gw.start();
+    assert_eq!(s.gw.chat(&key, body).await.status, 429);
 }
 
 /// Two keys of `user` (whose budget is $0.01), after `before` stored events: two
@@ -108,22 +77,13 @@ async fn user_budget_trips_on_the_third_request(
     let k1 = gw.create_key(user, &[]);
     let k2 = gw.create_key(user, &[]);
     // claude messages.json: 21*3000 + 2048*300 + 1536*3750 + 187*15000 = 9,242,400.
-    let body = br#"{"model":"claude-sonnet-4-5","max_tokens":9,"messages":[]}"#;
-    let send = |key: String| async move {
-        request(
-            gw.proxy_addr,
-            "POST",
-            "/v1/messages",
-            &[("x-api-key", &key)],
-            body,
-        )
-        .await
-    };
-    assert_eq!(send(k1.clone()).await.status, 200);
+    let body = messages_body("claude-sonnet-4-5");
+    assert_eq!(gw.messages(&k1, &body).await.status, 200);
     settle(gw, admin, before + 1).await;
-    assert_eq!(send(k2).await.status, 200, "9.24M < 10M: still allowed");
+    let second = gw.messages(&k2, &body).await;
+    assert_eq!(second.status, 200, "9.24M < 10M: still allowed");
     settle(gw, admin, before + 2).await;
-    let r = send(k1).await;
+    let r = gw.messages(&k1, &body).await;
     assert_eq!(r.status, 429);
     assert_eq!(r.json()["type"], "error");
     assert_eq!(r.json()["error"]["type"], "rate_limit_error");
@@ -133,24 +93,19 @@ async fn user_budget_trips_on_the_third_request(
 
 #[tokio::test]
 async fn user_budget_covers_all_their_keys() {
-    let (_o, _a, _g, gw, admin) = setup().await;
+    let (s, admin) = setup().await;
+    let gw = &s.gw;
     let out = gw.cli(&["user", "add", "bob", "--budget-usd", "0.01"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    user_budget_trips_on_the_third_request(&gw, &admin, "bob", 0).await;
+    user_budget_trips_on_the_third_request(gw, &admin, "bob", 0).await;
 
     // The same budget set through the admin API.
-    let r = request(
-        gw.admin_addr,
-        "POST",
-        "/admin/users",
-        &[("authorization", &format!("Bearer {admin}"))],
-        br#"{"username":"dave","role":"member","budget_usd":"0.01","budget_period":"day"}"#,
-    )
-    .await;
+    let dave = json!({"username":"dave","role":"member","budget_usd":"0.01","budget_period":"day"});
+    let r = gw.admin_as(&admin).post("/admin/users", dave).await;
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(
         (
@@ -159,7 +114,7 @@ async fn user_budget_covers_all_their_keys() {
         ),
         (Some("0.01"), Some("day"))
     );
-    user_budget_trips_on_the_third_request(&gw, &admin, "dave", 2).await;
+    user_budget_trips_on_the_third_request(gw, &admin, "dave", 2).await;
 
     let bad = gw.cli(&["user", "add", "carol", "--budget-usd", "lots"]);
     assert_eq!(bad.status.code(), Some(1));
@@ -171,31 +126,14 @@ async fn user_budget_covers_all_their_keys() {
 
 #[tokio::test]
 async fn rpm_and_tpm_trip_with_retry_after_in_each_dialect() {
-    let (_o, _a, _g, gw, admin) = setup().await;
+    let (s, admin) = setup().await;
+    let gw = &s.gw;
     let rpm = gw.create_key("alice", &["--rpm", "2"]);
-    let body = br#"{"model":"claude-sonnet-4-5","max_tokens":9,"messages":[]}"#;
+    let body = messages_body("claude-sonnet-4-5");
     for _ in 0..2 {
-        assert_eq!(
-            request(
-                gw.proxy_addr,
-                "POST",
-                "/v1/messages",
-                &[("x-api-key", &rpm)],
-                body
-            )
-            .await
-            .status,
-            200
-        );
+        assert_eq!(gw.messages(&rpm, &body).await.status, 200);
     }
-    let r = request(
-        gw.proxy_addr,
-        "POST",
-        "/v1/messages",
-        &[("x-api-key", &rpm)],
-        body,
-    )
-    .await;
+    let r = gw.messages(&rpm, &body).await;
     assert_eq!(r.status, 429);
     assert_eq!(r.json()["error"]["type"], "rate_limit_error");
     let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
@@ -203,42 +141,13 @@ async fn rpm_and_tpm_trip_with_retry_after_in_each_dialect() {
 
     // TPM counts metered tokens: gemini generate.json is 13 + 2048 + 376 = 2437 tokens.
     let tpm = gw.create_key("alice", &["--tpm", "3000"]);
-    let path = "/v1beta/models/gemini-2.5-flash:generateContent";
-    assert_eq!(
-        request(
-            gw.proxy_addr,
-            "POST",
-            path,
-            &[("x-goog-api-key", &tpm)],
-            b"{}"
-        )
-        .await
-        .status,
-        200
-    );
-    settle(&gw, &admin, 3).await;
-    assert_eq!(
-        request(
-            gw.proxy_addr,
-            "POST",
-            path,
-            &[("x-goog-api-key", &tpm)],
-            b"{}"
-        )
-        .await
-        .status,
-        200,
-        "2437 < 3000"
-    );
-    settle(&gw, &admin, 4).await;
-    let r = request(
-        gw.proxy_addr,
-        "POST",
-        path,
-        &[("x-goog-api-key", &tpm)],
-        b"{}",
-    )
-    .await;
+    let flash = "gemini-2.5-flash";
+    assert_eq!(gw.generate(&tpm, flash, "{}").await.status, 200);
+    settle(gw, &admin, 3).await;
+    let second = gw.generate(&tpm, flash, "{}").await;
+    assert_eq!(second.status, 200, "2437 < 3000");
+    settle(gw, &admin, 4).await;
+    let r = gw.generate(&tpm, flash, "{}").await;
     assert_eq!(r.status, 429);
     assert_eq!(r.json()["error"]["status"], "RESOURCE_EXHAUSTED");
     assert!(r.json()["error"]["message"]
@@ -248,50 +157,33 @@ async fn rpm_and_tpm_trip_with_retry_after_in_each_dialect() {
     assert!(r.header("retry-after").is_some());
     // Other keys are not affected.
     let free = gw.create_key("alice", &[]);
-    assert_eq!(
-        request(
-            gw.proxy_addr,
-            "POST",
-            path,
-            &[("x-goog-api-key", &free)],
-            b"{}"
-        )
-        .await
-        .status,
-        200
-    );
+    assert_eq!(gw.generate(&free, flash, "{}").await.status, 200);
 }
 
 #[tokio::test]
 async fn last_used_is_recorded_without_a_write_per_request() {
-    let (_o, _a, _g, gw, _admin) = setup().await;
+    let (s, _admin) = setup().await;
+    let gw = &s.gw;
     let key = gw.create_key("alice", &[]);
     let id = key.split('_').nth(1).unwrap().to_owned();
-    let listed = || -> serde_json::Value {
-        serde_json::from_str(&gw.cli_ok(&["key", "list", "--json"])).unwrap()
-    };
-    let used = |v: &serde_json::Value| {
-        v.as_array()
+    let last_used = || -> serde_json::Value {
+        let listed: serde_json::Value =
+            serde_json::from_str(&gw.cli_ok(&["key", "list", "--json"])).unwrap();
+        let ours = listed
+            .as_array()
             .unwrap()
             .iter()
-            .find(|k| k["id"] == id.as_str())
-            .unwrap()["last_used_at"]
-            .clone()
+            .find(|k| k["id"] == id.as_str());
+        ours.unwrap()["last_used_at"].clone()
     };
-    assert!(used(&listed()).is_null());
-    let r = request(
-        gw.proxy_addr,
-        "POST",
-        "/v1/chat/completions",
-        &[("authorization", &format!("Bearer {key}"))],
-        br#"{"model":"o4-mini"}"#,
+    assert!(last_used().is_null());
+    let r = gw.chat(&key, br#"{"model":"o4-mini"}"#).await;
+    assert_eq!(r.status, 200);
+    let when = eventually(
+        "last_used_at to be written",
+        Duration::from_secs(5),
+        async || Some(last_used()).filter(|v| !v.is_null()),
     )
     .await;
-    assert_eq!(r.status, 200);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while used(&listed()).is_null() {
-        assert!(Instant::now() < deadline, "last_used_at never written");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(used(&listed()).as_str().unwrap().starts_with("20"));
+    assert!(when.as_str().unwrap().starts_with("20"));
 }

@@ -1,6 +1,6 @@
 //! Tests of the test infrastructure itself, without the gateway: the mock upstream serves
 //! every fixture byte for byte, one HTTP chunk per SSE event, records what it received,
-//! and each behaviour chosen by model name does what `tests/common/mock_upstream.rs`
+//! and each behaviour chosen by model name does what `tests/common/mock/`
 //! promises. Also checks the raw client and the gateway config template.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
@@ -8,12 +8,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::gateway::GatewayBuilder;
-use common::http::{request, request_streaming, send_raw, Client, Framing};
-use common::mock_upstream::{
+use common::http::{request, send_raw, Client, Framing};
+use common::mock::{
     event_data, event_name, fixture, is_openai_usage_chunk, sse_events, strip_usage_chunk,
     MockUpstream, BIG_STREAM_EVENTS, SLOW_STREAM_DELAY,
 };
+use common::{GatewayBuilder, Upstream};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -260,17 +260,15 @@ fn fixtures_have_the_providers_shapes() {
         is_openai_usage_chunk(&chat[chat.len() - 2]),
         "the usage chunk comes right before [DONE]"
     );
-    let names: Vec<String> = sse_events(&fixture("anthropic/messages.sse"))
-        .iter()
-        .map(|e| event_name(e).unwrap())
-        .collect();
+    let event_names = |fix: &str| -> Vec<String> {
+        let events = sse_events(&fixture(fix));
+        events.iter().map(|e| event_name(e).unwrap()).collect()
+    };
+    let names = event_names("anthropic/messages.sse");
     assert_eq!(names.first().unwrap(), "message_start");
     assert!(names.contains(&"ping".to_owned()));
     assert_eq!(&names[names.len() - 2..], ["message_delta", "message_stop"]);
-    let names: Vec<String> = sse_events(&fixture("openai/responses.sse"))
-        .iter()
-        .map(|e| event_name(e).unwrap())
-        .collect();
+    let names = event_names("openai/responses.sse");
     assert_eq!(names.first().unwrap(), "response.created");
     assert!(names.contains(&"response.output_text.delta".to_owned()));
     assert_eq!(names.last().unwrap(), "response.completed");
@@ -285,14 +283,9 @@ async fn openai_usage_chunk_only_when_asked() {
         } else {
             "openai/completions.sse"
         };
-        let r = request(
-            mock.addr(),
-            "POST",
-            path,
-            &[],
-            br#"{"model":"gpt-4o-mini","stream":true}"#,
-        )
-        .await;
+        let r = mock
+            .post(path, br#"{"model":"gpt-4o-mini","stream":true}"#)
+            .await;
         assert_eq!(r.status, 200);
         let full = fixture(fix);
         let stripped = strip_usage_chunk(&full);
@@ -373,14 +366,14 @@ async fn requests_are_recorded_with_headers_and_body_in_order() {
     assert_eq!(s.body, br#"{"model":"claude-x","a":1}"#);
     assert_eq!(r.header("x-mock-received-bytes"), Some("26"));
 
-    let r = request(mock.addr(), "POST", "/v2/nope", &[], b"{}").await;
+    let r = mock.post("/v2/nope", b"{}").await;
     assert_eq!(r.status, 404);
     assert_eq!(mock.last_request().unwrap().endpoint, "unknown");
     for (path, body) in [
         ("/v1/chat/completions", &b"{nope"[..]),
         ("/v1/messages", b"{\"max_tokens\":1}"),
     ] {
-        let r = request(mock.addr(), "POST", path, &[], body).await;
+        let r = mock.post(path, body).await;
         assert_eq!(r.status, 400, "{path}");
         let fix = if path.starts_with("/v1/messages") {
             "anthropic/error_400.json"
@@ -445,7 +438,7 @@ async fn error_behaviours_answer_in_each_dialect() {
             "gemini",
         ),
     ] {
-        let r = request(mock.addr(), "POST", path, &[], body.as_bytes()).await;
+        let r = mock.post(path, body.as_bytes()).await;
         assert_eq!(r.status, 429, "{path}");
         assert_eq!(r.header("retry-after"), Some("1"));
         assert!(
@@ -462,31 +455,21 @@ async fn error_behaviours_answer_in_each_dialect() {
         for code in [400u16, 500] {
             let b = body.replace("429", &code.to_string());
             let p = path.replace("429", &code.to_string());
-            let r = request(mock.addr(), "POST", &p, &[], b.as_bytes()).await;
+            let r = mock.post(&p, b.as_bytes()).await;
             assert_eq!(r.status, code, "{p}");
             assert!(r.body == fixture(&format!("{dir}/error_{code}.json")));
             assert_eq!(r.header("retry-after"), None);
         }
     }
     // Codes without a fixture get a generated body in the provider's shape.
-    let r = request(
-        mock.addr(),
-        "POST",
-        "/v1/messages",
-        &[],
-        br#"{"model":"claude-error-529"}"#,
-    )
-    .await;
+    let r = mock
+        .post("/v1/messages", br#"{"model":"claude-error-529"}"#)
+        .await;
     assert_eq!(r.status, 529);
     assert_eq!(r.json()["error"]["type"], "overloaded_error");
-    let r = request(
-        mock.addr(),
-        "POST",
-        "/v1beta/models/g-error-503:generateContent",
-        &[],
-        b"{}",
-    )
-    .await;
+    let r = mock
+        .post("/v1beta/models/g-error-503:generateContent", b"{}")
+        .await;
     assert_eq!(
         (r.status, r.json()["error"]["status"].as_str()),
         (503, Some("UNAVAILABLE"))
@@ -508,7 +491,7 @@ async fn cut_stream_truncates_without_the_last_chunk() {
             "gemini/stream.sse",
         ),
     ] {
-        let r = request(mock.addr(), "POST", path, &[], body.as_bytes()).await;
+        let r = mock.post(path, body.as_bytes()).await;
         assert_eq!(r.status, 200);
         assert!(!r.complete, "{path}: the terminating chunk must be missing");
         let events = sse_events(&fixture(fix));
@@ -522,14 +505,12 @@ async fn cut_stream_truncates_without_the_last_chunk() {
         );
     }
     // cut-mid-event: half of the next event arrives inside a chunk that promised all of it.
-    let r = request(
-        mock.addr(),
-        "POST",
-        "/v1/chat/completions",
-        &[],
-        br#"{"model":"cut-mid-event","stream":true}"#,
-    )
-    .await;
+    let r = mock
+        .post(
+            "/v1/chat/completions",
+            br#"{"model":"cut-mid-event","stream":true}"#,
+        )
+        .await;
     assert!(!r.complete);
     let events = sse_events(&strip_usage_chunk(&fixture("openai/chat.sse")));
     let half = events.len() / 2;
@@ -537,14 +518,9 @@ async fn cut_stream_truncates_without_the_last_chunk() {
     assert_eq!(r.chunks[half], events[half][..events[half].len() / 2]);
     assert!(mock.last_request().unwrap().response_body == r.body);
     // A JSON answer is cut inside its Content-Length.
-    let r = request(
-        mock.addr(),
-        "POST",
-        "/v1/chat/completions",
-        &[],
-        br#"{"model":"cut-stream"}"#,
-    )
-    .await;
+    let r = mock
+        .post("/v1/chat/completions", br#"{"model":"cut-stream"}"#)
+        .await;
     assert!(!r.complete);
     assert_eq!(r.body.len(), fixture("openai/chat.json").len() / 2);
 }
@@ -552,14 +528,12 @@ async fn cut_stream_truncates_without_the_last_chunk() {
 #[tokio::test]
 async fn big_stream_is_about_five_megabytes_of_valid_events() {
     let mock = MockUpstream::start().await;
-    let r = request(
-        mock.addr(),
-        "POST",
-        "/v1/chat/completions",
-        &[],
-        br#"{"model":"big-stream","stream":true}"#,
-    )
-    .await;
+    let r = mock
+        .post(
+            "/v1/chat/completions",
+            br#"{"model":"big-stream","stream":true}"#,
+        )
+        .await;
     assert_eq!(r.status, 200);
     assert!(r.complete);
     assert!(r.body.len() > 5_000_000, "{} bytes", r.body.len());
@@ -571,14 +545,12 @@ async fn big_stream_is_about_five_megabytes_of_valid_events() {
         serde_json::from_str::<serde_json::Value>(&event_data(e).unwrap()).unwrap();
     }
     // The Anthropic one keeps its framing events around the deltas.
-    let r = request(
-        mock.addr(),
-        "POST",
-        "/v1/messages",
-        &[],
-        br#"{"model":"claude-big-stream","stream":true}"#,
-    )
-    .await;
+    let r = mock
+        .post(
+            "/v1/messages",
+            br#"{"model":"claude-big-stream","stream":true}"#,
+        )
+        .await;
     let names: Vec<String> = r.chunks.iter().map(|e| event_name(e).unwrap()).collect();
     assert_eq!(
         names.iter().filter(|n| *n == "content_block_delta").count(),
@@ -591,14 +563,12 @@ async fn big_stream_is_about_five_megabytes_of_valid_events() {
 async fn slow_stream_paces_events_and_notices_a_client_that_leaves() {
     let mock = MockUpstream::start().await;
     let started = Instant::now();
-    let mut s = request_streaming(
-        mock.addr(),
-        "POST",
-        "/v1/messages",
-        &[],
-        br#"{"model":"claude-slow-stream","stream":true}"#,
-    )
-    .await;
+    let mut s = mock
+        .post_streaming(
+            "/v1/messages",
+            br#"{"model":"claude-slow-stream","stream":true}"#,
+        )
+        .await;
     assert_eq!(s.status, 200);
     assert_eq!(s.header("transfer-encoding"), Some("chunked"));
     let events = sse_events(&fixture("anthropic/messages.sse"));
@@ -617,14 +587,9 @@ async fn slow_stream_paces_events_and_notices_a_client_that_leaves() {
 
     // Read to the end: all events, at least (n-1) delays.
     let started = Instant::now();
-    let mut s = request_streaming(
-        mock.addr(),
-        "POST",
-        "/v1/messages",
-        &[],
-        br#"{"model":"slow-stream","stream":true}"#,
-    )
-    .await;
+    let mut s = mock
+        .post_streaming("/v1/messages", br#"{"model":"slow-stream","stream":true}"#)
+        .await;
     let body = s.read_to_end().await;
     assert!(s.is_complete());
     assert_eq!(body, fixture("anthropic/messages.sse"));
@@ -659,14 +624,9 @@ async fn hang_and_stall_hold_the_socket_until_the_client_leaves() {
     })
     .await;
 
-    let mut s = request_streaming(
-        addr,
-        "POST",
-        "/v1/messages",
-        &[],
-        br#"{"model":"stall-stream","stream":true}"#,
-    )
-    .await;
+    let mut s = mock
+        .post_streaming("/v1/messages", br#"{"model":"stall-stream","stream":true}"#)
+        .await;
     let events = sse_events(&fixture("anthropic/messages.sse"));
     for e in &events[..events.len() / 2] {
         assert_eq!(&s.next_chunk().await.unwrap(), e);
@@ -702,7 +662,7 @@ async fn usage_missing_and_echo() {
         ("/v1beta/models/usage-missing:streamGenerateContent", "{}"),
         ("/v1beta/models/usage-missing:generateContent", "{}"),
     ] {
-        let r = request(mock.addr(), "POST", path, &[], body.as_bytes()).await;
+        let r = mock.post(path, body.as_bytes()).await;
         assert_eq!(r.status, 200, "{path}");
         let text = r.text();
         assert!(
@@ -719,14 +679,7 @@ async fn usage_missing_and_echo() {
         r#"{{"model":"echo","stream":true,"pad":"{}"}}"#,
         "x".repeat(70_000)
     );
-    let r = request(
-        mock.addr(),
-        "POST",
-        "/v1/chat/completions",
-        &[],
-        big.as_bytes(),
-    )
-    .await;
+    let r = mock.post("/v1/chat/completions", big.as_bytes()).await;
     assert_eq!(
         r.framing,
         Framing::ContentLength(fixture("openai/chat.json").len()),
@@ -772,12 +725,10 @@ async fn client_handles_close_delimited_and_raw_requests() {
 fn gateway_config_template_is_complete_yaml() {
     let dir = tempfile::tempdir().unwrap();
     let b = GatewayBuilder::new()
-        .upstreams_yaml(
-            "  - name: o\n    kind: openai\n    base_url: \"http://127.0.0.1:1\"\n".into(),
-        )
-        .routes_yaml("  - models: [\"*\"]\n    upstreams: [o]".into())
-        .aliases_yaml("  fast: gpt-4o-mini\n".into())
-        .server_extra("  max_body_bytes: 100000\n  shutdown_grace_s: 5\n".into());
+        .only_upstream(Upstream::openai("o", "http://127.0.0.1:1"))
+        .alias("fast", "gpt-4o-mini")
+        .server("max_body_bytes", 100000)
+        .server("shutdown_grace_s", 5);
     let text = b.render_config(dir.path());
     let v: serde_yaml::Value =
         serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{e}:\n{text}"));
@@ -785,7 +736,7 @@ fn gateway_config_template_is_complete_yaml() {
     assert_eq!(
         v["server"]["shutdown_grace_s"].as_u64(),
         Some(5),
-        "server_extra replaces the default"
+        "a server setting replaces the default"
     );
     assert_eq!(v["server"]["max_body_bytes"].as_u64(), Some(100000));
     assert_eq!(v["admin"]["listen"].as_str(), Some("127.0.0.1:0"));
@@ -795,6 +746,7 @@ fn gateway_config_template_is_complete_yaml() {
     );
     assert_eq!(v["secrets"]["master_key"].as_str(), Some(""));
     assert_eq!(v["upstreams"][0]["kind"].as_str(), Some("openai"));
+    assert_eq!(v["routes"][0]["models"][0].as_str(), Some("*"));
     assert_eq!(v["routes"][0]["upstreams"][0].as_str(), Some("o"));
     assert_eq!(v["aliases"]["fast"].as_str(), Some("gpt-4o-mini"));
     assert!(

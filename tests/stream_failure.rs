@@ -1,70 +1,50 @@
 //! An upstream that dies mid-stream: the client gets everything the upstream sent, then a
 //! final error event in its own dialect and a proper end of the response, on both
-//! transports; the usage event records what was seen; the gateway serves the next
-//! request.
+//! transports (bodies under and over 64 KiB), whether the upstream stopped between
+//! events or inside one; and the gateway serves the next request normally.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod common;
 
-use common::gateway::GatewayBuilder;
-use common::http::request;
-use common::mock_upstream::{sse_events, strip_usage_chunk, MockUpstream};
+use common::mock::{sse_events, strip_usage_chunk};
+use common::Scenario;
 
 #[tokio::test]
 async fn a_cut_stream_ends_with_an_error_event_in_the_clients_dialect() {
-    let o = MockUpstream::start().await;
-    let a = MockUpstream::start().await;
-    let g = MockUpstream::start().await;
-    let ups = format!(
-        "  - name: o\n    kind: openai\n    base_url: \"{}\"\n  - name: a\n    kind: anthropic\n    base_url: \"{}\"\n  - name: g\n    kind: gemini\n    base_url: \"{}\"\n",
-        o.base_url(),
-        a.base_url(),
-        g.base_url()
-    );
-    let routes = "  - models: [\"claude-*\"]\n    upstreams: [a]\n  - models: [\"gemini-*\"]\n    upstreams: [g]\n  - models: [\"*\"]\n    upstreams: [o]\n";
-    let gw = GatewayBuilder::new()
-        .upstreams_yaml(ups)
-        .routes_yaml(routes.into())
-        .start_with_user("alice");
-    let key = gw.create_key("alice", &[]);
-    let auth = format!("Bearer {key}");
-    let h = [("authorization", auth.as_str())];
-    let pad = |n: usize| "x".repeat(n);
-
+    let s = Scenario::start().await;
     for filler in [0, 70_000] {
+        let pad = "x".repeat(filler);
         for cut in ["cut-stream", "cut-mid-event"] {
             let cases = [
                 (
-                    &a,
+                    &s.anthropic,
                     "/v1/messages".to_owned(),
                     format!(
-                        r#"{{"model":"claude-sonnet-4-5-{cut}","stream":true,"max_tokens":9,"messages":[],"pad":"{}"}}"#,
-                        pad(filler)
+                        r#"{{"model":"claude-sonnet-4-5-{cut}","stream":true,"max_tokens":9,"messages":[],"pad":"{pad}"}}"#
                     ),
                 ),
                 (
-                    &o,
+                    &s.openai,
                     "/v1/chat/completions".to_owned(),
                     format!(
-                        r#"{{"model":"gpt-4o-{cut}","stream":true,"messages":[],"pad":"{}"}}"#,
-                        pad(filler)
+                        r#"{{"model":"gpt-4o-{cut}","stream":true,"messages":[],"pad":"{pad}"}}"#
                     ),
                 ),
                 (
-                    &g,
+                    &s.gemini,
                     format!("/v1beta/models/gemini-2.5-flash-{cut}:streamGenerateContent?alt=sse"),
-                    format!(r#"{{"contents":[],"pad":"{}"}}"#, pad(filler)),
+                    format!(r#"{{"contents":[],"pad":"{pad}"}}"#),
                 ),
             ];
             for (mock, path, body) in cases {
                 let what = format!("{path} {cut} filler {filler}");
-                let r = request(gw.proxy_addr, "POST", &path, &h, body.as_bytes()).await;
+                let r = s.gw.post(&path, &s.key, body).await;
                 assert_eq!(r.status, 200, "{what}");
                 assert!(
                     r.complete,
                     "{what}: the response must end properly, not be cut"
                 );
-                let sent = strip_usage_chunk(&mock.requests().pop().unwrap().response_body);
+                let sent = strip_usage_chunk(&mock.last_request().unwrap().response_body);
                 assert!(
                     r.body.starts_with(&sent),
                     "{what}: the bytes before the failure pass unchanged"
@@ -91,14 +71,8 @@ async fn a_cut_stream_ends_with_an_error_event_in_the_clients_dialect() {
             }
         }
     }
-    let r = request(
-        gw.proxy_addr,
-        "POST",
-        "/v1/messages",
-        &h,
-        br#"{"model":"claude-sonnet-4-5","stream":true,"max_tokens":9,"messages":[]}"#,
-    )
-    .await;
+    let body = br#"{"model":"claude-sonnet-4-5","stream":true,"max_tokens":9,"messages":[]}"#;
+    let r = s.gw.post("/v1/messages", &s.key, body).await;
     assert_eq!(r.status, 200);
     assert!(!String::from_utf8_lossy(&r.body).contains("event: error"));
 }

@@ -1,6 +1,7 @@
 //! Pingora's graceful upgrade (`tollgate serve -u`, then SIGQUIT to the running
 //! instance): the listening sockets pass to the new process and no request fails, under
-//! continuous load.
+//! continuous load; each process tells the service manager (`NOTIFY_SOCKET`) when it is
+//! ready and that it is the main process.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod common;
@@ -8,11 +9,10 @@ mod common;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::gateway::GatewayBuilder;
 use common::http::try_request;
-use common::mock_upstream::MockUpstream;
+use common::{eventually, messages_body, GatewayBuilder, MockUpstream, Upstream};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -35,25 +35,18 @@ async fn next_notice(sock: &tokio::net::UnixDatagram) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_under_load_fails_no_request() {
     let mock = MockUpstream::start().await;
-    let ups = format!(
-        "  - name: a\n    kind: anthropic\n    base_url: \"{}\"\n",
-        mock.base_url()
-    );
     let (proxy_port, admin_port) = (free_port(), free_port());
     // Stands in for systemd's notify socket (`Type=notify`, `NotifyAccess=all`).
     let notify_dir = tempfile::tempdir().unwrap();
     let notify_path = notify_dir.path().join("notify.sock");
     let notify = tokio::net::UnixDatagram::bind(&notify_path).unwrap();
-    let mut old = GatewayBuilder::new()
+    let (mut old, key) = GatewayBuilder::new()
         .env("NOTIFY_SOCKET", notify_path.to_str().unwrap())
-        .upstreams_yaml(ups)
-        .routes_yaml("  - models: [\"*\"]\n    upstreams: [a]\n".into())
-        .server_extra(format!(
-            "  listen: [\"127.0.0.1:{proxy_port}\"]\n  shutdown_grace_s: 10\n"
-        ))
-        .admin_extra(format!("  listen: \"127.0.0.1:{admin_port}\"\n"))
-        .start_with_user("alice");
-    let key = old.create_key("alice", &[]);
+        .only_upstream(Upstream::anthropic("a", &mock))
+        .server("listen", format!("[\"127.0.0.1:{proxy_port}\"]"))
+        .server("shutdown_grace_s", 10)
+        .admin("listen", format!("\"127.0.0.1:{admin_port}\""))
+        .start_with_key("alice");
     let addr = old.proxy_addr;
     let ready = next_notice(&notify).await;
     assert!(
@@ -68,17 +61,10 @@ async fn upgrade_under_load_fails_no_request() {
     for _ in 0..4 {
         let (stop, ok, failed, key) = (stop.clone(), ok.clone(), failed.clone(), key.clone());
         workers.push(tokio::spawn(async move {
-            let body = br#"{"model":"claude-sonnet-4-5","max_tokens":9,"messages":[]}"#;
+            let body = messages_body("claude-sonnet-4-5");
+            let h = [("x-api-key", key.as_str())];
             while !stop.load(Ordering::SeqCst) {
-                match try_request(
-                    addr,
-                    "POST",
-                    "/v1/messages",
-                    &[("x-api-key", key.as_str())],
-                    body,
-                )
-                .await
-                {
+                match try_request(addr, "POST", "/v1/messages", &h, body.as_bytes()).await {
                     Ok(r) if r.status == 200 && r.complete => ok.fetch_add(1, Ordering::SeqCst),
                     other => {
                         eprintln!(
@@ -98,15 +84,16 @@ async fn upgrade_under_load_fails_no_request() {
     let wait_for = |n: usize| {
         let ok = ok.clone();
         async move {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while ok.load(Ordering::SeqCst) < n {
-                assert!(
-                    Instant::now() < deadline,
-                    "load stalled at {}",
-                    ok.load(Ordering::SeqCst)
-                );
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            let what = format!("{n} requests served");
+            eventually(&what, Duration::from_secs(20), async || {
+                let served = ok.load(Ordering::SeqCst);
+                if served >= n {
+                    Ok(())
+                } else {
+                    Err(format!("load stalled at {served}"))
+                }
+            })
+            .await
         }
     };
     wait_for(20).await;
@@ -120,21 +107,11 @@ async fn upgrade_under_load_fails_no_request() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !sock.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the new process never opened {}",
-            sock.display()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let what = format!("the new process to open {}", sock.display());
+    eventually(&what, Duration::from_secs(10), async || sock.exists()).await;
     // ...and the running one hands them over on SIGQUIT, then drains and exits.
     old.signal("QUIT");
-    let status = old
-        .wait_exit_async(Duration::from_secs(30))
-        .await
-        .expect("the old process exits");
+    let status = old.exit_status(Duration::from_secs(30)).await;
     assert!(status.success(), "{status:?}");
     // The new process names itself the service's main process once it serves.
     let ready = next_notice(&notify).await;

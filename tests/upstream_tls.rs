@@ -6,8 +6,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::gateway::GatewayBuilder;
-use common::http::request;
+use common::{GatewayBuilder, Upstream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls;
 
@@ -74,26 +73,17 @@ async fn tls_upstream() -> (u16, Arc<Mutex<Vec<String>>>) {
 #[tokio::test]
 async fn trusted_certificate_with_sni_works_untrusted_is_502() {
     let (port, snis) = tls_upstream().await;
-    let ups = format!("  - name: secure\n    kind: openai\n    base_url: \"https://localhost:{port}\"\n    keys: [\"sk\"]\n");
-    let routes = "  - models: [\"*\"]\n    upstreams: [secure]\n".to_owned();
+    let secure = GatewayBuilder::new().only_upstream(
+        Upstream::openai("secure", &format!("https://localhost:{port}")).keys(&["sk"]),
+    );
     let body = br#"{"model":"gpt-4o-mini","messages":[]}"#;
 
     // Trusting only the test CA: the handshake verifies and carries the SNI.
-    let gw = GatewayBuilder::new()
-        .upstreams_yaml(ups.clone())
-        .routes_yaml(routes.clone())
+    let (gw, key) = secure
+        .clone()
         .env("SSL_CERT_FILE", &format!("{FIXTURES}/ca.pem"))
-        .start_with_user("alice");
-    let key = gw.create_key("alice", &[]);
-    let auth = format!("Bearer {key}");
-    let r = request(
-        gw.proxy_addr,
-        "POST",
-        "/v1/chat/completions",
-        &[("authorization", &auth)],
-        body,
-    )
-    .await;
+        .start_with_key("alice");
+    let r = gw.chat(&key, body).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["id"], "chatcmpl-tls");
     assert_eq!(
@@ -104,20 +94,8 @@ async fn trusted_certificate_with_sni_works_untrusted_is_502() {
 
     // With the system roots only, the test certificate is not trusted: 502, no request.
     let before = snis.lock().unwrap().len();
-    let gw = GatewayBuilder::new()
-        .upstreams_yaml(ups)
-        .routes_yaml(routes)
-        .start_with_user("alice");
-    let key = gw.create_key("alice", &[]);
-    let auth = format!("Bearer {key}");
-    let r = request(
-        gw.proxy_addr,
-        "POST",
-        "/v1/chat/completions",
-        &[("authorization", &auth)],
-        body,
-    )
-    .await;
+    let (gw, key) = secure.start_with_key("alice");
+    let r = gw.chat(&key, body).await;
     assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["error"]["type"], "api_error");
     assert!(

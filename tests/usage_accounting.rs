@@ -1,16 +1,17 @@
 //! Metering end to end: after a known mix of requests (every dialect, stream and not, a
-//! stream cut mid-way, a client that leaves), the store, `GET /admin/usage`,
+//! stream cut mid-way, a client that leaves, refusals), the store, `GET /admin/usage`,
 //! `tollgate usage --json` and `/metrics` show exactly the provider-reported tokens and
-//! cost, one event per request. And SIGTERM during 50 streams loses none.
+//! cost, one event per request, and no secret; the usage report is for admins only and
+//! absent from the proxy listener; and SIGTERM during 50 streams loses no event.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod common;
 
 use std::time::Duration;
 
-use common::gateway::{Gateway, GatewayBuilder};
+use common::calls::stored_requests;
 use common::http::{request, request_streaming};
-use common::mock_upstream::MockUpstream;
+use common::{Gateway, Scenario};
 use serde_json::Value;
 
 /// Token buckets of the fixtures (tests/fixtures/README.md), as the providers report them.
@@ -23,6 +24,23 @@ struct T {
     reasoning: u64,
 }
 
+/// A [`T`] from its buckets in field order.
+const fn tokens_of(
+    input: u64,
+    cache_read: u64,
+    cache_write: u64,
+    output: u64,
+    reasoning: u64,
+) -> T {
+    T {
+        input,
+        cache_read,
+        cache_write,
+        output,
+        reasoning,
+    }
+}
+
 /// Prices in nano-dollars per token (USD per million × 1000), as configured below.
 struct P {
     input: u64,
@@ -31,7 +49,17 @@ struct P {
     cache_write: u64,
 }
 
-const PRICING: &str = "  \"o4-mini*\": { input: 1.1, output: 4.4, cache_read: 0.275 }\n  \"claude-sonnet-4*\": { input: 3.0, output: 15.0, cache_read: 0.30, cache_write: 3.75 }\n  \"gemini-2.5-flash*\": { input: 0.3, output: 2.5, cache_read: 0.075 }\n";
+const PRICING: [(&str, &str); 3] = [
+    ("o4-mini*", "{ input: 1.1, output: 4.4, cache_read: 0.275 }"),
+    (
+        "claude-sonnet-4*",
+        "{ input: 3.0, output: 15.0, cache_read: 0.30, cache_write: 3.75 }",
+    ),
+    (
+        "gemini-2.5-flash*",
+        "{ input: 0.3, output: 2.5, cache_read: 0.075 }",
+    ),
+];
 const O4: P = P {
     input: 1100,
     output: 4400,
@@ -58,55 +86,26 @@ fn cost(t: T, p: &P) -> u64 {
         + t.output * p.output
 }
 
-fn gateway(
-    o: &MockUpstream,
-    a: &MockUpstream,
-    g: &MockUpstream,
-    grace: u64,
-) -> (Gateway, String, String) {
-    let ups = format!(
-        "  - name: oa\n    kind: openai\n    base_url: \"{}\"\n    keys: [\"sk-o\"]\n  - name: an\n    kind: anthropic\n    base_url: \"{}\"\n  - name: ge\n    kind: gemini\n    base_url: \"{}\"\n",
-        o.base_url(),
-        a.base_url(),
-        g.base_url()
-    );
-    let routes = "  - models: [\"claude-*\"]\n    upstreams: [an]\n  - models: [\"gemini-*\"]\n    upstreams: [ge]\n  - models: [\"o4-*\", \"text-embedding-*\"]\n    upstreams: [oa]\n";
-    let gw = GatewayBuilder::new()
-        .upstreams_yaml(ups)
-        .routes_yaml(routes.into())
-        .pricing_yaml(PRICING.into())
-        .server_extra(format!("  shutdown_grace_s: {grace}\n"))
-        .user("root", "admin")
-        .start_with_user("alice");
-    let member = gw.create_key("alice", &[]);
-    let admin = gw.create_key("root", &[]);
-    (gw, member, admin)
-}
-
-async fn admin_usage(gw: &Gateway, admin_key: &str, by: &str) -> Value {
-    let auth = format!("Bearer {admin_key}");
-    let r = request(
-        gw.admin_addr,
-        "GET",
-        &format!("/admin/usage?by={by}"),
-        &[("authorization", &auth)],
-        b"",
-    )
+/// The three-dialect scenario with [`PRICING`], an admin `root` and this shutdown grace
+/// (seconds); and a key of root.
+async fn scenario(grace: u64) -> (Scenario, String) {
+    let s = Scenario::start_with(|mut config| {
+        for (pattern, prices) in PRICING {
+            config = config.price(pattern, prices);
+        }
+        config
+            .server("shutdown_grace_s", grace)
+            .user("root", "admin")
+    })
     .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()
+    let admin = s.gw.create_key("root", &[]);
+    (s, admin)
 }
 
 /// Waits (bounded) until the writer has stored `n` events, and no more.
 async fn wait_for_events(gw: &Gateway, admin_key: &str, n: u64) -> Value {
     let doc = gw.usage_after(admin_key, "day", n).await;
-    let stored: u64 = doc["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["requests"].as_u64().unwrap())
-        .sum();
-    assert_eq!(stored, n, "more events than requests");
+    assert_eq!(stored_requests(&doc), n, "more events than requests");
     doc
 }
 
@@ -130,6 +129,11 @@ fn tokens(r: &Value) -> T {
     }
 }
 
+/// A usage row's `cost_usd` in nano-dollars.
+fn nanodollars(r: &Value) -> u64 {
+    (r["cost_usd"].as_f64().unwrap() * 1e9).round() as u64
+}
+
 fn add(a: T, b: T) -> T {
     T {
         input: a.input + b.input,
@@ -140,219 +144,111 @@ fn add(a: T, b: T) -> T {
     }
 }
 
-fn metric(text: &str, name: &str, labels: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && l.contains(labels))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test]
 async fn a_known_mix_is_recorded_exactly_once_to_the_token_and_the_nanodollar() {
-    let (o, a, g) = (
-        MockUpstream::start().await,
-        MockUpstream::start().await,
-        MockUpstream::start().await,
-    );
-    let (gw, key, admin) = gateway(&o, &a, &g, 1);
-    let bearer = format!("Bearer {key}");
-    let h = [("authorization", bearer.as_str())];
-    let post = |path: &'static str, body: &'static str| {
-        let addr = gw.proxy_addr;
-        async move { request(addr, "POST", path, &h, body.as_bytes()).await }
-    };
+    let (s, admin) = scenario(1).await;
+    let (gw, key) = (&s.gw, s.key.as_str());
 
-    // Provider-reported counts, from the fixtures.
-    let chat = T {
-        input: 93,
-        cache_read: 1024,
-        cache_write: 0,
-        output: 246,
-        reasoning: 192,
-    };
-    let chat_stream = T {
-        input: 53,
-        cache_read: 1152,
-        cache_write: 0,
-        output: 138,
-        reasoning: 128,
-    };
-    let responses_stream = T {
-        input: 37,
-        cache_read: 0,
-        cache_write: 0,
-        output: 412,
-        reasoning: 384,
-    };
-    let msg = T {
-        input: 21,
-        cache_read: 2048,
-        cache_write: 1536,
-        output: 187,
-        reasoning: 0,
-    };
-    let msg_stream = T {
-        input: 472,
-        cache_read: 1024,
-        cache_write: 0,
-        output: 89,
-        reasoning: 0,
-    };
-    let gen = T {
-        input: 13,
-        cache_read: 2048,
-        cache_write: 0,
-        output: 376,
-        reasoning: 324,
-    };
-    let gen_stream = T {
-        input: 283,
-        cache_read: 1024,
-        cache_write: 0,
-        output: 250,
-        reasoning: 211,
-    };
+    // Provider-reported counts, from the fixtures: input, cache read, cache write,
+    // output, reasoning.
+    let chat = tokens_of(93, 1024, 0, 246, 192);
+    let chat_stream = tokens_of(53, 1152, 0, 138, 128);
+    let responses_stream = tokens_of(37, 0, 0, 412, 384);
+    let msg = tokens_of(21, 2048, 1536, 187, 0);
+    let msg_stream = tokens_of(472, 1024, 0, 89, 0);
+    let gen = tokens_of(13, 2048, 0, 376, 324);
+    let gen_stream = tokens_of(283, 1024, 0, 250, 211);
 
-    assert_eq!(
-        post(
+    // Every dialect, stream and not.
+    for (path, body) in [
+        (
             "/v1/chat/completions",
-            r#"{"model":"o4-mini","messages":[]}"#
-        )
-        .await
-        .status,
-        200
-    );
-    let r = post(
-        "/v1/chat/completions",
-        r#"{"model":"o4-mini","messages":[],"stream":true}"#,
-    )
-    .await;
-    assert_eq!(r.status, 200);
-    assert!(
-        !String::from_utf8_lossy(&r.body).contains("\"choices\":[],"),
-        "the injected usage chunk reached the client"
-    );
-    assert_eq!(
-        post(
+            r#"{"model":"o4-mini","messages":[]}"#,
+        ),
+        (
+            "/v1/chat/completions",
+            r#"{"model":"o4-mini","messages":[],"stream":true}"#,
+        ),
+        (
             "/v1/responses",
-            r#"{"model":"o4-mini","input":"x","stream":true}"#
-        )
-        .await
-        .status,
-        200
-    );
-    assert_eq!(
-        post(
+            r#"{"model":"o4-mini","input":"x","stream":true}"#,
+        ),
+        (
             "/v1/embeddings",
-            r#"{"model":"text-embedding-3-small","input":"x"}"#
-        )
-        .await
-        .status,
-        200
-    );
-    assert_eq!(
-        post(
+            r#"{"model":"text-embedding-3-small","input":"x"}"#,
+        ),
+        (
             "/v1/messages",
-            r#"{"model":"claude-sonnet-4-5","max_tokens":9,"messages":[]}"#
-        )
-        .await
-        .status,
-        200
-    );
-    assert_eq!(
-        post(
+            r#"{"model":"claude-sonnet-4-5","max_tokens":9,"messages":[]}"#,
+        ),
+        (
             "/v1/messages",
-            r#"{"model":"claude-sonnet-4-5","max_tokens":9,"messages":[],"stream":true}"#
-        )
-        .await
-        .status,
-        200
-    );
-    assert_eq!(
-        post(
+            r#"{"model":"claude-sonnet-4-5","max_tokens":9,"messages":[],"stream":true}"#,
+        ),
+        (
             "/v1beta/models/gemini-2.5-flash:generateContent",
-            r#"{"contents":[]}"#
-        )
-        .await
-        .status,
-        200
-    );
-    assert_eq!(
-        post(
+            r#"{"contents":[]}"#,
+        ),
+        (
             "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
-            r#"{"contents":[]}"#
-        )
-        .await
-        .status,
-        200
-    );
+            r#"{"contents":[]}"#,
+        ),
+    ] {
+        let r = gw.post(path, key, body).await;
+        assert_eq!(r.status, 200, "{path} {body}");
+        assert!(
+            !String::from_utf8_lossy(&r.body).contains("\"choices\":[],"),
+            "the injected usage chunk reached the client"
+        );
+    }
     // A stream the upstream cuts mid-way: reported input kept, output estimated.
-    let cut = post(
-        "/v1/messages",
-        r#"{"model":"claude-sonnet-4-5-cut-stream","max_tokens":9,"messages":[],"stream":true}"#,
-    )
-    .await;
-    assert_eq!(cut.status, 200);
+    let cut =
+        r#"{"model":"claude-sonnet-4-5-cut-stream","max_tokens":9,"messages":[],"stream":true}"#;
+    assert_eq!(gw.post("/v1/messages", key, cut).await.status, 200);
     // A client that leaves mid-stream.
-    let mut s = request_streaming(
-        gw.proxy_addr,
-        "POST",
-        "/v1/messages",
-        &h,
-        br#"{"model":"claude-sonnet-4-5-slow-stream","max_tokens":9,"messages":[],"stream":true}"#,
-    )
-    .await;
-    assert_eq!(s.status, 200);
-    assert!(s.next_chunk().await.is_some());
-    s.disconnect();
-    a.wait_until(
-        Duration::from_secs(5),
-        "the upstream sees the client leave",
-        |r| r.iter().any(|r| r.peer_closed),
-    )
-    .await;
-    // Refusals are recorded too (no tokens).
-    assert_eq!(
-        post(
-            "/v1/chat/completions",
-            r#"{"model":"llama-3","messages":[]}"#
+    let bearer = format!("Bearer {key}");
+    let slow =
+        br#"{"model":"claude-sonnet-4-5-slow-stream","max_tokens":9,"messages":[],"stream":true}"#;
+    let h = [("authorization", bearer.as_str())];
+    let mut leaving = request_streaming(gw.proxy_addr, "POST", "/v1/messages", &h, slow).await;
+    assert_eq!(leaving.status, 200);
+    assert!(leaving.next_chunk().await.is_some());
+    leaving.disconnect();
+    s.anthropic
+        .wait_until(
+            Duration::from_secs(5),
+            "the upstream sees the client leave",
+            |r| r.iter().any(|r| r.peer_closed),
         )
-        .await
-        .status,
-        404
-    );
-    assert_eq!(
-        request(gw.proxy_addr, "POST", "/v1/chat/completions", &[], b"{}")
-            .await
-            .status,
-        401
-    );
+        .await;
+    // Refusals are recorded too (no tokens).
+    let unrouted = gw.chat(key, r#"{"model":"llama-3","messages":[]}"#).await;
+    assert_eq!(unrouted.status, 404);
+    let anonymous = request(gw.proxy_addr, "POST", "/v1/chat/completions", &[], b"{}").await;
+    assert_eq!(anonymous.status, 401);
 
     let requests = 12;
-    let by_day = wait_for_events(&gw, &admin, requests).await;
+    let by_day = wait_for_events(gw, &admin, requests).await;
     assert_eq!(by_day["by"], "day");
 
-    let by_model = admin_usage(&gw, &admin, "model").await;
+    let by_model = gw.admin_as(&admin).usage("model").await;
     let o4 = row(&by_model, "o4-mini");
     assert_eq!(o4["requests"], 3);
     assert_eq!(tokens(o4), add(add(chat, chat_stream), responses_stream));
     assert_eq!(o4["estimated_requests"], 0);
     let expect_o4 = cost(chat, &O4) + cost(chat_stream, &O4) + cost(responses_stream, &O4);
-    assert_eq!(
-        (o4["cost_usd"].as_f64().unwrap() * 1e9).round() as u64,
-        expect_o4
-    );
+    assert_eq!(nanodollars(o4), expect_o4);
 
     let sonnet = row(&by_model, "claude-sonnet-4-5");
     assert_eq!(tokens(sonnet), add(msg, msg_stream));
     assert_eq!(
-        (sonnet["cost_usd"].as_f64().unwrap() * 1e9).round() as u64,
+        nanodollars(sonnet),
         cost(msg, &SONNET) + cost(msg_stream, &SONNET)
     );
     let flash = row(&by_model, "gemini-2.5-flash");
     assert_eq!(tokens(flash), add(gen, gen_stream));
     assert_eq!(
-        (flash["cost_usd"].as_f64().unwrap() * 1e9).round() as u64,
+        nanodollars(flash),
         cost(gen, &FLASH) + cost(gen_stream, &FLASH)
     );
     let embed = row(&by_model, "text-embedding-3-small");
@@ -384,67 +280,60 @@ async fn a_known_mix_is_recorded_exactly_once_to_the_token_and_the_nanodollar() 
     let cli: Value =
         serde_json::from_str(&gw.cli_ok(&["usage", "--by", "model", "--json"])).unwrap();
     assert_eq!(cli, by_model);
-    let by_key = admin_usage(&gw, &admin, "key").await;
+    let by_key = gw.admin_as(&admin).usage("key").await;
     assert_eq!(row(&by_key, key.split('_').nth(1).unwrap())["requests"], 11);
 
     // Prometheus agrees, and no event was dropped.
-    let m = request(gw.admin_addr, "GET", "/metrics", &[], b"").await;
-    assert_eq!(m.status, 200);
-    let text = m.text();
+    let m = gw.metrics().await;
+    assert_eq!(m.sum("tollgate_usage_events_dropped_total", &[]), 0.0);
+    assert_eq!(m.sum("tollgate_requests_total", &[]), requests as f64);
     assert_eq!(
-        metric(&text, "tollgate_usage_events_dropped_total", ""),
-        0.0
-    );
-    assert_eq!(
-        metric(&text, "tollgate_requests_total", ""),
-        requests as f64
-    );
-    assert_eq!(
-        metric(&text, "tollgate_requests_total", "status_class=\"2xx\""),
+        m.sum("tollgate_requests_total", &["status_class=\"2xx\""]),
         10.0
     );
     assert_eq!(
-        metric(&text, "tollgate_requests_total", "status_class=\"4xx\""),
+        m.sum("tollgate_requests_total", &["status_class=\"4xx\""]),
         2.0
     );
     assert_eq!(
-        metric(&text, "tollgate_tokens_total", "type=\"cache_write\""),
+        m.sum("tollgate_tokens_total", &["type=\"cache_write\""]),
         (msg.cache_write) as f64
     );
     assert_eq!(
-        metric(
-            &text,
+        m.sum(
             "tollgate_tokens_total",
-            "model=\"o4-mini\",type=\"reasoning\""
-        ) + metric(
-            &text,
-            "tollgate_tokens_total",
-            "type=\"reasoning\",model=\"o4-mini\""
+            &["model=\"o4-mini\"", "type=\"reasoning\""]
         ),
         (192 + 128 + 384) as f64
     );
-    assert_eq!(metric(&text, "tollgate_unpriced_requests_total", ""), 1.0);
-    assert!(text.contains("gen_ai_server_time_to_first_token_bucket"));
+    assert_eq!(m.sum("tollgate_unpriced_requests_total", &[]), 1.0);
+    assert!(m
+        .text()
+        .contains("gen_ai_server_time_to_first_token_bucket"));
     assert_eq!(
-        metric(&text, "tollgate_overhead_seconds_count", ""),
+        m.sum("tollgate_overhead_seconds_count", &[]),
         requests as f64
     );
     assert_eq!(
-        metric(&text, "tollgate_requests_in_flight", ""),
+        m.sum("tollgate_requests_in_flight", &[]),
         0.0,
         "{}",
-        text.lines()
+        m.text()
+            .lines()
             .filter(|l| l.contains("in_flight"))
             .collect::<Vec<_>>()
             .join("\n")
     );
-    assert!(!text.contains(&key[16..]), "a key secret reached /metrics");
+    assert!(
+        !m.text().contains(&key[16..]),
+        "a key secret reached /metrics"
+    );
 
     // Pruning by age: nothing is 1 day old yet; everything is older than the future.
     assert!(gw
         .cli_ok(&["usage", "prune", "--older-than", "1d"])
         .starts_with("deleted 0 usage events"));
-    let by_day = wait_for_events(&gw, &admin, requests).await;
+    let by_day = wait_for_events(gw, &admin, requests).await;
     assert_eq!(by_day["rows"].as_array().unwrap().len(), 1);
     for secret in [&key[16..], &admin[16..], "sk-o"] {
         assert!(!gw.logs().contains(secret), "a secret reached the logs");
@@ -453,32 +342,13 @@ async fn a_known_mix_is_recorded_exactly_once_to_the_token_and_the_nanodollar() 
 
 #[tokio::test]
 async fn admin_usage_needs_an_admin() {
-    let (o, a, g) = (
-        MockUpstream::start().await,
-        MockUpstream::start().await,
-        MockUpstream::start().await,
-    );
-    let (gw, member, _admin) = gateway(&o, &a, &g, 1);
-    let r = request(gw.admin_addr, "GET", "/admin/usage", &[], b"").await;
+    let (s, _admin) = scenario(1).await;
+    let gw = &s.gw;
+    let r = gw.admin_anonymous().get("/admin/usage").await;
     assert_eq!(r.status, 401);
-    let auth = format!("Bearer {member}");
-    let r = request(
-        gw.admin_addr,
-        "GET",
-        "/admin/usage",
-        &[("authorization", &auth)],
-        b"",
-    )
-    .await;
+    let r = gw.admin_as(&s.key).get("/admin/usage").await;
     assert_eq!(r.status, 403);
-    let r = request(
-        gw.proxy_addr,
-        "GET",
-        "/admin/usage",
-        &[("authorization", &auth)],
-        b"",
-    )
-    .await;
+    let r = gw.get("/admin/usage", &s.key).await;
     assert_eq!(
         r.status, 404,
         "admin paths do not exist on the proxy listener"
@@ -489,35 +359,29 @@ async fn admin_usage_needs_an_admin() {
 
 #[tokio::test]
 async fn sigterm_during_50_streams_loses_no_event() {
-    let (o, a, g) = (
-        MockUpstream::start().await,
-        MockUpstream::start().await,
-        MockUpstream::start().await,
-    );
-    let (mut gw, key, _admin) = gateway(&o, &a, &g, 5);
-    let addr = gw.proxy_addr;
+    let (mut s, _admin) = scenario(5).await;
+    let addr = s.gw.proxy_addr;
     let mut clients = Vec::new();
     for i in 0..50 {
-        let key = key.clone();
+        let key = s.key.clone();
         clients.push(tokio::spawn(async move {
             let body = format!(r#"{{"model":"claude-sonnet-4-5-slow-stream","max_tokens":{i},"messages":[],"stream":true}}"#);
             request(addr, "POST", "/v1/messages", &[("x-api-key", key.as_str())], body.as_bytes()).await
         }));
     }
-    a.wait_for_requests(50, Duration::from_secs(10)).await;
-    gw.terminate();
+    s.anthropic
+        .wait_for_requests(50, Duration::from_secs(10))
+        .await;
+    s.gw.terminate();
     for c in clients {
         let r = c.await.unwrap();
         assert_eq!(r.status, 200);
         assert!(r.complete, "a stream was cut by the shutdown");
     }
-    let status = gw
-        .wait_exit_async(Duration::from_secs(20))
-        .await
-        .expect("the gateway exits");
+    let status = s.gw.exit_status(Duration::from_secs(20)).await;
     assert!(status.success(), "{status:?}");
     let stored: Value =
-        serde_json::from_str(&gw.cli_ok(&["usage", "--by", "model", "--json"])).unwrap();
+        serde_json::from_str(&s.gw.cli_ok(&["usage", "--by", "model", "--json"])).unwrap();
     let r = row(&stored, "claude-sonnet-4-5-slow-stream");
     assert_eq!(r["requests"], 50);
     assert_eq!(r["estimated_requests"], 0);

@@ -1,10 +1,5 @@
-//! Runs the real `tollgate` binary (`CARGO_BIN_EXE_tollgate`) for integration tests.
-//!
-//! [`GatewayBuilder`] writes a config (CONTRACT §2) into a fresh temporary directory:
-//! proxy and admin listeners on `127.0.0.1:0`, `shutdown_grace_s: 1`, the SQLite store in
-//! the directory, and an empty `secrets.master_key` so the binary generates its key
-//! there. Tests supply the `upstreams`, `routes`, `aliases` and `pricing` sections as raw
-//! YAML, indented as they would be under their key (`"  - name: o\n    kind: openai\n"`).
+//! Runs the real `tollgate` binary (`CARGO_BIN_EXE_tollgate`) for integration tests;
+//! [`super::config::GatewayBuilder`] writes its config into a fresh temporary directory.
 //!
 //! [`Gateway::start`] spawns `tollgate -c <cfg> serve` with `RUST_LOG=info` and reads its
 //! stderr until it printed `proxy listening on <addr>` and `admin listening on <addr>`
@@ -12,7 +7,7 @@
 //! stdout and stderr are drained in background threads into [`Gateway::logs`] for the
 //! life of the process. Dropping a [`Gateway`] kills the process (SIGKILL) and reaps it.
 //! CLI subcommands run against the same config with [`Gateway::cli`], before or after
-//! start.
+//! start. Requests to a running gateway are in [`super::calls`].
 //!
 //! These calls block the calling thread (they run processes): under
 //! `#[tokio::test]`'s single-threaded runtime, in-process mocks make no progress while a
@@ -26,225 +21,12 @@ use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use super::wait::eventually;
+
 /// The binary under test.
 pub const TOLLGATE: &str = env!("CARGO_BIN_EXE_tollgate");
 /// How long `serve` may take to announce both listeners.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Builds a config and starts a gateway. Every YAML text is used as given, under its key.
-#[derive(Debug, Clone, Default)]
-pub struct GatewayBuilder {
-    upstreams: String,
-    routes: String,
-    aliases: String,
-    pricing: String,
-    server_extra: String,
-    admin_extra: String,
-    extra: String,
-    full_config: Option<String>,
-    env: Vec<(String, String)>,
-    users: Vec<(String, String)>,
-    rust_log: Option<String>,
-}
-
-impl GatewayBuilder {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The items of `upstreams:` (`"  - name: o\n    kind: openai\n    base_url: ..."`).
-    pub fn upstreams_yaml(mut self, yaml: String) -> Self {
-        self.upstreams = yaml;
-        self
-    }
-
-    /// The items of `routes:` (`"  - models: [\"gpt-*\"]\n    upstreams: [o]\n"`).
-    pub fn routes_yaml(mut self, yaml: String) -> Self {
-        self.routes = yaml;
-        self
-    }
-
-    /// One OpenAI upstream `o` at `base_url`, with `extra` YAML lines under it (its
-    /// keys, say), serving every model.
-    #[allow(dead_code)] // not every test binary uses it
-    pub fn only_openai_upstream(self, base_url: &str, extra: &str) -> Self {
-        self.upstreams_yaml(format!(
-            "  - name: o\n    kind: openai\n    base_url: \"{base_url}\"\n{extra}"
-        ))
-        .routes_yaml("  - models: [\"*\"]\n    upstreams: [o]\n".into())
-    }
-
-    /// The entries of `aliases:` (`"  fast: gpt-4o-mini\n"`).
-    pub fn aliases_yaml(mut self, yaml: String) -> Self {
-        self.aliases = yaml;
-        self
-    }
-
-    /// The entries of `pricing:` (`"  \"gpt-4o-mini*\": { input: 0.15, output: 0.60 }\n"`).
-    pub fn pricing_yaml(mut self, yaml: String) -> Self {
-        self.pricing = yaml;
-        self
-    }
-
-    /// More keys under `server:` (`"  max_body_bytes: 100000\n"`). A `listen` or
-    /// `shutdown_grace_s` given here replaces the default one.
-    pub fn server_extra(mut self, yaml: String) -> Self {
-        self.server_extra = yaml;
-        self
-    }
-
-    /// More keys under `admin:`; a `listen` given here replaces the default one.
-    pub fn admin_extra(mut self, yaml: String) -> Self {
-        self.admin_extra = yaml;
-        self
-    }
-
-    /// Top-level YAML appended at the end of the file (unknown keys, for failure tests).
-    pub fn extra_yaml(mut self, yaml: String) -> Self {
-        self.extra = yaml;
-        self
-    }
-
-    /// Replaces the whole config file; `{dir}` in it becomes the temporary directory.
-    pub fn full_config(mut self, yaml: String) -> Self {
-        self.full_config = Some(yaml);
-        self
-    }
-
-    /// An environment variable for every process this gateway runs (`serve` and the
-    /// CLI), for `${VAR}` expansion or `SSL_CERT_FILE`.
-    pub fn env(mut self, key: &str, value: &str) -> Self {
-        self.env.push((key.to_owned(), value.to_owned()));
-        self
-    }
-
-    /// A user created with `user add NAME --role ROLE` before `serve` starts.
-    pub fn user(mut self, name: &str, role: &str) -> Self {
-        self.users.push((name.to_owned(), role.to_owned()));
-        self
-    }
-
-    /// `RUST_LOG` for `serve` (default `info`).
-    pub fn rust_log(mut self, filter: &str) -> Self {
-        self.rust_log = Some(filter.to_owned());
-        self
-    }
-
-    /// The config text for a gateway whose temporary directory is `dir`.
-    pub fn render_config(&self, dir: &Path) -> String {
-        if let Some(full) = &self.full_config {
-            return full.replace("{dir}", &dir.display().to_string());
-        }
-        let quote = |s: &str| serde_json::to_string(s).unwrap();
-        let mut y = String::from("server:\n");
-        if !has_key(&self.server_extra, "listen") {
-            y.push_str("  listen: [\"127.0.0.1:0\"]\n");
-        }
-        if !has_key(&self.server_extra, "shutdown_grace_s") {
-            y.push_str("  shutdown_grace_s: 1\n");
-        }
-        y.push_str(&block(&self.server_extra));
-        y.push_str("admin:\n");
-        if !has_key(&self.admin_extra, "listen") {
-            y.push_str("  listen: \"127.0.0.1:0\"\n");
-        }
-        y.push_str(&block(&self.admin_extra));
-        y.push_str(&format!(
-            "storage:\n  path: {}\n",
-            quote(&dir.join("tollgate.db").display().to_string())
-        ));
-        y.push_str("secrets:\n  master_key: \"\"\n");
-        y.push_str(&section("upstreams", &self.upstreams, "[]"));
-        y.push_str(&section("routes", &self.routes, "[]"));
-        y.push_str(&section("aliases", &self.aliases, "{}"));
-        y.push_str(&section("pricing", &self.pricing, "{}"));
-        y.push_str(&block(&self.extra));
-        y
-    }
-
-    /// Writes the config into a new temporary directory; nothing runs yet.
-    pub fn build(self) -> Gateway {
-        let dir = tempfile::Builder::new()
-            .prefix("tollgate-test-")
-            .tempdir()
-            .expect("create a temporary directory");
-        let config_path = dir.path().join("tollgate.yaml");
-        std::fs::write(&config_path, self.render_config(dir.path())).expect("write the config");
-        let unset: SocketAddr = ([0, 0, 0, 0], 0).into();
-        Gateway {
-            proxy_addr: unset,
-            admin_addr: unset,
-            proxy_addrs: Vec::new(),
-            dir,
-            config_path,
-            env: self.env,
-            rust_log: self.rust_log.unwrap_or_else(|| "info".to_owned()),
-            pending_users: self.users,
-            child: None,
-            logs: Arc::new(Logs::default()),
-            past_logs: String::new(),
-            exit: None,
-        }
-    }
-
-    /// Builds, creates the users given with [`Self::user`], and starts `serve`.
-    pub fn start(self) -> Gateway {
-        let mut gw = self.build();
-        gw.start();
-        gw
-    }
-
-    /// [`Self::start`] with one more user, `NAME` (role member), created first.
-    pub fn start_with_user(self, name: &str) -> Gateway {
-        self.user(name, "member").start()
-    }
-
-    /// Runs `serve` expecting it to fail at startup: returns its exit status and all it
-    /// printed. Panics when it is still running after [`STARTUP_TIMEOUT`].
-    pub fn start_expect_failure(self) -> (ExitStatus, String) {
-        let mut gw = self.build();
-        let (child, logs) = gw.spawn_serve(None);
-        gw.child = Some(child);
-        gw.logs = logs;
-        match gw.wait_exit(STARTUP_TIMEOUT) {
-            Some(status) => {
-                gw.logs.wait_eof(Duration::from_secs(5));
-                (status, gw.logs())
-            }
-            None => {
-                let logs = gw.logs();
-                drop(gw);
-                panic!("expected `tollgate serve` to fail, but it still runs after {STARTUP_TIMEOUT:?}; output:\n{logs}");
-            }
-        }
-    }
-}
-
-/// Whether a YAML block sets `key` at its first level (two spaces of indentation).
-fn has_key(yaml: &str, key: &str) -> bool {
-    yaml.lines().any(|l| {
-        l.strip_prefix("  ")
-            .is_some_and(|r| !r.starts_with(' ') && r.starts_with(&format!("{key}:")))
-    })
-}
-
-fn block(yaml: &str) -> String {
-    if yaml.trim().is_empty() {
-        String::new()
-    } else if yaml.ends_with('\n') {
-        yaml.to_owned()
-    } else {
-        format!("{yaml}\n")
-    }
-}
-
-fn section(name: &str, body: &str, empty: &str) -> String {
-    if body.trim().is_empty() {
-        format!("{name}: {empty}\n")
-    } else {
-        format!("{name}:\n{}", block(body))
-    }
-}
 
 /// What a process printed, shared with the threads that drain its pipes.
 #[derive(Default)]
@@ -343,7 +125,6 @@ pub struct Gateway {
     dir: tempfile::TempDir,
     config_path: PathBuf,
     env: Vec<(String, String)>,
-    rust_log: String,
     pending_users: Vec<(String, String)>,
     child: Option<Child>,
     logs: Arc<Logs>,
@@ -363,37 +144,42 @@ impl Drop for Gateway {
 }
 
 impl Gateway {
-    /// Waits (bounded) until the usage writer has stored at least `n` events, then
-    /// returns `GET /admin/usage?by=<by>` (authorized by an admin's gateway key).
-    #[allow(dead_code)] // not every test binary uses it
-    pub async fn usage_after(&self, admin_key: &str, by: &str, n: u64) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let r = super::http::request(
-                self.admin_addr,
-                "GET",
-                &format!("/admin/usage?by={by}"),
-                &[("authorization", &format!("Bearer {admin_key}"))],
-                b"",
-            )
-            .await;
-            assert_eq!(r.status, 200, "{}", r.text());
-            let doc = r.json();
-            let stored: u64 = doc["rows"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| r["requests"].as_u64().unwrap())
-                .sum();
-            if stored >= n {
-                return doc;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "only {stored} of {n} usage events stored"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+    /// A gateway (not started) whose config `config` is written into `dir`; `users` are
+    /// created at the first start.
+    pub(super) fn new(
+        dir: tempfile::TempDir,
+        config: &str,
+        env: Vec<(String, String)>,
+        users: Vec<(String, String)>,
+    ) -> Gateway {
+        let config_path = dir.path().join("tollgate.yaml");
+        std::fs::write(&config_path, config).expect("write the config");
+        let unset: SocketAddr = ([0, 0, 0, 0], 0).into();
+        Gateway {
+            proxy_addr: unset,
+            admin_addr: unset,
+            proxy_addrs: Vec::new(),
+            dir,
+            config_path,
+            env,
+            pending_users: users,
+            child: None,
+            logs: Arc::new(Logs::default()),
+            past_logs: String::new(),
+            exit: None,
         }
+    }
+
+    /// Spawns `serve` without waiting for its listeners (it is expected to fail).
+    pub(super) fn spawn_without_waiting(&mut self) {
+        let (child, logs) = self.spawn_serve(None);
+        self.child = Some(child);
+        self.logs = logs;
+    }
+
+    /// Blocks until the process closed its stderr or `limit` passed.
+    pub(super) fn wait_output_closed(&self, limit: Duration) {
+        self.logs.wait_eof(limit);
     }
 
     /// The temporary directory holding the config, the store and `master.key`.
@@ -403,6 +189,13 @@ impl Gateway {
 
     pub fn config_path(&self) -> &Path {
         &self.config_path
+    }
+
+    /// Rewrites the config file through `edit` (the running gateway reads it again on
+    /// `reload`).
+    pub fn edit_config(&self, edit: impl FnOnce(String) -> String) {
+        let text = std::fs::read_to_string(&self.config_path).expect("read the config");
+        std::fs::write(&self.config_path, edit(text)).expect("write the config");
     }
 
     /// `<dir>/tollgate.db`
@@ -501,7 +294,7 @@ impl Gateway {
     fn spawn_serve(&self, tx: Option<mpsc::Sender<String>>) -> (Child, Arc<Logs>) {
         let mut child = self
             .command(&["serve"])
-            .env("RUST_LOG", &self.rust_log)
+            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -643,26 +436,10 @@ impl Gateway {
         }
     }
 
-    /// [`Self::wait_exit`] that yields to the tokio runtime while it waits, so in-process
-    /// mocks and client tasks keep running.
-    pub async fn wait_exit_async(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.try_exit() {
-                return Some(status);
-            }
-            let now = Instant::now();
-            if now >= deadline || self.child.is_none() {
-                return None;
-            }
-            let slice = (deadline - now).min(Duration::from_millis(20));
-            if self.logs.eof() {
-                tokio::time::sleep(slice.min(Duration::from_millis(2))).await;
-            } else {
-                let notified = self.logs.notify.notified();
-                let _ = tokio::time::timeout(slice, notified).await;
-            }
-        }
+    /// Waits (yielding to the tokio runtime, so in-process mocks and client tasks keep
+    /// running) until the process exits; its status. Fails the test after `limit`.
+    pub async fn exit_status(&mut self, limit: Duration) -> ExitStatus {
+        eventually("the gateway to exit", limit, async || self.try_exit()).await
     }
 
     /// Everything the process printed so far, stdout and stderr interleaved by line
