@@ -13,9 +13,8 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::gateway::GatewayBuilder;
-use common::http::request;
-use common::mock_upstream::MockUpstream;
+use common::mock::MockUpstream;
+use common::{padded_chat, GatewayBuilder, Upstream};
 
 /// One request of a scenario: the model (which picks the route, and the mock's
 /// behaviour), the status the client must get, and the keys the mock must see, in order.
@@ -94,40 +93,36 @@ fn closed_port() -> String {
     format!("http://{}", l.local_addr().unwrap())
 }
 
-fn chat(model: &str, filler: usize) -> Vec<u8> {
-    format!(
-        r#"{{"model":"{model}","messages":[{{"role":"user","content":"{}"}}]}}"#,
-        "a".repeat(filler)
-    )
-    .into_bytes()
-}
-
-/// The upstreams and routes of the scenarios: `max_retry_after_s: 0` so that no 429
-/// rests a key and every request meets the same chain.
-fn config(mock: &str) -> (String, String) {
-    let up = |name: &str, url: &str, keys: &str| {
-        format!("  - name: {name}\n    kind: openai\n    base_url: \"{url}\"\n    keys: [{keys}]\n    max_retry_after_s: 0\n    connect_timeout_ms: 2000\n")
+/// The gateway of the scenarios: `max_retry_after_s: 0` so that no 429 rests a key and
+/// every request meets the same chain.
+fn gateway(mock: &MockUpstream) -> GatewayBuilder {
+    let up = |name: &str, at: &str, keys: &[&str]| {
+        Upstream::openai(name, at)
+            .keys(keys)
+            .set("max_retry_after_s", 0)
+            .set("connect_timeout_ms", 2000)
     };
-    let ups = up("multi", mock, "\"sk-hot\", \"sk-cool\"")
-        + &up("busy", mock, "\"sk-busy\"")
-        + &up("broken", mock, "\"sk-broken\"")
-        + &up("good", mock, "\"sk-good\"")
-        + &up("dead", &closed_port(), "\"sk-dead\"")
-        + &up("nodns", "http://no-such-host.invalid", "\"sk-nodns\"");
-    let routes = [
-        ("next-key-*", "multi"),
-        ("rate-limited-*", "busy, good"),
-        ("overloaded-*", "broken, good"),
-        ("refused-*", "dead, good"),
-        ("unresolved-*", "nodns, good"),
-        ("exhausted-*", "busy, good"),
-        ("client-fault-*", "busy, good"),
-        ("unreachable-*", "dead"),
-    ]
-    .iter()
-    .map(|(models, chain)| format!("  - models: [\"{models}\"]\n    upstreams: [{chain}]\n"))
-    .collect();
-    (ups, routes)
+    let url = mock.base_url();
+    let mut b = GatewayBuilder::new()
+        .upstream(up("multi", &url, &["sk-hot", "sk-cool"]))
+        .upstream(up("busy", &url, &["sk-busy"]))
+        .upstream(up("broken", &url, &["sk-broken"]))
+        .upstream(up("good", &url, &["sk-good"]))
+        .upstream(up("dead", &closed_port(), &["sk-dead"]))
+        .upstream(up("nodns", "http://no-such-host.invalid", &["sk-nodns"]));
+    for (models, chain) in [
+        ("next-key-*", &["multi"][..]),
+        ("rate-limited-*", &["busy", "good"]),
+        ("overloaded-*", &["broken", "good"]),
+        ("refused-*", &["dead", "good"]),
+        ("unresolved-*", &["nodns", "good"]),
+        ("exhausted-*", &["busy", "good"]),
+        ("client-fault-*", &["busy", "good"]),
+        ("unreachable-*", &["dead"]),
+    ] {
+        b = b.route(&[models], chain);
+    }
+    b
 }
 
 /// `upstream="x"` and `reason="y"` of a metric line.
@@ -140,25 +135,12 @@ fn label<'a>(line: &'a str, name: &str) -> Option<&'a str> {
 /// Runs every case with bodies of `filler` bytes of content against a fresh gateway.
 async fn run(filler: usize) -> Outcomes {
     let mock = MockUpstream::start().await;
-    let (ups, routes) = config(&mock.base_url());
-    let gw = GatewayBuilder::new()
-        .upstreams_yaml(ups)
-        .routes_yaml(routes)
-        .user("root", "admin")
-        .start_with_user("alice");
-    let auth = format!("Bearer {}", gw.create_key("alice", &[]));
+    let (gw, key) = gateway(&mock).user("root", "admin").start_with_key("alice");
     let mut cases = Vec::new();
     for case in CASES {
-        let body = chat(case.model, filler);
+        let body = padded_chat(case.model, filler).into_bytes();
         let seen_before = mock.requests().len();
-        let r = request(
-            gw.proxy_addr,
-            "POST",
-            "/v1/chat/completions",
-            &[("authorization", &auth)],
-            &body,
-        )
-        .await;
+        let r = gw.chat(&key, &body).await;
         let seen = &mock.requests()[seen_before..];
         for s in seen {
             assert!(
@@ -188,10 +170,9 @@ async fn run(filler: usize) -> Outcomes {
             .then(|| r.json()["error"]["code"].as_str().unwrap().to_owned());
         cases.push((r.status, keys, ours));
     }
-    let metrics = request(gw.admin_addr, "GET", "/metrics", &[], b"")
-        .await
-        .text();
+    let metrics = gw.metrics().await;
     let failed = metrics
+        .text()
         .lines()
         .filter(|l| l.starts_with("tollgate_upstream_attempts_failed_total{"))
         .map(|l| {
