@@ -2,9 +2,10 @@
 //!
 //! When a client streams from an OpenAI-style API without
 //! `stream_options.include_usage`, Tollgate adds it upstream so that it can bill the
-//! stream, and removes exactly that extra event (`"choices":[]` with a `usage` object)
-//! from what the client receives. Every other byte passes unchanged; only an incomplete
-//! trailing event is held back until its end arrives.
+//! stream, and removes what that addition changed from what the client receives: the
+//! extra event (`"choices":[]` with a `usage` object), and the `"usage":null` member the
+//! provider then ends every other chunk with. Every other byte passes unchanged; only an
+//! incomplete trailing event is held back until its end arrives.
 
 use bytes::{Bytes, BytesMut};
 
@@ -54,6 +55,27 @@ fn is_usage_only_event(event: &[u8]) -> bool {
     })
 }
 
+/// Where the `,"usage":null` member that ends an event's payload lies (from its comma to
+/// the end of `null`), if it does. Read backwards from the payload's closing brace: in a
+/// JSON object the member just before that brace is a top-level one, so a `"usage":null`
+/// nested deeper or quoted inside a string (its quotes escaped) never matches. Only a
+/// member after another is taken: OpenAI appends it last.
+fn null_usage_member(event: &[u8]) -> Option<std::ops::Range<usize>> {
+    let payload = event.trim_ascii_end();
+    let rest = payload.strip_suffix(b"}")?.trim_ascii_end();
+    let end = rest.len();
+    let rest = rest.strip_suffix(b"null")?.trim_ascii_end();
+    let rest = rest.strip_suffix(b":")?.trim_ascii_end();
+    let rest = rest.strip_suffix(b"\"usage\"")?.trim_ascii_end();
+    let start = rest.strip_suffix(b",")?.len();
+    Some(start..end)
+}
+
+/// Whether the event must change on its way to the client.
+fn needs_edit(event: &[u8], removed: bool) -> bool {
+    (!removed && is_usage_only_event(event)) || null_usage_member(event).is_some()
+}
+
 impl UsageChunkStripper {
     pub fn new() -> Self {
         Self::default()
@@ -67,24 +89,19 @@ impl UsageChunkStripper {
     /// The bytes to send to the client for this chunk (possibly empty while an event is
     /// incomplete). `end` flushes whatever is held.
     pub fn process(&mut self, chunk: Bytes, end: bool) -> Bytes {
-        if self.removed && self.held.is_empty() {
-            return chunk; // done: the rest passes untouched
-        }
         if self.held.is_empty() {
-            // The usual chunk: whole events, none of them the usage event. It passes as
-            // it is (and a trailing part-event is held), with no copy and no allocation.
-            // (Not yet `removed` here: a stripper that removed and holds nothing
-            // returned above.)
+            // The usual chunk: whole events, none of them to edit. It passes as it is
+            // (and a trailing part-event is held), with no copy and no allocation.
             let mut pos = 0;
-            let mut found_usage = false;
+            let mut edit = false;
             while let Some(n) = event_end(&chunk[pos..]) {
-                if is_usage_only_event(&chunk[pos..pos + n]) {
-                    found_usage = true;
+                if needs_edit(&chunk[pos..pos + n], self.removed) {
+                    edit = true;
                     break;
                 }
                 pos += n;
             }
-            if !found_usage {
+            if !edit {
                 if end || pos == chunk.len() || chunk.len() - pos > MAX_HELD {
                     return chunk;
                 }
@@ -98,6 +115,9 @@ impl UsageChunkStripper {
             let event = self.held.split_to(n);
             if !self.removed && is_usage_only_event(&event) {
                 self.removed = true;
+            } else if let Some(member) = null_usage_member(&event) {
+                out.extend_from_slice(&event[..member.start]);
+                out.extend_from_slice(&event[member.end..]);
             } else {
                 out.extend_from_slice(&event);
             }
@@ -120,10 +140,46 @@ mod tests {
         "data: [DONE]\n\n",
     );
 
+    /// What the provider sends a client that did not ask for usage: no usage chunk, no
+    /// `"usage":null` member.
+    const WITHOUT_USAGE: &str = concat!(
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n",
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+        "data: [DONE]\n\n",
+    );
+
+    /// Every pair of cuts of `input` gives `want`.
+    fn every_cut_gives(input: &str, want: &str) {
+        let bytes = input.as_bytes();
+        for a in 0..=bytes.len() {
+            for b in a..=bytes.len() {
+                let mut s = UsageChunkStripper::new();
+                let mut got = Vec::new();
+                for (piece, end) in [
+                    (&bytes[..a], false),
+                    (&bytes[a..b], false),
+                    (&bytes[b..], true),
+                ] {
+                    got.extend_from_slice(&s.process(Bytes::copy_from_slice(piece), end));
+                }
+                assert_eq!(String::from_utf8_lossy(&got), want, "cuts {a}, {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_client_gets_what_it_would_have_got_without_the_addition() {
+        every_cut_gives(WITH_USAGE, WITHOUT_USAGE);
+        // CRLF events, spaced members, and a member that only looks alike are handled
+        // by the same rule: only a top-level `"usage":null` that ends the payload goes.
+        let crlf = "data: {\"a\":[1], \"usage\" : null }\r\n\r\ndata: {\"b\":\"\\\",\\\"usage\\\":null}\r\n\r\ndata: {\"c\":{\"usage\":null}}\n\n";
+        let want = "data: {\"a\":[1] }\r\n\r\ndata: {\"b\":\"\\\",\\\"usage\\\":null}\r\n\r\ndata: {\"c\":{\"usage\":null}}\n\n";
+        every_cut_gives(crlf, want);
+    }
+
     #[test]
     fn removes_exactly_the_usage_event_at_any_split() {
-        let usage_event = WITH_USAGE.lines().nth(4).unwrap_or("").to_owned() + "\n\n";
-        let want = WITH_USAGE.replace(&usage_event, "");
+        let want = WITHOUT_USAGE;
         for split in 0..=WITH_USAGE.len() {
             let mut s = UsageChunkStripper::new();
             let (a, b) = WITH_USAGE.as_bytes().split_at(split);
