@@ -277,3 +277,39 @@ fn json_text_is_counted_alike_with_or_without_usage() {
         assert_eq!(m.text_chars(), "Hello there".len() as u64);
     }
 }
+
+/// [`GEMINI_STREAM`] as `:streamGenerateContent` sends it without `alt=sse`: one JSON
+/// array, its elements pretty-printed and separated by `,\r\n`.
+const GEMINI_ARRAY: &str = concat!(
+    "[{\n  \"candidates\": [{\"content\": {\"parts\": [{\"text\": \"Hel\"}],\"role\": \"model\"}}],\n",
+    "  \"usageMetadata\": {\"promptTokenCount\": 10,\"candidatesTokenCount\": 1,\"totalTokenCount\": 11},\n",
+    "  \"modelVersion\": \"gemini-2.5-flash\"\n}\n,\r\n",
+    "{\n  \"candidates\": [{\"content\": {\"parts\": [{\"text\": \"lo \\\"}{[\\\\\"}],\"role\": \"model\"},\"finishReason\": \"STOP\"}],\n",
+    "  \"usageMetadata\": {\"promptTokenCount\": 110,\"candidatesTokenCount\": 12,\"totalTokenCount\": 152,\"cachedContentTokenCount\": 100,\"thoughtsTokenCount\": 30},\n",
+    "  \"modelVersion\": \"gemini-2.5-flash\"\n}\n]",
+);
+
+#[test]
+fn gemini_json_array_stream_is_metered_like_sse() {
+    let want = Usage {
+        input: 10,
+        output: 42,
+        cache_read: 100,
+        cache_write: 0,
+        reasoning: 30,
+    };
+    every_split(ProviderKind::Gemini, true, GEMINI_ARRAY, want);
+    let mut m = UsageMeter::new(ProviderKind::Gemini, true);
+    m.feed(GEMINI_ARRAY.as_bytes());
+    assert_eq!(m.finish(), Some(want));
+    assert!(m.complete(), "the finishing element arrived");
+    assert!(m.is_stream());
+    // "Hel" + `lo "}{[\` (escapes count as one character each)
+    assert_eq!(m.text_chars(), 3 + 8);
+    // Cut before the finishing element: the first element's counts, not complete.
+    let cut = &GEMINI_ARRAY[..GEMINI_ARRAY.find(",\r\n").unwrap_or(0)];
+    let mut m = UsageMeter::new(ProviderKind::Gemini, true);
+    m.feed(cut.as_bytes());
+    assert_eq!(m.finish().map(|u| (u.input, u.output)), Some((10, 1)));
+    assert!(!m.complete());
+}
