@@ -8,6 +8,7 @@
 //! socket or a database.
 
 pub mod auth;
+pub mod body;
 pub mod circuit;
 pub mod context;
 pub mod endpoint;
