@@ -40,6 +40,8 @@
 //! | `big-stream` | the stream's content deltas replaced by [`BIG_STREAM_EVENTS`] deltas of about 1 KiB each (about 5.5 MB) |
 //! | `usage-missing` | every usage field removed (`usage`, `usageMetadata`, the OpenAI usage chunk) |
 //! | `echo` | a normal non-stream JSON answer even when the body asks to stream |
+//! | `json-array` | a Gemini stream as `:streamGenerateContent` sends it without `alt=sse`: `gemini/stream_array.json` (`application/json`), one HTTP chunk per array element |
+//! | `usage-null` | a chat or completions stream that asked for `include_usage` ends every other chunk's payload with `,"usage":null`, as OpenAI does |
 //!
 //! Every response carries `x-request-id: req_mock_<n>` (n counts from 1 per mock),
 //! `x-mock-received-bytes: <de-chunked request body length>`, `x-mock-secret-header: 1`
@@ -63,7 +65,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 
-use super::http::{find_all, find_header, is_chunked, parse_head, ChunkEvent, Conn};
+use super::http::{find, find_all, find_header, is_chunked, parse_head, ChunkEvent, Conn};
 
 /// Where the fixture files live.
 pub const FIXTURES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
@@ -566,6 +568,8 @@ const BEHAVIOUR_WORDS: &[&str] = &[
     "big-stream",
     "usage-missing",
     "echo",
+    "json-array",
+    "usage-null",
 ];
 
 /// The behaviour words in a model name, including `error-NNN`.
@@ -832,6 +836,30 @@ fn big_stream(endpoint: Endpoint, events: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
     out
 }
 
+/// A JSON array stream cut after each element's separator (`,\r\n`), one piece each.
+fn json_array_pieces(raw: &[u8]) -> Vec<Vec<u8>> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    while let Some(i) = find(&raw[start..], b",\r\n") {
+        pieces.push(raw[start..start + i + 3].to_vec());
+        start += i + 3;
+    }
+    pieces.push(raw[start..].to_vec());
+    pieces
+}
+
+/// `usage-null` for one SSE event: `,"usage":null` before the payload's closing brace,
+/// except on the usage chunk and `[DONE]`.
+fn with_usage_null(event: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(event);
+    match text.rfind('}') {
+        Some(i) if !is_openai_usage_chunk(event) => {
+            format!("{},\"usage\":null{}", &text[..i], &text[i..]).into_bytes()
+        }
+        _ => event.to_vec(),
+    }
+}
+
 /// What the request was and what the mock answers.
 struct Decision {
     endpoint: Endpoint,
@@ -946,15 +974,25 @@ fn decide(method: &str, target: &str, body: &[u8], credential: &str, id: u64) ->
         };
     }
 
-    let rel = endpoint.fixture(stream).to_owned();
+    let json_array = stream && provider == Provider::Gemini && has("json-array");
+    let rel = if json_array {
+        "gemini/stream_array.json".to_owned()
+    } else {
+        endpoint.fixture(stream).to_owned()
+    };
     let raw = fixture(&rel);
-    let mut pieces = if stream {
+    let mut pieces = if json_array {
+        json_array_pieces(&raw)
+    } else if stream {
         let mut events = sse_events(&raw);
         if matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Completions) && !include_usage {
             events.retain(|e| !is_openai_usage_chunk(e));
         }
         if has("big-stream") {
             events = big_stream(endpoint, events);
+        }
+        if include_usage && has("usage-null") {
+            events = events.iter().map(|e| with_usage_null(e)).collect();
         }
         events
     } else {
@@ -1010,7 +1048,7 @@ fn decide(method: &str, target: &str, body: &[u8], credential: &str, id: u64) ->
     let delay = has("slow-stream").then_some(SLOW_STREAM_DELAY);
     let (status, h, pieces) = finish(
         200,
-        content_type(provider, stream),
+        content_type(provider, stream && !json_array),
         pieces,
         stream,
         Vec::new(),
