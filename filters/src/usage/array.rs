@@ -101,6 +101,11 @@ impl ElementSplitter {
         }
     }
 
+    /// Bytes held for an element split across chunks.
+    pub fn held(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Ends the stream: an element left open (a cut stream) is handed over as it is.
     pub fn finish(&mut self, mut each: impl FnMut(&[u8])) {
         if !self.buf.is_empty() && !self.skipping {

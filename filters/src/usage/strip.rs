@@ -206,4 +206,79 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn events_end_at_the_first_blank_line_of_either_kind() {
+        assert_eq!(event_end(b"a\n\nb\r\n\r\n"), Some(3));
+        assert_eq!(event_end(b"a\r\n\r\nb\n\n"), Some(5));
+        assert_eq!(event_end(b"a\r\n\r\n"), Some(5));
+        assert_eq!(event_end(b"a\r\n\n"), Some(4));
+        assert_eq!(event_end(b"a\r\n\r"), None);
+        assert_eq!(event_end(b""), None);
+        assert!(has_empty_array(b"x [ \n ] y") && has_empty_array(b"[]"));
+        assert!(!has_empty_array(b"[1]") && !has_empty_array(b"[") && !has_empty_array(b"]["));
+        let usage = b"data: {\"choices\" : [ ],\n\"usage\": {\"prompt_tokens\":1}}\n\n";
+        assert!(is_usage_only_event(usage));
+        assert!(!is_usage_only_event(
+            b"data: {\"choices\":[],\"usage\":null}\n\n"
+        ));
+        assert!(!is_usage_only_event(
+            b"data: {\"choices\":[{}],\"usage\":{}}\n\n"
+        ));
+        assert!(!is_usage_only_event(
+            b"event: {\"choices\":[],\"usage\":{}}\n\n"
+        ));
+        assert!(!is_usage_only_event(b"data: {\"x\":[],\"usage\":{}}\n\n"));
+    }
+
+    #[test]
+    fn only_the_first_usage_event_goes_and_the_rest_passes_as_it_is() {
+        let usage = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\n";
+        let twice = format!("{usage}{usage}data: [DONE]\n\n");
+        let mut s = UsageChunkStripper::new();
+        assert!(!s.removed());
+        let out = s.process(Bytes::from(twice.clone()), true);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            format!("{usage}data: [DONE]\n\n")
+        );
+        assert!(s.removed());
+        // After it, whole chunks pass without a copy.
+        let after = Bytes::from_static(b"data: {\"a\":1}\n\n");
+        let out = s.process(after.clone(), false);
+        assert_eq!(out.as_ptr(), after.as_ptr());
+        // A chunk of whole events with nothing to change is not copied either.
+        let mut s = UsageChunkStripper::new();
+        let plain = Bytes::from_static(b"data: {\"a\":1}\n\ndata: {\"b\":2}\n\n");
+        let out = s.process(plain.clone(), false);
+        assert_eq!((out.as_ptr(), out.len()), (plain.as_ptr(), plain.len()));
+    }
+
+    #[test]
+    fn a_part_event_is_held_until_its_end_or_the_bound() {
+        let mut s = UsageChunkStripper::new();
+        let out = s.process(
+            Bytes::from_static(b"data: {\"a\":1}\n\ndata: {\"b\""),
+            false,
+        );
+        assert_eq!(&out[..], b"data: {\"a\":1}\n\n");
+        let out = s.process(Bytes::from_static(b":2}"), false);
+        assert!(out.is_empty(), "still incomplete");
+        let out = s.process(Bytes::new(), true);
+        assert_eq!(&out[..], b"data: {\"b\":2}", "the end flushes what is held");
+        // A part-event longer than the bound passes through as it comes.
+        let mut s = UsageChunkStripper::new();
+        let big = format!("data: {{\"t\":\"{}", "x".repeat(MAX_HELD + 1));
+        let out = s.process(Bytes::from(big.clone()), false);
+        assert_eq!(out.len(), big.len());
+        let mut s = UsageChunkStripper::new();
+        let first = format!("data: {{\"t\":\"{}", "x".repeat(MAX_HELD - 100));
+        assert!(s.process(Bytes::from(first.clone()), false).is_empty());
+        let out = s.process(Bytes::from("y".repeat(200)), false);
+        assert_eq!(out.len(), first.len() + 200, "past the bound: let go");
+        // The end of the stream flushes a part-event at once.
+        let mut s = UsageChunkStripper::new();
+        let out = s.process(Bytes::from_static(b"data: {\"c\""), true);
+        assert_eq!(&out[..], b"data: {\"c\"");
+    }
 }
