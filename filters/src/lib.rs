@@ -13,6 +13,7 @@ pub mod circuit;
 pub mod context;
 pub mod endpoint;
 pub mod error;
+pub mod head;
 pub mod headers;
 pub mod limits;
 pub mod live;

@@ -102,6 +102,7 @@ impl ElementSplitter {
     }
 
     /// Bytes held for an element split across chunks.
+    #[cfg(test)]
     pub fn held(&self) -> usize {
         self.buf.len()
     }
