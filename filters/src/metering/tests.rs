@@ -521,3 +521,25 @@ fn filters_name_themselves_and_take_part_only_in_their_phases() {
         crate::AsyncPhases::REQUEST
     );
 }
+
+#[tokio::test]
+async fn the_clients_other_stream_options_are_kept() {
+    let ctx =
+        inject(r#"{"model":"m","stream":true,"stream_options":{"include_obfuscation":false}}"#)
+            .await;
+    assert_eq!(
+        sent_options(&ctx),
+        Some(json!({"include_obfuscation": false, "include_usage": true}))
+    );
+}
+
+#[test]
+fn metered_tokens_count_every_billed_bucket() {
+    let m = meter(0);
+    let mut ctx = routed(ProviderKind::Anthropic, Endpoint::Messages, "{}");
+    let body = r#"{"usage":{"input_tokens":1,"output_tokens":20,"cache_read_input_tokens":300,"cache_creation_input_tokens":4000}}"#;
+    let e = m.run(&mut ctx, 200, "application/json", &[body]);
+    assert_eq!(e.usage.cache_write, 4000);
+    assert_eq!(ctx.metered_tokens, 4321);
+    assert_eq!(e.cost_nanos, 150 + 20 * 600 + 300 * 75 + 4000 * 200);
+}
