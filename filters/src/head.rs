@@ -24,9 +24,17 @@ fn advance(matched: &mut u8, bytes: &[u8]) -> bool {
 }
 
 /// Advances over the bytes of one read, `matched` bytes of [`END`] having ended the
-/// reads before; true once the head's end is among them. Otherwise `matched` is what
-/// the next read starts from.
+/// reads before; true once the head's end is among them (and `matched` is 0 again, for
+/// the next head). Otherwise `matched` is what the next read starts from.
 pub fn scan(matched: &mut u8, bytes: &[u8]) -> bool {
+    let done = scan_read(matched, bytes);
+    if done {
+        *matched = 0;
+    }
+    done
+}
+
+fn scan_read(matched: &mut u8, bytes: &[u8]) -> bool {
     // The first bytes may complete a blank line begun in the last read.
     let (first, rest) = bytes.split_at(bytes.len().min(END.len() - 1));
     if advance(matched, first) {
@@ -63,6 +71,10 @@ mod tests {
         assert_eq!(m, 0);
         let mut m = 0;
         assert!(scan(&mut m, b"a\r\n\r\nbody"));
+        assert_eq!(m, 0, "the next head starts from nothing");
+        let mut m = 3;
+        assert!(scan(&mut m, b"\n"));
+        assert_eq!(m, 0);
         let mut m = 0;
         assert!(!scan(&mut m, b"abcdef\n\n"));
         assert_eq!(m, 0, "bare LFs end nothing");

@@ -217,10 +217,15 @@ proptest! {
             }
             let want = unasked(&r.bytes);
             prop_assert!(want.len() < r.bytes.len(), "{} has a usage event", &r.rel);
-            prop_assert_eq!(&stripped(&cut(&r.bytes, &cuts)), &want, "{}", &r.rel);
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            prop_assert_eq!(text(&stripped(&cut(&r.bytes, &cuts))), text(&want), "{}", &r.rel);
             let nulls = with_usage_null(&r.bytes);
             prop_assert!(nulls.len() > r.bytes.len());
-            prop_assert_eq!(&stripped(&cut(&nulls, &cuts)), &want, "{} with usage:null", &r.rel);
+            prop_assert_eq!(
+                text(&stripped(&cut(&nulls, &cuts))),
+                text(&want),
+                "{} with usage:null", &r.rel
+            );
             // The meter sees the provider's bytes, usage:null included, the same way.
             prop_assert_eq!(
                 meter(r.kind, true, &cut(&nulls, &cuts)).0,
@@ -415,7 +420,10 @@ proptest! {
         prop_assert!(out.len() <= bytes.len());
         let mut matched = 0u8;
         for p in &pieces {
-            tollgate_filters::head::scan(&mut matched, p);
+            // After a head's end the next head starts from nothing, as in the proxy.
+            if tollgate_filters::head::scan(&mut matched, p) {
+                matched = 0;
+            }
             prop_assert!(matched < 4);
         }
         let text = String::from_utf8_lossy(&bytes);
