@@ -457,3 +457,47 @@ fn an_sse_stream_that_starts_with_whitespace_is_still_sse() {
     m.feed(OPENAI_STREAM.as_bytes());
     assert_eq!(m.finish().map(|u| u.output), Some(40));
 }
+
+#[test]
+fn a_json_body_of_exactly_twice_the_tail_is_kept_whole() {
+    // At exactly 2 * JSON_TAIL nothing is let go yet, so a string crossing the middle is
+    // counted whole at the end.
+    let filler = "a".repeat(2 * JSON_TAIL - r#"{"content":""}"#.len());
+    let body = format!(r#"{{"content":"{filler}"}}"#);
+    assert_eq!(body.len(), 2 * JSON_TAIL);
+    let mut m = UsageMeter::new(ProviderKind::OpenAi, false);
+    m.feed(body.as_bytes());
+    assert_eq!(m.buf.len(), 2 * JSON_TAIL);
+    assert_eq!(m.finish(), None);
+    assert_eq!(m.text_chars(), filler.len() as u64);
+}
+
+#[test]
+fn an_sse_line_of_exactly_the_bound_is_read_and_one_past_it_is_skipped() {
+    let usage = r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2},"pad":""}"#;
+    let line = |len: usize| {
+        let pad = "p".repeat(len - "data: ".len() - usage.len());
+        format!(
+            "data: {}",
+            usage.replace(r#""pad":"""#, &format!(r#""pad":"{pad}""#))
+        )
+    };
+    for (len, seen) in [(MAX_LINE, true), (MAX_LINE + 1, false)] {
+        let l = line(len);
+        assert_eq!(l.len(), len);
+        let mut m = UsageMeter::new(ProviderKind::OpenAi, true);
+        m.feed(l.as_bytes());
+        m.feed(b"\n\n");
+        assert_eq!(m.finish().is_some(), seen, "a line of {len} bytes");
+    }
+}
+
+#[test]
+fn the_line_after_a_skipped_one_starts_clean() {
+    let mut m = UsageMeter::new(ProviderKind::OpenAi, true);
+    let big = format!("data: {{\"t\":\"{}", "x".repeat(MAX_LINE));
+    m.feed(big.as_bytes());
+    m.feed(b"xx\"}");
+    m.feed(b"\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1}}\n");
+    assert_eq!(m.finish().map(|u| u.input), Some(5));
+}
