@@ -198,6 +198,12 @@ mod tests {
             Some(serde_json::json!({"a":1}))
         );
         assert_eq!(find_key_objects(br#""usage""#, b"usage").count(), 0);
+        // A key whose own text is `"usage` ends like the real key but is not it.
+        assert_eq!(last_value_of(br#"{"\"usage":{"a":1}}"#, b"usage"), None);
+        assert_eq!(
+            last_value_of(br#"{"usage":{"a":2},"\"usage":{"a":1}}"#, b"usage"),
+            Some(serde_json::json!({"a":2}))
+        );
         assert_eq!(find_key_objects(br#""usage"   "#, b"usage").count(), 0);
         assert_eq!(value_at(b" 5 trailing"), Some(serde_json::json!(5)));
         assert_eq!(value_at(b"null"), None);

@@ -501,3 +501,31 @@ fn the_line_after_a_skipped_one_starts_clean() {
     m.feed(b"\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1}}\n");
     assert_eq!(m.finish().map(|u| u.input), Some(5));
 }
+
+#[test]
+fn a_json_array_element_carried_over_is_kept_up_to_the_bound() {
+    // One element of `len` bytes carrying usage.
+    let element = |len: usize| {
+        let head = r#"{"usageMetadata":{"promptTokenCount":4},"pad":""#;
+        format!("{head}{}\"}}", "p".repeat(len - head.len() - 2))
+    };
+    // All of it but its closing brace is carried over to the next chunk: kept while that
+    // part is within the bound.
+    for (carried, seen) in [(MAX_LINE, true), (MAX_LINE + 1, false)] {
+        let e = element(carried + 1);
+        let mut m = UsageMeter::new(ProviderKind::Gemini, true);
+        m.feed(b"[");
+        m.feed(&e.as_bytes()[..carried]);
+        m.feed(b"}]");
+        assert_eq!(m.finish().is_some(), seen, "{carried} bytes carried over");
+    }
+    // Carried over in several pieces, the pieces add up.
+    let e = element(3000);
+    let mut m = UsageMeter::new(ProviderKind::Gemini, true);
+    m.feed(b"[");
+    for piece in e.as_bytes().chunks(1000) {
+        m.feed(piece);
+    }
+    m.feed(b"]");
+    assert_eq!(m.finish().map(|u| u.input), Some(4));
+}
