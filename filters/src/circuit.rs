@@ -166,4 +166,89 @@ mod tests {
         assert_eq!(c.state(), CircuitState::Closed);
         assert!(c.allow_at(again));
     }
+
+    #[test]
+    fn the_cool_down_is_kept_and_reported() {
+        assert_eq!(Circuit::default().cool_down(), COOL_DOWN);
+        let c = Circuit::with_cool_down(Duration::from_millis(1500));
+        assert_eq!(c.cool_down(), Duration::from_millis(1500));
+        assert_eq!(
+            Circuit::with_cool_down(Duration::MAX).cool_down(),
+            Duration::from_millis(u64::MAX)
+        );
+    }
+
+    #[test]
+    fn state_follows_failures_probes_and_success_to_the_millisecond() {
+        let c = Circuit::with_cool_down(Duration::from_secs(10));
+        let t = 1_000_000;
+        assert_eq!(c.state(), CircuitState::Closed);
+        for _ in 0..FAILURES_TO_OPEN - 1 {
+            assert!(!c.on_failure_at(t));
+            assert_eq!(c.state(), CircuitState::Closed);
+        }
+        assert!(c.on_failure_at(t), "the fifth failure opens");
+        assert_eq!(c.state(), CircuitState::Open);
+        assert!(!c.on_failure_at(t + 1), "already open: not opened again");
+        assert!(!c.allow_at(t + 9_999));
+        assert_eq!(c.state(), CircuitState::Open);
+        assert!(
+            c.allow_at(t + 10_000),
+            "the probe, once the cool-down is over"
+        );
+        assert_eq!(c.state(), CircuitState::HalfOpen);
+        assert!(!c.allow_at(t + 19_999), "one probe at a time");
+        assert!(
+            c.allow_at(t + 20_000),
+            "a probe that never reported expires"
+        );
+        assert!(c.on_failure_at(t + 20_001), "a failed probe re-opens");
+        assert_eq!(c.state(), CircuitState::Open);
+        assert!(!c.allow_at(t + 30_000));
+        assert!(c.allow_at(t + 30_001));
+        c.on_success();
+        assert_eq!(c.state(), CircuitState::Closed);
+        assert!(c.allow_at(t + 30_001));
+        for _ in 0..FAILURES_TO_OPEN - 1 {
+            assert!(!c.on_failure_at(t + 40_000), "success forgot the failures");
+        }
+        // At time 0 an open circuit is still open (0 would mean closed).
+        let z = Circuit::default();
+        for _ in 0..FAILURES_TO_OPEN {
+            z.on_failure_at(0);
+        }
+        assert_eq!(z.state(), CircuitState::Open);
+        assert!(!z.allow_at(0));
+    }
+
+    #[test]
+    fn in_real_time_a_short_cool_down_lets_one_probe_through() {
+        let c = Circuit::with_cool_down(Duration::from_millis(20));
+        assert!(c.would_allow() && c.allow());
+        let opened = (0..FAILURES_TO_OPEN).map(|_| c.on_failure()).last();
+        assert_eq!(opened, Some(true));
+        assert!(!c.would_allow());
+        assert!(!c.allow());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !c.would_allow() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the cool-down never ended"
+            );
+            std::thread::yield_now();
+        }
+        assert!(c.allow(), "the probe");
+        assert!(!c.would_allow(), "the probe is out");
+        assert!(!c.allow());
+        assert!(c.on_failure(), "the probe failed");
+        assert!(!c.would_allow());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !c.allow() {
+            assert!(std::time::Instant::now() < deadline, "no second probe");
+            std::thread::yield_now();
+        }
+        c.on_success();
+        assert!(c.would_allow() && c.allow());
+        assert_eq!(c.state(), CircuitState::Closed);
+    }
 }

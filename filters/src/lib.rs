@@ -9,11 +9,13 @@
 
 pub mod attempts;
 pub mod auth;
+pub mod body;
 pub mod circuit;
 pub mod clock;
 pub mod context;
 pub mod endpoint;
 pub mod error;
+pub mod head;
 pub mod headers;
 pub mod limits;
 pub mod live;
@@ -338,5 +340,137 @@ mod tests {
         chain.on_done(&mut ctx);
         chain.on_done(&mut ctx);
         assert_eq!(calls.load(Ordering::SeqCst), 201);
+    }
+
+    /// Logs every phase it sees as `name:phase`; fails the phases listed in `fail`.
+    struct Logging {
+        name: &'static str,
+        log: Arc<std::sync::Mutex<Vec<String>>>,
+        fail: &'static [&'static str],
+    }
+
+    impl Logging {
+        fn note(&self, phase: &str) -> Result<(), GatewayError> {
+            if let Ok(mut l) = self.log.lock() {
+                l.push(format!("{}:{phase}", self.name));
+            }
+            match self.fail.contains(&phase) {
+                true => Err(GatewayError::Internal(format!("{} {phase}", self.name))),
+                false => Ok(()),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Filter for Logging {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+        async fn on_request_header(
+            &self,
+            _: &RequestHeader,
+            _: &mut RequestCtx,
+        ) -> Result<(), GatewayError> {
+            self.note("header")
+        }
+        fn on_upstream_request(
+            &self,
+            _: &mut RequestHeader,
+            _: &mut RequestCtx,
+        ) -> Result<(), GatewayError> {
+            self.note("upstream")
+        }
+        fn on_response(
+            &self,
+            _: &mut ResponseHeader,
+            _: &mut RequestCtx,
+        ) -> Result<(), GatewayError> {
+            self.note("response")
+        }
+        fn on_response_body(&self, chunk: &[u8], end: bool, _: &mut RequestCtx) {
+            let _ = self.note(&format!("body {} {end}", chunk.len()));
+        }
+        fn on_done(&self, _: &mut RequestCtx) {
+            let _ = self.note("done");
+        }
+    }
+
+    #[tokio::test]
+    async fn every_phase_runs_in_order_and_the_fallible_ones_stop_at_an_error() {
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let chain = FilterChain::new(vec![
+            Arc::new(Logging {
+                name: "a",
+                log: log.clone(),
+                fail: &["upstream"],
+            }),
+            Arc::new(Logging {
+                name: "b",
+                log: log.clone(),
+                fail: &["header", "response"],
+            }),
+            Arc::new(Logging {
+                name: "c",
+                log: log.clone(),
+                fail: &[],
+            }),
+        ]);
+        assert_eq!(chain.names(), ["a", "b", "c"]);
+        let Ok(mut req) = RequestHeader::build("POST", b"/v1/x", None) else {
+            panic!("header")
+        };
+        let Ok(mut resp) = ResponseHeader::build(200, None) else {
+            panic!("header")
+        };
+        let mut ctx = RequestCtx::new("rid".into());
+        let e = chain.on_request_header(&req, &mut ctx).await;
+        assert_eq!(e, Err(GatewayError::Internal("b header".into())));
+        let e = chain.on_upstream_request(&mut req, &mut ctx);
+        assert_eq!(e, Err(GatewayError::Internal("a upstream".into())));
+        let e = chain.on_response(&mut resp, &mut ctx);
+        assert_eq!(e, Err(GatewayError::Internal("b response".into())));
+        chain.on_response_body(b"xyz", true, &mut ctx);
+        chain.on_done(&mut ctx);
+        chain.on_done(&mut ctx);
+        let got = log.lock().map(|l| l.clone()).unwrap_or_default();
+        assert_eq!(
+            got,
+            [
+                "a:header",
+                "b:header",
+                "a:upstream",
+                "a:response",
+                "b:response",
+                "a:body 3 true",
+                "b:body 3 true",
+                "c:body 3 true",
+                "a:done",
+                "b:done",
+                "c:done",
+            ]
+        );
+        let empty = FilterChain::default();
+        assert!(empty.names().is_empty());
+        assert_eq!(empty.on_upstream_request(&mut req, &mut ctx), Ok(()));
+        assert_eq!(empty.on_response(&mut resp, &mut ctx), Ok(()));
+        // A chain that passes runs every filter's phase.
+        let log2 = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let ok = FilterChain::new(vec![
+            Arc::new(Logging {
+                name: "x",
+                log: log2.clone(),
+                fail: &[],
+            }),
+            Arc::new(Logging {
+                name: "y",
+                log: log2.clone(),
+                fail: &[],
+            }),
+        ]);
+        assert_eq!(ok.on_request_header(&req, &mut ctx).await, Ok(()));
+        assert_eq!(ok.on_upstream_request(&mut req, &mut ctx), Ok(()));
+        assert_eq!(ok.on_response(&mut resp, &mut ctx), Ok(()));
+        let got = log2.lock().map(|l| l.len()).unwrap_or_default();
+        assert_eq!(got, 6);
     }
 }

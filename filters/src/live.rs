@@ -24,3 +24,16 @@ impl<T> Live<T> {
         *self.0.write().unwrap_or_else(PoisonError::into_inner) = value;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reader_keeps_its_version_and_the_next_load_sees_the_new_one() {
+        let live = Live::new(1);
+        let old = live.load();
+        live.store(Arc::new(2));
+        assert_eq!((*old, *live.load()), (1, 2));
+    }
+}

@@ -241,20 +241,26 @@ impl Filter for IncludeUsageFilter {
         let Some(obj) = body.as_object_mut() else {
             return Ok(());
         };
-        let options = obj
-            .entry("stream_options")
-            .or_insert_with(|| serde_json::json!({}));
-        let Some(options) = options.as_object_mut() else {
-            return Ok(());
-        };
-        if options
-            .get("include_usage")
-            .and_then(serde_json::Value::as_bool)
-            == Some(true)
-        {
+        let asked = obj
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            .and_then(serde_json::Value::as_bool);
+        if asked == Some(true) {
             return Ok(()); // the client asked: it keeps the chunk
         }
-        options.insert("include_usage".into(), serde_json::Value::Bool(true));
+        // Anything else (absent, `null`, `[]`, an object without the flag) is a client
+        // that did not ask: the provider would send no usage, so Tollgate asks for it.
+        match obj.get_mut("stream_options") {
+            Some(serde_json::Value::Object(options)) => {
+                options.insert("include_usage".into(), serde_json::Value::Bool(true));
+            }
+            _ => {
+                obj.insert(
+                    "stream_options".into(),
+                    serde_json::json!({"include_usage": true}),
+                );
+            }
+        }
         let bytes = serde_json::to_vec(&body).map_err(|e| GatewayError::Internal(e.to_string()))?;
         ctx.upstream_body = Some(bytes::Bytes::from(bytes));
         ctx.usage_injected = true;
@@ -277,3 +283,6 @@ impl Filter for IncludeUsageFilter {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

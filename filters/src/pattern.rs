@@ -91,4 +91,78 @@ mod tests {
         assert!(!m("a*b", "a"));
         assert!(m("*a*a*a*b", "aaaaaaaaaaaaaaaaab"));
     }
+
+    #[test]
+    fn parse_picks_the_cheapest_form_and_exact_names_are_listed() {
+        assert_eq!(
+            ModelPattern::parse("gpt-4o"),
+            ModelPattern::Exact("gpt-4o".into())
+        );
+        assert_eq!(
+            ModelPattern::parse("gpt-*"),
+            ModelPattern::Prefix("gpt-".into())
+        );
+        assert_eq!(
+            ModelPattern::parse("*"),
+            ModelPattern::Prefix(String::new())
+        );
+        assert_eq!(
+            ModelPattern::parse("*-mini"),
+            ModelPattern::Glob("*-mini".into())
+        );
+        assert_eq!(
+            ModelPattern::parse("gpt-?"),
+            ModelPattern::Glob("gpt-?".into())
+        );
+        assert_eq!(
+            ModelPattern::parse("a*b*"),
+            ModelPattern::Glob("a*b*".into())
+        );
+        assert_eq!(ModelPattern::parse(""), ModelPattern::Exact(String::new()));
+        assert_eq!(ModelPattern::parse("gpt-4o").exact(), Some("gpt-4o"));
+        assert_eq!(ModelPattern::parse("gpt-*").exact(), None);
+        assert_eq!(ModelPattern::parse("g?t").exact(), None);
+        assert!(ModelPattern::parse("*").matches("anything"));
+        assert!(!ModelPattern::parse("gpt-*").matches("gp"));
+        let list = [ModelPattern::parse("a*"), ModelPattern::parse("b")];
+        assert!(any_matches(&list, "abc") && any_matches(&list, "b"));
+        assert!(!any_matches(&list, "c") && !any_matches(&[], "a"));
+    }
+
+    /// The textbook recursive glob, to check the iterative one against.
+    fn reference(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, _) => s.is_empty(),
+            (Some(b'*'), _) => reference(&p[1..], s) || (!s.is_empty() && reference(p, &s[1..])),
+            (Some(_), None) => false,
+            (Some(&c), Some(&d)) => (c == b'?' || c == d) && reference(&p[1..], &s[1..]),
+        }
+    }
+
+    #[test]
+    fn glob_edges() {
+        let g = |p: &str, s: &str| glob_match(p.as_bytes(), s.as_bytes());
+        assert!(g("?", "a") && !g("?", "") && !g("?", "ab"));
+        assert!(g("a?c", "abc") && !g("a?c", "ac"));
+        assert!(g("a**", "a") && g("**", ""));
+        assert!(g("a*bc", "abcbc") && g("a*b*c", "aXbYc") && !g("a*b*c", "aXbY"));
+        assert!(g("*b", "ab") && !g("*b", "ba"));
+        assert!(!g("", "a") && g("", ""));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        #[test]
+        fn glob_agrees_with_the_textbook_one(p in "[ab?*]{0,7}", s in "[abc]{0,9}") {
+            proptest::prop_assert_eq!(
+                glob_match(p.as_bytes(), s.as_bytes()),
+                reference(p.as_bytes(), s.as_bytes()),
+                "{} {}", p, s
+            );
+            proptest::prop_assert_eq!(
+                ModelPattern::parse(&p).matches(&s),
+                reference(p.as_bytes(), s.as_bytes())
+            );
+        }
+    }
 }

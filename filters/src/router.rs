@@ -116,4 +116,34 @@ mod tests {
         );
         assert_eq!(r.listed_models(), ["fast", "gpt-4o-mini"]);
     }
+
+    #[test]
+    fn upstreams_are_listed_once_each_and_routes_counted() {
+        let (a, b) = (up("a"), up("b"));
+        let r = Router::new(
+            HashMap::from([("z-alias".to_owned(), "m1".to_owned())]),
+            vec![
+                Route {
+                    models: vec![ModelPattern::parse("m1"), ModelPattern::parse("x-*")],
+                    chain: vec![a.clone(), b.clone()],
+                },
+                Route {
+                    models: vec![ModelPattern::parse("m1"), ModelPattern::parse("a-model")],
+                    chain: vec![b.clone(), up("a")],
+                },
+            ],
+        );
+        let names: Vec<String> = r.upstreams().iter().map(|u| u.name.clone()).collect();
+        assert_eq!(names, ["a", "b", "a"], "the same name twice: two upstreams");
+        assert_eq!(r.route_count(), 2);
+        assert_eq!(r.listed_models(), ["a-model", "m1", "z-alias"]);
+        assert_eq!(r.unalias("z-alias"), "m1");
+        assert_eq!(r.unalias("m1"), "m1");
+        let d = r
+            .resolve("z-alias")
+            .map(|d| (d.served_model, d.chain.len()));
+        assert_eq!(d, Ok(("m1".to_owned(), 2)));
+        assert_eq!(Router::default().route_count(), 0);
+        assert!(Router::default().upstreams().is_empty());
+    }
 }

@@ -185,4 +185,94 @@ mod tests {
         let e = route("llama", r#"{"model":"llama"}"#, &[]).await.err();
         assert_eq!(e, Some(GatewayError::UnknownModel("llama".into())));
     }
+
+    #[tokio::test]
+    async fn routing_needs_a_model_and_rewrites_only_bodies_that_carry_it() {
+        let e = route_ctx(None, Endpoint::ChatCompletions, "{}").await.err();
+        assert_eq!(e, Some(GatewayError::MissingModel));
+        // A Gemini model is in the path: the body goes as it is.
+        let gemini = Endpoint::Gemini {
+            model: "fast".into(),
+            stream: false,
+        };
+        let ctx = route_ctx(Some("fast"), gemini, r#"{"contents":[]}"#).await;
+        let ctx = ctx.unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(ctx.upstream_body.is_none());
+        assert_eq!(
+            ctx.route.map(|r| r.served_model),
+            Some("gpt-4o-mini".to_owned())
+        );
+        // An aliased body that cannot be rewritten is refused.
+        for body in ["{", "[1]"] {
+            let e = route_ctx(Some("fast"), Endpoint::ChatCompletions, body).await;
+            assert!(matches!(e, Err(GatewayError::BadJson(_))), "{body}: {e:?}");
+        }
+    }
+
+    async fn route_ctx(
+        model: Option<&str>,
+        endpoint: Endpoint,
+        body: &str,
+    ) -> Result<RequestCtx, GatewayError> {
+        let req = RequestHeader::build("POST", b"/v1/x", None)
+            .map_err(|e| GatewayError::Internal(e.to_string()))?;
+        let mut ctx = RequestCtx::new("r".into());
+        ctx.endpoint = Some(endpoint);
+        ctx.body = Bytes::from(body.to_owned());
+        ctx.requested_model = model.map(str::to_owned);
+        RoutingFilter::new(Arc::new(Live::new(Router::clone(&router()))))
+            .on_request(&req, &mut ctx)
+            .await?;
+        Ok(ctx)
+    }
+
+    #[tokio::test]
+    async fn routing_starts_at_the_first_upstream_that_can_serve() {
+        let ups: Vec<Arc<UpstreamTarget>> = ["a", "b", "c"]
+            .iter()
+            .map(|n| {
+                Arc::new(UpstreamTarget::new(UpstreamSpec {
+                    name: (*n).into(),
+                    kind: ProviderKind::OpenAi,
+                    host: "h".into(),
+                    ..UpstreamSpec::default()
+                }))
+            })
+            .collect();
+        let r = Router::new(
+            HashMap::new(),
+            vec![Route {
+                models: vec![ModelPattern::parse("*")],
+                chain: ups.clone(),
+            }],
+        );
+        let f = RoutingFilter::new(Arc::new(Live::new(r)));
+        let req = RequestHeader::build("POST", b"/v1/x", None).unwrap_or_else(|_| unreachable!());
+        let attempt = || async {
+            let mut ctx = RequestCtx::new("r".into());
+            ctx.endpoint = Some(Endpoint::ChatCompletions);
+            ctx.requested_model = Some("m".into());
+            assert_eq!(f.on_request(&req, &mut ctx).await, Ok(()));
+            ctx.attempts.upstream_index()
+        };
+        assert_eq!(attempt().await, 0);
+        ups[0].set_healthy(false);
+        assert_eq!(attempt().await, 1);
+        ups[1].set_healthy(false);
+        ups[2].set_healthy(false);
+        assert_eq!(attempt().await, 0, "none can: the first is tried anyway");
+    }
+
+    #[tokio::test]
+    async fn scope_passes_requests_without_a_principal_and_names_itself() {
+        let req = RequestHeader::build("POST", b"/v1/x", None).unwrap_or_else(|_| unreachable!());
+        let mut ctx = RequestCtx::new("r".into());
+        ctx.requested_model = Some("anything".into());
+        assert_eq!(ScopeFilter.on_request(&req, &mut ctx).await, Ok(()));
+        assert_eq!(ScopeFilter.name(), "scope");
+        assert_eq!(ScopeFilter.async_phases(), crate::AsyncPhases::REQUEST);
+        let f = RoutingFilter::new(Arc::new(Live::new(Router::default())));
+        assert_eq!(f.name(), "routing");
+        assert_eq!(f.async_phases(), crate::AsyncPhases::REQUEST);
+    }
 }

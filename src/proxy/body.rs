@@ -1,10 +1,11 @@
 //! Reading the client's request body before routing (the model is in it), with our own
 //! size cap and total deadline, and the cheap parse that finds `model` and `stream`.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use pingora::proxy::Session;
 use serde::Deserialize;
 use std::time::Duration;
+use tollgate_filters::body::BodyCollector;
 use tollgate_filters::GatewayError;
 
 /// Why a body could not be read.
@@ -16,7 +17,8 @@ pub enum BodyError {
 }
 
 /// Reads the whole body, keeping Pingora's retry buffer on so that a body of up to its
-/// 64 KiB limit can be replayed upstream by the normal proxy phases.
+/// 64 KiB limit can be replayed upstream by the normal proxy phases. What the reads hold
+/// is collected by [`BodyCollector`] (the cap, and reads that hold no payload).
 pub async fn read_body(
     session: &mut Session,
     max: u64,
@@ -28,26 +30,17 @@ pub async fn read_body(
         .get("content-length")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max) {
-        return Err(BodyError::Refused(GatewayError::BodyTooLarge(max)));
-    }
+    let mut body = BodyCollector::new(declared, max).map_err(BodyError::Refused)?;
     session.enable_retry_buffering();
     let read = async {
-        let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).min(max) as usize);
         while let Some(chunk) = session
             .read_request_body()
             .await
             .map_err(|e| BodyError::Client(e.into_down()))?
         {
-            if (buf.len() + chunk.len()) as u64 > max {
-                return Err(BodyError::Refused(GatewayError::BodyTooLarge(max)));
-            }
-            if buf.is_empty() && chunk.len() == declared.unwrap_or(0) as usize {
-                return Ok(chunk); // the common single-chunk body: no copy
-            }
-            buf.extend_from_slice(&chunk);
+            body.push(chunk).map_err(BodyError::Refused)?;
         }
-        Ok(buf.freeze())
+        Ok(body.finish())
     };
     tokio::time::timeout(deadline, read)
         .await

@@ -5,7 +5,8 @@
 //! wraps the accepted connection and fails the read once a request head has been
 //! arriving for longer than the limit: from the accept for the first request, and from
 //! its first byte for each later one on a kept-alive connection. The head ends at the
-//! blank line (CRLF CRLF); the body has its own deadline (`server.body_timeout_ms`).
+//! blank line (CRLF CRLF, found by `tollgate_filters::head`); the body has its own
+//! deadline (`server.body_timeout_ms`).
 
 use std::fmt;
 use std::future::Future;
@@ -24,6 +25,7 @@ use pingora::protocols::{
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
+use tollgate_filters::head;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -67,46 +69,12 @@ impl HeadDeadline {
         let Phase::Head { mut matched } = self.phase else {
             return;
         };
-        // The first bytes may complete a blank line begun in the last read.
-        let (first, rest) = bytes.split_at(bytes.len().min(END.len() - 1));
-        if advance(&mut matched, first) {
-            self.phase = Phase::Message;
-            return;
-        }
-        if !rest.is_empty() {
-            // A whole blank line inside this read: vectorised search instead of a state
-            // step per byte (a read usually holds a whole head and body).
-            if memchr::memmem::find(bytes, END).is_some() {
-                self.phase = Phase::Message;
-                return;
-            }
-            // None: what carries over to the next read is decided by the last bytes.
-            matched = 0;
-            advance(&mut matched, &bytes[bytes.len() - (END.len() - 1)..]);
-        }
-        self.phase = Phase::Head { matched };
-    }
-}
-
-/// The end of a request head.
-const END: &[u8; 4] = b"\r\n\r\n";
-
-/// Steps the [`END`] matcher (`matched` bytes of it seen) over `bytes`; true once it is
-/// complete.
-fn advance(matched: &mut u8, bytes: &[u8]) -> bool {
-    for &b in bytes {
-        *matched = if b == END[usize::from(*matched)] {
-            *matched + 1
-        } else if b == b'\r' {
-            1
+        self.phase = if head::scan(&mut matched, bytes) {
+            Phase::Message
         } else {
-            0
+            Phase::Head { matched }
         };
-        if usize::from(*matched) == END.len() {
-            return true;
-        }
     }
-    false
 }
 
 const HEAD_TIMEOUT: &str = "request head not received within server.header_timeout_ms";

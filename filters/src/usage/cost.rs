@@ -73,4 +73,39 @@ mod tests {
         assert_eq!(t.lookup("gpt-4o-mini-2024-07-18"), Some(p));
         assert_eq!(t.lookup("gpt-4o"), None);
     }
+
+    #[test]
+    fn the_first_matching_price_wins_and_sums_saturate() {
+        let a = Price {
+            input: 1,
+            output: 2,
+            cache_read: 3,
+            cache_write: 4,
+        };
+        let b = Price { input: 9, ..a };
+        let t = PriceTable::new(vec![
+            (ModelPattern::parse("gpt-4o*"), a),
+            (ModelPattern::parse("gpt-*"), b),
+        ]);
+        assert_eq!(t.lookup("gpt-4o-mini"), Some(a));
+        assert_eq!(t.lookup("gpt-5"), Some(b));
+        assert_eq!(PriceTable::default().lookup("gpt-5"), None);
+        let one = |f: fn(&mut Usage)| {
+            let mut u = Usage::default();
+            f(&mut u);
+            a.cost(&u)
+        };
+        assert_eq!(one(|u| u.input = 10), 10);
+        assert_eq!(one(|u| u.output = 10), 20);
+        assert_eq!(one(|u| u.cache_read = 10), 30);
+        assert_eq!(one(|u| u.cache_write = 10), 40);
+        assert_eq!(one(|u| u.reasoning = 10), 0, "reasoning is inside output");
+        assert_eq!(one(|u| u.output = u64::MAX), u64::MAX);
+        let huge = Usage {
+            input: u64::MAX / 2,
+            output: u64::MAX / 2,
+            ..Usage::default()
+        };
+        assert_eq!(b.cost(&huge), u64::MAX);
+    }
 }

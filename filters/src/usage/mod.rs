@@ -1,11 +1,14 @@
 //! Token usage from provider responses, observed without changing a byte.
 //!
 //! A [`UsageMeter`] is fed every response body chunk. Streams are split into SSE lines
-//! with a bounded carry-over; only `data:` lines that can hold usage are parsed. Whole
+//! with a bounded carry-over; only `data:` lines that can hold usage are parsed. A
+//! stream that opens with `[` is a streamed JSON array (Gemini without `alt=sse`): its
+//! elements are read as the SSE payloads would be, with the same bound. Whole
 //! JSON bodies keep a bounded tail, since every provider puts `usage` at the end. While
 //! it reads, the meter also counts the generated text it sees, for an estimate when the
 //! provider reports nothing (stream cut, provider silent).
 
+mod array;
 pub mod cost;
 mod scan;
 pub mod strip;
@@ -79,11 +82,23 @@ const MAX_LINE: usize = 256 * 1024;
 /// Tail of a non-stream body kept for the final usage scan.
 const JSON_TAIL: usize = 64 * 1024;
 
+/// How a stream frames its payloads, known from its first byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// No byte but whitespace seen yet.
+    Undecided,
+    Sse,
+    JsonArray,
+}
+
 /// Measures one response.
 #[derive(Debug)]
 pub struct UsageMeter {
     kind: ProviderKind,
     stream: bool,
+    framing: Framing,
+    /// The elements of a JSON array stream.
+    elements: array::ElementSplitter,
     /// Partial SSE line (stream) or body tail (JSON).
     buf: Vec<u8>,
     /// Skipping the rest of an over-long SSE line.
@@ -103,6 +118,8 @@ impl UsageMeter {
         UsageMeter {
             kind,
             stream,
+            framing: Framing::Undecided,
+            elements: array::ElementSplitter::default(),
             buf: Vec::new(),
             skipping: false,
             reported: Reported::default(),
@@ -125,6 +142,16 @@ impl UsageMeter {
                 self.buf.drain(..cut);
             }
             return;
+        }
+        match self.framed(chunk) {
+            Framing::Sse => {}
+            Framing::Undecided => return,
+            Framing::JsonArray => {
+                let (kind, reported, chars) = (self.kind, &mut self.reported, &mut self.text_chars);
+                self.elements
+                    .feed(chunk, MAX_LINE, |e| payload(kind, e, reported, chars));
+                return;
+            }
         }
         let mut rest = chunk;
         // memchr: this runs over every byte of every stream.
@@ -153,23 +180,40 @@ impl UsageMeter {
         }
     }
 
+    /// The stream's framing, decided by its first byte other than whitespace (leading
+    /// whitespace carries nothing in either framing and is skipped).
+    fn framed(&mut self, chunk: &[u8]) -> Framing {
+        if self.framing == Framing::Undecided {
+            self.framing = match chunk.iter().find(|b| !b.is_ascii_whitespace()) {
+                Some(b'[') => Framing::JsonArray,
+                Some(_) => Framing::Sse,
+                None => Framing::Undecided,
+            };
+        }
+        self.framing
+    }
+
     fn line(&mut self, line: &[u8]) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let Some(data) = line.strip_prefix(b"data:") else {
             return;
         };
-        let data = data.trim_ascii_start();
-        self.text_chars += count_text_chars(data);
-        if let Some(r) = self.kind.dialect().usage_in_event(data) {
-            self.reported.merge(r);
-        }
+        payload(
+            self.kind,
+            data.trim_ascii_start(),
+            &mut self.reported,
+            &mut self.text_chars,
+        );
     }
 
     /// Ends the response: the provider-reported usage, if any arrived.
     pub fn finish(&mut self) -> Option<Usage> {
         if !self.finished {
             self.finished = true;
-            if self.stream {
+            if self.framing == Framing::JsonArray {
+                let (kind, reported, chars) = (self.kind, &mut self.reported, &mut self.text_chars);
+                self.elements.finish(|e| payload(kind, e, reported, chars));
+            } else if self.stream {
                 if !self.buf.is_empty() && !self.skipping {
                     let line = std::mem::take(&mut self.buf);
                     self.line(&line);
@@ -205,6 +249,15 @@ impl UsageMeter {
         } else {
             self.text_chars
         }
+    }
+}
+
+/// One stream payload (an SSE `data:` line's, or a JSON array element): its generated
+/// text is counted and its usage, if any, merged into what was reported.
+fn payload(kind: ProviderKind, data: &[u8], reported: &mut Reported, text_chars: &mut u64) {
+    *text_chars += count_text_chars(data);
+    if let Some(r) = kind.dialect().usage_in_event(data) {
+        reported.merge(r);
     }
 }
 

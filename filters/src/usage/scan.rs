@@ -154,4 +154,59 @@ mod tests {
         );
         assert_eq!(count_text_chars("{\"text\":\"h\u{e9}\"}".as_bytes()), 2);
     }
+
+    #[test]
+    fn counts_every_text_key_as_characters_with_escapes_as_one() {
+        let c = |s: &str| count_text_chars(s.as_bytes());
+        let every = r#"{"content":"ab","text":"ab","thinking":"ab","partial_json":"ab","arguments":"ab","delta":"ab","refusal":"ab"}"#;
+        assert_eq!(c(every), 14);
+        assert_eq!(c(r#"{"role":"assistant","id":"x"}"#), 0);
+        assert_eq!(c(r#"{"text" :  "abc"}"#), 3);
+        assert_eq!(c(r#"{"text":"\\"}"#), 1);
+        assert_eq!(c(r#"{"text":"\u00e9x"}"#), 6);
+        assert_eq!(c("{\"text\":\"\u{1F600}\u{e9}\"}"), 2);
+        assert_eq!(c(r#"{"content":null,"text":"ab"}"#), 2);
+        assert_eq!(c(r#"{"content":[{"text":"abc"}],"delta":{"text":"d"}}"#), 4);
+        assert_eq!(c(r#"{"text":"abc"#), 3, "unterminated: counted to the end");
+        assert_eq!(
+            c(r#"{"text":"ab\"#),
+            2,
+            "a trailing backslash escapes nothing"
+        );
+        assert_eq!(c(r#"{"text" "ab"}"#), 0, "no colon: not a key");
+        assert_eq!(c(r#""text":"a","text":"b""#), 2);
+        assert_eq!(c(r#"{"text":"a"} "text""#), 1);
+        assert_eq!(c(r#"{"x":"text","content":"abcd"}"#), 4);
+        assert_eq!(c(""), 0);
+        assert_eq!(c("\""), 0);
+    }
+
+    #[test]
+    fn key_positions_run_from_the_last_and_skip_escaped_and_colonless_keys() {
+        let doc = br#"{"usage":1,"usage" :2,\"usage\":3,"usage"}"#;
+        let at: Vec<usize> = find_key_objects(doc, b"usage").collect();
+        assert_eq!(at.len(), 2);
+        assert_eq!(&doc[at[0]..at[0] + 1], b"2");
+        assert_eq!(&doc[at[1]..at[1] + 1], b"1");
+        assert!(at[0] > at[1]);
+        // Any other key takes a searcher of its own.
+        let doc = br#"{"foo": {"a":1}, "bar": [2], "foo":"x"}"#;
+        assert_eq!(last_value_of(doc, b"foo"), Some(serde_json::json!("x")));
+        assert_eq!(last_value_of(doc, b"bar"), Some(serde_json::json!([2])));
+        assert_eq!(
+            last_value_of(br#"{"usageMetadata" : {"a":1}}"#, b"usageMetadata"),
+            Some(serde_json::json!({"a":1}))
+        );
+        assert_eq!(find_key_objects(br#""usage""#, b"usage").count(), 0);
+        // A key whose own text is `"usage` ends like the real key but is not it.
+        assert_eq!(last_value_of(br#"{"\"usage":{"a":1}}"#, b"usage"), None);
+        assert_eq!(
+            last_value_of(br#"{"usage":{"a":2},"\"usage":{"a":1}}"#, b"usage"),
+            Some(serde_json::json!({"a":2}))
+        );
+        assert_eq!(find_key_objects(br#""usage"   "#, b"usage").count(), 0);
+        assert_eq!(value_at(b" 5 trailing"), Some(serde_json::json!(5)));
+        assert_eq!(value_at(b"null"), None);
+        assert_eq!(value_at(b"{"), None);
+    }
 }

@@ -2,9 +2,10 @@
 //!
 //! When a client streams from an OpenAI-style API without
 //! `stream_options.include_usage`, Tollgate adds it upstream so that it can bill the
-//! stream, and removes exactly that extra event (`"choices":[]` with a `usage` object)
-//! from what the client receives. Every other byte passes unchanged; only an incomplete
-//! trailing event is held back until its end arrives.
+//! stream, and removes what that addition changed from what the client receives: the
+//! extra event (`"choices":[]` with a `usage` object), and the `"usage":null` member the
+//! provider then ends every other chunk with. Every other byte passes unchanged; only an
+//! incomplete trailing event is held back until its end arrives.
 
 use bytes::{Bytes, BytesMut};
 
@@ -54,6 +55,27 @@ fn is_usage_only_event(event: &[u8]) -> bool {
     })
 }
 
+/// Where the `,"usage":null` member that ends an event's payload lies (from its comma to
+/// the end of `null`), if it does. Read backwards from the payload's closing brace: in a
+/// JSON object the member just before that brace is a top-level one, so a `"usage":null`
+/// nested deeper or quoted inside a string (its quotes escaped) never matches. Only a
+/// member after another is taken: OpenAI appends it last.
+fn null_usage_member(event: &[u8]) -> Option<std::ops::Range<usize>> {
+    let payload = event.trim_ascii_end();
+    let rest = payload.strip_suffix(b"}")?.trim_ascii_end();
+    let end = rest.len();
+    let rest = rest.strip_suffix(b"null")?.trim_ascii_end();
+    let rest = rest.strip_suffix(b":")?.trim_ascii_end();
+    let rest = rest.strip_suffix(b"\"usage\"")?.trim_ascii_end();
+    let start = rest.strip_suffix(b",")?.len();
+    Some(start..end)
+}
+
+/// Whether the event must change on its way to the client.
+fn needs_edit(event: &[u8], removed: bool) -> bool {
+    (!removed && is_usage_only_event(event)) || null_usage_member(event).is_some()
+}
+
 impl UsageChunkStripper {
     pub fn new() -> Self {
         Self::default()
@@ -67,24 +89,19 @@ impl UsageChunkStripper {
     /// The bytes to send to the client for this chunk (possibly empty while an event is
     /// incomplete). `end` flushes whatever is held.
     pub fn process(&mut self, chunk: Bytes, end: bool) -> Bytes {
-        if self.removed && self.held.is_empty() {
-            return chunk; // done: the rest passes untouched
-        }
         if self.held.is_empty() {
-            // The usual chunk: whole events, none of them the usage event. It passes as
-            // it is (and a trailing part-event is held), with no copy and no allocation.
-            // (Not yet `removed` here: a stripper that removed and holds nothing
-            // returned above.)
+            // The usual chunk: whole events, none of them to edit. It passes as it is
+            // (and a trailing part-event is held), with no copy and no allocation.
             let mut pos = 0;
-            let mut found_usage = false;
+            let mut edit = false;
             while let Some(n) = event_end(&chunk[pos..]) {
-                if is_usage_only_event(&chunk[pos..pos + n]) {
-                    found_usage = true;
+                if needs_edit(&chunk[pos..pos + n], self.removed) {
+                    edit = true;
                     break;
                 }
                 pos += n;
             }
-            if !found_usage {
+            if !edit {
                 if end || pos == chunk.len() || chunk.len() - pos > MAX_HELD {
                     return chunk;
                 }
@@ -98,6 +115,9 @@ impl UsageChunkStripper {
             let event = self.held.split_to(n);
             if !self.removed && is_usage_only_event(&event) {
                 self.removed = true;
+            } else if let Some(member) = null_usage_member(&event) {
+                out.extend_from_slice(&event[..member.start]);
+                out.extend_from_slice(&event[member.end..]);
             } else {
                 out.extend_from_slice(&event);
             }
@@ -120,10 +140,46 @@ mod tests {
         "data: [DONE]\n\n",
     );
 
+    /// What the provider sends a client that did not ask for usage: no usage chunk, no
+    /// `"usage":null` member.
+    const WITHOUT_USAGE: &str = concat!(
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n",
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+        "data: [DONE]\n\n",
+    );
+
+    /// Every pair of cuts of `input` gives `want`.
+    fn every_cut_gives(input: &str, want: &str) {
+        let bytes = input.as_bytes();
+        for a in 0..=bytes.len() {
+            for b in a..=bytes.len() {
+                let mut s = UsageChunkStripper::new();
+                let mut got = Vec::new();
+                for (piece, end) in [
+                    (&bytes[..a], false),
+                    (&bytes[a..b], false),
+                    (&bytes[b..], true),
+                ] {
+                    got.extend_from_slice(&s.process(Bytes::copy_from_slice(piece), end));
+                }
+                assert_eq!(String::from_utf8_lossy(&got), want, "cuts {a}, {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_client_gets_what_it_would_have_got_without_the_addition() {
+        every_cut_gives(WITH_USAGE, WITHOUT_USAGE);
+        // CRLF events, spaced members, and a member that only looks alike are handled
+        // by the same rule: only a top-level `"usage":null` that ends the payload goes.
+        let crlf = "data: {\"a\":[1], \"usage\" : null }\r\n\r\ndata: {\"b\":\"\\\",\\\"usage\\\":null}\r\n\r\ndata: {\"c\":{\"usage\":null}}\n\n";
+        let want = "data: {\"a\":[1] }\r\n\r\ndata: {\"b\":\"\\\",\\\"usage\\\":null}\r\n\r\ndata: {\"c\":{\"usage\":null}}\n\n";
+        every_cut_gives(crlf, want);
+    }
+
     #[test]
     fn removes_exactly_the_usage_event_at_any_split() {
-        let usage_event = WITH_USAGE.lines().nth(4).unwrap_or("").to_owned() + "\n\n";
-        let want = WITH_USAGE.replace(&usage_event, "");
+        let want = WITHOUT_USAGE;
         for split in 0..=WITH_USAGE.len() {
             let mut s = UsageChunkStripper::new();
             let (a, b) = WITH_USAGE.as_bytes().split_at(split);
@@ -149,5 +205,80 @@ mod tests {
                 assert_eq!(String::from_utf8_lossy(&got), want, "cuts {a}, {b}");
             }
         }
+    }
+
+    #[test]
+    fn events_end_at_the_first_blank_line_of_either_kind() {
+        assert_eq!(event_end(b"a\n\nb\r\n\r\n"), Some(3));
+        assert_eq!(event_end(b"a\r\n\r\nb\n\n"), Some(5));
+        assert_eq!(event_end(b"a\r\n\r\n"), Some(5));
+        assert_eq!(event_end(b"a\r\n\n"), Some(4));
+        assert_eq!(event_end(b"a\r\n\r"), None);
+        assert_eq!(event_end(b""), None);
+        assert!(has_empty_array(b"x [ \n ] y") && has_empty_array(b"[]"));
+        assert!(!has_empty_array(b"[1]") && !has_empty_array(b"[") && !has_empty_array(b"]["));
+        let usage = b"data: {\"choices\" : [ ],\n\"usage\": {\"prompt_tokens\":1}}\n\n";
+        assert!(is_usage_only_event(usage));
+        assert!(!is_usage_only_event(
+            b"data: {\"choices\":[],\"usage\":null}\n\n"
+        ));
+        assert!(!is_usage_only_event(
+            b"data: {\"choices\":[{}],\"usage\":{}}\n\n"
+        ));
+        assert!(!is_usage_only_event(
+            b"event: {\"choices\":[],\"usage\":{}}\n\n"
+        ));
+        assert!(!is_usage_only_event(b"data: {\"x\":[],\"usage\":{}}\n\n"));
+    }
+
+    #[test]
+    fn only_the_first_usage_event_goes_and_the_rest_passes_as_it_is() {
+        let usage = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\n";
+        let twice = format!("{usage}{usage}data: [DONE]\n\n");
+        let mut s = UsageChunkStripper::new();
+        assert!(!s.removed());
+        let out = s.process(Bytes::from(twice.clone()), true);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            format!("{usage}data: [DONE]\n\n")
+        );
+        assert!(s.removed());
+        // After it, whole chunks pass without a copy.
+        let after = Bytes::from_static(b"data: {\"a\":1}\n\n");
+        let out = s.process(after.clone(), false);
+        assert_eq!(out.as_ptr(), after.as_ptr());
+        // A chunk of whole events with nothing to change is not copied either.
+        let mut s = UsageChunkStripper::new();
+        let plain = Bytes::from_static(b"data: {\"a\":1}\n\ndata: {\"b\":2}\n\n");
+        let out = s.process(plain.clone(), false);
+        assert_eq!((out.as_ptr(), out.len()), (plain.as_ptr(), plain.len()));
+    }
+
+    #[test]
+    fn a_part_event_is_held_until_its_end_or_the_bound() {
+        let mut s = UsageChunkStripper::new();
+        let out = s.process(
+            Bytes::from_static(b"data: {\"a\":1}\n\ndata: {\"b\""),
+            false,
+        );
+        assert_eq!(&out[..], b"data: {\"a\":1}\n\n");
+        let out = s.process(Bytes::from_static(b":2}"), false);
+        assert!(out.is_empty(), "still incomplete");
+        let out = s.process(Bytes::new(), true);
+        assert_eq!(&out[..], b"data: {\"b\":2}", "the end flushes what is held");
+        // A part-event longer than the bound passes through as it comes.
+        let mut s = UsageChunkStripper::new();
+        let big = format!("data: {{\"t\":\"{}", "x".repeat(MAX_HELD + 1));
+        let out = s.process(Bytes::from(big.clone()), false);
+        assert_eq!(out.len(), big.len());
+        let mut s = UsageChunkStripper::new();
+        let first = format!("data: {{\"t\":\"{}", "x".repeat(MAX_HELD - 100));
+        assert!(s.process(Bytes::from(first.clone()), false).is_empty());
+        let out = s.process(Bytes::from("y".repeat(200)), false);
+        assert_eq!(out.len(), first.len() + 200, "past the bound: let go");
+        // The end of the stream flushes a part-event at once.
+        let mut s = UsageChunkStripper::new();
+        let out = s.process(Bytes::from_static(b"data: {\"c\""), true);
+        assert_eq!(&out[..], b"data: {\"c\"");
     }
 }

@@ -277,3 +277,255 @@ fn json_text_is_counted_alike_with_or_without_usage() {
         assert_eq!(m.text_chars(), "Hello there".len() as u64);
     }
 }
+
+/// [`GEMINI_STREAM`] as `:streamGenerateContent` sends it without `alt=sse`: one JSON
+/// array, its elements pretty-printed and separated by `,\r\n`.
+const GEMINI_ARRAY: &str = concat!(
+    "[{\n  \"candidates\": [{\"content\": {\"parts\": [{\"text\": \"Hel\"}],\"role\": \"model\"}}],\n",
+    "  \"usageMetadata\": {\"promptTokenCount\": 10,\"candidatesTokenCount\": 1,\"totalTokenCount\": 11},\n",
+    "  \"modelVersion\": \"gemini-2.5-flash\"\n}\n,\r\n",
+    "{\n  \"candidates\": [{\"content\": {\"parts\": [{\"text\": \"lo \\\"}{[\\\\\"}],\"role\": \"model\"},\"finishReason\": \"STOP\"}],\n",
+    "  \"usageMetadata\": {\"promptTokenCount\": 110,\"candidatesTokenCount\": 12,\"totalTokenCount\": 152,\"cachedContentTokenCount\": 100,\"thoughtsTokenCount\": 30},\n",
+    "  \"modelVersion\": \"gemini-2.5-flash\"\n}\n]",
+);
+
+#[test]
+fn gemini_json_array_stream_is_metered_like_sse() {
+    let want = Usage {
+        input: 10,
+        output: 42,
+        cache_read: 100,
+        cache_write: 0,
+        reasoning: 30,
+    };
+    every_split(ProviderKind::Gemini, true, GEMINI_ARRAY, want);
+    let mut m = UsageMeter::new(ProviderKind::Gemini, true);
+    m.feed(GEMINI_ARRAY.as_bytes());
+    assert_eq!(m.finish(), Some(want));
+    assert!(m.complete(), "the finishing element arrived");
+    assert!(m.is_stream());
+    // "Hel" + `lo "}{[\` (escapes count as one character each)
+    assert_eq!(m.text_chars(), 3 + 8);
+    // Cut before the finishing element: the first element's counts, not complete.
+    let cut = &GEMINI_ARRAY[..GEMINI_ARRAY.find(",\r\n").unwrap_or(0)];
+    let mut m = UsageMeter::new(ProviderKind::Gemini, true);
+    m.feed(cut.as_bytes());
+    assert_eq!(m.finish().map(|u| (u.input, u.output)), Some((10, 1)));
+    assert!(!m.complete());
+}
+
+#[test]
+fn a_big_json_body_keeps_only_its_tail() {
+    let text = "y".repeat(3 * JSON_TAIL);
+    let body = format!(
+        r#"{{"choices":[{{"message":{{"content":"{text}"}}}}],"usage":{{"prompt_tokens":7,"completion_tokens":3}}}}"#
+    );
+    let mut m = UsageMeter::new(ProviderKind::OpenAi, false);
+    for chunk in body.as_bytes().chunks(10_000) {
+        m.feed(chunk);
+        assert!(m.buf.len() <= 2 * JSON_TAIL, "{}", m.buf.len());
+    }
+    assert!(m.buf.len() > JSON_TAIL, "the tail is kept");
+    assert_eq!(m.finish().map(|u| (u.input, u.output)), Some((7, 3)));
+    assert!(m.complete() && !m.is_stream());
+    // Without usage the tail is let go once its text is counted.
+    let silent = r#"{"choices":[{"message":{"content":"Hello there"}}]}"#;
+    let mut m = UsageMeter::new(ProviderKind::OpenAi, false);
+    m.feed(silent.as_bytes());
+    assert_eq!(m.finish(), None);
+    assert!(!m.complete());
+    assert_eq!(m.text_chars(), 11);
+    assert!(m.buf.is_empty());
+    // The part of a big body let go is counted as it leaves (text of the key whose
+    // value it starts in, to the cut).
+    let mut m = UsageMeter::new(ProviderKind::OpenAi, false);
+    let head = format!(r#"{{"content":"{}"#, "a".repeat(2 * JSON_TAIL));
+    m.feed(head.as_bytes());
+    assert_eq!(m.text_chars, JSON_TAIL as u64);
+    assert_eq!(m.buf.len(), JSON_TAIL);
+}
+
+#[test]
+fn finishing_is_once_and_later_bytes_are_not_seen() {
+    let mut m = UsageMeter::new(ProviderKind::OpenAi, true);
+    m.feed(b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":1}}");
+    let first = m.finish();
+    assert_eq!(
+        first.map(|u| u.input),
+        Some(4),
+        "a last line without newline counts"
+    );
+    m.feed(b"\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":9}}\n\n");
+    assert_eq!(m.finish(), first);
+    // A report of cache tokens alone is no report; an empty chunk changes nothing.
+    let mut m = UsageMeter::new(ProviderKind::Anthropic, false);
+    m.feed(b"");
+    m.feed(br#"{"usage":{"cache_read_input_tokens":5}}"#);
+    assert_eq!(m.finish(), None);
+}
+
+#[test]
+fn later_events_fill_in_only_what_they_carry() {
+    let mut r = Reported {
+        input: Some(1),
+        output: Some(2),
+        cache_read: Some(3),
+        cache_write: Some(4),
+        reasoning: Some(5),
+        complete: false,
+    };
+    r.merge(Reported {
+        output: Some(20),
+        ..Reported::default()
+    });
+    assert_eq!(
+        r.usage(),
+        Usage {
+            input: 1,
+            output: 20,
+            cache_read: 3,
+            cache_write: 4,
+            reasoning: 5,
+        }
+    );
+    assert!(!r.complete);
+    r.merge(Reported {
+        input: Some(10),
+        cache_read: Some(30),
+        cache_write: Some(40),
+        reasoning: Some(50),
+        complete: true,
+        ..Reported::default()
+    });
+    assert_eq!(
+        r.usage(),
+        Usage {
+            input: 10,
+            output: 20,
+            cache_read: 30,
+            cache_write: 40,
+            reasoning: 50,
+        }
+    );
+    assert!(r.complete);
+    r.merge(Reported::default());
+    assert!(r.complete, "complete stays complete");
+    assert!(Reported {
+        output: Some(0),
+        ..Reported::default()
+    }
+    .any());
+    assert!(Reported {
+        input: Some(0),
+        ..Reported::default()
+    }
+    .any());
+    assert!(!Reported::default().any());
+}
+
+#[test]
+fn a_json_array_stream_skips_giant_elements_and_leading_whitespace() {
+    let giant = format!(
+        r#"{{"candidates":[{{"content":{{"parts":[{{"text":"{}"}}]}}}}]}}"#,
+        "z".repeat(MAX_LINE * 2)
+    );
+    let stream = format!("\n  [{giant},\r\n{}", &GEMINI_ARRAY[1..]);
+    let mut m = UsageMeter::new(ProviderKind::Gemini, true);
+    m.feed(b"  ");
+    m.feed(b"\r\n");
+    for chunk in stream.as_bytes().chunks(4096) {
+        m.feed(chunk);
+        assert!(m.elements.held() <= MAX_LINE);
+    }
+    assert_eq!(m.finish().map(|u| u.output), Some(42));
+    assert_eq!(m.text_chars(), 3 + 8, "the giant element is not counted");
+    // A stream cut inside an element: its text still counts for the estimate.
+    let mut m = UsageMeter::new(ProviderKind::Gemini, true);
+    m.feed(br#"[{"candidates":[{"content":{"parts":[{"text":"abc"#);
+    assert_eq!(m.finish(), None);
+    assert_eq!(m.text_chars(), 3);
+    // An element that is not an object, and bytes between elements, are passed over.
+    let mut m = UsageMeter::new(ProviderKind::Gemini, true);
+    m.feed(br#"[1, "x", {"usageMetadata":{"promptTokenCount":2}}]"#);
+    assert_eq!(m.finish().map(|u| u.input), Some(2));
+}
+
+#[test]
+fn an_sse_stream_that_starts_with_whitespace_is_still_sse() {
+    let mut m = UsageMeter::new(ProviderKind::OpenAi, true);
+    m.feed(b"\n");
+    m.feed(OPENAI_STREAM.as_bytes());
+    assert_eq!(m.finish().map(|u| u.output), Some(40));
+}
+
+#[test]
+fn a_json_body_of_exactly_twice_the_tail_is_kept_whole() {
+    // At exactly 2 * JSON_TAIL nothing is let go yet, so a string crossing the middle is
+    // counted whole at the end.
+    let filler = "a".repeat(2 * JSON_TAIL - r#"{"content":""}"#.len());
+    let body = format!(r#"{{"content":"{filler}"}}"#);
+    assert_eq!(body.len(), 2 * JSON_TAIL);
+    let mut m = UsageMeter::new(ProviderKind::OpenAi, false);
+    m.feed(body.as_bytes());
+    assert_eq!(m.buf.len(), 2 * JSON_TAIL);
+    assert_eq!(m.finish(), None);
+    assert_eq!(m.text_chars(), filler.len() as u64);
+}
+
+#[test]
+fn an_sse_line_of_exactly_the_bound_is_read_and_one_past_it_is_skipped() {
+    let usage = r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2},"pad":""}"#;
+    let line = |len: usize| {
+        let pad = "p".repeat(len - "data: ".len() - usage.len());
+        format!(
+            "data: {}",
+            usage.replace(r#""pad":"""#, &format!(r#""pad":"{pad}""#))
+        )
+    };
+    for (len, seen) in [(MAX_LINE, true), (MAX_LINE + 1, false)] {
+        let l = line(len);
+        assert_eq!(l.len(), len);
+        let mut m = UsageMeter::new(ProviderKind::OpenAi, true);
+        m.feed(l.as_bytes());
+        m.feed(b"\n\n");
+        assert_eq!(m.finish().is_some(), seen, "a line of {len} bytes");
+    }
+}
+
+#[test]
+fn the_line_after_a_skipped_one_starts_clean() {
+    let mut m = UsageMeter::new(ProviderKind::OpenAi, true);
+    let big = format!("data: {{\"t\":\"{}", "x".repeat(MAX_LINE));
+    m.feed(big.as_bytes());
+    m.feed(b"xx\"}");
+    m.feed(b"\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1}}\n");
+    assert_eq!(m.finish().map(|u| u.input), Some(5));
+}
+
+#[test]
+fn a_json_array_element_carried_over_is_kept_up_to_the_bound() {
+    // One element of `len` bytes carrying usage.
+    let element = |len: usize| {
+        let head = r#"{"usageMetadata":{"promptTokenCount":4},"pad":""#;
+        format!("{head}{}\"}}", "p".repeat(len - head.len() - 2))
+    };
+    // All of it but its closing brace is carried over to the next chunk: kept while that
+    // part is within the bound.
+    for (carried, seen) in [(MAX_LINE, true), (MAX_LINE + 1, false)] {
+        let e = element(carried + 1);
+        let mut m = UsageMeter::new(ProviderKind::Gemini, true);
+        m.feed(b"[");
+        m.feed(&e.as_bytes()[..carried]);
+        m.feed(b"}]");
+        assert_eq!(m.finish().is_some(), seen, "{carried} bytes carried over");
+    }
+    // Carried over in several pieces, the pieces add up.
+    let e = element(3000);
+    let mut m = UsageMeter::new(ProviderKind::Gemini, true);
+    m.feed(b"[");
+    for piece in e.as_bytes().chunks(1000) {
+        m.feed(piece);
+    }
+    m.feed(b"]");
+    assert_eq!(m.finish().map(|u| u.input), Some(4));
+}

@@ -215,15 +215,21 @@ fn error_plan(asked: &Asked, head: &Head, status: u16, method: &str, target: &st
 /// A normal answer from the endpoint's fixture, as the behaviour words shape it.
 fn fixture_plan(asked: &Asked, head: &Head) -> Plan {
     let endpoint = asked.endpoint.expect("errors answer unknown endpoints");
+    let json_array = asked.stream && endpoint.dialect == Dialect::Gemini && asked.has("json-array");
     let rel = match (asked.stream, endpoint.sse) {
+        _ if json_array => "gemini/stream_array.json",
         (true, Some(sse)) => sse,
         _ => endpoint.json,
     };
-    let pieces = answer_pieces(asked, endpoint, fixture(rel));
+    let pieces = if json_array {
+        behaviour::json_array_pieces(&fixture(rel))
+    } else {
+        answer_pieces(asked, endpoint, fixture(rel))
+    };
     let body_len = (!asked.stream).then(|| pieces.iter().map(Vec::len).sum());
     Plan {
         status: 200,
-        headers: head.fields(asked.stream, body_len, Vec::new()),
+        headers: head.fields(asked.stream && !json_array, body_len, Vec::new()),
         delivery: delivery(asked, &pieces),
         delay: asked.has("slow-stream").then_some(SLOW_STREAM_DELAY),
         pieces,
@@ -249,6 +255,12 @@ fn answer_pieces(asked: &Asked, endpoint: Endpoint, raw: Vec<u8>) -> Vec<Vec<u8>
     }
     if asked.has("big-stream") {
         events = behaviour::big_stream(endpoint, events);
+    }
+    if asked.include_usage && asked.has("usage-null") {
+        events = events
+            .iter()
+            .map(|e| behaviour::with_usage_null(e))
+            .collect();
     }
     if asked.has("usage-missing") {
         events = events

@@ -1,6 +1,6 @@
 //! The behaviours a model name picks (the table in [`super`]'s documentation): reading
 //! the words out of the name, and the rewrites of an answer that some of them ask for
-//! (`usage-missing`, `big-stream`).
+//! (`usage-missing`, `big-stream`, `json-array`, `usage-null`).
 
 use serde_json::Value;
 
@@ -17,6 +17,8 @@ const WORDS: &[&str] = &[
     "big-stream",
     "usage-missing",
     "echo",
+    "json-array",
+    "usage-null",
 ];
 
 /// The behaviour words in a model name, `error-NNN` first when there is one.
@@ -146,4 +148,29 @@ pub(super) fn big_stream(endpoint: Endpoint, events: Vec<Vec<u8>>) -> Vec<Vec<u8
     }
     out.extend(events[last + 1..].iter().cloned());
     out
+}
+
+/// `json-array`: a JSON array stream cut after each element's separator (`,\r\n`), one
+/// piece each, as Gemini sends `:streamGenerateContent` without `alt=sse`.
+pub(super) fn json_array_pieces(raw: &[u8]) -> Vec<Vec<u8>> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    while let Some(i) = crate::common::http::find(&raw[start..], b",\r\n") {
+        pieces.push(raw[start..start + i + 3].to_vec());
+        start += i + 3;
+    }
+    pieces.push(raw[start..].to_vec());
+    pieces
+}
+
+/// `usage-null` for one SSE event: `,"usage":null` before the payload's closing brace,
+/// as OpenAI does when usage was asked for, except on the usage chunk and `[DONE]`.
+pub(super) fn with_usage_null(event: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(event);
+    match text.rfind('}') {
+        Some(i) if !super::openai::is_usage_chunk(event) => {
+            format!("{},\"usage\":null{}", &text[..i], &text[i..]).into_bytes()
+        }
+        _ => event.to_vec(),
+    }
 }

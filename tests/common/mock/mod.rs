@@ -39,6 +39,8 @@
 //! | `cut-mid-event` | as `cut-stream`, plus the first half of the next event inside a chunk whose size line promised all of it |
 //! | `big-stream` | the stream's content deltas replaced by [`BIG_STREAM_EVENTS`] deltas of about 1 KiB each (about 5.5 MB) |
 //! | `usage-missing` | every usage field removed (`usage`, `usageMetadata`, the OpenAI usage chunk) |
+//! | `json-array` | a Gemini stream as `:streamGenerateContent` sends it without `alt=sse`: `gemini/stream_array.json` (`application/json`), one HTTP chunk per array element |
+//! | `usage-null` | a chat or completions stream that asked for `include_usage` ends every other chunk's payload with `,"usage":null`, as OpenAI does |
 //! | `echo` | a normal non-stream JSON answer even when the body asks to stream |
 //!
 //! Every response carries `x-request-id: req_mock_<n>` (n counts from 1 per mock),
