@@ -218,7 +218,8 @@ fn reload(path: &Path) -> Result<String, String> {
         return Err(format!("could not signal process {pid} (from {pid_file})"));
     }
     Ok(format!(
-        "sent SIGHUP to tollgate (pid {pid}); it reloads {}\n",
+        "{}sent SIGHUP to tollgate (pid {pid}); it reloads {}\n",
+        warning_lines(path, &rt),
         path.display()
     ))
 }
@@ -247,11 +248,20 @@ fn check(path: &Path) -> Result<String, String> {
         }
     }
     Ok(format!(
-        "{}: OK ({} upstreams, {} routes)\n",
+        "{}{}: OK ({} upstreams, {} routes)\n",
+        warning_lines(path, &rt),
         path.display(),
         rt.reloadable.upstreams.len(),
         rt.reloadable.router.route_count()
     ))
+}
+
+/// `warning: FILE: PATH: MESSAGE` lines (an expired certificate), each ending in a newline.
+fn warning_lines(path: &Path, rt: &Runtime) -> String {
+    config::render_lines(path, &rt.warnings)
+        .iter()
+        .map(|line| format!("warning: {line}\n"))
+        .collect()
 }
 
 /// The config, and the store it names.

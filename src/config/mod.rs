@@ -6,6 +6,7 @@
 mod expand;
 pub mod live;
 pub mod runtime;
+pub mod tls;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use serde::Deserialize;
 
 pub use expand::expand;
 pub use runtime::{pingora_conf, Fixed, Reloadable, Runtime};
+pub use tls::{TlsCerts, TlsFiles};
 pub use validate::usd_per_million_to_nanos;
 
 /// One problem found in a config file, located by its key path.
@@ -43,14 +45,19 @@ pub struct ConfigError {
 }
 
 fn render(file: &Path, problems: &[ConfigProblem]) -> String {
+    render_lines(file, problems).join("\n")
+}
+
+/// One line per problem: `FILE: PATH: MESSAGE`. Also how warnings (an expired
+/// certificate) are printed by `tollgate check` and logged by `serve` and reloads.
+pub fn render_lines(file: &Path, problems: &[ConfigProblem]) -> Vec<String> {
     problems
         .iter()
         .map(|p| match p.path.as_str() {
             "" => format!("{}: {}", file.display(), p.message),
             path => format!("{}: {}: {}", file.display(), path, p.message),
         })
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -102,6 +109,8 @@ pub struct ServerSection {
     pub pid_file: Option<String>,
     /// Pingora's graceful-upgrade socket (for `-u`); default `<storage dir>/upgrade.sock`.
     pub upgrade_sock: Option<String>,
+    /// TLS on every proxy listener (ALPN h2 and http/1.1).
+    pub tls: Option<TlsFiles>,
 }
 
 impl Default for ServerSection {
@@ -116,6 +125,7 @@ impl Default for ServerSection {
             max_connections_per_ip: 1024,
             pid_file: None,
             upgrade_sock: None,
+            tls: None,
         }
     }
 }
@@ -127,6 +137,8 @@ pub struct AdminSection {
     /// How long an admin login session lasts (a session used past half of it is
     /// replaced by a fresh one).
     pub session_ttl_s: u64,
+    /// TLS on the admin listener (then the session cookie is `Secure`).
+    pub tls: Option<TlsFiles>,
 }
 
 /// Twelve hours: a working day, so an operator logs in about once a day.
@@ -137,6 +149,7 @@ impl Default for AdminSection {
         AdminSection {
             listen: "127.0.0.1:9090".into(),
             session_ttl_s: DEFAULT_SESSION_TTL_S,
+            tls: None,
         }
     }
 }

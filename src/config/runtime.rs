@@ -1,7 +1,7 @@
 //! The validated, ready-to-use form of the config, in two parts: what is fixed when the
 //! process starts ([`Fixed`]) and what a reload replaces ([`Reloadable`], served to
-//! every reader through [`super::live::LiveConfig`]); and Pingora's `ServerConf` built
-//! from the fixed part.
+//! every reader through [`super::live::LiveConfig`]), beside the listeners' certificates
+//! as read ([`TlsCerts`]); and Pingora's `ServerConf` built from the fixed part.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,11 +12,20 @@ use tollgate_filters::router::Router;
 use tollgate_filters::upstream::UpstreamTarget;
 use tollgate_filters::usage::PriceTable;
 
+use super::tls::TlsCerts;
+use super::ConfigProblem;
+
 /// Everything the server needs, checked.
 #[derive(Debug, Clone)]
 pub struct Runtime {
     pub fixed: Fixed,
     pub reloadable: Reloadable,
+    /// The listeners' certificates as read now; a reload puts them in force for new
+    /// handshakes (`server::tls`).
+    pub tls: TlsCerts,
+    /// What is worth telling but does not stop the config (an expired certificate),
+    /// one line each through [`super::render_lines`].
+    pub warnings: Vec<ConfigProblem>,
 }
 
 /// The settings a running gateway keeps until it restarts or is upgraded (`serve -u`):
@@ -41,6 +50,11 @@ pub struct Fixed {
     pub upgrade_sock: String,
     /// The configured master key text (empty: use the key file).
     pub master_key: String,
+    /// `server.tls` is set: the proxy listeners speak TLS (h2 and http/1.1).
+    pub proxy_tls: bool,
+    /// `admin.tls` is set: the admin listener speaks TLS, so the dashboard's session
+    /// cookie (`tollgate_session`) must carry `Secure`.
+    pub admin_tls: bool,
 }
 
 /// What `SIGHUP` / `tollgate reload` replaces while serving: upstreams, routes with

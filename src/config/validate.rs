@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use tollgate_filters::pattern::ModelPattern;
@@ -16,6 +16,7 @@ use tollgate_filters::Secret;
 use tollgate_filters::usage::{Price, PriceTable};
 
 use super::runtime::{Fixed, Reloadable, Runtime};
+use super::tls::{TlsCerts, TlsFiles};
 use super::{Config, ConfigProblem, PriceConfig, UpstreamConfig};
 
 /// The longest admin session: a stolen token must not stay good for months.
@@ -36,6 +37,7 @@ impl Problems {
 pub fn validate(c: Config) -> Result<Runtime, Vec<ConfigProblem>> {
     let mut p = Problems::default();
     check_listeners(&c, &mut p);
+    let (tls, warnings) = tls(&c, &mut p);
     check_limits(&c, &mut p);
     check_storage_and_secrets(&c, &mut p);
     let upstreams = upstreams(&c, &mut p);
@@ -45,7 +47,30 @@ pub fn validate(c: Config) -> Result<Runtime, Vec<ConfigProblem>> {
     if !p.0.is_empty() {
         return Err(p.0);
     }
-    Ok(runtime(&c, upstreams, routes, pricing))
+    let mut rt = runtime(&c, upstreams, routes, pricing);
+    rt.tls = tls;
+    rt.warnings = warnings;
+    Ok(rt)
+}
+
+/// `server.tls` and `admin.tls`: their files read and checked (`super::tls`); the
+/// certificates, and the warnings.
+fn tls(c: &Config, p: &mut Problems) -> (TlsCerts, Vec<ConfigProblem>) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let mut warnings = Vec::new();
+    let mut read = |files: &Option<TlsFiles>, at: &str| {
+        let check = super::tls::load(files.as_ref()?, at, now);
+        p.0.extend(check.errors);
+        warnings.extend(check.warnings);
+        check.loaded.map(Arc::new)
+    };
+    let certs = TlsCerts {
+        proxy: read(&c.server.tls, "server.tls"),
+        admin: read(&c.admin.tls, "admin.tls"),
+    };
+    (certs, warnings)
 }
 
 /// `server.listen` and `admin.listen`.
@@ -325,6 +350,8 @@ fn runtime(
             router: Arc::new(Router::new(c.aliases.clone().into_iter().collect(), routes)),
             prices: Arc::new(PriceTable::new(pricing)),
         },
+        tls: TlsCerts::default(),
+        warnings: Vec::new(),
     }
 }
 
@@ -354,6 +381,8 @@ fn fixed(c: &Config) -> Fixed {
             .clone()
             .unwrap_or_else(|| in_dir("upgrade.sock")),
         master_key: c.secrets.master_key.trim().to_owned(),
+        proxy_tls: c.server.tls.is_some(),
+        admin_tls: c.admin.tls.is_some(),
         storage_dir,
     }
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
-use pingora::protocols::Stream;
+use pingora::protocols::{Stream, ALPN};
 use pingora::server::ShutdownWatch;
 use tokio::io::AsyncWriteExt;
 
@@ -113,6 +113,12 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnectionGuard<A> {
             }
             _ => None,
         };
+        // The deadline reads HTTP/1 framing (the blank line ending a head). An HTTP/2
+        // connection (ALPN h2 on a TLS listener) has none: its binary frames would leave
+        // it "in a head" forever and cut long streams, so it goes to Pingora unwrapped.
+        if matches!(session.selected_alpn_proto(), Some(ALPN::H2)) {
+            return self.inner.process_new(session, shutdown).await;
+        }
         let guarded: Stream = Box::new(HeadDeadline::new(session, self.limits.head_timeout));
         self.inner.process_new(guarded, shutdown).await
     }

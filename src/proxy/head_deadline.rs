@@ -18,10 +18,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::protocols::raw_connect::ProxyDigest;
+use pingora::protocols::tls::{SslDigest, TlsRef};
 use pingora::protocols::TimingDigest;
 use pingora::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
-    UniqueID, UniqueIDType,
+    UniqueID, UniqueIDType, ALPN,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
@@ -157,7 +158,19 @@ impl UniqueID for HeadDeadline {
     }
 }
 
-impl Ssl for HeadDeadline {}
+/// Forwarded so that Pingora sees the TLS session under the guard: ALPN picks HTTP/2 or
+/// HTTP/1.1, and logs get the TLS digest.
+impl Ssl for HeadDeadline {
+    fn get_ssl(&self) -> Option<&TlsRef> {
+        self.inner.get_ssl()
+    }
+    fn get_ssl_digest(&self) -> Option<Arc<SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
 
 impl GetTimingDigest for HeadDeadline {
     fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {

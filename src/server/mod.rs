@@ -2,7 +2,8 @@
 //! background services) from a validated config and runs it. Beside it: the proxy's
 //! filter chain ([`chain`]) and the background services: reloading ([`reload`]), key refresh and the listen announcement
 //! ([`background`]), upstream health checks ([`health`]), systemd's readiness notice
-//! ([`notify`]) and the exit after a shutdown signal ([`shutdown`]).
+//! ([`notify`]) and the exit after a shutdown signal ([`shutdown`]); TLS on the
+//! listeners, with certificates a reload replaces ([`tls`]).
 
 pub mod background;
 pub mod chain;
@@ -10,6 +11,7 @@ pub mod health;
 pub mod notify;
 pub mod reload;
 pub mod shutdown;
+pub mod tls;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -38,6 +40,7 @@ use background::{KeyRefresher, ListenAnnouncer};
 use chain::build_chain;
 use health::HealthChecker;
 use shutdown::ShutdownService;
+use tls::ListenerCerts;
 
 /// Pingora's own flags that `serve` accepts.
 #[derive(Debug, Clone, Copy, Default)]
@@ -73,7 +76,12 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     let Runtime {
         mut fixed,
         reloadable,
+        tls,
+        warnings,
     } = config::load(config_path)?;
+    for line in config::render_lines(config_path, &warnings) {
+        log::warn!("{line}");
+    }
     let listeners = settle_listeners(&mut fixed, opts.upgrade)?;
     let keys = open_keys(&fixed)?;
     let shared = Shared {
@@ -81,6 +89,7 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
         live: LiveConfig::new(reloadable),
         fixed: Arc::new(fixed),
         keys,
+        tls: ListenerCerts::new(&tls),
     };
     let spend = Arc::new(SpendTracker::default());
     crate::usage::spend::seed(&shared.keys.store, &spend, system_clock())?;
@@ -93,6 +102,7 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
             live: shared.live.clone(),
             started: shared.fixed.clone(),
             listen: listeners.configured.clone(),
+            tls: shared.tls.clone(),
         },
     ));
     server.add_service(proxy_service(&shared, spend, &server));
@@ -193,6 +203,7 @@ struct Shared {
     live: LiveConfig,
     keys: StoreKeys,
     usage: Arc<UsageRecorder>,
+    tls: ListenerCerts,
 }
 
 /// Pingora's server, from our settings (never from Pingora's own config file).
@@ -242,7 +253,7 @@ fn proxy_service(
     };
     let mut proxy = Service::new("proxy".to_owned(), ConnectionGuard::new(app, limits));
     for addr in &shared.fixed.proxy_listen {
-        proxy.add_tcp(addr);
+        shared.tls.add_proxy_listener(&mut proxy, addr);
     }
     proxy
 }
@@ -261,7 +272,9 @@ fn admin_service(shared: &Shared) -> Service<HttpServer<AdminApp>> {
         live: shared.live.clone(),
     });
     let mut admin = Service::new("admin".to_owned(), HttpServer::new_app(app));
-    admin.add_tcp(&shared.fixed.admin_listen);
+    shared
+        .tls
+        .add_admin_listener(&mut admin, &shared.fixed.admin_listen);
     admin.threads = Some(1);
     admin
 }

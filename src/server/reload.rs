@@ -1,6 +1,7 @@
-//! Reloading routes, aliases, upstreams and prices on `SIGHUP` (what `tollgate reload`
-//! sends) without dropping a connection. A config with problems is refused with every
-//! problem logged, and the one in force stays.
+//! Reloading routes, aliases, upstreams, prices and the listeners' TLS certificates on
+//! `SIGHUP` (what `tollgate reload` sends) without dropping a connection. A config with
+//! problems (a certificate file that cannot be read included) is refused as a whole with
+//! every problem logged, and the one in force stays.
 
 use std::path::PathBuf;
 
@@ -20,6 +21,8 @@ pub struct Reloader {
     /// `server.listen` and `admin.listen` as configured at start (before port 0 was
     /// settled), to tell an operator that a changed listener needs a restart.
     pub listen: (Vec<String>, String),
+    /// The TLS listeners' certificates, replaced for new handshakes.
+    pub tls: super::tls::ListenerCerts,
 }
 
 impl Reloader {
@@ -40,6 +43,10 @@ impl Reloader {
                         );
                     }
                 }
+                for line in config::render_lines(&self.path, &rt.warnings) {
+                    log::warn!("reload: {line}");
+                }
+                self.tls.apply(&rt.tls);
                 let (upstreams, routes) = (
                     rt.reloadable.upstreams.len(),
                     rt.reloadable.router.route_count(),
