@@ -246,6 +246,7 @@ fn proxy_service(
         shared.live.router(),
     ));
     let mut app = HttpProxy::new(GatewayProxy { gw }, server.configuration.clone());
+    app.server_options = Some(tls::server_options());
     app.handle_init_modules();
     let limits = ConnectionLimits {
         per_address: shared.fixed.max_connections_per_ip,
@@ -271,7 +272,9 @@ fn admin_service(shared: &Shared) -> Service<HttpServer<AdminApp>> {
         session_ttl: shared.fixed.admin_session_ttl,
         live: shared.live.clone(),
     });
-    let mut admin = Service::new("admin".to_owned(), HttpServer::new_app(app));
+    let mut http = HttpServer::new_app(app);
+    http.server_options = Some(tls::server_options());
+    let mut admin = Service::new("admin".to_owned(), http);
     shared
         .tls
         .add_admin_listener(&mut admin, &shared.fixed.admin_listen);

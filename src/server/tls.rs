@@ -18,8 +18,9 @@
 //! section takes effect on restart or upgrade, with a warning.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use pingora::apps::ServerApp;
+use pingora::apps::{HttpServerOptions, ServerApp};
 use pingora::listeners::tls::TlsSettings;
 use pingora::protocols::ALPN;
 use pingora::services::listening::Service;
@@ -116,6 +117,19 @@ fn add_listener<A: ServerApp + Send + Sync + 'static>(
     settings.set_cert_resolver(slot.clone());
     settings.set_alpn(ALPN::H2H1);
     service.add_tls_with_settings(addr, None, settings);
+}
+
+/// How long an HTTP/2 connection with no stream in flight stays open: as long as an idle
+/// HTTP/1.1 keep-alive connection (Pingora's 60 s). Pingora's default keeps idle HTTP/2
+/// connections forever, and the HTTP/1 head deadline does not apply to them.
+pub const H2_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The HTTP server options of both listeners (only HTTP/2, reached through ALPN on a
+/// TLS listener, is affected).
+pub fn server_options() -> HttpServerOptions {
+    let mut options = HttpServerOptions::default();
+    options.h2_idle_timeout = Some(H2_IDLE_TIMEOUT);
+    options
 }
 
 /// Stores `new` in `slot`, or says why a change waits for a restart.
