@@ -50,8 +50,6 @@ pub struct Fixed {
     pub upgrade_sock: String,
     /// The configured master key text (empty: use the key file).
     pub master_key: String,
-    /// `server.tls` is set: the proxy listeners speak TLS (h2 and http/1.1).
-    pub proxy_tls: bool,
     /// `admin.tls` is set: the admin listener speaks TLS, so the dashboard's session
     /// cookie (`tollgate_session`) must carry `Secure`.
     pub admin_tls: bool,

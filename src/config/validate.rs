@@ -381,7 +381,6 @@ fn fixed(c: &Config) -> Fixed {
             .clone()
             .unwrap_or_else(|| in_dir("upgrade.sock")),
         master_key: c.secrets.master_key.trim().to_owned(),
-        proxy_tls: c.server.tls.is_some(),
         admin_tls: c.admin.tls.is_some(),
         storage_dir,
     }
