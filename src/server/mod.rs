@@ -37,7 +37,7 @@ use crate::usage::{UsageRecorder, UsageWriter};
 use background::{KeyRefresher, ListenAnnouncer};
 use chain::build_chain;
 use health::HealthChecker;
-use shutdown::ShutdownService;
+use shutdown::{ExitCleanup, ShutdownService};
 
 /// Pingora's own flags that `serve` accepts.
 #[derive(Debug, Clone, Copy, Default)]
@@ -103,8 +103,9 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     }
     server.run(pingora::server::RunArgs::default());
     // Every service has stopped, so no request can produce another event: write the
-    // ones still queued before the process exits.
+    // ones still queued before the process exits, then close the store.
     shared.usage.drain_blocking();
+    exit_cleanup(&shared).run();
     log::info!("tollgate stopped");
     Ok(())
 }
@@ -299,6 +300,7 @@ fn add_background_services(server: &mut Server, shared: &Shared, listeners: &Lis
         ShutdownService {
             usage: shared.usage.clone(),
             grace: shared.fixed.shutdown_grace,
+            cleanup: exit_cleanup(shared),
         },
     ));
     server.add_service(single_threaded(
@@ -325,6 +327,13 @@ where
     let mut service = background_service(name, task);
     service.threads = Some(1);
     service
+}
+
+fn exit_cleanup(shared: &Shared) -> ExitCleanup {
+    ExitCleanup {
+        store: shared.keys.store.clone(),
+        pid_file: shared.fixed.pid_file.clone(),
+    }
 }
 
 /// Pingora writes the pid file only when it daemonizes; `tollgate reload` needs it in
