@@ -128,11 +128,7 @@ impl Filter for MeteringFilter {
             return;
         }
         let status = ctx.client_status.unwrap_or(0);
-        let reported = ctx
-            .meter
-            .as_mut()
-            .and_then(UsageMeter::finish)
-            .filter(|u| believable(u, ctx));
+        let reported = believable_report(ctx);
         let complete = ctx.meter.as_ref().is_some_and(UsageMeter::complete);
         let served = ctx.route.as_ref().map(|r| r.served_model.clone());
         // Estimate only what a provider answered successfully without its final count
@@ -210,8 +206,14 @@ impl Filter for MeteringFilter {
     }
 }
 
-/// Whether a provider's report is within [`crate::usage::MAX_REPORTED_TOKENS`]; one that
-/// is not is logged and then ignored, so the request is estimated like a silent one.
+/// The provider's report, if it arrived and is within
+/// [`crate::usage::MAX_REPORTED_TOKENS`]; one that is not is logged and then ignored, so
+/// the request is estimated like a silent one.
+fn believable_report(ctx: &mut RequestCtx) -> Option<Usage> {
+    let reported = ctx.meter.as_mut().and_then(UsageMeter::finish);
+    reported.filter(|u| believable(u, ctx))
+}
+
 fn believable(u: &Usage, ctx: &RequestCtx) -> bool {
     let Some((bucket, n)) = u.implausible() else {
         return true;
