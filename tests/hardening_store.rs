@@ -6,10 +6,13 @@
 
 mod common;
 
-use std::time::Duration;
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
+use common::gateway::TOLLGATE;
 use common::mock::scripted::{Reply, Scripted};
-use common::{Gateway, GatewayBuilder, Upstream, CHAT};
+use common::{Gateway, GatewayBuilder, MockUpstream, Upstream, CHAT};
 use serde_json::Value;
 
 /// 2^63: one more than SQLite's largest integer.
@@ -101,4 +104,150 @@ async fn an_absurd_usage_report_is_recorded_as_an_estimate_and_breaks_nothing() 
     gw.start();
     let r = gw.chat(&key, CHAT).await;
     assert_eq!(r.status, 200, "{}", r.text());
+}
+
+/// Waits for `cmd` (which must exit by itself within 20 s): its status and stderr.
+fn run_to_exit(mut cmd: Command) -> (ExitStatus, String) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("still running after 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The lines `tollgate` printed as its own errors (not log lines).
+fn error_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("tollgate: "))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_missing_master_key_is_reported_and_never_replaced() {
+    let mock = MockUpstream::start().await;
+    let (mut gw, key) = GatewayBuilder::new()
+        .only_upstream(Upstream::openai("o", &mock))
+        .start_with_key("alice");
+    gw.terminate();
+    assert!(gw.exit_status(Duration::from_secs(20)).await.success());
+    let key_file = gw.dir().join("master.key");
+    let saved = std::fs::read(&key_file).unwrap();
+    std::fs::remove_file(&key_file).unwrap();
+    let named = |err: &str| {
+        let lines = error_lines(err);
+        assert_eq!(lines.len(), 1, "one clear line: {err}");
+        assert!(
+            lines[0].contains(&key_file.display().to_string())
+                && lines[0].contains("missing")
+                && lines[0].contains("TOLLGATE_MASTER_KEY"),
+            "{err}"
+        );
+    };
+
+    let out = gw.cli(&["check"]);
+    assert_eq!(out.status.code(), Some(1), "check must fail");
+    named(&String::from_utf8_lossy(&out.stderr));
+    let (status, err) = run_to_exit(gw.command(&["serve"]));
+    assert_eq!(status.code(), Some(1), "{err}");
+    named(&err);
+    assert!(!key_file.exists(), "serve wrote a new master key");
+    let out = gw.cli(&["key", "create", "--user", "alice"]);
+    assert_eq!(out.status.code(), Some(1));
+    named(&String::from_utf8_lossy(&out.stderr));
+    assert!(!key_file.exists(), "the CLI wrote a new master key");
+
+    // With the file back, everything is as it was.
+    std::fs::write(&key_file, saved).unwrap();
+    gw.cli_ok(&["check"]);
+    gw.start();
+    let r = gw.chat(&key, CHAT).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+/// `tollgate -c <config> ARGS` as a process that file permissions apply to: as root,
+/// without the capabilities that override them.
+fn unprivileged(gw: &Gateway, args: &[&str]) -> Command {
+    let mut cmd = if rustix::process::geteuid().is_root() {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--bounding-set=-dac_override,-dac_read_search",
+            "--",
+            TOLLGATE,
+        ]);
+        c
+    } else {
+        Command::new(TOLLGATE)
+    };
+    cmd.arg("-c")
+        .arg(gw.config_path())
+        .args(args)
+        .current_dir(gw.dir())
+        .env_remove("TOLLGATE_CONFIG")
+        .env_remove("TOLLGATE_MASTER_KEY")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn check_flags_a_read_only_store_that_serve_cannot_use() {
+    let gw = GatewayBuilder::new()
+        .only_upstream(Upstream::openai("o", "http://127.0.0.1:9"))
+        .build();
+    gw.add_user("alice", "member");
+    gw.create_key("alice", &[]);
+    let (status, err) = run_to_exit(unprivileged(&gw, &["check"]));
+    assert!(status.success(), "{err}");
+    set_mode(&gw.db_path(), 0o444);
+    let (status, err) = run_to_exit(unprivileged(&gw, &["check"]));
+    assert_eq!(status.code(), Some(1), "check must fail: {err}");
+    let lines = error_lines(&err);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&gw.db_path().display().to_string())
+                && l.contains("read-only")
+                && l.contains("serve")),
+        "{err}"
+    );
+    // What check warns of is so.
+    let (status, err) = run_to_exit(unprivileged(&gw, &["serve"]));
+    assert_eq!(status.code(), Some(1), "{err}");
+    set_mode(&gw.db_path(), 0o600);
+}
+
+#[test]
+fn check_warns_that_a_config_without_routes_serves_nothing() {
+    let gw = GatewayBuilder::new().build();
+    let out = gw.cli(&["check"]);
+    assert!(out.status.success(), "a warning, not an error");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("warning: no routes") && stdout.contains("404"),
+        "{stdout}"
+    );
+    let gw = GatewayBuilder::new()
+        .only_upstream(Upstream::openai("o", "http://127.0.0.1:9"))
+        .build();
+    let out = gw.cli_ok(&["check"]);
+    assert!(!out.contains("warning"), "{out}");
 }

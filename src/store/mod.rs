@@ -76,6 +76,8 @@ pub enum StoreError {
     /// A new key or user that breaks a rule; the message names the option at fault.
     #[error("{0}")]
     Invalid(String),
+    #[error("SQLite opened the file read-only")]
+    ReadOnly,
     /// [`Store::close`] ran: the process is stopping.
     #[error("the store is closed (the gateway is stopping)")]
     Closed,
@@ -209,6 +211,19 @@ impl Store {
             tx.commit()?;
             log::info!("store: applied migration {version:04}_{name}");
         }
+        Ok(())
+    }
+
+    /// Whether this process may write the store, without writing anything: SQLite opens
+    /// a file it may not write read-only and says nothing until the first write. For
+    /// `tollgate check`; waits for a writer in another process like any write.
+    pub fn probe_writable(&self) -> Result<(), StoreError> {
+        let conn = self.conn()?;
+        if conn.is_readonly(rusqlite::MAIN_DB)? {
+            return Err(StoreError::ReadOnly);
+        }
+        // Taking the write lock also needs the -wal and -shm files to be writable.
+        conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?;
         Ok(())
     }
 
