@@ -251,3 +251,54 @@ fn check_warns_that_a_config_without_routes_serves_nothing() {
     let out = gw.cli_ok(&["check"]);
     assert!(!out.contains("warning"), "{out}");
 }
+
+/// Rows in `usage_events`, read beside the running gateway.
+fn stored_events(gw: &Gateway) -> i64 {
+    let db = rusqlite::Connection::open(gw.db_path()).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    db.query_row("SELECT COUNT(*) FROM usage_events", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn usage_that_could_not_be_written_is_retried_without_new_traffic() {
+    let mock = MockUpstream::start().await;
+    let (gw, key) = GatewayBuilder::new()
+        .only_upstream(Upstream::openai("o", &mock))
+        .start_with_key("alice");
+    // The store refuses usage rows, as a full disk would.
+    let db = rusqlite::Connection::open(gw.db_path()).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER full BEFORE INSERT ON usage_events BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+    )
+    .unwrap();
+    for _ in 0..5 {
+        let r = gw.chat(&key, CHAT).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert!(
+        gw.wait_for_log_async("usage writer: could not write", Duration::from_secs(10))
+            .await,
+        "{}",
+        gw.logs()
+    );
+    let failures = gw
+        .metrics()
+        .await
+        .sum("tollgate_usage_write_failures_total", &[]);
+    assert!(failures >= 1.0, "failed writes are counted");
+    assert_eq!(stored_events(&gw), 0);
+    // The disk frees up; no request arrives after this.
+    db.execute_batch("DROP TRIGGER full;").unwrap();
+    common::eventually(
+        "the queued events to be written",
+        Duration::from_secs(20),
+        async || match stored_events(&gw) {
+            5 => Ok(()),
+            n => Err(format!("{n} stored")),
+        },
+    )
+    .await;
+    assert_eq!(mock.request_count(), 5);
+}
