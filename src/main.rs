@@ -87,7 +87,21 @@ fn run(cli: Cli) -> Result<String, String> {
         Command::ProviderKey(c) => provider_key(&config, c),
         Command::RotateMasterKey { generate } => rotate_master_key(&config, generate),
         Command::Usage(u) => usage(&config, u),
+        Command::Backup { file, force } => backup(&config, &file, force),
     }
+}
+
+/// `tollgate backup FILE [--force]`: the store is read as it is (not migrated).
+fn backup(config: &Path, file: &Path, force: bool) -> Result<String, String> {
+    let rt = config::load(config).map_err(|e| e.to_string())?;
+    let db = &rt.fixed.storage_path;
+    let size =
+        tollgate::store::backup::backup_to_file(db, file, force).map_err(|e| e.to_string())?;
+    Ok(format!(
+        "wrote a snapshot of {} to {} ({size} bytes)\n",
+        db.display(),
+        file.display()
+    ))
 }
 
 /// `tollgate user add|list`.

@@ -355,6 +355,7 @@ fn fixed(c: &Config) -> Fixed {
             .unwrap_or_else(|| in_dir("upgrade.sock")),
         master_key: c.secrets.master_key.trim().to_owned(),
         storage_dir,
+        usage_retention_days: c.storage.usage_retention_days,
     }
 }
 

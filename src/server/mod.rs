@@ -2,13 +2,15 @@
 //! background services) from a validated config and runs it. Beside it: the proxy's
 //! filter chain ([`chain`]) and the background services: reloading ([`reload`]), key refresh and the listen announcement
 //! ([`background`]), upstream health checks ([`health`]), systemd's readiness notice
-//! ([`notify`]) and the exit after a shutdown signal ([`shutdown`]).
+//! ([`notify`]), usage retention ([`retention`]) and the exit after a shutdown signal
+//! ([`shutdown`]).
 
 pub mod background;
 pub mod chain;
 pub mod health;
 pub mod notify;
 pub mod reload;
+pub mod retention;
 pub mod shutdown;
 
 use std::net::{SocketAddr, TcpListener};
@@ -16,7 +18,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pingora::apps::http_app::HttpServer;
 use pingora::proxy::HttpProxy;
 use pingora::server::configuration::Opt;
 use pingora::server::Server;
@@ -25,6 +26,7 @@ use pingora::services::listening::Service;
 use tollgate_filters::clock::system_clock;
 use tollgate_filters::limits::SpendTracker;
 
+use crate::admin::serve::AdminServer;
 use crate::admin::{AdminApp, AdminDeps, SessionSweeper};
 use crate::config::live::LiveConfig;
 use crate::config::{self, pingora_conf, ConfigError, Fixed, Runtime};
@@ -250,7 +252,7 @@ fn proxy_service(
 }
 
 /// The admin listener, on one thread.
-fn admin_service(shared: &Shared) -> Service<HttpServer<AdminApp>> {
+fn admin_service(shared: &Shared) -> Service<AdminServer> {
     let keys = &shared.keys;
     let app = AdminApp::new(AdminDeps {
         store: keys.store.clone(),
@@ -262,7 +264,7 @@ fn admin_service(shared: &Shared) -> Service<HttpServer<AdminApp>> {
         session_ttl: shared.fixed.admin_session_ttl,
         live: shared.live.clone(),
     });
-    let mut admin = Service::new("admin".to_owned(), HttpServer::new_app(app));
+    let mut admin = Service::new("admin".to_owned(), AdminServer(app));
     admin.add_tcp(&shared.fixed.admin_listen);
     admin.threads = Some(1);
     admin
@@ -317,6 +319,15 @@ fn add_background_services(server: &mut Server, shared: &Shared, listeners: &Lis
             router: shared.live.router(),
         },
     ));
+    if shared.fixed.usage_retention_days > 0 {
+        server.add_service(single_threaded(
+            "usage retention",
+            retention::UsageRetention {
+                store: keys.store.clone(),
+                days: shared.fixed.usage_retention_days,
+            },
+        ));
+    }
 }
 
 /// A background service with one thread: none of ours needs more, and each thread is a

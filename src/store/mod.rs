@@ -4,6 +4,7 @@
 //! with (master key, gateway key format, provider-key encryption) in [`secrets`].
 
 mod audit;
+pub mod backup;
 mod data_keys;
 pub mod input;
 mod keys;
@@ -91,6 +92,8 @@ pub struct Store {
     // enough: writes are serialized by SQLite anyway, and reads are short. `None` once
     // closed.
     conn: Arc<Mutex<Option<Connection>>>,
+    /// The database file (backups open a connection of their own to it).
+    path: Arc<Path>,
 }
 
 /// The store's connection, locked (see [`Store::conn`]).
@@ -142,9 +145,15 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let store = Store {
             conn: Arc::new(Mutex::new(Some(conn))),
+            path: Arc::from(path),
         };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     pub(crate) fn conn(&self) -> Result<ConnGuard<'_>, StoreError> {

@@ -13,6 +13,11 @@ use super::{Store, StoreError};
 const ROWS_PER_INSERT: usize = 32;
 const COLUMNS: usize = 20;
 
+/// Events deleted per transaction when pruning (a few milliseconds of work each).
+const PRUNE_BATCH: usize = 2_000;
+/// The pause between two pruning transactions, for the writers waiting on the lock.
+const PRUNE_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// The multi-row and the one-row statement, built once (their text is also the key of
 /// rusqlite's statement cache).
 static INSERT_MANY: LazyLock<String> = LazyLock::new(|| insert_sql(ROWS_PER_INSERT));
@@ -215,11 +220,25 @@ impl Store {
         Ok(rows)
     }
 
-    /// Deletes events older than `before_ms`; returns how many.
+    /// Deletes events older than `before_ms`; returns how many. In transactions of at
+    /// most [`PRUNE_BATCH`] events with [`PRUNE_PAUSE`] between them, with the lock let
+    /// go: a year of events deleted at once would hold SQLite's write lock (and this
+    /// store's mutex) for seconds, and the usage writer, key touches and admin writes
+    /// of a running gateway with it.
     pub fn prune_usage(&self, before_ms: i64) -> Result<usize, StoreError> {
-        Ok(self
-            .conn()?
-            .execute("DELETE FROM usage_events WHERE ts < ?1", [before_ms])?)
+        let mut total = 0;
+        loop {
+            let n = self.conn()?.execute(
+                "DELETE FROM usage_events WHERE rowid IN \
+                 (SELECT rowid FROM usage_events WHERE ts < ?1 LIMIT ?2)",
+                params![before_ms, PRUNE_BATCH as i64],
+            )?;
+            total += n;
+            if n < PRUNE_BATCH {
+                return Ok(total);
+            }
+            std::thread::sleep(PRUNE_PAUSE);
+        }
     }
 
     /// How many events are stored (tests and `check`).
@@ -387,6 +406,13 @@ mod tests {
         let since = s.usage_report(GroupBy::Key, Some(2_000), None).unwrap();
         assert_eq!(since[0].requests, 1);
         assert_eq!(s.prune_usage(2_000).unwrap(), 1);
+        assert_eq!(s.usage_count().unwrap(), 1);
+        // More than one batch.
+        let many: Vec<_> = (0..2 * PRUNE_BATCH + 5)
+            .map(|n| event(&format!("p{n}"), 100, "m", 1, 1))
+            .collect();
+        s.insert_usage(&many).unwrap();
+        assert_eq!(s.prune_usage(2_000).unwrap(), many.len());
         assert_eq!(s.usage_count().unwrap(), 1);
     }
 }
