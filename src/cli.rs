@@ -62,6 +62,15 @@ pub enum Command {
     /// Manage provider keys stored in the gateway, encrypted
     #[command(subcommand)]
     ProviderKey(ProviderKeyCommand),
+    /// Write a consistent snapshot of the store to FILE (mode 0600), also while serving
+    Backup {
+        /// The snapshot's path; an existing file is refused unless --force
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Replace FILE if it exists (the new snapshot takes its place in one rename)
+        #[arg(long)]
+        force: bool,
+    },
     /// Re-wrap the store's data keys under a new master key (read as base64 from stdin)
     RotateMasterKey {
         /// Generate the new master key instead of reading it, and print it once

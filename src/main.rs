@@ -87,7 +87,21 @@ fn run(cli: Cli) -> Result<String, String> {
         Command::ProviderKey(c) => provider_key(&config, c),
         Command::RotateMasterKey { generate } => rotate_master_key(&config, generate),
         Command::Usage(u) => usage(&config, u),
+        Command::Backup { file, force } => backup(&config, &file, force),
     }
+}
+
+/// `tollgate backup FILE [--force]`: the store is read as it is (not migrated).
+fn backup(config: &Path, file: &Path, force: bool) -> Result<String, String> {
+    let rt = config::load(config).map_err(|e| e.to_string())?;
+    let db = &rt.fixed.storage_path;
+    let size =
+        tollgate::store::backup::backup_to_file(db, file, force).map_err(|e| e.to_string())?;
+    Ok(format!(
+        "wrote a snapshot of {} to {} ({size} bytes)\n",
+        db.display(),
+        file.display()
+    ))
 }
 
 /// `tollgate user add|list`.
@@ -153,7 +167,7 @@ fn provider_key(config: &Path, c: ProviderKeyCommand) -> Result<String, String> 
 /// `tollgate rotate-master-key [--generate]`.
 fn rotate_master_key(config: &Path, generate: bool) -> Result<String, String> {
     let (rt, store) = open(config)?;
-    let current = master_key(&rt.fixed)?;
+    let current = master_key(&rt.fixed, &store)?;
     let input;
     let new = if generate {
         NewMasterKey::Generate
@@ -224,36 +238,16 @@ fn reload(path: &Path) -> Result<String, String> {
     ))
 }
 
-/// `tollgate check`: every config problem, then the store if it exists (check never
-/// creates one).
+/// `tollgate check`: every problem on stderr (exit 1), or the summary; warnings on
+/// stdout either way.
 fn check(path: &Path) -> Result<String, String> {
-    let rt = config::load(path).map_err(|e| format!("config has problems:\n{e}"))?;
-    let fixed = &rt.fixed;
-    let store = if fixed.storage_path.exists() {
-        let store = open_store(fixed)?;
-        store
-            .check()
-            .map_err(|e| format!("store {}: {e}", fixed.storage_path.display()))?;
-        Some(store)
-    } else {
-        None
-    };
-    if !fixed.master_key.is_empty() || fixed.storage_dir.join("master.key").exists() {
-        let master = master_key(fixed)?;
-        // A wrong master key would leave every gateway key and stored provider key
-        // unusable: say so before a start or an upgrade, not after.
-        if let Some(store) = &store {
-            Keyring::verify(store, &master)
-                .map_err(|e| format!("store {}: {e}", fixed.storage_path.display()))?;
-        }
+    let report = commands::check::check(path)?;
+    let warnings: String = report.warnings.iter().map(|w| format!("{w}\n")).collect();
+    if report.problems.is_empty() {
+        return Ok(format!("{warnings}{}\n", report.summary));
     }
-    Ok(format!(
-        "{}{}: OK ({} upstreams, {} routes)\n",
-        warning_lines(path, &rt),
-        path.display(),
-        rt.reloadable.upstreams.len(),
-        rt.reloadable.router.route_count()
-    ))
+    print!("{warnings}");
+    Err(report.problems.join("\ntollgate: "))
 }
 
 /// `warning: FILE: PATH: MESSAGE` lines (an expired certificate), each ending in a newline.
@@ -276,12 +270,15 @@ fn open_store(fixed: &Fixed) -> Result<Store, String> {
         .map_err(|e| format!("store {}: {e}", fixed.storage_path.display()))
 }
 
-fn master_key(fixed: &Fixed) -> Result<MasterKey, String> {
-    MasterKey::load_or_create(&fixed.master_key, &fixed.storage_dir).map_err(|e| e.to_string())
+/// The master key; never a new one for a store whose data keys need the old one.
+fn master_key(fixed: &Fixed, store: &Store) -> Result<MasterKey, String> {
+    let has_data_keys = !store.data_keys().map_err(|e| e.to_string())?.is_empty();
+    MasterKey::for_store(&fixed.master_key, &fixed.storage_dir, has_data_keys)
+        .map_err(|e| e.to_string())
 }
 
 fn keyring(fixed: &Fixed, store: &Store) -> Result<Keyring, String> {
-    Keyring::load_or_init(store, &master_key(fixed)?, now()).map_err(|e| e.to_string())
+    Keyring::load_or_init(store, &master_key(fixed, store)?, now()).map_err(|e| e.to_string())
 }
 
 fn hasher(fixed: &Fixed, store: &Store) -> Result<KeyHasher, String> {

@@ -35,6 +35,7 @@ struct Metrics {
     queue_depth: IntGauge,
     batch_seconds: HistogramVec,
     dropped: IntCounter,
+    write_failures: IntCounter,
     connections_refused: IntCounterVec,
     upstream_healthy: prometheus::IntGaugeVec,
     models: Mutex<HashSet<String>>,
@@ -165,6 +166,10 @@ static M: LazyLock<Metrics> = LazyLock::new(|| {
         dropped: c(
             "tollgate_usage_events_dropped_total",
             "Usage events dropped (channel and overflow full).",
+        ),
+        write_failures: c(
+            "tollgate_usage_write_failures_total",
+            "Usage batches the store refused (kept and retried).",
         ),
         connections_refused: cv(
             "tollgate_connections_refused_total",
@@ -395,6 +400,10 @@ pub fn usage_batch_written(_events: usize, took: Duration) {
 
 pub fn usage_event_dropped() {
     M.dropped.inc();
+}
+
+pub fn usage_write_failed() {
+    M.write_failures.inc();
 }
 
 pub fn usage_queue_depth(n: usize) {

@@ -128,7 +128,7 @@ impl Filter for MeteringFilter {
             return;
         }
         let status = ctx.client_status.unwrap_or(0);
-        let reported = ctx.meter.as_mut().and_then(UsageMeter::finish);
+        let reported = believable_report(ctx);
         let complete = ctx.meter.as_ref().is_some_and(UsageMeter::complete);
         let served = ctx.route.as_ref().map(|r| r.served_model.clone());
         // Estimate only what a provider answered successfully without its final count
@@ -204,6 +204,27 @@ impl Filter for MeteringFilter {
         ctx.metered_tokens = u.input + u.output + u.cache_read + u.cache_write;
         self.sink.record(event);
     }
+}
+
+/// The provider's report, if it arrived and is within
+/// [`crate::usage::MAX_REPORTED_TOKENS`]; one that is not is logged and then ignored, so
+/// the request is estimated like a silent one.
+fn believable_report(ctx: &mut RequestCtx) -> Option<Usage> {
+    let reported = ctx.meter.as_mut().and_then(UsageMeter::finish);
+    reported.filter(|u| believable(u, ctx))
+}
+
+fn believable(u: &Usage, ctx: &RequestCtx) -> bool {
+    let Some((bucket, n)) = u.implausible() else {
+        return true;
+    };
+    log::warn!(
+        "usage: upstream {} reported {n} {bucket} tokens for request {}, above the bound of {} per response: ignored, the request is recorded with an estimate",
+        ctx.upstream().map_or("-", |u| u.name.as_str()),
+        ctx.request_id,
+        crate::usage::MAX_REPORTED_TOKENS
+    );
+    false
 }
 
 /// Asks OpenAI-style upstreams for the usage of streams whose client did not, and

@@ -10,8 +10,10 @@
 
 mod audit;
 pub mod auth;
+mod backup;
 mod keys;
 mod provider_keys;
+pub mod serve;
 mod sessions;
 mod usage;
 mod users;
@@ -208,6 +210,8 @@ impl AdminApp {
                 _ => self.delete_provider_key(req, &caller, &up).await,
             },
             Route::Usage => self.usage(req).await,
+            Route::UsagePrune => self.prune_usage(session, req, &caller).await,
+            Route::Backup => self.backup(req, &caller).await,
             Route::Audit => self.list_audit(req).await,
             Route::Healthz | Route::Readyz | Route::Metrics | Route::Login => {
                 Err(ApiError::internal("route table mismatch"))
@@ -267,6 +271,8 @@ enum Route {
     Key(String),
     ProviderKey(String),
     Usage,
+    UsagePrune,
+    Backup,
     Audit,
 }
 
@@ -288,6 +294,8 @@ impl Route {
             "/admin/users" => Route::Users,
             "/admin/keys" => Route::Keys,
             "/admin/usage" => Route::Usage,
+            "/admin/usage/prune" => Route::UsagePrune,
+            "/admin/backup" => Route::Backup,
             "/admin/audit" => Route::Audit,
             _ => {
                 if let Some(id) = item("/admin/users/") {
@@ -308,7 +316,8 @@ impl Route {
             Route::Healthz | Route::Readyz | Route::Metrics | Route::Usage | Route::Audit => {
                 &["GET"]
             }
-            Route::Login | Route::Logout => &["POST"],
+            Route::Backup => &["GET"],
+            Route::Login | Route::Logout | Route::UsagePrune => &["POST"],
             Route::Users | Route::Keys => &["GET", "POST"],
             Route::User(_) | Route::Key(_) => &["DELETE"],
             Route::ProviderKey(_) => &["GET", "PUT", "DELETE"],
@@ -542,6 +551,8 @@ mod tests {
             Route::of("/admin/provider-keys/open%20ai"),
             Some(Route::ProviderKey("open ai".into()))
         );
+        assert_eq!(Route::of("/admin/usage/prune"), Some(Route::UsagePrune));
+        assert_eq!(Route::of("/admin/backup"), Some(Route::Backup));
         assert_eq!(Route::of("/admin/nope"), None);
         assert_eq!(Route::of("/healthz/"), None);
         assert!(!Route::Login.needs_auth() && Route::Logout.needs_auth());

@@ -1,6 +1,7 @@
 //! What the CLI's store subcommands do, returning the text to print, so that `main.rs`
 //! stays a dispatcher and the logic is unit-tested.
 
+pub mod check;
 pub mod keys;
 pub mod provider_keys;
 pub mod usage;

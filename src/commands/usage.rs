@@ -129,9 +129,16 @@ pub fn usage(
     ))
 }
 
-pub fn prune(store: &Store, older_than: &str, now: i64) -> Result<String, CommandError> {
+/// The cut-off of `usage prune --older-than` (and `POST /admin/usage/prune`) at `now`
+/// (unix seconds): unix milliseconds.
+pub fn prune_before_ms(older_than: &str, now: i64) -> Result<i64, CommandError> {
     let age = parse_duration(older_than).map_err(CommandError::Invalid)?;
-    let before_ms = (now - age.as_secs() as i64) * 1000;
+    let age_s = i64::try_from(age.as_secs()).unwrap_or(i64::MAX);
+    Ok(now.saturating_sub(age_s).saturating_mul(1000))
+}
+
+pub fn prune(store: &Store, older_than: &str, now: i64) -> Result<String, CommandError> {
+    let before_ms = prune_before_ms(older_than, now)?;
     let n = store.prune_usage(before_ms)?;
     Ok(format!(
         "deleted {n} usage events older than {}\n",

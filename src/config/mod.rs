@@ -159,12 +159,15 @@ impl Default for AdminSection {
 pub struct StorageSection {
     /// SQLite file; relative paths are relative to the working directory.
     pub path: String,
+    /// Usage events older than this many days are deleted once a day; 0 keeps them.
+    pub usage_retention_days: u32,
 }
 
 impl Default for StorageSection {
     fn default() -> Self {
         StorageSection {
             path: "data/tollgate.db".into(),
+            usage_retention_days: 0,
         }
     }
 }

@@ -46,6 +46,8 @@ pub struct Fixed {
     pub max_connections_per_ip: u32,
     pub storage_path: PathBuf,
     pub storage_dir: PathBuf,
+    /// `storage.usage_retention_days`: 0 keeps usage events forever.
+    pub usage_retention_days: u32,
     pub pid_file: String,
     pub upgrade_sock: String,
     /// The configured master key text (empty: use the key file).

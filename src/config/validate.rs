@@ -383,6 +383,7 @@ fn fixed(c: &Config) -> Fixed {
         master_key: c.secrets.master_key.trim().to_owned(),
         admin_tls: c.admin.tls.is_some(),
         storage_dir,
+        usage_retention_days: c.storage.usage_retention_days,
     }
 }
 

@@ -2,14 +2,15 @@
 //! background services) from a validated config and runs it. Beside it: the proxy's
 //! filter chain ([`chain`]) and the background services: reloading ([`reload`]), key refresh and the listen announcement
 //! ([`background`]), upstream health checks ([`health`]), systemd's readiness notice
-//! ([`notify`]) and the exit after a shutdown signal ([`shutdown`]); TLS on the
-//! listeners, with certificates a reload replaces ([`tls`]).
+//! ([`notify`]), usage retention ([`retention`]) and the exit after a shutdown signal
+//! ([`shutdown`]); TLS on the listeners, with certificates a reload replaces ([`tls`]).
 
 pub mod background;
 pub mod chain;
 pub mod health;
 pub mod notify;
 pub mod reload;
+pub mod retention;
 pub mod shutdown;
 pub mod tls;
 
@@ -18,7 +19,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pingora::apps::http_app::HttpServer;
 use pingora::proxy::HttpProxy;
 use pingora::server::configuration::Opt;
 use pingora::server::Server;
@@ -27,6 +27,7 @@ use pingora::services::listening::Service;
 use tollgate_filters::clock::system_clock;
 use tollgate_filters::limits::SpendTracker;
 
+use crate::admin::serve::AdminServer;
 use crate::admin::{AdminApp, AdminDeps, SessionSweeper};
 use crate::config::live::LiveConfig;
 use crate::config::{self, pingora_conf, ConfigError, Fixed, Runtime};
@@ -39,7 +40,7 @@ use crate::usage::{UsageRecorder, UsageWriter};
 use background::{KeyRefresher, ListenAnnouncer};
 use chain::build_chain;
 use health::HealthChecker;
-use shutdown::ShutdownService;
+use shutdown::{ExitCleanup, ShutdownService};
 use tls::ListenerCerts;
 
 /// Pingora's own flags that `serve` accepts.
@@ -113,8 +114,9 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     }
     server.run(pingora::server::RunArgs::default());
     // Every service has stopped, so no request can produce another event: write the
-    // ones still queued before the process exits.
+    // ones still queued before the process exits, then close the store.
     shared.usage.drain_blocking();
+    exit_cleanup(&shared).run();
     log::info!("tollgate stopped");
     Ok(())
 }
@@ -182,7 +184,8 @@ struct StoreKeys {
 /// Opens the store, unwraps its keyring with the master key and fills both key caches.
 fn open_keys(fixed: &Fixed) -> Result<StoreKeys, ServeError> {
     let store = Store::open(&fixed.storage_path)?;
-    let master = MasterKey::load_or_create(&fixed.master_key, &fixed.storage_dir)?;
+    let has_data_keys = !store.data_keys()?.is_empty();
+    let master = MasterKey::for_store(&fixed.master_key, &fixed.storage_dir, has_data_keys)?;
     let keyring = Keyring::load_or_init(&store, &master, system_clock())?;
     let gateway = Arc::new(KeyCache::new(store.clone(), keyring.hasher()));
     gateway.refresh()?;
@@ -260,7 +263,7 @@ fn proxy_service(
 }
 
 /// The admin listener, on one thread.
-fn admin_service(shared: &Shared) -> Service<HttpServer<AdminApp>> {
+fn admin_service(shared: &Shared) -> Service<AdminServer> {
     let keys = &shared.keys;
     let app = AdminApp::new(AdminDeps {
         store: keys.store.clone(),
@@ -272,9 +275,10 @@ fn admin_service(shared: &Shared) -> Service<HttpServer<AdminApp>> {
         session_ttl: shared.fixed.admin_session_ttl,
         live: shared.live.clone(),
     });
-    let mut http = HttpServer::new_app(app);
-    http.server_options = Some(tls::server_options());
-    let mut admin = Service::new("admin".to_owned(), http);
+    let mut admin = Service::new(
+        "admin".to_owned(),
+        AdminServer::new(app, tls::server_options()),
+    );
     shared
         .tls
         .add_admin_listener(&mut admin, &shared.fixed.admin_listen);
@@ -315,6 +319,7 @@ fn add_background_services(server: &mut Server, shared: &Shared, listeners: &Lis
         ShutdownService {
             usage: shared.usage.clone(),
             grace: shared.fixed.shutdown_grace,
+            cleanup: exit_cleanup(shared),
         },
     ));
     server.add_service(single_threaded(
@@ -330,6 +335,15 @@ fn add_background_services(server: &mut Server, shared: &Shared, listeners: &Lis
             router: shared.live.router(),
         },
     ));
+    if shared.fixed.usage_retention_days > 0 {
+        server.add_service(single_threaded(
+            "usage retention",
+            retention::UsageRetention {
+                store: keys.store.clone(),
+                days: shared.fixed.usage_retention_days,
+            },
+        ));
+    }
 }
 
 /// A background service with one thread: none of ours needs more, and each thread is a
@@ -341,6 +355,13 @@ where
     let mut service = background_service(name, task);
     service.threads = Some(1);
     service
+}
+
+fn exit_cleanup(shared: &Shared) -> ExitCleanup {
+    ExitCleanup {
+        store: shared.keys.store.clone(),
+        pid_file: shared.fixed.pid_file.clone(),
+    }
 }
 
 /// Pingora writes the pid file only when it daemonizes; `tollgate reload` needs it in

@@ -3,7 +3,12 @@
 //! queued usage event is written and the process exits at once. Pingora by itself would
 //! sleep out the whole grace period (`server.shutdown_grace_s`) even when idle. If
 //! requests outlive the grace, this service steps aside: Pingora stops them, and `serve`
-//! writes what is left after `Server::run` returns.
+//! writes what is left after `Server::run` returns (as after SIGINT, which Pingora ends
+//! without telling the services).
+//!
+//! Either way the process leaves nothing behind ([`ExitCleanup`]): the store is
+//! checkpointed and closed (no `-wal`/`-shm` file), and the pid file is removed if it
+//! still names this process.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +19,7 @@ use pingora::services::background::BackgroundService;
 
 use crate::metrics;
 use crate::proxy::connections::SETTLE;
+use crate::store::Store;
 use crate::usage::UsageRecorder;
 
 /// How often the requests in flight are counted while waiting for them.
@@ -25,6 +31,43 @@ pub struct ShutdownService {
     pub usage: Arc<UsageRecorder>,
     /// `server.shutdown_grace_s`: how long in-flight requests may run after the signal.
     pub grace: Duration,
+    /// Run after the last usage event is written, before the exit.
+    pub cleanup: ExitCleanup,
+}
+
+/// What a clean stop undoes, once every usage event is written.
+#[derive(Clone)]
+pub struct ExitCleanup {
+    pub store: Store,
+    /// `server.pid_file`.
+    pub pid_file: String,
+}
+
+impl ExitCleanup {
+    /// Closes the store (checkpointing its WAL) and removes the pid file if it still
+    /// names this process. Blocking; failures are logged, as the process ends anyway.
+    pub fn run(&self) {
+        if let Err(e) = self.store.close() {
+            log::warn!("store: closing failed: {e}");
+        }
+        remove_pid_file_if_ours(&self.pid_file);
+    }
+}
+
+/// Removes the pid file only if it holds this process's id: during a graceful upgrade
+/// the new process has written its own id there by the time the old one exits, and
+/// `tollgate reload` must find it.
+fn remove_pid_file_if_ours(path: &str) {
+    let ours = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        == Some(std::process::id());
+    if !ours {
+        return;
+    }
+    if let Err(e) = std::fs::remove_file(path) {
+        log::warn!("cannot remove the pid file {path}: {e}");
+    }
 }
 
 impl ShutdownService {
@@ -64,6 +107,8 @@ impl BackgroundService for ShutdownService {
             return;
         }
         self.usage.flush().await;
+        let cleanup = self.cleanup.clone();
+        let _ = tokio::task::spawn_blocking(move || cleanup.run()).await;
         log::info!("shutdown: no request in flight and every usage event written; exiting");
         // pingora#727: `Server::run` sleeps out the grace period and then the shutdown
         // timeout in full, however idle the process already is.

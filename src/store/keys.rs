@@ -350,16 +350,18 @@ impl Store {
     /// budget tracker at start-up.
     pub fn spend_since(&self, since_ms: i64) -> Result<SpendByOwner, StoreError> {
         let conn = self.conn()?;
-        let mut st = conn.prepare("SELECT key_id, SUM(cost_nanos) FROM usage_events WHERE ts >= ?1 AND key_id IS NOT NULL GROUP BY key_id")?;
+        // Overflow-free sums: stored data must never stop the gateway from starting.
+        let cost = super::usage::wide_sum("cost_nanos");
+        let mut st = conn.prepare(&format!("SELECT key_id, {cost} FROM usage_events WHERE ts >= ?1 AND key_id IS NOT NULL GROUP BY key_id"))?;
         let keys = st
             .query_map([since_ms], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+                Ok((r.get::<_, String>(0)?, super::usage::wide_value(r, 1)?))
             })?
             .collect::<Result<Vec<_>, _>>()?;
-        let mut st = conn.prepare("SELECT user_id, SUM(cost_nanos) FROM usage_events WHERE ts >= ?1 AND user_id IS NOT NULL GROUP BY user_id")?;
+        let mut st = conn.prepare(&format!("SELECT user_id, {cost} FROM usage_events WHERE ts >= ?1 AND user_id IS NOT NULL GROUP BY user_id"))?;
         let users = st
             .query_map([since_ms], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+                Ok((r.get::<_, i64>(0)?, super::usage::wide_value(r, 1)?))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok((keys, users))

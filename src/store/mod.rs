@@ -1,8 +1,10 @@
 //! The SQLite store: one connection behind a mutex, WAL, numbered migrations applied on
-//! open. Typed queries live in one file per table family; the key material the rows are
-//! made with (master key, gateway key format, provider-key encryption) in [`secrets`].
+//! open, closed with a checkpoint so that a stopped gateway leaves no `-wal`/`-shm` file.
+//! Typed queries live in one file per table family; the key material the rows are made
+//! with (master key, gateway key format, provider-key encryption) in [`secrets`].
 
 mod audit;
+pub mod backup;
 mod data_keys;
 pub mod input;
 mod keys;
@@ -14,6 +16,7 @@ pub(crate) mod testing;
 mod usage;
 mod users;
 
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -74,6 +77,11 @@ pub enum StoreError {
     /// A new key or user that breaks a rule; the message names the option at fault.
     #[error("{0}")]
     Invalid(String),
+    #[error("SQLite opened the file read-only")]
+    ReadOnly,
+    /// [`Store::close`] ran: the process is stopping.
+    #[error("the store is closed (the gateway is stopping)")]
+    Closed,
 }
 
 /// A handle to the store; clones share one connection.
@@ -81,8 +89,33 @@ pub enum StoreError {
 pub struct Store {
     // std Mutex: SQLite calls are blocking and nothing .awaits while holding it; async
     // callers go through spawn_blocking or a dedicated thread. One connection is
-    // enough: writes are serialized by SQLite anyway, and reads are short.
-    conn: Arc<Mutex<Connection>>,
+    // enough: writes are serialized by SQLite anyway, and reads are short. `None` once
+    // closed.
+    conn: Arc<Mutex<Option<Connection>>>,
+    /// The database file (backups open a connection of their own to it).
+    path: Arc<Path>,
+}
+
+/// The store's connection, locked (see [`Store::conn`]).
+pub(crate) struct ConnGuard<'a>(MutexGuard<'a, Option<Connection>>);
+
+impl Deref for ConnGuard<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        match self.0.as_ref() {
+            Some(c) => c,
+            None => unreachable!("Store::conn hands out open connections only"),
+        }
+    }
+}
+
+impl DerefMut for ConnGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        match self.0.as_mut() {
+            Some(c) => c,
+            None => unreachable!("Store::conn hands out open connections only"),
+        }
+    }
 }
 
 impl Store {
@@ -111,14 +144,51 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let store = Store {
-            conn: Arc::new(Mutex::new(conn)),
+            conn: Arc::new(Mutex::new(Some(conn))),
+            path: Arc::from(path),
         };
         store.migrate()?;
         Ok(store)
     }
 
-    pub(crate) fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
-        self.conn.lock().map_err(|_| StoreError::Poisoned)
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn conn(&self) -> Result<ConnGuard<'_>, StoreError> {
+        let guard = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        if guard.is_none() {
+            return Err(StoreError::Closed);
+        }
+        Ok(ConnGuard(guard))
+    }
+
+    /// Checkpoints the WAL into the database file and closes the connection; every
+    /// later use answers [`StoreError::Closed`]. Called once a stopping gateway has
+    /// written its last usage event: when no other process has the store open, SQLite
+    /// then deletes the `-wal` and `-shm` files, so the file alone is the whole store
+    /// (a restore from backup puts just that file back). Idempotent.
+    pub fn close(&self) -> Result<(), StoreError> {
+        // A poisoned lock still holds a usable connection: a panic elsewhere must not
+        // keep the WAL from being folded in.
+        let mut slot = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(conn) = slot.take() else {
+            return Ok(());
+        };
+        // TRUNCATE: even if another process keeps the store open (a CLI command, the
+        // new process of an upgrade), the -wal file is left empty, not grown.
+        let checkpoint = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            r.get::<_, i64>(0)
+        });
+        match checkpoint {
+            Ok(0) => {}
+            Ok(_) => log::info!(
+                "store: the final checkpoint was busy (another process has the store open)"
+            ),
+            Err(e) => log::warn!("store: the final checkpoint failed: {e}"),
+        }
+        conn.close().map_err(|(_, e)| StoreError::Sqlite(e))
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
@@ -150,6 +220,19 @@ impl Store {
             tx.commit()?;
             log::info!("store: applied migration {version:04}_{name}");
         }
+        Ok(())
+    }
+
+    /// Whether this process may write the store, without writing anything: SQLite opens
+    /// a file it may not write read-only and says nothing until the first write. For
+    /// `tollgate check`; waits for a writer in another process like any write.
+    pub fn probe_writable(&self) -> Result<(), StoreError> {
+        let conn = self.conn()?;
+        if conn.is_readonly(rusqlite::MAIN_DB)? {
+            return Err(StoreError::ReadOnly);
+        }
+        // Taking the write lock also needs the -wal and -shm files to be writable.
+        conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?;
         Ok(())
     }
 
@@ -280,6 +363,32 @@ mod tests {
                 MIGRATIONS.len()
             )
         );
+    }
+
+    #[test]
+    fn close_folds_the_wal_in_and_refuses_later_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let s = Store::open(&path).unwrap();
+        let other = s.clone();
+        s.conn()
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (42);")
+            .unwrap();
+        let side = |ext: &str| dir.path().join(format!("t.db-{ext}"));
+        assert!(side("wal").exists());
+        s.close().unwrap();
+        assert!(!side("wal").exists() && !side("shm").exists());
+        assert!(matches!(other.usage_count(), Err(StoreError::Closed)));
+        s.close().unwrap();
+        // The main file alone holds everything.
+        let again = Store::open(&path).unwrap();
+        let x: i64 = again
+            .conn()
+            .unwrap()
+            .query_row("SELECT x FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(x, 42);
     }
 
     #[test]

@@ -13,6 +13,11 @@ use super::{Store, StoreError};
 const ROWS_PER_INSERT: usize = 32;
 const COLUMNS: usize = 20;
 
+/// Events deleted per transaction when pruning (a few milliseconds of work each).
+const PRUNE_BATCH: usize = 2_000;
+/// The pause between two pruning transactions, for the writers waiting on the lock.
+const PRUNE_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// The multi-row and the one-row statement, built once (their text is also the key of
 /// rusqlite's statement cache).
 static INSERT_MANY: LazyLock<String> = LazyLock::new(|| insert_sql(ROWS_PER_INSERT));
@@ -60,6 +65,28 @@ fn push_row<'a>(out: &mut Vec<ToSqlOutput<'a>>, e: &'a UsageEvent) {
         e.ttfb_ms.map_or(ToSqlOutput::Owned(Value::Null), count),
         count(e.total_ms),
     ]);
+}
+
+/// The SQL of an overflow-free sum of an integer column, as two result columns for
+/// [`wide_value`]: SQLite's `SUM` fails the whole query with "integer overflow" past
+/// 2^63, which one absurd stored figure was enough to reach (and a report or the budget
+/// seeding at start-up then failed for good). The column is split into its high and low
+/// 32 bits (negatives count as 0), each summed exactly in 64 bits (up to 2^31 rows per
+/// group), and recombined in 128 bits. A PostgreSQL store can use `SUM(col)`, which is
+/// `numeric` there, and saturate the same way.
+pub(super) fn wide_sum(col: &str) -> String {
+    format!("SUM(MAX({col}, 0) >> 32), SUM(MAX({col}, 0) & 4294967295)")
+}
+
+/// The sum whose two halves ([`wide_sum`]) are the columns `at` and `at + 1`,
+/// saturated at `u64::MAX`.
+pub(super) fn wide_value(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<u64> {
+    let half = |i: usize| {
+        r.get::<_, Option<i64>>(i)
+            .map(|v| v.unwrap_or(0).max(0) as u128)
+    };
+    let total = (half(at)? << 32) + half(at + 1)?;
+    Ok(u64::try_from(total).unwrap_or(u64::MAX))
 }
 
 /// How usage totals are grouped.
@@ -146,7 +173,8 @@ impl Store {
         Ok(())
     }
 
-    /// Totals grouped by `by`, for events with `since_ms <= ts < until_ms`.
+    /// Totals grouped by `by`, for events with `since_ms <= ts < until_ms`. Sums never
+    /// overflow: see [`wide_sum`].
     pub fn usage_report(
         &self,
         by: GroupBy,
@@ -154,9 +182,19 @@ impl Store {
         until_ms: Option<i64>,
     ) -> Result<Vec<UsageRow>, StoreError> {
         let conn = self.conn()?;
+        let sums = [
+            "e.input_tokens",
+            "e.output_tokens",
+            "e.cache_read_tokens",
+            "e.cache_write_tokens",
+            "e.reasoning_tokens",
+            "e.estimated",
+            "e.cost_nanos",
+        ]
+        .map(wide_sum)
+        .join(", ");
         let sql = format!(
-            "SELECT {g} AS grp, COUNT(*), SUM(e.input_tokens), SUM(e.output_tokens), SUM(e.cache_read_tokens), \
-             SUM(e.cache_write_tokens), SUM(e.reasoning_tokens), SUM(e.estimated), SUM(e.cost_nanos) \
+            "SELECT {g} AS grp, COUNT(*), {sums} \
              FROM usage_events e LEFT JOIN users u ON u.id = e.user_id \
              WHERE (?1 IS NULL OR e.ts >= ?1) AND (?2 IS NULL OR e.ts < ?2) GROUP BY grp ORDER BY grp",
             g = by.sql()
@@ -164,31 +202,43 @@ impl Store {
         let mut st = conn.prepare(&sql)?;
         let rows = st
             .query_map(params![since_ms, until_ms], |r| {
-                let n = |i: usize| {
-                    r.get::<_, Option<i64>>(i)
-                        .map(|v| v.unwrap_or(0).max(0) as u64)
-                };
+                // Column 1 is the count, then two columns per sum.
+                let sum = |k: usize| wide_value(r, 2 + 2 * k);
                 Ok(UsageRow {
                     group: r.get(0)?,
-                    requests: n(1)?,
-                    input_tokens: n(2)?,
-                    output_tokens: n(3)?,
-                    cache_read_tokens: n(4)?,
-                    cache_write_tokens: n(5)?,
-                    reasoning_tokens: n(6)?,
-                    estimated_requests: n(7)?,
-                    cost_nanos: n(8)?,
+                    requests: r.get::<_, i64>(1)?.max(0) as u64,
+                    input_tokens: sum(0)?,
+                    output_tokens: sum(1)?,
+                    cache_read_tokens: sum(2)?,
+                    cache_write_tokens: sum(3)?,
+                    reasoning_tokens: sum(4)?,
+                    estimated_requests: sum(5)?,
+                    cost_nanos: sum(6)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
-    /// Deletes events older than `before_ms`; returns how many.
+    /// Deletes events older than `before_ms`; returns how many. In transactions of at
+    /// most [`PRUNE_BATCH`] events with [`PRUNE_PAUSE`] between them, with the lock let
+    /// go: a year of events deleted at once would hold SQLite's write lock (and this
+    /// store's mutex) for seconds, and the usage writer, key touches and admin writes
+    /// of a running gateway with it.
     pub fn prune_usage(&self, before_ms: i64) -> Result<usize, StoreError> {
-        Ok(self
-            .conn()?
-            .execute("DELETE FROM usage_events WHERE ts < ?1", [before_ms])?)
+        let mut total = 0;
+        loop {
+            let n = self.conn()?.execute(
+                "DELETE FROM usage_events WHERE rowid IN \
+                 (SELECT rowid FROM usage_events WHERE ts < ?1 LIMIT ?2)",
+                params![before_ms, PRUNE_BATCH as i64],
+            )?;
+            total += n;
+            if n < PRUNE_BATCH {
+                return Ok(total);
+            }
+            std::thread::sleep(PRUNE_PAUSE);
+        }
     }
 
     /// How many events are stored (tests and `check`).
@@ -305,6 +355,33 @@ mod tests {
     }
 
     #[test]
+    fn sums_are_exact_across_32_bits_and_saturate_instead_of_failing() {
+        let (_dir, s) = temp_store();
+        let big = (1u64 << 32) + 7;
+        s.insert_usage(&[event("a", 1, "m", big, big), event("b", 2, "m", big, 3)])
+            .unwrap();
+        let rows = s.usage_report(GroupBy::Model, None, None).unwrap();
+        assert_eq!(
+            (rows[0].input_tokens, rows[0].cost_nanos),
+            (2 * big, big + 3)
+        );
+        // Counts an older version stored unbounded: the report and the budget seeding
+        // sum them without "integer overflow".
+        let huge = [
+            event("c", 3, "m", u64::MAX, u64::MAX),
+            event("d", 4, "m", u64::MAX, u64::MAX),
+        ];
+        s.insert_usage(&huge).unwrap();
+        let rows = s.usage_report(GroupBy::Key, None, None).unwrap();
+        assert_eq!(
+            (rows[0].requests, rows[0].input_tokens, rows[0].cost_nanos),
+            (4, u64::MAX, u64::MAX)
+        );
+        let (keys, _) = s.spend_since(0).unwrap();
+        assert_eq!(keys, [("k1".to_owned(), u64::MAX)]);
+    }
+
+    #[test]
     fn exactly_once_grouping_and_pruning() {
         let (_dir, s) = temp_store();
         let batch = [
@@ -329,6 +406,13 @@ mod tests {
         let since = s.usage_report(GroupBy::Key, Some(2_000), None).unwrap();
         assert_eq!(since[0].requests, 1);
         assert_eq!(s.prune_usage(2_000).unwrap(), 1);
+        assert_eq!(s.usage_count().unwrap(), 1);
+        // More than one batch.
+        let many: Vec<_> = (0..2 * PRUNE_BATCH + 5)
+            .map(|n| event(&format!("p{n}"), 100, "m", 1, 1))
+            .collect();
+        s.insert_usage(&many).unwrap();
+        assert_eq!(s.prune_usage(2_000).unwrap(), many.len());
         assert_eq!(s.usage_count().unwrap(), 1);
     }
 }

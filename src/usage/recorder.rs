@@ -6,13 +6,19 @@
 //! - [`UsageWriter`] (a Pingora background service) drains channel and overflow in
 //!   batches, one transaction each, `INSERT ... ON CONFLICT DO NOTHING`, until the
 //!   shutdown signal.
+//! - A batch the store refuses (disk full, store locked) goes back to the overflow and
+//!   is tried again on a timer, with back-off ([`RETRY_FIRST`] doubling to
+//!   [`RETRY_MAX`]), whether or not new requests arrive; meanwhile new events wait in
+//!   the channel and the overflow. Memory stays bounded: once both are full, further
+//!   events are dropped, counted (`tollgate_usage_events_dropped_total`) and logged
+//!   once per outage; failed writes are counted in `tollgate_usage_write_failures_total`.
 //! - After it, whatever is left is written before the process exits: by
 //!   [`UsageRecorder::flush`] when the shutdown service (`crate::server::shutdown`)
 //!   decides to exit early, or by [`UsageRecorder::drain_blocking`] once Pingora has
 //!   stopped every service. Deciding when to exit is not the writer's business.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,6 +35,10 @@ const CHANNEL: usize = 8192;
 const OVERFLOW: usize = 100_000;
 const BATCH: usize = 512;
 const BATCH_WAIT: Duration = Duration::from_millis(50);
+/// The pause after a failed write before the next attempt; doubled after each failure.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+/// The longest pause between attempts: how long a freed disk may wait to be used.
+const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// The sink handed to the metering filter.
 pub struct UsageRecorder {
@@ -38,6 +48,8 @@ pub struct UsageRecorder {
     // std Mutex: pushed from the sync request path, never held across an .await.
     overflow: Mutex<VecDeque<UsageEvent>>,
     dropped: AtomicU64,
+    /// Events are being dropped (logged once until a write succeeds again).
+    dropping: AtomicBool,
     store: Store,
 }
 
@@ -49,6 +61,7 @@ impl UsageRecorder {
             rx: tokio::sync::Mutex::new(rx),
             overflow: Mutex::new(VecDeque::new()),
             dropped: AtomicU64::new(0),
+            dropping: AtomicBool::new(false),
             store,
         })
     }
@@ -65,17 +78,44 @@ impl UsageRecorder {
         }
     }
 
-    fn write(&self, batch: &[UsageEvent]) {
+    /// How many events wait in the overflow.
+    fn overflow_len(&self) -> usize {
+        self.overflow.lock().map(|q| q.len()).unwrap_or(0)
+    }
+
+    /// Writes one batch; whether it was stored. A refused batch goes back to the
+    /// overflow (past its bound if need be: those events were accepted already) for the
+    /// next attempt.
+    fn write(&self, batch: &[UsageEvent]) -> bool {
         let started = Instant::now();
         match self.store.insert_usage(batch) {
-            Ok(()) => metrics::usage_batch_written(batch.len(), started.elapsed()),
+            Ok(()) => {
+                metrics::usage_batch_written(batch.len(), started.elapsed());
+                self.dropping.store(false, Ordering::Relaxed);
+                true
+            }
             Err(e) => {
-                // Keep them for the next batch rather than lose them.
-                log::error!("usage writer: could not write {} events: {e}", batch.len());
+                log::error!(
+                    "usage writer: could not write {} events (kept for a retry): {e}",
+                    batch.len()
+                );
+                metrics::usage_write_failed();
                 if let Ok(mut q) = self.overflow.lock() {
                     q.extend(batch.iter().cloned());
                 }
+                false
             }
+        }
+    }
+
+    fn drop_event(&self, event: &UsageEvent) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        metrics::usage_event_dropped();
+        if !self.dropping.swap(true, Ordering::Relaxed) {
+            log::error!(
+                "usage queue full: dropping usage events (the first: request {}) until the store accepts writes again; counted in tollgate_usage_events_dropped_total",
+                event.request_id
+            );
         }
     }
 
@@ -88,10 +128,18 @@ impl UsageRecorder {
             }
         }
         self.take_overflow(usize::MAX, &mut batch);
+        let mut lost = 0;
         for chunk in batch.chunks(BATCH) {
-            self.write(chunk);
+            if !self.write(chunk) {
+                lost += chunk.len();
+            }
         }
-        if !batch.is_empty() {
+        if lost > 0 {
+            log::error!(
+                "usage writer: {lost} of {} events could not be written before the exit",
+                batch.len()
+            );
+        } else if !batch.is_empty() {
             log::info!("usage writer: flushed {} events at shutdown", batch.len());
         }
     }
@@ -112,21 +160,13 @@ impl UsageSink for UsageRecorder {
             ) => {
                 let mut q = match self.overflow.lock() {
                     Ok(q) => q,
-                    Err(_) => {
-                        self.dropped.fetch_add(1, Ordering::Relaxed);
-                        metrics::usage_event_dropped();
-                        return;
-                    }
+                    Err(_) => return self.drop_event(&event),
                 };
                 if q.len() < OVERFLOW {
                     q.push_back(event);
                 } else {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                    metrics::usage_event_dropped();
-                    log::error!(
-                        "usage overflow full: dropped the event of request {}",
-                        event.request_id
-                    );
+                    drop(q);
+                    self.drop_event(&event);
                 }
             }
         }
@@ -149,6 +189,36 @@ pub struct UsageWriter {
     pub recorder: Arc<UsageRecorder>,
 }
 
+/// When the writer tries again after a failed write.
+#[derive(Debug, Default)]
+struct Retry {
+    /// The pause before the next attempt while writes fail; `None` while they succeed.
+    backoff: Option<Duration>,
+}
+
+impl Retry {
+    fn after(&mut self, written: bool) {
+        self.backoff = if written {
+            None
+        } else {
+            Some(self.backoff.map_or(RETRY_FIRST, |d| (d * 2).min(RETRY_MAX)))
+        };
+    }
+}
+
+/// Sleeps out the batch window once after the first event, then takes what came: a
+/// waiting receiver would be woken by every event, a thread switch per request on the
+/// proxy's core at full load. A backlog of a whole batch is written at once, so the
+/// writer keeps up at any rate.
+async fn gather(rx: &mut mpsc::Receiver<UsageEvent>, batch: &mut Vec<UsageEvent>) {
+    let deadline = tokio::time::Instant::now() + BATCH_WAIT;
+    take_queued(rx, batch);
+    if batch.len() < BATCH {
+        tokio::time::sleep_until(deadline).await;
+        take_queued(rx, batch);
+    }
+}
+
 #[async_trait]
 impl BackgroundService for UsageWriter {
     async fn start(&self, mut shutdown: ShutdownWatch) {
@@ -156,33 +226,40 @@ impl BackgroundService for UsageWriter {
         // Held until the writer returns, across its writes too: [`UsageRecorder::flush`]
         // takes the channel after it, so no batch is left half done.
         let mut rx = rec.rx.lock().await;
+        let mut retry = Retry::default();
         loop {
             let mut batch = Vec::with_capacity(BATCH);
+            // While writes fail, the next attempt waits out the back-off (new events
+            // wait in the channel); otherwise a backlog in the overflow is written at
+            // once, and an empty queue waits for the next event.
+            let pause = retry
+                .backoff
+                .or_else(|| (rec.overflow_len() > 0).then_some(Duration::ZERO));
             tokio::select! {
                 // Events of requests still in flight stay queued for the final flush.
                 _ = shutdown.changed() => return,
-                first = rx.recv() => match first {
-                    Some(e) => batch.push(e),
+                _ = tokio::time::sleep(pause.unwrap_or_default()), if pause.is_some() => {}
+                first = rx.recv(), if retry.backoff.is_none() => match first {
+                    Some(e) => {
+                        batch.push(e);
+                        gather(&mut rx, &mut batch).await;
+                    }
                     None => return,
                 },
             }
-            // Gather the rest of the batch by sleeping out the window once rather than
-            // waiting on the channel: a waiting receiver is woken by every event, a
-            // thread switch per request on the proxy's core at full load. A backlog of a
-            // whole batch is written at once, so the writer keeps up at any rate.
-            let deadline = tokio::time::Instant::now() + BATCH_WAIT;
             take_queued(&mut rx, &mut batch);
-            if batch.len() < BATCH {
-                tokio::time::sleep_until(deadline).await;
-                take_queued(&mut rx, &mut batch);
-            }
             rec.take_overflow(BATCH, &mut batch);
+            if batch.is_empty() {
+                continue;
+            }
             let writer = rec.clone();
-            let _ = tokio::task::spawn_blocking(move || {
+            let written = tokio::task::spawn_blocking(move || {
                 super::lower_this_threads_priority();
                 writer.write(&batch)
             })
-            .await;
+            .await
+            .unwrap_or(false);
+            retry.after(written);
             metrics::usage_queue_depth(rec.queue_depth());
         }
     }
@@ -196,5 +273,66 @@ impl UsageRecorder {
         drop(self.rx.lock().await);
         let me = self.clone();
         let _ = tokio::task::spawn_blocking(move || me.drain_blocking()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::temp_store;
+    use tollgate_filters::usage::Usage;
+
+    fn event(id: usize) -> UsageEvent {
+        UsageEvent {
+            request_id: format!("r{id}"),
+            ts_ms: 1,
+            key_id: None,
+            user_id: None,
+            upstream: None,
+            model_requested: None,
+            model_served: None,
+            dialect: "openai",
+            endpoint: "chat_completions",
+            streamed: false,
+            status: 200,
+            usage: Usage::default(),
+            estimated: false,
+            cost_nanos: 0,
+            priced: false,
+            ttfb_ms: None,
+            total_ms: 1,
+            overhead_us: 0,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn back_off_doubles_to_its_bound_and_resets_on_success() {
+        let mut r = Retry::default();
+        let mut seen = Vec::new();
+        for _ in 0..8 {
+            r.after(false);
+            seen.push(r.backoff.unwrap().as_millis());
+        }
+        assert_eq!(seen, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        r.after(true);
+        assert_eq!(r.backoff, None);
+    }
+
+    #[test]
+    fn a_refused_batch_is_kept_and_the_queue_is_bounded() {
+        let (_dir, store) = temp_store();
+        let rec = UsageRecorder::new(store.clone());
+        store.close().unwrap();
+        // The writer is not running: the channel fills, then the overflow.
+        for n in 0..CHANNEL + OVERFLOW + 3 {
+            rec.record(event(n));
+        }
+        assert_eq!(rec.dropped(), 3);
+        // A batch the store refuses goes back to the overflow, past its bound.
+        let batch: Vec<_> = (0..10).map(|n| event(1_000_000 + n)).collect();
+        assert!(!rec.write(&batch));
+        assert_eq!(rec.overflow_len(), OVERFLOW + 10);
+        assert_eq!(rec.queue_depth(), CHANNEL + OVERFLOW + 10);
     }
 }

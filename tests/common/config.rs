@@ -138,6 +138,7 @@ pub struct GatewayBuilder {
     pricing: Vec<(String, String)>,
     server: Vec<(String, String)>,
     admin: Vec<(String, String)>,
+    storage: Vec<(String, String)>,
     master_key: Option<String>,
     full_config: Option<String>,
     env: Vec<(String, String)>,
@@ -193,6 +194,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// A key under `storage:` besides `path`, its value as YAML.
+    pub fn storage(mut self, key: &str, value: impl Display) -> Self {
+        self.storage.push((key.to_owned(), value.to_string()));
+        self
+    }
+
     /// `secrets.master_key` as YAML (default `""`: a key file in the directory).
     pub fn master_key(mut self, yaml: &str) -> Self {
         self.master_key = Some(yaml.to_owned());
@@ -229,7 +236,11 @@ impl GatewayBuilder {
         let mut y = settings_section("server", &with_defaults(&self.server, &server));
         let admin = [("listen", "\"127.0.0.1:0\"")];
         y += &settings_section("admin", &with_defaults(&self.admin, &admin));
-        y += &format!("storage:\n  path: {}\n", quote(&db));
+        y += &format!(
+            "storage:\n  path: {}\n{}",
+            quote(&db),
+            entries(&self.storage)
+        );
         y += &format!("secrets:\n  master_key: {master_key}\n");
         let upstreams: String = self.upstreams.iter().map(Upstream::yaml).collect();
         y += &section("upstreams", &upstreams, "[]");

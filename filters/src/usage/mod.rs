@@ -32,6 +32,29 @@ pub struct Usage {
     pub reasoning: u64,
 }
 
+/// The most tokens a provider's report may count in one bucket of one response; a
+/// larger figure is not believed (the request is recorded with Tollgate's estimate).
+/// The longest context windows hold a few million tokens and a request body is at most
+/// `server.max_body_bytes`, so 10^9 is hundreds of times any real count, while it keeps
+/// a cost (at most ~4*10^9 tokens times a price) and any sum of a year's events far
+/// below 2^63.
+pub const MAX_REPORTED_TOKENS: u64 = 1_000_000_000;
+
+impl Usage {
+    /// The first bucket above [`MAX_REPORTED_TOKENS`], by name, with its count.
+    pub fn implausible(&self) -> Option<(&'static str, u64)> {
+        [
+            ("input", self.input),
+            ("output", self.output),
+            ("cache read", self.cache_read),
+            ("cache write", self.cache_write),
+            ("reasoning", self.reasoning),
+        ]
+        .into_iter()
+        .find(|(_, n)| *n > MAX_REPORTED_TOKENS)
+    }
+}
+
 /// What the provider reported, before folding into [`Usage`]. Fields are `None` until
 /// seen, so that later events fill in only what they carry (Anthropic's message_delta).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -26,6 +26,10 @@ pub enum SecretsError {
     BadFile(String),
     #[error("cannot read or write {0}: {1}")]
     Io(String, std::io::Error),
+    /// No key configured and no key file, while the store has data keys wrapped under a
+    /// master key: a new key would not open them.
+    #[error("the master key is missing: {0} does not exist and secrets.master_key (TOLLGATE_MASTER_KEY in the shipped config) is empty, but the store's data keys are wrapped under a master key; restore {0} or set the key (a new one would not open them)")]
+    Missing(String),
 }
 
 /// The 32-byte master key. Never printed.
@@ -75,6 +79,22 @@ impl MasterKey {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key_file(&path),
             Err(e) => Err(SecretsError::Io(shown, e)),
         }
+    }
+
+    /// [`MasterKey::load_or_create`] for a store that may already hold data keys
+    /// (`store_has_data_keys`): then a key file gone missing is [`SecretsError::Missing`]
+    /// and nothing is written, instead of a new random key that cannot open them (and
+    /// that would then have to be found and deleted before the right one is restored).
+    pub fn for_store(
+        configured: &str,
+        storage_dir: &Path,
+        store_has_data_keys: bool,
+    ) -> Result<MasterKey, SecretsError> {
+        let path = storage_dir.join(MASTER_KEY_FILE);
+        if store_has_data_keys && configured.trim().is_empty() && !path.exists() {
+            return Err(SecretsError::Missing(path.display().to_string()));
+        }
+        MasterKey::load_or_create(configured, storage_dir)
     }
 
     /// A new random key (for `rotate-master-key --generate`).
@@ -262,6 +282,19 @@ mod tests {
             assert!(msg.contains("secrets.master_key"), "{msg}");
             assert!(!msg.contains(&bad) && !format!("{e:?}").contains(&bad));
         }
+    }
+
+    #[test]
+    fn a_store_with_data_keys_never_gets_a_new_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = MasterKey::for_store("", dir.path(), true).unwrap_err();
+        assert!(matches!(e, SecretsError::Missing(_)), "{e}");
+        assert!(!dir.path().join("master.key").exists());
+        // A configured key, or a store without data keys yet, is as before.
+        assert!(MasterKey::for_store(&b64(&[9; 32]), dir.path(), true).is_ok());
+        let created = MasterKey::for_store("", dir.path(), false).unwrap();
+        let again = MasterKey::for_store("", dir.path(), true).unwrap();
+        assert!(again.same_as(&created));
     }
 
     #[test]
