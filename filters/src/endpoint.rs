@@ -2,6 +2,7 @@
 //! belongs to. Each dialect's paths are its provider module's (`providers/`); the
 //! gateway's own (`/healthz`) are here.
 
+use crate::error::GatewayError;
 pub use crate::providers::Dialect;
 
 /// One proxied (or locally answered) endpoint (README "Using it").
@@ -33,6 +34,22 @@ pub enum PathRejection {
     NotFound,
     /// A known path with the wrong method.
     MethodNotAllowed,
+    /// A path that names its model (Gemini) with a name the gateway refuses: the
+    /// message says why, showing at most a bounded prefix of it.
+    InvalidModel(String),
+}
+
+impl PathRejection {
+    /// The error the client gets for a refused `path`, which is echoed bounded.
+    pub fn into_error(self, path: &str) -> GatewayError {
+        let shown = || path.chars().take(200).collect::<String>();
+        match self {
+            PathRejection::Traversal => GatewayError::PathTraversal,
+            PathRejection::NotFound => GatewayError::NotFound(shown()),
+            PathRejection::MethodNotAllowed => GatewayError::MethodNotAllowed(shown()),
+            PathRejection::InvalidModel(why) => GatewayError::InvalidModel(why),
+        }
+    }
 }
 
 impl Endpoint {
@@ -76,9 +93,7 @@ impl Endpoint {
         }
         let (endpoint, wanted) = match path {
             "/healthz" => (Endpoint::Health, Method::Get),
-            _ => Dialect::of_path(path)
-                .endpoint(path)
-                .ok_or(PathRejection::NotFound)?,
+            _ => Dialect::of_path(path).endpoint(path)?,
         };
         if wanted.is(method) {
             Ok(endpoint)

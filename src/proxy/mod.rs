@@ -42,7 +42,6 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 use tollgate_filters::attempts::{Decision, Outcome};
-use tollgate_filters::endpoint::PathRejection;
 use tollgate_filters::live::Live;
 use tollgate_filters::pattern::any_matches;
 use tollgate_filters::router::Router;
@@ -250,12 +249,7 @@ impl ProxyHttp for GatewayProxy {
             Ok(e) => e,
             Err(rejection) => {
                 ctx.dialect = Dialect::of_path(req.uri.path());
-                let path = req.uri.path().chars().take(200).collect::<String>();
-                let err = match rejection {
-                    PathRejection::Traversal => GatewayError::PathTraversal,
-                    PathRejection::NotFound => GatewayError::NotFound(path),
-                    PathRejection::MethodNotAllowed => GatewayError::MethodNotAllowed(path),
-                };
+                let err = rejection.into_error(req.uri.path());
                 return refuse(session, ctx, err, false).await;
             }
         };

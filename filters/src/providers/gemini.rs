@@ -5,8 +5,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::read::{count, last_usage_of, NativeUsage};
-use crate::endpoint::{percent_decode, Endpoint, Method};
+use crate::endpoint::{percent_decode, Endpoint, Method, PathRejection};
 use crate::error::GatewayError;
+use crate::model_name;
 use crate::secret::Secret;
 use crate::usage::Reported;
 
@@ -23,25 +24,30 @@ const GENERATE: &str = "generateContent";
 const STREAM_GENERATE: &str = "streamGenerateContent";
 
 /// The endpoint of one of the dialect's paths: `/v1beta/models/{model}:generateContent`
-/// or `:streamGenerateContent`, the model percent-decoded.
-pub fn endpoint(path: &str) -> Option<(Endpoint, Method)> {
-    let rest = path.strip_prefix(MODELS)?;
-    let (model, action) = rest.rsplit_once(':')?;
+/// or `:streamGenerateContent`, the model percent-decoded and held to
+/// [`model_name::check_path_model`] (a name that could reach past its segment is
+/// refused, never forwarded).
+pub fn endpoint(path: &str) -> Result<(Endpoint, Method), PathRejection> {
+    let rest = path.strip_prefix(MODELS).ok_or(PathRejection::NotFound)?;
+    // The method follows the last colon; a colon in the name itself is refused below.
+    let (segment, action) = rest.rsplit_once(':').ok_or(PathRejection::NotFound)?;
     let stream = match action {
         GENERATE => false,
         STREAM_GENERATE => true,
-        _ => return None,
+        _ => return Err(PathRejection::NotFound),
     };
-    let model = percent_decode(model)?;
-    if model.is_empty() || model.contains('/') {
-        return None;
+    if segment.contains('/') {
+        return Err(PathRejection::NotFound);
     }
+    let model = percent_decode(segment).ok_or(PathRejection::Traversal)?;
+    model_name::check_path_model(&model).map_err(|e| PathRejection::InvalidModel(e.to_string()))?;
     let model = model.into_owned();
-    Some((Endpoint::Gemini { model, stream }, Method::Post))
+    Ok((Endpoint::Gemini { model, stream }, Method::Post))
 }
 
 /// Appends the upstream path of `endpoint`: a Gemini endpoint names the served model
-/// (after aliases), others keep the client's path.
+/// (after aliases), as one encoded segment of a path built here from its parts; others
+/// keep the client's path.
 pub fn push_upstream_path(
     out: &mut String,
     endpoint: &Endpoint,
@@ -51,7 +57,7 @@ pub fn push_upstream_path(
     match endpoint {
         Endpoint::Gemini { stream, .. } => {
             out.push_str(MODELS);
-            out.push_str(served_model);
+            model_name::push_path_segment(out, served_model);
             out.push(':');
             out.push_str(if *stream { STREAM_GENERATE } else { GENERATE });
         }
@@ -186,13 +192,31 @@ mod tests {
             out,
             "/base/v1beta/models/gemini-2.5-pro:streamGenerateContent"
         );
+        // An alias target from the config stays inside its segment.
+        let mut out = String::new();
+        push_upstream_path(&mut out, &e, "models/x?key=1#", "/ignored");
         assert_eq!(
-            endpoint("/v1beta/models/a%2Fb:generateContent"),
-            None,
+            out,
+            "/v1beta/models/models%2Fx%3Fkey%3D1%23:streamGenerateContent"
+        );
+        assert_eq!(
+            endpoint("/v1beta/models/a/b:generateContent").err(),
+            Some(PathRejection::NotFound),
             "a slash in the model"
         );
-        assert_eq!(endpoint("/v1beta/models/:generateContent"), None);
-        assert_eq!(endpoint("/v1beta/models/x:countTokens"), None);
+        assert_eq!(
+            endpoint("/v1beta/models/x:countTokens%23:generateContent")
+                .map_err(|e| matches!(e, PathRejection::InvalidModel(_))),
+            Err(true)
+        );
+        assert!(matches!(
+            endpoint("/v1beta/models/:generateContent"),
+            Err(PathRejection::InvalidModel(_))
+        ));
+        assert_eq!(
+            endpoint("/v1beta/models/x:delete").err(),
+            Some(PathRejection::NotFound)
+        );
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub mod read;
 
 use bytes::Bytes;
 
-use crate::endpoint::{Endpoint, Method};
+use crate::endpoint::{Endpoint, Method, PathRejection};
 use crate::error::GatewayError;
 use crate::secret::Secret;
 use crate::usage::Reported;
@@ -79,10 +79,10 @@ impl Dialect {
     }
 
     /// The endpoint of `path` if it is one of this dialect's, with the method it takes.
-    pub fn endpoint(self, path: &str) -> Option<(Endpoint, Method)> {
+    pub fn endpoint(self, path: &str) -> Result<(Endpoint, Method), PathRejection> {
         match self {
-            Dialect::OpenAi => openai::endpoint(path),
-            Dialect::Anthropic => anthropic::endpoint(path),
+            Dialect::OpenAi => openai::endpoint(path).ok_or(PathRejection::NotFound),
+            Dialect::Anthropic => anthropic::endpoint(path).ok_or(PathRejection::NotFound),
             Dialect::Gemini => gemini::endpoint(path),
         }
     }
