@@ -26,6 +26,10 @@ pub fn endpoint(path: &str) -> Option<(Endpoint, Method)> {
     })
 }
 
+/// The query parameters that go upstream, with their values: Claude Code sends
+/// `?beta=true` with beta features.
+pub const QUERY_PARAMS: &[(&str, &[&str])] = &[("beta", &["true", "false"])];
+
 /// Request headers of this API that go upstream as the client sent them.
 pub const REQUEST_HEADERS: &[&str] = &["anthropic-version", "anthropic-beta"];
 

@@ -75,6 +75,10 @@ pub const CREDENTIAL_HEADER: &str = "x-goog-api-key";
 /// upstream.
 pub const QUERY_KEY: &str = "key";
 
+/// The query parameters that go upstream, with their values: the response format
+/// (`alt=sse` streams server-sent events).
+pub const QUERY_PARAMS: &[(&str, &[&str])] = &[("alt", &["sse", "json", "proto"])];
+
 /// The credential header's value for `key`.
 pub fn credential_value(key: &Secret) -> Option<http::HeaderValue> {
     http::HeaderValue::from_str(key.expose()).ok()

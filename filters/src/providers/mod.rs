@@ -109,6 +109,20 @@ impl Dialect {
         }
     }
 
+    /// Whether a query parameter of this dialect's clients goes upstream: only the
+    /// parameters its API reads that are no credential, each with the values it takes
+    /// (`name` percent-decoded, `value` as sent). Everything else stays here.
+    pub fn forwards_query_param(self, name: &str, value: &str) -> bool {
+        let allowed = match self {
+            Dialect::OpenAi => openai::QUERY_PARAMS,
+            Dialect::Anthropic => anthropic::QUERY_PARAMS,
+            Dialect::Gemini => gemini::QUERY_PARAMS,
+        };
+        allowed
+            .iter()
+            .any(|(n, values)| *n == name && values.contains(&value))
+    }
+
     /// Whether the upstream path of this dialect's endpoints can differ from the
     /// client's (beyond the upstream's base path), so the URI must be rebuilt.
     pub fn rewrites_path(self) -> bool {

@@ -27,6 +27,10 @@ pub fn endpoint(path: &str) -> Option<(Endpoint, Method)> {
     })
 }
 
+/// The query parameters that go upstream: none, the proxied endpoints read none (an
+/// Azure-style kind would add its `api-version` from its own config, not the client's).
+pub const QUERY_PARAMS: &[(&str, &[&str])] = &[];
+
 /// Request headers of this API that go upstream as the client sent them.
 pub const REQUEST_HEADERS: &[&str] = &["openai-organization", "openai-project", "openai-beta"];
 
