@@ -3,6 +3,7 @@
 //! gateway's own (`/healthz`) are here.
 
 use crate::error::GatewayError;
+use crate::model_name;
 pub use crate::providers::Dialect;
 
 /// One proxied (or locally answered) endpoint (README "Using it").
@@ -12,14 +13,25 @@ pub enum Endpoint {
     Completions,
     Embeddings,
     Responses,
-    /// `GET /v1/models`, answered by the gateway itself.
+    /// `GET /v1/models` (Gemini's `GET /v1beta/models`), answered by the gateway itself
+    /// in the client's dialect.
     Models,
+    /// `GET /v1/models/{id}` (Gemini's `GET /v1beta/models/{model}`): one model, answered
+    /// by the gateway itself. The id is percent-decoded and checked.
+    Model {
+        id: String,
+    },
     Messages,
     CountTokens,
     /// Gemini `generateContent` / `streamGenerateContent`; the model comes from the path.
     Gemini {
         model: String,
         stream: bool,
+    },
+    /// Gemini `countTokens`: forwarded like `generateContent`, recorded as a count (no
+    /// tokens billed). The model comes from the path.
+    GeminiCountTokens {
+        model: String,
     },
     /// `GET /healthz`.
     Health,
@@ -53,11 +65,12 @@ impl PathRejection {
 }
 
 impl Endpoint {
-    /// The dialect whose errors this endpoint's clients understand.
+    /// The dialect whose errors this endpoint's clients understand. The model listing
+    /// is shared by every dialect: its clients' dialect is [`Dialect::of_request`]'s.
     pub fn dialect(&self) -> Dialect {
         match self {
             Endpoint::Messages | Endpoint::CountTokens => Dialect::Anthropic,
-            Endpoint::Gemini { .. } => Dialect::Gemini,
+            Endpoint::Gemini { .. } | Endpoint::GeminiCountTokens { .. } => Dialect::Gemini,
             _ => Dialect::OpenAi,
         }
     }
@@ -70,8 +83,9 @@ impl Endpoint {
             Endpoint::Embeddings => "embeddings",
             Endpoint::Responses => "responses",
             Endpoint::Models => "models",
+            Endpoint::Model { .. } => "model",
             Endpoint::Messages => "messages",
-            Endpoint::CountTokens => "count_tokens",
+            Endpoint::CountTokens | Endpoint::GeminiCountTokens { .. } => "count_tokens",
             Endpoint::Gemini { stream: false, .. } => "generate_content",
             Endpoint::Gemini { stream: true, .. } => "stream_generate_content",
             Endpoint::Health => "healthz",
@@ -80,9 +94,33 @@ impl Endpoint {
 
     /// Whether the request carries a JSON body whose `model` picks the route.
     pub fn model_in_body(&self) -> bool {
-        !matches!(
+        !self.answered_here() && self.model_in_path().is_none()
+    }
+
+    /// The model named by the path, and whether the path asks for a stream (Gemini).
+    pub fn model_in_path(&self) -> Option<(&str, bool)> {
+        match self {
+            Endpoint::Gemini { model, stream } => Some((model, *stream)),
+            Endpoint::GeminiCountTokens { model } => Some((model, false)),
+            _ => None,
+        }
+    }
+
+    /// Whether the gateway answers this endpoint itself: nothing goes upstream, nothing
+    /// is metered.
+    pub fn answered_here(&self) -> bool {
+        matches!(
             self,
-            Endpoint::Models | Endpoint::Health | Endpoint::Gemini { .. }
+            Endpoint::Models | Endpoint::Model { .. } | Endpoint::Health
+        )
+    }
+
+    /// Whether the upstream answers with a token count, not a generation: nothing to
+    /// bill, nothing to estimate.
+    pub fn counts_tokens(&self) -> bool {
+        matches!(
+            self,
+            Endpoint::CountTokens | Endpoint::GeminiCountTokens { .. }
         )
     }
 
@@ -101,6 +139,14 @@ impl Endpoint {
             Err(PathRejection::MethodNotAllowed)
         }
     }
+}
+
+/// The model id of a listing path segment (`/v1/models/{id}`), percent-decoded and held
+/// to [`model_name::check_model`].
+pub fn model_id(segment: &str) -> Result<String, PathRejection> {
+    let id = percent_decode(segment).ok_or(PathRejection::Traversal)?;
+    model_name::check_model(&id).map_err(|e| PathRejection::InvalidModel(e.to_string()))?;
+    Ok(id.into_owned())
 }
 
 /// The method an endpoint takes.

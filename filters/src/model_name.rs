@@ -22,6 +22,20 @@ fn path_safe(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@')
 }
 
+/// Checks a model name a client chose (a body's `model`, a listing path's id): not
+/// empty, at most [`MAX_MODEL_BYTES`], no control character (a name is logged, stored
+/// and may be a metric label).
+pub fn check_model(name: &str) -> Result<(), GatewayError> {
+    check_length(name)?;
+    if name.chars().any(char::is_control) {
+        return Err(GatewayError::InvalidModel(format!(
+            "model name {} holds a control character",
+            shown(name)
+        )));
+    }
+    Ok(())
+}
+
 /// Checks a model name taken from a request path (after percent-decoding).
 pub fn check_path_model(name: &str) -> Result<(), GatewayError> {
     check_length(name)?;
@@ -125,6 +139,24 @@ mod tests {
             "the message echoes a bounded prefix: {msg}"
         );
         assert_eq!(check_path_model(&long[1..]), Ok(()));
+    }
+
+    #[test]
+    fn client_models_are_bounded_and_free_of_control_characters() {
+        for ok in [
+            "gpt-4o",
+            "ft:gpt-4o:org:id",
+            "openai/gpt-4o",
+            "llama3.1:8b",
+            "modèle x",
+        ] {
+            assert_eq!(check_model(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "gpt\r\n", "gpt\0", "a\u{7f}", "x\u{85}"] {
+            assert!(check_model(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_model(&"a".repeat(MAX_MODEL_BYTES + 1)).is_err());
+        assert_eq!(check_model(&"é".repeat(MAX_MODEL_BYTES / 2)), Ok(()));
     }
 
     #[test]

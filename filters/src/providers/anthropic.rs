@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::read::{count, last_usage_of, NativeUsage};
-use crate::endpoint::{Endpoint, Method};
+use crate::endpoint::{Endpoint, Method, PathRejection};
 use crate::error::GatewayError;
 use crate::secret::Secret;
 use crate::usage::Reported;
@@ -18,11 +18,11 @@ pub const NAME: &str = "anthropic";
 pub const PATH_PREFIX: &str = "/v1/messages";
 
 /// The endpoint of one of the dialect's paths.
-pub fn endpoint(path: &str) -> Option<(Endpoint, Method)> {
-    Some(match path {
+pub fn endpoint(path: &str) -> Result<(Endpoint, Method), PathRejection> {
+    Ok(match path {
         "/v1/messages" => (Endpoint::Messages, Method::Post),
         "/v1/messages/count_tokens" => (Endpoint::CountTokens, Method::Post),
-        _ => return None,
+        _ => return Err(PathRejection::NotFound),
     })
 }
 
