@@ -35,6 +35,8 @@ pub enum Endpoint {
     },
     /// `GET /healthz`.
     Health,
+    /// `HEAD /`: the connectivity probe of some clients (Claude Code), answered 200.
+    Probe,
 }
 
 /// Why a path is not served.
@@ -89,6 +91,7 @@ impl Endpoint {
             Endpoint::Gemini { stream: false, .. } => "generate_content",
             Endpoint::Gemini { stream: true, .. } => "stream_generate_content",
             Endpoint::Health => "healthz",
+            Endpoint::Probe => "probe",
         }
     }
 
@@ -111,7 +114,7 @@ impl Endpoint {
     pub fn answered_here(&self) -> bool {
         matches!(
             self,
-            Endpoint::Models | Endpoint::Model { .. } | Endpoint::Health
+            Endpoint::Models | Endpoint::Model { .. } | Endpoint::Health | Endpoint::Probe
         )
     }
 
@@ -131,6 +134,8 @@ impl Endpoint {
         }
         let (endpoint, wanted) = match path {
             "/healthz" => (Endpoint::Health, Method::Get),
+            // Only the probe: `GET /` stays no endpoint.
+            "/" if Method::Head.is(method) => (Endpoint::Probe, Method::Head),
             _ => Dialect::of_path(path).endpoint(path)?,
         };
         if wanted.is(method) {
@@ -154,6 +159,7 @@ pub fn model_id(segment: &str) -> Result<String, PathRejection> {
 pub enum Method {
     Get,
     Post,
+    Head,
 }
 
 impl Method {
@@ -162,6 +168,7 @@ impl Method {
         let name = match self {
             Method::Get => "GET",
             Method::Post => "POST",
+            Method::Head => "HEAD",
         };
         method.eq_ignore_ascii_case(name)
     }
@@ -235,6 +242,17 @@ mod tests {
             })
         );
         assert_eq!(ok("GET", "/healthz"), Ok(Endpoint::Health));
+        assert_eq!(ok("HEAD", "/"), Ok(Endpoint::Probe));
+        assert_eq!(
+            Endpoint::from_request("GET", "/"),
+            Err(PathRejection::NotFound)
+        );
+        assert_eq!(
+            ok("GET", "/v1/models/meta-llama/Llama-3"),
+            Ok(Endpoint::Model {
+                id: "meta-llama/Llama-3".into()
+            })
+        );
         assert_eq!(
             Endpoint::from_request("GET", "/v1/messages"),
             Err(PathRejection::MethodNotAllowed)

@@ -247,7 +247,7 @@ impl ProxyHttp for GatewayProxy {
             )
             .await;
         }
-        if endpoint == Endpoint::Health {
+        if endpoint == Endpoint::Health || endpoint == Endpoint::Probe {
             let body = Bytes::from_static(b"{\"status\":\"ok\"}");
             respond::send_json(session, ctx, 200, body, &[], true).await?;
             return Ok(true);

@@ -105,8 +105,10 @@ impl Dialect {
 
     /// The dialect a client speaks, from its request: its path's ([`Dialect::of_path`]),
     /// except on the model listing that every dialect's clients call on OpenAI's path
-    /// (`/v1/models[/{id}]`), where the credential it sends tells: Gemini's
-    /// (`x-goog-api-key` or `?key=`), else OpenAI's.
+    /// (`/v1/models[/{id}]`), where the headers it sends tell: Gemini's credential
+    /// (`x-goog-api-key` or `?key=`), else Anthropic's credential or version header
+    /// (`x-api-key`, `anthropic-version`: Claude Code sends a bearer token with it), else
+    /// OpenAI's.
     pub fn of_request(req: &RequestHeader) -> Dialect {
         let path = req.uri.path();
         let listing = path
@@ -122,6 +124,8 @@ impl Dialect {
             .is_some_and(|q| query_param(q, gemini::QUERY_KEY).is_some());
         if has(gemini::CREDENTIAL_HEADER) || query_key {
             Dialect::Gemini
+        } else if has(anthropic::CREDENTIAL_HEADER) || has(anthropic::VERSION_HEADER) {
+            Dialect::Anthropic
         } else {
             Dialect::OpenAi
         }
@@ -131,7 +135,8 @@ impl Dialect {
     /// is the client's, for the dialect's paging parameters.
     pub fn model_list(self, ids: &[String], query: Option<&str>) -> serde_json::Value {
         match self {
-            Dialect::OpenAi | Dialect::Anthropic => openai::model_list(ids, query),
+            Dialect::OpenAi => openai::model_list(ids, query),
+            Dialect::Anthropic => anthropic::model_list(ids, query),
             Dialect::Gemini => gemini::model_list(ids, query),
         }
     }
@@ -139,7 +144,8 @@ impl Dialect {
     /// One model's document in this dialect's shape.
     pub fn model_object(self, id: &str) -> serde_json::Value {
         match self {
-            Dialect::OpenAi | Dialect::Anthropic => openai::model_object(id),
+            Dialect::OpenAi => openai::model_object(id),
+            Dialect::Anthropic => anthropic::model_object(id),
             Dialect::Gemini => gemini::model_object(id),
         }
     }
