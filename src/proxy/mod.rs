@@ -44,6 +44,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 use tollgate_filters::attempts::{Decision, Outcome};
 use tollgate_filters::live::Live;
+use tollgate_filters::model_name;
 use tollgate_filters::router::Router;
 use tollgate_filters::upstream::UpstreamTarget;
 use tollgate_filters::{Dialect, Endpoint, FilterChain, GatewayError, RequestCtx};
@@ -271,6 +272,9 @@ impl ProxyHttp for GatewayProxy {
             Ok(p) => p,
             Err(e) => return refuse(session, ctx, e, true).await,
         };
+        if let Some(Err(e)) = model.as_deref().map(model_name::check_model) {
+            return refuse(session, ctx, e, true).await;
+        }
         (ctx.requested_model, ctx.stream) = match endpoint.model_in_path() {
             Some((model, stream)) => (Some(model.to_owned()), stream),
             None => (model, stream),
@@ -512,7 +516,7 @@ impl ProxyHttp for GatewayProxy {
             "id={} method={} path={} status={} key={} user={} model={:?} served={:?} upstream={} attempts={} tokens={} cost_nanos={} bytes={} ttfb_ms={} ms={}{}",
             ctx.request_id,
             session.req_header().method,
-            session.req_header().uri.path(),
+            respond::loggable_path(session.req_header().uri.path()),
             status,
             ctx.principal.as_ref().map(|p| p.key_id.as_str()).unwrap_or("-"),
             ctx.principal.as_ref().map(|p| p.user.as_str()).unwrap_or("-"),
@@ -533,6 +537,7 @@ impl ProxyHttp for GatewayProxy {
     /// may put their key there.
     fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
         let req = session.req_header();
-        format!("{} {} ({})", req.method, req.uri.path(), ctx.request_id)
+        let path = respond::loggable_path(req.uri.path());
+        format!("{} {path} ({})", req.method, ctx.request_id)
     }
 }
