@@ -1,8 +1,9 @@
 //! Prometheus metrics (served on the admin listener's `/metrics`). OpenTelemetry GenAI
 //! names where one exists, `tollgate_` otherwise. Labels are low-cardinality: dialect,
-//! upstream and status class come from a closed set or the config; model names pass
-//! through a bounded allow-set (the first [`MAX_MODELS`] seen, then `other`), since
-//! clients choose them.
+//! upstream and status class come from a closed set or the config; the model label is
+//! the routed model (`unrouted` for requests no route took) through a bounded allow-set
+//! of plain names (the first [`MAX_MODELS`] seen, then `other`), since a pattern route
+//! serves names its clients choose.
 
 use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
@@ -37,6 +38,7 @@ struct Metrics {
     dropped: IntCounter,
     write_failures: IntCounter,
     connections_refused: IntCounterVec,
+    unauthenticated: IntCounterVec,
     upstream_healthy: prometheus::IntGaugeVec,
     models: Mutex<HashSet<String>>,
 }
@@ -176,6 +178,11 @@ static M: LazyLock<Metrics> = LazyLock::new(|| {
             "Proxy connections refused or cut: address_cap (server.max_connections_per_ip), header_timeout (server.header_timeout_ms).",
             &["reason"],
         ),
+        unauthenticated: cv(
+            "tollgate_unauthenticated_refusals_total",
+            "Requests refused before a key vouched for them (no usage row is stored for these), by reason: missing_key, invalid_key, revoked_key, expired_key, not_found, ...",
+            &["reason"],
+        ),
         upstream_healthy: fallback(
             prometheus::register_int_gauge_vec!(
                 "tollgate_upstream_healthy",
@@ -194,23 +201,34 @@ static M: LazyLock<Metrics> = LazyLock::new(|| {
     }
 });
 
-/// A bounded model label.
+/// The model label of a request: the model it was routed to (after aliases), or
+/// [`UNROUTED`] for a request that no route took (refused, unknown model). A routed name
+/// is a label only when it is short and plain (letters, digits, `.`, `_`, `-`, `:`, `/`,
+/// `@`, `+`), and only the first [`MAX_MODELS`] such names; anything else is `other`.
+/// So no client-chosen byte (a raw CR or NUL) can reach the exposition.
 fn model_label(model: Option<&str>) -> String {
     let Some(model) = model else {
-        return "none".into();
+        return UNROUTED.into();
     };
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b"._-:/@+".contains(&b);
+    if model.len() > 64 || !model.bytes().all(plain) {
+        return "other".into();
+    }
     let Ok(mut seen) = M.models.lock() else {
         return "other".into();
     };
     if seen.contains(model) {
         return model.to_owned();
     }
-    if seen.len() < MAX_MODELS && model.len() <= 64 {
+    if seen.len() < MAX_MODELS {
         seen.insert(model.to_owned());
         return model.to_owned();
     }
     "other".into()
 }
+
+/// The model label of requests no route took.
+const UNROUTED: &str = "unrouted";
 
 fn status_class(status: u16) -> &'static str {
     match status {
@@ -316,7 +334,7 @@ fn series(dialect: &str, upstream: &str, served: Option<&str>, class: &str) -> R
 /// Everything a finished request contributes.
 pub fn observe_event(e: &UsageEvent) {
     let m = &*M;
-    // Only routed requests carry a served model; refusals get "none".
+    // Only routed requests carry a served model; the others are "unrouted".
     let upstream = e.upstream.as_deref().unwrap_or("none");
     let s = series(
         e.dialect,
@@ -358,6 +376,10 @@ pub fn observe_event(e: &UsageEvent) {
     }
     if e.estimated {
         m.estimated.inc();
+    }
+    if e.key_id.is_none() {
+        let reason = e.error.unwrap_or("none");
+        m.unauthenticated.with_label_values(&[reason]).inc();
     }
     if let Some(kind) = e.error.filter(|k| k.starts_with("upstream_")) {
         m.upstream_errors.with_label_values(&[upstream, kind]).inc();

@@ -221,15 +221,21 @@ async fn a_known_mix_is_recorded_exactly_once_to_the_token_and_the_nanodollar() 
             |r| r.iter().any(|r| r.peer_closed),
         )
         .await;
-    // Refusals are recorded too (no tokens).
+    // A key's refusals are recorded too (no tokens); a request without a key is counted
+    // in the metrics instead, never stored.
     let unrouted = gw.chat(key, r#"{"model":"llama-3","messages":[]}"#).await;
     assert_eq!(unrouted.status, 404);
     let anonymous = request(gw.proxy_addr, "POST", "/v1/chat/completions", &[], b"{}").await;
     assert_eq!(anonymous.status, 401);
 
-    let requests = 12;
+    let requests = 11;
     let by_day = wait_for_events(gw, &admin, requests).await;
     assert_eq!(by_day["by"], "day");
+    let refused = gw
+        .metrics()
+        .await
+        .value("tollgate_unauthenticated_refusals_total{reason=\"missing_key\"}");
+    assert_eq!(refused, Some(1.0));
 
     let by_model = gw.admin_as(&admin).usage("model").await;
     let o4 = row(&by_model, "o4-mini");
@@ -286,7 +292,8 @@ async fn a_known_mix_is_recorded_exactly_once_to_the_token_and_the_nanodollar() 
     // Prometheus agrees, and no event was dropped.
     let m = gw.metrics().await;
     assert_eq!(m.sum("tollgate_usage_events_dropped_total", &[]), 0.0);
-    assert_eq!(m.sum("tollgate_requests_total", &[]), requests as f64);
+    // Every request is counted, the one without a key too.
+    assert_eq!(m.sum("tollgate_requests_total", &[]), (requests + 1) as f64);
     assert_eq!(
         m.sum("tollgate_requests_total", &["status_class=\"2xx\""]),
         10.0
@@ -312,7 +319,7 @@ async fn a_known_mix_is_recorded_exactly_once_to_the_token_and_the_nanodollar() 
         .contains("gen_ai_server_time_to_first_token_bucket"));
     assert_eq!(
         m.sum("tollgate_overhead_seconds_count", &[]),
-        requests as f64
+        (requests + 1) as f64
     );
     assert_eq!(
         m.sum("tollgate_requests_in_flight", &[]),

@@ -2,6 +2,8 @@
 //! belongs to. Each dialect's paths are its provider module's (`providers/`); the
 //! gateway's own (`/healthz`) are here.
 
+use crate::error::GatewayError;
+use crate::model_name;
 pub use crate::providers::Dialect;
 
 /// One proxied (or locally answered) endpoint (README "Using it").
@@ -11,8 +13,14 @@ pub enum Endpoint {
     Completions,
     Embeddings,
     Responses,
-    /// `GET /v1/models`, answered by the gateway itself.
+    /// `GET /v1/models` (Gemini's `GET /v1beta/models`), answered by the gateway itself
+    /// in the client's dialect.
     Models,
+    /// `GET /v1/models/{id}` (Gemini's `GET /v1beta/models/{model}`): one model, answered
+    /// by the gateway itself. The id is percent-decoded and checked.
+    Model {
+        id: String,
+    },
     Messages,
     CountTokens,
     /// Gemini `generateContent` / `streamGenerateContent`; the model comes from the path.
@@ -20,8 +28,15 @@ pub enum Endpoint {
         model: String,
         stream: bool,
     },
+    /// Gemini `countTokens`: forwarded like `generateContent`, recorded as a count (no
+    /// tokens billed). The model comes from the path.
+    GeminiCountTokens {
+        model: String,
+    },
     /// `GET /healthz`.
     Health,
+    /// `HEAD /`: the connectivity probe of some clients (Claude Code), answered 200.
+    Probe,
 }
 
 /// Why a path is not served.
@@ -33,14 +48,31 @@ pub enum PathRejection {
     NotFound,
     /// A known path with the wrong method.
     MethodNotAllowed,
+    /// A path that names its model (Gemini) with a name the gateway refuses: the
+    /// message says why, showing at most a bounded prefix of it.
+    InvalidModel(String),
+}
+
+impl PathRejection {
+    /// The error the client gets for a refused `path`, which is echoed bounded.
+    pub fn into_error(self, path: &str) -> GatewayError {
+        let shown = || path.chars().take(200).collect::<String>();
+        match self {
+            PathRejection::Traversal => GatewayError::PathTraversal,
+            PathRejection::NotFound => GatewayError::NotFound(shown()),
+            PathRejection::MethodNotAllowed => GatewayError::MethodNotAllowed(shown()),
+            PathRejection::InvalidModel(why) => GatewayError::InvalidModel(why),
+        }
+    }
 }
 
 impl Endpoint {
-    /// The dialect whose errors this endpoint's clients understand.
+    /// The dialect whose errors this endpoint's clients understand. The model listing
+    /// is shared by every dialect: its clients' dialect is [`Dialect::of_request`]'s.
     pub fn dialect(&self) -> Dialect {
         match self {
             Endpoint::Messages | Endpoint::CountTokens => Dialect::Anthropic,
-            Endpoint::Gemini { .. } => Dialect::Gemini,
+            Endpoint::Gemini { .. } | Endpoint::GeminiCountTokens { .. } => Dialect::Gemini,
             _ => Dialect::OpenAi,
         }
     }
@@ -53,19 +85,45 @@ impl Endpoint {
             Endpoint::Embeddings => "embeddings",
             Endpoint::Responses => "responses",
             Endpoint::Models => "models",
+            Endpoint::Model { .. } => "model",
             Endpoint::Messages => "messages",
-            Endpoint::CountTokens => "count_tokens",
+            Endpoint::CountTokens | Endpoint::GeminiCountTokens { .. } => "count_tokens",
             Endpoint::Gemini { stream: false, .. } => "generate_content",
             Endpoint::Gemini { stream: true, .. } => "stream_generate_content",
             Endpoint::Health => "healthz",
+            Endpoint::Probe => "probe",
         }
     }
 
     /// Whether the request carries a JSON body whose `model` picks the route.
     pub fn model_in_body(&self) -> bool {
-        !matches!(
+        !self.answered_here() && self.model_in_path().is_none()
+    }
+
+    /// The model named by the path, and whether the path asks for a stream (Gemini).
+    pub fn model_in_path(&self) -> Option<(&str, bool)> {
+        match self {
+            Endpoint::Gemini { model, stream } => Some((model, *stream)),
+            Endpoint::GeminiCountTokens { model } => Some((model, false)),
+            _ => None,
+        }
+    }
+
+    /// Whether the gateway answers this endpoint itself: nothing goes upstream, nothing
+    /// is metered.
+    pub fn answered_here(&self) -> bool {
+        matches!(
             self,
-            Endpoint::Models | Endpoint::Health | Endpoint::Gemini { .. }
+            Endpoint::Models | Endpoint::Model { .. } | Endpoint::Health | Endpoint::Probe
+        )
+    }
+
+    /// Whether the upstream answers with a token count, not a generation: nothing to
+    /// bill, nothing to estimate.
+    pub fn counts_tokens(&self) -> bool {
+        matches!(
+            self,
+            Endpoint::CountTokens | Endpoint::GeminiCountTokens { .. }
         )
     }
 
@@ -76,9 +134,9 @@ impl Endpoint {
         }
         let (endpoint, wanted) = match path {
             "/healthz" => (Endpoint::Health, Method::Get),
-            _ => Dialect::of_path(path)
-                .endpoint(path)
-                .ok_or(PathRejection::NotFound)?,
+            // Only the probe: `GET /` stays no endpoint.
+            "/" if Method::Head.is(method) => (Endpoint::Probe, Method::Head),
+            _ => Dialect::of_path(path).endpoint(path)?,
         };
         if wanted.is(method) {
             Ok(endpoint)
@@ -88,11 +146,20 @@ impl Endpoint {
     }
 }
 
+/// The model id of a listing path segment (`/v1/models/{id}`), percent-decoded and held
+/// to [`model_name::check_model`].
+pub fn model_id(segment: &str) -> Result<String, PathRejection> {
+    let id = percent_decode(segment).ok_or(PathRejection::Traversal)?;
+    model_name::check_model(&id).map_err(|e| PathRejection::InvalidModel(e.to_string()))?;
+    Ok(id.into_owned())
+}
+
 /// The method an endpoint takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Get,
     Post,
+    Head,
 }
 
 impl Method {
@@ -101,6 +168,7 @@ impl Method {
         let name = match self {
             Method::Get => "GET",
             Method::Post => "POST",
+            Method::Head => "HEAD",
         };
         method.eq_ignore_ascii_case(name)
     }
@@ -174,6 +242,17 @@ mod tests {
             })
         );
         assert_eq!(ok("GET", "/healthz"), Ok(Endpoint::Health));
+        assert_eq!(ok("HEAD", "/"), Ok(Endpoint::Probe));
+        assert_eq!(
+            Endpoint::from_request("GET", "/"),
+            Err(PathRejection::NotFound)
+        );
+        assert_eq!(
+            ok("GET", "/v1/models/meta-llama/Llama-3"),
+            Ok(Endpoint::Model {
+                id: "meta-llama/Llama-3".into()
+            })
+        );
         assert_eq!(
             Endpoint::from_request("GET", "/v1/messages"),
             Err(PathRejection::MethodNotAllowed)

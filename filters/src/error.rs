@@ -19,6 +19,9 @@ pub enum GatewayError {
     BadRequest(String),
     #[error("path refused: dot segments are not allowed")]
     PathTraversal,
+    /// A model name the gateway refuses to route (its message shows a bounded prefix).
+    #[error("{0}")]
+    InvalidModel(String),
     #[error("missing API key")]
     MissingKey,
     #[error("invalid API key")]
@@ -63,7 +66,7 @@ impl GatewayError {
     pub fn status(&self) -> u16 {
         use GatewayError::*;
         match self {
-            BadJson(_) | MissingModel | BadRequest(_) | PathTraversal => 400,
+            BadJson(_) | MissingModel | BadRequest(_) | PathTraversal | InvalidModel(_) => 400,
             MissingKey | InvalidKey | RevokedKey(_) | ExpiredKey(_) => 401,
             ModelNotAllowed(_) => 403,
             UnknownModel(_) | NotFound(_) => 404,
@@ -94,6 +97,7 @@ impl GatewayError {
             MissingModel => "missing_model",
             BadRequest(_) => "bad_request",
             PathTraversal => "path_traversal",
+            InvalidModel(_) => "invalid_model",
             MissingKey => "missing_key",
             InvalidKey => "invalid_key",
             RevokedKey(_) => "revoked_key",

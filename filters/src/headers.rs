@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use pingora_http::{RequestHeader, ResponseHeader};
 
-use crate::auth::query_param;
 use crate::context::{ProviderKeys, RequestCtx};
+use crate::endpoint::percent_decode;
 use crate::error::GatewayError;
-use crate::providers::{self, gemini};
+use crate::providers;
 use crate::upstream::UpstreamTarget;
 use crate::Filter;
 
@@ -74,8 +74,11 @@ fn set_content_length(up: &mut RequestHeader, len: usize) -> Result<(), GatewayE
 }
 
 /// The upstream path and query: the upstream's base path, the client's path (or the
-/// form the client's dialect builds, as Gemini's with the served model), and the client's
-/// query without a `key` credential.
+/// form the client's dialect builds, as Gemini's with the served model), and of the
+/// client's query only the parameters its dialect allows, with allowed values
+/// ([`providers::Dialect::forwards_query_param`]). An allow-list rather than removing the `key`
+/// credential: no spelling of a credential (`;` separators, `%6Bey`, repeats, case) can
+/// slip through one.
 pub fn upstream_path(
     ctx: &RequestCtx,
     base_path: &str,
@@ -93,19 +96,20 @@ pub fn upstream_path(
         ),
         _ => out.push_str(client_path),
     }
-    if let Some(q) = query {
-        let mut first = true;
-        // Gemini's query credential is dropped whatever the dialect: a key never goes
-        // upstream.
-        let key = gemini::QUERY_KEY;
-        for pair in q.split('&').filter(|p| !p.is_empty()) {
-            if query_param(pair, key).is_some() || pair == key {
-                continue;
-            }
-            out.push(if first { '?' } else { '&' });
-            out.push_str(pair);
-            first = false;
+    let mut first = true;
+    for pair in query.unwrap_or_default().split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let Some(name) = percent_decode(name) else {
+            continue;
+        };
+        if !ctx.dialect.forwards_query_param(&name, value) {
+            continue;
         }
+        out.push(if first { '?' } else { '&' });
+        out.push_str(&name);
+        out.push('=');
+        out.push_str(value);
+        first = false;
     }
     out
 }
@@ -240,6 +244,7 @@ mod tests {
     use super::*;
     use crate::context::RouteDecision;
     use crate::endpoint::Endpoint;
+    use crate::providers::Dialect;
     use crate::secret::Secret;
     use crate::upstream::{ProviderKind, UpstreamSpec};
     use bytes::Bytes;
@@ -316,6 +321,32 @@ mod tests {
     }
 
     #[test]
+    fn only_allowed_query_parameters_with_allowed_values_go_up() {
+        let mut c = ctx(
+            ProviderKind::Gemini,
+            Endpoint::Gemini {
+                model: "g".into(),
+                stream: true,
+            },
+            "g",
+        );
+        c.dialect = Dialect::Gemini;
+        let up = |c: &RequestCtx, q: &str| upstream_path(c, "", "/x", Some(q));
+        let path = "/v1beta/models/g:streamGenerateContent";
+        assert_eq!(up(&c, "alt=sse&key=k"), format!("{path}?alt=sse"));
+        assert_eq!(up(&c, "alt=sse;key=k"), path);
+        assert_eq!(up(&c, "%61lt=sse&%6Bey=k&KEY=k"), format!("{path}?alt=sse"));
+        assert_eq!(up(&c, "alt=k_secret&alt"), path);
+        assert_eq!(up(&c, ""), path);
+        c.dialect = Dialect::Anthropic;
+        c.endpoint = Some(Endpoint::Messages);
+        assert_eq!(up(&c, "beta=true&alt=sse"), "/x?beta=true");
+        c.dialect = Dialect::OpenAi;
+        c.endpoint = Some(Endpoint::ChatCompletions);
+        assert_eq!(up(&c, "beta=true&alt=sse&api-version=1"), "/x");
+    }
+
+    #[test]
     fn gemini_path_gets_served_model_and_loses_key_param() {
         let mut req = RequestHeader::build(
             "POST",
@@ -331,6 +362,7 @@ mod tests {
             },
             "gemini-2.0-flash",
         );
+        c.dialect = Dialect::Gemini;
         UpstreamHeaders::default()
             .on_upstream_request(&mut req, &mut c)
             .unwrap_or_else(|e| panic!("{e}"));

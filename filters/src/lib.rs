@@ -20,6 +20,7 @@ pub mod headers;
 pub mod limits;
 pub mod live;
 pub mod metering;
+pub mod model_name;
 pub mod pattern;
 pub mod providers;
 pub mod router;

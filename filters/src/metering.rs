@@ -121,10 +121,7 @@ impl Filter for MeteringFilter {
     }
 
     fn on_done(&self, ctx: &mut RequestCtx) {
-        if matches!(
-            ctx.endpoint,
-            None | Some(Endpoint::Health) | Some(Endpoint::Models)
-        ) {
+        if ctx.endpoint.as_ref().is_none_or(Endpoint::answered_here) {
             return;
         }
         let status = ctx.client_status.unwrap_or(0);
@@ -136,7 +133,7 @@ impl Filter for MeteringFilter {
         // nothing. A partial report keeps the counts it has (input, cache) and estimates
         // the output from the text seen.
         let answered = ctx.upstream_status.is_some_and(|s| (200..300).contains(&s))
-            && ctx.endpoint != Some(Endpoint::CountTokens);
+            && !ctx.endpoint.as_ref().is_some_and(Endpoint::counts_tokens);
         // Counted only when an estimate needs it (a complete JSON report never does).
         let chars = || ctx.meter.as_ref().map(UsageMeter::text_chars).unwrap_or(0);
         let estimate_output = |model: &str| match ctx.endpoint {

@@ -7,6 +7,11 @@
 //! its first byte for each later one on a kept-alive connection. The head ends at the
 //! blank line (CRLF CRLF, found by `tollgate_filters::head`); the body has its own
 //! deadline (`server.body_timeout_ms`).
+//!
+//! It also bounds the head's size while it arrives: no read of a head goes past
+//! [`MAX_HEAD_BYTES`], and a head that reaches it without ending is answered 431 here
+//! and the connection closed, so an endless head costs 64 KiB, not the megabyte Pingora
+//! would buffer before its own check.
 
 use std::fmt;
 use std::future::Future;
@@ -26,7 +31,11 @@ use pingora::protocols::{
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
-use tollgate_filters::head;
+use tollgate_filters::{head, Dialect, GatewayError};
+
+/// Request heads larger than this are refused (431) while they arrive: no LLM client
+/// needs more, and a proxy that buffers anything is a cheap memory target.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -45,6 +54,13 @@ pub struct HeadDeadline {
     phase: Phase,
     /// Fires at the current head's deadline; only polled while in `Head`.
     timer: Pin<Box<Sleep>>,
+    /// Bytes of the current head read so far (while in `Head`).
+    head_bytes: usize,
+    /// The dialect of the current head's path, known only for a head that did not
+    /// arrive in one read (the 431's envelope).
+    dialect: Dialect,
+    /// The 431 being written to a head past the limit, and how much of it is written.
+    refusal: Option<(Vec<u8>, usize)>,
 }
 
 impl HeadDeadline {
@@ -54,7 +70,90 @@ impl HeadDeadline {
             limit,
             phase: Phase::Head { matched: 0 },
             timer: Box::pin(tokio::time::sleep(limit)),
+            head_bytes: 0,
+            dialect: Dialect::OpenAi,
+            refusal: None,
         }
+    }
+
+    /// How many more bytes a read may take: what is left of the head's allowance while
+    /// a head arrives (a new one starts at the next byte when idle); no bound otherwise.
+    fn head_room(&self) -> Option<usize> {
+        match self.phase {
+            Phase::Head { .. } => Some(MAX_HEAD_BYTES.saturating_sub(self.head_bytes)),
+            Phase::Idle => Some(MAX_HEAD_BYTES),
+            Phase::Message => None,
+        }
+    }
+
+    /// Counts a read of `bytes` (already seen by [`Self::saw`], which left `was` as the
+    /// phase before it) toward the head; true once a head reached the limit unended.
+    fn count_head(&mut self, was: Phase, bytes: &[u8]) -> bool {
+        if !matches!(self.phase, Phase::Head { .. }) {
+            return false; // the head ended in this read, or a body is arriving
+        }
+        if was == Phase::Idle || self.head_bytes == 0 {
+            // Only a head longer than one read pays for this.
+            self.dialect = dialect_of_request_line(bytes);
+            self.head_bytes = 0;
+        }
+        self.head_bytes += bytes.len();
+        self.head_bytes >= MAX_HEAD_BYTES
+    }
+
+    /// Reads at most `n` bytes into `buf` (whose room is larger).
+    fn poll_read_at_most(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+        n: usize,
+    ) -> Poll<io::Result<()>> {
+        let mut part = ReadBuf::new(buf.initialize_unfilled_to(n));
+        let polled = Pin::new(&mut self.inner).poll_read(cx, &mut part);
+        let got = part.filled().len();
+        buf.advance(got);
+        polled
+    }
+
+    /// Writes the 431 of a head past the limit, then fails the read, which ends the
+    /// connection. Bounded by the head deadline if the client does not read.
+    fn poll_refuse(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some((bytes, written)) = self.refusal.as_mut() {
+            while *written < bytes.len() {
+                match Pin::new(&mut self.inner).poll_write(cx, &bytes[*written..]) {
+                    Poll::Ready(Ok(n)) if n > 0 => *written += n,
+                    Poll::Ready(_) => break,
+                    Poll::Pending => {
+                        if self.timer.as_mut().poll(cx).is_ready() {
+                            break;
+                        }
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+        if Pin::new(&mut self.inner).poll_flush(cx).is_pending()
+            && self.timer.as_mut().poll(cx).is_pending()
+        {
+            return Poll::Pending;
+        }
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            HEAD_TOO_LARGE,
+        )))
+    }
+
+    /// Starts refusing the current head: 431 in the dialect of its path.
+    fn refuse_head(&mut self) {
+        crate::metrics::connection_refused("head_too_large");
+        let body = GatewayError::HeadersTooLarge(MAX_HEAD_BYTES).body(self.dialect);
+        let mut bytes = format!(
+            "HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        bytes.extend_from_slice(&body);
+        self.refusal = Some((bytes, 0));
     }
 
     /// Advances the phase over bytes just read.
@@ -79,6 +178,16 @@ impl HeadDeadline {
 }
 
 const HEAD_TIMEOUT: &str = "request head not received within server.header_timeout_ms";
+const HEAD_TOO_LARGE: &str = "request head larger than 64 KiB: answered 431";
+
+/// The dialect of the path in a request line's first bytes (`METHOD SP path ...`);
+/// OpenAI's when they do not hold it.
+fn dialect_of_request_line(bytes: &[u8]) -> Dialect {
+    let line = &bytes[..bytes.len().min(512)];
+    let target = line.split(|b| *b == b' ').nth(1).unwrap_or_default();
+    let path = target.split(|b| *b == b'?').next().unwrap_or_default();
+    std::str::from_utf8(path).map_or(Dialect::OpenAi, Dialect::of_path)
+}
 
 impl AsyncRead for HeadDeadline {
     fn poll_read(
@@ -87,10 +196,23 @@ impl AsyncRead for HeadDeadline {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.refusal.is_some() {
+            return this.poll_refuse(cx);
+        }
         let before = buf.filled().len();
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+        let polled = match this.head_room() {
+            Some(room) if buf.remaining() > room => this.poll_read_at_most(cx, buf, room),
+            _ => Pin::new(&mut this.inner).poll_read(cx, buf),
+        };
+        match polled {
             Poll::Ready(Ok(())) => {
-                this.saw(&buf.filled()[before..]);
+                let was = this.phase;
+                let read = &buf.filled()[before..];
+                this.saw(read);
+                if this.count_head(was, read) {
+                    // These bytes are delivered; the next read gets the refusal.
+                    this.refuse_head();
+                }
                 Poll::Ready(Ok(()))
             }
             Poll::Pending => {
@@ -258,6 +380,50 @@ mod tests {
         assert_eq!(g.phase, Phase::Head { matched: 3 });
         g.saw(b"\r\n");
         assert_eq!(g.phase, Phase::Head { matched: 2 });
+    }
+
+    #[tokio::test]
+    async fn a_head_is_read_no_further_than_the_limit_and_answered_431() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (a, mut client) = tokio::io::duplex(4 * MAX_HEAD_BYTES);
+        let mut g = HeadDeadline::new(Box::new(a), Duration::from_secs(10));
+        let mut head = b"POST /v1beta/models/g:generateContent HTTP/1.1\r\nx: ".to_vec();
+        head.resize(MAX_HEAD_BYTES + 4096, b'a');
+        client.write_all(&head).await.unwrap();
+        // Reads as large as a growing buffer would ask for.
+        let mut buf = vec![0u8; 3 * MAX_HEAD_BYTES];
+        let mut read = 0;
+        let err = loop {
+            match g.read(&mut buf[read..]).await {
+                Ok(n) => read += n,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(read, MAX_HEAD_BYTES, "read past the limit");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        let mut answer = vec![0u8; 1024];
+        let n = client.read(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+        assert!(
+            answer.contains("\"INVALID_ARGUMENT\""),
+            "Gemini's envelope: {answer}"
+        );
+        // Further reads keep failing: nothing more is taken.
+        assert!(g.read(&mut buf).await.is_err());
+
+        // A head of exactly the limit, blank line included, passes.
+        let (a, mut client) = tokio::io::duplex(4 * MAX_HEAD_BYTES);
+        let mut g = HeadDeadline::new(Box::new(a), Duration::from_secs(10));
+        let mut head = b"GET /healthz HTTP/1.1\r\nx: ".to_vec();
+        head.resize(MAX_HEAD_BYTES - 4, b'a');
+        head.extend_from_slice(b"\r\n\r\n{}");
+        client.write_all(&head).await.unwrap();
+        let mut read = 0;
+        while read < head.len() {
+            read += g.read(&mut buf[read..]).await.unwrap();
+        }
+        assert_eq!(g.phase, Phase::Message);
     }
 
     #[tokio::test]

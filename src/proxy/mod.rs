@@ -28,6 +28,7 @@ pub mod dns;
 mod fallback;
 mod head_deadline;
 mod large;
+mod models;
 mod respond;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,9 +43,8 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 use tollgate_filters::attempts::{Decision, Outcome};
-use tollgate_filters::endpoint::PathRejection;
 use tollgate_filters::live::Live;
-use tollgate_filters::pattern::any_matches;
+use tollgate_filters::model_name;
 use tollgate_filters::router::Router;
 use tollgate_filters::upstream::UpstreamTarget;
 use tollgate_filters::{Dialect, Endpoint, FilterChain, GatewayError, RequestCtx};
@@ -214,27 +214,6 @@ pub(crate) async fn end_broken_stream(session: &mut Session, ctx: &mut RequestCt
     }
 }
 
-impl GatewayProxy {
-    /// `GET /v1/models`: the aliases and exact route names the key may use.
-    async fn list_models(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let router = self.gw.router.load();
-        let scopes = ctx
-            .principal
-            .as_ref()
-            .map(|p| p.scopes.as_slice())
-            .unwrap_or(&[]);
-        let data: Vec<serde_json::Value> = router
-            .listed_models()
-            .into_iter()
-            .filter(|m| scopes.is_empty() || any_matches(scopes, m) || any_matches(scopes, router.unalias(m)))
-            .map(|id| serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": "tollgate"}))
-            .collect();
-        let body = serde_json::json!({"object": "list", "data": data}).to_string();
-        respond::send_json(session, ctx, 200, Bytes::from(body), &[], true).await?;
-        Ok(true)
-    }
-}
-
 #[async_trait]
 impl ProxyHttp for GatewayProxy {
     type CTX = RequestCtx;
@@ -246,20 +225,14 @@ impl ProxyHttp for GatewayProxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let req = session.req_header();
+        ctx.dialect = Dialect::of_request(req);
         let endpoint = match Endpoint::from_request(req.method.as_str(), req.uri.path()) {
             Ok(e) => e,
             Err(rejection) => {
-                ctx.dialect = Dialect::of_path(req.uri.path());
-                let path = req.uri.path().chars().take(200).collect::<String>();
-                let err = match rejection {
-                    PathRejection::Traversal => GatewayError::PathTraversal,
-                    PathRejection::NotFound => GatewayError::NotFound(path),
-                    PathRejection::MethodNotAllowed => GatewayError::MethodNotAllowed(path),
-                };
+                let err = rejection.into_error(req.uri.path());
                 return refuse(session, ctx, err, false).await;
             }
         };
-        ctx.dialect = endpoint.dialect();
         ctx.endpoint = Some(endpoint.clone());
         let header_bytes: usize = req
             .headers
@@ -275,7 +248,7 @@ impl ProxyHttp for GatewayProxy {
             )
             .await;
         }
-        if endpoint == Endpoint::Health {
+        if endpoint == Endpoint::Health || endpoint == Endpoint::Probe {
             let body = Bytes::from_static(b"{\"status\":\"ok\"}");
             respond::send_json(session, ctx, 200, body, &[], true).await?;
             return Ok(true);
@@ -285,8 +258,8 @@ impl ProxyHttp for GatewayProxy {
         if let Err(e) = gw.chain.on_request_header(session.req_header(), ctx).await {
             return refuse(session, ctx, e, false).await;
         }
-        if endpoint == Endpoint::Models {
-            return Box::pin(self.list_models(session, ctx)).await;
+        if endpoint.answered_here() {
+            return Box::pin(models::answer(gw, session, ctx)).await;
         }
 
         let rt = &gw.runtime;
@@ -299,9 +272,12 @@ impl ProxyHttp for GatewayProxy {
             Ok(p) => p,
             Err(e) => return refuse(session, ctx, e, true).await,
         };
-        (ctx.requested_model, ctx.stream) = match endpoint {
-            Endpoint::Gemini { model, stream } => (Some(model), stream),
-            _ => (model, stream),
+        if let Some(Err(e)) = model.as_deref().map(model_name::check_model) {
+            return refuse(session, ctx, e, true).await;
+        }
+        (ctx.requested_model, ctx.stream) = match endpoint.model_in_path() {
+            Some((model, stream)) => (Some(model.to_owned()), stream),
+            None => (model, stream),
         };
         if let Err(e) = gw.chain.on_request(session.req_header(), ctx).await {
             return refuse(session, ctx, e, true).await;
@@ -540,7 +516,7 @@ impl ProxyHttp for GatewayProxy {
             "id={} method={} path={} status={} key={} user={} model={:?} served={:?} upstream={} attempts={} tokens={} cost_nanos={} bytes={} ttfb_ms={} ms={}{}",
             ctx.request_id,
             session.req_header().method,
-            session.req_header().uri.path(),
+            respond::loggable_path(session.req_header().uri.path()),
             status,
             ctx.principal.as_ref().map(|p| p.key_id.as_str()).unwrap_or("-"),
             ctx.principal.as_ref().map(|p| p.user.as_str()).unwrap_or("-"),
@@ -561,6 +537,7 @@ impl ProxyHttp for GatewayProxy {
     /// may put their key there.
     fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
         let req = session.req_header();
-        format!("{} {} ({})", req.method, req.uri.path(), ctx.request_id)
+        let path = respond::loggable_path(req.uri.path());
+        format!("{} {path} ({})", req.method, ctx.request_id)
     }
 }

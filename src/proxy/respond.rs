@@ -64,3 +64,16 @@ pub fn log_refusal(err: &GatewayError, ctx: &RequestCtx) {
         _ => log::debug!("request {id}: {err}"),
     }
 }
+
+/// How much of a request path a log line shows: a path may carry a client-chosen model
+/// (Gemini) of any length the head allows.
+const LOGGED_PATH_CHARS: usize = 256;
+
+/// `path` for a log line: whole when short, else its first [`LOGGED_PATH_CHARS`]
+/// characters and a mark.
+pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.char_indices().nth(LOGGED_PATH_CHARS) {
+        None => std::borrow::Cow::Borrowed(path),
+        Some((cut, _)) => std::borrow::Cow::Owned(format!("{}…", &path[..cut])),
+    }
+}

@@ -153,6 +153,11 @@ impl UsageRecorder {
 impl UsageSink for UsageRecorder {
     fn record(&self, event: UsageEvent) {
         metrics::observe_event(&event);
+        // A request no key vouched for is counted (above), not stored: a flood of them
+        // must not fill the disk. Requests by a key keep their row, refused or not.
+        if event.key_id.is_none() {
+            return;
+        }
         match self.tx.try_send(event) {
             Ok(()) => {}
             Err(

@@ -8,6 +8,8 @@
 //! - [`calls`]: one-line requests ([`Gateway::chat`], [`Gateway::messages`],
 //!   [`Gateway::generate`], [`Gateway::admin_as`], [`Gateway::metrics`]) and the bodies
 //!   most tests send.
+//! - [`events`]: the usage events the gateway stored, row by row
+//!   ([`Gateway::usage_events_after`]).
 //! - [`wait`]: [`eventually`], the one bounded wait for what happens in its own time.
 //! - [`gateway`]: the real `tollgate` binary on port 0 with a temporary config and store.
 //! - [`mock`]: the in-process mock provider serving the recorded responses in
@@ -22,6 +24,7 @@
 
 pub mod calls;
 pub mod config;
+pub mod events;
 pub mod gateway;
 pub mod http;
 pub mod mock;

@@ -5,7 +5,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::read::{count, last_usage_of, NativeUsage};
-use crate::endpoint::{Endpoint, Method};
+use crate::auth::query_param;
+use crate::endpoint::{percent_decode, Endpoint, Method, PathRejection};
 use crate::error::GatewayError;
 use crate::secret::Secret;
 use crate::usage::Reported;
@@ -18,16 +19,69 @@ pub const NAME: &str = "anthropic";
 pub const PATH_PREFIX: &str = "/v1/messages";
 
 /// The endpoint of one of the dialect's paths.
-pub fn endpoint(path: &str) -> Option<(Endpoint, Method)> {
-    Some(match path {
+pub fn endpoint(path: &str) -> Result<(Endpoint, Method), PathRejection> {
+    Ok(match path {
         "/v1/messages" => (Endpoint::Messages, Method::Post),
         "/v1/messages/count_tokens" => (Endpoint::CountTokens, Method::Post),
-        _ => return None,
+        _ => return Err(PathRejection::NotFound),
     })
 }
 
+/// The `created_at` of every listed model: the gateway knows no release dates (OpenAI's
+/// shape says `created: 0` likewise).
+const CREATED_AT: &str = "1970-01-01T00:00:00Z";
+
+/// Anthropic's page size when the client asks for none, and the most it may ask for.
+const PAGE_SIZE: usize = 20;
+const MAX_PAGE_SIZE: usize = 1000;
+
+/// One model as `GET /v1/models/{id}` answers and the listing holds it.
+pub fn model_object(id: &str) -> Value {
+    json!({"type": "model", "id": id, "display_name": id, "created_at": CREATED_AT})
+}
+
+/// The listing, `limit` models at a time: after `after_id` or, with `before_id`, the page
+/// just before it (ids compared in the list's order, so an id no longer listed still
+/// places the page); `has_more` says whether more lie further in that direction.
+pub fn model_list(ids: &[String], query: Option<&str>) -> Value {
+    let param = |name: &str| {
+        query
+            .and_then(|q| query_param(q, name))
+            .and_then(percent_decode)
+    };
+    let limit = param("limit")
+        .and_then(|s| s.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .map_or(PAGE_SIZE, |n| n.min(MAX_PAGE_SIZE));
+    let (page, has_more) = if let Some(before) = param("before_id") {
+        let end = ids.partition_point(|id| id.as_str() < before.as_ref());
+        let start = end.saturating_sub(limit);
+        (&ids[start..end], start > 0)
+    } else {
+        let start = param("after_id").map_or(0, |after| {
+            ids.partition_point(|id| id.as_str() <= after.as_ref())
+        });
+        let end = ids.len().min(start + limit);
+        (&ids[start..end], end < ids.len())
+    };
+    let data: Vec<Value> = page.iter().map(|id| model_object(id)).collect();
+    json!({
+        "data": data,
+        "has_more": has_more,
+        "first_id": page.first(),
+        "last_id": page.last(),
+    })
+}
+
+/// The query parameters that go upstream, with their values: Claude Code sends
+/// `?beta=true` with beta features.
+pub const QUERY_PARAMS: &[(&str, &[&str])] = &[("beta", &["true", "false"])];
+
+/// The API version header every Anthropic client sends.
+pub const VERSION_HEADER: &str = "anthropic-version";
+
 /// Request headers of this API that go upstream as the client sent them.
-pub const REQUEST_HEADERS: &[&str] = &["anthropic-version", "anthropic-beta"];
+pub const REQUEST_HEADERS: &[&str] = &[VERSION_HEADER, "anthropic-beta"];
 
 /// The header the key goes in, as the key itself.
 pub const CREDENTIAL_HEADER: &str = "x-api-key";
@@ -117,6 +171,43 @@ pub fn usage_in_event(event: &Value) -> Option<Reported> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_listing_pages_forward_and_back() {
+        let ids: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
+        let page = |q: &str| {
+            let v = model_list(&ids, Some(q));
+            let got: Vec<String> = v["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["id"].as_str().unwrap().to_owned())
+                .collect();
+            (got.join(""), v["has_more"].as_bool().unwrap())
+        };
+        assert_eq!(page(""), ("abcde".into(), false));
+        assert_eq!(page("limit=2"), ("ab".into(), true));
+        assert_eq!(page("limit=2&after_id=b"), ("cd".into(), true));
+        assert_eq!(page("limit=2&after_id=d"), ("e".into(), false));
+        assert_eq!(page("limit=2&before_id=e"), ("cd".into(), true));
+        assert_eq!(page("limit=2&before_id=b"), ("a".into(), false));
+        assert_eq!(
+            page("after_id=bb"),
+            ("cde".into(), false),
+            "an id no longer listed"
+        );
+        assert_eq!(page("limit=0"), ("abcde".into(), false));
+        let v = model_list(&ids, Some("after_id=e"));
+        assert_eq!(
+            (v["first_id"].is_null(), v["last_id"].is_null()),
+            (true, true)
+        );
+        let v = model_list(&ids, None);
+        assert_eq!(
+            (v["first_id"].as_str(), v["last_id"].as_str()),
+            (Some("a"), Some("e"))
+        );
+    }
 
     /// The typed parse and the lenient one read the same fields.
     #[test]

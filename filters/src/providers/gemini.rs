@@ -5,8 +5,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::read::{count, last_usage_of, NativeUsage};
-use crate::endpoint::{percent_decode, Endpoint, Method};
+use crate::auth::query_param;
+use crate::endpoint::{percent_decode, Endpoint, Method, PathRejection};
 use crate::error::GatewayError;
+use crate::model_name;
 use crate::secret::Secret;
 use crate::usage::Reported;
 
@@ -14,49 +16,138 @@ use crate::usage::Reported;
 pub const NAME: &str = "gemini";
 
 /// Every path of the dialect starts so; an unknown path under it is refused in the
-/// dialect's envelope.
+/// dialect's envelope. Its methods are served under `/v1/` too ([`is_method_path`]).
 pub const PATH_PREFIX: &str = "/v1beta";
 
-/// Where the model's path starts: `{MODELS}{model}:{action}`.
-const MODELS: &str = "/v1beta/models/";
+/// The API versions clients call, as path prefixes: google-genai defaults to `v1`. The
+/// upstream path keeps the client's.
+const VERSIONS: [&str; 2] = ["/v1beta/", "/v1/"];
+const MODELS: &str = "models";
 const GENERATE: &str = "generateContent";
 const STREAM_GENERATE: &str = "streamGenerateContent";
+const COUNT_TOKENS: &str = "countTokens";
 
-/// The endpoint of one of the dialect's paths: `/v1beta/models/{model}:generateContent`
-/// or `:streamGenerateContent`, the model percent-decoded.
-pub fn endpoint(path: &str) -> Option<(Endpoint, Method)> {
-    let rest = path.strip_prefix(MODELS)?;
-    let (model, action) = rest.rsplit_once(':')?;
-    let stream = match action {
-        GENERATE => false,
-        STREAM_GENERATE => true,
-        _ => return None,
-    };
-    let model = percent_decode(model)?;
-    if model.is_empty() || model.contains('/') {
-        return None;
-    }
-    let model = model.into_owned();
-    Some((Endpoint::Gemini { model, stream }, Method::Post))
+/// What the listing says each model supports: the methods the gateway forwards.
+const METHODS: [&str; 3] = [GENERATE, STREAM_GENERATE, COUNT_TOKENS];
+
+/// Whether `path` calls a Gemini method under `/v1/models/` (its other paths are
+/// under [`PATH_PREFIX`]): the model listing `/v1/models/{id}` is everyone's.
+pub fn is_method_path(path: &str) -> bool {
+    path.starts_with("/v1/models/")
+        && path
+            .rsplit_once(':')
+            .is_some_and(|(_, method)| METHODS.contains(&method))
 }
 
-/// Appends the upstream path of `endpoint`: a Gemini endpoint names the served model
-/// (after aliases), others keep the client's path.
+/// The endpoint of one of the dialect's paths, under either version:
+/// `models/{model}:generateContent`, `:streamGenerateContent`, `:countTokens` (POST),
+/// and the listing `models`, `models/{model}` (GET). A model is percent-decoded and held
+/// to [`model_name::check_path_model`]: a name that could reach past its segment is
+/// refused, never forwarded.
+pub fn endpoint(path: &str) -> Result<(Endpoint, Method), PathRejection> {
+    let rest = VERSIONS
+        .iter()
+        .find_map(|v| path.strip_prefix(v))
+        .ok_or(PathRejection::NotFound)?;
+    if rest == MODELS {
+        return Ok((Endpoint::Models, Method::Get));
+    }
+    let rest = rest
+        .strip_prefix(MODELS)
+        .and_then(|r| r.strip_prefix('/'))
+        .ok_or(PathRejection::NotFound)?;
+    if rest.contains('/') {
+        return Err(PathRejection::NotFound);
+    }
+    // The method follows the last colon; a colon in the name itself is refused below.
+    let Some((segment, action)) = rest.rsplit_once(':') else {
+        let id = path_model(rest)?;
+        return Ok((Endpoint::Model { id }, Method::Get));
+    };
+    if !METHODS.contains(&action) {
+        return Err(PathRejection::NotFound);
+    }
+    let model = path_model(segment)?;
+    let endpoint = match action {
+        COUNT_TOKENS => Endpoint::GeminiCountTokens { model },
+        _ => Endpoint::Gemini {
+            model,
+            stream: action == STREAM_GENERATE,
+        },
+    };
+    Ok((endpoint, Method::Post))
+}
+
+/// A model segment of a path, decoded and checked.
+fn path_model(segment: &str) -> Result<String, PathRejection> {
+    let model = percent_decode(segment).ok_or(PathRejection::Traversal)?;
+    model_name::check_path_model(&model).map_err(|e| PathRejection::InvalidModel(e.to_string()))?;
+    Ok(model.into_owned())
+}
+
+/// Appends the upstream path of `endpoint`: a Gemini method is built here from its parts
+/// (the client's API version, the served model after aliases as one encoded segment, the
+/// method), never copied from the client; others keep the client's path.
 pub fn push_upstream_path(
     out: &mut String,
     endpoint: &Endpoint,
     served_model: &str,
     client_path: &str,
 ) {
-    match endpoint {
-        Endpoint::Gemini { stream, .. } => {
-            out.push_str(MODELS);
-            out.push_str(served_model);
-            out.push(':');
-            out.push_str(if *stream { STREAM_GENERATE } else { GENERATE });
+    let method = match endpoint {
+        Endpoint::Gemini { stream: false, .. } => GENERATE,
+        Endpoint::Gemini { stream: true, .. } => STREAM_GENERATE,
+        Endpoint::GeminiCountTokens { .. } => COUNT_TOKENS,
+        _ => return out.push_str(client_path),
+    };
+    let version = VERSIONS
+        .iter()
+        .find(|v| client_path.starts_with(**v))
+        .unwrap_or(&VERSIONS[0]);
+    out.push_str(version);
+    out.push_str(MODELS);
+    out.push('/');
+    model_name::push_path_segment(out, served_model);
+    out.push(':');
+    out.push_str(method);
+}
+
+/// One model as `GET /v1beta/models/{model}` answers and the listing holds it.
+pub fn model_object(id: &str) -> Value {
+    json!({"name": format!("models/{id}"), "displayName": id, "supportedGenerationMethods": METHODS})
+}
+
+/// Gemini's page size when the client asks for none, and the most it may ask for.
+const PAGE_SIZE: usize = 50;
+const MAX_PAGE_SIZE: usize = 1000;
+
+/// The listing, `pageSize` models at a time: only names a Gemini path can carry, the
+/// next page after `nextPageToken` (the last name of this one, so a page never repeats
+/// or skips a name when the list changes between calls).
+pub fn model_list(ids: &[String], query: Option<&str>) -> Value {
+    let param = |name: &str| query.and_then(|q| query_param(q, name));
+    let size = param("pageSize")
+        .and_then(|s| s.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .map_or(PAGE_SIZE, |n| n.min(MAX_PAGE_SIZE));
+    let ids: Vec<&String> = ids
+        .iter()
+        .filter(|id| model_name::check_path_model(id).is_ok())
+        .collect();
+    let start = param("pageToken")
+        .and_then(percent_decode)
+        .map_or(0, |after| {
+            ids.partition_point(|id| id.as_str() <= after.as_ref())
+        });
+    let page = &ids[start..ids.len().min(start + size)];
+    let models: Vec<Value> = page.iter().map(|id| model_object(id)).collect();
+    let mut out = json!({ "models": models });
+    if start + page.len() < ids.len() {
+        if let Some(last) = page.last() {
+            out["nextPageToken"] = Value::from(last.as_str());
         }
-        _ => out.push_str(client_path),
     }
+    out
 }
 
 /// Request headers of this API that go upstream as the client sent them.
@@ -68,6 +159,10 @@ pub const CREDENTIAL_HEADER: &str = "x-goog-api-key";
 /// The query parameter Gemini clients may send their key in instead. It never goes
 /// upstream.
 pub const QUERY_KEY: &str = "key";
+
+/// The query parameters that go upstream, with their values: the response format
+/// (`alt=sse` streams server-sent events).
+pub const QUERY_PARAMS: &[(&str, &[&str])] = &[("alt", &["sse", "json", "proto"])];
 
 /// The credential header's value for `key`.
 pub fn credential_value(key: &Secret) -> Option<http::HeaderValue> {
@@ -186,13 +281,77 @@ mod tests {
             out,
             "/base/v1beta/models/gemini-2.5-pro:streamGenerateContent"
         );
+        // An alias target from the config stays inside its segment.
+        let mut out = String::new();
+        push_upstream_path(&mut out, &e, "models/x?key=1#", "/ignored");
         assert_eq!(
-            endpoint("/v1beta/models/a%2Fb:generateContent"),
-            None,
+            out,
+            "/v1beta/models/models%2Fx%3Fkey%3D1%23:streamGenerateContent"
+        );
+        assert_eq!(
+            endpoint("/v1beta/models/a/b:generateContent").err(),
+            Some(PathRejection::NotFound),
             "a slash in the model"
         );
-        assert_eq!(endpoint("/v1beta/models/:generateContent"), None);
-        assert_eq!(endpoint("/v1beta/models/x:countTokens"), None);
+        assert_eq!(
+            endpoint("/v1beta/models/x:countTokens%23:generateContent")
+                .map_err(|e| matches!(e, PathRejection::InvalidModel(_))),
+            Err(true)
+        );
+        assert!(matches!(
+            endpoint("/v1beta/models/:generateContent"),
+            Err(PathRejection::InvalidModel(_))
+        ));
+        assert_eq!(
+            endpoint("/v1beta/models/x:delete").err(),
+            Some(PathRejection::NotFound)
+        );
+        let (e, _) = endpoint("/v1/models/g:countTokens").unwrap();
+        assert_eq!(e, Endpoint::GeminiCountTokens { model: "g".into() });
+        let mut out = String::new();
+        push_upstream_path(&mut out, &e, "served", "/v1/models/g:countTokens");
+        assert_eq!(out, "/v1/models/served:countTokens");
+        assert_eq!(
+            endpoint("/v1beta/models"),
+            Ok((Endpoint::Models, Method::Get))
+        );
+        assert_eq!(
+            endpoint("/v1beta/models/g"),
+            Ok((Endpoint::Model { id: "g".into() }, Method::Get))
+        );
+        assert!(is_method_path("/v1/models/x:streamGenerateContent"));
+        assert!(!is_method_path("/v1/models/ft:gpt-4o:org:id"));
+        assert!(!is_method_path("/v1beta/models/x:generateContent"));
+    }
+
+    #[test]
+    fn the_listing_pages_by_name_and_holds_only_path_safe_names() {
+        let ids: Vec<String> = ["a", "b", "c", "d/e", "f"].map(String::from).to_vec();
+        let names = |v: &Value| -> Vec<String> {
+            v["models"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let all = model_list(&ids, None);
+        assert_eq!(
+            names(&all),
+            ["models/a", "models/b", "models/c", "models/f"]
+        );
+        assert!(all.get("nextPageToken").is_none());
+        let p1 = model_list(&ids, Some("pageSize=3"));
+        assert_eq!(names(&p1), ["models/a", "models/b", "models/c"]);
+        assert_eq!(p1["nextPageToken"], "c");
+        let p2 = model_list(&ids, Some("pageSize=3&pageToken=c"));
+        assert_eq!(names(&p2), ["models/f"]);
+        assert!(p2.get("nextPageToken").is_none());
+        assert_eq!(names(&model_list(&ids, Some("pageToken=zz"))).len(), 0);
+        assert_eq!(
+            model_object("g")["supportedGenerationMethods"][2],
+            "countTokens"
+        );
     }
 
     #[test]

@@ -53,8 +53,10 @@ pub mod openai;
 pub mod read;
 
 use bytes::Bytes;
+use pingora_http::RequestHeader;
 
-use crate::endpoint::{Endpoint, Method};
+use crate::auth::query_param;
+use crate::endpoint::{Endpoint, Method, PathRejection};
 use crate::error::GatewayError;
 use crate::secret::Secret;
 use crate::usage::Reported;
@@ -79,7 +81,7 @@ impl Dialect {
     }
 
     /// The endpoint of `path` if it is one of this dialect's, with the method it takes.
-    pub fn endpoint(self, path: &str) -> Option<(Endpoint, Method)> {
+    pub fn endpoint(self, path: &str) -> Result<(Endpoint, Method), PathRejection> {
         match self {
             Dialect::OpenAi => openai::endpoint(path),
             Dialect::Anthropic => anthropic::endpoint(path),
@@ -92,12 +94,68 @@ impl Dialect {
     /// and the one to refuse it in if none does.
     pub fn of_path(path: &str) -> Dialect {
         let claims = |prefix: &str| path.starts_with(prefix);
-        if claims(gemini::PATH_PREFIX) {
+        if claims(gemini::PATH_PREFIX) || gemini::is_method_path(path) {
             Dialect::Gemini
         } else if claims(anthropic::PATH_PREFIX) {
             Dialect::Anthropic
         } else {
             Dialect::OpenAi
+        }
+    }
+
+    /// The dialect a client speaks, from its request: its path's ([`Dialect::of_path`]),
+    /// except on the model listing that every dialect's clients call on OpenAI's path
+    /// (`/v1/models[/{id}]`), where the headers it sends tell: Gemini's credential
+    /// (`x-goog-api-key` or `?key=`), else Anthropic's credential or version header
+    /// (`x-api-key`, `anthropic-version`: Claude Code sends a bearer token with it), else
+    /// OpenAI's.
+    pub fn of_request(req: &RequestHeader) -> Dialect {
+        let path = req.uri.path();
+        let listing = path
+            .strip_prefix(openai::MODELS_PATH)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+        if !listing || gemini::is_method_path(path) {
+            return Dialect::of_path(path);
+        }
+        let has = |name: &str| req.headers.contains_key(name);
+        let query_key = req
+            .uri
+            .query()
+            .is_some_and(|q| query_param(q, gemini::QUERY_KEY).is_some());
+        if has(gemini::CREDENTIAL_HEADER) || query_key {
+            Dialect::Gemini
+        } else if has(anthropic::CREDENTIAL_HEADER) || has(anthropic::VERSION_HEADER) {
+            Dialect::Anthropic
+        } else {
+            Dialect::OpenAi
+        }
+    }
+
+    /// The model listing's document in this dialect's shape, for `ids` (sorted); `query`
+    /// is the client's, for the dialect's paging parameters.
+    pub fn model_list(self, ids: &[String], query: Option<&str>) -> serde_json::Value {
+        match self {
+            Dialect::OpenAi => openai::model_list(ids, query),
+            Dialect::Anthropic => anthropic::model_list(ids, query),
+            Dialect::Gemini => gemini::model_list(ids, query),
+        }
+    }
+
+    /// One model's document in this dialect's shape.
+    pub fn model_object(self, id: &str) -> serde_json::Value {
+        match self {
+            Dialect::OpenAi => openai::model_object(id),
+            Dialect::Anthropic => anthropic::model_object(id),
+            Dialect::Gemini => gemini::model_object(id),
+        }
+    }
+
+    /// Whether this dialect's clients can name `id` in a listing path, or `Err` with
+    /// the refusal (Gemini's paths take a strict set, [`crate::model_name`]).
+    pub fn check_listed_model(self, id: &str) -> Result<(), GatewayError> {
+        match self {
+            Dialect::Gemini => crate::model_name::check_path_model(id),
+            Dialect::OpenAi | Dialect::Anthropic => Ok(()),
         }
     }
 
@@ -107,6 +165,20 @@ impl Dialect {
             Dialect::Gemini => Some(gemini::QUERY_KEY),
             Dialect::OpenAi | Dialect::Anthropic => None,
         }
+    }
+
+    /// Whether a query parameter of this dialect's clients goes upstream: only the
+    /// parameters its API reads that are no credential, each with the values it takes
+    /// (`name` percent-decoded, `value` as sent). Everything else stays here.
+    pub fn forwards_query_param(self, name: &str, value: &str) -> bool {
+        let allowed = match self {
+            Dialect::OpenAi => openai::QUERY_PARAMS,
+            Dialect::Anthropic => anthropic::QUERY_PARAMS,
+            Dialect::Gemini => gemini::QUERY_PARAMS,
+        };
+        allowed
+            .iter()
+            .any(|(n, values)| *n == name && values.contains(&value))
     }
 
     /// Whether the upstream path of this dialect's endpoints can differ from the

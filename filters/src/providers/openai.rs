@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::read::{count, last_usage_of, NativeUsage};
-use crate::endpoint::{Endpoint, Method};
+use crate::endpoint::{model_id, Endpoint, Method, PathRejection};
 use crate::error::GatewayError;
 use crate::secret::Secret;
 use crate::usage::Reported;
@@ -14,18 +14,42 @@ use crate::usage::Reported;
 /// The provider kind's name in the config and the dialect's label.
 pub const NAME: &str = "openai";
 
+/// The model listing, which every dialect's clients call on this path (answered by the
+/// gateway itself, in the client's shape: [`super::Dialect::of_request`]).
+pub const MODELS_PATH: &str = "/v1/models";
+
 /// The endpoint of one of the dialect's paths.
-pub fn endpoint(path: &str) -> Option<(Endpoint, Method)> {
-    Some(match path {
-        // Answered by the gateway itself, in OpenAI's list shape.
-        "/v1/models" => (Endpoint::Models, Method::Get),
+pub fn endpoint(path: &str) -> Result<(Endpoint, Method), PathRejection> {
+    if let Some(id) = path
+        .strip_prefix(MODELS_PATH)
+        .and_then(|p| p.strip_prefix('/'))
+    {
+        return Ok((Endpoint::Model { id: model_id(id)? }, Method::Get));
+    }
+    Ok(match path {
+        MODELS_PATH => (Endpoint::Models, Method::Get),
         "/v1/chat/completions" => (Endpoint::ChatCompletions, Method::Post),
         "/v1/completions" => (Endpoint::Completions, Method::Post),
         "/v1/embeddings" => (Endpoint::Embeddings, Method::Post),
         "/v1/responses" => (Endpoint::Responses, Method::Post),
-        _ => return None,
+        _ => return Err(PathRejection::NotFound),
     })
 }
+
+/// One model as `GET /v1/models/{id}` answers and the listing holds it.
+pub fn model_object(id: &str) -> Value {
+    json!({"id": id, "object": "model", "created": 0, "owned_by": "tollgate"})
+}
+
+/// The listing: every model at once (OpenAI's list does not page).
+pub fn model_list(ids: &[String], _query: Option<&str>) -> Value {
+    let data: Vec<Value> = ids.iter().map(|id| model_object(id)).collect();
+    json!({"object": "list", "data": data})
+}
+
+/// The query parameters that go upstream: none, the proxied endpoints read none (an
+/// Azure-style kind would add its `api-version` from its own config, not the client's).
+pub const QUERY_PARAMS: &[(&str, &[&str])] = &[];
 
 /// Request headers of this API that go upstream as the client sent them.
 pub const REQUEST_HEADERS: &[&str] = &["openai-organization", "openai-project", "openai-beta"];

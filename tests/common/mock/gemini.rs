@@ -1,5 +1,6 @@
-//! Gemini in the mock: `models/{model}:generateContent` (streaming with `alt=sse`) and
-//! `:streamGenerateContent`, the model named by the path rather than the body, the
+//! Gemini in the mock: `models/{model}:generateContent` (streaming with `alt=sse`),
+//! `:streamGenerateContent` and `:countTokens`, under `/v1beta/` and `/v1/` as the real
+//! API serves them, the model named by the path rather than the body, the
 //! `{"error": {code, message, status}}` envelope with Google's status names, and the
 //! `\r\n\r\n`-separated stream whose last chunk carries `finishReason`.
 
@@ -20,8 +21,17 @@ const STREAM_GENERATE: Endpoint = Endpoint::new(
     Some("gemini/stream.sse"),
 );
 
+const COUNT_TOKENS: Endpoint = Endpoint::new(
+    Dialect::Gemini,
+    "count_tokens",
+    "gemini/count_tokens.json",
+    None,
+);
+
 pub(super) fn classify(path: &str, query: &str) -> Option<Classified> {
-    let rest = path.strip_prefix("/v1beta/models/")?;
+    let rest = path
+        .strip_prefix("/v1beta/models/")
+        .or_else(|| path.strip_prefix("/v1/models/"))?;
     let (model, method) = rest.rsplit_once(':')?;
     if model.is_empty() {
         return None;
@@ -29,6 +39,7 @@ pub(super) fn classify(path: &str, query: &str) -> Option<Classified> {
     let (endpoint, stream) = match method {
         "generateContent" => (GENERATE, query.split('&').any(|kv| kv == "alt=sse")),
         "streamGenerateContent" => (STREAM_GENERATE, true),
+        "countTokens" => (COUNT_TOKENS, false),
         _ => return None,
     };
     Some(Classified {

@@ -13,6 +13,9 @@
 //! | `POST /v1/messages/count_tokens` | `anthropic/count_tokens.json` | (never streams) |
 //! | `POST /v1beta/models/{m}:generateContent` | `gemini/generate.json` | with `alt=sse`: `gemini/stream.sse` |
 //! | `POST /v1beta/models/{m}:streamGenerateContent` | | `gemini/stream.sse` |
+//! | `POST /v1beta/models/{m}:countTokens` | `gemini/count_tokens.json` | (never streams) |
+//!
+//! Gemini's paths are served under `/v1/` as under `/v1beta/`.
 //!
 //! OpenAI and Anthropic stream when the JSON body has `"stream": true`. Like OpenAI, the
 //! usage-only chunk (`"choices":[]`) of a chat or completions stream is sent only when the
