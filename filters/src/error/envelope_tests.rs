@@ -4,238 +4,96 @@
 
 use super::*;
 
-/// One error and what each dialect's client must see of it.
+/// Every error Tollgate answers with, in the order of [`TABLE`].
+fn errors() -> Vec<GatewayError> {
+    use GatewayError::*;
+    vec![
+        BadJson("expected value at line 1".into()),
+        MissingModel,
+        BadRequest("stream must be a boolean".into()),
+        PathTraversal,
+        MissingKey,
+        InvalidKey,
+        RevokedKey("k1".into()),
+        ExpiredKey("k2".into()),
+        ModelNotAllowed("gpt-4o".into()),
+        UnknownModel("nope-1".into()),
+        NotFound("/v1/nothing".into()),
+        MethodNotAllowed("/v1/messages".into()),
+        BodyTimeout,
+        BodyTooLarge(1_048_576),
+        HeadersTooLarge(65_536),
+        RateLimited {
+            message: "10 requests per minute".into(),
+            retry_after: Some(7),
+        },
+        BudgetExceeded("the budget of key k1 is spent".into()),
+        Internal("no upstream chosen".into()),
+        UpstreamUnreachable("openai".into()),
+        UpstreamStreamBroken("openai".into()),
+        UpstreamTimeout("openai".into()),
+    ]
+}
+
+/// What each client sees of the errors of [`errors`], one line each: the status, the
+/// metric label, OpenAI's `type` and `code`, Anthropic's `error.type`, Gemini's
+/// `error.status`, and after `|` the message.
+const TABLE: &str = "
+400 bad_json               invalid_request_error bad_json               invalid_request_error INVALID_ARGUMENT   | request body is not valid JSON: expected value at line 1
+400 missing_model          invalid_request_error missing_model          invalid_request_error INVALID_ARGUMENT   | request body has no \"model\" field
+400 bad_request            invalid_request_error bad_request            invalid_request_error INVALID_ARGUMENT   | stream must be a boolean
+400 path_traversal         invalid_request_error path_traversal         invalid_request_error INVALID_ARGUMENT   | path refused: dot segments are not allowed
+401 missing_key            authentication_error  invalid_api_key        authentication_error  UNAUTHENTICATED    | missing API key
+401 invalid_key            authentication_error  invalid_api_key        authentication_error  UNAUTHENTICATED    | invalid API key
+401 revoked_key            authentication_error  invalid_api_key        authentication_error  UNAUTHENTICATED    | API key k1 has been revoked
+401 expired_key            authentication_error  invalid_api_key        authentication_error  UNAUTHENTICATED    | API key k2 has expired
+403 model_not_allowed      permission_error      model_not_allowed      permission_error      PERMISSION_DENIED  | this API key is not allowed to use model 'gpt-4o'
+404 unknown_model          invalid_request_error model_not_found        not_found_error       NOT_FOUND          | model 'nope-1' is not served by this gateway
+404 not_found              invalid_request_error not_found              not_found_error       NOT_FOUND          | no such endpoint: /v1/nothing
+405 method_not_allowed     invalid_request_error method_not_allowed     not_found_error       NOT_FOUND          | method not allowed for /v1/messages
+408 body_timeout           invalid_request_error body_timeout           invalid_request_error DEADLINE_EXCEEDED  | timed out reading the request body
+413 body_too_large         invalid_request_error body_too_large         request_too_large     INVALID_ARGUMENT   | request body is larger than the limit of 1048576 bytes
+431 headers_too_large      invalid_request_error headers_too_large      request_too_large     INVALID_ARGUMENT   | request headers are larger than the limit of 65536 bytes
+429 rate_limited           rate_limit_error      rate_limit_exceeded    rate_limit_error      RESOURCE_EXHAUSTED | 10 requests per minute
+429 budget_exceeded        rate_limit_error      budget_exceeded        rate_limit_error      RESOURCE_EXHAUSTED | the budget of key k1 is spent
+500 internal               api_error             internal               api_error             INTERNAL           | internal error: no upstream chosen
+502 upstream_unreachable   api_error             upstream_unreachable   api_error             UNAVAILABLE        | upstream openai is unreachable
+502 upstream_stream_broken api_error             upstream_stream_broken api_error             UNAVAILABLE        | upstream openai ended the stream before it was complete
+504 upstream_timeout       api_error             upstream_timeout       timeout_error         DEADLINE_EXCEEDED  | upstream openai timed out
+";
+
+/// One line of [`TABLE`] with its error.
 struct Case {
     error: GatewayError,
     status: u16,
-    message: &'static str,
-    label: &'static str,
-    /// OpenAI's `type` and `code`.
-    openai: (&'static str, &'static str),
-    /// Anthropic's `error.type`.
-    anthropic: &'static str,
-    /// Gemini's `error.status`.
-    gemini: &'static str,
-}
-
-fn case(
-    error: GatewayError,
-    status: u16,
-    message: &'static str,
-    label: &'static str,
-    openai: (&'static str, &'static str),
-    anthropic: &'static str,
-    gemini: &'static str,
-) -> Case {
-    Case {
-        error,
-        status,
-        message,
-        label,
-        openai,
-        anthropic,
-        gemini,
-    }
+    label: String,
+    openai: (String, String),
+    anthropic: String,
+    gemini: String,
+    message: String,
 }
 
 fn cases() -> Vec<Case> {
-    use GatewayError::*;
-    let bad = "invalid_request_error";
-    let auth = ("authentication_error", "invalid_api_key");
-    vec![
-        case(
-            BadJson("expected value at line 1".into()),
-            400,
-            "request body is not valid JSON: expected value at line 1",
-            "bad_json",
-            (bad, "bad_json"),
-            bad,
-            "INVALID_ARGUMENT",
-        ),
-        case(
-            MissingModel,
-            400,
-            "request body has no \"model\" field",
-            "missing_model",
-            (bad, "missing_model"),
-            bad,
-            "INVALID_ARGUMENT",
-        ),
-        case(
-            BadRequest("stream must be a boolean".into()),
-            400,
-            "stream must be a boolean",
-            "bad_request",
-            (bad, "bad_request"),
-            bad,
-            "INVALID_ARGUMENT",
-        ),
-        case(
-            PathTraversal,
-            400,
-            "path refused: dot segments are not allowed",
-            "path_traversal",
-            (bad, "path_traversal"),
-            bad,
-            "INVALID_ARGUMENT",
-        ),
-        case(
-            MissingKey,
-            401,
-            "missing API key",
-            "missing_key",
-            auth,
-            "authentication_error",
-            "UNAUTHENTICATED",
-        ),
-        case(
-            InvalidKey,
-            401,
-            "invalid API key",
-            "invalid_key",
-            auth,
-            "authentication_error",
-            "UNAUTHENTICATED",
-        ),
-        case(
-            RevokedKey("k1".into()),
-            401,
-            "API key k1 has been revoked",
-            "revoked_key",
-            auth,
-            "authentication_error",
-            "UNAUTHENTICATED",
-        ),
-        case(
-            ExpiredKey("k2".into()),
-            401,
-            "API key k2 has expired",
-            "expired_key",
-            auth,
-            "authentication_error",
-            "UNAUTHENTICATED",
-        ),
-        case(
-            ModelNotAllowed("gpt-4o".into()),
-            403,
-            "this API key is not allowed to use model 'gpt-4o'",
-            "model_not_allowed",
-            ("permission_error", "model_not_allowed"),
-            "permission_error",
-            "PERMISSION_DENIED",
-        ),
-        case(
-            UnknownModel("nope-1".into()),
-            404,
-            "model 'nope-1' is not served by this gateway",
-            "unknown_model",
-            (bad, "model_not_found"),
-            "not_found_error",
-            "NOT_FOUND",
-        ),
-        case(
-            NotFound("/v1/nothing".into()),
-            404,
-            "no such endpoint: /v1/nothing",
-            "not_found",
-            (bad, "not_found"),
-            "not_found_error",
-            "NOT_FOUND",
-        ),
-        case(
-            MethodNotAllowed("/v1/messages".into()),
-            405,
-            "method not allowed for /v1/messages",
-            "method_not_allowed",
-            (bad, "method_not_allowed"),
-            "not_found_error",
-            "NOT_FOUND",
-        ),
-        case(
-            BodyTimeout,
-            408,
-            "timed out reading the request body",
-            "body_timeout",
-            (bad, "body_timeout"),
-            bad,
-            "DEADLINE_EXCEEDED",
-        ),
-        case(
-            BodyTooLarge(1_048_576),
-            413,
-            "request body is larger than the limit of 1048576 bytes",
-            "body_too_large",
-            (bad, "body_too_large"),
-            "request_too_large",
-            "INVALID_ARGUMENT",
-        ),
-        case(
-            HeadersTooLarge(65_536),
-            431,
-            "request headers are larger than the limit of 65536 bytes",
-            "headers_too_large",
-            (bad, "headers_too_large"),
-            "request_too_large",
-            "INVALID_ARGUMENT",
-        ),
-        case(
-            RateLimited {
-                message: "rate limit of 10 requests per minute reached".into(),
-                retry_after: Some(7),
-            },
-            429,
-            "rate limit of 10 requests per minute reached",
-            "rate_limited",
-            ("rate_limit_error", "rate_limit_exceeded"),
-            "rate_limit_error",
-            "RESOURCE_EXHAUSTED",
-        ),
-        case(
-            BudgetExceeded("the monthly budget of key k1 is spent".into()),
-            429,
-            "the monthly budget of key k1 is spent",
-            "budget_exceeded",
-            ("rate_limit_error", "budget_exceeded"),
-            "rate_limit_error",
-            "RESOURCE_EXHAUSTED",
-        ),
-        case(
-            Internal("no upstream chosen".into()),
-            500,
-            "internal error: no upstream chosen",
-            "internal",
-            ("api_error", "internal"),
-            "api_error",
-            "INTERNAL",
-        ),
-        case(
-            UpstreamUnreachable("openai".into()),
-            502,
-            "upstream openai is unreachable",
-            "upstream_unreachable",
-            ("api_error", "upstream_unreachable"),
-            "api_error",
-            "UNAVAILABLE",
-        ),
-        case(
-            UpstreamStreamBroken("openai".into()),
-            502,
-            "upstream openai ended the stream before it was complete",
-            "upstream_stream_broken",
-            ("api_error", "upstream_stream_broken"),
-            "api_error",
-            "UNAVAILABLE",
-        ),
-        case(
-            UpstreamTimeout("openai".into()),
-            504,
-            "upstream openai timed out",
-            "upstream_timeout",
-            ("api_error", "upstream_timeout"),
-            "timeout_error",
-            "DEADLINE_EXCEEDED",
-        ),
-    ]
+    let lines: Vec<&str> = TABLE.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), errors().len(), "one line per error");
+    errors()
+        .into_iter()
+        .zip(lines)
+        .map(|(error, line)| {
+            let (fields, message) = line.split_once(" | ").unwrap_or_default();
+            let f: Vec<&str> = fields.split_whitespace().collect();
+            assert_eq!(f.len(), 6, "{line}");
+            Case {
+                error,
+                status: f[0].parse().unwrap_or_default(),
+                label: f[1].into(),
+                openai: (f[2].into(), f[3].into()),
+                anthropic: f[4].into(),
+                gemini: f[5].into(),
+                message: message.into(),
+            }
+        })
+        .collect()
 }
 
 /// The message as a JSON string literal (the one with quotes in it is escaped).
@@ -273,8 +131,8 @@ fn only_a_rate_limit_carries_a_retry_after() {
 fn every_error_in_every_envelope_byte_for_byte() {
     for c in cases() {
         let e = &c.error;
-        let m = quoted(c.message);
-        let (otype, ocode) = c.openai;
+        let m = quoted(&c.message);
+        let (otype, ocode) = &c.openai;
         let openai = format!(
             r#"{{"error":{{"code":"{ocode}","message":{m},"param":null,"type":"{otype}"}}}}"#
         );
