@@ -97,6 +97,9 @@ impl Filter for AuthFilter {
 }
 
 #[cfg(test)]
+mod credential_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::context::{Principal, Role};

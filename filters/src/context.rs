@@ -253,3 +253,6 @@ impl RequestCtx {
             .unwrap_or_else(|| self.body.clone())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -212,6 +212,9 @@ pub fn percent_decode(s: &str) -> Option<std::borrow::Cow<'_, str>> {
 }
 
 #[cfg(test)]
+mod path_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -133,6 +133,9 @@ impl GatewayError {
 }
 
 #[cfg(test)]
+mod envelope_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

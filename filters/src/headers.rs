@@ -240,6 +240,9 @@ impl Filter for UpstreamHeaders {
 }
 
 #[cfg(test)]
+mod header_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::context::RouteDecision;

@@ -125,41 +125,8 @@ impl Filter for MeteringFilter {
             return;
         }
         let status = ctx.client_status.unwrap_or(0);
-        let reported = believable_report(ctx);
-        let complete = ctx.meter.as_ref().is_some_and(UsageMeter::complete);
         let served = ctx.route.as_ref().map(|r| r.served_model.clone());
-        // Estimate only what a provider answered successfully without its final count
-        // (a cut stream, a client gone, a silent provider); errors and refusals cost
-        // nothing. A partial report keeps the counts it has (input, cache) and estimates
-        // the output from the text seen.
-        let answered = ctx.upstream_status.is_some_and(|s| (200..300).contains(&s))
-            && !ctx.endpoint.as_ref().is_some_and(Endpoint::counts_tokens);
-        // Counted only when an estimate needs it (a complete JSON report never does).
-        let chars = || ctx.meter.as_ref().map(UsageMeter::text_chars).unwrap_or(0);
-        let estimate_output = |model: &str| match ctx.endpoint {
-            Some(Endpoint::Embeddings) => 0,
-            _ => self.estimator.output_tokens(model, chars()),
-        };
-        let (usage, estimated) = match (reported, &served) {
-            (Some(u), _) if complete || !answered => (u, false),
-            (Some(u), Some(model)) => (
-                Usage {
-                    output: u.output.max(estimate_output(model)),
-                    ..u
-                },
-                true,
-            ),
-            (None, Some(model)) if answered => {
-                let u = Usage {
-                    input: self.estimator.input_tokens(model, &ctx.body),
-                    output: estimate_output(model),
-                    ..Usage::default()
-                };
-                (u, true)
-            }
-            (Some(u), None) => (u, false),
-            (None, _) => (Usage::default(), false),
-        };
+        let (usage, estimated) = self.usage_of(ctx, served.as_deref());
         let price = served.as_deref().and_then(|m| self.prices.load().lookup(m));
         let event = UsageEvent {
             request_id: ctx.request_id.clone(),
@@ -185,15 +152,7 @@ impl Filter for MeteringFilter {
                 .first_byte_at
                 .map(|t| t.duration_since(ctx.started).as_millis() as u64),
             total_ms: ctx.started.elapsed().as_millis() as u64,
-            overhead_us: {
-                let total = ctx.started.elapsed();
-                let upstream = match (ctx.upstream_sent_at, ctx.upstream_done_at) {
-                    (Some(a), Some(b)) => b.saturating_duration_since(a),
-                    (Some(a), None) => a.elapsed(),
-                    _ => std::time::Duration::ZERO,
-                };
-                total.saturating_sub(upstream).as_micros() as u64
-            },
+            overhead_us: overhead_us(ctx),
             error: ctx.error.as_ref().map(GatewayError::metric_label),
         };
         ctx.metered_cost_nanos = event.cost_nanos;
@@ -222,6 +181,58 @@ fn believable(u: &Usage, ctx: &RequestCtx) -> bool {
         crate::usage::MAX_REPORTED_TOKENS
     );
     false
+}
+
+impl MeteringFilter {
+    /// The request's usage, and whether it is Tollgate's estimate: what the meter read,
+    /// completed by an estimate where a provider answered successfully without its final
+    /// count (a cut stream, a client gone, a silent provider); errors and refusals cost
+    /// nothing. A partial report keeps the counts it has (input, cache) and estimates the
+    /// output from the text seen.
+    fn usage_of(&self, ctx: &mut RequestCtx, served: Option<&str>) -> (Usage, bool) {
+        let reported = believable_report(ctx);
+        let complete = ctx.meter.as_ref().is_some_and(UsageMeter::complete);
+        let answered = ctx.upstream_status.is_some_and(|s| (200..300).contains(&s))
+            && !ctx.endpoint.as_ref().is_some_and(Endpoint::counts_tokens);
+        // Counted only when an estimate needs it (a complete JSON report never does).
+        let chars = || ctx.meter.as_ref().map(UsageMeter::text_chars).unwrap_or(0);
+        let estimate_output = |model: &str| match ctx.endpoint {
+            Some(Endpoint::Embeddings) => 0,
+            _ => self.estimator.output_tokens(model, chars()),
+        };
+        match (reported, served) {
+            (Some(u), _) if complete || !answered => (u, false),
+            (Some(u), Some(model)) => (
+                Usage {
+                    output: u.output.max(estimate_output(model)),
+                    ..u
+                },
+                true,
+            ),
+            (None, Some(model)) if answered => {
+                let u = Usage {
+                    input: self.estimator.input_tokens(model, &ctx.body),
+                    output: estimate_output(model),
+                    ..Usage::default()
+                };
+                (u, true)
+            }
+            (Some(u), None) => (u, false),
+            (None, _) => (Usage::default(), false),
+        }
+    }
+}
+
+/// Time the request spent in Tollgate itself, in microseconds: all of it but the
+/// upstream's part (from sending to its last byte, or to now if that never came).
+fn overhead_us(ctx: &RequestCtx) -> u64 {
+    let total = ctx.started.elapsed();
+    let upstream = match (ctx.upstream_sent_at, ctx.upstream_done_at) {
+        (Some(a), Some(b)) => b.saturating_duration_since(a),
+        (Some(a), None) => a.elapsed(),
+        _ => std::time::Duration::ZERO,
+    };
+    total.saturating_sub(upstream).as_micros() as u64
 }
 
 /// Asks OpenAI-style upstreams for the usage of streams whose client did not, and

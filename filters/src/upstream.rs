@@ -268,6 +268,9 @@ impl UpstreamTarget {
 }
 
 #[cfg(test)]
+mod key_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -396,3 +396,133 @@ fn retry_after_in_seconds_fractions_or_milliseconds() {
         );
     }
 }
+
+#[test]
+fn a_request_keeps_its_place_in_the_rotation_across_its_attempts() {
+    let chain = [up("a", 2), up("b", 1)];
+    // Five requests went before: this one starts at rotation position 5, key 1.
+    for _ in 0..5 {
+        chain[0].next_key_index();
+    }
+    let mut at = Attempts::default();
+    assert_eq!(at.send_configured_key(&chain[0]), 5);
+    assert_eq!((at.key_slot(), at.own_key()), (Some(1), false));
+    // Sending again without a decision (a resend on a fresh connection) sends the same key.
+    assert_eq!(at.send_configured_key(&chain[0]), 5);
+    let d = decide(&at, &chain, &answered(429), true);
+    assert_eq!(d, Decision::NextKey);
+    at.apply(&d);
+    assert_eq!(at.send_configured_key(&chain[0]), 6);
+    assert_eq!(at.key_slot(), Some(0));
+    assert!(!at.has_another_key(&chain[0]), "both keys tried");
+    // The next request takes the next place.
+    let mut next = Attempts::default();
+    assert_eq!(next.send_configured_key(&chain[0]), 6);
+}
+
+#[test]
+fn a_resting_key_counts_as_passed_over() {
+    let chain = [up("a", 3), up("b", 1)];
+    chain[0].rest_key(0, Duration::from_secs(30));
+    let mut at = Attempts::default();
+    assert_eq!(at.send_configured_key(&chain[0]), 1, "key 0 rests");
+    assert_eq!(at.key_slot(), Some(1));
+    assert!(at.has_another_key(&chain[0]), "key 2 is left");
+    at.apply(&Decision::NextKey);
+    assert_eq!(at.send_configured_key(&chain[0]), 2);
+    assert!(
+        !at.has_another_key(&chain[0]),
+        "keys 0 and 1 passed, 2 sent"
+    );
+}
+
+#[test]
+fn another_key_or_upstream_becomes_the_users_own_or_a_stored_key() {
+    let chain = [up("a", 2), up("b", 1)];
+    let mut at = Attempts::default();
+    at.send_other_key(&chain[0], false);
+    assert_eq!((at.key_slot(), at.own_key()), (None, false));
+    assert!(!at.has_another_key(&chain[0]), "a stored key has no other");
+    at.send_other_key(&chain[0], true);
+    assert!(at.own_key());
+    // The request took its place in the rotation all the same.
+    let mut next = Attempts::default();
+    assert_eq!(next.send_configured_key(&chain[0]), 1);
+    // Moving to another upstream forgets the key, its place and what was tried.
+    let mut moved = first_key(&chain);
+    moved.apply(&Decision::NextKey);
+    moved.apply(&Decision::NextUpstream {
+        index: 1,
+        reason: Reason::RateLimited,
+    });
+    assert_eq!((moved.upstream_index(), moved.key_slot()), (1, None));
+    assert_eq!(moved.send_configured_key(&chain[1]), 0);
+    let mut started = first_key(&chain);
+    started.start_at(1);
+    assert_eq!(started.upstream_index(), 1);
+    assert_eq!(started, {
+        let mut fresh = Attempts::default();
+        fresh.start_at(1);
+        fresh
+    });
+}
+
+#[test]
+fn every_transport_error_has_its_reason_and_says_whether_it_moves_on() {
+    use ErrorType::*;
+    let table = [
+        (ConnectTimedout, Reason::ConnectTimeout, true),
+        (TLSHandshakeTimedout, Reason::ConnectTimeout, true),
+        (ConnectRefused, Reason::ConnectError, true),
+        (ConnectNoRoute, Reason::ConnectError, true),
+        (ConnectError, Reason::ConnectError, true),
+        (SocketError, Reason::ConnectError, true),
+        (TLSHandshakeFailure, Reason::TlsError, true),
+        (InvalidCert, Reason::TlsError, true),
+        (HandshakeError, Reason::TlsError, true),
+        (ReadTimedout, Reason::Timeout, true),
+        (WriteTimedout, Reason::Timeout, true),
+        (HTTPStatus(502), Reason::Status, false),
+        (ReadError, Reason::ConnectionError, true),
+        (WriteError, Reason::ConnectionError, true),
+        (ConnectionClosed, Reason::ConnectionError, true),
+        (H1Error, Reason::ConnectionError, true),
+        (H2Error, Reason::ConnectionError, true),
+        (InvalidHTTPHeader, Reason::ConnectionError, true),
+        (InternalError, Reason::ConnectionError, false),
+    ];
+    for (etype, reason, falls_back) in table {
+        let label = format!("{etype:?}");
+        assert_eq!(
+            Failure::of(&error(etype)),
+            Failure { reason, falls_back },
+            "{label}"
+        );
+    }
+}
+
+#[test]
+fn a_retry_after_that_is_not_a_finite_number_is_none_and_a_huge_one_is_capped() {
+    let with = |name: &str, value: &str| {
+        let mut r = ResponseHeader::build(429, None).unwrap();
+        r.insert_header(name.to_string(), value).unwrap();
+        retry_after(&r)
+    };
+    assert_eq!(with("retry-after", "inf"), None);
+    assert_eq!(with("retry-after", "NaN"), None);
+    assert_eq!(with("retry-after-ms", "inf"), None);
+    assert_eq!(with("retry-after", "0"), Some(Duration::ZERO));
+    assert_eq!(with("retry-after", " 2 "), Some(Duration::from_secs(2)));
+    assert_eq!(
+        with("retry-after", "1e12"),
+        Some(Duration::from_secs(86_400))
+    );
+    assert_eq!(
+        with("retry-after-ms", "1e15"),
+        Some(Duration::from_secs(86_400))
+    );
+    assert_eq!(
+        with("retry-after-ms", "1500"),
+        Some(Duration::from_millis(1500))
+    );
+}

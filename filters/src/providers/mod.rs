@@ -341,6 +341,9 @@ impl From<ProviderKind> for Dialect {
 }
 
 #[cfg(test)]
+mod dialect_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -20,58 +20,98 @@ pub struct ElementSplitter {
     skipping: bool,
 }
 
+/// The bytes the scan stops at.
+const OPEN: u8 = b'{';
+const CLOSE: u8 = b'}';
+const QUOTE: u8 = b'"';
+const BACKSLASH: u8 = b'\\';
+
 impl ElementSplitter {
     /// Calls `each` with every element that `chunk` completes, in order.
     pub fn feed(&mut self, chunk: &[u8], max: usize, mut each: impl FnMut(&[u8])) {
-        let mut i = 0;
         // Where the element still open at the end of the scan began in `chunk`.
         let mut start = 0;
-        if self.escaped && !chunk.is_empty() {
-            self.escaped = false;
-            i = 1;
-        }
+        let mut i = self.resume(chunk);
         while i < chunk.len() {
-            let rest = &chunk[i..];
-            if self.in_string {
-                let Some(j) = memchr::memchr2(b'"', b'\\', rest) else {
-                    break;
-                };
-                if rest[j] == b'"' {
-                    self.in_string = false;
-                    i += j + 1;
-                } else if i + j + 1 < chunk.len() {
-                    i += j + 2; // the backslash and the byte it escapes
-                } else {
-                    self.escaped = true;
-                    break;
-                }
+            let next = if self.in_string {
+                self.skip_string(chunk, i)
             } else if self.depth == 0 {
-                let Some(j) = memchr::memchr(b'{', rest) else {
-                    break;
-                };
-                self.depth = 1;
-                start = i + j;
-                i += j + 1;
+                self.open_element(chunk, i).map(|at| {
+                    start = at;
+                    at + 1
+                })
             } else {
-                let Some(j) = memchr::memchr3(b'"', b'{', b'}', rest) else {
-                    break;
-                };
-                i += j + 1;
-                match rest[j] {
-                    b'"' => self.in_string = true,
-                    b'{' => self.depth += 1,
-                    _ => {
-                        self.depth -= 1;
-                        if self.depth == 0 {
-                            self.complete(&chunk[start..i], &mut each);
-                        }
-                    }
-                }
-            }
+                self.scan_element(chunk, i, start, &mut each)
+            };
+            let Some(next) = next else {
+                break;
+            };
+            i = next;
         }
         if self.depth > 0 {
             self.carry(&chunk[start..], max);
         }
+    }
+
+    /// Where the scan of `chunk` starts: past the byte that a backslash ending the
+    /// previous chunk escaped.
+    fn resume(&mut self, chunk: &[u8]) -> usize {
+        if self.escaped && !chunk.is_empty() {
+            self.escaped = false;
+            1
+        } else {
+            0
+        }
+    }
+
+    /// Inside a string, from `i`: the position after its closing quote, or `None` when
+    /// the chunk ends first (noting a backslash that ends it).
+    fn skip_string(&mut self, chunk: &[u8], i: usize) -> Option<usize> {
+        let rest = &chunk[i..];
+        let j = memchr::memchr2(QUOTE, BACKSLASH, rest)?;
+        if rest[j] == QUOTE {
+            self.in_string = false;
+            Some(i + j + 1)
+        } else if i + j + 1 < chunk.len() {
+            Some(i + j + 2) // the backslash and the byte it escapes
+        } else {
+            self.escaped = true;
+            None
+        }
+    }
+
+    /// Between elements, from `i`: enters the next element, returning where it begins
+    /// (its opening brace); `None` when none opens in the chunk.
+    fn open_element(&mut self, chunk: &[u8], i: usize) -> Option<usize> {
+        let j = memchr::memchr(OPEN, &chunk[i..])?;
+        self.depth = 1;
+        Some(i + j)
+    }
+
+    /// Inside an element (begun at `start` in `chunk`), from `i`: the position after
+    /// the next quote or brace, handing the element over when that brace closes it;
+    /// `None` when the chunk has neither.
+    fn scan_element(
+        &mut self,
+        chunk: &[u8],
+        i: usize,
+        start: usize,
+        each: &mut impl FnMut(&[u8]),
+    ) -> Option<usize> {
+        let rest = &chunk[i..];
+        let j = memchr::memchr3(QUOTE, OPEN, CLOSE, rest)?;
+        let next = i + j + 1;
+        match rest[j] {
+            QUOTE => self.in_string = true,
+            OPEN => self.depth += 1,
+            _ => {
+                self.depth -= 1;
+                if self.depth == 0 {
+                    self.complete(&chunk[start..next], each);
+                }
+            }
+        }
+        Some(next)
     }
 
     /// Hands over an element whose last byte is in `tail` (all of it when nothing was

@@ -529,3 +529,88 @@ fn a_json_array_element_carried_over_is_kept_up_to_the_bound() {
     m.feed(b"]");
     assert_eq!(m.finish().map(|u| u.input), Some(4));
 }
+
+/// The stripper holds an incomplete event back up to 64 KiB, so that a long chunk split
+/// across reads (a big tool call) still loses its `"usage":null` member; a longer one
+/// passes through as it comes.
+#[test]
+fn the_stripper_holds_an_incomplete_event_up_to_64_kib() {
+    use bytes::Bytes;
+    let event = |len: usize| {
+        format!(
+            "data: {{\"choices\":[{{\"delta\":{{\"content\":\"{}\"}}}}],\"usage\":null}}\n\n",
+            "x".repeat(len)
+        )
+    };
+    let stripped = |len: usize| {
+        format!(
+            "data: {{\"choices\":[{{\"delta\":{{\"content\":\"{}\"}}}}]}}\n\n",
+            "x".repeat(len)
+        )
+    };
+    for (len, edited) in [(60 * 1024, true), (70 * 1024, false)] {
+        let whole = event(len);
+        let (a, b) = whole.split_at(whole.len() - 10);
+        let mut s = strip::UsageChunkStripper::new();
+        let mut out = s.process(Bytes::from(a.to_owned()), false).to_vec();
+        assert_eq!(out.is_empty(), edited, "{len}: held back or let go");
+        out.extend_from_slice(&s.process(Bytes::from(b.to_owned()), true));
+        let want = if edited { stripped(len) } else { whole.clone() };
+        assert!(out == want.as_bytes(), "{len}");
+    }
+}
+
+/// The stripper's bound is exact: an incomplete event of 64 KiB is held, one byte more
+/// is let go, whether it follows whole events in its chunk or was held over from one.
+#[test]
+fn the_stripper_bound_is_exact_in_either_path() {
+    use bytes::Bytes;
+    const BOUND: usize = 64 * 1024;
+    let part = |len: usize| format!("data: {{\"t\":\"{}", "x".repeat(len - 12));
+    assert_eq!(part(BOUND).len(), BOUND);
+    let run = |chunks: &[String]| {
+        let mut s = strip::UsageChunkStripper::new();
+        chunks
+            .iter()
+            .map(|c| s.process(Bytes::from(c.clone()), false).len())
+            .collect::<Vec<_>>()
+    };
+    // A chunk that is all one incomplete event.
+    assert_eq!(run(&[part(BOUND)]), [0]);
+    assert_eq!(run(&[part(BOUND + 1)]), [BOUND + 1]);
+    // Whole events first: they pass, the incomplete one after them is held.
+    let whole = "data: {\"a\":1}\n\n".to_owned();
+    assert_eq!(run(&[whole.clone() + &part(BOUND)]), [whole.len()]);
+    assert_eq!(
+        run(&[whole.clone() + &part(BOUND + 1)]),
+        [whole.len() + BOUND + 1]
+    );
+    // Held over from an earlier chunk, grown to the bound, then past it.
+    let head = "data: {".to_owned();
+    let grow = "x".repeat(BOUND - head.len());
+    assert_eq!(run(&[head.clone(), grow.clone()]), [0, 0]);
+    assert_eq!(
+        run(&[head, grow, "y".into()]),
+        [0, 0, BOUND + 1],
+        "past the bound everything held goes"
+    );
+}
+
+/// An SSE event may carry `id:` or `event:` lines before its data: the usage event is
+/// still found and removed.
+#[test]
+fn the_usage_event_is_removed_after_other_fields_of_the_event() {
+    use bytes::Bytes;
+    let stream = concat!(
+        "id: 1\ndata: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}],\"usage\":null}\n\n",
+        "id: 2\nevent: chunk\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":3}}\n\n",
+        "data: [DONE]\n\n",
+    );
+    let mut s = strip::UsageChunkStripper::new();
+    let out = s.process(Bytes::from_static(stream.as_bytes()), true);
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "id: 1\ndata: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: [DONE]\n\n"
+    );
+    assert!(s.removed());
+}

@@ -1,0 +1,163 @@
+//! What the two provider enums answer for each provider: labels, whose paths a path is,
+//! the query credential, path rewriting, forwarded request headers and credentials
+//! that are not header values.
+
+use super::*;
+
+#[test]
+fn each_dialect_and_kind_has_its_label_and_kind_its_dialect() {
+    assert_eq!(
+        [
+            Dialect::OpenAi.as_str(),
+            Dialect::Anthropic.as_str(),
+            Dialect::Gemini.as_str()
+        ],
+        ["openai", "anthropic", "gemini"]
+    );
+    for (kind, dialect) in
+        ProviderKind::ALL
+            .into_iter()
+            .zip([Dialect::OpenAi, Dialect::Anthropic, Dialect::Gemini])
+    {
+        assert_eq!(kind.dialect(), dialect);
+        assert_eq!(Dialect::from(kind), dialect);
+        assert_eq!(ProviderKind::parse(kind.as_str()), Some(kind));
+    }
+    assert_eq!(ProviderKind::parse("OpenAI"), None, "names are exact");
+    assert_eq!(ProviderKind::parse(""), None);
+}
+
+#[test]
+fn a_dialect_serves_only_its_own_paths() {
+    let (chat, messages, gemini) = (
+        "/v1/chat/completions",
+        "/v1/messages",
+        "/v1beta/models/m:generateContent",
+    );
+    assert_eq!(
+        Dialect::OpenAi.endpoint(chat),
+        Some((Endpoint::ChatCompletions, Method::Post))
+    );
+    assert_eq!(
+        Dialect::Anthropic.endpoint(messages),
+        Some((Endpoint::Messages, Method::Post))
+    );
+    assert_eq!(
+        Dialect::Gemini.endpoint(gemini),
+        Some((
+            Endpoint::Gemini {
+                model: "m".into(),
+                stream: false
+            },
+            Method::Post
+        ))
+    );
+    for (dialect, foreign) in [
+        (Dialect::OpenAi, messages),
+        (Dialect::Anthropic, chat),
+        (Dialect::Gemini, chat),
+    ] {
+        assert_eq!(dialect.endpoint(foreign), None, "{dialect:?} {foreign}");
+    }
+    assert_eq!(Dialect::of_path(gemini), Dialect::Gemini);
+    assert_eq!(Dialect::of_path(messages), Dialect::Anthropic);
+    assert_eq!(Dialect::of_path(chat), Dialect::OpenAi);
+    assert_eq!(Dialect::of_path("/"), Dialect::OpenAi);
+}
+
+#[test]
+fn only_gemini_takes_a_query_key_and_rewrites_its_paths() {
+    assert_eq!(Dialect::Gemini.query_credential(), Some("key"));
+    assert_eq!(Dialect::OpenAi.query_credential(), None);
+    assert_eq!(Dialect::Anthropic.query_credential(), None);
+    assert!(Dialect::Gemini.rewrites_path());
+    assert!(!Dialect::OpenAi.rewrites_path() && !Dialect::Anthropic.rewrites_path());
+    let gemini = Endpoint::Gemini {
+        model: "alias".into(),
+        stream: false,
+    };
+    for (dialect, endpoint, want) in [
+        (
+            Dialect::Gemini,
+            &gemini,
+            "/b/v1beta/models/served:generateContent",
+        ),
+        (Dialect::Gemini, &Endpoint::Messages, "/b/client"),
+        (Dialect::OpenAi, &Endpoint::ChatCompletions, "/b/client"),
+        (Dialect::Anthropic, &Endpoint::Messages, "/b/client"),
+    ] {
+        let mut out = String::from("/b");
+        dialect.push_upstream_path(&mut out, endpoint, "served", "/client");
+        assert_eq!(out, want, "{dialect:?}");
+    }
+}
+
+#[test]
+fn each_providers_own_request_headers_go_upstream_whatever_the_upstream() {
+    for name in [
+        "openai-organization",
+        "openai-project",
+        "openai-beta",
+        "anthropic-version",
+        "anthropic-beta",
+        "x-goog-api-client",
+    ] {
+        assert!(forwards_request_header(name), "{name}");
+    }
+    for name in ["authorization", "x-api-key", "x-goog-api-key", "cookie", ""] {
+        assert!(!forwards_request_header(name), "{name}");
+    }
+}
+
+#[test]
+fn a_key_that_is_not_a_header_value_has_no_credential_in_any_kind() {
+    for kind in ProviderKind::ALL {
+        assert!(
+            kind.credential_value(&Secret::new("k\r\n")).is_none(),
+            "{kind:?}"
+        );
+        assert!(
+            kind.credential_value(&Secret::new("k")).is_some(),
+            "{kind:?}"
+        );
+    }
+}
+
+#[test]
+fn an_event_is_parsed_only_when_it_carries_a_usage_object() {
+    let openai = br#"{"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":2}}"#;
+    let r = Dialect::OpenAi.usage_in_event(openai);
+    assert_eq!(
+        r.map(|r| (r.input, r.output, r.complete)),
+        Some((Some(4), Some(2), true))
+    );
+    assert_eq!(Dialect::OpenAi.usage_in_event(br#"{"choices":[]}"#), None);
+    assert_eq!(
+        Dialect::OpenAi.usage_in_event(br#"{"usage":{"prompt_tokens":1"#),
+        None,
+        "a usage object that does not parse"
+    );
+    let delta = br#"{"type":"message_delta","usage":{"output_tokens":9}}"#;
+    let r = Dialect::Anthropic.usage_in_event(delta);
+    assert_eq!(r.map(|r| (r.output, r.complete)), Some((Some(9), true)));
+    let body = br#"{"usage":{"input_tokens":3,"output_tokens":1}}"#;
+    assert_eq!(
+        Dialect::Anthropic
+            .usage_in_body(body)
+            .map(|r| (r.input, r.output)),
+        Some((Some(3), Some(1)))
+    );
+    assert_eq!(
+        Dialect::OpenAi
+            .usage_in_body(br#"{"usage":{"prompt_tokens":3,"completion_tokens":1}}"#)
+            .map(|r| (r.input, r.output)),
+        Some((Some(3), Some(1)))
+    );
+    assert_eq!(
+        Dialect::Gemini
+            .usage_in_body(br#"{"usageMetadata":{"promptTokenCount":3}}"#)
+            .map(|r| (r.input, r.output)),
+        Some((Some(3), Some(0)))
+    );
+    assert_eq!(Dialect::Gemini.usage_in_body(b"{}"), None);
+}
