@@ -25,6 +25,7 @@ pub mod providers;
 pub mod router;
 pub mod routing;
 pub mod secret;
+pub mod translate;
 pub mod upstream;
 pub mod usage;
 
