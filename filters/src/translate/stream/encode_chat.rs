@@ -68,7 +68,7 @@ impl ChatEncoder {
                 self.delta(out, |o| json::field_str(o, "reasoning_content", t))
             }
             Ev::ToolStart { id, name, sig } => self.tool_start(id, name, sig, out),
-            Ev::Args(a) => {
+            Ev::Args(a) if !a.is_empty() => {
                 let index = self.tool;
                 self.delta(out, |o| {
                     o.extend_from_slice(b"\"tool_calls\":[{\"index\":");
@@ -82,7 +82,7 @@ impl ChatEncoder {
             Ev::Usage(u) => self.usage.merge(&u),
             Ev::End => self.end(out),
             Ev::Error(class, message) => error(class, message, out),
-            Ev::Thinking(_) | Ev::Signature(..) | Ev::Redacted(_) | Ev::Stop => {}
+            Ev::Thinking(_) | Ev::Signature(..) | Ev::Redacted(_) | Ev::Stop | Ev::Args(_) => {}
         }
     }
 

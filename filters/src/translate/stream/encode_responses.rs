@@ -113,12 +113,7 @@ impl ResponsesEncoder {
     }
 
     /// The `response` object: `status`, its items so far, usage when final, the echo.
-    fn response(
-        &self,
-        out: &mut Vec<u8>,
-        status: &str,
-        stage: Stage<'_>,
-    ) {
+    fn response(&self, out: &mut Vec<u8>, status: &str, stage: Stage<'_>) {
         out.extend_from_slice(b"\"response\":{");
         json::field_str(out, "id", &self.id);
         out.extend_from_slice(b",\"object\":\"response\",\"created_at\":");
