@@ -115,7 +115,7 @@ fn content(m: &Message, i: usize, notes: &mut Notes) -> Result<Content, Translat
                     ..GemPart::default()
                 });
             }
-            Part::Thinking { .. } => {}
+            Part::Thinking { .. } => notes.drop("thinking"),
             other => parts.push(media_or_text(other, &at)?),
         }
     }

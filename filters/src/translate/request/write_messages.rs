@@ -33,6 +33,13 @@ pub fn write(ir: &Request, opts: &Options, notes: &mut Notes) -> Result<Vec<u8>,
     for (i, m) in ir.messages.iter().enumerate() {
         messages.push(message(m, i)?);
     }
+    for p in ir.messages.iter().flat_map(|m| &m.parts) {
+        if matches!(p, Part::Thinking { sig, redacted: None, .. }
+            if sig.as_ref().is_none_or(|s| s.origin != SigOrigin::Anthropic))
+        {
+            notes.drop("thinking");
+        }
+    }
     let thinking = thinking(ir, max_tokens, notes);
     let mut system = system_blocks(ir);
     if ir.output == OutputFormat::JsonObject {
