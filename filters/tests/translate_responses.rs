@@ -3,6 +3,9 @@
 //! disjoint buckets (checklist item 6), and error statuses, envelopes and
 //! `retry-after` (item 14).
 
+// Helpers outside `#[test]` functions may panic too: that is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use serde_json::{json, Value};

@@ -4,6 +4,9 @@
 //! checker), its content as the client's SDK would accumulate it, and, by property
 //! tests, its bytes whatever the chunk boundaries of the upstream stream.
 
+// Helpers outside `#[test]` functions may panic too: that is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use proptest::prelude::*;

@@ -3,7 +3,11 @@
 //! receives (as its SDK would accumulate it), and the invariant checker of the
 //! Anthropic event order that Claude Code relies on.
 
-#![allow(dead_code)]
+//!
+//! Not every test file uses every helper; a panic in a helper is a failed test, as in
+//! the tests themselves (clippy's `allow-*-in-tests` does not see helpers).
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 

@@ -5,7 +5,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::providers::wire::responses::{InputPart, Item, MessageContent, ResponsesRequest};
+use crate::providers::wire::responses::{
+    InputPart, Item, MessageContent, ResponsesRequest, SummaryText,
+};
 
 use super::super::error::{from_value, parse};
 use super::super::ir::{
@@ -212,34 +214,36 @@ fn item(ir: &mut Request, mut v: Value, i: usize) -> Result<(), TranslateError> 
             summary,
             encrypted_content,
         } => {
-            let text: String = summary
-                .into_iter()
-                .map(|s| s.text)
-                .collect::<Vec<_>>()
-                .join("\n\n");
-            let part = match encrypted_content
-                .as_deref()
-                .map(|e| uncarry(e, SigOrigin::Responses))
-            {
-                Some(Carried::Sig(sig)) => Part::Thinking {
-                    text,
-                    sig: Some(sig),
-                    redacted: None,
-                },
-                Some(Carried::Redacted(d)) => Part::Thinking {
-                    text,
-                    sig: None,
-                    redacted: Some(d),
-                },
-                None => Part::Thinking {
-                    text,
-                    sig: None,
-                    redacted: None,
-                },
-            };
-            push(ir, Role::Assistant, part);
+            push(
+                ir,
+                Role::Assistant,
+                reasoning_part(summary, encrypted_content),
+            );
             Ok(())
         }
+    }
+}
+
+/// A reasoning item as thinking: its summary as the text, its `encrypted_content` as a
+/// signature (OpenAI's own, or one carried for another provider).
+fn reasoning_part(summary: Vec<SummaryText>, encrypted: Option<String>) -> Part {
+    let text = summary
+        .into_iter()
+        .map(|s| s.text)
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    let (sig, redacted) = match encrypted
+        .as_deref()
+        .map(|e| uncarry(e, SigOrigin::Responses))
+    {
+        Some(Carried::Sig(sig)) => (Some(sig), None),
+        Some(Carried::Redacted(d)) => (None, Some(d)),
+        None => (None, None),
+    };
+    Part::Thinking {
+        text,
+        sig,
+        redacted,
     }
 }
 

@@ -218,12 +218,40 @@ fn gemini(r: &Response, model: String) -> GenerateResponse {
 }
 
 fn responses(r: &Response, ex: &Exchange, model: String) -> Value {
-    let base =
+    let mut base =
         r.id.trim_start_matches("resp_")
             .replace(|c: char| !c.is_ascii_alphanumeric(), "");
+    if base.is_empty() {
+        base = format!("tg{}", ex.now);
+    }
+    let items = output_items(&r.parts, &base);
+    let (status, reason) = finish::to_responses(r.finish.as_ref());
+    let mut v = json!({
+        "id": format!("resp_{base}"),
+        "object": "response",
+        "created_at": r.created.unwrap_or(ex.now),
+        "status": status,
+        "model": model,
+        "output": items,
+        "usage": usage::to_responses(&r.usage),
+        "incomplete_details": reason.map(|r| json!({"reason": r})),
+        "error": null,
+    });
+    if let (Some(obj), Ok(Value::Object(echo))) = (
+        v.as_object_mut(),
+        serde_json::from_str::<Value>(&format!("{{{}}}", ex.echo)),
+    ) {
+        obj.extend(echo);
+    }
+    v
+}
+
+/// The parts as Responses output items: consecutive text in one message item, a
+/// call's Gemini signature in a reasoning item before it.
+fn output_items(parts: &[Part], base: &str) -> Vec<OutputItem> {
     let mut items: Vec<OutputItem> = Vec::new();
     let item_id = |prefix: &str, n: usize| format!("{prefix}_{base}_{n}");
-    for p in &r.parts {
+    for p in parts {
         let n = items.len();
         match p {
             Part::Text { text, .. } => match items.last_mut() {
@@ -278,23 +306,5 @@ fn responses(r: &Response, ex: &Exchange, model: String) -> Value {
             _ => {}
         }
     }
-    let (status, reason) = finish::to_responses(r.finish.as_ref());
-    let mut v = json!({
-        "id": format!("resp_{base}"),
-        "object": "response",
-        "created_at": r.created.unwrap_or(ex.now),
-        "status": status,
-        "model": model,
-        "output": items,
-        "usage": usage::to_responses(&r.usage),
-        "incomplete_details": reason.map(|r| json!({"reason": r})),
-        "error": null,
-    });
-    if let (Some(obj), Ok(Value::Object(echo))) = (
-        v.as_object_mut(),
-        serde_json::from_str::<Value>(&format!("{{{}}}", ex.echo)),
-    ) {
-        obj.extend(echo);
-    }
-    v
+    items
 }
