@@ -135,9 +135,18 @@ fn streams(c: &mut Criterion) {
 fn wholes(c: &mut Criterion) {
     let mut g = c.benchmark_group("translate_response");
     let bodies = [
-        (Wire::Chat, fixture("../../tests/fixtures/openai/chat.json")),
-        (Wire::Messages, fixture("../../tests/fixtures/anthropic/messages.json")),
-        (Wire::Gemini, fixture("../../tests/fixtures/gemini/generate.json")),
+        (
+            Wire::Chat,
+            fixture("../../../tests/fixtures/openai/chat.json"),
+        ),
+        (
+            Wire::Messages,
+            fixture("../../../tests/fixtures/anthropic/messages.json"),
+        ),
+        (
+            Wire::Gemini,
+            fixture("../../../tests/fixtures/gemini/generate.json"),
+        ),
     ];
     for (upstream, body) in &bodies {
         for client in CLIENTS.into_iter().filter(|c| c != upstream) {

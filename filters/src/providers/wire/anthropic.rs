@@ -36,8 +36,9 @@ pub struct MessagesRequest {
     pub metadata: Option<Metadata>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_config: Option<OutputConfig>,
-    /// Every other field, for the reader to drop or refuse by name.
-    #[serde(flatten, skip_serializing)]
+    /// Every other field, for the reader to drop or refuse by name (see
+    /// [`super::unknown_members`]).
+    #[serde(skip)]
     pub extra: Map<String, Value>,
 }
 
@@ -372,3 +373,21 @@ pub struct ErrorBody {
     #[serde(default)]
     pub message: String,
 }
+
+/// The top-level fields [`MessagesRequest`] reads.
+pub const MESSAGES_REQUEST_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "system",
+    "max_tokens",
+    "tools",
+    "tool_choice",
+    "temperature",
+    "top_p",
+    "top_k",
+    "stop_sequences",
+    "stream",
+    "thinking",
+    "metadata",
+    "output_config",
+];

@@ -32,8 +32,9 @@ pub struct GenerateRequest {
         skip_serializing_if = "Option::is_none"
     )]
     pub generation_config: Option<GenerationConfig>,
-    /// Every other field, for the reader to drop or refuse by name.
-    #[serde(flatten, skip_serializing)]
+    /// Every other field, for the reader to drop or refuse by name (see
+    /// [`super::unknown_members`]).
+    #[serde(skip)]
     pub extra: Map<String, Value>,
 }
 
@@ -80,9 +81,14 @@ pub struct Part {
         skip_serializing_if = "Option::is_none"
     )]
     pub function_response: Option<FunctionResponse>,
-    /// Code execution and other part kinds this gateway cannot carry elsewhere.
-    #[serde(flatten, skip_serializing)]
-    pub extra: Map<String, Value>,
+    /// Part kinds only Gemini has (refused on the way elsewhere); other unknown keys
+    /// are ignored.
+    #[serde(default, alias = "executable_code", skip_serializing)]
+    pub executable_code: Option<Value>,
+    #[serde(default, alias = "code_execution_result", skip_serializing)]
+    pub code_execution_result: Option<Value>,
+    #[serde(default, alias = "video_metadata", skip_serializing)]
+    pub video_metadata: Option<Value>,
 }
 
 /// `inlineData`.
@@ -361,3 +367,15 @@ pub struct ErrorBody {
     #[serde(default)]
     pub details: Vec<Value>,
 }
+
+/// The top-level fields [`GenerateRequest`] reads, in both spellings.
+pub const GENERATE_REQUEST_FIELDS: &[&str] = &[
+    "contents",
+    "systemInstruction",
+    "system_instruction",
+    "tools",
+    "toolConfig",
+    "tool_config",
+    "generationConfig",
+    "generation_config",
+];

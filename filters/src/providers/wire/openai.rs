@@ -52,8 +52,9 @@ pub struct ChatRequest {
     pub stream_options: Option<StreamOptions>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    /// Every other field, for the reader to drop or refuse by name.
-    #[serde(flatten, skip_serializing)]
+    /// Every other field, for the reader to drop or refuse by name (see
+    /// [`super::unknown_members`]).
+    #[serde(skip)]
     pub extra: Map<String, Value>,
 }
 
@@ -333,3 +334,28 @@ pub struct ErrorBody {
     #[serde(default)]
     pub code: Option<Value>,
 }
+
+/// The top-level fields [`ChatRequest`] reads.
+pub const CHAT_REQUEST_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "temperature",
+    "top_p",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "logprobs",
+    "top_logprobs",
+    "max_tokens",
+    "max_completion_tokens",
+    "stop",
+    "n",
+    "response_format",
+    "reasoning_effort",
+    "stream",
+    "stream_options",
+    "user",
+];

@@ -43,8 +43,9 @@ pub struct ResponsesRequest {
     pub user: Option<String>,
     #[serde(default)]
     pub metadata: Option<Value>,
-    /// Every other field, for the reader to drop or refuse by name.
-    #[serde(flatten)]
+    /// Every other field, for the reader to drop or refuse by name (see
+    /// [`super::unknown_members`]).
+    #[serde(skip)]
     pub extra: Map<String, Value>,
 }
 
@@ -216,3 +217,25 @@ pub struct InputDetails {
 pub struct OutputDetails {
     pub reasoning_tokens: u64,
 }
+
+/// The top-level fields [`ResponsesRequest`] reads.
+pub const RESPONSES_REQUEST_FIELDS: &[&str] = &[
+    "model",
+    "input",
+    "instructions",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "temperature",
+    "top_p",
+    "top_logprobs",
+    "max_output_tokens",
+    "reasoning",
+    "text",
+    "stream",
+    "store",
+    "include",
+    "previous_response_id",
+    "user",
+    "metadata",
+];

@@ -6,8 +6,9 @@
 use serde_json::Value;
 
 use crate::providers::wire::openai::{
-    ChatContent, ChatMessage, ChatRequest, ContentPart, ResponseFormat,
+    ChatContent, ChatMessage, ChatRequest, ContentPart, ResponseFormat, CHAT_REQUEST_FIELDS,
 };
+use crate::providers::wire::unknown_members;
 
 use super::super::error::{invalid, parse};
 use super::super::ir::{
@@ -36,7 +37,8 @@ const DROPPED: &[&str] = &[
 
 /// Reads `body`.
 pub fn read(body: &[u8], notes: &mut Notes) -> Result<Request, TranslateError> {
-    let req: ChatRequest = parse(body, W)?;
+    let mut req: ChatRequest = parse(body, W)?;
+    req.extra = unknown_members(body, CHAT_REQUEST_FIELDS);
     extra_fields(&req, notes)?;
     let mut ir = Request {
         model: req.model,

@@ -8,7 +8,9 @@ use serde_json::{Map, Value};
 
 use crate::providers::wire::gemini::{
     Content, FunctionCallingConfig, GenerateRequest, GenerationConfig, Part as GemPart,
+    GENERATE_REQUEST_FIELDS,
 };
+use crate::providers::wire::unknown_members;
 
 use super::super::error::{invalid, parse};
 use super::super::ir::{
@@ -25,7 +27,8 @@ const DROPPED: &[&str] = &["safetySettings", "safety_settings", "labels"];
 
 /// Reads `body` (the stream flag comes from the path, not the body).
 pub fn read(body: &[u8], notes: &mut Notes) -> Result<Request, TranslateError> {
-    let req: GenerateRequest = parse(body, W)?;
+    let mut req: GenerateRequest = parse(body, W)?;
+    req.extra = unknown_members(body, GENERATE_REQUEST_FIELDS);
     for key in req.extra.keys() {
         let k = key.as_str();
         if matches!(k, "cachedContent" | "cached_content") {
@@ -122,7 +125,12 @@ fn part(
     (i, j): (usize, usize),
     open: &mut Vec<(String, String)>,
 ) -> Result<Option<Part>, TranslateError> {
-    if let Some(key) = p.extra.keys().next() {
+    let only_gemini = [
+        ("executableCode", p.executable_code.is_some()),
+        ("codeExecutionResult", p.code_execution_result.is_some()),
+        ("videoMetadata", p.video_metadata.is_some()),
+    ];
+    if let Some((key, _)) = only_gemini.iter().find(|(_, present)| *present) {
         return Err(TranslateError::unsupported(
             format!("{at}.{key}"),
             "this part kind exists only on Gemini",

@@ -8,7 +8,9 @@ use serde_json::Value;
 
 use crate::providers::wire::anthropic::{
     Block, CacheControl, Content, Message, MessagesRequest, Source, System, Thinking, Tool,
+    MESSAGES_REQUEST_FIELDS,
 };
+use crate::providers::wire::unknown_members;
 
 use super::super::error::{from_value, invalid, parse};
 use super::super::ir::{
@@ -27,7 +29,8 @@ const REFUSED: &[&str] = &["container", "mcp_servers"];
 
 /// Reads `body`.
 pub fn read(body: &[u8], notes: &mut Notes) -> Result<Request, TranslateError> {
-    let req: MessagesRequest = parse(body, W)?;
+    let mut req: MessagesRequest = parse(body, W)?;
+    req.extra = unknown_members(body, MESSAGES_REQUEST_FIELDS);
     for key in req.extra.keys() {
         let k = key.as_str();
         if REFUSED.contains(&k) {

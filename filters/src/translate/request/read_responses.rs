@@ -6,8 +6,9 @@
 use serde_json::{Map, Value};
 
 use crate::providers::wire::responses::{
-    InputPart, Item, MessageContent, ResponsesRequest, SummaryText,
+    InputPart, Item, MessageContent, ResponsesRequest, SummaryText, RESPONSES_REQUEST_FIELDS,
 };
+use crate::providers::wire::unknown_members;
 
 use super::super::error::{from_value, parse};
 use super::super::ir::{
@@ -34,7 +35,8 @@ const REFUSED: &[&str] = &["conversation", "prompt", "background"];
 
 /// Reads `body`: the request and the echo (JSON members, without braces).
 pub fn read(body: &[u8], notes: &mut Notes) -> Result<(Request, String), TranslateError> {
-    let req: ResponsesRequest = parse(body, W)?;
+    let mut req: ResponsesRequest = parse(body, W)?;
+    req.extra = unknown_members(body, RESPONSES_REQUEST_FIELDS);
     check_fields(&req, notes)?;
     let echo = echo(&req);
     let mut ir = Request {
