@@ -44,6 +44,16 @@ fn requests(c: &mut Criterion) {
     let opts = Options::default();
     for client in CLIENTS {
         let body = request_fixture(client);
+        // The reference: one untyped parse of the same body (what any JSON-reading
+        // step costs), so figures from a busy machine can be compared.
+        g.bench_function(format!("{}_parse_only", label(client)), |b| {
+            b.iter(|| {
+                black_box(
+                    serde_json::from_slice::<serde_json::Value>(black_box(&body))
+                        .map(|v| v.is_object()),
+                )
+            })
+        });
         for upstream in UPSTREAMS.into_iter().filter(|u| *u != client) {
             let pair = Pair { client, upstream };
             g.bench_function(format!("{}_to_{}", label(client), label(upstream)), |b| {

@@ -77,7 +77,11 @@ fn every_pair_translates_the_recorded_requests() {
             };
             assert!(path_ok, "{name} -> {upstream:?}: {} {body}", t.path);
             assert!(t.headers.remove.contains(&"content-length"));
-            assert_eq!(t.notes.count("unknown_field"), 0, "{name}: every field is known");
+            assert_eq!(
+                t.notes.count("unknown_field"),
+                0,
+                "{name}: every field is known"
+            );
             n += 1;
         }
     }

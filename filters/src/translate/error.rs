@@ -63,11 +63,15 @@ impl TranslateError {
     }
 }
 
-/// Reads `body` as `T`, naming the JSON path of the first problem.
+/// Reads `body` as `T`, naming the JSON path of the first problem. The path is only
+/// tracked on a second read after a failure (tracking it costs more than the parse).
 pub(crate) fn parse<T: serde::de::DeserializeOwned>(
     body: &[u8],
     dialect: Wire,
 ) -> Result<T, TranslateError> {
+    if let Ok(v) = serde_json::from_slice(body) {
+        return Ok(v);
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| TranslateError::Invalid {
         dialect: dialect.as_str(),
@@ -82,6 +86,9 @@ pub(crate) fn from_value<T: serde::de::DeserializeOwned>(
     dialect: Wire,
     at: &str,
 ) -> Result<T, TranslateError> {
+    if let Ok(v) = T::deserialize(&value) {
+        return Ok(v);
+    }
     serde_path_to_error::deserialize(value).map_err(|e| TranslateError::Invalid {
         dialect: dialect.as_str(),
         at: join_path(at, &e.path().to_string()),

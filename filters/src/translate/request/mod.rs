@@ -207,6 +207,22 @@ fn tool_names(ir: &Request, upstream: Wire) -> Vec<(String, String)> {
     out
 }
 
+/// About the length of `v` as JSON text (its strings and numbers), without writing it.
+fn json_text_len(v: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.len() + 2,
+        Value::Array(a) => a.iter().map(json_text_len).sum::<usize>() + a.len() + 1,
+        Value::Object(m) => {
+            m.iter()
+                .map(|(k, v)| k.len() + 4 + json_text_len(v))
+                .sum::<usize>()
+                + 1
+        }
+        Value::Number(_) | Value::Bool(_) | Value::Null => 4,
+    }
+}
+
 /// A rough count of the prompt's tokens (4 bytes a token) for the `message_start` an
 /// Anthropic client reads before an OpenAI upstream reports the real count.
 fn estimate_tokens(ir: &Request) -> u64 {
@@ -216,7 +232,7 @@ fn estimate_tokens(ir: &Request) -> u64 {
     }
     for t in &ir.tools {
         bytes += t.name.len() + t.description.as_deref().map_or(0, str::len);
-        bytes += t.schema.to_string().len();
+        bytes += json_text_len(&t.schema);
     }
     (bytes as u64).div_ceil(4).max(1)
 }
