@@ -3,6 +3,8 @@
 //! parser takes both camelCase and snake_case names, so reading accepts both; writing
 //! uses camelCase as Google's SDKs do.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -379,3 +381,55 @@ pub const GENERATE_REQUEST_FIELDS: &[&str] = &[
     "generationConfig",
     "generation_config",
 ];
+
+/// One stream chunk, borrowed from its bytes (the stream path reads text without
+/// copying it; function calls, rare, are owned).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamChunk<'a> {
+    #[serde(borrow, default)]
+    pub candidates: Vec<StreamCandidate<'a>>,
+    #[serde(default)]
+    pub prompt_feedback: Option<PromptFeedback>,
+    #[serde(default)]
+    pub usage_metadata: Option<UsageMetadata>,
+    #[serde(borrow, default)]
+    pub model_version: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub response_id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub error: Option<Value>,
+}
+
+/// A candidate of a stream chunk.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamCandidate<'a> {
+    #[serde(borrow, default)]
+    pub content: Option<StreamContent<'a>>,
+    #[serde(borrow, default)]
+    pub finish_reason: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub index: u32,
+}
+
+/// The content of a stream candidate.
+#[derive(Debug, Default, Deserialize)]
+pub struct StreamContent<'a> {
+    #[serde(borrow, default)]
+    pub parts: Vec<StreamPart<'a>>,
+}
+
+/// A part of a stream chunk.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamPart<'a> {
+    #[serde(borrow, default)]
+    pub text: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub thought: Option<bool>,
+    #[serde(borrow, default)]
+    pub thought_signature: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub function_call: Option<FunctionCall>,
+}

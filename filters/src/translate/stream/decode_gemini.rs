@@ -3,7 +3,7 @@
 //! closed at once, with a minted id when Gemini gave none. `usageMetadata` is a running
 //! total. Gemini has no terminal event: the stream is clean if a finish reason came.
 
-use crate::providers::wire::gemini::{ErrorBody, GenerateResponse};
+use crate::providers::wire::gemini::{ErrorBody, StreamChunk, StreamPart};
 
 use super::super::errors::{gemini_error, Class};
 use super::super::ir::{Finish, SigOrigin};
@@ -23,7 +23,7 @@ pub struct GeminiDecoder {
 impl GeminiDecoder {
     /// One event's payload.
     pub fn frame(&mut self, data: &[u8], sink: &mut Sink<'_>) -> Flow {
-        let Ok(chunk) = serde_json::from_slice::<GenerateResponse>(data) else {
+        let Ok(chunk) = serde_json::from_slice::<StreamChunk<'_>>(data) else {
             return Flow::More;
         };
         if let Some(e) = chunk.error {
@@ -35,7 +35,7 @@ impl GeminiDecoder {
         let usage = chunk.usage_metadata.as_ref().map(usage::from_gemini);
         if !self.started {
             self.started = true;
-            self.response_id = chunk.response_id.clone().unwrap_or_default();
+            self.response_id = chunk.response_id.as_deref().unwrap_or_default().to_owned();
             let model = chunk.model_version.as_deref().unwrap_or("");
             sink.ev(Ev::Start {
                 id: &self.response_id,
@@ -64,7 +64,7 @@ impl GeminiDecoder {
         Flow::More
     }
 
-    fn part(&mut self, p: crate::providers::wire::gemini::Part, sink: &mut Sink<'_>) {
+    fn part(&mut self, p: StreamPart<'_>, sink: &mut Sink<'_>) {
         if let Some(fc) = p.function_call {
             let id = fc
                 .id

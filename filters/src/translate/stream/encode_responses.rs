@@ -23,6 +23,21 @@ enum Stage<'a> {
     Failed(Class, &'a str),
 }
 
+/// One event, numbered from `seq` (a free function, so that the open item can be
+/// borrowed while it is written).
+fn event(seq: &mut u64, kind: &str, out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\ndata: {\"type\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\",\"sequence_number\":");
+    json::num(out, *seq);
+    *seq += 1;
+    out.push(b',');
+    body(out);
+    out.extend_from_slice(b"}\n\n");
+}
+
 #[derive(Debug)]
 enum Open {
     Message {
@@ -100,16 +115,7 @@ impl ResponsesEncoder {
 
     /// `event: <kind>` and `data: {"type":<kind>,"sequence_number":n,` + `body` + `}`.
     fn event(&mut self, kind: &str, out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
-        out.extend_from_slice(b"event: ");
-        out.extend_from_slice(kind.as_bytes());
-        out.extend_from_slice(b"\ndata: {\"type\":\"");
-        out.extend_from_slice(kind.as_bytes());
-        out.extend_from_slice(b"\",\"sequence_number\":");
-        json::num(out, self.seq);
-        self.seq += 1;
-        out.push(b',');
-        body(out);
-        out.extend_from_slice(b"}\n\n");
+        event(&mut self.seq, kind, out, body);
     }
 
     /// The `response` object: `status`, its items so far, usage when final, the echo.
@@ -237,9 +243,8 @@ impl ResponsesEncoder {
             return;
         };
         text.push_str(t);
-        let id = id.clone();
-        self.event("response.output_text.delta", out, |o| {
-            Self::at(o, &id, index);
+        event(&mut self.seq, "response.output_text.delta", out, |o| {
+            Self::at(o, id, index);
             o.extend_from_slice(b",\"content_index\":0,");
             json::field_str(o, "delta", t);
             o.extend_from_slice(b",\"logprobs\":[]");
@@ -273,20 +278,29 @@ impl ResponsesEncoder {
         };
         let first = text.is_empty();
         text.push_str(t);
-        let id = id.clone();
         if first {
-            self.event("response.reasoning_summary_part.added", out, |o| {
-                Self::at(o, &id, index);
-                o.extend_from_slice(
-                    b",\"summary_index\":0,\"part\":{\"type\":\"summary_text\",\"text\":\"\"}",
-                );
-            });
+            event(
+                &mut self.seq,
+                "response.reasoning_summary_part.added",
+                out,
+                |o| {
+                    Self::at(o, id, index);
+                    o.extend_from_slice(
+                        b",\"summary_index\":0,\"part\":{\"type\":\"summary_text\",\"text\":\"\"}",
+                    );
+                },
+            );
         }
-        self.event("response.reasoning_summary_text.delta", out, |o| {
-            Self::at(o, &id, index);
-            o.extend_from_slice(b",\"summary_index\":0,");
-            json::field_str(o, "delta", t);
-        });
+        event(
+            &mut self.seq,
+            "response.reasoning_summary_text.delta",
+            out,
+            |o| {
+                Self::at(o, id, index);
+                o.extend_from_slice(b",\"summary_index\":0,");
+                json::field_str(o, "delta", t);
+            },
+        );
     }
 
     /// A signature ends its reasoning item, carried in `encrypted_content`.
@@ -335,12 +349,16 @@ impl ResponsesEncoder {
             return;
         }
         args.push_str(a);
-        let id = id.clone();
-        self.event("response.function_call_arguments.delta", out, |o| {
-            Self::at(o, &id, index);
-            o.push(b',');
-            json::field_str(o, "delta", a);
-        });
+        event(
+            &mut self.seq,
+            "response.function_call_arguments.delta",
+            out,
+            |o| {
+                Self::at(o, id, index);
+                o.push(b',');
+                json::field_str(o, "delta", a);
+            },
+        );
     }
 
     /// Ends the open item: its `.done` events, then `output_item.done` with it whole.
