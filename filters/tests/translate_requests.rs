@@ -153,7 +153,13 @@ fn openai_history_becomes_valid_anthropic() {
     );
     assert_eq!(b["metadata"]["user_id"], "user-42");
     assert_eq!(b["stream"], true);
-    for field in ["service_tier", "logit_bias", "temperature", "top_p"] {
+    for field in [
+        "service_tier",
+        "logit_bias",
+        "temperature",
+        "top_p",
+        "image_url.detail",
+    ] {
         assert_eq!(t.notes.count(field), 1, "{field}: {:?}", t.notes);
     }
     assert!(t.headers.set.contains(&("anthropic-version", "2023-06-01")));

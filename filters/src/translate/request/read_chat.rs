@@ -40,6 +40,7 @@ pub fn read(body: &[u8], notes: &mut Notes) -> Result<Request, TranslateError> {
     let mut req: ChatRequest = parse(body, W)?;
     req.extra = unknown_members(body, CHAT_REQUEST_FIELDS);
     extra_fields(&req, notes)?;
+    count_unsent(&req.messages, notes);
     let mut ir = Request {
         model: req.model,
         tools: tools(req.tools)?,
@@ -90,6 +91,23 @@ fn extra_fields(req: &ChatRequest, notes: &mut Notes) -> Result<(), TranslateErr
         }
     }
     Ok(())
+}
+
+/// Message fields with no counterpart elsewhere: a participant's `name`, an image's
+/// `detail`.
+fn count_unsent(messages: &[ChatMessage], notes: &mut Notes) {
+    for m in messages {
+        if m.name.is_some() {
+            notes.drop("name");
+        }
+        if let Some(ChatContent::Parts(ps)) = &m.content {
+            for p in ps {
+                if matches!(p, ContentPart::ImageUrl { image_url } if image_url.detail.is_some()) {
+                    notes.drop("image_url.detail");
+                }
+            }
+        }
+    }
 }
 
 fn message(ir: &mut Request, m: ChatMessage, i: usize) -> Result<(), TranslateError> {
