@@ -176,24 +176,7 @@ fn part(
         }));
     }
     if p.thought == Some(true) {
-        let text = p.text.unwrap_or_default();
-        return Ok(Some(match carried {
-            Some(Carried::Sig(sig)) => Part::Thinking {
-                text,
-                sig: Some(sig),
-                redacted: None,
-            },
-            Some(Carried::Redacted(data)) => Part::Thinking {
-                text,
-                sig: None,
-                redacted: Some(data),
-            },
-            None => Part::Thinking {
-                text,
-                sig: None,
-                redacted: None,
-            },
-        }));
+        return Ok(Some(thought(p.text.unwrap_or_default(), carried)));
     }
     if let Some(text) = p.text {
         // A signature on a plain text part is not validated on replay: it is dropped.
@@ -203,6 +186,21 @@ fn part(
         p.inline_data.map(|b| (b.mime_type, b.data)),
         p.file_data.map(|f| (f.mime_type, f.file_uri)),
     ))
+}
+
+/// A thought part as thinking, with the signature it carries (Gemini's own, or one a
+/// foreign upstream minted).
+fn thought(text: String, carried: Option<Carried>) -> Part {
+    let (sig, redacted) = match carried {
+        Some(Carried::Sig(sig)) => (Some(sig), None),
+        Some(Carried::Redacted(data)) => (None, Some(data)),
+        None => (None, None),
+    };
+    Part::Thinking {
+        text,
+        sig,
+        redacted,
+    }
 }
 
 fn media_part(inline: Option<(String, String)>, file: Option<(String, String)>) -> Option<Part> {
