@@ -26,6 +26,7 @@ pub mod providers;
 pub mod router;
 pub mod routing;
 pub mod secret;
+pub mod translate;
 pub mod upstream;
 pub mod usage;
 

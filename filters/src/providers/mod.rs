@@ -51,6 +51,7 @@ pub mod anthropic;
 pub mod gemini;
 pub mod openai;
 pub mod read;
+pub mod wire;
 
 use bytes::Bytes;
 use pingora_http::RequestHeader;

@@ -1,0 +1,361 @@
+//! OpenAI Chat Completions wire types: the request, the `chat.completion` answer and the
+//! `chat.completion.chunk` stream event, with the non-standard `reasoning_content` that
+//! vLLM, DeepSeek and other compatible hosts add.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::OneOrMany;
+
+/// `POST /v1/chat/completions`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct ChatRequest {
+    pub model: String,
+    pub messages: Vec<ChatMessage>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ChatTool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parallel_tool_calls: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presence_penalty: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frequency_penalty: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_logprobs: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop: Option<OneOrMany>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_effort: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_options: Option<StreamOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Every other field, for the reader to drop or refuse by name (see
+    /// [`super::unknown_members`]).
+    #[serde(skip)]
+    pub extra: Map<String, Value>,
+}
+
+/// `stream_options`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct StreamOptions {
+    #[serde(default)]
+    pub include_usage: bool,
+}
+
+/// `response_format`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseFormat {
+    Text,
+    JsonObject,
+    JsonSchema { json_schema: JsonSchemaFormat },
+}
+
+/// `response_format.json_schema`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct JsonSchemaFormat {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
+}
+
+/// One message of the conversation.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct ChatMessage {
+    pub role: String,
+    #[serde(default)]
+    pub content: Option<ChatContent>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
+}
+
+/// A message's content: a string or typed parts.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum ChatContent {
+    Text(String),
+    Parts(Vec<ContentPart>),
+}
+
+/// One typed content part.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ContentPart {
+    Text { text: String },
+    ImageUrl { image_url: ImageUrl },
+    InputAudio { input_audio: InputAudio },
+    File { file: FilePart },
+    Refusal { refusal: String },
+}
+
+/// `image_url`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ImageUrl {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// `input_audio`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct InputAudio {
+    pub data: String,
+    pub format: String,
+}
+
+/// `file` (inline `file_data` as a data URI, or an uploaded `file_id`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct FilePart {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_data: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+}
+
+/// A tool call in an assistant message.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ToolCall {
+    pub id: String,
+    #[serde(rename = "type", default = "function_type")]
+    pub kind: String,
+    pub function: FunctionCall,
+}
+
+fn function_type() -> String {
+    "function".to_owned()
+}
+
+/// The called function: its name and its arguments as a JSON string.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct FunctionCall {
+    pub name: String,
+    #[serde(default)]
+    pub arguments: String,
+}
+
+/// A tool declaration.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ChatTool {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<FunctionDecl>,
+}
+
+/// `function` of a tool declaration.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct FunctionDecl {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
+}
+
+/// The `chat.completion` answer.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ChatCompletion {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default = "completion_object")]
+    pub object: String,
+    #[serde(default)]
+    pub created: u64,
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub choices: Vec<Choice>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+fn completion_object() -> String {
+    "chat.completion".to_owned()
+}
+
+/// One choice of an answer.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Choice {
+    #[serde(default)]
+    pub index: u32,
+    pub message: ChatMessage,
+    #[serde(default)]
+    pub finish_reason: Option<String>,
+}
+
+/// The `usage` object, in its published shape.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Usage {
+    #[serde(default)]
+    pub prompt_tokens: Option<u64>,
+    #[serde(default)]
+    pub completion_tokens: Option<u64>,
+    #[serde(default)]
+    pub total_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens_details: Option<PromptDetails>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_tokens_details: Option<CompletionDetails>,
+    /// DeepSeek's name for cache hits.
+    #[serde(default, skip_serializing)]
+    pub prompt_cache_hit_tokens: Option<u64>,
+}
+
+/// `prompt_tokens_details`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct PromptDetails {
+    #[serde(default)]
+    pub cached_tokens: Option<u64>,
+}
+
+/// `completion_tokens_details`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct CompletionDetails {
+    #[serde(default)]
+    pub reasoning_tokens: Option<u64>,
+}
+
+/// One `chat.completion.chunk`, borrowed from the event's bytes.
+#[derive(Debug, Deserialize)]
+pub struct Chunk<'a> {
+    #[serde(borrow, default)]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub model: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub created: Option<u64>,
+    #[serde(borrow, default)]
+    pub choices: Vec<ChunkChoice<'a>>,
+    #[serde(default)]
+    pub usage: Option<Usage>,
+    /// A mid-stream error (`data: {"error":{...}}`).
+    #[serde(default)]
+    pub error: Option<Value>,
+}
+
+/// One choice of a chunk.
+#[derive(Debug, Deserialize)]
+pub struct ChunkChoice<'a> {
+    #[serde(default)]
+    pub index: u32,
+    #[serde(borrow, default)]
+    pub delta: Option<Delta<'a>>,
+    #[serde(borrow, default)]
+    pub finish_reason: Option<Cow<'a, str>>,
+}
+
+/// A chunk's `delta`.
+#[derive(Debug, Default, Deserialize)]
+pub struct Delta<'a> {
+    #[serde(borrow, default)]
+    pub content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub reasoning_content: Option<Cow<'a, str>>,
+    /// Some hosts (OpenRouter, newer vLLM) name it `reasoning`.
+    #[serde(borrow, default)]
+    pub reasoning: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub refusal: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub tool_calls: Vec<ToolCallDelta<'a>>,
+}
+
+/// A fragment of a tool call.
+#[derive(Debug, Deserialize)]
+pub struct ToolCallDelta<'a> {
+    #[serde(default)]
+    pub index: u32,
+    #[serde(borrow, default)]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub function: Option<FunctionDelta<'a>>,
+}
+
+/// A fragment of a called function.
+#[derive(Debug, Deserialize)]
+pub struct FunctionDelta<'a> {
+    #[serde(borrow, default)]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub arguments: Option<Cow<'a, str>>,
+}
+
+/// The error envelope `{"error":{"message","type","param","code"}}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ErrorEnvelope {
+    #[serde(default)]
+    pub error: ErrorBody,
+}
+
+/// The error object.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ErrorBody {
+    #[serde(default)]
+    pub message: String,
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub code: Option<Value>,
+}
+
+/// The top-level fields [`ChatRequest`] reads.
+pub const CHAT_REQUEST_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "temperature",
+    "top_p",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "logprobs",
+    "top_logprobs",
+    "max_tokens",
+    "max_completion_tokens",
+    "stop",
+    "n",
+    "response_format",
+    "reasoning_effort",
+    "stream",
+    "stream_options",
+    "user",
+];

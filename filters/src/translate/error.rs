@@ -1,0 +1,118 @@
+//! Why a request cannot be translated: a typed error naming the field, which the proxy
+//! answers with 400 in the client's own error envelope (CONTRACT section 7: refused,
+//! never silently mistranslated).
+
+use serde_json::json;
+
+use super::Wire;
+
+/// A request Tollgate refuses to translate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TranslateError {
+    /// The body does not parse as the client's dialect (`at` is the JSON path).
+    #[error("request body is not a valid {dialect} request at {at}: {message}")]
+    Invalid {
+        dialect: &'static str,
+        at: String,
+        message: String,
+    },
+    /// A field (or value) with no counterpart upstream that cannot be dropped safely.
+    #[error("`{field}` cannot be translated for this model's provider: {why}")]
+    Unsupported { field: String, why: String },
+}
+
+impl TranslateError {
+    /// A refusal of `field`, saying why.
+    pub fn unsupported(field: impl Into<String>, why: impl Into<String>) -> Self {
+        TranslateError::Unsupported {
+            field: field.into(),
+            why: why.into(),
+        }
+    }
+
+    /// The field the error names (OpenAI's `param`).
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            TranslateError::Invalid { at, .. } => Some(at),
+            TranslateError::Unsupported { field, .. } => Some(field),
+        }
+    }
+
+    /// The HTTP status the client gets.
+    pub fn status(&self) -> u16 {
+        400
+    }
+
+    /// The error in `client`'s envelope, as JSON bytes.
+    pub fn client_body(&self, client: Wire) -> Vec<u8> {
+        let message = self.to_string();
+        let code = match self {
+            TranslateError::Invalid { .. } => "invalid_request",
+            TranslateError::Unsupported { .. } => "unsupported_parameter",
+        };
+        let v = match client {
+            Wire::Chat | Wire::Responses => json!({"error": {
+                "message": message, "type": "invalid_request_error",
+                "param": self.field(), "code": code}}),
+            Wire::Messages => json!({"type": "error", "error": {
+                "type": "invalid_request_error", "message": message}}),
+            Wire::Gemini => json!({"error": {
+                "code": 400, "message": message, "status": "INVALID_ARGUMENT"}}),
+        };
+        v.to_string().into_bytes()
+    }
+}
+
+/// Reads `body` as `T`, naming the JSON path of the first problem. The path is only
+/// tracked on a second read after a failure (tracking it costs more than the parse).
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    dialect: Wire,
+) -> Result<T, TranslateError> {
+    if let Ok(v) = serde_json::from_slice(body) {
+        return Ok(v);
+    }
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| TranslateError::Invalid {
+        dialect: dialect.as_str(),
+        at: e.path().to_string(),
+        message: e.inner().to_string(),
+    })
+}
+
+/// `value` as `T`, naming `at` when it does not fit.
+pub(crate) fn from_value<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+    dialect: Wire,
+    at: &str,
+) -> Result<T, TranslateError> {
+    if let Ok(v) = T::deserialize(&value) {
+        return Ok(v);
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| TranslateError::Invalid {
+        dialect: dialect.as_str(),
+        at: join_path(at, &e.path().to_string()),
+        message: e.inner().to_string(),
+    })
+}
+
+fn join_path(at: &str, inner: &str) -> String {
+    if inner == "." || inner.is_empty() {
+        at.to_owned()
+    } else {
+        format!("{at}.{inner}")
+    }
+}
+
+/// An invalid-request error at `at`.
+pub(crate) fn invalid(
+    dialect: Wire,
+    at: impl Into<String>,
+    message: impl Into<String>,
+) -> TranslateError {
+    TranslateError::Invalid {
+        dialect: dialect.as_str(),
+        at: at.into(),
+        message: message.into(),
+    }
+}

@@ -1,0 +1,140 @@
+//! Dialect translation (issue 12, CONTRACT section 7, TRANSLATION_NOTES): a client of
+//! one dialect served by an upstream of another. Each dialect is read into the small
+//! typed model of [`ir`] and written from it; the request once, whole, after routing
+//! ([`request::translate`]); the response through a [`response::ResponseTranslator`]
+//! that is fed the upstream's chunks as they come and emits the client's bytes (an
+//! incremental state machine per pair when streamed), and errors through
+//! [`errors::translate`]. Same-dialect traffic never enters this module ([`plan`]
+//! answers `None`).
+//!
+//! This is a transport step, not a filter: the proxy calls it between the upstream and
+//! the client, after the meter has read the upstream's own bytes, so a translation bug
+//! can change what a client sees but never what is billed. What is dropped or refused
+//! per pair is in `MAPPING.md` beside this file.
+
+pub mod count;
+pub mod error;
+pub mod errors;
+pub mod finish;
+pub mod ir;
+pub mod names;
+pub mod request;
+pub mod response;
+pub mod schema;
+pub mod stream;
+pub mod usage;
+
+use crate::endpoint::Endpoint;
+use crate::providers::ProviderKind;
+
+pub use error::TranslateError;
+pub use request::{translate as translate_request, ClientRequest, HeaderChanges, Translated};
+pub use response::{Head, ResponseTranslator};
+
+/// A wire format, finer than [`crate::Dialect`]: OpenAI's two request shapes apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Wire {
+    /// OpenAI Chat Completions.
+    Chat,
+    /// OpenAI Responses (only ever a client dialect here).
+    Responses,
+    /// Anthropic Messages.
+    Messages,
+    /// Gemini generateContent / streamGenerateContent.
+    Gemini,
+}
+
+impl Wire {
+    /// A stable label (logs, metrics, error messages).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Wire::Chat => "openai",
+            Wire::Responses => "openai-responses",
+            Wire::Messages => "anthropic",
+            Wire::Gemini => "gemini",
+        }
+    }
+
+    /// The wire a client endpoint speaks, if it is one that translation serves.
+    pub fn of_endpoint(endpoint: &Endpoint) -> Option<Wire> {
+        match endpoint {
+            Endpoint::ChatCompletions => Some(Wire::Chat),
+            Endpoint::Responses => Some(Wire::Responses),
+            Endpoint::Messages => Some(Wire::Messages),
+            Endpoint::Gemini { .. } => Some(Wire::Gemini),
+            _ => None,
+        }
+    }
+}
+
+/// A client wire and the upstream wire it is translated to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Pair {
+    pub client: Wire,
+    pub upstream: Wire,
+}
+
+/// The translation a request needs: `None` when the upstream speaks the client's wire
+/// (the request goes byte for byte) or the endpoint is not one translation serves
+/// (`responses_api` is the upstream's CONTRACT section 2 key: whether it serves
+/// `/v1/responses` itself).
+pub fn plan(client: &Endpoint, upstream: ProviderKind, responses_api: bool) -> Option<Pair> {
+    let client = Wire::of_endpoint(client)?;
+    let upstream = match upstream {
+        ProviderKind::OpenAi if client == Wire::Responses && responses_api => return None,
+        ProviderKind::OpenAi => Wire::Chat,
+        ProviderKind::Anthropic => Wire::Messages,
+        ProviderKind::Gemini => Wire::Gemini,
+    };
+    (client != upstream).then_some(Pair { client, upstream })
+}
+
+/// Per-route choices for what has more than one faithful translation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// `max_tokens` for an Anthropic upstream when the client gave none (it is required).
+    pub default_max_tokens: u32,
+    /// Gemini tool schemas as the OpenAPI-subset `parameters` (sanitized) instead of
+    /// `parametersJsonSchema` (the default, which takes real JSON Schema).
+    pub gemini_openapi_schema: bool,
+    /// Thinking to OpenAI Chat clients as the non-standard `reasoning_content`
+    /// (otherwise dropped, as OpenAI itself returns none).
+    pub reasoning_content: bool,
+    /// Send OpenAI-compatible upstreams the legacy `max_tokens` instead of
+    /// `max_completion_tokens` (for hosts that only know the old name).
+    pub openai_legacy_max_tokens: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            default_max_tokens: 4096,
+            gemini_openapi_schema: false,
+            reasoning_content: false,
+            openai_legacy_max_tokens: false,
+        }
+    }
+}
+
+/// What a translation dropped, one entry per dropped occurrence, labelled with the
+/// field's name as `MAPPING.md` lists it: for `tollgate_translation_dropped_total{field}`
+/// (a bounded set of labels: unknown fields count as `unknown_field`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Notes {
+    pub dropped: Vec<&'static str>,
+}
+
+impl Notes {
+    /// Records one dropped occurrence of `field`.
+    pub fn drop(&mut self, field: &'static str) {
+        self.dropped.push(field);
+    }
+
+    /// How many occurrences of `field` were dropped.
+    pub fn count(&self, field: &str) -> usize {
+        self.dropped.iter().filter(|f| **f == field).count()
+    }
+}
+
+#[cfg(test)]
+mod tests;

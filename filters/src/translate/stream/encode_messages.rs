@@ -1,0 +1,249 @@
+//! Writes an Anthropic Messages stream (TRANSLATION_NOTES 4.3) in the order Claude Code
+//! and the SDK's accumulator require: one `message_start` first (with real input counts
+//! when the upstream gives them, an estimate otherwise), one block open at a time with
+//! indexes 0, 1, 2..., each `content_block_start`, deltas of its own type and
+//! `content_block_stop`, then `message_delta` with the full usage and `message_stop`.
+
+use super::super::errors::Class;
+use super::super::ir::{Finish, Sig, SigOrigin, Usage};
+use super::super::response::Exchange;
+use super::super::{finish, names, usage};
+use super::json;
+use super::Ev;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Block {
+    Text,
+    Thinking,
+    Tool,
+}
+
+/// State of one Anthropic client stream.
+#[derive(Debug)]
+pub struct MessagesEncoder {
+    started: bool,
+    open: Option<Block>,
+    next_index: u32,
+    finish: Option<Finish>,
+    usage: Usage,
+    input_estimate: u64,
+    fallback_model: String,
+}
+
+impl MessagesEncoder {
+    /// A client stream for `ex`.
+    pub fn new(ex: &Exchange) -> MessagesEncoder {
+        MessagesEncoder {
+            started: false,
+            open: None,
+            next_index: 0,
+            finish: None,
+            usage: Usage::default(),
+            input_estimate: ex.input_estimate,
+            fallback_model: ex.model.clone(),
+        }
+    }
+
+    /// One upstream event.
+    pub fn ev(&mut self, ev: Ev<'_>, out: &mut Vec<u8>) {
+        match ev {
+            Ev::Start { id, model, usage } => self.start(id, model, usage, out),
+            Ev::Text(t) => self.delta(Block::Text, out, |o| {
+                o.extend_from_slice(b"{\"type\":\"text_delta\",");
+                json::field_str(o, "text", t);
+            }),
+            Ev::Thinking(t) => self.delta(Block::Thinking, out, |o| {
+                o.extend_from_slice(b"{\"type\":\"thinking_delta\",");
+                json::field_str(o, "thinking", t);
+            }),
+            Ev::Signature(sig, origin) => self.signature(
+                &Sig {
+                    origin,
+                    bytes: sig.to_owned(),
+                },
+                out,
+            ),
+            Ev::Redacted(data) => {
+                self.close(out);
+                let mut block = br#"{"type":"redacted_thinking","#.to_vec();
+                json::field_str(&mut block, "data", data);
+                block.push(b'}');
+                self.open_block(Block::Thinking, &block, out);
+                self.close(out);
+            }
+            Ev::ToolStart { id, name, sig } => self.tool_start(id, name, sig, out),
+            Ev::Args(a) if self.open == Some(Block::Tool) && !a.is_empty() => {
+                self.delta(Block::Tool, out, |o| {
+                    o.extend_from_slice(b"{\"type\":\"input_json_delta\",");
+                    json::field_str(o, "partial_json", a);
+                })
+            }
+            Ev::Stop => self.close(out),
+            Ev::Finish(f) => self.finish = Some(f),
+            Ev::Usage(u) => self.usage.merge(&u),
+            Ev::End => self.end(out),
+            Ev::Error(class, message) => error(class, message, out),
+            Ev::Args(_) => {}
+        }
+    }
+
+    fn start(&mut self, id: &str, model: &str, u: Option<Usage>, out: &mut Vec<u8>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        if let Some(u) = u {
+            self.usage.merge(&u);
+        }
+        let mut first = self.usage;
+        if first.input_total().is_none() {
+            // An OpenAI upstream reports usage only at the end: Claude Code's context
+            // meter must not read zero (checklist item 16).
+            first.input_uncached = Some(self.input_estimate);
+        }
+        first.output = Some(first.output.unwrap_or(1).max(1));
+        out.extend_from_slice(
+            b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":",
+        );
+        json::str(out, &message_id(id));
+        out.extend_from_slice(b",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+        json::str(
+            out,
+            if model.is_empty() {
+                &self.fallback_model
+            } else {
+                model
+            },
+        );
+        out.extend_from_slice(
+            b",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":",
+        );
+        json::value(out, &usage::to_anthropic(&first));
+        out.extend_from_slice(b"}}\n\n");
+    }
+
+    fn open_block(&mut self, kind: Block, block: &[u8], out: &mut Vec<u8>) {
+        if !self.started {
+            self.start("", "", None, out);
+        }
+        self.close(out);
+        out.extend_from_slice(
+            b"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":",
+        );
+        json::num(out, u64::from(self.next_index));
+        out.extend_from_slice(b",\"content_block\":");
+        out.extend_from_slice(block);
+        out.extend_from_slice(b"}\n\n");
+        self.open = Some(kind);
+    }
+
+    fn close(&mut self, out: &mut Vec<u8>) {
+        if self.open.take().is_some() {
+            out.extend_from_slice(
+                b"event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":",
+            );
+            json::num(out, u64::from(self.next_index));
+            out.extend_from_slice(b"}\n\n");
+            self.next_index += 1;
+        }
+    }
+
+    /// A delta for a block of `kind`, opening one if another kind (or none) is open.
+    fn delta(&mut self, kind: Block, out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
+        if self.open != Some(kind) {
+            let start: &[u8] = match kind {
+                Block::Text => br#"{"type":"text","text":""}"#,
+                Block::Thinking => br#"{"type":"thinking","thinking":"","signature":""}"#,
+                // Arguments without an open call have nowhere to go.
+                Block::Tool => return,
+            };
+            self.open_block(kind, start, out);
+        }
+        out.extend_from_slice(
+            b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":",
+        );
+        json::num(out, u64::from(self.next_index));
+        out.extend_from_slice(b",\"delta\":");
+        body(out);
+        out.extend_from_slice(b"}}\n\n");
+    }
+
+    /// A signature ends its thinking block; a foreign one is carried with its prefix.
+    fn signature(&mut self, sig: &Sig, out: &mut Vec<u8>) {
+        let carried = names::carry(sig);
+        self.delta(Block::Thinking, out, |o| {
+            o.extend_from_slice(b"{\"type\":\"signature_delta\",");
+            json::field_str(o, "signature", &carried);
+        });
+        self.close(out);
+    }
+
+    fn tool_start(&mut self, id: &str, name: &str, sig: Option<&str>, out: &mut Vec<u8>) {
+        self.close(out);
+        if let Some(s) = sig {
+            // A Gemini call signature rides in an empty thinking block before the call.
+            self.signature(
+                &Sig {
+                    origin: SigOrigin::Gemini,
+                    bytes: s.to_owned(),
+                },
+                out,
+            );
+        }
+        let mut block = br#"{"type":"tool_use","#.to_vec();
+        json::field_str(&mut block, "id", &names::ant_tool_id(id));
+        block.push(b',');
+        json::field_str(&mut block, "name", name);
+        block.extend_from_slice(br#","input":{}}"#);
+        self.open_block(Block::Tool, &block, out);
+    }
+
+    fn end(&mut self, out: &mut Vec<u8>) {
+        if !self.started {
+            self.start("", "", None, out);
+        }
+        self.close(out);
+        let (reason, sequence) =
+            finish::to_anthropic(self.finish.as_ref().unwrap_or(&Finish::Stop));
+        out.extend_from_slice(
+            b"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":",
+        );
+        json::str(out, reason);
+        out.extend_from_slice(b",\"stop_sequence\":");
+        match sequence {
+            Some(s) => json::str(out, s),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b"},\"usage\":");
+        json::value(out, &usage::to_anthropic(&self.usage));
+        out.extend_from_slice(b"}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+    }
+}
+
+/// `msg_` and the upstream's id, kept to id characters.
+pub fn message_id(upstream: &str) -> String {
+    if upstream.starts_with("msg_") {
+        return upstream.to_owned();
+    }
+    let mut id = String::with_capacity(upstream.len() + 4);
+    id.push_str("msg_");
+    id.extend(
+        upstream
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }),
+    );
+    id
+}
+
+/// `event: error` (and no `message_stop`): the SDK raises on it.
+pub fn error(class: Class, message: &str, out: &mut Vec<u8>) {
+    let kind = match class {
+        Class::Overloaded | Class::RateLimit => class.anthropic_type(),
+        _ => "api_error",
+    };
+    out.extend_from_slice(b"event: error\ndata: {\"type\":\"error\",\"error\":{");
+    json::field_str(out, "type", kind);
+    out.push(b',');
+    json::field_str(out, "message", message);
+    out.extend_from_slice(b"}}\n\n");
+}

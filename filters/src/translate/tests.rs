@@ -1,0 +1,112 @@
+//! Unit tests of the module's entry points: which requests translate at all, and the
+//! stream state machines' handling of input no recorded fixture has.
+
+use super::response::{Exchange, ResponseTranslator};
+use super::*;
+
+#[test]
+fn same_dialect_and_native_responses_are_not_translated() {
+    use crate::endpoint::Endpoint;
+    let gem = Endpoint::Gemini {
+        model: "m".into(),
+        stream: false,
+    };
+    assert_eq!(
+        plan(&Endpoint::ChatCompletions, ProviderKind::OpenAi, false),
+        None
+    );
+    assert_eq!(
+        plan(&Endpoint::Messages, ProviderKind::Anthropic, false),
+        None
+    );
+    assert_eq!(plan(&gem, ProviderKind::Gemini, false), None);
+    assert_eq!(plan(&Endpoint::Responses, ProviderKind::OpenAi, true), None);
+    assert_eq!(
+        plan(&Endpoint::Embeddings, ProviderKind::Anthropic, false),
+        None
+    );
+    assert_eq!(
+        plan(&Endpoint::Responses, ProviderKind::OpenAi, false),
+        Some(Pair {
+            client: Wire::Responses,
+            upstream: Wire::Chat
+        })
+    );
+    assert_eq!(
+        plan(&Endpoint::Messages, ProviderKind::Gemini, true),
+        Some(Pair {
+            client: Wire::Messages,
+            upstream: Wire::Gemini
+        })
+    );
+    assert_eq!(
+        plan(&gem, ProviderKind::OpenAi, false),
+        Some(Pair {
+            client: Wire::Gemini,
+            upstream: Wire::Chat
+        })
+    );
+}
+
+fn exchange(client: Wire, upstream: Wire) -> Exchange {
+    Exchange {
+        pair: Pair { client, upstream },
+        stream: true,
+        include_usage: false,
+        gemini_sse: true,
+        model: "m".into(),
+        input_estimate: 7,
+        names: vec![("short_1234".into(), "a.very.long.name".into())],
+        echo: String::new(),
+        reasoning_content: false,
+        now: 5,
+    }
+}
+
+fn feed(ex: Exchange, body: &str) -> String {
+    let mut t = ResponseTranslator::new(ex);
+    t.head(200, Some("text/event-stream"));
+    let mut out = Vec::new();
+    t.body(body.as_bytes(), true, &mut out);
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn tool_names_are_mapped_back_in_streams() {
+    let body = "data: {\"candidates\":[{\"content\":{\"parts\":[{\"functionCall\":{\"name\":\"short_1234\",\"args\":{}}}]},\"finishReason\":\"STOP\"}]}\n\n";
+    let out = feed(exchange(Wire::Messages, Wire::Gemini), body);
+    assert!(out.contains("\"name\":\"a.very.long.name\""), "{out}");
+    assert!(out.contains("\"stop_reason\":\"tool_use\""), "{out}");
+}
+
+#[test]
+fn an_empty_upstream_stream_is_an_error_not_a_clean_end() {
+    for client in [Wire::Chat, Wire::Messages, Wire::Gemini, Wire::Responses] {
+        let out = feed(exchange(client, Wire::Messages), "");
+        assert!(out.contains("error"), "{client:?}: {out}");
+        for clean in [
+            "[DONE]",
+            "message_stop",
+            "response.completed",
+            "finishReason",
+        ] {
+            assert!(!out.contains(clean), "{client:?}: {out}");
+        }
+    }
+}
+
+#[test]
+fn openai_upstream_errors_mid_stream() {
+    let body = "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"error\":{\"message\":\"boom\",\"type\":\"server_error\"}}\n\ndata: [DONE]\n\n";
+    let out = feed(exchange(Wire::Messages, Wire::Chat), body);
+    assert!(out.ends_with("event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"boom\"}}\n\n"), "{out}");
+    assert!(!out.contains("message_stop"));
+}
+
+#[test]
+fn a_finish_without_done_is_a_clean_end() {
+    let body = "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":\"length\"}]}\n\n";
+    let out = feed(exchange(Wire::Messages, Wire::Chat), body);
+    assert!(out.contains("\"stop_reason\":\"max_tokens\""), "{out}");
+    assert!(out.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
+}

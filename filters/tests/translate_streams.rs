@@ -1,0 +1,461 @@
+//! Streamed responses through every translator pair, from recorded upstream streams
+//! (TRANSLATION_NOTES 4, checklist items 3, 4, 5, 16, 17): each client stream is
+//! checked against its dialect's ordering rules (the Anthropic one by the invariant
+//! checker), its content as the client's SDK would accumulate it, and, by property
+//! tests, its bytes whatever the chunk boundaries of the upstream stream.
+
+// Helpers outside `#[test]` functions may panic too: that is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use proptest::prelude::*;
+use serde_json::{json, Value};
+use support::*;
+use tollgate_filters::translate::names::split_id_sig;
+use tollgate_filters::translate::response::ResponseTranslator;
+use tollgate_filters::translate::Wire;
+
+fn translate(upstream: Wire, client: Wire, name: &str, array: bool) -> Vec<u8> {
+    run(
+        &exchange(client, upstream, true),
+        &fixture(name),
+        &[],
+        array,
+    )
+}
+
+fn check_client_stream(client: Wire, out: &[u8], clean: bool) -> Result<(), String> {
+    match client {
+        Wire::Messages => check_anthropic_order(&sse(out), clean),
+        Wire::Chat => {
+            let s = openai_stream(&sse(out));
+            match clean {
+                true if s.done && s.finish.is_some() && s.usage.is_some() && s.error.is_none() => {
+                    Ok(())
+                }
+                false if !s.done && s.error.is_some() => Ok(()),
+                _ => Err(format!("openai stream ends wrong: {s:?}")),
+            }
+        }
+        Wire::Responses => check_responses(&sse(out), clean),
+        Wire::Gemini => {
+            let chunks = gemini_chunks(out, true);
+            let last = chunks.last().ok_or("no chunk")?;
+            match clean {
+                true if last["candidates"][0]["finishReason"].is_string()
+                    && last["usageMetadata"].is_object() =>
+                {
+                    Ok(())
+                }
+                false if last["error"].is_object() => Ok(()),
+                _ => Err(format!("gemini stream ends with {last}")),
+            }
+        }
+    }
+}
+
+/// Responses: sequence numbers count from 0, created first, items never interleave,
+/// and the stream ends with the right terminal event.
+fn check_responses(events: &[(String, Value)], clean: bool) -> Result<(), String> {
+    let mut open: Option<u64> = None;
+    let mut next_output = 0;
+    for (i, (name, d)) in events.iter().enumerate() {
+        if d["sequence_number"].as_u64() != Some(i as u64) || d["type"] != name.as_str() {
+            return Err(format!(
+                "event {i} ({name}) has sequence {}",
+                d["sequence_number"]
+            ));
+        }
+        match name.as_str() {
+            "response.output_item.added" => {
+                if open.is_some() || d["output_index"].as_u64() != Some(next_output) {
+                    return Err(format!(
+                        "event {i}: item added while another is open or out of order"
+                    ));
+                }
+                open = Some(next_output);
+            }
+            "response.output_item.done" => {
+                if open.take() != d["output_index"].as_u64() {
+                    return Err(format!("event {i}: done for an item not open"));
+                }
+                next_output += 1;
+            }
+            n if n.ends_with(".delta") && open != d["output_index"].as_u64() => {
+                return Err(format!("event {i}: {n} for an item not open"));
+            }
+            _ => {}
+        }
+    }
+    let first = events.first().map(|(n, _)| n.as_str());
+    let last = events.last().map(|(n, _)| n.as_str());
+    match (first, last, clean) {
+        (Some("response.created"), Some("response.completed" | "response.incomplete"), true) => {
+            Ok(())
+        }
+        (Some("response.created"), Some("response.failed"), false) => Ok(()),
+        other => Err(format!("responses stream shape {other:?}")),
+    }
+}
+
+/// Every recorded stream, through every client dialect it can be translated to, obeys
+/// the client's ordering rules and ends as the upstream did (checklist items 3 and 17).
+#[test]
+fn every_recorded_stream_obeys_every_client_dialect() {
+    let mut checked = 0;
+    for &(upstream, name, clean, array) in STREAMS {
+        for client in CLIENTS.into_iter().filter(|c| *c != upstream) {
+            let out = translate(upstream, client, name, array);
+            check_client_stream(client, &out, clean).unwrap_or_else(|e| {
+                panic!(
+                    "{name} -> {client:?}: {e}\n{}",
+                    String::from_utf8_lossy(&out)
+                )
+            });
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 12 * 3);
+}
+
+/// Checklist item 4: three parallel calls stay three, with intact arguments.
+#[test]
+fn parallel_tool_calls_stay_separate_in_every_dialect() {
+    let want = [
+        json!({"city": "Paris"}),
+        json!({"city": "Tokyo"}),
+        json!({"tz": "Asia/Tokyo"}),
+    ];
+    let name = "openai/parallel_tools.sse";
+    let blocks = anthropic_blocks(&sse(&translate(Wire::Chat, Wire::Messages, name, false)));
+    let inputs: Vec<Value> = blocks
+        .iter()
+        .filter(|b| b["type"] == "tool_use")
+        .map(|b| b["input"].clone())
+        .collect();
+    assert_eq!(inputs, want);
+    let ids: Vec<&str> = blocks.iter().filter_map(|b| b["id"].as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "call_Xq1bN7pR2sT4",
+            "call_Yw3cM8qS5tU6",
+            "call_Zr5dL9tV6uW7"
+        ]
+    );
+
+    let (items, last) = responses_items(&sse(&translate(Wire::Chat, Wire::Responses, name, false)));
+    let args: Vec<Value> = items
+        .iter()
+        .map(|i| serde_json::from_str(i["arguments"].as_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(args, want);
+    assert_eq!(last["response"]["output"].as_array().unwrap().len(), 3);
+
+    let parts = gemini_parts(&gemini_chunks(
+        &translate(Wire::Chat, Wire::Gemini, name, false),
+        true,
+    ));
+    let args: Vec<Value> = parts
+        .iter()
+        .map(|p| p["functionCall"]["args"].clone())
+        .collect();
+    assert_eq!(args, want);
+}
+
+/// Interleaved argument fragments of two calls (some compatible hosts) still give two
+/// whole calls in their order.
+#[test]
+fn interleaved_argument_fragments_are_regrouped() {
+    let events = sse(&translate(
+        Wire::Chat,
+        Wire::Messages,
+        "openai/interleaved_tools.sse",
+        false,
+    ));
+    check_anthropic_order(&events, true).unwrap();
+    let blocks = anthropic_blocks(&events);
+    assert_eq!(blocks[0], json!({"type": "text", "text": "Looking up."}));
+    assert_eq!(blocks[1]["input"], json!({"path": "a.rs"}));
+    assert_eq!(blocks[2]["input"], json!({"path": "b.rs"}));
+    assert_eq!(blocks.len(), 3);
+}
+
+/// Checklist item 5: OpenAI tool-call indexes count tool calls only (0 and 1 for an
+/// Anthropic stream whose calls are blocks 2 and 3), and the usage chunk comes last
+/// with every bucket.
+#[test]
+fn openai_tool_indexes_are_ordinals_and_usage_is_complete() {
+    let out = translate(
+        Wire::Messages,
+        Wire::Chat,
+        "anthropic/thinking_tools.sse",
+        false,
+    );
+    let s = openai_stream(&sse(&out));
+    assert_eq!(s.calls.len(), 2);
+    assert_eq!(
+        s.calls[0],
+        (
+            "toolu_01A09q90qw90lq917835lq9".into(),
+            "get_weather".into(),
+            r#"{"city": "Paris", "unit": "c"}"#.into()
+        )
+    );
+    assert_eq!(s.finish.as_deref(), Some("tool_calls"));
+    assert_eq!(s.text, "Checking both cities.");
+    assert!(s.reasoning.starts_with("The user wants"));
+    let u = s.usage.unwrap();
+    assert_eq!(u["prompt_tokens"], 312 + 1536 + 4096);
+    assert_eq!(u["prompt_tokens_details"]["cached_tokens"], 4096);
+    assert_eq!(u["completion_tokens"], 164);
+}
+
+/// A client that did not ask for usage gets no usage chunk (and no `usage` keys).
+#[test]
+fn the_usage_chunk_only_when_asked() {
+    let mut ex = exchange(Wire::Chat, Wire::Messages, true);
+    ex.include_usage = false;
+    let out = run(&ex, &fixture("root:anthropic/messages.sse"), &[], false);
+    let events = sse(&out);
+    assert!(
+        events.iter().all(|(_, d)| d.get("usage").is_none()),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    assert_eq!(
+        openai_stream(&events).text,
+        "Hello! Streams report usage twice: at the start and at the end."
+    );
+}
+
+/// Checklist item 16: `message_start` carries real input counts when the upstream gives
+/// them (Gemini's first chunk), an estimate when it cannot (OpenAI).
+#[test]
+fn message_start_reports_input_tokens() {
+    let events = sse(&translate(
+        Wire::Gemini,
+        Wire::Messages,
+        "gemini/thinking_tools.sse",
+        false,
+    ));
+    let u = &events[0].1["message"]["usage"];
+    assert_eq!(
+        (
+            u["input_tokens"].as_u64(),
+            u["cache_read_input_tokens"].as_u64()
+        ),
+        (Some(5210 - 4096), Some(4096))
+    );
+    let events = sse(&translate(
+        Wire::Chat,
+        Wire::Messages,
+        "root:openai/chat.sse",
+        false,
+    ));
+    assert_eq!(
+        events[0].1["message"]["usage"]["input_tokens"], 100,
+        "the request's estimate"
+    );
+    let last_delta = events.iter().find(|(n, _)| n == "message_delta").unwrap();
+    assert_eq!(last_delta.1["usage"]["input_tokens"], 1205 - 1152);
+    assert_eq!(last_delta.1["usage"]["cache_read_input_tokens"], 1152);
+}
+
+/// Gemini signatures ride through every client dialect where it echoes them back.
+#[test]
+fn gemini_call_signatures_ride_in_each_client_dialect() {
+    let sig = "CiQB0e2Kb7xQ1mW3nYv8tZ4rLp6sHd9cFg2jKa5uEi0oBqXyTlM=";
+    let name = "gemini/thinking_tools.sse";
+    let blocks = anthropic_blocks(&sse(&translate(Wire::Gemini, Wire::Messages, name, false)));
+    let kinds: Vec<&str> = blocks.iter().map(|b| b["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["thinking", "text", "thinking", "tool_use", "tool_use"]
+    );
+    assert_eq!(blocks[2]["signature"], format!("gem:{sig}"));
+    assert_eq!(blocks[2]["thinking"], "");
+
+    let s = openai_stream(&sse(&translate(Wire::Gemini, Wire::Chat, name, false)));
+    let (bare, carried) = split_id_sig(&s.calls[0].0);
+    assert_eq!(carried.unwrap().bytes, sig);
+    assert!(bare.starts_with("call_"));
+    assert_eq!(split_id_sig(&s.calls[1].0).1, None);
+    assert_eq!(s.finish.as_deref(), Some("tool_calls"));
+
+    let (items, _) = responses_items(&sse(&translate(Wire::Gemini, Wire::Responses, name, false)));
+    let kinds: Vec<&str> = items.iter().map(|i| i["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "reasoning",
+            "message",
+            "reasoning",
+            "function_call",
+            "function_call"
+        ]
+    );
+    assert_eq!(items[2]["encrypted_content"], format!("gem:{sig}"));
+}
+
+/// Anthropic thinking signatures ride to Gemini and Responses clients.
+#[test]
+fn anthropic_thinking_signatures_ride_to_gemini_and_responses_clients() {
+    let name = "anthropic/thinking_tools.sse";
+    let parts = gemini_parts(&gemini_chunks(
+        &translate(Wire::Messages, Wire::Gemini, name, false),
+        true,
+    ));
+    let signed: Vec<&Value> = parts
+        .iter()
+        .filter(|p| p.get("thoughtSignature").is_some())
+        .collect();
+    assert_eq!(signed.len(), 1);
+    assert!(signed[0]["thoughtSignature"]
+        .as_str()
+        .unwrap()
+        .starts_with("ant:EqQB"));
+    assert_eq!(
+        parts
+            .iter()
+            .filter(|p| p.get("functionCall").is_some())
+            .count(),
+        2
+    );
+
+    let (items, last) = responses_items(&sse(&translate(
+        Wire::Messages,
+        Wire::Responses,
+        name,
+        false,
+    )));
+    assert_eq!(items[0]["type"], "reasoning");
+    assert!(items[0]["encrypted_content"]
+        .as_str()
+        .unwrap()
+        .starts_with("ant:EqQB"));
+    assert_eq!(
+        items[0]["summary"][0]["text"],
+        "The user wants the weather in two cities. I will call the tool for both at once."
+    );
+    assert_eq!(last["response"]["usage"]["input_tokens"], 312 + 1536 + 4096);
+    assert_eq!(
+        last["response"]["usage"]["input_tokens_details"]["cached_tokens"],
+        4096
+    );
+}
+
+/// Checklist item 3, second half: the accumulated stream equals the non-streamed
+/// translation of the same upstream answer.
+#[test]
+fn accumulated_stream_equals_the_whole_translation() {
+    let streamed = anthropic_blocks(&sse(&translate(
+        Wire::Gemini,
+        Wire::Messages,
+        "gemini/thinking_tools.sse",
+        false,
+    )));
+    let ex = exchange(Wire::Messages, Wire::Gemini, false);
+    let whole: Value = serde_json::from_slice(
+        &ResponseTranslator::new(ex).whole(&fixture("gemini/thinking_tools.json")),
+    )
+    .unwrap();
+    assert_eq!(Value::Array(streamed), whole["content"]);
+    assert_eq!(whole["stop_reason"], "tool_use");
+}
+
+/// A Gemini client that did not ask for `alt=sse` gets the JSON-array form; a Gemini
+/// upstream's array stream is read too.
+#[test]
+fn gemini_array_form_both_ways() {
+    let mut ex = exchange(Wire::Gemini, Wire::Messages, true);
+    ex.gemini_sse = false;
+    let out = run(&ex, &fixture("anthropic/thinking_tools.sse"), &[], false);
+    let chunks = gemini_chunks(&out, false);
+    assert_eq!(
+        chunks.last().unwrap()["candidates"][0]["finishReason"],
+        "STOP"
+    );
+    let from_array = translate(
+        Wire::Gemini,
+        Wire::Messages,
+        "gemini/thinking_tools_array.json",
+        true,
+    );
+    let from_sse = translate(
+        Wire::Gemini,
+        Wire::Messages,
+        "gemini/thinking_tools.sse",
+        false,
+    );
+    assert_eq!(from_array, from_sse);
+}
+
+/// Checklist item 17 and section 5.3: a mid-stream upstream error becomes the client's
+/// error event, with the upstream's message, and nothing after it.
+#[test]
+fn mid_stream_errors_become_the_clients_error_event() {
+    let name = "anthropic/overloaded_mid_stream.sse";
+    let s = openai_stream(&sse(&translate(Wire::Messages, Wire::Chat, name, false)));
+    assert_eq!(s.text, "Half an ans");
+    assert_eq!(s.error.unwrap()["message"], "Overloaded");
+    assert!(!s.done && s.finish.is_none());
+    let (_, last) = responses_items(&sse(&translate(
+        Wire::Messages,
+        Wire::Responses,
+        name,
+        false,
+    )));
+    assert_eq!(last["type"], "response.failed");
+    assert_eq!(last["response"]["error"]["message"], "Overloaded");
+    let events = sse(&translate(
+        Wire::Gemini,
+        Wire::Messages,
+        "gemini/truncated.sse",
+        false,
+    ));
+    assert_eq!(events.last().unwrap().1["error"]["type"], "api_error");
+}
+
+fn cuts() -> impl Strategy<Value = Vec<usize>> {
+    proptest::collection::vec(0usize..6000, 0..40).prop_map(|mut v| {
+        v.sort_unstable();
+        v
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Every split of every recorded stream gives the same client bytes.
+    #[test]
+    fn every_split_gives_the_same_bytes(cuts in cuts()) {
+        for &(upstream, name, _, array) in STREAMS {
+            let body = fixture(name);
+            for client in CLIENTS.into_iter().filter(|c| *c != upstream) {
+                let ex = exchange(client, upstream, true);
+                let whole = run(&ex, &body, &[], array);
+                let split = run(&ex, &body, &cuts, array);
+                prop_assert_eq!(&whole, &split, "{} -> {:?}", name, client);
+            }
+        }
+    }
+}
+
+/// The worst split: one byte at a time.
+#[test]
+fn byte_by_byte_gives_the_same_bytes() {
+    for &(upstream, name, _, array) in STREAMS {
+        let body = fixture(name);
+        let every: Vec<usize> = (1..body.len()).collect();
+        for client in CLIENTS.into_iter().filter(|c| *c != upstream) {
+            let ex = exchange(client, upstream, true);
+            assert_eq!(
+                run(&ex, &body, &[], array),
+                run(&ex, &body, &every, array),
+                "{name} -> {client:?}"
+            );
+        }
+    }
+}
