@@ -49,6 +49,7 @@ fn expected(rel: &str) -> Option<(ProviderKind, bool, Option<[u64; 5]>)> {
         "anthropic/messages.json" => (A, false, Some([21, 2048, 1536, 187, 0])),
         "anthropic/messages.sse" => (A, true, Some([472, 1024, 0, 89, 0])),
         "anthropic/count_tokens.json" => (A, false, None),
+        "gemini/count_tokens.json" => (G, false, None),
         "gemini/generate.json" => (G, false, Some([13, 2048, 0, 376, 324])),
         "gemini/stream.sse" => (G, true, Some([283, 1024, 0, 250, 211])),
         "gemini/stream_array.json" => (G, true, Some([283, 1024, 0, 250, 211])),

@@ -291,8 +291,9 @@ mod tests {
         UsageEvent {
             request_id: format!("r{id}"),
             ts_ms: 1,
-            key_id: None,
-            user_id: None,
+            // Keyed: requests no key vouched for are counted, never queued.
+            key_id: Some("k1".to_owned()),
+            user_id: Some(1),
             upstream: None,
             model_requested: None,
             model_served: None,

@@ -36,15 +36,15 @@ fn a_dialect_serves_only_its_own_paths() {
     );
     assert_eq!(
         Dialect::OpenAi.endpoint(chat),
-        Some((Endpoint::ChatCompletions, Method::Post))
+        Ok((Endpoint::ChatCompletions, Method::Post))
     );
     assert_eq!(
         Dialect::Anthropic.endpoint(messages),
-        Some((Endpoint::Messages, Method::Post))
+        Ok((Endpoint::Messages, Method::Post))
     );
     assert_eq!(
         Dialect::Gemini.endpoint(gemini),
-        Some((
+        Ok((
             Endpoint::Gemini {
                 model: "m".into(),
                 stream: false
@@ -57,7 +57,11 @@ fn a_dialect_serves_only_its_own_paths() {
         (Dialect::Anthropic, chat),
         (Dialect::Gemini, chat),
     ] {
-        assert_eq!(dialect.endpoint(foreign), None, "{dialect:?} {foreign}");
+        assert_eq!(
+            dialect.endpoint(foreign),
+            Err(PathRejection::NotFound),
+            "{dialect:?} {foreign}"
+        );
     }
     assert_eq!(Dialect::of_path(gemini), Dialect::Gemini);
     assert_eq!(Dialect::of_path(messages), Dialect::Anthropic);
