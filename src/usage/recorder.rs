@@ -95,11 +95,12 @@ impl UsageRecorder {
                 true
             }
             Err(e) => {
+                // Counted before the log line, so whoever sees the line sees the count.
+                metrics::usage_write_failed();
                 log::error!(
                     "usage writer: could not write {} events (kept for a retry): {e}",
                     batch.len()
                 );
-                metrics::usage_write_failed();
                 if let Ok(mut q) = self.overflow.lock() {
                     q.extend(batch.iter().cloned());
                 }
