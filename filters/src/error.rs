@@ -57,6 +57,10 @@ pub enum GatewayError {
     UpstreamTimeout(String),
     #[error("upstream {0} ended the stream before it was complete")]
     UpstreamStreamBroken(String),
+    #[error("upstream {0} answered 101 Switching Protocols, which the gateway never relays")]
+    UpstreamSwitchedProtocols(String),
+    #[error("the gateway is shutting down and ended this request")]
+    ShuttingDown,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -76,7 +80,8 @@ impl GatewayError {
             HeadersTooLarge(_) => 431,
             RateLimited { .. } | BudgetExceeded(_) => 429,
             Internal(_) => 500,
-            UpstreamUnreachable(_) | UpstreamStreamBroken(_) => 502,
+            UpstreamUnreachable(_) | UpstreamStreamBroken(_) | UpstreamSwitchedProtocols(_) => 502,
+            ShuttingDown => 503,
             UpstreamTimeout(_) => 504,
         }
     }
@@ -114,6 +119,8 @@ impl GatewayError {
             UpstreamUnreachable(_) => "upstream_unreachable",
             UpstreamTimeout(_) => "upstream_timeout",
             UpstreamStreamBroken(_) => "upstream_stream_broken",
+            UpstreamSwitchedProtocols(_) => "upstream_switched_protocols",
+            ShuttingDown => "shutting_down",
             Internal(_) => "internal",
         }
     }

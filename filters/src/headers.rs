@@ -20,12 +20,14 @@ const REQUEST_ALLOW: &[&str] = &["content-type", "accept", "user-agent", "idempo
 /// Prefixes of allowed request headers (the OpenAI and Anthropic SDKs' own metadata).
 const REQUEST_ALLOW_PREFIX: &[&str] = &["x-stainless-"];
 
-/// Response headers the client never sees.
+/// Response headers the client never sees; and every header a `Connection` field names
+/// (RFC 9110 §7.6.1), but for the framing headers Pingora writes the body by.
 const RESPONSE_DROP: &[&str] = &[
     "set-cookie",
     "connection",
     "keep-alive",
     "proxy-connection",
+    "proxy-authenticate",
     "te",
     "trailer",
     "upgrade",
@@ -229,6 +231,9 @@ impl Filter for UpstreamHeaders {
             .keys()
             .any(|k| RESPONSE_DROP.contains(&k.as_str()))
         {
+            for name in connection_nominated(resp) {
+                resp.remove_header(&name);
+            }
             for name in RESPONSE_DROP {
                 resp.remove_header(*name);
             }
@@ -237,6 +242,19 @@ impl Filter for UpstreamHeaders {
             .map_err(internal)?;
         Ok(())
     }
+}
+
+/// The header names the response's `Connection` fields list (hop-by-hop by nomination),
+/// except `Content-Length` and `Transfer-Encoding`, which frame the body.
+fn connection_nominated(resp: &ResponseHeader) -> Vec<http::HeaderName> {
+    resp.headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|token| http::HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .filter(|n| *n != http::header::CONTENT_LENGTH && *n != http::header::TRANSFER_ENCODING)
+        .collect()
 }
 
 #[cfg(test)]
@@ -379,6 +397,27 @@ mod tests {
                 .and_then(|v| v.to_str().ok()),
             Some("sk-provider")
         );
+    }
+
+    #[test]
+    fn response_loses_the_headers_connection_names_but_not_its_framing() {
+        let mut resp = ResponseHeader::build(200, None).unwrap_or_else(|_| unreachable!());
+        for (k, v) in [
+            ("connection", "X-Hop, keep-alive"),
+            ("connection", " content-length ,transfer-encoding,,bad name"),
+            ("x-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-authenticate", "Basic"),
+            ("content-length", "2"),
+            ("x-kept", "1"),
+        ] {
+            let _ = resp.append_header(k, v);
+        }
+        UpstreamHeaders::default()
+            .on_response(&mut resp, &mut RequestCtx::new("r".into()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> = resp.headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["content-length", "x-kept", REQUEST_ID_HEADER]);
     }
 
     #[test]

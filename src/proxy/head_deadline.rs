@@ -4,9 +4,10 @@
 //! so a client sending one byte a minute holds a connection forever. [`HeadDeadline`]
 //! wraps the accepted connection and fails the read once a request head has been
 //! arriving for longer than the limit: from the accept for the first request, and from
-//! its first byte for each later one on a kept-alive connection. The head ends at the
-//! blank line (CRLF CRLF, found by `tollgate_filters::head`); the body has its own
-//! deadline (`server.body_timeout_ms`).
+//! its first byte for each later one on a kept-alive connection. The head ends at its
+//! empty line (CRLF or a bare LF, found by `tollgate_filters::head`); the body has its
+//! own deadline (`server.body_timeout_ms`). An interim `100 Continue` does not end the
+//! message: its body is still to come.
 //!
 //! It also bounds the head's size while it arrives: no read of a head goes past
 //! [`MAX_HEAD_BYTES`], and a head that reaches it without ending is answered 431 here
@@ -39,7 +40,8 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// Receiving a request head; `matched` bytes of CRLF CRLF seen at the end so far.
+    /// Receiving a request head; `matched` is where the scan of its end stands
+    /// (`tollgate_filters::head::scan`).
     Head { matched: u8 },
     /// The head is complete: body bytes, then the response.
     Message,
@@ -177,6 +179,14 @@ impl HeadDeadline {
     }
 }
 
+/// Whether a write starts an interim (1xx) response, after which the request goes on.
+fn interim_response(buf: &[u8]) -> bool {
+    matches!(
+        buf,
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', _, b' ', b'1', ..]
+    )
+}
+
 const HEAD_TIMEOUT: &str = "request head not received within server.header_timeout_ms";
 const HEAD_TOO_LARGE: &str = "request head larger than 64 KiB: answered 431";
 
@@ -236,7 +246,7 @@ impl AsyncWrite for HeadDeadline {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.phase == Phase::Message {
+        if this.phase == Phase::Message && !interim_response(buf) {
             this.phase = Phase::Idle;
         }
         Pin::new(&mut this.inner).poll_write(cx, buf)
@@ -248,7 +258,8 @@ impl AsyncWrite for HeadDeadline {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.phase == Phase::Message {
+        let first = bufs.iter().find(|b| !b.is_empty());
+        if this.phase == Phase::Message && !first.is_some_and(|b| interim_response(b)) {
             this.phase = Phase::Idle;
         }
         Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
@@ -360,8 +371,7 @@ mod tests {
             g.saw(&head[split..]);
             assert_eq!(g.phase, Phase::Message, "split at {split}");
         }
-        // Three reads, the last with body bytes after the head; and near misses
-        // (CR CR LF, LF LF) that must not end it.
+        // Three reads, the last with body bytes after the head.
         let mut message = head.to_vec();
         message.extend_from_slice(b"{}");
         for a in 1..message.len() {
@@ -375,11 +385,15 @@ mod tests {
                 assert_eq!(g.phase, Phase::Message, "splits at {a}, {b}");
             }
         }
+        // A bare LF ends lines as CRLF does (Pingora's parser takes both); CR CR LF and
+        // a lone CR do not.
         let mut g = guard();
-        g.saw(b"GET / HTTP/1.1\r\nx: y\r\r\n\n\n\r\n\r");
-        assert_eq!(g.phase, Phase::Head { matched: 3 });
+        g.saw(b"GET / HTTP/1.1\r\nx: y\r\r\n\r");
+        assert_ne!(g.phase, Phase::Message);
         g.saw(b"\r\n");
-        assert_eq!(g.phase, Phase::Head { matched: 2 });
+        assert_ne!(g.phase, Phase::Message);
+        g.saw(b"\n");
+        assert_eq!(g.phase, Phase::Message);
     }
 
     #[tokio::test]
@@ -430,11 +444,7 @@ mod tests {
     async fn body_bytes_do_not_restart_the_clock_and_the_next_head_does() {
         let mut g = guard();
         g.saw(b"GET /healthz HTTP/1.1\r\n\r\r\n\r");
-        assert_eq!(
-            g.phase,
-            Phase::Head { matched: 3 },
-            "\\r\\n\\r\\r is no blank line"
-        );
+        assert_ne!(g.phase, Phase::Message, "\\r\\n\\r\\r is no blank line");
         g.saw(b"\n");
         assert_eq!(g.phase, Phase::Message);
         g.saw(b"{\"a\":\"\r\n\r\n\"}");
@@ -446,6 +456,20 @@ mod tests {
         g.saw(b"");
         assert_eq!(g.phase, Phase::Idle, "no byte, no new head");
         g.saw(b"G");
-        assert_eq!(g.phase, Phase::Head { matched: 0 });
+        assert!(matches!(g.phase, Phase::Head { .. }));
+    }
+
+    #[tokio::test]
+    async fn an_interim_response_does_not_end_the_message() {
+        let mut g = guard();
+        g.saw(b"POST / HTTP/1.1\r\nexpect: 100-continue\r\ncontent-length: 9\r\n\r\n");
+        assert_eq!(g.phase, Phase::Message);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let _ = Pin::new(&mut g).poll_write(&mut cx, b"HTTP/1.1 100 Continue\r\n\r\n");
+        assert_eq!(g.phase, Phase::Message, "the body is still to come");
+        g.saw(b"body\r\n\r\n");
+        assert_eq!(g.phase, Phase::Message);
+        let _ = Pin::new(&mut g).poll_write(&mut cx, b"HTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!(g.phase, Phase::Idle);
     }
 }

@@ -14,7 +14,8 @@ use tollgate_filters::attempts::Outcome;
 use tollgate_filters::{GatewayError, RequestCtx};
 
 use super::{
-    fallback, observe_chunk, respond, strip_injected_usage, upstream_error, Gateway, POOL_IDLE,
+    fallback, framing, observe_chunk, respond, strip_injected_usage, upstream_error, Gateway,
+    POOL_IDLE,
 };
 
 /// An upstream exchange that got as far as a response header.
@@ -104,7 +105,12 @@ pub async fn forward(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) 
             Err(e) => return respond::send_error(session, ctx, e, true).await,
         }
     };
+    let name = ctx.upstream().map(|u| u.name.as_str()).unwrap_or_default();
+    if let Some(e) = framing::refused_answer(&resp, name) {
+        return respond::send_error(session, ctx, e, false).await;
+    }
     ctx.upstream_status = Some(resp.status.as_u16());
+    framing::for_client(session.req_header(), &mut resp);
     if let Err(e) = gw.chain.on_response(&mut resp, ctx) {
         return respond::send_error(session, ctx, e, true).await;
     }

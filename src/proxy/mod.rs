@@ -26,6 +26,7 @@ mod body;
 pub mod connections;
 pub mod dns;
 mod fallback;
+mod framing;
 mod head_deadline;
 mod large;
 mod models;
@@ -248,6 +249,9 @@ impl ProxyHttp for GatewayProxy {
             )
             .await;
         }
+        if let Err(e) = framing::check_request(session) {
+            return refuse(session, ctx, e, false).await;
+        }
         if endpoint == Endpoint::Health || endpoint == Endpoint::Probe {
             let body = Bytes::from_static(b"{\"status\":\"ok\"}");
             respond::send_json(session, ctx, 200, body, &[], true).await?;
@@ -263,6 +267,7 @@ impl ProxyHttp for GatewayProxy {
         }
 
         let rt = &gw.runtime;
+        framing::continue_if_expected(session).await?;
         ctx.body = match body::read_body(session, rt.max_body_bytes, rt.body_timeout).await {
             Ok(b) => b,
             Err(body::BodyError::Refused(e)) => return refuse(session, ctx, e, false).await,
@@ -352,6 +357,12 @@ impl ProxyHttp for GatewayProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let status = upstream_response.status.as_u16();
+        let name = ctx.upstream().map(|u| u.name.as_str()).unwrap_or_default();
+        if let Some(e) = framing::refused_answer(upstream_response, name) {
+            let msg = e.to_string();
+            ctx.error = Some(e);
+            return Err(Error::explain(ErrorType::InvalidHTTPHeader, msg));
+        }
         let outcome = Outcome::answered(upstream_response);
         let why = match fallback::settle(ctx, &outcome, replayable(session)) {
             Decision::NextKey => "retrying with the upstream's next key",
@@ -392,7 +403,12 @@ impl ProxyHttp for GatewayProxy {
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
-        let can_resend = replayable(session) && session.response_written().is_none();
+        if ctx.error.is_some() || e.esource() == &ErrorSource::Downstream {
+            // Our own refusal of the answer, or the client is gone: nothing is resent.
+            e.set_retry(false);
+            return e;
+        }
+        let can_resend = replayable(session) && framing::final_response(session).is_none();
         if ctx.attempts.take_deferred_resend() {
             e.set_retry(can_resend);
             return e;
@@ -411,10 +427,11 @@ impl ProxyHttp for GatewayProxy {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        framing::for_client(session.req_header(), upstream_response);
         self.gw
             .chain
             .on_response(upstream_response, ctx)
@@ -452,7 +469,7 @@ impl ProxyHttp for GatewayProxy {
             error_code: 0,
             can_reuse_downstream: false,
         };
-        if session.response_written().is_some() {
+        if framing::final_response(session).is_some() {
             if e.esource() == &ErrorSource::Upstream {
                 end_broken_stream(session, ctx).await;
             }
@@ -502,8 +519,7 @@ impl ProxyHttp for GatewayProxy {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
-        let status = session
-            .response_written()
+        let status = framing::final_response(session)
             .map(|r| r.status.as_u16())
             .unwrap_or(0);
         ctx.client_status = Some(status);

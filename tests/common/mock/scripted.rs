@@ -27,11 +27,13 @@ impl Seen {
     }
 }
 
-/// What a scripted upstream answers: a JSON body with this status, and extra headers.
+/// What a scripted upstream answers: a JSON body with this status, and extra headers;
+/// or bytes written as they are ([`Reply::raw`]).
 pub struct Reply {
     status: u16,
     body: String,
     headers: Vec<(String, String)>,
+    raw: Option<Vec<u8>>,
 }
 
 impl Reply {
@@ -40,6 +42,18 @@ impl Reply {
             status,
             body: body.into(),
             headers: Vec::new(),
+            raw: None,
+        }
+    }
+
+    /// Exactly these bytes (status line, fields and whatever follows), for answers no
+    /// well-behaved upstream gives (a `101 Switching Protocols`).
+    pub fn raw(bytes: impl Into<Vec<u8>>) -> Reply {
+        Reply {
+            status: 0,
+            body: String::new(),
+            headers: Vec::new(),
+            raw: Some(bytes.into()),
         }
     }
 
@@ -49,6 +63,9 @@ impl Reply {
     }
 
     fn bytes(&self) -> Vec<u8> {
+        if let Some(raw) = &self.raw {
+            return raw.clone();
+        }
         let mut head = format!(
             "HTTP/1.1 {} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
             self.status,
