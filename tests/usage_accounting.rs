@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::calls::stored_requests;
+use common::calls::{stored_requests, usage_row as row};
 use common::http::{request, request_streaming};
 use common::{Gateway, Scenario};
 use serde_json::Value;
@@ -107,15 +107,6 @@ async fn wait_for_events(gw: &Gateway, admin_key: &str, n: u64) -> Value {
     let doc = gw.usage_after(admin_key, "day", n).await;
     assert_eq!(stored_requests(&doc), n, "more events than requests");
     doc
-}
-
-fn row<'a>(doc: &'a Value, group: &str) -> &'a Value {
-    doc["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["group"] == group)
-        .unwrap_or_else(|| panic!("no row {group} in {doc}"))
 }
 
 fn tokens(r: &Value) -> T {

@@ -145,7 +145,11 @@ mod tests {
         let mut ctx = RequestCtx::new("r".into());
         ctx.dialect = dialect;
         f.on_request_header(&req, &mut ctx).await?;
-        Ok(ctx.principal.map(|p| p.key_id.clone()).unwrap_or_default())
+        Ok(ctx
+            .principal
+            .as_ref()
+            .map(|p| p.key_id.clone())
+            .unwrap_or_default())
     }
 
     #[tokio::test]

@@ -18,6 +18,7 @@ use crate::secret::Secret;
 use crate::upstream::UpstreamTarget;
 use crate::usage::strip::UsageChunkStripper;
 use crate::usage::UsageMeter;
+use crate::FilterChain;
 
 /// A user's role on the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -200,6 +201,18 @@ pub struct RequestCtx {
     pub error: Option<GatewayError>,
     /// Set once `on_done` ran, so that it runs once.
     pub done: bool,
+    /// The chain whose `on_done` runs if the request is dropped before it ended (at
+    /// shutdown, when Pingora stops its runtimes with requests in flight): it still
+    /// leaves its one usage event and gives back what it reserved. Set by the proxy.
+    pub finish_on_drop: Option<Arc<FilterChain>>,
+}
+
+impl Drop for RequestCtx {
+    fn drop(&mut self) {
+        if let Some(chain) = self.finish_on_drop.take() {
+            chain.on_done(self); // does nothing when it already ran
+        }
+    }
 }
 
 impl RequestCtx {
@@ -230,6 +243,7 @@ impl RequestCtx {
             strip: None,
             error: None,
             done: false,
+            finish_on_drop: None,
         }
     }
 

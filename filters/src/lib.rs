@@ -145,6 +145,12 @@ pub struct FilterChain {
     on_request: Vec<Arc<dyn Filter>>,
 }
 
+impl std::fmt::Debug for FilterChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
 impl FilterChain {
     pub fn new(filters: Vec<Arc<dyn Filter>>) -> Self {
         let taking = |pick: fn(AsyncPhases) -> bool| {
@@ -316,6 +322,28 @@ mod tests {
         fn on_done(&self, _: &mut RequestCtx) {
             self.calls.fetch_add(100, Ordering::SeqCst);
         }
+    }
+
+    #[test]
+    fn a_context_dropped_unfinished_runs_on_done_once() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let chain = Arc::new(FilterChain::new(vec![Arc::new(Counting {
+            calls: calls.clone(),
+            fail: false,
+        })]));
+        let mut ctx = RequestCtx::new("rid".into());
+        ctx.finish_on_drop = Some(chain.clone());
+        drop(ctx);
+        assert_eq!(calls.load(Ordering::SeqCst), 100, "on_done ran on the drop");
+        let mut ctx = RequestCtx::new("rid".into());
+        ctx.finish_on_drop = Some(chain.clone());
+        chain.on_done(&mut ctx);
+        drop(ctx);
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            200,
+            "and not again after it ran"
+        );
     }
 
     #[tokio::test]

@@ -186,14 +186,19 @@ fn believable(u: &Usage, ctx: &RequestCtx) -> bool {
 impl MeteringFilter {
     /// The request's usage, and whether it is Tollgate's estimate: what the meter read,
     /// completed by an estimate where a provider answered successfully without its final
-    /// count (a cut stream, a client gone, a silent provider); errors and refusals cost
-    /// nothing. A partial report keeps the counts it has (input, cache) and estimates the
-    /// output from the text seen.
+    /// count (a cut stream, a client gone, a silent provider), or estimated for a prompt
+    /// it was sent and whose answer nobody waited for (the client left first, or the
+    /// shutdown grace ended); errors and refusals cost nothing. A partial report keeps the
+    /// counts it has (input, cache) and estimates the output from the text seen.
     fn usage_of(&self, ctx: &mut RequestCtx, served: Option<&str>) -> (Usage, bool) {
         let reported = believable_report(ctx);
         let complete = ctx.meter.as_ref().is_some_and(UsageMeter::complete);
-        let answered = ctx.upstream_status.is_some_and(|s| (200..300).contains(&s))
-            && !ctx.endpoint.as_ref().is_some_and(Endpoint::counts_tokens);
+        let billable = !ctx.endpoint.as_ref().is_some_and(Endpoint::counts_tokens);
+        let answered = billable && ctx.upstream_status.is_some_and(|s| (200..300).contains(&s));
+        let abandoned = billable
+            && ctx.upstream_status.is_none()
+            && ctx.upstream_sent_at.is_some()
+            && matches!(ctx.error, None | Some(GatewayError::ShuttingDown));
         // Counted only when an estimate needs it (a complete JSON report never does).
         let chars = || ctx.meter.as_ref().map(UsageMeter::text_chars).unwrap_or(0);
         let estimate_output = |model: &str| match ctx.endpoint {
@@ -209,7 +214,7 @@ impl MeteringFilter {
                 },
                 true,
             ),
-            (None, Some(model)) if answered => {
+            (None, Some(model)) if answered || abandoned => {
                 let u = Usage {
                     input: self.estimator.input_tokens(model, &ctx.body),
                     output: estimate_output(model),

@@ -199,7 +199,7 @@ mod tests {
         let ctx = ctx.unwrap_or_else(|e| panic!("{e:?}"));
         assert!(ctx.upstream_body.is_none());
         assert_eq!(
-            ctx.route.map(|r| r.served_model),
+            ctx.route.as_ref().map(|r| r.served_model.clone()),
             Some("gpt-4o-mini".to_owned())
         );
         // An aliased body that cannot be rewritten is refused.

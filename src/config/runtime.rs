@@ -88,7 +88,11 @@ pub fn pingora_conf(fixed: &Fixed, daemon: bool) -> ServerConf {
         daemon,
         pid_file: fixed.pid_file.clone(),
         upgrade_sock: fixed.upgrade_sock.clone(),
-        grace_period_seconds: Some(fixed.shutdown_grace.as_secs()),
+        // Ours ends requests still in flight at `shutdown_grace`; Pingora's runtime
+        // shutdown (which drops them unrecorded) only after it (server::shutdown).
+        grace_period_seconds: Some(
+            (fixed.shutdown_grace + crate::server::shutdown::FINISH_MARGIN).as_secs(),
+        ),
         graceful_shutdown_timeout_seconds: Some(5),
         // Retries are decided by Tollgate (fallback chains), not by a generic count.
         max_retries: 4,

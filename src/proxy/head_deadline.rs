@@ -13,6 +13,10 @@
 //! [`MAX_HEAD_BYTES`], and a head that reaches it without ending is answered 431 here
 //! and the connection closed, so an endless head costs 64 KiB, not the megabyte Pingora
 //! would buffer before its own check.
+//!
+//! Every read of the connection passes here, so it is also where a request still in
+//! flight at the end of the shutdown grace period learns of it: its next read fails
+//! (`super::grace`), and the request ends through its error path.
 
 use std::fmt;
 use std::future::Future;
@@ -33,6 +37,8 @@ use pingora::protocols::{
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 use tollgate_filters::{head, Dialect, GatewayError};
+
+use super::grace::Watch;
 
 /// Request heads larger than this are refused (431) while they arrive: no LLM client
 /// needs more, and a proxy that buffers anything is a cheap memory target.
@@ -63,6 +69,8 @@ pub struct HeadDeadline {
     dialect: Dialect,
     /// The 431 being written to a head past the limit, and how much of it is written.
     refusal: Option<(Vec<u8>, usize)>,
+    /// The end of the shutdown grace period; polled when a read waits.
+    grace: Watch,
 }
 
 impl HeadDeadline {
@@ -75,6 +83,7 @@ impl HeadDeadline {
             head_bytes: 0,
             dialect: Dialect::OpenAi,
             refusal: None,
+            grace: Watch::default(),
         }
     }
 
@@ -198,6 +207,7 @@ fn dialect_of_request_line(bytes: &[u8]) -> Dialect {
     let path = target.split(|b| *b == b'?').next().unwrap_or_default();
     std::str::from_utf8(path).map_or(Dialect::OpenAi, Dialect::of_path)
 }
+const GRACE_OVER: &str = "the shutdown grace period (server.shutdown_grace_s) is over";
 
 impl AsyncRead for HeadDeadline {
     fn poll_read(
@@ -231,6 +241,11 @@ impl AsyncRead for HeadDeadline {
                 {
                     crate::metrics::connection_refused("header_timeout");
                     return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, HEAD_TIMEOUT)));
+                }
+                // Whatever the phase: a request's body or its stream (`Message`, `Idle`
+                // once the response started), or a connection between requests.
+                if this.grace.poll_expired(cx) {
+                    return Poll::Ready(Err(io::Error::other(GRACE_OVER)));
                 }
                 Poll::Pending
             }

@@ -2,10 +2,11 @@
 //! buffer is forwarded from `request_filter` with Pingora's `Connector` (0.9.1 has no
 //! hook to read a larger body early and still have the proxy phases forward it:
 //! pingora#780), driving the same filter chain and acting on the same retry decision
-//! (`fallback::settle`) as the proxy phases.
+//! (`fallback::settle`) as the proxy phases. A client that leaves before the answer, and
+//! the end of the shutdown grace period, end the exchange as they do the proxy phases'.
 
 use pingora::connectors::http::Connector;
-use pingora::http::ResponseHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::protocols::http::client::HttpSession;
 use pingora::proxy::Session;
@@ -14,8 +15,8 @@ use tollgate_filters::attempts::Outcome;
 use tollgate_filters::{GatewayError, RequestCtx};
 
 use super::{
-    fallback, framing, observe_chunk, respond, strip_injected_usage, upstream_error, Gateway,
-    POOL_IDLE,
+    fallback, framing, grace, observe_chunk, respond, strip_injected_usage, upstream_error,
+    Gateway, POOL_IDLE,
 };
 
 /// An upstream exchange that got as far as a response header.
@@ -37,7 +38,7 @@ enum Failed {
 /// One attempt: resolve, connect, send, read the response header.
 async fn attempt(
     gw: &Gateway,
-    session: &Session,
+    client_req: &RequestHeader,
     ctx: &mut RequestCtx,
 ) -> Result<Answered, Failed> {
     let target = ctx
@@ -48,7 +49,7 @@ async fn attempt(
         .peer(&target)
         .await
         .map_err(|e| Failed::Upstream(Outcome::Unresolved, e))?;
-    let mut req = session.req_header().clone();
+    let mut req = client_req.clone();
     gw.chain
         .on_upstream_request(&mut req, ctx)
         .map_err(Failed::Ours)?;
@@ -88,22 +89,19 @@ async fn attempt(
 /// the stream ends. The body is in memory and nothing has reached the client until the
 /// loop ends, so the request can always be sent again.
 pub async fn forward(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-    let Answered { up, peer, mut resp } = loop {
-        let (outcome, answer) = match attempt(gw, session, ctx).await {
-            Ok(a) => (Outcome::answered(&a.resp), Ok(a)),
-            Err(Failed::Upstream(outcome, e)) => (outcome, Err(e)),
-            Err(Failed::Ours(e)) => return respond::send_error(session, ctx, e, true).await,
-        };
-        if fallback::settle(ctx, &outcome, true).resends() {
-            if let Err(e) = answer {
-                log::debug!("request {}: {e}", ctx.request_id);
-            }
-            continue;
+    let client_req = session.req_header().clone();
+    let answered = tokio::select! {
+        a = answer(gw, &client_req, ctx) => Some(a),
+        () = left_early(session) => None,
+    };
+    let Answered { up, peer, mut resp } = match answered {
+        Some(Ok(a)) => a,
+        Some(Err(e)) => return respond::send_error(session, ctx, e, true).await,
+        None if grace::expired() => {
+            return respond::send_error(session, ctx, GatewayError::ShuttingDown, false).await
         }
-        match answer {
-            Ok(a) => break a,
-            Err(e) => return respond::send_error(session, ctx, e, true).await,
-        }
+        // The client is gone; the upstream call was dropped with the wait.
+        None => return Ok(true),
     };
     let name = ctx.upstream().map(|u| u.name.as_str()).unwrap_or_default();
     if let Some(e) = framing::refused_answer(&resp, name) {
@@ -118,6 +116,43 @@ pub async fn forward(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) 
     relay_body(&gw.connector, up, peer, session, gw, ctx).await
 }
 
+/// Tries the route's upstreams as the retry decision says, until one answers with a
+/// header or none is left (the error the client gets).
+async fn answer(
+    gw: &Gateway,
+    client_req: &RequestHeader,
+    ctx: &mut RequestCtx,
+) -> Result<Answered, GatewayError> {
+    loop {
+        let (outcome, answer) = match attempt(gw, client_req, ctx).await {
+            Ok(a) => (Outcome::answered(&a.resp), Ok(a)),
+            Err(Failed::Upstream(outcome, e)) => (outcome, Err(e)),
+            Err(Failed::Ours(e)) => return Err(e),
+        };
+        if fallback::settle(ctx, &outcome, true).resends() {
+            if let Err(e) = answer {
+                log::debug!("request {}: {e}", ctx.request_id);
+            }
+            continue;
+        }
+        return answer;
+    }
+}
+
+/// Resolves when the client leaves (or the shutdown grace period ends: the read fails)
+/// while the upstream has not answered. The body was read whole, so any event on the
+/// connection ends the wait.
+async fn left_early(session: &mut Session) {
+    if session
+        .as_downstream_mut()
+        .read_body_or_idle(true)
+        .await
+        .is_ok()
+    {
+        std::future::pending::<()>().await;
+    }
+}
+
 async fn relay_body(
     connector: &Connector,
     mut up: HttpSession,
@@ -126,8 +161,16 @@ async fn relay_body(
     gw: &Gateway,
     ctx: &mut RequestCtx,
 ) -> Result<bool> {
+    let mut grace = grace::Watch::default();
     loop {
-        match up.read_response_body().await {
+        let read = tokio::select! {
+            read = up.read_response_body() => read,
+            () = grace.expiry() => {
+                super::end_stream(session, ctx, GatewayError::ShuttingDown).await;
+                return Ok(true);
+            }
+        };
+        match read {
             Ok(Some(chunk)) => {
                 observe_chunk(&gw.chain, ctx, &chunk, false);
                 let mut body = Some(chunk);

@@ -27,6 +27,7 @@ pub mod connections;
 pub mod dns;
 mod fallback;
 mod framing;
+pub mod grace;
 mod head_deadline;
 mod large;
 mod models;
@@ -67,7 +68,9 @@ const POOL_IDLE: Duration = Duration::from_secs(50);
 /// State shared by every request of the proxy service.
 pub struct Gateway {
     pub runtime: Arc<Fixed>,
-    pub chain: FilterChain,
+    /// Shared with each request's context, which runs its `on_done` if the request is
+    /// dropped unfinished.
+    pub chain: Arc<FilterChain>,
     pub resolver: Resolver,
     /// Used by the large-body transport (Pingora's proxy has its own pool).
     pub connector: Connector,
@@ -80,7 +83,7 @@ impl Gateway {
     pub fn new(runtime: Arc<Fixed>, chain: FilterChain, router: Arc<Live<Router>>) -> Self {
         Gateway {
             runtime,
-            chain,
+            chain: Arc::new(chain),
             router,
             resolver: Resolver::default(),
             connector: Connector::new(None),
@@ -183,16 +186,20 @@ fn strip_injected_usage(ctx: &mut RequestCtx, body: &mut Option<Bytes>, end_of_s
     }
 }
 
-/// The upstream died after the response started: a stream gets a final error event in
-/// the client's dialect and a proper end, so SDKs report an error instead of hanging or
-/// treating a truncated answer as complete. Other bodies just end.
+/// The upstream died after the response started: [`end_stream`].
 pub(crate) async fn end_broken_stream(session: &mut Session, ctx: &mut RequestCtx) {
     let name = ctx.upstream().map(|u| u.name.clone()).unwrap_or_default();
     log::warn!(
         "request {}: upstream {name} broke mid-response",
         ctx.request_id
     );
-    let err = GatewayError::UpstreamStreamBroken(name);
+    end_stream(session, ctx, GatewayError::UpstreamStreamBroken(name)).await;
+}
+
+/// Ends a response that already started, for `err`: a stream gets a final error event
+/// in the client's dialect and a proper end, so SDKs report an error instead of hanging
+/// or treating a truncated answer as complete. Other bodies just end.
+pub(crate) async fn end_stream(session: &mut Session, ctx: &mut RequestCtx, err: GatewayError) {
     let mut tail = Vec::new();
     if let Some(strip) = ctx.strip.as_mut() {
         tail.extend_from_slice(&strip.process(Bytes::new(), true));
@@ -221,7 +228,9 @@ impl ProxyHttp for GatewayProxy {
 
     fn new_ctx(&self) -> RequestCtx {
         crate::metrics::request_started();
-        RequestCtx::new(next_request_id())
+        let mut ctx = RequestCtx::new(next_request_id());
+        ctx.finish_on_drop = Some(self.gw.chain.clone());
+        ctx
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
@@ -472,11 +481,15 @@ impl ProxyHttp for GatewayProxy {
         if framing::final_response(session).is_some() {
             if e.esource() == &ErrorSource::Upstream {
                 end_broken_stream(session, ctx).await;
+            } else if grace::expired() {
+                end_stream(session, ctx, GatewayError::ShuttingDown).await;
             }
             return nothing;
         }
         let err = match (ctx.error.clone(), e.esource()) {
             (Some(err), _) => err,
+            // The read that failed is the end of the grace period (`grace`).
+            (None, ErrorSource::Downstream) if grace::expired() => GatewayError::ShuttingDown,
             (None, ErrorSource::Downstream) => match e.etype() {
                 ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => {
                     return nothing

@@ -1,10 +1,23 @@
 //! How a shutdown signal (SIGTERM, or the old process's side of a graceful upgrade)
 //! ends: the listeners no longer accept; once the requests in flight are done, every
 //! queued usage event is written and the process exits at once. Pingora by itself would
-//! sleep out the whole grace period (`server.shutdown_grace_s`) even when idle. If
-//! requests outlive the grace, this service steps aside: Pingora stops them, and `serve`
-//! writes what is left after `Server::run` returns (as after SIGINT, which Pingora ends
-//! without telling the services).
+//! sleep out the whole grace period (`server.shutdown_grace_s`) even when idle.
+//!
+//! Requests still running when the grace period ends are ended by the gateway
+//! (`crate::proxy::grace`): each client gets its dialect's error (an error event if its
+//! stream started), each request records its usage event, and then the events are
+//! written and the process exits, within [`FINISH`] of the grace's end.
+//!
+//! What Pingora 0.9.1 itself does at the end of its grace period (server/mod.rs `run`):
+//! it shuts every service's tokio runtime down, which drops each request task where it
+//! stands: no `logging` phase, no usage event, the client's connection simply closed.
+//! Its grace is therefore set [`FINISH_MARGIN`] beyond ours (`config::pingora_conf`), a
+//! fallback only: were a request to fail to end (a client that reads nothing, so its
+//! error event cannot be written), this service steps aside; the runtime shutdown then
+//! drops that request, whose context still records its event as it is dropped
+//! (`RequestCtx::finish_on_drop`), and `serve` writes what is left after
+//! `Server::run` returns (as after SIGINT, which Pingora ends without telling the
+//! services).
 //!
 //! Either way the process leaves nothing behind ([`ExitCleanup`]): the store is
 //! checkpointed and closed (no `-wal`/`-shm` file), and the pid file is removed if it
@@ -19,11 +32,20 @@ use pingora::services::background::BackgroundService;
 
 use crate::metrics;
 use crate::proxy::connections::SETTLE;
+use crate::proxy::grace;
 use crate::store::Store;
 use crate::usage::UsageRecorder;
 
 /// How often the requests in flight are counted while waiting for them.
 const POLL: Duration = Duration::from_millis(20);
+
+/// How long requests ended at the grace's end get to send their error and record their
+/// usage (they need milliseconds) before this service steps aside.
+pub const FINISH: Duration = Duration::from_millis(1500);
+
+/// How much longer than `server.shutdown_grace_s` Pingora's own grace period is, so that
+/// its runtime shutdown never comes before [`FINISH`] is over.
+pub const FINISH_MARGIN: Duration = Duration::from_secs(2);
 
 /// The background service that decides when the process exits after a shutdown signal.
 pub struct ShutdownService {
@@ -71,13 +93,13 @@ fn remove_pid_file_if_ours(path: &str) {
 }
 
 impl ShutdownService {
-    /// Whether the requests in flight finished within the grace period.
+    /// Whether the requests in flight finished within `limit`.
     ///
     /// A connection accepted just before the listeners closed may not have sent its
     /// request yet (it is not counted in flight): the wait ends only once nothing has
     /// been in flight for the same settle period the proxy gives such connections.
-    async fn requests_done(&self) -> bool {
-        let deadline = tokio::time::Instant::now() + self.grace;
+    async fn requests_done(limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
         let mut idle_since: Option<tokio::time::Instant> = None;
         loop {
             let now = tokio::time::Instant::now();
@@ -87,10 +109,6 @@ impl ShutdownService {
                 return true;
             }
             if now >= deadline {
-                log::warn!(
-                    "shutdown: {} requests still in flight at the end of the grace period",
-                    metrics::in_flight()
-                );
                 return false;
             }
             tokio::time::sleep(POLL).await;
@@ -103,8 +121,19 @@ impl BackgroundService for ShutdownService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         // Any change (or the sender gone) means the server is stopping.
         let _ = shutdown.changed().await;
-        if !self.requests_done().await {
-            return;
+        if !Self::requests_done(self.grace).await {
+            log::warn!(
+                "shutdown: {} requests still in flight at the end of the grace period; ending them",
+                metrics::in_flight()
+            );
+            grace::expire();
+            if !Self::requests_done(FINISH).await {
+                log::error!(
+                    "shutdown: {} requests did not end; they are dropped with the runtimes",
+                    metrics::in_flight()
+                );
+                return;
+            }
         }
         self.usage.flush().await;
         let cleanup = self.cleanup.clone();

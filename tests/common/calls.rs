@@ -140,6 +140,17 @@ pub fn stored_requests(doc: &Value) -> u64 {
         .sum()
 }
 
+/// The row of `group` in a `GET /admin/usage` (or `tollgate usage --json`) document;
+/// panics with the document when there is none.
+pub fn usage_row<'a>(doc: &'a Value, group: &str) -> &'a Value {
+    doc["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["group"] == group)
+        .unwrap_or_else(|| panic!("no row {group} in {doc}"))
+}
+
 /// Requests to the admin listener as one caller.
 pub struct Admin<'g> {
     gw: &'g Gateway,

@@ -441,6 +441,46 @@ fn a_silent_success_is_estimated_and_a_silent_failure_costs_nothing() {
 }
 
 #[test]
+fn a_prompt_sent_and_left_before_any_answer_is_estimated_unless_the_upstream_failed() {
+    let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+    let input = 1000 + body.len() as u64;
+    let cases = [
+        (None, Some((input, true))),
+        (Some(GatewayError::ShuttingDown), Some((input, true))),
+        (Some(GatewayError::UpstreamUnreachable("u".into())), None),
+        (Some(GatewayError::UpstreamTimeout("u".into())), None),
+    ];
+    for (error, estimate) in cases {
+        let m = meter(2);
+        let mut ctx = routed(ProviderKind::OpenAi, Endpoint::ChatCompletions, body);
+        ctx.upstream_sent_at = Some(ctx.started);
+        ctx.error = error.clone();
+        m.filter.on_done(&mut ctx);
+        let e = m.sink.events().remove(0);
+        let (want, estimated) = match estimate {
+            Some((input, estimated)) => (
+                Usage {
+                    input,
+                    output: 7,
+                    ..Usage::default()
+                },
+                estimated,
+            ),
+            None => (Usage::default(), false),
+        };
+        assert_eq!((e.usage, e.estimated), (want, estimated), "{error:?}");
+        assert_eq!(e.cost_nanos, want.input * 150 + want.output * 600);
+    }
+    // A token count costs nothing, sent or not.
+    let m = meter(2);
+    let mut ctx = routed(ProviderKind::Anthropic, Endpoint::CountTokens, body);
+    ctx.upstream_sent_at = Some(ctx.started);
+    m.filter.on_done(&mut ctx);
+    let e = m.sink.events().remove(0);
+    assert_eq!((e.usage, e.estimated), (Usage::default(), false));
+}
+
+#[test]
 fn the_upstreams_kind_and_the_content_type_choose_how_the_body_is_read() {
     let gemini =
         r#"{"candidates":[],"usageMetadata":{"promptTokenCount":9,"candidatesTokenCount":4}}"#;
