@@ -134,6 +134,16 @@ pub struct RouteDecision {
     pub chain: Vec<Arc<UpstreamTarget>>,
 }
 
+/// The estimates a request reserved on its limits when it was admitted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reservation {
+    /// Nano-dollars on the key's budget and on the user's.
+    pub key_nanos: u64,
+    pub user_nanos: u64,
+    /// Tokens in the key's tokens-per-minute window.
+    pub tokens: u64,
+}
+
 /// Per-request state shared by all phases.
 #[derive(Debug)]
 pub struct RequestCtx {
@@ -155,6 +165,9 @@ pub struct RequestCtx {
     pub requested_model: Option<String>,
     /// Whether the client asked for a stream. Written by the proxy.
     pub stream: bool,
+    /// The most output tokens the body asks for (`max_tokens` and its other spellings),
+    /// if it names a maximum. Written by the proxy; read by limits for its estimate.
+    pub max_output: Option<u64>,
     /// The authenticated caller. Written by auth; read by scope and the usage record.
     pub principal: Option<Arc<Principal>>,
     /// Written by routing; read by scope, the upstream filter and the transports.
@@ -199,6 +212,9 @@ pub struct RequestCtx {
     pub strip: Option<UsageChunkStripper>,
     /// The error Tollgate answered with, if any. Written by the proxy.
     pub error: Option<GatewayError>,
+    /// What the limits filter reserved for the request on admission, given back in its
+    /// `on_done` (and zeroed there: once). Written and read by the limits filter.
+    pub reserved: Reservation,
     /// Set once `on_done` ran, so that it runs once.
     pub done: bool,
     /// The chain whose `on_done` runs if the request is dropped before it ended (at
@@ -225,6 +241,7 @@ impl RequestCtx {
             body: Bytes::new(),
             requested_model: None,
             stream: false,
+            max_output: None,
             principal: None,
             route: None,
             attempts: Attempts::default(),
@@ -242,6 +259,7 @@ impl RequestCtx {
             usage_injected: false,
             strip: None,
             error: None,
+            reserved: Reservation::default(),
             done: false,
             finish_on_drop: None,
         }

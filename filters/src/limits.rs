@@ -1,13 +1,22 @@
 //! Budgets and rate limits, checked before a request goes upstream.
 //!
-//! - Budgets (per key and per user, USD over a day, a month or all time) are checked
-//!   against spend kept in memory and updated as each request's cost is metered, so
-//!   concurrent requests can overrun a budget by at most the requests already in flight.
-//! - Requests per minute and metered tokens per minute per key use `pingora-limits`
-//!   estimators over one-minute windows; a refusal carries `retry-after`.
+//! - Budgets (per key and per user, USD over a day, a month or all time) and metered
+//!   tokens per minute per key are admitted by reservation ([`counters`]): an admitted
+//!   request reserves an estimate of its cost and tokens ([`estimate`]); when it is over
+//!   (`on_done`, whatever ended it: served, refused, an upstream error, a client gone, the
+//!   shutdown) the estimate is given back and the metered figures added. A request is
+//!   admitted while spend plus reservations is under each limit, so requests in flight
+//!   count for each other: under any concurrency, what gets through is what would one
+//!   after another, give or take the estimation error (README "Limits").
+//! - Requests per minute per key use a `pingora-limits` estimator over one-minute
+//!   windows; a rate refusal carries `retry-after`.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+mod counters;
+pub mod estimate;
+
+pub use counters::{Claim, Counter, LimitCounters, Refused, Settle, SpendTracker};
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -16,9 +25,12 @@ use pingora_limits::rate::Rate;
 
 use crate::auth::Clock;
 use crate::clock::civil_from_days;
-use crate::context::{Budget, BudgetPeriod, RequestCtx};
+use crate::context::{Budget, BudgetPeriod, Principal, RequestCtx, Reservation};
 use crate::error::GatewayError;
+use crate::live::Live;
+use crate::usage::PriceTable;
 use crate::Filter;
+use estimate::Estimate;
 
 const WINDOW: Duration = Duration::from_secs(60);
 
@@ -49,77 +61,6 @@ pub fn period_end(period: BudgetPeriod, now: i64) -> Option<i64> {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Window {
-    start: i64,
-    spent: u64,
-}
-
-/// Spend per key and per user in their budget's current period.
-#[derive(Debug, Default)]
-pub struct SpendTracker {
-    // std Mutex: short, never held across an .await.
-    keys: Mutex<HashMap<String, Window>>,
-    users: Mutex<HashMap<i64, Window>>,
-}
-
-fn spent_in<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, Window>>, k: &K, start: i64) -> u64 {
-    map.lock()
-        .ok()
-        .and_then(|m| m.get(k).copied())
-        .filter(|w| w.start == start)
-        .map(|w| w.spent)
-        .unwrap_or(0)
-}
-
-fn add_to<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, Window>>, k: K, start: i64, nanos: u64) {
-    if let Ok(mut m) = map.lock() {
-        let w = m.entry(k).or_insert(Window { start, spent: 0 });
-        if w.start != start {
-            *w = Window { start, spent: 0 };
-        }
-        w.spent = w.spent.saturating_add(nanos);
-    }
-}
-
-impl SpendTracker {
-    /// Sets what a key already spent in the period starting at `start` (from the store).
-    pub fn seed_key(&self, key_id: &str, start: i64, nanos: u64) {
-        add_to(&self.keys, key_id.to_owned(), start, nanos);
-    }
-
-    /// Sets what a user already spent in the period starting at `start`.
-    pub fn seed_user(&self, user_id: i64, start: i64, nanos: u64) {
-        add_to(&self.users, user_id, start, nanos);
-    }
-
-    pub fn key_spent(&self, key_id: &str, period: BudgetPeriod, now: i64) -> u64 {
-        spent_in(&self.keys, &key_id.to_owned(), period_start(period, now))
-    }
-
-    pub fn user_spent(&self, user_id: i64, period: BudgetPeriod, now: i64) -> u64 {
-        spent_in(&self.users, &user_id, period_start(period, now))
-    }
-
-    /// Adds a metered cost to the key's and the user's current periods.
-    pub fn record(
-        &self,
-        key_id: &str,
-        key_period: Option<BudgetPeriod>,
-        user_id: i64,
-        user_period: Option<BudgetPeriod>,
-        nanos: u64,
-        now: i64,
-    ) {
-        if let Some(p) = key_period {
-            add_to(&self.keys, key_id.to_owned(), period_start(p, now), nanos);
-        }
-        if let Some(p) = user_period {
-            add_to(&self.users, user_id, period_start(p, now), nanos);
-        }
-    }
-}
-
 fn usd(nanos: u64) -> String {
     format!(
         "${}.{:02}",
@@ -128,60 +69,176 @@ fn usd(nanos: u64) -> String {
     )
 }
 
+/// The start of the minute containing `now` (unix seconds): the window of tokens per
+/// minute, the same on every gateway.
+fn minute_start(now: i64) -> i64 {
+    now - now.rem_euclid(60)
+}
+
 /// The budget and rate-limit filter. Must run after authentication and routing, and (for
 /// `on_done`) after metering, which writes the request's cost and tokens.
-pub struct LimitsFilter {
-    spend: std::sync::Arc<SpendTracker>,
+pub struct LimitsFilter<C: LimitCounters = SpendTracker> {
+    spend: Arc<C>,
+    /// What estimates are priced with. Without it every estimate is 0: requests are
+    /// admitted on what is spent alone.
+    prices: Option<Arc<Live<PriceTable>>>,
     rpm: Rate,
-    tpm: Rate,
     started: Instant,
     clock: Clock,
 }
 
-impl LimitsFilter {
-    pub fn new(spend: std::sync::Arc<SpendTracker>, clock: Clock) -> Self {
+impl<C: LimitCounters> LimitsFilter<C> {
+    pub fn new(spend: Arc<C>, clock: Clock) -> Self {
         LimitsFilter {
             spend,
+            prices: None,
             rpm: Rate::new(WINDOW),
-            tpm: Rate::new(WINDOW),
             started: Instant::now(),
             clock,
         }
     }
 
-    /// Seconds until the current one-minute window is over (windows start with the filter).
+    /// Reserves each admitted request's estimated use ([`estimate`]) at these prices.
+    pub fn with_prices(mut self, prices: Arc<Live<PriceTable>>) -> Self {
+        self.prices = Some(prices);
+        self
+    }
+
+    /// Seconds until the current one-minute window of requests per minute is over
+    /// (those windows start with the filter).
     fn retry_after(&self) -> u64 {
         let into = self.started.elapsed().as_secs() % WINDOW.as_secs();
         (WINDOW.as_secs() - into).max(1)
     }
 
-    fn check_budget(
-        &self,
-        what: &str,
-        budget: Budget,
-        spent: u64,
-        now: i64,
-    ) -> Result<(), GatewayError> {
-        if spent < budget.limit_nanos {
-            return Ok(());
+    fn estimate(&self, ctx: &RequestCtx) -> Estimate {
+        match &self.prices {
+            Some(prices) => estimate::of(ctx, &prices.load()),
+            None => Estimate::default(),
         }
-        let per = match budget.period {
-            BudgetPeriod::Total => "in total".to_owned(),
-            p => format!("per {}", p.as_str()),
+    }
+
+    /// Reserves the request's estimate on each of the key's and the user's limits, or
+    /// refuses it when one of them is spent or reserved up to its limit.
+    async fn admit(&self, p: &Principal, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+        let now = (self.clock)();
+        let est = self.estimate(ctx);
+        let claim = |counter, window, limit, amount| Claim {
+            counter,
+            window,
+            limit,
+            amount,
         };
-        let until = period_end(budget.period, now)
-            .map(|end| format!("; it resets in {} s", end - now))
-            .unwrap_or_default();
-        Err(GatewayError::BudgetExceeded(format!(
-            "the budget of {} {per} for {what} is used up (spent {}){until}",
-            usd(budget.limit_nanos),
-            usd(spent)
-        )))
+        let limits = [
+            p.budget.map(|b| {
+                let window = period_start(b.period, now);
+                claim(
+                    Counter::KeySpend(&p.key_id),
+                    window,
+                    b.limit_nanos,
+                    est.nanos,
+                )
+            }),
+            p.user_budget.map(|b| {
+                let window = period_start(b.period, now);
+                claim(
+                    Counter::UserSpend(p.user_id),
+                    window,
+                    b.limit_nanos,
+                    est.nanos,
+                )
+            }),
+            p.tpm.map(|tpm| {
+                claim(
+                    Counter::KeyTokens(&p.key_id),
+                    minute_start(now),
+                    tpm,
+                    est.tokens,
+                )
+            }),
+        ];
+        let Some((claims, n)) = packed(limits) else {
+            return Ok(());
+        };
+        let claims = &claims[..n];
+        match self.spend.reserve(claims).await {
+            Ok(()) => {
+                let on = |limited: bool, amount: u64| if limited { amount } else { 0 };
+                ctx.reserved = Reservation {
+                    key_nanos: on(p.budget.is_some(), est.nanos),
+                    user_nanos: on(p.user_budget.is_some(), est.nanos),
+                    tokens: on(p.tpm.is_some(), est.tokens),
+                };
+                Ok(())
+            }
+            Err(r) => Err(match claims.get(r.claim) {
+                Some(c) => refusal(p, c.counter, r, now),
+                None => GatewayError::Internal("a refusal of no claim".into()),
+            }),
+        }
     }
 }
 
+/// The limits present among a request's three (the key's budget, the user's, tokens per
+/// minute), packed at the front of an array on the stack, and how many; `None` if none.
+fn packed<T: Copy>(limits: [Option<T>; 3]) -> Option<([T; 3], usize)> {
+    let first = limits.iter().flatten().next().copied()?;
+    let mut out = [first; 3];
+    let mut n = 0;
+    for (slot, limit) in out.iter_mut().zip(limits.into_iter().flatten()) {
+        *slot = limit;
+        n += 1;
+    }
+    Some((out, n))
+}
+
+/// The refusal for a limit spent or reserved up to its end.
+fn refusal(p: &Principal, counter: Counter<'_>, r: Refused, now: i64) -> GatewayError {
+    let budget_used = |what: String, budget: Option<Budget>| match budget {
+        Some(b) => budget_refusal(&what, b, r, now),
+        None => GatewayError::Internal("a refusal without its limit".into()),
+    };
+    match counter {
+        Counter::KeySpend(_) => budget_used(format!("key {}", p.key_id), p.budget),
+        Counter::UserSpend(_) => budget_used(format!("user {}", p.user), p.user_budget),
+        Counter::KeyTokens(_) => {
+            let tpm = p.tpm.unwrap_or_default();
+            let in_flight = match r.reserved {
+                0 => String::new(),
+                n => format!(" ({n} of them reserved by requests in flight)"),
+            };
+            GatewayError::RateLimited {
+                message: format!(
+                    "key {} used its {tpm} tokens per minute{in_flight}",
+                    p.key_id
+                ),
+                retry_after: Some((60 - now.rem_euclid(60)).max(1) as u64),
+            }
+        }
+    }
+}
+
+fn budget_refusal(what: &str, budget: Budget, r: Refused, now: i64) -> GatewayError {
+    let per = match budget.period {
+        BudgetPeriod::Total => "in total".to_owned(),
+        p => format!("per {}", p.as_str()),
+    };
+    let until = period_end(budget.period, now)
+        .map(|end| format!("; it resets in {} s", end - now))
+        .unwrap_or_default();
+    let in_flight = match r.reserved {
+        0 => String::new(),
+        n => format!(", {} more reserved by requests in flight", usd(n)),
+    };
+    GatewayError::BudgetExceeded(format!(
+        "the budget of {} {per} for {what} is used up (spent {}{in_flight}){until}",
+        usd(budget.limit_nanos),
+        usd(r.spent)
+    ))
+}
+
 #[async_trait]
-impl Filter for LimitsFilter {
+impl<C: LimitCounters + 'static> Filter for LimitsFilter<C> {
     fn name(&self) -> &'static str {
         "limits"
     }
@@ -195,38 +252,16 @@ impl Filter for LimitsFilter {
         _req: &RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<(), GatewayError> {
-        let Some(p) = &ctx.principal else {
+        let Some(p) = ctx.principal.clone() else {
             return Ok(());
         };
-        let now = (self.clock)();
-        if let Some(b) = p.budget {
-            self.check_budget(
-                &format!("key {}", p.key_id),
-                b,
-                self.spend.key_spent(&p.key_id, b.period, now),
-                now,
-            )?;
-        }
-        if let Some(b) = p.user_budget {
-            self.check_budget(
-                &format!("user {}", p.user),
-                b,
-                self.spend.user_spent(p.user_id, b.period, now),
-                now,
-            )?;
-        }
-        if let Some(tpm) = p.tpm {
-            let used = self.tpm.observe(&p.key_id, 0).max(0) as u64;
-            if used >= tpm {
-                return Err(GatewayError::RateLimited {
-                    message: format!("key {} used its {tpm} tokens per minute", p.key_id),
-                    retry_after: Some(self.retry_after()),
-                });
-            }
+        if p.budget.is_some() || p.user_budget.is_some() || p.tpm.is_some() {
+            self.admit(&p, ctx).await?;
         }
         if let Some(rpm) = p.rpm {
             let n = self.rpm.observe(&p.key_id, 1).max(0) as u64;
             if n > u64::from(rpm) {
+                // What was reserved is given back in on_done, as for any refusal.
                 return Err(GatewayError::RateLimited {
                     message: format!("key {} is limited to {rpm} requests per minute", p.key_id),
                     retry_after: Some(self.retry_after()),
@@ -237,23 +272,50 @@ impl Filter for LimitsFilter {
     }
 
     fn on_done(&self, ctx: &mut RequestCtx) {
+        let reserved = std::mem::take(&mut ctx.reserved);
         let Some(p) = &ctx.principal else { return };
-        if ctx.metered_tokens > 0 && p.tpm.is_some() {
-            self.tpm.observe(
-                &p.key_id,
-                ctx.metered_tokens.min(isize::MAX as u64) as isize,
-            );
+        if p.budget.is_none() && p.user_budget.is_none() && p.tpm.is_none() {
+            return;
         }
-        if ctx.metered_cost_nanos > 0 {
-            let now = (self.clock)();
-            self.spend.record(
-                &p.key_id,
-                p.budget.map(|b| b.period),
-                p.user_id,
-                p.user_budget.map(|b| b.period),
-                ctx.metered_cost_nanos,
-                now,
-            );
+        let now = (self.clock)();
+        let settle = |counter, window, reserved, spent| Settle {
+            counter,
+            window,
+            reserved,
+            spent,
+        };
+        let cost = ctx.metered_cost_nanos;
+        let limits = [
+            p.budget.map(|b| {
+                let window = period_start(b.period, now);
+                settle(
+                    Counter::KeySpend(&p.key_id),
+                    window,
+                    reserved.key_nanos,
+                    cost,
+                )
+            }),
+            p.user_budget.map(|b| {
+                let window = period_start(b.period, now);
+                settle(
+                    Counter::UserSpend(p.user_id),
+                    window,
+                    reserved.user_nanos,
+                    cost,
+                )
+            }),
+            p.tpm.map(|_| {
+                let window = minute_start(now);
+                settle(
+                    Counter::KeyTokens(&p.key_id),
+                    window,
+                    reserved.tokens,
+                    ctx.metered_tokens,
+                )
+            }),
+        ];
+        if let Some((settles, n)) = packed(limits) {
+            self.spend.settle(&settles[..n]);
         }
     }
 }

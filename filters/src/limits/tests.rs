@@ -338,3 +338,229 @@ async fn requests_per_minute_refuse_past_the_limit_with_the_time_to_the_next_win
     assert_eq!(f.name(), "limits");
     assert_eq!(f.async_phases(), crate::AsyncPhases::REQUEST);
 }
+
+/// A limits filter whose estimates are priced at 10 nano-dollars per input token and 20
+/// per output token (model `m`).
+fn estimating(spend: &Arc<SpendTracker>) -> LimitsFilter {
+    let price = crate::usage::Price {
+        input: 10,
+        output: 20,
+        cache_read: 10,
+        cache_write: 10,
+    };
+    let prices = PriceTable::new(vec![(crate::pattern::ModelPattern::parse("m"), price)]);
+    LimitsFilter::new(spend.clone(), || NOW).with_prices(Arc::new(Live::new(prices)))
+}
+
+/// A chat request of `p` routed to `m`, its body `input * 4` bytes (`input` tokens
+/// estimated), asking for at most `max_output` tokens.
+fn routed(p: &Principal, input: usize, max_output: Option<u64>) -> RequestCtx {
+    let mut c = ctx(p);
+    c.endpoint = Some(crate::endpoint::Endpoint::ChatCompletions);
+    c.body = bytes::Bytes::from(" ".repeat(input * 4));
+    c.max_output = max_output;
+    c.route = Some(crate::context::RouteDecision {
+        served_model: "m".into(),
+        chain: Vec::new(),
+    });
+    c
+}
+
+#[tokio::test]
+async fn requests_in_flight_reserve_their_estimate_until_they_end() {
+    let spend = Arc::new(SpendTracker::default());
+    let f = estimating(&spend);
+    let p = Principal {
+        key_id: "k".into(),
+        user_id: 4,
+        user: "ann".into(),
+        budget: budget(1_000, BudgetPeriod::Day),
+        user_budget: budget(5_000, BudgetPeriod::Month),
+        tpm: Some(100),
+        ..Principal::default()
+    };
+    // 5 input tokens * 10 + 10 output tokens * 20 = 250 nano-dollars, 15 tokens.
+    let mut admitted = Vec::new();
+    for _ in 0..4 {
+        let mut c = routed(&p, 5, Some(10));
+        assert_eq!(f.on_request(&req(), &mut c).await, Ok(()));
+        let want = Reservation {
+            key_nanos: 250,
+            user_nanos: 250,
+            tokens: 15,
+        };
+        assert_eq!(c.reserved, want);
+        admitted.push(c);
+    }
+    assert_eq!(spend.reserved(Counter::KeySpend("k")), 1_000);
+    assert_eq!(spend.reserved(Counter::UserSpend(4)), 1_000);
+    assert_eq!(spend.reserved(Counter::KeyTokens("k")), 60);
+    // Nothing is spent yet, but the budget is reserved up to its end.
+    let e = f.on_request(&req(), &mut routed(&p, 5, Some(10))).await;
+    let Err(GatewayError::BudgetExceeded(msg)) = e else {
+        panic!("{e:?}")
+    };
+    assert!(
+        msg.contains("(spent $0") && msg.contains("more reserved by requests in flight)"),
+        "{msg}"
+    );
+    // One ends, metered below its estimate: its reservation goes, its cost stays.
+    let mut done = admitted.remove(0);
+    done.metered_cost_nanos = 100;
+    done.metered_tokens = 12;
+    f.on_done(&mut done);
+    assert_eq!(done.reserved, Reservation::default(), "given back once");
+    assert_eq!(spend.reserved(Counter::KeySpend("k")), 750);
+    assert_eq!(spend.key_spent("k", BudgetPeriod::Day, NOW), 100);
+    assert_eq!(spend.user_spent(4, BudgetPeriod::Month, NOW), 100);
+    let window = minute_start(NOW);
+    assert_eq!(spend.spent(Counter::KeyTokens("k"), window), 12);
+    assert_eq!(spend.reserved(Counter::KeyTokens("k")), 45);
+    let mut fifth = routed(&p, 5, Some(10));
+    assert_eq!(
+        f.on_request(&req(), &mut fifth).await,
+        Ok(()),
+        "100 + 750 < 1000"
+    );
+    // The rest end without a cost (an upstream error, a client gone): all given back.
+    admitted.push(fifth);
+    for mut c in admitted {
+        f.on_done(&mut c);
+    }
+    for counter in [
+        Counter::KeySpend("k"),
+        Counter::UserSpend(4),
+        Counter::KeyTokens("k"),
+    ] {
+        assert_eq!(spend.reserved(counter), 0, "{counter:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_refusal_reserves_nothing_and_tokens_are_reserved_per_minute() {
+    let spend = Arc::new(SpendTracker::default());
+    let f = estimating(&spend);
+    let p = Principal {
+        key_id: "t".into(),
+        budget: budget(1_000_000, BudgetPeriod::Day),
+        tpm: Some(100),
+        ..Principal::default()
+    };
+    // No maximum named: 40 + 4096 tokens, more than the limit, admitted all the same
+    // when nothing else is in flight...
+    let mut first = routed(&p, 40, None);
+    assert_eq!(f.on_request(&req(), &mut first).await, Ok(()));
+    assert_eq!(first.reserved.tokens, 40 + estimate::DEFAULT_OUTPUT_TOKENS);
+    // ...and the next waits its turn; the refusal leaves the budget's reservation alone.
+    let e = f.on_request(&req(), &mut routed(&p, 40, None)).await;
+    let Err(GatewayError::RateLimited {
+        message,
+        retry_after: Some(s),
+    }) = e
+    else {
+        panic!("{e:?}")
+    };
+    assert_eq!(
+        message,
+        "key t used its 100 tokens per minute (4136 of them reserved by requests in flight)"
+    );
+    assert_eq!(s, (60 - NOW.rem_euclid(60)) as u64);
+    let cost = 40 * 10 + 4096 * 20;
+    assert_eq!(spend.reserved(Counter::KeySpend("t")), cost);
+    // An embedding generates nothing; a token count costs nothing and reserves nothing.
+    let mut c = routed(
+        &Principal {
+            tpm: None,
+            ..p.clone()
+        },
+        40,
+        Some(7),
+    );
+    c.endpoint = Some(crate::endpoint::Endpoint::Embeddings);
+    assert_eq!(f.on_request(&req(), &mut c).await, Ok(()));
+    assert_eq!(c.reserved.key_nanos, 400);
+    c.endpoint = Some(crate::endpoint::Endpoint::CountTokens);
+    assert_eq!(
+        estimate::of(&c, &PriceTable::default()),
+        Estimate::default()
+    );
+    // A refused request's on_done gives back nothing it did not reserve.
+    let mut refused = routed(&p, 40, None);
+    f.on_done(&mut refused);
+    assert_eq!(spend.reserved(Counter::KeySpend("t")), cost + 400);
+}
+
+#[test]
+fn reservations_outlive_a_window_and_spend_starts_over_in_the_next() {
+    let s = SpendTracker::default();
+    let claim = |window, limit, amount| Claim {
+        counter: Counter::KeyTokens("k"),
+        window,
+        limit,
+        amount,
+    };
+    assert_eq!(s.reserve_now(&[claim(60, 100, 70)]), Ok(()));
+    assert_eq!(s.reserve_now(&[claim(60, 100, 70)]), Ok(()), "70 < 100");
+    assert_eq!(
+        s.reserve_now(&[claim(60, 100, 1)]),
+        Err(Refused {
+            claim: 0,
+            spent: 0,
+            reserved: 140
+        })
+    );
+    // The next minute: still reserved by the requests running.
+    assert!(s.reserve_now(&[claim(120, 100, 1)]).is_err());
+    let settle = |window, reserved, spent| Settle {
+        counter: Counter::KeyTokens("k"),
+        window,
+        reserved,
+        spent,
+    };
+    s.settle(&[settle(120, 70, 90), settle(120, 70, 5)]);
+    assert_eq!(s.spent(Counter::KeyTokens("k"), 120), 95);
+    assert_eq!(s.reserved(Counter::KeyTokens("k")), 0);
+    assert!(s.reserve_now(&[claim(120, 100, 1)]).is_ok(), "95 < 100");
+    // All or nothing: a claim refused leaves the others unreserved.
+    let both = [
+        Claim {
+            counter: Counter::UserSpend(1),
+            window: 0,
+            limit: 10,
+            amount: 3,
+        },
+        claim(120, 96, 1),
+    ];
+    assert_eq!(s.reserve_now(&both).map_err(|r| r.claim), Err(1));
+    assert_eq!(s.reserved(Counter::UserSpend(1)), 0);
+}
+
+#[tokio::test]
+async fn a_request_refused_for_its_rate_after_reserving_gives_the_reservation_back() {
+    let spend = Arc::new(SpendTracker::default());
+    let f = estimating(&spend);
+    let p = Principal {
+        key_id: "r".into(),
+        budget: budget(1_000_000, BudgetPeriod::Day),
+        tpm: Some(1_000),
+        rpm: Some(1),
+        ..Principal::default()
+    };
+    let mut first = routed(&p, 10, Some(10));
+    assert_eq!(f.on_request(&req(), &mut first).await, Ok(()));
+    let mut second = routed(&p, 10, Some(10));
+    let e = f.on_request(&req(), &mut second).await;
+    assert!(
+        matches!(&e, Err(GatewayError::RateLimited { message, .. }) if message.contains("requests per minute")),
+        "{e:?}"
+    );
+    assert_eq!(spend.reserved(Counter::KeySpend("r")), 2 * 300);
+    assert_eq!(spend.reserved(Counter::KeyTokens("r")), 2 * 20);
+    f.on_done(&mut second);
+    assert_eq!(spend.reserved(Counter::KeySpend("r")), 300);
+    assert_eq!(spend.reserved(Counter::KeyTokens("r")), 20);
+    assert_eq!(spend.key_spent("r", BudgetPeriod::Day, NOW), 0);
+    f.on_done(&mut first);
+    assert_eq!(spend.reserved(Counter::KeySpend("r")), 0);
+    assert_eq!(spend.reserved(Counter::KeyTokens("r")), 0);
+}
