@@ -1,11 +1,13 @@
 //! Reading the client's request body before routing (the model is in it), with our own
-//! size cap and total deadline, and the cheap parse that finds `model` and `stream`.
+//! size cap and total deadline, and the cheap parse that finds `model`, `stream` and the
+//! requested maximum output.
 
 use bytes::Bytes;
 use pingora::proxy::Session;
 use serde::Deserialize;
 use std::time::Duration;
 use tollgate_filters::body::BodyCollector;
+use tollgate_filters::limits::estimate::{self, Count, GenerationConfig};
 use tollgate_filters::GatewayError;
 
 /// Why a body could not be read.
@@ -91,12 +93,46 @@ struct Probe {
     model: Option<String>,
     #[serde(default)]
     stream: Option<bool>,
+    // The maximum output in each dialect's spelling, for the limits' estimate: read in
+    // this one pass rather than a second one of the body.
+    #[serde(default)]
+    max_tokens: Count,
+    #[serde(default)]
+    max_completion_tokens: Count,
+    #[serde(default)]
+    max_output_tokens: Count,
+    #[serde(default, rename = "generationConfig")]
+    generation_config: GenerationConfig,
 }
 
-/// What routing needs from a JSON request body: `(model, stream)`. The rest of the body
+/// What [`probe`] finds in a JSON request body.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Probed {
+    pub model: Option<String>,
+    pub stream: bool,
+    /// The most output tokens the body asks for, in any dialect's spelling.
+    pub max_output: Option<u64>,
+}
+
+impl From<Probe> for Probed {
+    fn from(p: Probe) -> Probed {
+        Probed {
+            model: p.model.filter(|m| !m.is_empty()),
+            stream: p.stream.unwrap_or(false),
+            max_output: estimate::largest([
+                p.max_tokens,
+                p.max_completion_tokens,
+                p.max_output_tokens,
+                p.generation_config.max_output_tokens,
+            ]),
+        }
+    }
+}
+
+/// What routing and limits need from a JSON request body. The rest of the body
 /// is validated as JSON (and as UTF-8 throughout: the parser skips the strings it does
 /// not keep without looking inside them) but not built into a tree.
-pub fn probe(body: &[u8]) -> Result<(Option<String>, bool), GatewayError> {
+pub fn probe(body: &[u8]) -> Result<Probed, GatewayError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
         return Err(GatewayError::BadJson(
@@ -116,7 +152,7 @@ pub fn probe(body: &[u8]) -> Result<(Option<String>, bool), GatewayError> {
         ))
     })?;
     let p: Probe = serde_json::from_str(text).map_err(|e| GatewayError::BadJson(e.to_string()))?;
-    Ok((p.model.filter(|m| !m.is_empty()), p.stream.unwrap_or(false)))
+    Ok(Probed::from(p))
 }
 
 #[cfg(test)]
@@ -182,8 +218,13 @@ mod tests {
             r#"{{"messages":[{{"role":"user","content":"{}"}}],"stream":true,"model":"m"}}"#,
             "x".repeat(100_000)
         );
-        assert_eq!(probe(big.as_bytes()), Ok((Some("m".into()), true)));
-        assert_eq!(probe(b"{}"), Ok((None, false)));
+        let found = |model: Option<&str>, stream| Probed {
+            model: model.map(str::to_owned),
+            stream,
+            max_output: None,
+        };
+        assert_eq!(probe(big.as_bytes()), Ok(found(Some("m"), true)));
+        assert_eq!(probe(b"{}"), Ok(found(None, false)));
         assert!(matches!(probe(b"[1]"), Err(GatewayError::BadJson(_))));
         assert!(matches!(
             probe(b"{\"model\":"),
@@ -208,6 +249,33 @@ mod tests {
             );
         }
         let fine = r#"{"model":"m","messages":[{"content":"héllo ✓ 😀"}]}"#;
-        assert_eq!(probe(fine.as_bytes()), Ok((Some("m".into()), false)));
+        let probed = probe(fine.as_bytes()).map(|p| p.model);
+        assert_eq!(probed, Ok(Some("m".into())));
+    }
+
+    #[test]
+    fn probe_reads_the_requested_maximum_in_every_dialects_spelling() {
+        let cases: [(&str, Option<u64>); 9] = [
+            (r#"{"model":"m","max_tokens":9}"#, Some(9)),
+            (r#"{"max_completion_tokens":300,"messages":[]}"#, Some(300)),
+            (r#"{"input":"x","max_output_tokens":77}"#, Some(77)),
+            (
+                r#"{"generationConfig":{"temperature":1,"maxOutputTokens":55}}"#,
+                Some(55),
+            ),
+            (r#"{"max_tokens":9,"max_completion_tokens":20}"#, Some(20)),
+            (r#"{"max_tokens":null,"generationConfig":{}}"#, None),
+            // Not a count: the provider judges it; the body is not refused for it.
+            (r#"{"max_tokens":"lots","max_completion_tokens":-1}"#, None),
+            (
+                r#"{"generationConfig":"x","max_output_tokens":{"n":1}}"#,
+                None,
+            ),
+            (r#"{"messages":[{"max_tokens":5}]}"#, None),
+        ];
+        for (body, want) in cases {
+            let probed = probe(body.as_bytes()).map(|p| p.max_output);
+            assert_eq!(probed, Ok(want), "{body}");
+        }
     }
 }

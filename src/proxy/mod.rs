@@ -282,16 +282,17 @@ impl ProxyHttp for GatewayProxy {
             Err(body::BodyError::Refused(e)) => return refuse(session, ctx, e, false).await,
             Err(body::BodyError::Client(e)) => return Err(e),
         };
-        let (model, stream) = match body::probe(&ctx.body) {
+        let probed = match body::probe(&ctx.body) {
             Ok(p) => p,
             Err(e) => return refuse(session, ctx, e, true).await,
         };
-        if let Some(Err(e)) = model.as_deref().map(model_name::check_model) {
+        if let Some(Err(e)) = probed.model.as_deref().map(model_name::check_model) {
             return refuse(session, ctx, e, true).await;
         }
+        ctx.max_output = probed.max_output;
         (ctx.requested_model, ctx.stream) = match endpoint.model_in_path() {
             Some((model, stream)) => (Some(model.to_owned()), stream),
-            None => (model, stream),
+            None => (probed.model, probed.stream),
         };
         if let Err(e) = gw.chain.on_request(session.req_header(), ctx).await {
             return refuse(session, ctx, e, true).await;

@@ -51,6 +51,6 @@ pub fn build_chain(
             live.prices(),
             Arc::new(Estimator),
         )),
-        Arc::new(LimitsFilter::new(spend, system_clock)),
+        Arc::new(LimitsFilter::new(spend, system_clock).with_prices(live.prices())),
     ])
 }
