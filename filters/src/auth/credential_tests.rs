@@ -117,7 +117,7 @@ async fn a_key_is_refused_from_the_second_it_is_revoked_or_expires() {
         let mut ctx = RequestCtx::new("r".into());
         f.on_request_header(req, &mut ctx)
             .await
-            .map(|()| ctx.principal.map(|p| p.key_id.clone()))
+            .map(|()| ctx.principal.as_ref().map(|p| p.key_id.clone()))
     };
     assert_eq!(run(1001).await, Ok(Some("k".into())));
     assert_eq!(run(1000).await, Err(GatewayError::ExpiredKey("k".into())));
