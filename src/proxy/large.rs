@@ -112,6 +112,7 @@ pub async fn forward(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) 
     if let Err(e) = gw.chain.on_response(&mut resp, ctx) {
         return respond::send_error(session, ctx, e, true).await;
     }
+    ctx.client_status = Some(resp.status.as_u16());
     session.write_response_header(Box::new(resp), false).await?;
     relay_body(&gw.connector, up, peer, session, gw, ctx).await
 }

@@ -14,9 +14,10 @@
 //! fail_to_connect,
 //! error_while_proxy ........ retry decision on a failure before the response header
 //! response_filter .......... chain.on_response (drop set-cookie, add our request id)
-//! response_body_filter ..... chain.on_response_body: observe bytes, never change them
+//! response_body_filter ..... chain.on_response_body: observe bytes, never change them;
+//!                            chain.on_done before the last bytes go out
 //! fail_to_proxy ............ our error in the client's dialect, if nothing was sent yet
-//! logging .................. chain.on_done, exactly once
+//! logging .................. chain.on_done, exactly once (if the body's end did not)
 //! ```
 //!
 //! The retry decision is `tollgate_filters::attempts::decide`, taken and recorded by
@@ -175,6 +176,13 @@ fn observe_chunk(chain: &FilterChain, ctx: &mut RequestCtx, chunk: &[u8], end_of
         };
     }
     chain.on_response_body(chunk, end_of_stream, ctx);
+    if end_of_stream {
+        // The request is recorded and its limits settled now, before its last bytes are
+        // written, not in `logging` after them: a client sending its next request the
+        // moment it has this answer must find it counted, and its reservation given back
+        // (else, near a limit, refused for a request that from where it stands is over).
+        chain.on_done(ctx);
+    }
 }
 
 /// Removes the usage chunk Tollgate asked for on the client's behalf (after the meter saw
@@ -449,7 +457,10 @@ impl ProxyHttp for GatewayProxy {
                 let msg = e.to_string();
                 ctx.error = Some(e);
                 Error::explain(ErrorType::InternalError, msg)
-            })
+            })?;
+        // What the usage event records if it is written at the end of the body.
+        ctx.client_status = Some(upstream_response.status.as_u16());
+        Ok(())
     }
 
     fn response_body_filter(
