@@ -18,12 +18,12 @@ use tokio::net::TcpStream;
 /// tokens) at the prices below: 93*1100 + 1024*275 + 246*4400 nano-dollars.
 const CHAT_COST: u64 = 1_466_300;
 
-/// The three-dialect scenario with o4-mini and gemini-2.5-flash priced, `fallback-*`
+/// The three-dialect scenario with o4-mini, gemini-2.5-flash and claude priced, `fallback-*`
 /// models routed to an upstream that refuses connections and then to OpenAI's mock, an
 /// admin `root` and root's key.
 async fn setup() -> (Scenario, String) {
     let s = Scenario::start_with(|c| {
-        c.upstream(Upstream::openai("dead", &closed_port()).keys(&["sk-dead"]))
+        c.upstream(Upstream::openai("dead", &common::closed_port()).keys(&["sk-dead"]))
             .route(&["fallback-*"], &["dead", "o"])
             .price("o4-mini*", "{ input: 1.1, output: 4.4, cache_read: 0.275 }")
             .price(
@@ -34,17 +34,12 @@ async fn setup() -> (Scenario, String) {
                 "gemini-2.5-flash*",
                 "{ input: 0.3, output: 2.5, cache_read: 0.075 }",
             )
+            .price("claude-*", "{ input: 3, output: 15 }")
             .user("root", "admin")
     })
     .await;
     let admin = s.gw.create_key("root", &[]);
     (s, admin)
-}
-
-/// The address of a port nothing listens on (bound, then let go).
-fn closed_port() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    format!("http://{}", l.local_addr().unwrap())
 }
 
 /// Sends `n` requests at once; the statuses.

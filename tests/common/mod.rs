@@ -37,3 +37,10 @@ pub use gateway::Gateway;
 pub use mock::MockUpstream;
 pub use scenario::Scenario;
 pub use wait::eventually;
+
+/// The base URL of a local port nothing listens on (bound, then let go): an upstream
+/// whose connections are refused.
+pub fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", l.local_addr().unwrap())
+}
