@@ -34,7 +34,8 @@ struct Cached {
     principal: Arc<Principal>,
     /// Unix seconds of the last successful authentication (0: none since start).
     last_used: AtomicI64,
-    /// The `last_used` value already written to the store.
+    /// The `last_used` value already written to the store (carried over by refreshes
+    /// with `last_used`, so that a time not yet written stays pending).
     flushed: AtomicI64,
     /// Fingerprint of the secret that last verified against `row.secret_hmac` (only one
     /// secret can). Lives as long as this entry, i.e. until the next refresh.
@@ -134,25 +135,15 @@ impl KeyCache {
     }
 
     /// Reloads every key from the store, replacing the copy (so deleted keys go too).
-    /// Blocking: call it from `spawn_blocking` or a thread of its own. On error the
-    /// last good copy stays.
+    /// Only reads: a store that refuses writes still delivers revocations (last-used
+    /// times are written by [`Self::flush_last_used`]). Blocking: call it from
+    /// `spawn_blocking` or a thread of its own. On error the last good copy stays.
     pub fn refresh(&self) -> Result<(), StoreError> {
         let old = self
             .keys
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        // Last-used times are written here, once per refresh, as one batch.
-        let used: Vec<(String, i64)> = old
-            .values()
-            .filter_map(|c| {
-                let t = c.last_used.load(Ordering::Relaxed);
-                (t > c.flushed.load(Ordering::Relaxed)).then(|| (c.row.id.clone(), t))
-            })
-            .collect();
-        if !used.is_empty() {
-            self.store.touch_keys(&used)?;
-        }
         let map: KeyMap = self
             .store
             .all_keys_for_auth()?
@@ -160,14 +151,45 @@ impl KeyCache {
             .map(|r| {
                 let fresh = Cached::from(r);
                 if let Some(prev) = old.get(&fresh.row.id) {
-                    let last = prev.last_used.load(Ordering::Relaxed);
-                    fresh.last_used.store(last, Ordering::Relaxed);
-                    fresh.flushed.store(last, Ordering::Relaxed);
+                    let (last, flushed) = (&prev.last_used, &prev.flushed);
+                    fresh
+                        .last_used
+                        .store(last.load(Ordering::Relaxed), Ordering::Relaxed);
+                    fresh
+                        .flushed
+                        .store(flushed.load(Ordering::Relaxed), Ordering::Relaxed);
                 }
                 (fresh.row.id.clone(), Arc::new(fresh))
             })
             .collect();
         *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(map);
+        Ok(())
+    }
+
+    /// Writes the last-used times gathered since the previous flush, as one batch.
+    /// Separate from [`Self::refresh`], so that a store refusing writes (a full disk)
+    /// never holds back a revocation; on error the times stay pending for the next one.
+    pub fn flush_last_used(&self) -> Result<(), StoreError> {
+        let keys = self
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let used: Vec<(&Cached, i64)> = keys
+            .values()
+            .filter_map(|c| {
+                let t = c.last_used.load(Ordering::Relaxed);
+                (t > c.flushed.load(Ordering::Relaxed)).then_some((c.as_ref(), t))
+            })
+            .collect();
+        if used.is_empty() {
+            return Ok(());
+        }
+        let batch: Vec<(String, i64)> = used.iter().map(|(c, t)| (c.row.id.clone(), *t)).collect();
+        self.store.touch_keys(&batch)?;
+        for (c, t) in used {
+            c.flushed.fetch_max(t, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -370,6 +392,41 @@ mod tests {
             Some(9)
         );
         assert!(f.cache.authenticate(&tampered(&key)).await.is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn revocation_is_seen_while_the_store_refuses_writes() {
+        let f = fixture();
+        let (row, key) = f
+            .store
+            .create_key(&f.hasher, &new_key(&[], None), 5)
+            .unwrap();
+        f.cache.refresh().unwrap();
+        // Used: a last-used time now waits to be written.
+        assert!(f.cache.authenticate(&key).await.is_some());
+        // The gateway's connection can no longer write (as on a full disk), while the
+        // CLI's, with the one row it changes, still can.
+        let set_query_only = |on: bool| {
+            f.store
+                .conn()
+                .unwrap()
+                .pragma_update(None, "query_only", on)
+                .unwrap()
+        };
+        set_query_only(true);
+        let cli = Store::open(&f.dir.path().join("t.db")).unwrap();
+        cli.revoke_key(&row.id, 9).unwrap();
+        f.cache.refresh().unwrap();
+        assert_eq!(
+            f.cache.authenticate(&key).await.unwrap().revoked_at,
+            Some(9)
+        );
+        // The last-used time waits for writes to work again, and is then written.
+        assert!(f.cache.flush_last_used().is_err());
+        assert_eq!(cli.list_keys(None).unwrap()[0].last_used_at, None);
+        set_query_only(false);
+        f.cache.flush_last_used().unwrap();
+        assert!(cli.list_keys(None).unwrap()[0].last_used_at.is_some());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,6 +35,14 @@ impl BackgroundService for KeyRefresher {
                         Ok(Err(e)) => log::warn!("key cache refresh failed (keeping the last good copy): {e}"),
                         Err(e) => log::warn!("key cache refresh did not complete: {e}"),
                     }
+                    // After the refresh and apart from it: a store refusing writes (a
+                    // full disk) must not hold back revocations.
+                    let keys = self.keys.clone();
+                    match tokio::task::spawn_blocking(move || keys.flush_last_used()).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => log::warn!("cannot record when keys were last used (will retry): {e}"),
+                        Err(e) => log::warn!("last-used write did not complete: {e}"),
+                    }
                     // Separately: a failure of one refresh does not hold back the other.
                     let provider_keys = self.provider_keys.clone();
                     match tokio::task::spawn_blocking(move || provider_keys.refresh()).await {
