@@ -6,6 +6,10 @@
 //! 128-bit fingerprint, so later requests with the same key skip the HMAC. The entry,
 //! and with it the fingerprint, is replaced by every refresh (once a second), so a
 //! revoked, deleted or re-hashed key is re-checked against the store's row at once.
+//!
+//! Every refusal of a well-formed key computes one HMAC, a wrong id (against a dummy)
+//! as a wrong secret does; what an id missing from the copy costs on top (one store
+//! lookup) tells only whether the id exists, and ids are not secret (`key list`).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -19,7 +23,7 @@ use tollgate_filters::context::{Budget, BudgetPeriod};
 use tollgate_filters::pattern::ModelPattern;
 use tollgate_filters::{KeyLookup, Principal, Secret};
 
-use crate::store::secrets::{parse_gateway_key, KeyHasher};
+use crate::store::secrets::{generate_gateway_key, parse_gateway_key, KeyHasher};
 use crate::store::{AuthKeyRow, Store, StoreError};
 
 /// Store lookups of unknown ids running at once. Well-formed but unknown keys are
@@ -92,16 +96,20 @@ pub struct KeyCache {
     /// (k0 + 1), so count on 64 bits rather than 128 against a wrong secret matching:
     /// still 2^64 online guesses, each one a request.
     fingerprint_keys: [RandomState; 2],
+    /// The HMAC of a random secret nobody holds: a presented secret whose id no key has
+    /// is verified against it, so that a wrong id costs the same HMAC as a wrong secret.
+    dummy_hmac: Vec<u8>,
 }
 
 impl KeyCache {
     pub fn new(store: Store, hasher: KeyHasher) -> Self {
         KeyCache {
             store,
-            hasher,
             keys: RwLock::new(Arc::new(HashMap::new())),
             misses: Semaphore::new(MAX_MISS_LOOKUPS),
             fingerprint_keys: [RandomState::new(), RandomState::new()],
+            dummy_hmac: hasher.hash(generate_gateway_key().1.expose()),
+            hasher,
         }
     }
 
@@ -248,9 +256,14 @@ impl KeyCache {
 impl KeyLookup for KeyCache {
     async fn authenticate(&self, presented: &Secret) -> Option<Arc<Principal>> {
         let (id, secret) = parse_gateway_key(presented.expose())?;
-        let cached = match self.get(id) {
-            Some(c) => c,
-            None => self.fetch(id).await?,
+        let found = match self.get(id) {
+            Some(c) => Some(c),
+            None => self.fetch(id).await,
+        };
+        let Some(cached) = found else {
+            // The same work as a wrong secret (see `dummy_hmac`).
+            let _ = self.hasher.verify(secret, &self.dummy_hmac);
+            return None;
         };
         if !self.secret_matches(&cached, secret) {
             return None;
@@ -427,6 +440,24 @@ mod tests {
         set_query_only(false);
         f.cache.flush_last_used().unwrap();
         assert!(cli.list_keys(None).unwrap()[0].last_used_at.is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wrong_id_costs_the_hmac_a_wrong_secret_costs() {
+        let f = fixture();
+        let (row, key) = f
+            .store
+            .create_key(&f.hasher, &new_key(&[], None), 5)
+            .unwrap();
+        f.cache.refresh().unwrap();
+        let unknown_id = Secret::new(key.expose().replacen(&row.id, "aaaaaaaaaaaa", 1));
+        // Each refusal computes exactly one HMAC of the presented secret: against the
+        // key's row for a wrong secret, against a dummy for an id nobody has.
+        for presented in [tampered(&key), unknown_id] {
+            let before = f.hasher.macs();
+            assert!(f.cache.authenticate(&presented).await.is_none());
+            assert_eq!(f.hasher.macs() - before, 1);
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
