@@ -120,12 +120,12 @@ impl SpendTracker {
     }
 }
 
+/// Nano-dollars as dollars, exactly, with at least 6 decimals: small budgets and what
+/// was spent of them are never rounded to "$0.00".
 fn usd(nanos: u64) -> String {
-    format!(
-        "${}.{:02}",
-        nanos / 1_000_000_000,
-        (nanos % 1_000_000_000) / 10_000_000
-    )
+    let frac = format!("{:09}", nanos % 1_000_000_000);
+    let frac = frac.trim_end_matches('0');
+    format!("${}.{frac:0<6}", nanos / 1_000_000_000)
 }
 
 /// The budget and rate-limit filter. Must run after authentication and routing, and (for
