@@ -142,6 +142,12 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Delete a user, revoking its keys and sessions (not the last admin); in force on
+    /// every running gateway when the command returns
+    Delete {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,7 +161,7 @@ pub enum KeyCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a key; takes effect on the next request
+    /// Revoke a key; once the command returns, no running gateway accepts it
     Revoke {
         #[arg(value_name = "KEY_ID")]
         id: String,

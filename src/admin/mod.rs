@@ -29,10 +29,10 @@ use pingora::protocols::http::ServerSession;
 use serde::de::DeserializeOwned;
 use tollgate_filters::clock::system_clock;
 
+use crate::changes::{Changes, Publisher};
 use crate::commands::CommandError;
 use crate::config::live::LiveConfig;
 use crate::keys::KeyCache;
-use crate::keys::ProviderKeyCache;
 use crate::store::secrets::KeyHasher;
 use crate::store::secrets::ProviderKeyCrypto;
 use crate::store::{AuditRow, Store, StoreError};
@@ -52,7 +52,6 @@ pub const SESSION_TOKEN_HEADER: &str = "x-tollgate-session-token";
 pub struct AdminDeps {
     pub store: Store,
     pub keys: Arc<KeyCache>,
-    pub provider_keys: Arc<ProviderKeyCache>,
     /// HMAC of new gateway keys.
     pub hasher: KeyHasher,
     /// Encryption of provider keys set through the API.
@@ -62,16 +61,18 @@ pub struct AdminDeps {
     pub session_ttl: Duration,
     /// The config in force: provider keys are only for its upstreams.
     pub live: LiveConfig,
+    /// Puts a change in force here and on the other gateways of the store.
+    pub changes: Arc<Publisher>,
 }
 
 /// The admin application.
 pub struct AdminApp {
     store: Store,
     keys: Arc<KeyCache>,
-    provider_keys: Arc<ProviderKeyCache>,
     hasher: KeyHasher,
     crypto: ProviderKeyCrypto,
     live: LiveConfig,
+    changes: Arc<Publisher>,
     sessions: auth::SessionSigner,
     login_limiter: auth::LoginLimiter,
     /// An argon2id hash of a random password, verified for unknown users so that a
@@ -84,10 +85,10 @@ impl AdminApp {
         AdminApp {
             store: deps.store,
             keys: deps.keys,
-            provider_keys: deps.provider_keys,
             hasher: deps.hasher,
             crypto: deps.crypto,
             live: deps.live,
+            changes: deps.changes,
             sessions: auth::SessionSigner::new(deps.session_key, deps.session_ttl),
             login_limiter: auth::LoginLimiter::new(
                 auth::LOGIN_ATTEMPTS_PER_WINDOW,
@@ -128,27 +129,15 @@ impl AdminApp {
         }
     }
 
-    /// Re-reads the gateway keys now, so a revocation through the API holds from the
-    /// very next request instead of the next periodic refresh.
+    /// Re-reads the gateway keys now, here and on every other gateway of the store, so
+    /// a change through the API holds from the very next request everywhere.
     async fn refresh_keys(&self) {
-        let keys = self.keys.clone();
-        if let Err(e) = blocking(move || keys.refresh()).await {
-            log::warn!(
-                "key cache refresh failed (the periodic one will retry): {}",
-                e.message
-            );
-        }
+        self.changes.publish(Changes::KEYS).await;
     }
 
     /// Same for provider keys.
     async fn refresh_provider_keys(&self) {
-        let cache = self.provider_keys.clone();
-        if let Err(e) = blocking(move || cache.refresh()).await {
-            log::warn!(
-                "provider key cache refresh failed (the periodic one will retry): {}",
-                e.message
-            );
-        }
+        self.changes.publish(Changes::PROVIDER_KEYS).await;
     }
 
     /// Routes one request; errors become JSON error responses in [`ServeHttp::response`].

@@ -1,7 +1,7 @@
-//! `tollgate user add|list`.
+//! `tollgate user add|list|delete`.
 
 use super::{format_rfc3339, format_usd, table, CommandError};
-use crate::store::{Store, UserCreate, UserRow};
+use crate::store::{Store, StoreError, UserCreate, UserDeletion, UserRow};
 
 /// `user add`: the user created (the store checks it, as it does for
 /// `POST /admin/users`), and the line to print.
@@ -13,6 +13,31 @@ pub fn user_add(store: &Store, new: &UserCreate, now: i64) -> Result<String, Com
         u.role.as_str(),
         u.id
     ))
+}
+
+/// `user delete NAME`: as `DELETE /admin/users/{id}` does (the user's keys and
+/// sessions revoked, the name kept taken), refusing the last admin.
+pub fn user_delete(store: &Store, name: &str, now: i64) -> Result<String, CommandError> {
+    let user = store
+        .user_by_name(name)?
+        .ok_or_else(|| StoreError::UnknownUser(name.to_owned()))?;
+    // The CLI acts as nobody in particular: no user has id 0.
+    match store.delete_user(user.id, 0, now)? {
+        UserDeletion::Deleted {
+            user,
+            keys_revoked,
+            sessions_revoked,
+        } => Ok(format!(
+            "deleted user {} ({keys_revoked} keys and {sessions_revoked} sessions revoked)\n",
+            user.username
+        )),
+        UserDeletion::NotFound | UserDeletion::Yourself => {
+            Err(StoreError::UnknownUser(name.to_owned()).into())
+        }
+        UserDeletion::LastAdmin => Err(CommandError::Invalid(format!(
+            "cannot delete {name}, the last admin: create another admin first"
+        ))),
+    }
 }
 
 /// A user as `--json` lists it.
@@ -151,6 +176,24 @@ mod tests {
         assert!(Argon2::default()
             .verify_password(b"wrong", &parsed)
             .is_err());
+    }
+
+    #[test]
+    fn delete_revokes_and_keeps_an_admin() {
+        let (_d, s) = store();
+        user_add(&s, &user("root", Role::Admin, None, None), 0).unwrap();
+        user_add(&s, &user("bob", Role::Member, None, None), 0).unwrap();
+        assert_eq!(
+            user_delete(&s, "bob", 5).unwrap(),
+            "deleted user bob (0 keys and 0 sessions revoked)\n"
+        );
+        assert!(s.user_by_name("bob").unwrap().is_none());
+        let err = |n| user_delete(&s, n, 6).unwrap_err().to_string();
+        assert_eq!(err("bob"), "unknown user 'bob'");
+        assert_eq!(
+            err("root"),
+            "cannot delete root, the last admin: create another admin first"
+        );
     }
 
     #[test]

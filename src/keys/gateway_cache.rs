@@ -4,8 +4,9 @@
 //!
 //! A secret that verified against a cached key is remembered on that entry as a keyed
 //! 128-bit fingerprint, so later requests with the same key skip the HMAC. The entry,
-//! and with it the fingerprint, is replaced by every refresh (once a second), so a
-//! revoked, deleted or re-hashed key is re-checked against the store's row at once.
+//! and with it the fingerprint, is replaced by every refresh (on every announced change
+//! to keys, see [`crate::changes`], and once a second), so a revoked, updated or
+//! re-hashed key is re-checked against the store's row at once.
 //!
 //! Every refusal of a well-formed key computes one HMAC, a wrong id (against a dummy)
 //! as a wrong secret does; what an id missing from the copy costs on top (one store
@@ -90,6 +91,9 @@ pub struct KeyCache {
     // still consistent (the map is only ever replaced whole), so it is used as is.
     keys: RwLock<Arc<KeyMap>>,
     misses: Semaphore,
+    /// Held by a refresh from its read to its swap: two refreshes at once (the periodic
+    /// one and an announced change) must not let the older read replace the newer.
+    refreshing: std::sync::Mutex<()>,
     /// Two random SipHash keys, drawn once per process, for the 128-bit fingerprint of
     /// verified secrets. Being keyed (and never exposed), the fingerprint of a guess says
     /// nothing about the real secret's. std derives the second key from the first
@@ -107,6 +111,7 @@ impl KeyCache {
             store,
             keys: RwLock::new(Arc::new(HashMap::new())),
             misses: Semaphore::new(MAX_MISS_LOOKUPS),
+            refreshing: std::sync::Mutex::new(()),
             fingerprint_keys: [RandomState::new(), RandomState::new()],
             dummy_hmac: hasher.hash(generate_gateway_key().1.expose()),
             hasher,
@@ -147,6 +152,10 @@ impl KeyCache {
     /// times are written by [`Self::flush_last_used`]). Blocking: call it from
     /// `spawn_blocking` or a thread of its own. On error the last good copy stays.
     pub fn refresh(&self) -> Result<(), StoreError> {
+        let _one_at_a_time = self
+            .refreshing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let old = self
             .keys
             .read()
@@ -245,6 +254,11 @@ impl KeyCache {
         };
         let cached = Arc::new(Cached::from(row));
         let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        // A refresh that swapped in while we read has the key, as new as our row or
+        // newer (a revocation in between): never replace it with ours.
+        if let Some(hit) = keys.get(id) {
+            return Some(hit.clone());
+        }
         let mut map = KeyMap::clone(&keys);
         map.insert(id.to_owned(), cached.clone());
         *keys = Arc::new(map);
