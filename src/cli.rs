@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::store::{KeyCreate, UserCreate};
+use crate::store::{KeyCreate, KeyUpdate, UserCreate, UserUpdate};
 
 #[derive(Debug, Parser)]
 #[command(name = "tollgate", version, about = "An LLM API gateway on Pingora")]
@@ -142,6 +142,17 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Change a user's role, budget or password; in force on every running gateway
+    /// when the command returns
+    Update {
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[command(flatten)]
+        update: UserUpdate,
+        /// Read a new password for admin login from stdin (ends the user's sessions)
+        #[arg(long, display_order = 2)]
+        password_stdin: bool,
+    },
     /// Delete a user, revoking its keys and sessions (not the last admin); in force on
     /// every running gateway when the command returns
     Delete {
@@ -165,5 +176,13 @@ pub enum KeyCommand {
     Revoke {
         #[arg(value_name = "KEY_ID")]
         id: String,
+    },
+    /// Change a key's label, scopes and limits in place; in force on every running
+    /// gateway when the command returns
+    Update {
+        #[arg(value_name = "KEY_ID")]
+        id: String,
+        #[command(flatten)]
+        update: KeyUpdate,
     },
 }

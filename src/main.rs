@@ -20,7 +20,7 @@ use tollgate::config::{self, Fixed, Runtime};
 use tollgate::keys::Keyring;
 use tollgate::server::{self, ServeOptions};
 use tollgate::store::secrets::{KeyHasher, MasterKey};
-use tollgate::store::{GroupBy, KeyCreate, Store};
+use tollgate::store::{GroupBy, KeyCreate, KeyUpdate, Store};
 use tollgate_filters::Secret;
 
 /// mimalloc instead of glibc's malloc: a proxy allocates and frees many small buffers per
@@ -106,7 +106,7 @@ fn backup(config: &Path, file: &Path, force: bool) -> Result<String, String> {
     ))
 }
 
-/// `tollgate user add|list|delete`.
+/// `tollgate user add|list|update|delete`.
 fn user(config: &Path, c: UserCommand) -> Result<String, String> {
     let (rt, store) = open(config)?;
     match c {
@@ -120,6 +120,20 @@ fn user(config: &Path, c: UserCommand) -> Result<String, String> {
             cmd(commands::users::user_add(&store, &user, now()))
         }
         UserCommand::List { json } => cmd(commands::users::user_list(&store, json)),
+        UserCommand::Update {
+            name,
+            mut update,
+            password_stdin,
+        } => {
+            if password_stdin {
+                update.password = Some(read_password()?);
+            }
+            announced(
+                &rt.fixed,
+                Changes::KEYS,
+                commands::users::user_update(&store, &name, &update, now()),
+            )
+        }
         UserCommand::Delete { name } => announced(
             &rt.fixed,
             Changes::KEYS,
@@ -128,7 +142,7 @@ fn user(config: &Path, c: UserCommand) -> Result<String, String> {
     }
 }
 
-/// `tollgate key create|list|revoke`.
+/// `tollgate key create|list|revoke|update`.
 fn key(config: &Path, c: KeyCommand) -> Result<String, String> {
     let (rt, store) = open(config)?;
     match c {
@@ -148,6 +162,17 @@ fn key(config: &Path, c: KeyCommand) -> Result<String, String> {
             Changes::KEYS,
             commands::keys::key_revoke(&store, &id, now()),
         ),
+        KeyCommand::Update { id, update } => {
+            let update = KeyUpdate {
+                models: update.models.map(trimmed),
+                ..update
+            };
+            announced(
+                &rt.fixed,
+                Changes::KEYS,
+                commands::keys::key_update(&store, &id, &update, now()),
+            )
+        }
     }
 }
 

@@ -189,9 +189,11 @@ impl AdminApp {
             Route::Logout => self.logout(req, &caller).await,
             Route::Users if m == "GET" => self.list_users().await,
             Route::Users => self.create_user(session, req, &caller).await,
+            Route::User(id) if m == "PATCH" => self.update_user(session, req, &caller, &id).await,
             Route::User(id) => self.delete_user(req, &caller, &id).await,
             Route::Keys if m == "GET" => self.list_keys(req).await,
             Route::Keys => self.create_key(session, req, &caller).await,
+            Route::Key(id) if m == "PATCH" => self.update_key(session, req, &caller, &id).await,
             Route::Key(id) => self.revoke_key(req, &caller, &id).await,
             Route::ProviderKey(up) => match m {
                 "GET" => self.provider_key_status(req, &up).await,
@@ -308,7 +310,7 @@ impl Route {
             Route::Backup => &["GET"],
             Route::Login | Route::Logout | Route::UsagePrune => &["POST"],
             Route::Users | Route::Keys => &["GET", "POST"],
-            Route::User(_) | Route::Key(_) => &["DELETE"],
+            Route::User(_) | Route::Key(_) => &["PATCH", "DELETE"],
             Route::ProviderKey(_) => &["GET", "PUT", "DELETE"],
         }
     }
@@ -545,7 +547,7 @@ mod tests {
         assert_eq!(Route::of("/admin/nope"), None);
         assert_eq!(Route::of("/healthz/"), None);
         assert!(!Route::Login.needs_auth() && Route::Logout.needs_auth());
-        assert_eq!(Route::Key("x".into()).methods(), ["DELETE"]);
+        assert_eq!(Route::Key("x".into()).methods(), ["PATCH", "DELETE"]);
     }
 
     #[test]

@@ -24,11 +24,13 @@ use rusqlite::{Connection, TransactionBehavior};
 
 pub use audit::AuditRow;
 pub use data_keys::DataKeyRow;
-pub use keys::{AuthKeyRow, KeyCreate, KeyRow};
+pub use keys::{AuthKeyRow, KeyCreate, KeyRow, KeyUpdate};
 pub use provider_keys::{ProviderKeyRow, ProviderKeyStatus};
 pub use sessions::{NewSession, SessionRow};
 pub use usage::{GroupBy, UsageRow};
-pub use users::{hash_password, UserCreate, UserDeletion, UserRow, MIN_PASSWORD_CHARS};
+pub use users::{
+    hash_password, UserCreate, UserDeletion, UserRow, UserUpdate, UserUpdated, MIN_PASSWORD_CHARS,
+};
 
 /// Migrations, applied in order; each runs once, in its own transaction.
 const MIGRATIONS: &[(u32, &str, &str)] = &[
