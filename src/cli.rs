@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::store::{KeyCreate, KeyUpdate, UserCreate, UserUpdate};
+use crate::store::{KeyCreate, KeyUpdate, PriceSet, UserCreate, UserUpdate};
 
 #[derive(Debug, Parser)]
 #[command(name = "tollgate", version, about = "An LLM API gateway on Pingora")]
@@ -57,6 +57,9 @@ pub enum Command {
     /// Manage gateway API keys
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Price overrides kept in the store, over the config file's pricing
+    #[command(subcommand)]
+    Price(PriceCommand),
     /// Usage and cost totals from the store
     Usage(UsageArgs),
     /// Manage provider keys stored in the gateway, encrypted
@@ -76,6 +79,29 @@ pub enum Command {
         /// Generate the new master key instead of reading it, and print it once
         #[arg(long)]
         generate: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PriceCommand {
+    /// The prices in force, in the order models are matched, and where each comes from
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set the price of a model pattern (USD per million tokens, at most 3 decimals);
+    /// in force on every running gateway when the command returns
+    Set {
+        #[arg(value_name = "PATTERN")]
+        pattern: String,
+        #[command(flatten)]
+        price: PriceSet,
+    },
+    /// Delete a price override (the config file's price of the pattern, if any,
+    /// applies again)
+    Delete {
+        #[arg(value_name = "PATTERN")]
+        pattern: String,
     },
 }
 

@@ -13,7 +13,9 @@ use clap::Parser;
 use tollgate::changes::local::ControlDir;
 use tollgate::changes::{Announce, Changes};
 use tollgate::cli::UserCommand;
-use tollgate::cli::{Cli, Command, KeyCommand, ProviderKeyCommand, UsageArgs, UsageCommand};
+use tollgate::cli::{
+    Cli, Command, KeyCommand, PriceCommand, ProviderKeyCommand, UsageArgs, UsageCommand,
+};
 use tollgate::commands::provider_keys::{MasterKeySource, NewMasterKey};
 use tollgate::commands::{self, CommandError};
 use tollgate::config::{self, Fixed, Runtime};
@@ -87,6 +89,7 @@ fn run(cli: Cli) -> Result<String, String> {
         Command::User(c) => user(&config, c),
         Command::Key(c) => key(&config, c),
         Command::ProviderKey(c) => provider_key(&config, c),
+        Command::Price(c) => price(&config, c),
         Command::RotateMasterKey { generate } => rotate_master_key(&config, generate),
         Command::Usage(u) => usage(&config, u),
         Command::Backup { file, force } => backup(&config, &file, force),
@@ -173,6 +176,28 @@ fn key(config: &Path, c: KeyCommand) -> Result<String, String> {
                 commands::keys::key_update(&store, &id, &update, now()),
             )
         }
+    }
+}
+
+/// `tollgate price list|set|delete`.
+fn price(config: &Path, c: PriceCommand) -> Result<String, String> {
+    let (rt, store) = open(config)?;
+    match c {
+        PriceCommand::List { json } => {
+            let overrides = store.price_overrides().map_err(|e| e.to_string())?;
+            let rows = tollgate::config::prices::effective(&rt.reloadable.pricing, &overrides);
+            Ok(commands::prices::price_list(&rows, json))
+        }
+        PriceCommand::Set { pattern, price } => announced(
+            &rt.fixed,
+            Changes::PRICES,
+            commands::prices::price_set(&store, &pattern, &price, now()),
+        ),
+        PriceCommand::Delete { pattern } => announced(
+            &rt.fixed,
+            Changes::PRICES,
+            commands::prices::price_delete(&store, &pattern, now()),
+        ),
     }
 }
 

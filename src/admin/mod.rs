@@ -12,6 +12,7 @@ mod audit;
 pub mod auth;
 mod backup;
 mod keys;
+mod prices;
 mod provider_keys;
 pub mod serve;
 mod sessions;
@@ -200,6 +201,11 @@ impl AdminApp {
                 "PUT" => self.set_provider_key(session, req, &caller, &up).await,
                 _ => self.delete_provider_key(req, &caller, &up).await,
             },
+            Route::Prices => Ok(self.list_prices()),
+            Route::Price(pattern) if m == "PUT" => {
+                self.set_price(session, req, &caller, &pattern).await
+            }
+            Route::Price(pattern) => self.delete_price(req, &caller, &pattern).await,
             Route::Usage => self.usage(req).await,
             Route::UsagePrune => self.prune_usage(session, req, &caller).await,
             Route::Backup => self.backup(req, &caller).await,
@@ -261,6 +267,9 @@ enum Route {
     Keys,
     Key(String),
     ProviderKey(String),
+    Prices,
+    /// A model pattern (`*` as it is or as `%2A`).
+    Price(String),
     Usage,
     UsagePrune,
     Backup,
@@ -287,6 +296,7 @@ impl Route {
             "/admin/usage" => Route::Usage,
             "/admin/usage/prune" => Route::UsagePrune,
             "/admin/backup" => Route::Backup,
+            "/admin/prices" => Route::Prices,
             "/admin/audit" => Route::Audit,
             _ => {
                 if let Some(id) = item("/admin/users/") {
@@ -295,6 +305,8 @@ impl Route {
                     Route::Key(id)
                 } else if let Some(up) = item("/admin/provider-keys/") {
                     Route::ProviderKey(up)
+                } else if let Some(pattern) = item("/admin/prices/") {
+                    Route::Price(pattern)
                 } else {
                     return None;
                 }
@@ -304,10 +316,14 @@ impl Route {
 
     fn methods(&self) -> &'static [&'static str] {
         match self {
-            Route::Healthz | Route::Readyz | Route::Metrics | Route::Usage | Route::Audit => {
-                &["GET"]
-            }
-            Route::Backup => &["GET"],
+            Route::Healthz
+            | Route::Readyz
+            | Route::Metrics
+            | Route::Usage
+            | Route::Audit
+            | Route::Backup
+            | Route::Prices => &["GET"],
+            Route::Price(_) => &["PUT", "DELETE"],
             Route::Login | Route::Logout | Route::UsagePrune => &["POST"],
             Route::Users | Route::Keys => &["GET", "POST"],
             Route::User(_) | Route::Key(_) => &["PATCH", "DELETE"],
@@ -545,6 +561,18 @@ mod tests {
         assert_eq!(Route::of("/admin/usage/prune"), Some(Route::UsagePrune));
         assert_eq!(Route::of("/admin/backup"), Some(Route::Backup));
         assert_eq!(Route::of("/admin/nope"), None);
+        assert_eq!(Route::of("/admin/prices"), Some(Route::Prices));
+        for path in [
+            "/admin/prices/claude-sonnet-4*",
+            "/admin/prices/claude-sonnet-4%2A",
+        ] {
+            assert_eq!(
+                Route::of(path),
+                Some(Route::Price("claude-sonnet-4*".into())),
+                "{path}"
+            );
+        }
+        assert_eq!(Route::of("/admin/prices/a/b"), None);
         assert_eq!(Route::of("/healthz/"), None);
         assert!(!Route::Login.needs_auth() && Route::Logout.needs_auth());
         assert_eq!(Route::Key("x".into()).methods(), ["PATCH", "DELETE"]);

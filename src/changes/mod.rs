@@ -21,7 +21,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::oneshot;
 
+use crate::config::live::LiveConfig;
 use crate::keys::{KeyCache, ProviderKeyCache};
+use crate::store::Store;
 
 pub use listener::ChangeListener;
 
@@ -124,8 +126,11 @@ pub trait Subscription: Send {
 
 /// What a gateway holds in memory from the store, and how each part is re-read.
 pub struct Applier {
+    pub store: Store,
     pub keys: Arc<KeyCache>,
     pub provider_keys: Arc<ProviderKeyCache>,
+    /// Where the price overrides go, over the config file's prices.
+    pub live: LiveConfig,
 }
 
 impl Applier {
@@ -144,6 +149,16 @@ impl Applier {
             let cache = self.provider_keys.clone();
             if let Err(e) = blocking(move || cache.refresh()).await {
                 failed.push(format!("provider keys: {e}"));
+            }
+        }
+        if changes.contains(Changes::PRICES) {
+            let (store, live) = (self.store.clone(), self.live.clone());
+            let reread = move || {
+                live.set_price_overrides(store.price_overrides()?);
+                Ok::<_, crate::store::StoreError>(())
+            };
+            if let Err(e) = blocking(reread).await {
+                failed.push(format!("prices: {e}"));
             }
         }
         if failed.is_empty() {

@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod keys;
+pub mod prices;
 pub mod provider_keys;
 pub mod usage;
 pub mod users;

@@ -54,9 +54,11 @@ pub fn user_update(
             sessions_ended,
         } => (user, sessions_ended),
         UserUpdated::NotFound => return Err(unknown().into()),
-        UserUpdated::LastAdmin => return Err(CommandError::Invalid(format!(
+        UserUpdated::LastAdmin => {
+            return Err(CommandError::Invalid(format!(
             "cannot take the admin role from {name}, the last admin: make another user admin first"
-        ))),
+        )))
+        }
     };
     audit_cli(
         store,

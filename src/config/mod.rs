@@ -5,6 +5,7 @@
 
 mod expand;
 pub mod live;
+pub mod prices;
 pub mod runtime;
 pub mod tls;
 mod validate;

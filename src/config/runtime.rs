@@ -10,7 +10,7 @@ use std::time::Duration;
 use pingora::server::configuration::ServerConf;
 use tollgate_filters::router::Router;
 use tollgate_filters::upstream::UpstreamTarget;
-use tollgate_filters::usage::PriceTable;
+use tollgate_filters::usage::Price;
 
 use super::tls::TlsCerts;
 use super::ConfigProblem;
@@ -64,8 +64,9 @@ pub struct Fixed {
 pub struct Reloadable {
     pub upstreams: Vec<Arc<UpstreamTarget>>,
     pub router: Arc<Router>,
-    /// Price patterns in file order; the first match wins.
-    pub prices: Arc<PriceTable>,
+    /// The file's `pricing`: patterns in file order, the first match wins. The prices in
+    /// force add the store's overrides ([`super::live::LiveConfig::prices`]).
+    pub pricing: Arc<Vec<(String, Price)>>,
 }
 
 impl Reloadable {

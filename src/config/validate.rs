@@ -13,7 +13,7 @@ use tollgate_filters::router::{Route, Router};
 use tollgate_filters::upstream::{HealthCheckSpec, ProviderKind, UpstreamSpec, UpstreamTarget};
 use tollgate_filters::Secret;
 
-use tollgate_filters::usage::{Price, PriceTable};
+use tollgate_filters::usage::Price;
 
 use super::runtime::{Fixed, Reloadable, Runtime};
 use super::tls::{TlsCerts, TlsFiles};
@@ -314,7 +314,7 @@ fn check_aliases(c: &Config, routes: &[Route], p: &mut Problems) {
 }
 
 /// `pricing`: model pattern -> exact prices, in file order.
-fn pricing(c: &Config, p: &mut Problems) -> Vec<(ModelPattern, Price)> {
+fn pricing(c: &Config, p: &mut Problems) -> Vec<(String, Price)> {
     let mut pricing = Vec::new();
     for (pattern, price) in &c.pricing {
         let Some(pattern) = pattern.as_str() else {
@@ -329,7 +329,7 @@ fn pricing(c: &Config, p: &mut Problems) -> Vec<(ModelPattern, Price)> {
             }
         };
         match parse_price(&price) {
-            Ok(pr) => pricing.push((ModelPattern::parse(pattern), pr)),
+            Ok(pr) => pricing.push((pattern.to_owned(), pr)),
             Err((field, msg)) => p.bad(format!("pricing.{pattern}.{field}"), msg),
         }
     }
@@ -341,14 +341,14 @@ fn runtime(
     c: &Config,
     upstreams: Vec<Arc<UpstreamTarget>>,
     routes: Vec<Route>,
-    pricing: Vec<(ModelPattern, Price)>,
+    pricing: Vec<(String, Price)>,
 ) -> Runtime {
     Runtime {
         fixed: fixed(c),
         reloadable: Reloadable {
             upstreams,
             router: Arc::new(Router::new(c.aliases.clone().into_iter().collect(), routes)),
-            prices: Arc::new(PriceTable::new(pricing)),
+            pricing: Arc::new(pricing),
         },
         tls: TlsCerts::default(),
         warnings: Vec::new(),

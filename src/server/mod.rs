@@ -90,13 +90,17 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     // can miss this process.
     let (announcer, subscription) = listen_for_changes(&fixed);
     let keys = open_keys(&fixed)?;
+    let live = LiveConfig::new(reloadable);
+    live.set_price_overrides(keys.store.price_overrides()?);
     let applier = Arc::new(Applier {
+        store: keys.store.clone(),
         keys: keys.gateway.clone(),
         provider_keys: keys.provider.clone(),
+        live: live.clone(),
     });
     let shared = Shared {
         usage: UsageRecorder::new(keys.store.clone()),
-        live: LiveConfig::new(reloadable),
+        live,
         fixed: Arc::new(fixed),
         keys,
         tls: ListenerCerts::new(&tls),

@@ -121,6 +121,24 @@ pub fn edited_budget(
 
 const BUDGET_PERIODS: [&str; 3] = ["day", "month", "total"];
 
+/// The longest model pattern accepted (key scopes, price overrides).
+const MAX_PATTERN_CHARS: usize = 256;
+
+/// A model pattern as a key's scope or a price override's: a name, `prefix*` or a
+/// glob. Patterns end up in tables on an operator's terminal: no control characters
+/// (escape sequences, newlines) that could forge or hide rows, and no spaces.
+pub fn check_model_pattern(m: &str) -> Result<(), String> {
+    if m.is_empty()
+        || m.chars().count() > MAX_PATTERN_CHARS
+        || m.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(format!(
+            "invalid model pattern {m:?}: use a model name, prefix* or a glob, without spaces"
+        ));
+    }
+    Ok(())
+}
+
 /// A budget as given (`--budget-usd`, `--budget-period`, or the admin API's
 /// `budget_usd`, `budget_period`): nano-dollars and period, the period defaulting to
 /// month; a period without an amount is refused rather than ignored.

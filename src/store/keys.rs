@@ -7,7 +7,8 @@ use serde::Deserialize;
 use tollgate_filters::{Role, Secret};
 
 use super::input::{
-    edit, edited_budget, never_or, none_or, parse_budget, parse_duration, Amount, Edit,
+    check_model_pattern, edit, edited_budget, never_or, none_or, parse_budget, parse_duration,
+    Amount, Edit,
 };
 use super::users::role_column;
 use super::{Store, StoreError};
@@ -17,7 +18,6 @@ use crate::store::secrets::{generate_gateway_key, parse_gateway_key, KeyHasher, 
 const PREFIX_SECRET_CHARS: usize = 4;
 
 const MAX_LABEL_CHARS: usize = 128;
-const MAX_PATTERN_CHARS: usize = 256;
 
 /// A new gateway key as asked for, in the one shape every way in shares: the options of
 /// `tollgate key create`, the body of `POST /admin/keys`, and what
@@ -165,14 +165,7 @@ impl KeyCreate {
             }
         }
         for m in &self.models {
-            if m.is_empty()
-                || m.chars().count() > MAX_PATTERN_CHARS
-                || m.chars().any(|c| c.is_control() || c.is_whitespace())
-            {
-                return Err(invalid(format!(
-                    "invalid model pattern {m:?}: use a model name, prefix* or a glob, without spaces"
-                )));
-            }
+            check_model_pattern(m).map_err(invalid)?;
         }
         let budget = parse_budget(self.budget_usd.as_ref(), self.budget_period.as_deref())
             .map_err(invalid)?;
