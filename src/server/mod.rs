@@ -26,6 +26,7 @@ use pingora::services::background::{background_service, BackgroundService, GenBa
 use pingora::services::listening::Service;
 use tollgate_filters::clock::system_clock;
 use tollgate_filters::limits::SpendTracker;
+use tollgate_filters::KeyLookup;
 
 use crate::admin::serve::AdminServer;
 use crate::admin::{AdminApp, AdminDeps, SessionSweeper};
@@ -213,6 +214,8 @@ struct StoreKeys {
     keyring: Keyring,
     gateway: Arc<KeyCache>,
     provider: Arc<ProviderKeyCache>,
+    /// What the proxy authenticates with (`auth.mode`).
+    proxy_auth: Arc<dyn KeyLookup>,
 }
 
 /// Opens the store, unwraps its keyring with the master key and fills both key caches.
@@ -225,7 +228,15 @@ fn open_keys(fixed: &Fixed) -> Result<StoreKeys, ServeError> {
     gateway.refresh()?;
     let provider = Arc::new(ProviderKeyCache::new(store.clone(), keyring.crypto()));
     provider.refresh()?;
+    let proxy_auth = crate::keys::legacy::proxy_auth(
+        fixed.auth_mode,
+        &fixed.legacy_keys,
+        &store,
+        gateway.clone(),
+        system_clock(),
+    )?;
     Ok(StoreKeys {
+        proxy_auth,
         store,
         master,
         keyring,
@@ -268,7 +279,7 @@ fn proxy_service(
 ) -> Service<ConnectionGuard<HttpProxy<GatewayProxy>>> {
     let chain = build_chain(
         &shared.live,
-        shared.keys.gateway.clone(),
+        shared.keys.proxy_auth.clone(),
         shared.usage.clone(),
         spend,
         shared.keys.provider.clone(),

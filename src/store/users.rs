@@ -415,6 +415,24 @@ impl Store {
         })
     }
 
+    /// The id of user `name`, created (a member, no password) when there is none; a
+    /// deleted user of that name is reused, as its name stays taken.
+    pub fn ensure_user(&self, name: &str, now: i64) -> Result<i64, StoreError> {
+        if !valid_username(name) {
+            return Err(StoreError::BadUserName(name.to_owned()));
+        }
+        let conn = self.conn()?;
+        conn.execute(
+            "INSERT OR IGNORE INTO users (username, role, created_at) VALUES (?1, 'member', ?2)",
+            params![name, now],
+        )?;
+        Ok(
+            conn.query_row("SELECT id FROM users WHERE username = ?1", [name], |r| {
+                r.get(0)
+            })?,
+        )
+    }
+
     /// A user not deleted, by id.
     pub fn user_by_id(&self, id: i64) -> Result<Option<UserRow>, StoreError> {
         let conn = self.conn()?;
