@@ -12,6 +12,7 @@ mod audit;
 pub mod auth;
 mod backup;
 mod keys;
+mod login_limit;
 mod prices;
 mod provider_keys;
 pub mod serve;
@@ -75,7 +76,7 @@ pub struct AdminApp {
     live: LiveConfig,
     changes: Arc<Publisher>,
     sessions: auth::SessionSigner,
-    login_limiter: auth::LoginLimiter,
+    login_limiter: login_limit::LoginLimiter,
     /// An argon2id hash of a random password, verified for unknown users so that a
     /// failed login takes the same time whether or not the user exists.
     dummy_hash: String,
@@ -91,10 +92,7 @@ impl AdminApp {
             live: deps.live,
             changes: deps.changes,
             sessions: auth::SessionSigner::new(deps.session_key, deps.session_ttl),
-            login_limiter: auth::LoginLimiter::new(
-                auth::LOGIN_ATTEMPTS_PER_WINDOW,
-                auth::LOGIN_WINDOW,
-            ),
+            login_limiter: login_limit::LoginLimiter::new(),
             dummy_hash: auth::dummy_password_hash(),
         }
     }

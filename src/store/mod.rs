@@ -59,6 +59,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "price_overrides",
         include_str!("migrations/0007_price_overrides.sql"),
     ),
+    (
+        8,
+        "session_family",
+        include_str!("migrations/0008_session_family.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -293,6 +293,18 @@ impl Gateway {
         String::from_utf8(out.stdout).expect("stdout is UTF-8")
     }
 
+    /// `user add NAME --role admin --password-stdin` with `password`, which must succeed
+    /// (an admin who can log in to the admin API).
+    pub fn add_admin_with_password(&self, name: &str, password: &str) {
+        let args = ["user", "add", name, "--role", "admin", "--password-stdin"];
+        let out = self.cli_with_stdin(&args, format!("{password}\n").as_bytes());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// `user add NAME --role ROLE`, which must succeed.
     pub fn add_user(&self, name: &str, role: &str) {
         self.cli_ok(&["user", "add", name, "--role", role]);
