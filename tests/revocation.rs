@@ -108,6 +108,30 @@ async fn a_deleted_users_keys_are_refused_by_every_gateway_on_the_next_request()
 }
 
 #[tokio::test]
+async fn an_expiry_change_holds_on_every_gateway_at_once() {
+    let mock = MockUpstream::start().await;
+    let (a, b, _) = two_gateways(&mock);
+    let key = a
+        .cli_ok(&["key", "create", "--user", "alice", "--expires-in", "1s"])
+        .trim()
+        .to_owned();
+    // Both gateways see the key expire; the wait for time to pass is what is awaited.
+    for gw in [&a, &b] {
+        eventually("the key to expire", Duration::from_secs(10), async || {
+            let r = gw.chat(&key, CHAT).await;
+            assert!(matches!(r.status, 200 | 401), "{}", r.text());
+            r.status == 401
+        })
+        .await;
+    }
+    refused_by(&[&a, &b], &key, "expired").await;
+    // A new expiry is in force on both from the very next request.
+    let out = a.cli(&["key", "update", key_id(&key), "--expires-in", "1h"]);
+    succeeded_quietly(&out);
+    works_on(&[&a, &b], &key).await;
+}
+
+#[tokio::test]
 async fn a_revocation_through_one_gateways_admin_api_holds_on_the_others_at_once() {
     let mock = MockUpstream::start().await;
     let (a, b, key) = two_gateways(&mock);
