@@ -38,10 +38,14 @@ async fn small_budgets_and_spend_are_reported_exactly() {
         panic!("{e:?}")
     };
     assert!(
-        m.contains("budget of $0.000010 per day") && m.contains("(spent $0.000012345)"),
+        m.contains("budget of $0.00001 per day") && m.contains("(spent $0.000012345)"),
         "{m}"
     );
-    assert_eq!(usd(5_000_000_000), "$5.000000");
+    assert_eq!(usd(5_000_000_000), "$5.00");
+    assert_eq!(usd(1_230_000_000), "$1.23");
+    assert_eq!(usd(1_239_000_000), "$1.23");
+    assert_eq!(usd(15_000_000), "$0.015");
+    assert_eq!(usd(0), "$0.00");
     assert_eq!(usd(1), "$0.000000001");
 }
 
