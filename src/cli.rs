@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::store::{KeyCreate, UserCreate};
+use crate::store::{KeyCreate, KeyUpdate, PriceSet, UserCreate, UserUpdate};
 
 #[derive(Debug, Parser)]
 #[command(name = "tollgate", version, about = "An LLM API gateway on Pingora")]
@@ -57,6 +57,9 @@ pub enum Command {
     /// Manage gateway API keys
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Price overrides kept in the store, over the config file's pricing
+    #[command(subcommand)]
+    Price(PriceCommand),
     /// Usage and cost totals from the store
     Usage(UsageArgs),
     /// Manage provider keys stored in the gateway, encrypted
@@ -76,6 +79,29 @@ pub enum Command {
         /// Generate the new master key instead of reading it, and print it once
         #[arg(long)]
         generate: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PriceCommand {
+    /// The prices in force, in the order models are matched, and where each comes from
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set the price of a model pattern (USD per million tokens, at most 3 decimals);
+    /// in force on every running gateway when the command returns
+    Set {
+        #[arg(value_name = "PATTERN")]
+        pattern: String,
+        #[command(flatten)]
+        price: PriceSet,
+    },
+    /// Delete a price override (the config file's price of the pattern, if any,
+    /// applies again)
+    Delete {
+        #[arg(value_name = "PATTERN")]
+        pattern: String,
     },
 }
 
@@ -142,6 +168,23 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Change a user's role, budget or password; in force on every running gateway
+    /// when the command returns
+    Update {
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[command(flatten)]
+        update: UserUpdate,
+        /// Read a new password for admin login from stdin (ends the user's sessions)
+        #[arg(long, display_order = 2)]
+        password_stdin: bool,
+    },
+    /// Delete a user, revoking its keys and sessions (not the last admin); in force on
+    /// every running gateway when the command returns
+    Delete {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,9 +198,17 @@ pub enum KeyCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a key; takes effect on the next request
+    /// Revoke a key; once the command returns, no running gateway accepts it
     Revoke {
         #[arg(value_name = "KEY_ID")]
         id: String,
+    },
+    /// Change a key's label, scopes and limits in place; in force on every running
+    /// gateway when the command returns
+    Update {
+        #[arg(value_name = "KEY_ID")]
+        id: String,
+        #[command(flatten)]
+        update: KeyUpdate,
     },
 }

@@ -2,6 +2,7 @@
 //! this library, which integration tests and benchmarks reuse.
 
 pub mod admin;
+pub mod changes;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -10,15 +10,19 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tollgate::changes::local::ControlDir;
+use tollgate::changes::{Announce, Changes};
 use tollgate::cli::UserCommand;
-use tollgate::cli::{Cli, Command, KeyCommand, ProviderKeyCommand, UsageArgs, UsageCommand};
+use tollgate::cli::{
+    Cli, Command, KeyCommand, PriceCommand, ProviderKeyCommand, UsageArgs, UsageCommand,
+};
 use tollgate::commands::provider_keys::{MasterKeySource, NewMasterKey};
 use tollgate::commands::{self, CommandError};
 use tollgate::config::{self, Fixed, Runtime};
 use tollgate::keys::Keyring;
 use tollgate::server::{self, ServeOptions};
 use tollgate::store::secrets::{KeyHasher, MasterKey};
-use tollgate::store::{GroupBy, KeyCreate, Store};
+use tollgate::store::{GroupBy, KeyCreate, KeyUpdate, Store};
 use tollgate_filters::Secret;
 
 /// mimalloc instead of glibc's malloc: a proxy allocates and frees many small buffers per
@@ -85,6 +89,7 @@ fn run(cli: Cli) -> Result<String, String> {
         Command::User(c) => user(&config, c),
         Command::Key(c) => key(&config, c),
         Command::ProviderKey(c) => provider_key(&config, c),
+        Command::Price(c) => price(&config, c),
         Command::RotateMasterKey { generate } => rotate_master_key(&config, generate),
         Command::Usage(u) => usage(&config, u),
         Command::Backup { file, force } => backup(&config, &file, force),
@@ -104,9 +109,9 @@ fn backup(config: &Path, file: &Path, force: bool) -> Result<String, String> {
     ))
 }
 
-/// `tollgate user add|list`.
+/// `tollgate user add|list|update|delete`.
 fn user(config: &Path, c: UserCommand) -> Result<String, String> {
-    let (_, store) = open(config)?;
+    let (rt, store) = open(config)?;
     match c {
         UserCommand::Add {
             mut user,
@@ -118,10 +123,29 @@ fn user(config: &Path, c: UserCommand) -> Result<String, String> {
             cmd(commands::users::user_add(&store, &user, now()))
         }
         UserCommand::List { json } => cmd(commands::users::user_list(&store, json)),
+        UserCommand::Update {
+            name,
+            mut update,
+            password_stdin,
+        } => {
+            if password_stdin {
+                update.password = Some(read_password()?);
+            }
+            announced(
+                &rt.fixed,
+                Changes::KEYS,
+                commands::users::user_update(&store, &name, &update, now()),
+            )
+        }
+        UserCommand::Delete { name } => announced(
+            &rt.fixed,
+            Changes::KEYS,
+            commands::users::user_delete(&store, &name, now()),
+        ),
     }
 }
 
-/// `tollgate key create|list|revoke`.
+/// `tollgate key create|list|revoke|update`.
 fn key(config: &Path, c: KeyCommand) -> Result<String, String> {
     let (rt, store) = open(config)?;
     match c {
@@ -136,7 +160,44 @@ fn key(config: &Path, c: KeyCommand) -> Result<String, String> {
         KeyCommand::List { user, json } => {
             cmd(commands::keys::key_list(&store, user.as_deref(), json))
         }
-        KeyCommand::Revoke { id } => cmd(commands::keys::key_revoke(&store, &id, now())),
+        KeyCommand::Revoke { id } => announced(
+            &rt.fixed,
+            Changes::KEYS,
+            commands::keys::key_revoke(&store, &id, now()),
+        ),
+        KeyCommand::Update { id, update } => {
+            let update = KeyUpdate {
+                models: update.models.map(trimmed),
+                ..update
+            };
+            announced(
+                &rt.fixed,
+                Changes::KEYS,
+                commands::keys::key_update(&store, &id, &update, now()),
+            )
+        }
+    }
+}
+
+/// `tollgate price list|set|delete`.
+fn price(config: &Path, c: PriceCommand) -> Result<String, String> {
+    let (rt, store) = open(config)?;
+    match c {
+        PriceCommand::List { json } => {
+            let overrides = store.price_overrides().map_err(|e| e.to_string())?;
+            let rows = tollgate::config::prices::effective(&rt.reloadable.pricing, &overrides);
+            Ok(commands::prices::price_list(&rows, json))
+        }
+        PriceCommand::Set { pattern, price } => announced(
+            &rt.fixed,
+            Changes::PRICES,
+            commands::prices::price_set(&store, &pattern, &price, now()),
+        ),
+        PriceCommand::Delete { pattern } => announced(
+            &rt.fixed,
+            Changes::PRICES,
+            commands::prices::price_delete(&store, &pattern, now()),
+        ),
     }
 }
 
@@ -148,7 +209,7 @@ fn provider_key(config: &Path, c: ProviderKeyCommand) -> Result<String, String> 
             let crypto = keyring(&rt.fixed, &store)?.crypto();
             let known = rt.reloadable.upstream_names();
             let input = read_stdin("the provider key")?;
-            cmd(commands::provider_keys::provider_key_set(
+            let set = commands::provider_keys::provider_key_set(
                 &store,
                 &crypto,
                 &known,
@@ -156,9 +217,12 @@ fn provider_key(config: &Path, c: ProviderKeyCommand) -> Result<String, String> 
                 user.as_deref(),
                 &input,
                 now(),
-            ))
+            );
+            announced(&rt.fixed, Changes::PROVIDER_KEYS, set)
         }
-        ProviderKeyCommand::Delete { upstream, user } => cmd(
+        ProviderKeyCommand::Delete { upstream, user } => announced(
+            &rt.fixed,
+            Changes::PROVIDER_KEYS,
             commands::provider_keys::provider_key_delete(&store, &upstream, user.as_deref()),
         ),
     }
@@ -321,4 +385,24 @@ fn now() -> i64 {
 
 fn cmd(r: Result<String, CommandError>) -> Result<String, String> {
     r.map_err(|e| e.to_string())
+}
+
+/// A command that changed the store, followed by telling every gateway running on it
+/// (README "Users and keys"): once this returns, each has applied the change. No
+/// gateway running is fine; one that is alive and did not acknowledge is reported
+/// (exit 1), after the command's own output, since the change itself is stored.
+fn announced(
+    fixed: &Fixed,
+    changes: Changes,
+    r: Result<String, CommandError>,
+) -> Result<String, String> {
+    let out = cmd(r)?;
+    let delivery = ControlDir::new(&fixed.storage_dir).announce(changes);
+    if delivery.failed.is_empty() {
+        return Ok(out);
+    }
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(out.as_bytes());
+    let _ = stdout.flush();
+    Err(delivery.failed.join("\ntollgate: "))
 }

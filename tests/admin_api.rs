@@ -570,7 +570,7 @@ async fn a_bad_session_lifetime_is_refused_at_start() {
 }
 
 #[tokio::test]
-async fn login_attempts_are_rate_limited_per_address() {
+async fn failed_logins_are_rate_limited_per_address_and_name() {
     let mock = MockUpstream::start().await;
     let gw = start_with_root(builder(&mock));
 
@@ -594,10 +594,12 @@ async fn login_attempts_are_rate_limited_per_address() {
         unknown * 2 >= wrong,
         "unknown user answered in {unknown:?}, wrong password in {wrong:?}"
     );
-    for _ in 0..4 {
+    for _ in 0..2 {
         assert_eq!(login(&gw, "root", "wrong-password").await.status, 401);
     }
-    // The eleventh attempt within the minute is refused, even with the right password.
+    // After root's fifth failure from this address, root's logins from it wait, even
+    // with the right password (README "Admin listener" says why; the back-off itself is
+    // tested in tests/admin_logins.rs).
     let r = login(&gw, "root", ROOT_PASSWORD).await;
     assert_error(&r, 429);
     let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
@@ -612,7 +614,7 @@ async fn login_attempts_are_rate_limited_per_address() {
         .iter()
         .filter(|e| e["action"] == "login.failed")
         .collect();
-    assert_eq!(failed.len(), 10, "{audit}");
+    assert_eq!(failed.len(), 8, "{audit}");
     assert!(failed
         .iter()
         .all(|e| e["actor"] == "-" && e["source"] == "127.0.0.1"));

@@ -61,12 +61,16 @@ pub fn period_end(period: BudgetPeriod, now: i64) -> Option<i64> {
     }
 }
 
+/// Nano-dollars as dollars: from one dollar up in cents ("$1.50", truncated), below it
+/// exactly, with as many decimals as the amount has (at least two), so that small
+/// budgets and what was spent of them are never shown as "$0.00" ("$0.00001").
 fn usd(nanos: u64) -> String {
-    format!(
-        "${}.{:02}",
-        nanos / 1_000_000_000,
-        (nanos % 1_000_000_000) / 10_000_000
-    )
+    let (whole, nanos) = (nanos / 1_000_000_000, nanos % 1_000_000_000);
+    if whole > 0 {
+        return format!("${whole}.{:02}", nanos / 10_000_000);
+    }
+    let frac = format!("{nanos:09}");
+    format!("$0.{:0<2}", frac.trim_end_matches('0'))
 }
 
 /// The start of the minute containing `now` (unix seconds): the window of tokens per

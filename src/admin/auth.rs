@@ -1,6 +1,6 @@
 //! Who is calling the admin API: a gateway key of an admin user, or a session token from
 //! `POST /admin/login`. Also the pieces of the login that are not HTTP: signed session
-//! tokens, the per-address login rate limit and the dummy password hash.
+//! tokens and the dummy password hash (the login's rate limit is in `login_limit`).
 //!
 //! A session token is `base64url(payload).base64url(HMAC-SHA256(key, first part))`,
 //! payload `{sid, uid, user, role, exp}`, key `MasterKey::subkey("admin-session")`. The
@@ -8,10 +8,7 @@
 //! one HMAC and never reaches the store; the session row is then what makes a valid
 //! token revocable (logout, user deletion) and lets it expire.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
 use argon2::Argon2;
@@ -31,16 +28,9 @@ use crate::store::NewSession;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Login attempts allowed per source address and window: enough for a person who
-/// mistypes, far too few to guess a password.
-pub const LOGIN_ATTEMPTS_PER_WINDOW: u32 = 10;
-pub const LOGIN_WINDOW: Duration = Duration::from_secs(60);
 /// How long a session replaced by a sliding refresh still works, so that requests a
 /// client already sent with it (in parallel) do not fail while it switches tokens.
 pub const REFRESH_GRACE_S: i64 = 30;
-/// Addresses tracked by the login limiter before stale ones are dropped.
-const LIMITER_MAX_ADDRESSES: usize = 10_000;
-
 /// What a session token says; trusted only once its signature is verified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,44 +109,6 @@ pub fn dummy_password_hash() -> String {
             log::error!("cannot compute the dummy password hash ({e}); failed logins of unknown users will answer faster");
             String::new()
         }
-    }
-}
-
-/// Fixed-window counter of login attempts per source address.
-pub struct LoginLimiter {
-    max: u32,
-    window: Duration,
-    // std Mutex: held for a map lookup, never across an .await.
-    seen: Mutex<HashMap<IpAddr, (Instant, u32)>>,
-}
-
-impl LoginLimiter {
-    pub fn new(max: u32, window: Duration) -> Self {
-        LoginLimiter {
-            max,
-            window,
-            seen: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Counts an attempt from `ip` at `now`; `Err(seconds to wait)` past the limit.
-    pub fn attempt(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
-        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        if seen.len() >= LIMITER_MAX_ADDRESSES {
-            let window = self.window;
-            seen.retain(|_, (start, _)| now.duration_since(*start) < window);
-        }
-        let entry = seen.entry(ip).or_insert((now, 0));
-        if now.duration_since(entry.0) >= self.window {
-            *entry = (now, 0);
-        }
-        if entry.1 >= self.max {
-            let left = self.window.saturating_sub(now.duration_since(entry.0));
-            // Round up: retrying at the advertised second must succeed.
-            return Err(left.as_secs() + u64::from(left.subsec_nanos() > 0));
-        }
-        entry.1 += 1;
-        Ok(())
     }
 }
 
@@ -338,20 +290,6 @@ mod tests {
         let (payload, _) = t.split_once('.').unwrap();
         let text = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
         assert!(text.contains("\"user\":\"root\""), "{text}");
-    }
-
-    #[test]
-    fn login_attempts_are_limited_per_address() {
-        let l = LoginLimiter::new(3, Duration::from_secs(60));
-        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
-        let t0 = Instant::now();
-        for _ in 0..3 {
-            assert_eq!(l.attempt(a, t0), Ok(()));
-        }
-        assert_eq!(l.attempt(a, t0 + Duration::from_millis(500)), Err(60));
-        assert_eq!(l.attempt(b, t0), Ok(()));
-        assert_eq!(l.attempt(a, t0 + Duration::from_secs(59)), Err(1));
-        assert_eq!(l.attempt(a, t0 + Duration::from_secs(60)), Ok(()));
     }
 
     #[test]

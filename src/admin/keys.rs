@@ -1,6 +1,7 @@
-//! `GET/POST /admin/keys`, `DELETE /admin/keys/{id}`. The body of a new key is a
+//! `GET/POST /admin/keys`, `PATCH/DELETE /admin/keys/{id}`. The body of a new key is a
 //! [`KeyCreate`], the type `tollgate key create` fills and the store checks, so both
 //! follow the same rules; its secret is in the creation response and nowhere else, ever.
+//! An update's body is a [`KeyUpdate`], the type of `tollgate key update`.
 
 use http::Response;
 use pingora::protocols::http::ServerSession;
@@ -8,8 +9,8 @@ use tollgate_filters::clock::system_clock;
 
 use super::auth::Caller;
 use super::{blocking, json_response, parse_json, read_body, AdminApp, ApiError, Req};
-use crate::commands::keys::key_json;
-use crate::store::{KeyCreate, StoreError};
+use crate::commands::keys::{key_json, update_detail};
+use crate::store::{KeyCreate, KeyUpdate, StoreError};
 
 impl AdminApp {
     pub(crate) async fn list_keys(&self, req: &Req) -> Result<Response<Vec<u8>>, ApiError> {
@@ -59,6 +60,26 @@ impl AdminApp {
         .await;
         doc["key"] = serde_json::Value::String(key.expose().to_owned());
         Ok(json_response(201, doc))
+    }
+
+    pub(crate) async fn update_key(
+        &self,
+        session: &mut ServerSession,
+        req: &Req,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<Response<Vec<u8>>, ApiError> {
+        let body = read_body(session).await?;
+        let update: KeyUpdate = parse_json(&body)?;
+        let store = self.store.clone();
+        let (key_id, u) = (id.to_owned(), update.clone());
+        let row = blocking(move || store.update_key(&key_id, &u, system_clock())).await?;
+        // In force here and on every other gateway from the very next request.
+        self.refresh_keys().await;
+        let detail = update_detail(&update, &row);
+        self.audit(req, &caller.username, "key.update", Some(&row.id), detail)
+            .await;
+        Ok(json_response(200, key_json(&row)))
     }
 
     pub(crate) async fn revoke_key(

@@ -12,6 +12,8 @@ mod audit;
 pub mod auth;
 mod backup;
 mod keys;
+mod login_limit;
+mod prices;
 mod provider_keys;
 pub mod serve;
 mod sessions;
@@ -29,10 +31,10 @@ use pingora::protocols::http::ServerSession;
 use serde::de::DeserializeOwned;
 use tollgate_filters::clock::system_clock;
 
+use crate::changes::{Changes, Publisher};
 use crate::commands::CommandError;
 use crate::config::live::LiveConfig;
 use crate::keys::KeyCache;
-use crate::keys::ProviderKeyCache;
 use crate::store::secrets::KeyHasher;
 use crate::store::secrets::ProviderKeyCrypto;
 use crate::store::{AuditRow, Store, StoreError};
@@ -52,7 +54,6 @@ pub const SESSION_TOKEN_HEADER: &str = "x-tollgate-session-token";
 pub struct AdminDeps {
     pub store: Store,
     pub keys: Arc<KeyCache>,
-    pub provider_keys: Arc<ProviderKeyCache>,
     /// HMAC of new gateway keys.
     pub hasher: KeyHasher,
     /// Encryption of provider keys set through the API.
@@ -62,18 +63,20 @@ pub struct AdminDeps {
     pub session_ttl: Duration,
     /// The config in force: provider keys are only for its upstreams.
     pub live: LiveConfig,
+    /// Puts a change in force here and on the other gateways of the store.
+    pub changes: Arc<Publisher>,
 }
 
 /// The admin application.
 pub struct AdminApp {
     store: Store,
     keys: Arc<KeyCache>,
-    provider_keys: Arc<ProviderKeyCache>,
     hasher: KeyHasher,
     crypto: ProviderKeyCrypto,
     live: LiveConfig,
+    changes: Arc<Publisher>,
     sessions: auth::SessionSigner,
-    login_limiter: auth::LoginLimiter,
+    login_limiter: login_limit::LoginLimiter,
     /// An argon2id hash of a random password, verified for unknown users so that a
     /// failed login takes the same time whether or not the user exists.
     dummy_hash: String,
@@ -84,15 +87,12 @@ impl AdminApp {
         AdminApp {
             store: deps.store,
             keys: deps.keys,
-            provider_keys: deps.provider_keys,
             hasher: deps.hasher,
             crypto: deps.crypto,
             live: deps.live,
+            changes: deps.changes,
             sessions: auth::SessionSigner::new(deps.session_key, deps.session_ttl),
-            login_limiter: auth::LoginLimiter::new(
-                auth::LOGIN_ATTEMPTS_PER_WINDOW,
-                auth::LOGIN_WINDOW,
-            ),
+            login_limiter: login_limit::LoginLimiter::new(),
             dummy_hash: auth::dummy_password_hash(),
         }
     }
@@ -128,27 +128,15 @@ impl AdminApp {
         }
     }
 
-    /// Re-reads the gateway keys now, so a revocation through the API holds from the
-    /// very next request instead of the next periodic refresh.
+    /// Re-reads the gateway keys now, here and on every other gateway of the store, so
+    /// a change through the API holds from the very next request everywhere.
     async fn refresh_keys(&self) {
-        let keys = self.keys.clone();
-        if let Err(e) = blocking(move || keys.refresh()).await {
-            log::warn!(
-                "key cache refresh failed (the periodic one will retry): {}",
-                e.message
-            );
-        }
+        self.changes.publish(Changes::KEYS).await;
     }
 
     /// Same for provider keys.
     async fn refresh_provider_keys(&self) {
-        let cache = self.provider_keys.clone();
-        if let Err(e) = blocking(move || cache.refresh()).await {
-            log::warn!(
-                "provider key cache refresh failed (the periodic one will retry): {}",
-                e.message
-            );
-        }
+        self.changes.publish(Changes::PROVIDER_KEYS).await;
     }
 
     /// Routes one request; errors become JSON error responses in [`ServeHttp::response`].
@@ -200,15 +188,22 @@ impl AdminApp {
             Route::Logout => self.logout(req, &caller).await,
             Route::Users if m == "GET" => self.list_users().await,
             Route::Users => self.create_user(session, req, &caller).await,
+            Route::User(id) if m == "PATCH" => self.update_user(session, req, &caller, &id).await,
             Route::User(id) => self.delete_user(req, &caller, &id).await,
             Route::Keys if m == "GET" => self.list_keys(req).await,
             Route::Keys => self.create_key(session, req, &caller).await,
+            Route::Key(id) if m == "PATCH" => self.update_key(session, req, &caller, &id).await,
             Route::Key(id) => self.revoke_key(req, &caller, &id).await,
             Route::ProviderKey(up) => match m {
                 "GET" => self.provider_key_status(req, &up).await,
                 "PUT" => self.set_provider_key(session, req, &caller, &up).await,
                 _ => self.delete_provider_key(req, &caller, &up).await,
             },
+            Route::Prices => Ok(self.list_prices()),
+            Route::Price(pattern) if m == "PUT" => {
+                self.set_price(session, req, &caller, &pattern).await
+            }
+            Route::Price(pattern) => self.delete_price(req, &caller, &pattern).await,
             Route::Usage => self.usage(req).await,
             Route::UsagePrune => self.prune_usage(session, req, &caller).await,
             Route::Backup => self.backup(req, &caller).await,
@@ -270,6 +265,9 @@ enum Route {
     Keys,
     Key(String),
     ProviderKey(String),
+    Prices,
+    /// A model pattern (`*` as it is or as `%2A`).
+    Price(String),
     Usage,
     UsagePrune,
     Backup,
@@ -296,6 +294,7 @@ impl Route {
             "/admin/usage" => Route::Usage,
             "/admin/usage/prune" => Route::UsagePrune,
             "/admin/backup" => Route::Backup,
+            "/admin/prices" => Route::Prices,
             "/admin/audit" => Route::Audit,
             _ => {
                 if let Some(id) = item("/admin/users/") {
@@ -304,6 +303,8 @@ impl Route {
                     Route::Key(id)
                 } else if let Some(up) = item("/admin/provider-keys/") {
                     Route::ProviderKey(up)
+                } else if let Some(pattern) = item("/admin/prices/") {
+                    Route::Price(pattern)
                 } else {
                     return None;
                 }
@@ -313,13 +314,17 @@ impl Route {
 
     fn methods(&self) -> &'static [&'static str] {
         match self {
-            Route::Healthz | Route::Readyz | Route::Metrics | Route::Usage | Route::Audit => {
-                &["GET"]
-            }
-            Route::Backup => &["GET"],
+            Route::Healthz
+            | Route::Readyz
+            | Route::Metrics
+            | Route::Usage
+            | Route::Audit
+            | Route::Backup
+            | Route::Prices => &["GET"],
+            Route::Price(_) => &["PUT", "DELETE"],
             Route::Login | Route::Logout | Route::UsagePrune => &["POST"],
             Route::Users | Route::Keys => &["GET", "POST"],
-            Route::User(_) | Route::Key(_) => &["DELETE"],
+            Route::User(_) | Route::Key(_) => &["PATCH", "DELETE"],
             Route::ProviderKey(_) => &["GET", "PUT", "DELETE"],
         }
     }
@@ -554,9 +559,21 @@ mod tests {
         assert_eq!(Route::of("/admin/usage/prune"), Some(Route::UsagePrune));
         assert_eq!(Route::of("/admin/backup"), Some(Route::Backup));
         assert_eq!(Route::of("/admin/nope"), None);
+        assert_eq!(Route::of("/admin/prices"), Some(Route::Prices));
+        for path in [
+            "/admin/prices/claude-sonnet-4*",
+            "/admin/prices/claude-sonnet-4%2A",
+        ] {
+            assert_eq!(
+                Route::of(path),
+                Some(Route::Price("claude-sonnet-4*".into())),
+                "{path}"
+            );
+        }
+        assert_eq!(Route::of("/admin/prices/a/b"), None);
         assert_eq!(Route::of("/healthz/"), None);
         assert!(!Route::Login.needs_auth() && Route::Logout.needs_auth());
-        assert_eq!(Route::Key("x".into()).methods(), ["DELETE"]);
+        assert_eq!(Route::Key("x".into()).methods(), ["PATCH", "DELETE"]);
     }
 
     #[test]

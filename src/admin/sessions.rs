@@ -59,20 +59,30 @@ impl Refusal {
 }
 
 impl AdminApp {
-    /// `POST /admin/login`: the rate limit, the password check, then a new session.
+    /// `POST /admin/login`: the limit on failures (per address and user name), the
+    /// password check, then a new session.
     pub(crate) async fn login(
         &self,
         session: &mut ServerSession,
         req: &Req,
     ) -> Result<Response<Vec<u8>>, ApiError> {
-        // Before reading the body: a client over the limit costs nothing more.
-        self.login_allowed(req)?;
         let body = read_body(session).await?;
         let LoginBody { username, password } =
             parse_secret_json(&body, "{\"username\": \"...\", \"password\": \"...\"}")?;
+        // Before the password check: a closed pair costs no argon2 verification.
+        self.login_allowed(req, &username)?;
+        let name = username.clone();
         match self.check_password(username, Secret::new(password)).await? {
-            (Some(user), None) => self.open_session(req, &user).await,
+            (Some(user), None) => {
+                if let Some(ip) = req.source {
+                    self.login_limiter.succeeded(ip, &name);
+                }
+                self.open_session(req, &user).await
+            }
             (user, refusal) => {
+                if let Some(ip) = req.source {
+                    self.login_limiter.failed(ip, &name, Instant::now());
+                }
                 let reason = refusal.unwrap_or(Refusal::WrongPassword).reason();
                 // The name typed is recorded only when it is a user's: a failed login
                 // is often a password typed into the name field.
@@ -90,16 +100,17 @@ impl AdminApp {
         }
     }
 
-    /// 429 with `retry-after` when the caller's address is over the login limit.
-    fn login_allowed(&self, req: &Req) -> Result<(), ApiError> {
+    /// 429 with `retry-after` while logins of `name` from the caller's address are held
+    /// back (see `login_limit`).
+    fn login_allowed(&self, req: &Req, name: &str) -> Result<(), ApiError> {
         let Some(ip) = req.source else {
             return Ok(());
         };
         self.login_limiter
-            .attempt(ip, Instant::now())
+            .check(ip, name, Instant::now())
             .map_err(|wait| {
-                log::warn!("admin: login attempts from {ip} over the limit");
-                let mut e = ApiError::new(429, "too many login attempts; try again later");
+                log::warn!("admin: login attempts from {ip} held back for {wait} s");
+                let mut e = ApiError::new(429, "too many failed logins; try again later");
                 e.headers.push(("retry-after", wait.to_string()));
                 e
             })

@@ -1,6 +1,7 @@
-//! `GET/POST /admin/users`, `DELETE /admin/users/{id}`. The body of a new user is a
-//! [`UserCreate`], the type `tollgate user add` fills and the store checks, so both
-//! accept exactly the same names, roles, passwords and budgets.
+//! `GET/POST /admin/users`, `PATCH/DELETE /admin/users/{id}`. The body of a new user is
+//! a [`UserCreate`], the type `tollgate user add` fills and the store checks, so both
+//! accept exactly the same names, roles, passwords and budgets; an update's is a
+//! [`UserUpdate`], the type of `tollgate user update`.
 
 use http::Response;
 use pingora::protocols::http::ServerSession;
@@ -8,8 +9,8 @@ use tollgate_filters::clock::system_clock;
 
 use super::auth::Caller;
 use super::{blocking, json_response, parse_secret_json, read_body, AdminApp, ApiError, Req};
-use crate::commands::users::user_json;
-use crate::store::{UserCreate, UserDeletion};
+use crate::commands::users::{update_detail, user_json};
+use crate::store::{UserCreate, UserDeletion, UserUpdate, UserUpdated};
 
 impl AdminApp {
     pub(crate) async fn list_users(&self) -> Result<Response<Vec<u8>>, ApiError> {
@@ -45,6 +46,50 @@ impl AdminApp {
         )
         .await;
         Ok(json_response(201, user_json(&user)))
+    }
+
+    pub(crate) async fn update_user(
+        &self,
+        session: &mut ServerSession,
+        req: &Req,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<Response<Vec<u8>>, ApiError> {
+        let not_found = || ApiError::not_found(format!("no user with id '{id}'"));
+        let id: i64 = id.parse().map_err(|_| not_found())?;
+        let body = read_body(session).await?;
+        let update: UserUpdate = parse_secret_json(
+            &body,
+            "{\"role\"?: \"admin\" or \"member\", \"password\"?: \"...\", \"budget_usd\"?: \"20\" or null, \"budget_period\"?: \"day\" | \"month\" | \"total\"}",
+        )?;
+        let store = self.store.clone();
+        let u = update.clone();
+        // Blocking: hashing a new password takes argon2's whole cost.
+        let done = blocking(move || store.update_user(id, &u, system_clock())).await?;
+        let (user, ended) =
+            match done {
+                UserUpdated::Updated {
+                    user,
+                    sessions_ended,
+                } => (user, sessions_ended),
+                UserUpdated::NotFound => return Err(not_found()),
+                UserUpdated::LastAdmin => return Err(ApiError::new(
+                    409,
+                    "cannot take the admin role from the last admin: make another user admin first",
+                )),
+            };
+        // Its keys carry its role and budget: in force from the very next request.
+        self.refresh_keys().await;
+        let detail = update_detail(&update, &user, ended);
+        self.audit(
+            req,
+            &caller.username,
+            "user.update",
+            Some(&user.username),
+            detail,
+        )
+        .await;
+        Ok(json_response(200, user_json(&user)))
     }
 
     pub(crate) async fn delete_user(

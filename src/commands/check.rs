@@ -3,7 +3,7 @@
 //! config is valid, the store and the master key: the schema, a store this user cannot
 //! write, a master key that does not open the store's data keys or that is missing for
 //! a store that has them. Problems fail the check; warnings (a config that routes
-//! nothing) do not. Check never creates the store or the master key.
+//! nothing, legacy shared keys accepted) do not. Check never creates the store or the master key.
 
 use std::path::Path;
 
@@ -29,6 +29,7 @@ pub fn check(path: &Path) -> Result<CheckReport, String> {
     let mut report = CheckReport::default();
     check_store(&rt.fixed, &mut report.problems);
     report.warnings.extend(routing_warning(&rt));
+    report.warnings.extend(legacy_keys_warning(&rt.fixed));
     // Warnings the config itself carries (a certificate past its end date).
     report.warnings.extend(
         config::render_lines(path, &rt.warnings)
@@ -55,6 +56,17 @@ fn routing_warning(rt: &Runtime) -> Option<String> {
         "warning: no routes ({} upstreams): every proxied request would be answered 404 until upstreams and routes are added (then tollgate reload)",
         rt.reloadable.upstreams.len()
     ))
+}
+
+/// The proxy accepts static shared keys (`auth.mode: legacy | both`): meant for a
+/// migration, so a reminder that it is still on.
+fn legacy_keys_warning(fixed: &Fixed) -> Option<String> {
+    fixed.auth_mode.accepts_legacy().then(|| {
+        format!(
+            "warning: auth.mode is {}: the static keys of auth.legacy_keys are accepted (recorded as user \"legacy\"); move their callers to gateway keys and set auth.mode: keys",
+            fixed.auth_mode.as_str()
+        )
+    })
 }
 
 /// The store and the master key, as `serve` will use them.

@@ -1,9 +1,10 @@
-//! `tollgate key create|list|revoke`. A new key is checked by the store
-//! ([`crate::store::KeyCreate`]), by the same rules as `POST /admin/keys`.
+//! `tollgate key create|list|revoke|update`. A new key is checked by the store
+//! ([`crate::store::KeyCreate`]), by the same rules as `POST /admin/keys`; an update
+//! ([`crate::store::KeyUpdate`]) as `PATCH /admin/keys/{id}` is.
 
-use super::{format_rfc3339, format_usd, table, CommandError};
+use super::{audit_cli, format_rfc3339, format_usd, table, CommandError};
 use crate::store::secrets::KeyHasher;
-use crate::store::{KeyCreate, KeyRow, Store};
+use crate::store::{KeyCreate, KeyRow, KeyUpdate, Store};
 
 /// Creates a key and returns only the key and a newline: the one time it is shown.
 pub fn key_create(
@@ -104,6 +105,39 @@ pub fn key_list(store: &Store, user: Option<&str>, json: bool) -> Result<String,
         ],
         &rows,
     ))
+}
+
+/// What an update changed, as the audit log records it: each field given, as the key
+/// now has it (the budget's amount and period together).
+pub fn update_detail(update: &KeyUpdate, row: &KeyRow) -> serde_json::Value {
+    let doc = key_json(row);
+    let budget = update.budget_usd.is_some() || update.budget_period.is_some();
+    let given = [
+        ("name", update.name.is_some()),
+        ("models", update.models.is_some()),
+        ("budget_usd", budget),
+        ("budget_period", budget),
+        ("rpm", update.rpm.is_some()),
+        ("tpm", update.tpm.is_some()),
+        ("expires_at", update.expires_in.is_some()),
+    ];
+    let mut detail = serde_json::json!({ "user": row.user });
+    for (field, _) in given.iter().filter(|(_, g)| *g) {
+        detail[*field] = doc[*field].clone();
+    }
+    detail
+}
+
+/// `key update ID ...`: the key changed in place (checked as a new key is), audited.
+pub fn key_update(
+    store: &Store,
+    id: &str,
+    update: &KeyUpdate,
+    now: i64,
+) -> Result<String, CommandError> {
+    let row = store.update_key(id, update, now)?;
+    audit_cli(store, "key.update", id, update_detail(update, &row), now);
+    Ok(format!("updated key {id}\n"))
 }
 
 /// Revokes a key; it is refused from the next request on (the key cache's refresh).

@@ -3,13 +3,14 @@
 
 pub mod check;
 pub mod keys;
+pub mod prices;
 pub mod provider_keys;
 pub mod usage;
 pub mod users;
 
 use tollgate_filters::clock::civil_from_days;
 
-use crate::store::StoreError;
+use crate::store::{AuditRow, Store, StoreError};
 
 /// Why a command failed; `Display` is the one line printed on stderr (exit 1).
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +24,24 @@ pub enum CommandError {
     Keyring(#[from] crate::keys::KeyringError),
     #[error("{0}")]
     Secrets(#[from] crate::store::secrets::SecretsError),
+}
+
+/// Records a change made from the command line in the audit log, as the admin API
+/// records its own (actor `cli`, no source address). Best effort, as there: the change
+/// is made already, so a failure to record it is reported, not returned.
+pub fn audit_cli(store: &Store, action: &str, target: &str, detail: serde_json::Value, now: i64) {
+    let entry = AuditRow {
+        id: 0,
+        ts: now,
+        actor: "cli".to_owned(),
+        action: action.to_owned(),
+        target: Some(target.to_owned()),
+        source: None,
+        detail,
+    };
+    if let Err(e) = store.append_audit(&entry) {
+        log::warn!("audit: cannot record {action}: {e}");
+    }
 }
 
 /// Nano-dollars as a decimal with at least 2 and at most 9 decimals: `5.00`, `0.000125`.

@@ -1,7 +1,8 @@
-//! `tollgate user add|list`.
+//! `tollgate user add|list|update|delete`, by the same rules as the admin API's
+//! (the store checks [`UserCreate`] and [`UserUpdate`]).
 
-use super::{format_rfc3339, format_usd, table, CommandError};
-use crate::store::{Store, UserCreate, UserRow};
+use super::{audit_cli, format_rfc3339, format_usd, table, CommandError};
+use crate::store::{Store, StoreError, UserCreate, UserDeletion, UserRow, UserUpdate, UserUpdated};
 
 /// `user add`: the user created (the store checks it, as it does for
 /// `POST /admin/users`), and the line to print.
@@ -13,6 +14,97 @@ pub fn user_add(store: &Store, new: &UserCreate, now: i64) -> Result<String, Com
         u.role.as_str(),
         u.id
     ))
+}
+
+/// What an update changed, as the audit log records it (never the password itself).
+pub fn update_detail(
+    update: &UserUpdate,
+    user: &UserRow,
+    sessions_ended: usize,
+) -> serde_json::Value {
+    let doc = user_json(user);
+    let mut detail = serde_json::json!({
+        "id": user.id,
+        "password": update.password.is_some(),
+        "sessions_ended": sessions_ended,
+    });
+    if update.role.is_some() {
+        detail["role"] = doc["role"].clone();
+    }
+    if update.budget_usd.is_some() || update.budget_period.is_some() {
+        detail["budget_usd"] = doc["budget_usd"].clone();
+        detail["budget_period"] = doc["budget_period"].clone();
+    }
+    detail
+}
+
+/// `user update NAME ...`: the user changed in place (checked as a new user is, the
+/// last admin kept), audited.
+pub fn user_update(
+    store: &Store,
+    name: &str,
+    update: &UserUpdate,
+    now: i64,
+) -> Result<String, CommandError> {
+    let unknown = || StoreError::UnknownUser(name.to_owned());
+    let user = store.user_by_name(name)?.ok_or_else(unknown)?;
+    let (user, ended) = match store.update_user(user.id, update, now)? {
+        UserUpdated::Updated {
+            user,
+            sessions_ended,
+        } => (user, sessions_ended),
+        UserUpdated::NotFound => return Err(unknown().into()),
+        UserUpdated::LastAdmin => {
+            return Err(CommandError::Invalid(format!(
+            "cannot take the admin role from {name}, the last admin: make another user admin first"
+        )))
+        }
+    };
+    audit_cli(
+        store,
+        "user.update",
+        name,
+        update_detail(update, &user, ended),
+        now,
+    );
+    Ok(match ended {
+        0 => format!("updated user {name}\n"),
+        1 => format!("updated user {name} (1 session ended)\n"),
+        n => format!("updated user {name} ({n} sessions ended)\n"),
+    })
+}
+
+/// `user delete NAME`: as `DELETE /admin/users/{id}` does (the user's keys and
+/// sessions revoked, the name kept taken), refusing the last admin.
+pub fn user_delete(store: &Store, name: &str, now: i64) -> Result<String, CommandError> {
+    let user = store
+        .user_by_name(name)?
+        .ok_or_else(|| StoreError::UnknownUser(name.to_owned()))?;
+    // The CLI acts as nobody in particular: no user has id 0.
+    match store.delete_user(user.id, 0, now)? {
+        UserDeletion::Deleted {
+            user,
+            keys_revoked,
+            sessions_revoked,
+        } => {
+            let detail = serde_json::json!({
+                "id": user.id,
+                "keys_revoked": keys_revoked,
+                "sessions_revoked": sessions_revoked,
+            });
+            audit_cli(store, "user.delete", name, detail, now);
+            Ok(format!(
+                "deleted user {} ({keys_revoked} keys and {sessions_revoked} sessions revoked)\n",
+                user.username
+            ))
+        }
+        UserDeletion::NotFound | UserDeletion::Yourself => {
+            Err(StoreError::UnknownUser(name.to_owned()).into())
+        }
+        UserDeletion::LastAdmin => Err(CommandError::Invalid(format!(
+            "cannot delete {name}, the last admin: create another admin first"
+        ))),
+    }
 }
 
 /// A user as `--json` lists it.
@@ -151,6 +243,24 @@ mod tests {
         assert!(Argon2::default()
             .verify_password(b"wrong", &parsed)
             .is_err());
+    }
+
+    #[test]
+    fn delete_revokes_and_keeps_an_admin() {
+        let (_d, s) = store();
+        user_add(&s, &user("root", Role::Admin, None, None), 0).unwrap();
+        user_add(&s, &user("bob", Role::Member, None, None), 0).unwrap();
+        assert_eq!(
+            user_delete(&s, "bob", 5).unwrap(),
+            "deleted user bob (0 keys and 0 sessions revoked)\n"
+        );
+        assert!(s.user_by_name("bob").unwrap().is_none());
+        let err = |n| user_delete(&s, n, 6).unwrap_err().to_string();
+        assert_eq!(err("bob"), "unknown user 'bob'");
+        assert_eq!(
+            err("root"),
+            "cannot delete root, the last admin: create another admin first"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 mod expand;
 pub mod live;
+pub mod prices;
 pub mod runtime;
 pub mod tls;
 mod validate;
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use expand::expand;
-pub use runtime::{pingora_conf, Fixed, Reloadable, Runtime};
+pub use runtime::{pingora_conf, AuthMode, Fixed, Reloadable, Runtime};
 pub use tls::{TlsCerts, TlsFiles};
 pub use validate::usd_per_million_to_nanos;
 
@@ -67,6 +68,7 @@ pub struct Config {
     pub admin: AdminSection,
     pub storage: StorageSection,
     pub secrets: SecretsSection,
+    pub auth: AuthSection,
     pub upstreams: Vec<UpstreamConfig>,
     pub routes: Vec<RouteConfig>,
     pub aliases: BTreeMap<String, String>,
@@ -81,6 +83,7 @@ impl Default for Config {
             admin: AdminSection::default(),
             storage: StorageSection::default(),
             secrets: SecretsSection::default(),
+            auth: AuthSection::default(),
             upstreams: Vec::new(),
             routes: Vec::new(),
             aliases: BTreeMap::new(),
@@ -192,6 +195,38 @@ pub struct SecretsSection {
 impl std::fmt::Debug for SecretsSection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SecretsSection { master_key: ***** }")
+    }
+}
+
+/// How callers of the proxy authenticate: gateway keys (`keys`, the default), static
+/// shared keys (`legacy`, for migrating from a single-key proxy), or either (`both`).
+#[derive(Clone, Deserialize)]
+#[serde(default)]
+pub struct AuthSection {
+    pub mode: String,
+    /// The static keys of `legacy` and `both` (empty strings, as from an unset
+    /// `${VAR:-}`, are left out).
+    pub legacy_keys: Vec<String>,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection {
+            mode: "keys".into(),
+            legacy_keys: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for AuthSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSection")
+            .field("mode", &self.mode)
+            .field(
+                "legacy_keys",
+                &format_args!("[{} redacted]", self.legacy_keys.len()),
+            )
+            .finish()
     }
 }
 

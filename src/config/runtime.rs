@@ -10,7 +10,8 @@ use std::time::Duration;
 use pingora::server::configuration::ServerConf;
 use tollgate_filters::router::Router;
 use tollgate_filters::upstream::UpstreamTarget;
-use tollgate_filters::usage::PriceTable;
+use tollgate_filters::usage::Price;
+use tollgate_filters::Secret;
 
 use super::tls::TlsCerts;
 use super::ConfigProblem;
@@ -55,6 +56,45 @@ pub struct Fixed {
     /// `admin.tls` is set: the admin listener speaks TLS, so the dashboard's session
     /// cookie (`tollgate_session`) must carry `Secure`.
     pub admin_tls: bool,
+    /// `auth.mode`.
+    pub auth_mode: AuthMode,
+    /// `auth.legacy_keys`, the empty ones left out.
+    pub legacy_keys: Vec<Secret>,
+}
+
+/// `auth.mode`: which credentials the proxy accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Gateway keys only.
+    Keys,
+    /// The static `legacy_keys` only.
+    Legacy,
+    /// Either.
+    Both,
+}
+
+impl AuthMode {
+    pub fn parse(s: &str) -> Option<AuthMode> {
+        match s {
+            "keys" => Some(AuthMode::Keys),
+            "legacy" => Some(AuthMode::Legacy),
+            "both" => Some(AuthMode::Both),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::Keys => "keys",
+            AuthMode::Legacy => "legacy",
+            AuthMode::Both => "both",
+        }
+    }
+
+    /// Whether the static legacy keys are accepted.
+    pub fn accepts_legacy(self) -> bool {
+        self != AuthMode::Keys
+    }
 }
 
 /// What `SIGHUP` / `tollgate reload` replaces while serving: upstreams, routes with
@@ -64,8 +104,9 @@ pub struct Fixed {
 pub struct Reloadable {
     pub upstreams: Vec<Arc<UpstreamTarget>>,
     pub router: Arc<Router>,
-    /// Price patterns in file order; the first match wins.
-    pub prices: Arc<PriceTable>,
+    /// The file's `pricing`: patterns in file order, the first match wins. The prices in
+    /// force add the store's overrides ([`super::live::LiveConfig::prices`]).
+    pub pricing: Arc<Vec<(String, Price)>>,
 }
 
 impl Reloadable {

@@ -13,9 +13,9 @@ use tollgate_filters::router::{Route, Router};
 use tollgate_filters::upstream::{HealthCheckSpec, ProviderKind, UpstreamSpec, UpstreamTarget};
 use tollgate_filters::Secret;
 
-use tollgate_filters::usage::{Price, PriceTable};
+use tollgate_filters::usage::Price;
 
-use super::runtime::{Fixed, Reloadable, Runtime};
+use super::runtime::{AuthMode, Fixed, Reloadable, Runtime};
 use super::tls::{TlsCerts, TlsFiles};
 use super::{Config, ConfigProblem, PriceConfig, UpstreamConfig};
 
@@ -40,6 +40,7 @@ pub fn validate(c: Config) -> Result<Runtime, Vec<ConfigProblem>> {
     let (tls, warnings) = tls(&c, &mut p);
     check_limits(&c, &mut p);
     check_storage_and_secrets(&c, &mut p);
+    check_auth(&c, &mut p);
     let upstreams = upstreams(&c, &mut p);
     let routes = routes(&c, &upstreams, &mut p);
     check_aliases(&c, &routes, &mut p);
@@ -130,6 +131,35 @@ fn check_storage_and_secrets(c: &Config, p: &mut Problems) {
                 "must be the base64 encoding of exactly 32 bytes",
             );
         }
+    }
+}
+
+/// `auth.mode` and `auth.legacy_keys`: a mode that accepts legacy keys needs one.
+fn check_auth(c: &Config, p: &mut Problems) {
+    let mode = AuthMode::parse(&c.auth.mode);
+    if mode.is_none() {
+        p.bad(
+            "auth.mode",
+            format!(
+                "unknown mode '{}' (expected keys, legacy or both)",
+                c.auth.mode
+            ),
+        );
+    }
+    for (i, key) in c.auth.legacy_keys.iter().enumerate() {
+        if !key.is_empty() && (http::HeaderValue::from_str(key).is_err() || key.trim() != key) {
+            p.bad(
+                format!("auth.legacy_keys[{i}]"),
+                "contains characters not allowed in a header",
+            );
+        }
+    }
+    let none = c.auth.legacy_keys.iter().all(String::is_empty);
+    if let Some(m) = mode.filter(|m| m.accepts_legacy() && none) {
+        p.bad(
+            "auth.legacy_keys",
+            format!("auth.mode {} needs at least one legacy key", m.as_str()),
+        );
     }
 }
 
@@ -314,7 +344,7 @@ fn check_aliases(c: &Config, routes: &[Route], p: &mut Problems) {
 }
 
 /// `pricing`: model pattern -> exact prices, in file order.
-fn pricing(c: &Config, p: &mut Problems) -> Vec<(ModelPattern, Price)> {
+fn pricing(c: &Config, p: &mut Problems) -> Vec<(String, Price)> {
     let mut pricing = Vec::new();
     for (pattern, price) in &c.pricing {
         let Some(pattern) = pattern.as_str() else {
@@ -329,7 +359,7 @@ fn pricing(c: &Config, p: &mut Problems) -> Vec<(ModelPattern, Price)> {
             }
         };
         match parse_price(&price) {
-            Ok(pr) => pricing.push((ModelPattern::parse(pattern), pr)),
+            Ok(pr) => pricing.push((pattern.to_owned(), pr)),
             Err((field, msg)) => p.bad(format!("pricing.{pattern}.{field}"), msg),
         }
     }
@@ -341,14 +371,14 @@ fn runtime(
     c: &Config,
     upstreams: Vec<Arc<UpstreamTarget>>,
     routes: Vec<Route>,
-    pricing: Vec<(ModelPattern, Price)>,
+    pricing: Vec<(String, Price)>,
 ) -> Runtime {
     Runtime {
         fixed: fixed(c),
         reloadable: Reloadable {
             upstreams,
             router: Arc::new(Router::new(c.aliases.clone().into_iter().collect(), routes)),
-            prices: Arc::new(PriceTable::new(pricing)),
+            pricing: Arc::new(pricing),
         },
         tls: TlsCerts::default(),
         warnings: Vec::new(),
@@ -382,6 +412,14 @@ fn fixed(c: &Config) -> Fixed {
             .unwrap_or_else(|| in_dir("upgrade.sock")),
         master_key: c.secrets.master_key.trim().to_owned(),
         admin_tls: c.admin.tls.is_some(),
+        auth_mode: AuthMode::parse(&c.auth.mode).unwrap_or(AuthMode::Keys),
+        legacy_keys: c
+            .auth
+            .legacy_keys
+            .iter()
+            .filter(|k| !k.is_empty())
+            .map(|k| Secret::new(k.clone()))
+            .collect(),
         storage_dir,
         usage_retention_days: c.storage.usage_retention_days,
     }
@@ -510,6 +548,55 @@ pricing: { "gpt-*": { input: 0.0001, output: 1 } }
         ] {
             assert!(paths.contains(&want), "missing {want} in {problems:?}");
         }
+    }
+
+    #[test]
+    fn legacy_mode_needs_a_key() {
+        let problems = |yaml: &str| -> Vec<String> {
+            let c = parse(yaml, &|name| {
+                (name == "LEGACY").then(|| "s3cret-static".to_owned())
+            });
+            let c = c.map_err(|p| format!("{p:?}")).unwrap();
+            validate(c)
+                .err()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| format!("{}: {}", p.path, p.message))
+                .collect()
+        };
+        let ok = "server: { listen: [\"127.0.0.1:0\"] }\n";
+        assert!(problems(&format!("{ok}auth: {{ mode: keys }}\n")).is_empty());
+        assert!(problems(&format!(
+            "{ok}auth: {{ mode: both, legacy_keys: [\"${{LEGACY}}\"] }}\n"
+        ))
+        .is_empty());
+        assert_eq!(
+            problems(&format!(
+                "{ok}auth: {{ mode: legacy, legacy_keys: [\"${{NOPE:-}}\"] }}\n"
+            )),
+            ["auth.legacy_keys: auth.mode legacy needs at least one legacy key"]
+        );
+        assert_eq!(
+            problems(&format!("{ok}auth: {{ mode: open }}\n")),
+            ["auth.mode: unknown mode 'open' (expected keys, legacy or both)"]
+        );
+        assert_eq!(
+            problems(&format!(
+                "{ok}auth: {{ mode: both, legacy_keys: [\" padded\"] }}\n"
+            )),
+            ["auth.legacy_keys[0]: contains characters not allowed in a header"]
+        );
+        let rt = validate(
+            parse(
+                &format!("{ok}auth: {{ mode: both, legacy_keys: [\"${{LEGACY}}\", \"\"] }}\n"),
+                &|name| (name == "LEGACY").then(|| "s3cret-static".to_owned()),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(rt.fixed.auth_mode, AuthMode::Both);
+        assert_eq!(rt.fixed.legacy_keys.len(), 1);
+        assert!(!format!("{:?}", rt.fixed).contains("s3cret"));
     }
 
     #[test]

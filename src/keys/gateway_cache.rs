@@ -4,8 +4,13 @@
 //!
 //! A secret that verified against a cached key is remembered on that entry as a keyed
 //! 128-bit fingerprint, so later requests with the same key skip the HMAC. The entry,
-//! and with it the fingerprint, is replaced by every refresh (once a second), so a
-//! revoked, deleted or re-hashed key is re-checked against the store's row at once.
+//! and with it the fingerprint, is replaced by every refresh (on every announced change
+//! to keys, see [`crate::changes`], and once a second), so a revoked, updated or
+//! re-hashed key is re-checked against the store's row at once.
+//!
+//! Every refusal of a well-formed key computes one HMAC, a wrong id (against a dummy)
+//! as a wrong secret does; what an id missing from the copy costs on top (one store
+//! lookup) tells only whether the id exists, and ids are not secret (`key list`).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -19,7 +24,7 @@ use tollgate_filters::context::{Budget, BudgetPeriod};
 use tollgate_filters::pattern::ModelPattern;
 use tollgate_filters::{KeyLookup, Principal, Secret};
 
-use crate::store::secrets::{parse_gateway_key, KeyHasher};
+use crate::store::secrets::{generate_gateway_key, parse_gateway_key, KeyHasher};
 use crate::store::{AuthKeyRow, Store, StoreError};
 
 /// Store lookups of unknown ids running at once. Well-formed but unknown keys are
@@ -34,7 +39,8 @@ struct Cached {
     principal: Arc<Principal>,
     /// Unix seconds of the last successful authentication (0: none since start).
     last_used: AtomicI64,
-    /// The `last_used` value already written to the store.
+    /// The `last_used` value already written to the store (carried over by refreshes
+    /// with `last_used`, so that a time not yet written stays pending).
     flushed: AtomicI64,
     /// Fingerprint of the secret that last verified against `row.secret_hmac` (only one
     /// secret can). Lives as long as this entry, i.e. until the next refresh.
@@ -85,22 +91,30 @@ pub struct KeyCache {
     // still consistent (the map is only ever replaced whole), so it is used as is.
     keys: RwLock<Arc<KeyMap>>,
     misses: Semaphore,
+    /// Held by a refresh from its read to its swap: two refreshes at once (the periodic
+    /// one and an announced change) must not let the older read replace the newer.
+    refreshing: std::sync::Mutex<()>,
     /// Two random SipHash keys, drawn once per process, for the 128-bit fingerprint of
     /// verified secrets. Being keyed (and never exposed), the fingerprint of a guess says
     /// nothing about the real secret's. std derives the second key from the first
     /// (k0 + 1), so count on 64 bits rather than 128 against a wrong secret matching:
     /// still 2^64 online guesses, each one a request.
     fingerprint_keys: [RandomState; 2],
+    /// The HMAC of a random secret nobody holds: a presented secret whose id no key has
+    /// is verified against it, so that a wrong id costs the same HMAC as a wrong secret.
+    dummy_hmac: Vec<u8>,
 }
 
 impl KeyCache {
     pub fn new(store: Store, hasher: KeyHasher) -> Self {
         KeyCache {
             store,
-            hasher,
             keys: RwLock::new(Arc::new(HashMap::new())),
             misses: Semaphore::new(MAX_MISS_LOOKUPS),
+            refreshing: std::sync::Mutex::new(()),
             fingerprint_keys: [RandomState::new(), RandomState::new()],
+            dummy_hmac: hasher.hash(generate_gateway_key().1.expose()),
+            hasher,
         }
     }
 
@@ -134,25 +148,19 @@ impl KeyCache {
     }
 
     /// Reloads every key from the store, replacing the copy (so deleted keys go too).
-    /// Blocking: call it from `spawn_blocking` or a thread of its own. On error the
-    /// last good copy stays.
+    /// Only reads: a store that refuses writes still delivers revocations (last-used
+    /// times are written by [`Self::flush_last_used`]). Blocking: call it from
+    /// `spawn_blocking` or a thread of its own. On error the last good copy stays.
     pub fn refresh(&self) -> Result<(), StoreError> {
+        let _one_at_a_time = self
+            .refreshing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let old = self
             .keys
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        // Last-used times are written here, once per refresh, as one batch.
-        let used: Vec<(String, i64)> = old
-            .values()
-            .filter_map(|c| {
-                let t = c.last_used.load(Ordering::Relaxed);
-                (t > c.flushed.load(Ordering::Relaxed)).then(|| (c.row.id.clone(), t))
-            })
-            .collect();
-        if !used.is_empty() {
-            self.store.touch_keys(&used)?;
-        }
         let map: KeyMap = self
             .store
             .all_keys_for_auth()?
@@ -160,14 +168,45 @@ impl KeyCache {
             .map(|r| {
                 let fresh = Cached::from(r);
                 if let Some(prev) = old.get(&fresh.row.id) {
-                    let last = prev.last_used.load(Ordering::Relaxed);
-                    fresh.last_used.store(last, Ordering::Relaxed);
-                    fresh.flushed.store(last, Ordering::Relaxed);
+                    let (last, flushed) = (&prev.last_used, &prev.flushed);
+                    fresh
+                        .last_used
+                        .store(last.load(Ordering::Relaxed), Ordering::Relaxed);
+                    fresh
+                        .flushed
+                        .store(flushed.load(Ordering::Relaxed), Ordering::Relaxed);
                 }
                 (fresh.row.id.clone(), Arc::new(fresh))
             })
             .collect();
         *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(map);
+        Ok(())
+    }
+
+    /// Writes the last-used times gathered since the previous flush, as one batch.
+    /// Separate from [`Self::refresh`], so that a store refusing writes (a full disk)
+    /// never holds back a revocation; on error the times stay pending for the next one.
+    pub fn flush_last_used(&self) -> Result<(), StoreError> {
+        let keys = self
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let used: Vec<(&Cached, i64)> = keys
+            .values()
+            .filter_map(|c| {
+                let t = c.last_used.load(Ordering::Relaxed);
+                (t > c.flushed.load(Ordering::Relaxed)).then_some((c.as_ref(), t))
+            })
+            .collect();
+        if used.is_empty() {
+            return Ok(());
+        }
+        let batch: Vec<(String, i64)> = used.iter().map(|(c, t)| (c.row.id.clone(), *t)).collect();
+        self.store.touch_keys(&batch)?;
+        for (c, t) in used {
+            c.flushed.fetch_max(t, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -215,6 +254,11 @@ impl KeyCache {
         };
         let cached = Arc::new(Cached::from(row));
         let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        // A refresh that swapped in while we read has the key, as new as our row or
+        // newer (a revocation in between): never replace it with ours.
+        if let Some(hit) = keys.get(id) {
+            return Some(hit.clone());
+        }
         let mut map = KeyMap::clone(&keys);
         map.insert(id.to_owned(), cached.clone());
         *keys = Arc::new(map);
@@ -226,9 +270,14 @@ impl KeyCache {
 impl KeyLookup for KeyCache {
     async fn authenticate(&self, presented: &Secret) -> Option<Arc<Principal>> {
         let (id, secret) = parse_gateway_key(presented.expose())?;
-        let cached = match self.get(id) {
-            Some(c) => c,
-            None => self.fetch(id).await?,
+        let found = match self.get(id) {
+            Some(c) => Some(c),
+            None => self.fetch(id).await,
+        };
+        let Some(cached) = found else {
+            // The same work as a wrong secret (see `dummy_hmac`).
+            let _ = self.hasher.verify(secret, &self.dummy_hmac);
+            return None;
         };
         if !self.secret_matches(&cached, secret) {
             return None;
@@ -370,6 +419,59 @@ mod tests {
             Some(9)
         );
         assert!(f.cache.authenticate(&tampered(&key)).await.is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn revocation_is_seen_while_the_store_refuses_writes() {
+        let f = fixture();
+        let (row, key) = f
+            .store
+            .create_key(&f.hasher, &new_key(&[], None), 5)
+            .unwrap();
+        f.cache.refresh().unwrap();
+        // Used: a last-used time now waits to be written.
+        assert!(f.cache.authenticate(&key).await.is_some());
+        // The gateway's connection can no longer write (as on a full disk), while the
+        // CLI's, with the one row it changes, still can.
+        let set_query_only = |on: bool| {
+            f.store
+                .conn()
+                .unwrap()
+                .pragma_update(None, "query_only", on)
+                .unwrap()
+        };
+        set_query_only(true);
+        let cli = Store::open(&f.dir.path().join("t.db")).unwrap();
+        cli.revoke_key(&row.id, 9).unwrap();
+        f.cache.refresh().unwrap();
+        assert_eq!(
+            f.cache.authenticate(&key).await.unwrap().revoked_at,
+            Some(9)
+        );
+        // The last-used time waits for writes to work again, and is then written.
+        assert!(f.cache.flush_last_used().is_err());
+        assert_eq!(cli.list_keys(None).unwrap()[0].last_used_at, None);
+        set_query_only(false);
+        f.cache.flush_last_used().unwrap();
+        assert!(cli.list_keys(None).unwrap()[0].last_used_at.is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wrong_id_costs_the_hmac_a_wrong_secret_costs() {
+        let f = fixture();
+        let (row, key) = f
+            .store
+            .create_key(&f.hasher, &new_key(&[], None), 5)
+            .unwrap();
+        f.cache.refresh().unwrap();
+        let unknown_id = Secret::new(key.expose().replacen(&row.id, "aaaaaaaaaaaa", 1));
+        // Each refusal computes exactly one HMAC of the presented secret: against the
+        // key's row for a wrong secret, against a dummy for an id nobody has.
+        for presented in [tampered(&key), unknown_id] {
+            let before = f.hasher.macs();
+            assert!(f.cache.authenticate(&presented).await.is_none());
+            assert_eq!(f.hasher.macs() - before, 1);
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,52 +1,12 @@
-//! Small Pingora background services: the key-cache refresher (gateway and provider
-//! keys) and the start-up announcement of the listeners.
+//! Small Pingora background services: the start-up announcement of the listeners. (The
+//! key caches are kept current by [`crate::changes::ChangeListener`].)
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-
-use crate::keys::{KeyCache, ProviderKeyCache};
-
-/// Reloads the gateway keys and the stored provider keys from the store every second,
-/// so a revocation, a new key or a provider key set from the CLI or another process is
-/// seen within a second without a store read per request.
-pub struct KeyRefresher {
-    pub keys: Arc<KeyCache>,
-    pub provider_keys: Arc<ProviderKeyCache>,
-    pub every: Duration,
-}
-
-#[async_trait]
-impl BackgroundService for KeyRefresher {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut tick = tokio::time::interval(self.every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = tick.tick() => {
-                    let keys = self.keys.clone();
-                    match tokio::task::spawn_blocking(move || keys.refresh()).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => log::warn!("key cache refresh failed (keeping the last good copy): {e}"),
-                        Err(e) => log::warn!("key cache refresh did not complete: {e}"),
-                    }
-                    // Separately: a failure of one refresh does not hold back the other.
-                    let provider_keys = self.provider_keys.clone();
-                    match tokio::task::spawn_blocking(move || provider_keys.refresh()).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => log::warn!("provider key cache refresh failed (keeping the last good copy): {e}"),
-                        Err(e) => log::warn!("provider key cache refresh did not complete: {e}"),
-                    }
-                }
-            }
-        }
-    }
-}
 
 /// Logs `<what> listening on <addr>` once each listener accepts connections (the line
 /// operators and the integration tests wait for), then tells systemd the gateway is

@@ -9,10 +9,10 @@ use tollgate_filters::headers::UpstreamHeaders;
 use tollgate_filters::limits::{LimitsFilter, SpendTracker};
 use tollgate_filters::metering::{IncludeUsageFilter, MeteringFilter};
 use tollgate_filters::routing::{RoutingFilter, ScopeFilter};
-use tollgate_filters::FilterChain;
+use tollgate_filters::{FilterChain, KeyLookup};
 
 use crate::config::live::LiveConfig;
-use crate::keys::{KeyCache, ProviderKeyCache};
+use crate::keys::ProviderKeyCache;
 use crate::usage::{Estimator, UsageRecorder};
 
 /// The filter chain of the proxy listener, in order. Each phase runs the filters in
@@ -35,7 +35,7 @@ use crate::usage::{Estimator, UsageRecorder};
 ///    scope is not counted against the key's requests per minute.
 pub fn build_chain(
     live: &LiveConfig,
-    keys: Arc<KeyCache>,
+    keys: Arc<dyn KeyLookup>,
     usage: Arc<UsageRecorder>,
     spend: Arc<SpendTracker>,
     provider_keys: Arc<ProviderKeyCache>,

@@ -1,7 +1,7 @@
 //! `tollgate serve`: builds the Pingora server (proxy listener, admin listener,
 //! background services) from a validated config and runs it. Beside it: the proxy's
-//! filter chain ([`chain`]) and the background services: reloading ([`reload`]), key refresh and the listen announcement
-//! ([`background`]), upstream health checks ([`health`]), systemd's readiness notice
+//! filter chain ([`chain`]) and the background services: reloading ([`reload`]), the listen announcement
+//! ([`background`]), the change listener (key and price refresh, [`crate::changes`]), upstream health checks ([`health`]), systemd's readiness notice
 //! ([`notify`]), usage retention ([`retention`]) and the exit after a shutdown signal
 //! ([`shutdown`]); TLS on the listeners, with certificates a reload replaces ([`tls`]).
 
@@ -26,9 +26,12 @@ use pingora::services::background::{background_service, BackgroundService, GenBa
 use pingora::services::listening::Service;
 use tollgate_filters::clock::system_clock;
 use tollgate_filters::limits::SpendTracker;
+use tollgate_filters::KeyLookup;
 
 use crate::admin::serve::AdminServer;
 use crate::admin::{AdminApp, AdminDeps, SessionSweeper};
+use crate::changes::local::{self as control, ControlDir};
+use crate::changes::{Applier, ChangeListener, Publisher, Subscription};
 use crate::config::live::LiveConfig;
 use crate::config::{self, pingora_conf, ConfigError, Fixed, Runtime};
 use crate::keys::{KeyCache, Keyring, KeyringError, ProviderKeyCache};
@@ -37,7 +40,7 @@ use crate::proxy::{Gateway, GatewayProxy};
 use crate::store::secrets::MasterKey;
 use crate::store::Store;
 use crate::usage::{UsageRecorder, UsageWriter};
-use background::{KeyRefresher, ListenAnnouncer};
+use background::ListenAnnouncer;
 use chain::build_chain;
 use health::HealthChecker;
 use shutdown::{ExitCleanup, ShutdownService};
@@ -84,13 +87,25 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
         log::warn!("{line}");
     }
     let listeners = settle_listeners(&mut fixed, opts.upgrade)?;
+    // Before the keys are first read, so that no change committed after that read
+    // can miss this process.
+    let (announcer, subscription) = listen_for_changes(&fixed);
     let keys = open_keys(&fixed)?;
+    let live = LiveConfig::new(reloadable);
+    live.set_price_overrides(keys.store.price_overrides()?);
+    let applier = Arc::new(Applier {
+        store: keys.store.clone(),
+        keys: keys.gateway.clone(),
+        provider_keys: keys.provider.clone(),
+        live: live.clone(),
+    });
     let shared = Shared {
         usage: UsageRecorder::new(keys.store.clone()),
-        live: LiveConfig::new(reloadable),
+        live,
         fixed: Arc::new(fixed),
         keys,
         tls: ListenerCerts::new(&tls),
+        changes: Arc::new(Publisher::new(applier.clone(), Arc::new(announcer))),
     };
     let spend = Arc::new(SpendTracker::default());
     crate::usage::spend::seed(&shared.keys.store, &spend, system_clock())?;
@@ -109,6 +124,10 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     server.add_service(proxy_service(&shared, spend, &server));
     server.add_service(admin_service(&shared));
     add_background_services(&mut server, &shared, &listeners);
+    server.add_service(single_threaded(
+        "change listener",
+        ChangeListener::new(applier, subscription, Duration::from_secs(1)),
+    ));
     if !opts.daemon {
         write_pid_file(&shared.fixed.pid_file);
     }
@@ -172,6 +191,22 @@ fn settle_listen_addr(addr: &str, upgrade: bool) -> Result<SocketAddr, ServeErro
     })
 }
 
+/// This process's control socket (see [`crate::changes::local`]): the announcer of the
+/// admin API's changes, and the notices of everybody else's. Without the socket the
+/// gateway still serves, and sees others' changes at its periodic refresh.
+fn listen_for_changes(fixed: &Fixed) -> (ControlDir, Option<Box<dyn Subscription>>) {
+    match control::listen(&fixed.storage_dir) {
+        Ok(c) => (c.announcer, Some(Box::new(c.subscription))),
+        Err(e) => {
+            log::warn!(
+                "cannot create a control socket in {} ({e}): changes made by the CLI or another gateway reach this one within a second instead of at once",
+                control::control_dir(&fixed.storage_dir).display()
+            );
+            (ControlDir::new(&fixed.storage_dir), None)
+        }
+    }
+}
+
 /// The store and the keys the gateway reads from it, loaded.
 struct StoreKeys {
     store: Store,
@@ -179,6 +214,8 @@ struct StoreKeys {
     keyring: Keyring,
     gateway: Arc<KeyCache>,
     provider: Arc<ProviderKeyCache>,
+    /// What the proxy authenticates with (`auth.mode`).
+    proxy_auth: Arc<dyn KeyLookup>,
 }
 
 /// Opens the store, unwraps its keyring with the master key and fills both key caches.
@@ -191,7 +228,15 @@ fn open_keys(fixed: &Fixed) -> Result<StoreKeys, ServeError> {
     gateway.refresh()?;
     let provider = Arc::new(ProviderKeyCache::new(store.clone(), keyring.crypto()));
     provider.refresh()?;
+    let proxy_auth = crate::keys::legacy::proxy_auth(
+        fixed.auth_mode,
+        &fixed.legacy_keys,
+        &store,
+        gateway.clone(),
+        system_clock(),
+    )?;
     Ok(StoreKeys {
+        proxy_auth,
         store,
         master,
         keyring,
@@ -207,6 +252,8 @@ struct Shared {
     keys: StoreKeys,
     usage: Arc<UsageRecorder>,
     tls: ListenerCerts,
+    /// Applies a change here and tells the other gateways on the store.
+    changes: Arc<Publisher>,
 }
 
 /// Pingora's server, from our settings (never from Pingora's own config file).
@@ -232,7 +279,7 @@ fn proxy_service(
 ) -> Service<ConnectionGuard<HttpProxy<GatewayProxy>>> {
     let chain = build_chain(
         &shared.live,
-        shared.keys.gateway.clone(),
+        shared.keys.proxy_auth.clone(),
         shared.usage.clone(),
         spend,
         shared.keys.provider.clone(),
@@ -268,12 +315,12 @@ fn admin_service(shared: &Shared) -> Service<AdminServer> {
     let app = AdminApp::new(AdminDeps {
         store: keys.store.clone(),
         keys: keys.gateway.clone(),
-        provider_keys: keys.provider.clone(),
         hasher: keys.keyring.hasher(),
         crypto: keys.keyring.crypto(),
         session_key: keys.master.subkey("admin-session"),
         session_ttl: shared.fixed.admin_session_ttl,
         live: shared.live.clone(),
+        changes: shared.changes.clone(),
     });
     let mut admin = Service::new(
         "admin".to_owned(),
@@ -289,14 +336,6 @@ fn admin_service(shared: &Shared) -> Service<AdminServer> {
 /// The background services besides the reloader, each on a thread of its own.
 fn add_background_services(server: &mut Server, shared: &Shared, listeners: &Listeners) {
     let keys = &shared.keys;
-    server.add_service(single_threaded(
-        "key refresher",
-        KeyRefresher {
-            keys: keys.gateway.clone(),
-            provider_keys: keys.provider.clone(),
-            every: Duration::from_secs(1),
-        },
-    ));
     server.add_service(single_threaded(
         "listen announcer",
         ListenAnnouncer {

@@ -1,6 +1,7 @@
 //! What people type, read exactly: durations (`30d`), dollar amounts (`12.50`, never
-//! through f64) and budgets. Shared by the CLI, the admin API and the store's input
-//! types ([`super::KeyCreate`], [`super::UserCreate`]), so each is parsed one way.
+//! through f64), budgets, and the edits of an update (`--rpm none`, `"rpm": null`).
+//! Shared by the CLI, the admin API and the store's input types ([`super::KeyCreate`],
+//! [`super::UserCreate`] and their updates), so each is parsed one way.
 
 use serde::Deserialize;
 
@@ -33,7 +34,110 @@ impl std::str::FromStr for Amount {
     }
 }
 
+/// A change to one setting of an update: removed (`none`/`never` on the command line,
+/// `null` in JSON), or set to a value. An update holds `Option<Edit<T>>`: `None` leaves
+/// the setting as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Edit<T> {
+    Remove,
+    Set(T),
+}
+
+impl<T: Clone> Edit<T> {
+    /// The setting after this edit, given what it was.
+    pub fn applied(edit: Option<&Edit<T>>, current: Option<T>) -> Option<T> {
+        match edit {
+            None => current,
+            Some(Edit::Remove) => None,
+            Some(Edit::Set(v)) => Some(v.clone()),
+        }
+    }
+}
+
+/// Parses a command-line value that is `word` (remove the setting) or a `T`.
+fn edit_or<T: std::str::FromStr>(word: &str, s: &str) -> Result<Edit<T>, String>
+where
+    T::Err: std::fmt::Display,
+{
+    if s == word {
+        return Ok(Edit::Remove);
+    }
+    s.parse()
+        .map(Edit::Set)
+        .map_err(|e| format!("{e} (or `{word}` to remove it)"))
+}
+
+/// `--rpm N|none` and the like.
+pub fn none_or<T: std::str::FromStr>(s: &str) -> Result<Edit<T>, String>
+where
+    T::Err: std::fmt::Display,
+{
+    edit_or("none", s)
+}
+
+/// `--expires-in D|never`.
+pub fn never_or(s: &str) -> Result<Edit<String>, String> {
+    edit_or("never", s)
+}
+
+/// An update's field in JSON: absent leaves it (serde's `default`), `null` removes
+/// it, a value sets it.
+pub fn edit<'de, D, T>(d: D) -> Result<Option<Edit<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Some(match Option::<T>::deserialize(d)? {
+        None => Edit::Remove,
+        Some(v) => Edit::Set(v),
+    }))
+}
+
+/// Nano-dollars as an [`Amount`], exactly (for checking a setting kept as it was by
+/// the same rules as a new one).
+pub fn nanos_amount(nanos: i64) -> Amount {
+    Amount::Text(format!(
+        "{}.{:09}",
+        nanos.div_euclid(1_000_000_000),
+        nanos.rem_euclid(1_000_000_000)
+    ))
+}
+
+/// A budget after an update: the amount as edited, and the period given, else the one
+/// it had (so that changing only the amount keeps the period).
+pub fn edited_budget(
+    usd: Option<&Edit<Amount>>,
+    period: Option<&str>,
+    current: (Option<i64>, Option<&str>),
+) -> (Option<Amount>, Option<String>) {
+    let amount = Edit::applied(usd, current.0.map(nanos_amount));
+    let period = match (period, usd) {
+        (Some(p), _) => Some(p.to_owned()),
+        (None, Some(Edit::Remove)) => None,
+        (None, _) => current.1.map(str::to_owned),
+    };
+    (amount, period)
+}
+
 const BUDGET_PERIODS: [&str; 3] = ["day", "month", "total"];
+
+/// The longest model pattern accepted (key scopes, price overrides).
+const MAX_PATTERN_CHARS: usize = 256;
+
+/// A model pattern as a key's scope or a price override's: a name, `prefix*` or a
+/// glob. Patterns end up in tables on an operator's terminal: no control characters
+/// (escape sequences, newlines) that could forge or hide rows, and no spaces.
+pub fn check_model_pattern(m: &str) -> Result<(), String> {
+    if m.is_empty()
+        || m.chars().count() > MAX_PATTERN_CHARS
+        || m.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(format!(
+            "invalid model pattern {m:?}: use a model name, prefix* or a glob, without spaces"
+        ));
+    }
+    Ok(())
+}
 
 /// A budget as given (`--budget-usd`, `--budget-period`, or the admin API's
 /// `budget_usd`, `budget_period`): nano-dollars and period, the period defaulting to
@@ -138,6 +242,29 @@ mod tests {
             let e = parse_duration(bad).unwrap_err();
             assert!(e.starts_with(&format!("invalid duration '{bad}'")), "{e}");
         }
+    }
+
+    #[test]
+    fn edits() {
+        assert_eq!(none_or::<u32>("none"), Ok(Edit::Remove));
+        assert_eq!(none_or::<u32>("60"), Ok(Edit::Set(60)));
+        assert!(none_or::<u32>("lots")
+            .unwrap_err()
+            .ends_with("(or `none` to remove it)"));
+        assert_eq!(never_or("never"), Ok(Edit::Remove));
+        assert_eq!(never_or("30d"), Ok(Edit::Set("30d".to_owned())));
+        assert_eq!(nanos_amount(12_500_000_001).text(), "12.500000001");
+        let t = |a: Option<Amount>| a.map(|a| parse_usd_to_nanos(&a.text()).unwrap());
+        // The period stays when only the amount changes, and goes with the budget.
+        let set = Edit::Set(Amount::Text("2".into()));
+        let (a, p) = edited_budget(Some(&set), None, (Some(1), Some("day")));
+        assert_eq!((t(a), p.as_deref()), (Some(2_000_000_000), Some("day")));
+        let (a, p) = edited_budget(Some(&Edit::Remove), None, (Some(1), Some("day")));
+        assert_eq!((t(a), p), (None, None));
+        let (a, p) = edited_budget(None, Some("total"), (Some(7), Some("day")));
+        assert_eq!((t(a), p.as_deref()), (Some(7), Some("total")));
+        let j: serde_json::Value = serde_json::json!(null);
+        assert_eq!(edit::<_, u32>(j).unwrap(), Some(Edit::Remove));
     }
 
     #[test]

@@ -6,7 +6,10 @@ use rusqlite::{params, OptionalExtension};
 use serde::Deserialize;
 use tollgate_filters::{Role, Secret};
 
-use super::input::{parse_budget, parse_duration, Amount};
+use super::input::{
+    check_model_pattern, edit, edited_budget, never_or, none_or, parse_budget, parse_duration,
+    Amount, Edit,
+};
 use super::users::role_column;
 use super::{Store, StoreError};
 use crate::store::secrets::{generate_gateway_key, parse_gateway_key, KeyHasher, KEY_ID_LEN};
@@ -15,7 +18,6 @@ use crate::store::secrets::{generate_gateway_key, parse_gateway_key, KeyHasher, 
 const PREFIX_SECRET_CHARS: usize = 4;
 
 const MAX_LABEL_CHARS: usize = 128;
-const MAX_PATTERN_CHARS: usize = 256;
 
 /// A new gateway key as asked for, in the one shape every way in shares: the options of
 /// `tollgate key create`, the body of `POST /admin/keys`, and what
@@ -52,6 +54,85 @@ fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, 
     Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
 }
 
+/// Changes to a key, in the one shape every way in shares: the options of
+/// `tollgate key update`, the body of `PATCH /admin/keys/{id}`, and what
+/// [`Store::update_key`] takes. A field left out stays as it is; `none`/`never` on the
+/// command line and `null` in JSON remove a limit. The key as it would be after the
+/// update is checked as a new key is ([`KeyCreate::check`]), so the rules are the same.
+#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyUpdate {
+    /// A new label ("" removes it)
+    #[arg(long, value_parser = |s: &str| Ok::<_, String>(Edit::Set(s.to_owned())))]
+    #[serde(default, deserialize_with = "edit")]
+    pub name: Option<Edit<String>>,
+    /// Model patterns the key may use, comma separated ("" for all)
+    #[arg(long, value_delimiter = ',')]
+    #[serde(default, deserialize_with = "null_as_all")]
+    pub models: Option<Vec<String>>,
+    #[arg(long, value_name = "USD|none", value_parser = none_or::<Amount>)]
+    #[serde(default, deserialize_with = "edit")]
+    pub budget_usd: Option<Edit<Amount>>,
+    // day | month | total; the budget's period so far (month for a new budget) when
+    // only the amount changes.
+    #[arg(long, value_parser = ["day", "month", "total"])]
+    pub budget_period: Option<String>,
+    #[arg(long, value_name = "N|none", value_parser = none_or::<u32>)]
+    #[serde(default, deserialize_with = "edit")]
+    pub rpm: Option<Edit<u32>>,
+    #[arg(long, value_name = "N|none", value_parser = none_or::<u64>)]
+    #[serde(default, deserialize_with = "edit")]
+    pub tpm: Option<Edit<u64>>,
+    /// From now, e.g. 30d; never: no expiry
+    #[arg(long, value_name = "DURATION|never", value_parser = never_or)]
+    #[serde(default, deserialize_with = "edit")]
+    pub expires_in: Option<Edit<String>>,
+}
+
+/// `"models": null` in an update is every model, as `[]` is.
+fn null_as_all<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    Ok(Some(
+        Option::<Vec<String>>::deserialize(d)?.unwrap_or_default(),
+    ))
+}
+
+impl KeyUpdate {
+    fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.models.is_none()
+            && self.budget_usd.is_none()
+            && self.budget_period.is_none()
+            && self.rpm.is_none()
+            && self.tpm.is_none()
+            && self.expires_in.is_none()
+    }
+
+    /// The key `current` would be after this update, as the request for a new key.
+    fn applied_to(&self, current: &KeyRow) -> KeyCreate {
+        let (budget_usd, budget_period) = edited_budget(
+            self.budget_usd.as_ref(),
+            self.budget_period.as_deref(),
+            (current.budget_usd_nanos, current.budget_period.as_deref()),
+        );
+        KeyCreate {
+            user: current.user.clone(),
+            name: Edit::applied(self.name.as_ref(), current.name.clone()),
+            models: self
+                .models
+                .clone()
+                .unwrap_or_else(|| current.models.clone()),
+            budget_usd,
+            budget_period,
+            rpm: Edit::applied(self.rpm.as_ref(), current.rpm),
+            tpm: Edit::applied(self.tpm.as_ref(), current.tpm),
+            expires_in: match &self.expires_in {
+                Some(Edit::Set(d)) => Some(d.clone()),
+                _ => None,
+            },
+        }
+    }
+}
+
 /// A [`KeyCreate`] that passed its checks, in the units the table holds.
 struct CheckedKey {
     name: Option<String>,
@@ -84,14 +165,7 @@ impl KeyCreate {
             }
         }
         for m in &self.models {
-            if m.is_empty()
-                || m.chars().count() > MAX_PATTERN_CHARS
-                || m.chars().any(|c| c.is_control() || c.is_whitespace())
-            {
-                return Err(invalid(format!(
-                    "invalid model pattern {m:?}: use a model name, prefix* or a glob, without spaces"
-                )));
-            }
+            check_model_pattern(m).map_err(invalid)?;
         }
         let budget = parse_budget(self.budget_usd.as_ref(), self.budget_period.as_deref())
             .map_err(invalid)?;
@@ -209,6 +283,11 @@ fn pair(nanos: Option<i64>, period: Option<String>) -> Option<(i64, String)> {
     Some((nanos?, period.unwrap_or_else(|| "month".to_owned())))
 }
 
+/// The columns [`key_row`] reads, in its order.
+const KEY_SELECT: &str = "SELECT k.id, u.username, k.name, k.prefix, k.models, k.budget_usd_nanos, k.budget_period, k.rpm, k.tpm, \
+     k.created_at, k.expires_at, k.revoked_at, k.last_used_at \
+     FROM api_keys k JOIN users u ON u.id = k.user_id";
+
 fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
     Ok(KeyRow {
         id: r.get(0)?,
@@ -301,15 +380,72 @@ impl Store {
                 .ok_or_else(|| StoreError::UnknownUser(u.to_owned()))?;
         }
         let conn = self.conn()?;
-        let mut st = conn.prepare(
-            "SELECT k.id, u.username, k.name, k.prefix, k.models, k.budget_usd_nanos, k.budget_period, k.rpm, k.tpm, \
-             k.created_at, k.expires_at, k.revoked_at, k.last_used_at \
-             FROM api_keys k JOIN users u ON u.id = k.user_id WHERE (?1 IS NULL OR u.username = ?1) ORDER BY k.created_at, k.id",
-        )?;
+        let mut st = conn.prepare(&format!(
+            "{KEY_SELECT} WHERE (?1 IS NULL OR u.username = ?1) ORDER BY k.created_at, k.id"
+        ))?;
         let rows = st
             .query_map([user], key_row)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
+    }
+
+    /// One key by id (`UnknownKey` if there is none).
+    pub fn key(&self, id: &str) -> Result<KeyRow, StoreError> {
+        let conn = self.conn()?;
+        conn.query_row(&format!("{KEY_SELECT} WHERE k.id = ?1"), [id], key_row)
+            .optional()?
+            .ok_or_else(|| StoreError::UnknownKey(id.to_owned()))
+    }
+
+    /// Changes a key in place once the key it would become passes the checks of a new
+    /// one; returns it as it now is. `UnknownKey` if there is none; an update that
+    /// changes nothing is refused.
+    pub fn update_key(&self, id: &str, update: &KeyUpdate, now: i64) -> Result<KeyRow, StoreError> {
+        if update.is_empty() {
+            return Err(StoreError::Invalid(
+                "nothing to change: give a name, models, budget, rpm, tpm or expiry".into(),
+            ));
+        }
+        let mut conn = self.conn()?;
+        // IMMEDIATE: the row read is the row changed, whatever else writes meanwhile.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let current = tx
+            .query_row(&format!("{KEY_SELECT} WHERE k.id = ?1"), [id], key_row)
+            .optional()?
+            .ok_or_else(|| StoreError::UnknownKey(id.to_owned()))?;
+        let wanted = update.applied_to(&current);
+        let checked = wanted.check(now)?;
+        let expires_at = match &update.expires_in {
+            None => current.expires_at,
+            Some(Edit::Remove) => None,
+            Some(Edit::Set(_)) => checked.expires_at,
+        };
+        let (budget_usd_nanos, budget_period) = checked.budget.unzip();
+        let row = KeyRow {
+            name: checked.name,
+            models: wanted.models,
+            budget_usd_nanos,
+            budget_period,
+            rpm: wanted.rpm,
+            tpm: wanted.tpm,
+            expires_at,
+            ..current
+        };
+        tx.execute(
+            "UPDATE api_keys SET name = ?2, models = ?3, budget_usd_nanos = ?4, budget_period = ?5, rpm = ?6, tpm = ?7, expires_at = ?8 WHERE id = ?1",
+            params![
+                row.id,
+                row.name,
+                serde_json::Value::from(row.models.clone()).to_string(),
+                row.budget_usd_nanos,
+                row.budget_period,
+                row.rpm,
+                row.tpm.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
+                row.expires_at
+            ],
+        )?;
+        tx.commit()?;
+        Ok(row)
     }
 
     /// Revokes a key (`UnknownKey` if there is none); revoking twice keeps the first time.
@@ -449,6 +585,121 @@ mod tests {
         ));
         assert!(s.auth_key("nope").unwrap().is_none());
         assert_eq!(s.all_keys_for_auth().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn updates_change_in_place_by_the_rules_of_creation() {
+        let (_dir, s, h) = setup();
+        let new = KeyCreate {
+            name: Some("laptop".into()),
+            budget_usd: Some(Amount::Text("5".into())),
+            budget_period: Some("day".into()),
+            rpm: Some(60),
+            expires_in: Some("100s".into()),
+            ..KeyCreate::for_user("alice")
+        };
+        let (row, _) = s.create_key(&h, &new, 10).unwrap();
+        // Only what is given changes; a new amount keeps the budget's period.
+        let u = KeyUpdate {
+            budget_usd: Some(Edit::Set(Amount::Text("0.5".into()))),
+            tpm: Some(Edit::Set(1000)),
+            ..KeyUpdate::default()
+        };
+        let after = s.update_key(&row.id, &u, 20).unwrap();
+        let want = KeyRow {
+            budget_usd_nanos: Some(500_000_000),
+            tpm: Some(1000),
+            ..row.clone()
+        };
+        assert_eq!(
+            (&after, after.budget_period.as_deref()),
+            (&want, Some("day"))
+        );
+        assert_eq!(s.key(&row.id).unwrap(), after);
+        // Limits removed, scopes and expiry set; the authentication row follows.
+        let u = KeyUpdate {
+            name: Some(Edit::Remove),
+            models: Some(vec!["gpt-*".into()]),
+            budget_usd: Some(Edit::Remove),
+            rpm: Some(Edit::Remove),
+            expires_in: Some(Edit::Set("1h".into())),
+            ..KeyUpdate::default()
+        };
+        let after = s.update_key(&row.id, &u, 30).unwrap();
+        assert_eq!(
+            after,
+            KeyRow {
+                name: None,
+                models: vec!["gpt-*".into()],
+                budget_usd_nanos: None,
+                budget_period: None,
+                rpm: None,
+                expires_at: Some(3630),
+                ..want
+            }
+        );
+        let auth = s.auth_key(&row.id).unwrap().unwrap();
+        assert_eq!(
+            (
+                auth.models,
+                auth.budget,
+                auth.rpm,
+                auth.tpm,
+                auth.expires_at
+            ),
+            (vec!["gpt-*".to_owned()], None, None, Some(1000), Some(3630))
+        );
+        let never = KeyUpdate {
+            expires_in: Some(Edit::Remove),
+            ..KeyUpdate::default()
+        };
+        assert_eq!(s.update_key(&row.id, &never, 40).unwrap().expires_at, None);
+
+        // Refused with the messages of creation, changing nothing.
+        let before = s.key(&row.id).unwrap();
+        let err = |u: KeyUpdate| s.update_key(&row.id, &u, 50).unwrap_err().to_string();
+        let rpm0 = KeyUpdate {
+            rpm: Some(Edit::Set(0)),
+            ..KeyUpdate::default()
+        };
+        assert_eq!(err(rpm0), "--rpm and --tpm must be greater than 0");
+        let bad_models = KeyUpdate {
+            models: Some(vec!["gpt 4".into()]),
+            ..KeyUpdate::default()
+        };
+        assert!(err(bad_models).starts_with("invalid model pattern"));
+        let period_alone = KeyUpdate {
+            budget_period: Some("month".into()),
+            ..KeyUpdate::default()
+        };
+        assert!(err(period_alone).starts_with("a budget period needs a budget amount"));
+        let bad_expiry = KeyUpdate {
+            expires_in: Some(Edit::Set("soon".into())),
+            ..KeyUpdate::default()
+        };
+        assert!(err(bad_expiry).starts_with("invalid duration 'soon'"));
+        assert!(err(KeyUpdate::default()).starts_with("nothing to change"));
+        assert_eq!(s.key(&row.id).unwrap(), before);
+        assert!(matches!(
+            s.update_key("nope", &never, 50),
+            Err(StoreError::UnknownKey(_))
+        ));
+    }
+
+    #[test]
+    fn the_admin_api_update_body_is_the_same_type() {
+        let u: KeyUpdate = serde_json::from_value(serde_json::json!({
+            "name": null, "models": null, "budget_usd": "2", "rpm": null, "tpm": 5, "expires_in": "30d"
+        }))
+        .unwrap();
+        assert_eq!(u.name, Some(Edit::Remove));
+        assert_eq!(u.models, Some(vec![]));
+        assert_eq!(u.budget_usd, Some(Edit::Set(Amount::Text("2".into()))));
+        assert_eq!((u.rpm, u.tpm), (Some(Edit::Remove), Some(Edit::Set(5))));
+        assert_eq!(u.expires_in, Some(Edit::Set("30d".into())));
+        let absent: KeyUpdate = serde_json::from_value(serde_json::json!({})).unwrap();
+        assert!(absent.is_empty());
+        assert!(serde_json::from_value::<KeyUpdate>(serde_json::json!({"user": "bob"})).is_err());
     }
 
     #[test]

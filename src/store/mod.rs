@@ -8,6 +8,7 @@ pub mod backup;
 mod data_keys;
 pub mod input;
 mod keys;
+mod prices;
 mod provider_keys;
 pub mod secrets;
 mod sessions;
@@ -24,11 +25,14 @@ use rusqlite::{Connection, TransactionBehavior};
 
 pub use audit::AuditRow;
 pub use data_keys::DataKeyRow;
-pub use keys::{AuthKeyRow, KeyCreate, KeyRow};
+pub use keys::{AuthKeyRow, KeyCreate, KeyRow, KeyUpdate};
+pub use prices::PriceSet;
 pub use provider_keys::{ProviderKeyRow, ProviderKeyStatus};
 pub use sessions::{NewSession, SessionRow};
 pub use usage::{GroupBy, UsageRow};
-pub use users::{hash_password, UserCreate, UserDeletion, UserRow, MIN_PASSWORD_CHARS};
+pub use users::{
+    hash_password, UserCreate, UserDeletion, UserRow, UserUpdate, UserUpdated, MIN_PASSWORD_CHARS,
+};
 
 /// Migrations, applied in order; each runs once, in its own transaction.
 const MIGRATIONS: &[(u32, &str, &str)] = &[
@@ -49,6 +53,16 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         6,
         "usage_write_indexes",
         include_str!("migrations/0006_usage_write_indexes.sql"),
+    ),
+    (
+        7,
+        "price_overrides",
+        include_str!("migrations/0007_price_overrides.sql"),
+    ),
+    (
+        8,
+        "session_family",
+        include_str!("migrations/0008_session_family.sql"),
     ),
 ];
 

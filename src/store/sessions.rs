@@ -34,17 +34,18 @@ pub struct NewSession<'a> {
     pub source: Option<&'a str>,
 }
 
-fn insert(conn: &rusqlite::Connection, s: &NewSession<'_>) -> Result<(), StoreError> {
+/// Inserts `s` into `family` (a login's first session is its own family).
+fn insert(conn: &rusqlite::Connection, s: &NewSession<'_>, family: &str) -> Result<(), StoreError> {
     conn.execute(
-        "INSERT INTO sessions (id, user_id, created_at, expires_at, source) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![s.id, s.user_id, s.created_at, s.expires_at, s.source],
+        "INSERT INTO sessions (id, user_id, created_at, expires_at, source, family) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![s.id, s.user_id, s.created_at, s.expires_at, s.source, family],
     )?;
     Ok(())
 }
 
 impl Store {
     pub fn create_session(&self, s: &NewSession<'_>) -> Result<(), StoreError> {
-        insert(&*self.conn()?, s)
+        insert(&*self.conn()?, s, s.id)
     }
 
     /// A session by id, whatever its state; the caller decides what is still valid.
@@ -73,7 +74,7 @@ impl Store {
     }
 
     /// Replaces session `old` with `new` (a sliding refresh): `old` is revoked as of
-    /// `old_until` and `new` created, in one transaction. `Ok(false)`, creating nothing,
+    /// `old_until` and `new` created in its family, in one transaction. `Ok(false)`, creating nothing,
     /// when `old` was already revoked or replaced: of concurrent refreshes only one
     /// makes a new session.
     pub fn replace_session(
@@ -91,16 +92,23 @@ impl Store {
         if n == 0 {
             return Ok(false);
         }
-        insert(&tx, new)?;
+        let family: String = tx.query_row(
+            "SELECT COALESCE(family, id) FROM sessions WHERE id = ?1",
+            [old],
+            |r| r.get(0),
+        )?;
+        insert(&tx, new, &family)?;
         tx.commit()?;
         Ok(true)
     }
 
-    /// Revokes a session as of `now` (also one already replaced, whose grace period
-    /// ends now); `false` when there is no such session.
+    /// Ends the login session `id` belongs to as of `now`: `id`, the sessions it
+    /// replaced (still in their grace period) and the one that replaced it. `false` when
+    /// there is no such session.
     pub fn revoke_session(&self, id: &str, now: i64) -> Result<bool, StoreError> {
         let n = self.conn()?.execute(
-            "UPDATE sessions SET revoked_at = MIN(COALESCE(revoked_at, ?2), ?2) WHERE id = ?1",
+            "UPDATE sessions SET revoked_at = MIN(COALESCE(revoked_at, ?2), ?2) \
+             WHERE family = (SELECT COALESCE(family, id) FROM sessions WHERE id = ?1) OR id = ?1",
             params![id, now],
         )?;
         Ok(n > 0)
@@ -138,6 +146,29 @@ mod tests {
     }
 
     #[test]
+    fn a_logout_ends_every_session_of_its_login_and_no_other() {
+        let (_d, s, uid) = setup();
+        s.create_session(&new("a", uid, 10)).unwrap();
+        s.create_session(&new("other", uid, 10)).unwrap();
+        assert!(s.replace_session("a", 70, &new("b", uid, 60)).unwrap());
+        assert!(s.replace_session("b", 90, &new("c", uid, 80)).unwrap());
+        // Logging out with the newest token ends its predecessors' grace at once.
+        assert!(s.revoke_session("c", 85).unwrap());
+        let revoked = |id: &str| s.session(id).unwrap().unwrap().revoked_at;
+        assert_eq!(
+            [revoked("a"), revoked("b"), revoked("c")],
+            [Some(70), Some(85), Some(85)]
+        );
+        assert_eq!(revoked("other"), None);
+        // With a predecessor's token (still in its grace period), the same.
+        s.create_session(&new("d", uid, 100)).unwrap();
+        assert!(s.replace_session("d", 130, &new("e", uid, 120)).unwrap());
+        assert!(s.revoke_session("d", 121).unwrap());
+        assert_eq!([revoked("d"), revoked("e")], [Some(121), Some(121)]);
+        assert_eq!(revoked("other"), None);
+    }
+
+    #[test]
     fn create_replace_revoke_purge() {
         let (_d, s, uid) = setup();
         s.create_session(&new("a", uid, 10)).unwrap();
@@ -165,11 +196,11 @@ mod tests {
         assert!(s.revoke_session("a", 68).unwrap());
         assert_eq!(s.session("a").unwrap().unwrap().revoked_at, Some(65));
         assert!(!s.revoke_session("nope", 65).unwrap());
+        // ... and with it the session that replaced it: one login, one session.
+        assert_eq!(s.session("b").unwrap().unwrap().revoked_at, Some(65));
 
         assert_eq!(s.purge_sessions(64).unwrap(), 0);
-        assert_eq!(s.purge_sessions(65).unwrap(), 1);
-        assert!(s.session("b").unwrap().is_some());
-        assert_eq!(s.purge_sessions(160).unwrap(), 1);
+        assert_eq!(s.purge_sessions(65).unwrap(), 2);
         assert!(s.session("b").unwrap().is_none());
     }
 }

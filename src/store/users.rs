@@ -6,7 +6,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::Deserialize;
 use tollgate_filters::{Role, Secret};
 
-use super::input::{parse_budget, Amount};
+use super::input::{edit, edited_budget, none_or, parse_budget, Amount, Edit};
 use super::{Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +81,72 @@ pub struct UserCreate {
     /// The budget's period (default month)
     #[arg(long, value_parser = ["day", "month", "total"], display_order = 4)]
     pub budget_period: Option<String>,
+}
+
+/// Changes to a user, in the one shape every way in shares: the options of
+/// `tollgate user update` (the password from stdin), the body of
+/// `PATCH /admin/users/{id}`, and what [`Store::update_user`] takes. A field left out
+/// stays as it is; `--budget-usd none` (`"budget_usd": null`) removes the budget. The
+/// user as it would be after the update is checked as a new user is.
+#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdate {
+    #[arg(long, value_parser = ["admin", "member"])]
+    pub role: Option<String>,
+    // From stdin on the command line (`--password-stdin`), never from an argument.
+    #[arg(skip)]
+    #[serde(default, deserialize_with = "secret")]
+    pub password: Option<Secret>,
+    /// A budget for all of the user's keys together, in USD (none: no budget)
+    #[arg(long, value_name = "USD|none", value_parser = none_or::<Amount>, display_order = 3)]
+    #[serde(default, deserialize_with = "edit")]
+    pub budget_usd: Option<Edit<Amount>>,
+    /// The budget's period (kept when only the amount changes; month for a new one)
+    #[arg(long, value_parser = ["day", "month", "total"], display_order = 4)]
+    pub budget_period: Option<String>,
+}
+
+impl UserUpdate {
+    fn is_empty(&self) -> bool {
+        self.role.is_none()
+            && self.password.is_none()
+            && self.budget_usd.is_none()
+            && self.budget_period.is_none()
+    }
+
+    /// The user `current` would be after this update, as the request for a new user.
+    fn applied_to(&self, current: &UserRow) -> UserCreate {
+        let (budget_usd, budget_period) = edited_budget(
+            self.budget_usd.as_ref(),
+            self.budget_period.as_deref(),
+            (current.budget_usd_nanos, current.budget_period.as_deref()),
+        );
+        UserCreate {
+            name: current.username.clone(),
+            role: self
+                .role
+                .clone()
+                .unwrap_or_else(|| current.role.as_str().to_owned()),
+            password: self.password.clone(),
+            budget_usd,
+            budget_period,
+        }
+    }
+}
+
+/// What [`Store::update_user`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserUpdated {
+    /// The user as it now is, and how many of its sessions ended (a new password or
+    /// the admin role taken away ends them all).
+    Updated {
+        user: UserRow,
+        sessions_ended: usize,
+    },
+    /// No such user, or deleted.
+    NotFound,
+    /// The update would take the admin role from the only admin left.
+    LastAdmin,
 }
 
 fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
@@ -257,15 +323,8 @@ impl Store {
         if user.id == actor {
             return Ok(UserDeletion::Yourself);
         }
-        if user.role == Role::Admin {
-            let admins: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM users WHERE role = 'admin' AND deleted_at IS NULL",
-                [],
-                |r| r.get(0),
-            )?;
-            if admins <= 1 {
-                return Ok(UserDeletion::LastAdmin);
-            }
+        if user.role == Role::Admin && admins(&tx)? <= 1 {
+            return Ok(UserDeletion::LastAdmin);
         }
         tx.execute(
             "UPDATE users SET deleted_at = ?2 WHERE id = ?1",
@@ -275,10 +334,7 @@ impl Store {
             "UPDATE api_keys SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
             params![id, now],
         )?;
-        let sessions_revoked = tx.execute(
-            "UPDATE sessions SET revoked_at = ?2 WHERE user_id = ?1 AND (revoked_at IS NULL OR revoked_at > ?2)",
-            params![id, now],
-        )?;
+        let sessions_revoked = end_sessions(&tx, id, now)?;
         tx.commit()?;
         Ok(UserDeletion::Deleted {
             user,
@@ -286,6 +342,126 @@ impl Store {
             sessions_revoked,
         })
     }
+}
+
+impl Store {
+    /// Changes user `id` in place once the user it would become passes the checks of a
+    /// new one (a password only for an admin, hashed before anything is locked).
+    /// Refuses to take the admin role from the last admin; an update that changes
+    /// nothing is refused.
+    pub fn update_user(
+        &self,
+        id: i64,
+        update: &UserUpdate,
+        now: i64,
+    ) -> Result<UserUpdated, StoreError> {
+        if update.is_empty() {
+            return Err(StoreError::Invalid(
+                "nothing to change: give a role, a budget or a password".into(),
+            ));
+        }
+        let Some(current) = self.user_by_id(id)? else {
+            return Ok(UserUpdated::NotFound);
+        };
+        let checked = update.applied_to(&current).check()?;
+        let mut conn = self.conn()?;
+        // IMMEDIATE: two admins demoting each other at once must not both pass the
+        // last-admin check.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let Some(current) = tx
+            .query_row(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1 AND deleted_at IS NULL"),
+                [id],
+                row,
+            )
+            .optional()?
+        else {
+            return Ok(UserUpdated::NotFound);
+        };
+        let demoted = current.role == Role::Admin && checked.role != Role::Admin;
+        if demoted && admins(&tx)? <= 1 {
+            return Ok(UserUpdated::LastAdmin);
+        }
+        let (nanos, period) = checked.budget.unzip();
+        let budget_given = update.budget_usd.is_some() || update.budget_period.is_some();
+        tx.execute(
+            "UPDATE users SET role = ?2, \
+             password_hash = CASE WHEN ?3 IS NULL THEN password_hash ELSE ?3 END, \
+             budget_usd_nanos = CASE WHEN ?4 THEN ?5 ELSE budget_usd_nanos END, \
+             budget_period = CASE WHEN ?4 THEN ?6 ELSE budget_period END WHERE id = ?1",
+            params![
+                id,
+                checked.role.as_str(),
+                checked.password_hash,
+                budget_given,
+                nanos,
+                period
+            ],
+        )?;
+        let sessions_ended = if demoted || checked.password_hash.is_some() {
+            end_sessions(&tx, id, now)?
+        } else {
+            0
+        };
+        let user = tx.query_row(
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
+            [id],
+            row,
+        )?;
+        tx.commit()?;
+        Ok(UserUpdated::Updated {
+            user,
+            sessions_ended,
+        })
+    }
+
+    /// The id of user `name`, created (a member, no password) when there is none; a
+    /// deleted user of that name is reused, as its name stays taken.
+    pub fn ensure_user(&self, name: &str, now: i64) -> Result<i64, StoreError> {
+        if !valid_username(name) {
+            return Err(StoreError::BadUserName(name.to_owned()));
+        }
+        let conn = self.conn()?;
+        conn.execute(
+            "INSERT OR IGNORE INTO users (username, role, created_at) VALUES (?1, 'member', ?2)",
+            params![name, now],
+        )?;
+        Ok(
+            conn.query_row("SELECT id FROM users WHERE username = ?1", [name], |r| {
+                r.get(0)
+            })?,
+        )
+    }
+
+    /// A user not deleted, by id.
+    pub fn user_by_id(&self, id: i64) -> Result<Option<UserRow>, StoreError> {
+        let conn = self.conn()?;
+        let r = conn
+            .query_row(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1 AND deleted_at IS NULL"),
+                [id],
+                row,
+            )
+            .optional()?;
+        Ok(r)
+    }
+}
+
+/// Admins not deleted.
+fn admins(tx: &rusqlite::Transaction<'_>) -> Result<i64, StoreError> {
+    Ok(tx.query_row(
+        "SELECT COUNT(*) FROM users WHERE role = 'admin' AND deleted_at IS NULL",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// Ends every session of user `id` still usable at `now`; how many.
+fn end_sessions(tx: &rusqlite::Transaction<'_>, id: i64, now: i64) -> Result<usize, StoreError> {
+    Ok(tx.execute(
+        "UPDATE sessions SET revoked_at = ?2 WHERE user_id = ?1 AND (revoked_at IS NULL OR revoked_at > ?2)",
+        params![id, now],
+    )?)
 }
 
 /// What [`Store::delete_user`] did.
@@ -395,6 +571,84 @@ mod tests {
         assert_eq!(s.list_users().unwrap(), vec![root.clone()]);
         let (u, hash) = s.user_for_login("root").unwrap().unwrap();
         assert_eq!((u, hash.as_deref()), (root, Some("$argon2id$x")));
+    }
+
+    #[test]
+    fn updates_change_in_place_by_the_rules_of_creation() {
+        let (_dir, s) = temp_store();
+        let root = s
+            .insert_user("root", Role::Admin, Some("$argon2id$x"), None, 1)
+            .unwrap();
+        let bob = s
+            .insert_user("bob", Role::Member, None, Some((5, "day")), 1)
+            .unwrap();
+        s.conn()
+            .unwrap()
+            .execute_batch(&format!(
+                "INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES ('r1', {r}, 0, 999), ('r2', {r}, 0, 999);",
+                r = root.id
+            ))
+            .unwrap();
+        let update = |f: fn(&mut UserUpdate)| {
+            let mut u = UserUpdate::default();
+            f(&mut u);
+            u
+        };
+        // A new amount keeps the period; the row and the keys' view follow.
+        let u = update(|u| u.budget_usd = Some(Edit::Set(Amount::Text("0.25".into()))));
+        let want = UserRow {
+            budget_usd_nanos: Some(250_000_000),
+            ..bob.clone()
+        };
+        assert_eq!(
+            s.update_user(bob.id, &u, 2).unwrap(),
+            UserUpdated::Updated {
+                user: want.clone(),
+                sessions_ended: 0
+            }
+        );
+        assert_eq!(s.user_by_name("bob").unwrap(), Some(want));
+        let u = update(|u| u.budget_usd = Some(Edit::Remove));
+        let UserUpdated::Updated { user, .. } = s.update_user(bob.id, &u, 3).unwrap() else {
+            panic!()
+        };
+        assert_eq!((user.budget_usd_nanos, user.budget_period), (None, None));
+        // The same rules as `user add`: a password only for admins.
+        let pw = update(|u| u.password = Some(Secret::new("correct horse")));
+        assert_eq!(
+            s.update_user(bob.id, &pw, 4).unwrap_err().to_string(),
+            "a password is only for admin users (--role admin)"
+        );
+        let short = update(|u| u.password = Some(Secret::new("short")));
+        assert!(s.update_user(root.id, &short, 4).is_err());
+        // A new password ends the user's sessions.
+        assert!(matches!(
+            s.update_user(root.id, &pw, 5).unwrap(),
+            UserUpdated::Updated {
+                sessions_ended: 2,
+                ..
+            }
+        ));
+        assert_eq!(s.session("r1").unwrap().unwrap().revoked_at, Some(5));
+        let (_, hash) = s.user_for_login("root").unwrap().unwrap();
+        assert!(hash.unwrap().starts_with("$argon2id$"));
+        // The last admin keeps the role; with another admin, the role can go.
+        let demote = update(|u| u.role = Some("member".into()));
+        assert_eq!(
+            s.update_user(root.id, &demote, 6).unwrap(),
+            UserUpdated::LastAdmin
+        );
+        let promote = update(|u| u.role = Some("admin".into()));
+        s.update_user(bob.id, &promote, 7).unwrap();
+        let UserUpdated::Updated { user, .. } = s.update_user(root.id, &demote, 8).unwrap() else {
+            panic!()
+        };
+        assert_eq!(user.role, Role::Member);
+        assert!(s.update_user(root.id, &UserUpdate::default(), 9).is_err());
+        assert_eq!(
+            s.update_user(999, &demote, 9).unwrap(),
+            UserUpdated::NotFound
+        );
     }
 
     #[test]

@@ -139,6 +139,7 @@ pub struct GatewayBuilder {
     server: Vec<(String, String)>,
     admin: Vec<(String, String)>,
     storage: Vec<(String, String)>,
+    auth: Vec<(String, String)>,
     master_key: Option<String>,
     full_config: Option<String>,
     env: Vec<(String, String)>,
@@ -200,6 +201,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// A key under `auth:`, its value as YAML (`.auth("mode", "both")`).
+    pub fn auth(mut self, key: &str, value: impl Display) -> Self {
+        self.auth.push((key.to_owned(), value.to_string()));
+        self
+    }
+
     /// `secrets.master_key` as YAML (default `""`: a key file in the directory).
     pub fn master_key(mut self, yaml: &str) -> Self {
         self.master_key = Some(yaml.to_owned());
@@ -242,6 +249,9 @@ impl GatewayBuilder {
             entries(&self.storage)
         );
         y += &format!("secrets:\n  master_key: {master_key}\n");
+        if !self.auth.is_empty() {
+            y += &settings_section("auth", &self.auth);
+        }
         let upstreams: String = self.upstreams.iter().map(Upstream::yaml).collect();
         y += &section("upstreams", &upstreams, "[]");
         let routes: String = self

@@ -122,7 +122,8 @@ pub struct Gateway {
     pub admin_addr: SocketAddr,
     /// Every announced proxy listener.
     pub proxy_addrs: Vec<SocketAddr>,
-    dir: tempfile::TempDir,
+    /// Shared with [`Gateway::another`]s on the same store.
+    dir: Arc<tempfile::TempDir>,
     config_path: PathBuf,
     env: Vec<(String, String)>,
     pending_users: Vec<(String, String)>,
@@ -159,7 +160,7 @@ impl Gateway {
             proxy_addr: unset,
             admin_addr: unset,
             proxy_addrs: Vec::new(),
-            dir,
+            dir: Arc::new(dir),
             config_path,
             env,
             pending_users: users,
@@ -180,6 +181,26 @@ impl Gateway {
     /// Blocks until the process closed its stderr or `limit` passed.
     pub(super) fn wait_output_closed(&self, limit: Duration) {
         self.logs.wait_eof(limit);
+    }
+
+    /// Another gateway (not started) with the same config, store and environment, as
+    /// when two run side by side during a graceful upgrade; each is a `serve` process of
+    /// its own, on ports of its own.
+    pub fn another(&self) -> Gateway {
+        let unset: SocketAddr = ([0, 0, 0, 0], 0).into();
+        Gateway {
+            proxy_addr: unset,
+            admin_addr: unset,
+            proxy_addrs: Vec::new(),
+            dir: self.dir.clone(),
+            config_path: self.config_path.clone(),
+            env: self.env.clone(),
+            pending_users: Vec::new(),
+            child: None,
+            logs: Arc::new(Logs::default()),
+            past_logs: String::new(),
+            exit: None,
+        }
     }
 
     /// The temporary directory holding the config, the store and `master.key`.
@@ -270,6 +291,18 @@ impl Gateway {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout).expect("stdout is UTF-8")
+    }
+
+    /// `user add NAME --role admin --password-stdin` with `password`, which must succeed
+    /// (an admin who can log in to the admin API).
+    pub fn add_admin_with_password(&self, name: &str, password: &str) {
+        let args = ["user", "add", name, "--role", "admin", "--password-stdin"];
+        let out = self.cli_with_stdin(&args, format!("{password}\n").as_bytes());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// `user add NAME --role ROLE`, which must succeed.

@@ -20,6 +20,36 @@ fn ctx(p: &Principal) -> RequestCtx {
 }
 
 #[tokio::test]
+async fn small_budgets_and_spend_are_reported_exactly() {
+    let req = RequestHeader::build("POST", b"/v1/x", None).unwrap_or_else(|_| unreachable!());
+    let spend = Arc::new(SpendTracker::default());
+    let f = LimitsFilter::new(spend.clone(), || 1_795_000_000);
+    let p = Principal {
+        key_id: "k".into(),
+        budget: Some(Budget {
+            limit_nanos: 10_000,
+            period: BudgetPeriod::Day,
+        }),
+        ..Principal::default()
+    };
+    spend.seed_key("k", period_start(BudgetPeriod::Day, 1_795_000_000), 12_345);
+    let e = f.on_request(&req, &mut ctx(&p)).await.err();
+    let Some(GatewayError::BudgetExceeded(m)) = e else {
+        panic!("{e:?}")
+    };
+    assert!(
+        m.contains("budget of $0.00001 per day") && m.contains("(spent $0.000012345)"),
+        "{m}"
+    );
+    assert_eq!(usd(5_000_000_000), "$5.00");
+    assert_eq!(usd(1_230_000_000), "$1.23");
+    assert_eq!(usd(1_239_000_000), "$1.23");
+    assert_eq!(usd(15_000_000), "$0.015");
+    assert_eq!(usd(0), "$0.00");
+    assert_eq!(usd(1), "$0.000000001");
+}
+
+#[tokio::test]
 async fn budget_trips_after_spend_reaches_it_and_rpm_at_the_next_request() {
     let req = RequestHeader::build("POST", b"/v1/x", None).unwrap_or_else(|_| unreachable!());
     let spend = Arc::new(SpendTracker::default());

@@ -63,6 +63,10 @@ pub struct KeyHasher {
     /// The HMAC already keyed: keying hashes the inner and outer pads (two SHA-256
     /// blocks), so each MAC starts from a clone of this instead of keying again.
     keyed: HmacSha256,
+    /// MACs computed by this hasher and its clones: lets tests compare the work two
+    /// refusals do, rather than their timings.
+    #[cfg(test)]
+    macs: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl std::fmt::Debug for KeyHasher {
@@ -76,10 +80,22 @@ impl KeyHasher {
     pub fn new(key: [u8; 32]) -> Self {
         let keyed = <HmacSha256 as Mac>::new_from_slice(&key)
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        KeyHasher { keyed }
+        KeyHasher {
+            keyed,
+            #[cfg(test)]
+            macs: Default::default(),
+        }
+    }
+
+    /// How many MACs this hasher and its clones have computed.
+    #[cfg(test)]
+    pub fn macs(&self) -> usize {
+        self.macs.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn mac(&self, secret: &str) -> HmacSha256 {
+        #[cfg(test)]
+        self.macs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut mac = self.keyed.clone();
         mac.update(secret.as_bytes());
         mac
