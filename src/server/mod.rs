@@ -121,8 +121,8 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
             tls: shared.tls.clone(),
         },
     ));
-    server.add_service(proxy_service(&shared, spend, &server));
-    server.add_service(admin_service(&shared));
+    server.add_service(proxy_service(&shared, spend, &server, &listeners));
+    server.add_service(admin_service(&shared, &listeners));
     add_background_services(&mut server, &shared, &listeners);
     server.add_service(single_threaded(
         "change listener",
@@ -147,24 +147,38 @@ struct Listeners {
     configured: (Vec<String>, String),
     proxy: Vec<SocketAddr>,
     admin: SocketAddr,
+    /// The ports settled from port 0, held for the life of the process (see
+    /// [`hold_free_port`]).
+    held: Vec<TcpListener>,
+}
+
+impl Listeners {
+    /// Whether `addr` was settled from port 0 and is held: its listener must share the
+    /// port with the hold (`SO_REUSEPORT`).
+    fn is_held(&self, addr: &str) -> bool {
+        self.held
+            .iter()
+            .any(|h| h.local_addr().is_ok_and(|a| a.to_string() == addr))
+    }
 }
 
 /// Settles every listen address (see [`settle_listen_addr`]) and writes the settled
 /// ones into `fixed`, which the listeners are then built from.
 fn settle_listeners(fixed: &mut Fixed, upgrade: bool) -> Result<Listeners, ServeError> {
     let configured = (fixed.proxy_listen.clone(), fixed.admin_listen.clone());
-    let proxy = fixed
-        .proxy_listen
-        .iter()
-        .map(|a| settle_listen_addr(a, upgrade))
-        .collect::<Result<Vec<_>, _>>()?;
-    let admin = settle_listen_addr(&fixed.admin_listen, upgrade)?;
+    let mut held = Vec::new();
+    let mut proxy = Vec::with_capacity(fixed.proxy_listen.len());
+    for addr in &fixed.proxy_listen {
+        proxy.push(settle_listen_addr(addr, upgrade, &mut held)?);
+    }
+    let admin = settle_listen_addr(&fixed.admin_listen, upgrade, &mut held)?;
     fixed.proxy_listen = proxy.iter().map(ToString::to_string).collect();
     fixed.admin_listen = admin.to_string();
     Ok(Listeners {
         configured,
         proxy,
         admin,
+        held,
     })
 }
 
@@ -173,22 +187,51 @@ fn settle_listeners(fixed: &mut Fixed, upgrade: bool) -> Result<Listeners, Serve
 /// leaves the process up and serving nothing (pingora#667), and port 0 is a port we
 /// know (Pingora does not report the one it bound, pingora#988). Skipped on upgrade,
 /// where the running instance holds the sockets and hands them over.
-fn settle_listen_addr(addr: &str, upgrade: bool) -> Result<SocketAddr, ServeError> {
-    let parsed: SocketAddr = addr.parse().map_err(|_| ServeError::Listen {
+fn settle_listen_addr(
+    addr: &str,
+    upgrade: bool,
+    held: &mut Vec<TcpListener>,
+) -> Result<SocketAddr, ServeError> {
+    let listen_error = |source| ServeError::Listen {
         addr: addr.to_owned(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an IP:port address"),
+        source,
+    };
+    let parsed: SocketAddr = addr.parse().map_err(|_| {
+        listen_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not an IP:port address",
+        ))
     })?;
     if upgrade {
         return Ok(parsed);
     }
-    let probe = TcpListener::bind(parsed).map_err(|source| ServeError::Listen {
-        addr: addr.to_owned(),
-        source,
-    })?;
-    probe.local_addr().map_err(|source| ServeError::Listen {
-        addr: addr.to_owned(),
-        source,
-    })
+    if parsed.port() == 0 {
+        let hold = hold_free_port(parsed).map_err(listen_error)?;
+        let settled = hold.local_addr().map_err(listen_error)?;
+        held.push(hold);
+        return Ok(settled);
+    }
+    let probe = TcpListener::bind(parsed).map_err(listen_error)?;
+    probe.local_addr().map_err(listen_error)
+}
+
+/// A free port on `ip`, bound with `SO_REUSEPORT` and kept bound (never listening, so
+/// it accepts nothing): until Pingora binds the same port beside it, no other socket
+/// can take the port, as one could in the moment between a probe's release and
+/// Pingora's bind (pingora#667 then leaves the gateway serving nothing while its
+/// readiness probe reaches the other socket). Only for port 0: an explicit port keeps
+/// refusing a second gateway instead of sharing connections with it.
+fn hold_free_port(ip: SocketAddr) -> std::io::Result<TcpListener> {
+    use rustix::net::{bind, socket, sockopt, AddressFamily, SocketType};
+    let family = if ip.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let fd = socket(family, SocketType::STREAM, None)?;
+    sockopt::set_socket_reuseport(&fd, true)?;
+    bind(&fd, &ip)?;
+    Ok(TcpListener::from(fd))
 }
 
 /// This process's control socket (see [`crate::changes::local`]): the announcer of the
@@ -276,6 +319,7 @@ fn proxy_service(
     shared: &Shared,
     spend: Arc<SpendTracker>,
     server: &Server,
+    listeners: &Listeners,
 ) -> Service<ConnectionGuard<HttpProxy<GatewayProxy>>> {
     let chain = build_chain(
         &shared.live,
@@ -304,13 +348,15 @@ fn proxy_service(
     };
     let mut proxy = Service::new("proxy".to_owned(), ConnectionGuard::new(app, limits));
     for addr in &shared.fixed.proxy_listen {
-        shared.tls.add_proxy_listener(&mut proxy, addr);
+        shared
+            .tls
+            .add_proxy_listener(&mut proxy, addr, listeners.is_held(addr));
     }
     proxy
 }
 
 /// The admin listener, on one thread.
-fn admin_service(shared: &Shared) -> Service<AdminServer> {
+fn admin_service(shared: &Shared, listeners: &Listeners) -> Service<AdminServer> {
     let keys = &shared.keys;
     let app = AdminApp::new(AdminDeps {
         store: keys.store.clone(),
@@ -326,9 +372,10 @@ fn admin_service(shared: &Shared) -> Service<AdminServer> {
         "admin".to_owned(),
         AdminServer::new(app, tls::server_options()),
     );
+    let addr = &shared.fixed.admin_listen;
     shared
         .tls
-        .add_admin_listener(&mut admin, &shared.fixed.admin_listen);
+        .add_admin_listener(&mut admin, addr, listeners.is_held(addr));
     admin.threads = Some(1);
     admin
 }
@@ -408,5 +455,47 @@ fn exit_cleanup(shared: &Shared) -> ExitCleanup {
 fn write_pid_file(path: &str) {
     if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
         log::warn!("cannot write the pid file {path}: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The race this closes: another socket taking a port settled from 0 before
+    /// Pingora binds it. While held, a plain bind of the port fails and our listener's
+    /// bind (with `SO_REUSEPORT`, as Pingora makes it) succeeds.
+    #[test]
+    fn a_port_settled_from_0_is_held_for_our_listener_only() {
+        let mut held = Vec::new();
+        let addr = settle_listen_addr("127.0.0.1:0", false, &mut held).unwrap();
+        assert_ne!(addr.port(), 0);
+        assert_eq!(held.len(), 1);
+        let listeners = Listeners {
+            configured: (vec![], String::new()),
+            proxy: vec![addr],
+            admin: addr,
+            held,
+        };
+        assert!(listeners.is_held(&addr.to_string()));
+        assert!(!listeners.is_held("127.0.0.1:1"));
+
+        let other = TcpListener::bind(addr);
+        assert!(other.is_err(), "a plain socket took the held port");
+        let ours = hold_free_port(addr).and_then(|s| {
+            rustix::net::listen(&s, 16)?;
+            Ok(s)
+        });
+        assert!(ours.is_ok(), "{ours:?}");
+
+        // An explicit port is only probed: nothing holds it afterwards.
+        let mut held = Vec::new();
+        let free = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let settled = settle_listen_addr(&free.to_string(), false, &mut held).unwrap();
+        assert_eq!(settled, free);
+        assert!(held.is_empty());
     }
 }

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use pingora::apps::{HttpServerOptions, ServerApp};
 use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::TcpSocketOptions;
 use pingora::protocols::ALPN;
 use pingora::services::listening::Service;
 use pingora::tls::sign::CertifiedKey;
@@ -68,13 +69,15 @@ impl ListenerCerts {
         }
     }
 
-    /// Listens on `addr` for the proxy: TLS when `server.tls` was set at start.
+    /// Listens on `addr` for the proxy: TLS when `server.tls` was set at start;
+    /// `shared` when the port is held for it (bound beside the hold, `SO_REUSEPORT`).
     pub fn add_proxy_listener<A: ServerApp + Send + Sync + 'static>(
         &self,
         service: &mut Service<A>,
         addr: &str,
+        shared: bool,
     ) {
-        add_listener(self.proxy.as_ref(), service, addr);
+        add_listener(self.proxy.as_ref(), service, addr, shared);
     }
 
     /// Listens on `addr` for the admin API: TLS when `admin.tls` was set at start.
@@ -82,8 +85,9 @@ impl ListenerCerts {
         &self,
         service: &mut Service<A>,
         addr: &str,
+        shared: bool,
     ) {
-        add_listener(self.admin.as_ref(), service, addr);
+        add_listener(self.admin.as_ref(), service, addr, shared);
     }
 
     /// Puts a reloaded config's certificates in force for new handshakes.
@@ -95,13 +99,23 @@ impl ListenerCerts {
 
 /// A plain listener, or a TLS one whose certificate comes from `slot`, offering h2 and
 /// http/1.1 by ALPN (Pingora then serves each connection with the protocol chosen).
+/// `shared`: the port is held by a socket of ours, which the listener binds beside.
 fn add_listener<A: ServerApp + Send + Sync + 'static>(
     slot: Option<&Arc<CertSlot>>,
     service: &mut Service<A>,
     addr: &str,
+    shared: bool,
 ) {
+    let options = shared.then(|| {
+        let mut o = TcpSocketOptions::default();
+        o.so_reuseport = Some(true);
+        o
+    });
     let Some(slot) = slot else {
-        service.add_tcp(addr);
+        match options {
+            Some(o) => service.add_tcp_with_settings(addr, o),
+            None => service.add_tcp(addr),
+        }
         return;
     };
     // Empty paths: with a resolver set, `build()` never reads them.
@@ -116,7 +130,7 @@ fn add_listener<A: ServerApp + Send + Sync + 'static>(
     };
     settings.set_cert_resolver(slot.clone());
     settings.set_alpn(ALPN::H2H1);
-    service.add_tls_with_settings(addr, None, settings);
+    service.add_tls_with_settings(addr, options, settings);
 }
 
 /// How long an HTTP/2 connection with no stream in flight stays open: as long as an idle
