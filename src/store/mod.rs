@@ -10,8 +10,11 @@ pub mod input;
 mod keys;
 mod prices;
 mod provider_keys;
+mod request_log;
+mod rollups;
 pub mod secrets;
 mod sessions;
+mod stats;
 #[cfg(test)]
 pub(crate) mod testing;
 mod usage;
@@ -28,6 +31,10 @@ pub use data_keys::DataKeyRow;
 pub use keys::{AuthKeyRow, KeyCreate, KeyRow, KeyUpdate};
 pub use prices::PriceSet;
 pub use provider_keys::{ProviderKeyRow, ProviderKeyStatus};
+pub use request_log::{
+    RequestFilter, RequestPage, RequestRow, StatusFilter, WINDOW as REQUEST_WINDOW,
+};
+pub use rollups::{DayRange, Latency, Totals, DAY_MS};
 pub use sessions::{NewSession, SessionRow};
 pub use usage::{GroupBy, UsageRow};
 pub use users::{
@@ -63,6 +70,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         8,
         "session_family",
         include_str!("migrations/0008_session_family.sql"),
+    ),
+    (
+        9,
+        "dashboard",
+        include_str!("migrations/0009_dashboard.sql"),
     ),
 ];
 

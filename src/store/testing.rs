@@ -26,3 +26,61 @@ pub(crate) fn hasher_in(dir: &Path) -> KeyHasher {
             .subkey("gateway-key-hmac"),
     )
 }
+
+/// `n` varied usage events from `start_ms` on, `step_ms` apart, the same for the same
+/// `seed`: keys `k0`..`k3` of users 1 and 2 (and some without key or user), models
+/// served, requested only or neither, upstreams or none, statuses 200/429/500/0,
+/// estimated or not, latencies across the buckets.
+pub(crate) fn sample_events(
+    n: usize,
+    seed: u64,
+    start_ms: i64,
+    step_ms: i64,
+) -> Vec<tollgate_filters::metering::UsageEvent> {
+    use tollgate_filters::metering::UsageEvent;
+    use tollgate_filters::usage::Usage;
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = move |m: u64| {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (x >> 33) % m
+    };
+    (0..n)
+        .map(|i| {
+            let key = next(5);
+            let model = ["gpt-4o-mini", "claude-sonnet-4", "gemini-2.0-flash"][next(3) as usize];
+            let served = next(6) != 0;
+            let status = [200, 200, 200, 200, 429, 500, 0][next(7) as usize];
+            UsageEvent {
+                request_id: format!("{seed}-{i}"),
+                ts_ms: start_ms + i as i64 * step_ms,
+                key_id: (key < 4).then(|| format!("k{key}")),
+                user_id: (key < 4).then_some(1 + (key % 2) as i64),
+                upstream: (next(8) != 0).then(|| ["o", "a"][next(2) as usize].to_owned()),
+                model_requested: (next(10) != 0).then(|| model.to_owned()),
+                model_served: served.then(|| model.to_owned()),
+                dialect: "openai",
+                endpoint: "chat_completions",
+                streamed: next(2) == 0,
+                status,
+                usage: Usage {
+                    input: next(5_000),
+                    output: next(2_000),
+                    cache_read: next(300),
+                    cache_write: next(100),
+                    reasoning: next(50),
+                },
+                estimated: next(4) == 0,
+                cost_nanos: next(10_000_000),
+                priced: true,
+                ttfb_ms: (next(5) != 0).then(|| next(3_000)),
+                total_ms: next(60_000),
+                overhead_us: 0,
+                error: None,
+            }
+        })
+        .collect()
+}

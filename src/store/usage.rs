@@ -3,7 +3,7 @@
 
 use std::sync::LazyLock;
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use tollgate_filters::metering::UsageEvent;
 
@@ -152,7 +152,10 @@ impl Store {
     /// to a statement: one statement step per row was a third of the writer's time.
     pub fn insert_usage(&self, events: &[UsageEvent]) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        // IMMEDIATE: the rollups read the last rowid first; a deferred transaction that
+        // read would fail (busy) instead of waiting if another process wrote meanwhile.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let before = super::rollups::last_rowid(&tx)?;
         {
             let mut chunks = events.chunks_exact(ROWS_PER_INSERT);
             let mut many = tx.prepare_cached(&INSERT_MANY)?;
@@ -169,6 +172,8 @@ impl Store {
                 one.execute(rusqlite::params_from_iter(params.drain(..)))?;
             }
         }
+        // The dashboard's per-day rollups, in the same transaction (store::rollups).
+        super::rollups::add_inserted(&tx, before)?;
         tx.commit()?;
         Ok(())
     }
@@ -220,21 +225,34 @@ impl Store {
         Ok(rows)
     }
 
-    /// Deletes events older than `before_ms`; returns how many. In transactions of at
-    /// most [`PRUNE_BATCH`] events with [`PRUNE_PAUSE`] between them, with the lock let
-    /// go: a year of events deleted at once would hold SQLite's write lock (and this
-    /// store's mutex) for seconds, and the usage writer, key touches and admin writes
-    /// of a running gateway with it.
+    /// Deletes events older than `before_ms` (and takes them out of the rollups);
+    /// returns how many. In transactions of about [`PRUNE_BATCH`] events (the oldest
+    /// first, cut at a timestamp so that the rollups lose exactly what is deleted) with
+    /// [`PRUNE_PAUSE`] between them, with the lock let go: a year of events deleted at
+    /// once would hold SQLite's write lock (and this store's mutex) for seconds, and the
+    /// usage writer, key touches and admin writes of a running gateway with it.
     pub fn prune_usage(&self, before_ms: i64) -> Result<usize, StoreError> {
         let mut total = 0;
         loop {
-            let n = self.conn()?.execute(
-                "DELETE FROM usage_events WHERE rowid IN \
-                 (SELECT rowid FROM usage_events WHERE ts < ?1 LIMIT ?2)",
-                params![before_ms, PRUNE_BATCH as i64],
-            )?;
+            let (n, last) = {
+                let mut conn = self.conn()?;
+                let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                // The batch's newest timestamp; none: fewer than a batch are left.
+                let newest: Option<i64> = tx
+                    .query_row(
+                        "SELECT ts FROM usage_events WHERE ts < ?1 ORDER BY ts LIMIT 1 OFFSET ?2",
+                        params![before_ms, PRUNE_BATCH as i64 - 1],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let cut = newest.map_or(before_ms, |ts| (ts + 1).min(before_ms));
+                super::rollups::subtract_before(&tx, cut)?;
+                let n = tx.execute("DELETE FROM usage_events WHERE ts < ?1", [cut])?;
+                tx.commit()?;
+                (n, cut == before_ms)
+            };
             total += n;
-            if n < PRUNE_BATCH {
+            if last {
                 return Ok(total);
             }
             std::thread::sleep(PRUNE_PAUSE);
@@ -407,12 +425,24 @@ mod tests {
         assert_eq!(since[0].requests, 1);
         assert_eq!(s.prune_usage(2_000).unwrap(), 1);
         assert_eq!(s.usage_count().unwrap(), 1);
-        // More than one batch.
+        // More than one batch, with timestamps shared by several events (a batch is cut
+        // at a timestamp); the rollups lose exactly what is deleted.
         let many: Vec<_> = (0..2 * PRUNE_BATCH + 5)
-            .map(|n| event(&format!("p{n}"), 100, "m", 1, 1))
+            .map(|n| event(&format!("p{n}"), n as i64 / 3, "m", 1, 1))
             .collect();
         s.insert_usage(&many).unwrap();
         assert_eq!(s.prune_usage(2_000).unwrap(), many.len());
         assert_eq!(s.usage_count().unwrap(), 1);
+        let rows = s.usage_report(GroupBy::Model, None, None).unwrap();
+        assert_eq!(
+            rows.iter()
+                .map(|r| (r.group.as_str(), r.requests, r.cost_nanos))
+                .collect::<Vec<_>>(),
+            [("m2", 1, 3)]
+        );
+        let t = s
+            .rollup_totals(crate::store::DayRange::all(), None)
+            .unwrap();
+        assert_eq!((t.usage.requests, t.usage.cost_nanos), (1, 3));
     }
 }

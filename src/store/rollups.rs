@@ -1,0 +1,283 @@
+//! Per-day rollups of usage events (migration 0009): what the dashboard's overview and
+//! usage pages read instead of the events themselves.
+//!
+//! The writer keeps them in the transaction that inserts the events
+//! ([`add_inserted`]): the rollups add up the rows that transaction inserted, found by
+//! rowid (SQLite gives a new row a rowid above every existing one), so an event already
+//! stored (a retried batch, `ON CONFLICT DO NOTHING`) is never counted twice and the
+//! rollups always equal a scan of the events. Pruning takes the pruned events back out
+//! ([`subtract_before`]). A batch costs the writer one aggregate over the rows it just
+//! wrote (in the page cache) and an upsert per distinct (day, key, user, upstream,
+//! model) and latency bucket in it: a few rows per batch, not per event.
+
+use std::sync::LazyLock;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::usage::UsageRow;
+use super::{GroupBy, Store, StoreError};
+
+/// Milliseconds per day: `ts / DAY_MS` is the rollup's day.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// The events a rollup statement covers: inserted after a rowid, or older than a time.
+const INSERTED_AFTER: &str = "rowid > ?1";
+const OLDER_THAN: &str = "ts < ?1";
+
+/// Adds (`sign` 1) or takes out (-1) the events matching `filter` to the daily totals.
+fn daily_sql(filter: &str, sign: i8) -> String {
+    format!(
+        "INSERT INTO usage_daily (day, key_id, user_id, upstream, model, requests, errors, \
+         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, estimated, cost_nanos) \
+         SELECT ts / {DAY_MS}, COALESCE(key_id, '-'), COALESCE(user_id, 0), COALESCE(upstream, '-'), \
+         COALESCE(model_served, model_requested, '-'), {sign} * COUNT(*), {sign} * SUM(status >= 400), \
+         {sign} * SUM(input_tokens), {sign} * SUM(output_tokens), {sign} * SUM(cache_read_tokens), \
+         {sign} * SUM(cache_write_tokens), {sign} * SUM(reasoning_tokens), {sign} * SUM(estimated), {sign} * SUM(cost_nanos) \
+         FROM usage_events WHERE {filter} GROUP BY 1, 2, 3, 4, 5 \
+         ON CONFLICT (day, key_id, user_id, upstream, model) DO UPDATE SET \
+         requests = requests + excluded.requests, errors = errors + excluded.errors, \
+         input_tokens = input_tokens + excluded.input_tokens, output_tokens = output_tokens + excluded.output_tokens, \
+         cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens, \
+         cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens, \
+         reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens, \
+         estimated = estimated + excluded.estimated, cost_nanos = cost_nanos + excluded.cost_nanos"
+    )
+}
+
+/// The same for the latency histogram of 2xx answers (total duration, first byte).
+fn latency_sql(filter: &str, sign: i8) -> String {
+    let bucket =
+        |col: &str| format!("(SELECT MIN(upper_ms) FROM latency_bounds WHERE upper_ms >= {col})");
+    format!(
+        "INSERT INTO usage_latency_daily (day, upper_ms, total_n, ttfb_n) \
+         SELECT day, upper_ms, {sign} * SUM(t), {sign} * SUM(f) FROM ( \
+           SELECT ts / {DAY_MS} AS day, {total} AS upper_ms, 1 AS t, 0 AS f \
+           FROM usage_events WHERE {filter} AND status BETWEEN 200 AND 299 \
+           UNION ALL \
+           SELECT ts / {DAY_MS}, {ttfb}, 0, 1 \
+           FROM usage_events WHERE {filter} AND status BETWEEN 200 AND 299 AND ttfb_ms IS NOT NULL \
+         ) WHERE true GROUP BY day, upper_ms \
+         ON CONFLICT (day, upper_ms) DO UPDATE SET \
+         total_n = total_n + excluded.total_n, ttfb_n = ttfb_n + excluded.ttfb_n",
+        total = bucket("total_ms"),
+        ttfb = bucket("ttfb_ms"),
+    )
+}
+
+static ADD_DAILY: LazyLock<String> = LazyLock::new(|| daily_sql(INSERTED_AFTER, 1));
+static ADD_LATENCY: LazyLock<String> = LazyLock::new(|| latency_sql(INSERTED_AFTER, 1));
+static SUB_DAILY: LazyLock<String> = LazyLock::new(|| daily_sql(OLDER_THAN, -1));
+static SUB_LATENCY: LazyLock<String> = LazyLock::new(|| latency_sql(OLDER_THAN, -1));
+
+/// The highest rowid of `usage_events` (0 when empty): call before inserting, then
+/// [`add_inserted`] with it.
+pub(super) fn last_rowid(tx: &Connection) -> rusqlite::Result<i64> {
+    tx.prepare_cached("SELECT COALESCE(MAX(rowid), 0) FROM usage_events")?
+        .query_row([], |r| r.get(0))
+}
+
+/// Adds the events inserted after rowid `after` to the rollups.
+pub(super) fn add_inserted(tx: &Connection, after: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached(&ADD_DAILY)?.execute([after])?;
+    tx.prepare_cached(&ADD_LATENCY)?.execute([after])?;
+    Ok(())
+}
+
+/// Takes the events older than `before_ms` (about to be deleted) out of the rollups.
+pub(super) fn subtract_before(tx: &Connection, before_ms: i64) -> rusqlite::Result<()> {
+    tx.execute(&SUB_DAILY, [before_ms])?;
+    tx.execute(&SUB_LATENCY, [before_ms])?;
+    tx.execute("DELETE FROM usage_daily WHERE requests <= 0", [])?;
+    tx.execute(
+        "DELETE FROM usage_latency_daily WHERE total_n <= 0 AND ttfb_n <= 0",
+        [],
+    )?;
+    Ok(())
+}
+
+/// Days (since the epoch, UTC) from `from` to `to`, both included; `None`: unbounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DayRange {
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+}
+
+impl DayRange {
+    pub fn days(from: i64, to: i64) -> Self {
+        DayRange {
+            from: Some(from),
+            to: Some(to),
+        }
+    }
+
+    pub fn all() -> Self {
+        DayRange::default()
+    }
+}
+
+/// A day's or a range's totals, with the errors the usage document does not carry.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Totals {
+    pub usage: UsageRow,
+    pub errors: u64,
+}
+
+/// Latency percentiles of 2xx answers, as bucket upper bounds in ms (`None`: no data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Latency {
+    pub total_p50: Option<i64>,
+    pub total_p95: Option<i64>,
+    pub ttfb_p50: Option<i64>,
+    pub ttfb_p95: Option<i64>,
+}
+
+/// The group expression over `usage_daily d` (users joined as `u`), the same labels as
+/// [`GroupBy`]'s over the events.
+fn group_sql(by: GroupBy) -> &'static str {
+    match by {
+        GroupBy::Key => "d.key_id",
+        GroupBy::User => "COALESCE(u.username, '-')",
+        GroupBy::Model => "d.model",
+        GroupBy::Upstream => "d.upstream",
+        GroupBy::Day => "date(d.day * 86400, 'unixepoch')",
+    }
+}
+
+const SUMS: &str = "SUM(d.requests), SUM(d.input_tokens), SUM(d.output_tokens), SUM(d.cache_read_tokens), \
+     SUM(d.cache_write_tokens), SUM(d.reasoning_tokens), SUM(d.estimated), SUM(d.cost_nanos), SUM(d.errors)";
+
+/// Reads the nine sums of [`SUMS`] from column `at` on.
+fn totals_at(r: &rusqlite::Row<'_>, at: usize, group: String) -> rusqlite::Result<Totals> {
+    let n = |i: usize| {
+        r.get::<_, Option<i64>>(at + i)
+            .map(|v| v.unwrap_or(0).max(0) as u64)
+    };
+    Ok(Totals {
+        usage: UsageRow {
+            group,
+            requests: n(0)?,
+            input_tokens: n(1)?,
+            output_tokens: n(2)?,
+            cache_read_tokens: n(3)?,
+            cache_write_tokens: n(4)?,
+            reasoning_tokens: n(5)?,
+            estimated_requests: n(6)?,
+            cost_nanos: n(7)?,
+        },
+        errors: n(8)?,
+    })
+}
+
+/// `WHERE` for a day range and an optional user, parameters ?1 ?2 ?3.
+const RANGE: &str = "(?1 IS NULL OR d.day >= ?1) AND (?2 IS NULL OR d.day <= ?2) AND (?3 IS NULL OR d.user_id = ?3)";
+
+impl Store {
+    /// Totals grouped by `by` over `days` (of one user's events when `user` is given),
+    /// from the rollups: the figures `usage_report` gives for the same whole days.
+    pub fn rollup_report(
+        &self,
+        by: GroupBy,
+        days: DayRange,
+        user: Option<i64>,
+    ) -> Result<Vec<Totals>, StoreError> {
+        let conn = self.conn()?;
+        let sql = format!(
+            "SELECT {g} AS grp, {SUMS} FROM usage_daily d LEFT JOIN users u ON u.id = d.user_id \
+             WHERE {RANGE} GROUP BY grp ORDER BY grp",
+            g = group_sql(by)
+        );
+        let mut st = conn.prepare_cached(&sql)?;
+        let rows = st
+            .query_map(params![days.from, days.to, user], |r| {
+                totals_at(r, 1, r.get(0)?)
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// All totals over `days` (of one user's events when `user` is given).
+    pub fn rollup_totals(&self, days: DayRange, user: Option<i64>) -> Result<Totals, StoreError> {
+        let conn = self.conn()?;
+        let sql = format!("SELECT {SUMS} FROM usage_daily d WHERE {RANGE}");
+        let t = conn
+            .prepare_cached(&sql)?
+            .query_row(params![days.from, days.to, user], |r| {
+                totals_at(r, 0, String::new())
+            })?;
+        Ok(t)
+    }
+
+    /// p50 and p95 of total duration and time to first byte over `days`.
+    pub fn latency(&self, days: DayRange) -> Result<Latency, StoreError> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare_cached(
+            "SELECT upper_ms, SUM(total_n), SUM(ttfb_n) FROM usage_latency_daily d \
+             WHERE (?1 IS NULL OR d.day >= ?1) AND (?2 IS NULL OR d.day <= ?2) GROUP BY upper_ms ORDER BY upper_ms",
+        )?;
+        let buckets = st
+            .query_map(params![days.from, days.to], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let total: Vec<(i64, i64)> = buckets.iter().map(|b| (b.0, b.1)).collect();
+        let ttfb: Vec<(i64, i64)> = buckets.iter().map(|b| (b.0, b.2)).collect();
+        Ok(Latency {
+            total_p50: percentile(&total, 50),
+            total_p95: percentile(&total, 95),
+            ttfb_p50: percentile(&ttfb, 50),
+            ttfb_p95: percentile(&ttfb, 95),
+        })
+    }
+
+    /// Models seen in routed traffic over `days` (served, else requested), sorted.
+    pub fn models_seen(&self, days: DayRange) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare_cached(
+            "SELECT DISTINCT d.model FROM usage_daily d \
+             WHERE (?1 IS NULL OR d.day >= ?1) AND (?2 IS NULL OR d.day <= ?2) AND d.upstream <> '-' AND d.model <> '-' \
+             ORDER BY d.model",
+        )?;
+        let rows = st
+            .query_map(params![days.from, days.to], |r| r.get(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// The first day with usage, if any (the start of "all time" on the pages).
+    pub fn first_usage_day(&self) -> Result<Option<i64>, StoreError> {
+        let conn = self.conn()?;
+        let day = conn
+            .query_row("SELECT MIN(day) FROM usage_daily", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+            .optional()?
+            .flatten();
+        Ok(day)
+    }
+}
+
+/// The upper bound of the bucket holding the `pct`-th percentile of `(upper, count)`
+/// buckets in ascending order; `None` when they count nothing.
+fn percentile(buckets: &[(i64, i64)], pct: i64) -> Option<i64> {
+    let n: i64 = buckets.iter().map(|b| b.1.max(0)).sum();
+    if n == 0 {
+        return None;
+    }
+    // The smallest bucket at which at least pct% of the answers are counted.
+    let rank = (n * pct + 99) / 100;
+    let mut seen = 0;
+    for (upper, count) in buckets {
+        seen += count.max(&0);
+        if seen >= rank {
+            return Some(*upper);
+        }
+    }
+    buckets.last().map(|b| b.0)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,204 @@
+use super::*;
+use crate::store::testing::{sample_events, temp_store};
+
+const ALL: [GroupBy; 5] = [
+    GroupBy::Key,
+    GroupBy::User,
+    GroupBy::Model,
+    GroupBy::Upstream,
+    GroupBy::Day,
+];
+
+/// The rollups over `days` equal the event scan over the same whole days, for every
+/// grouping.
+fn assert_rollups_match(s: &Store, days: DayRange) {
+    for by in ALL {
+        let rolled: Vec<UsageRow> = s
+            .rollup_report(by, days, None)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.usage)
+            .collect();
+        let scanned = s
+            .usage_report(
+                by,
+                days.from.map(|d| d * DAY_MS),
+                days.to.map(|d| (d + 1) * DAY_MS),
+            )
+            .unwrap();
+        assert_eq!(rolled, scanned, "{by:?} over {days:?}");
+    }
+}
+
+/// `SELECT` over the events of user `uid` in `days`: (requests, errors, cost).
+fn scan_user(s: &Store, uid: i64, days: DayRange) -> (u64, u64, u64) {
+    let (from, to) = (days.from.unwrap_or(0), days.to.unwrap_or(1 << 30));
+    s.conn()
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*), COALESCE(SUM(status >= 400), 0), COALESCE(SUM(cost_nanos), 0) FROM usage_events \
+             WHERE user_id = ?1 AND ts >= ?2 AND ts < ?3",
+            params![uid, from * DAY_MS, (to + 1) * DAY_MS],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64)),
+        )
+        .unwrap()
+}
+
+#[test]
+fn rollups_equal_a_scan_of_the_events_through_retries_and_pruning() {
+    let (_dir, s) = temp_store();
+    crate::store::testing::add_user(&s, "alice", tollgate_filters::Role::Member, 0);
+    crate::store::testing::add_user(&s, "bob", tollgate_filters::Role::Member, 0);
+    // Five days of events, 37 minutes apart, written in uneven batches; every batch
+    // after the first repeats part of the one before (a retried batch).
+    let events = sample_events(1_000, 7, 20_000 * DAY_MS + 1_234, 7 * 60_000 + 17);
+    let mut at: usize = 0;
+    for size in [1, 31, 32, 33, 64, 100, 239, 500] {
+        let from = at.saturating_sub(size / 2);
+        s.insert_usage(&events[from..at + size]).unwrap();
+        at += size;
+    }
+    assert_eq!(at, events.len());
+    assert_eq!(s.usage_count().unwrap(), 1_000);
+    let first = 20_000;
+    for days in [
+        DayRange::all(),
+        DayRange::days(first, first + 2),
+        DayRange::days(first + 1, first + 1),
+        DayRange::days(first + 4, first + 9),
+    ] {
+        assert_rollups_match(&s, days);
+        for uid in [1, 2] {
+            let t = s.rollup_totals(days, Some(uid)).unwrap();
+            assert_eq!(
+                (t.usage.requests, t.errors, t.usage.cost_nanos),
+                scan_user(&s, uid, days)
+            );
+        }
+    }
+    let total = s.rollup_totals(DayRange::all(), None).unwrap();
+    assert_eq!(total.usage.requests, 1_000);
+
+    // Pruning in the middle of a day takes exactly the pruned events out.
+    let cut = (first + 2) * DAY_MS + 5 * 3_600_000;
+    let pruned = s.prune_usage(cut).unwrap();
+    assert!(pruned > 400 && pruned < 600, "{pruned}");
+    assert_rollups_match(&s, DayRange::all());
+    assert_rollups_match(&s, DayRange::days(first + 2, first + 2));
+    let after = s.rollup_totals(DayRange::all(), None).unwrap();
+    assert_eq!(after.usage.requests, 1_000 - pruned as u64);
+    // No row is left for the days pruned whole.
+    let left: i64 = s
+        .conn()
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM usage_daily WHERE day < ?1",
+            [first + 2],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0);
+    assert_eq!(s.first_usage_day().unwrap(), Some(first + 2));
+}
+
+#[test]
+fn the_migration_rolls_up_the_events_already_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let events = sample_events(300, 11, 20_100 * DAY_MS, 20 * 60_000);
+    {
+        // A store at migration 6, its events written the way that version did.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+        )
+        .unwrap();
+        for (v, name, sql) in crate::store::MIGRATIONS.iter().filter(|m| m.0 <= 6) {
+            conn.execute_batch(sql).unwrap();
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?1, ?2, 0)",
+                params![v, name],
+            )
+            .unwrap();
+        }
+        for e in &events {
+            conn.execute(
+                "INSERT INTO usage_events (request_id, ts, key_id, user_id, upstream, model_requested, model_served, dialect, \
+                 streamed, status, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, \
+                 estimated, cost_nanos, ttfb_ms, total_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'openai', 0, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                params![
+                    e.request_id, e.ts_ms, e.key_id, e.user_id, e.upstream, e.model_requested, e.model_served,
+                    e.status, e.usage.input as i64, e.usage.output as i64, e.usage.cache_read as i64,
+                    e.usage.cache_write as i64, e.usage.reasoning as i64, e.estimated, e.cost_nanos as i64,
+                    e.ttfb_ms.map(|t| t as i64), e.total_ms as i64
+                ],
+            )
+            .unwrap();
+        }
+    }
+    let s = Store::open(&path).unwrap();
+    s.check().unwrap();
+    assert_rollups_match(&s, DayRange::all());
+    assert_rollups_match(&s, DayRange::days(20_101, 20_101));
+    let backfilled = s.latency(DayRange::all()).unwrap();
+    // The writer's statements give the same histogram as the migration's.
+    let (_d2, fresh) = temp_store();
+    fresh.insert_usage(&events).unwrap();
+    assert_eq!(fresh.latency(DayRange::all()).unwrap(), backfilled);
+    assert!(backfilled.total_p50.is_some());
+}
+
+#[test]
+fn latency_percentiles_come_from_the_buckets() {
+    let (_dir, s) = temp_store();
+    let mut events = sample_events(100, 3, 20_000 * DAY_MS, 1_000);
+    for (i, e) in events.iter_mut().enumerate() {
+        e.status = 200;
+        // 1..=100 ms: p50 is 50 ms (a bucket bound), p95 95 ms (bucket up to 100).
+        e.total_ms = i as u64 + 1;
+        e.ttfb_ms = (i < 10).then_some(7);
+    }
+    // Errors count in no percentile.
+    events[99].status = 500;
+    events[99].total_ms = 1_000_000;
+    s.insert_usage(&events).unwrap();
+    let l = s.latency(DayRange::days(20_000, 20_000)).unwrap();
+    assert_eq!(
+        l,
+        Latency {
+            total_p50: Some(50),
+            total_p95: Some(100),
+            ttfb_p50: Some(8),
+            ttfb_p95: Some(8),
+        }
+    );
+    assert_eq!(s.latency(DayRange::days(1, 2)).unwrap(), Latency::default());
+}
+
+#[test]
+fn percentiles_of_buckets() {
+    assert_eq!(percentile(&[], 50), None);
+    assert_eq!(percentile(&[(5, 0)], 50), None);
+    assert_eq!(percentile(&[(1, 1)], 50), Some(1));
+    assert_eq!(percentile(&[(1, 1), (2, 1)], 50), Some(1));
+    assert_eq!(percentile(&[(1, 1), (2, 1)], 95), Some(2));
+    assert_eq!(percentile(&[(1, 94), (2, 5), (3, 1)], 95), Some(2));
+    assert_eq!(percentile(&[(1, 95), (2, 5)], 95), Some(1));
+}
+
+#[test]
+fn models_seen_are_the_routed_ones() {
+    let (_dir, s) = temp_store();
+    let mut events = sample_events(50, 5, 20_000 * DAY_MS, 1_000);
+    for e in &mut events {
+        e.upstream = Some("o".into());
+    }
+    events[0].upstream = None;
+    events[0].model_served = Some("no-route-model".into());
+    s.insert_usage(&events).unwrap();
+    assert_eq!(
+        s.models_seen(DayRange::all()).unwrap(),
+        ["claude-sonnet-4", "gemini-2.0-flash", "gpt-4o-mini"]
+    );
+    assert!(s.models_seen(DayRange::days(0, 1)).unwrap().is_empty());
+}
