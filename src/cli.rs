@@ -159,7 +159,7 @@ pub enum UserCommand {
     Add {
         #[command(flatten)]
         user: UserCreate,
-        /// Read a password for admin login from stdin
+        /// Read a password for signing in (admin API, dashboard) from stdin
         #[arg(long, display_order = 2)]
         password_stdin: bool,
     },

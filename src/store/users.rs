@@ -68,8 +68,8 @@ pub struct UserCreate {
     pub name: String,
     #[arg(long, default_value = "member", value_parser = ["admin", "member"])]
     pub role: String,
-    // For the admin API's login, so admins only. The CLI reads it from stdin
-    // (`--password-stdin`), never from an argument.
+    // For signing in (the admin API's login for admins, the dashboard for anyone).
+    // The CLI reads it from stdin (`--password-stdin`), never from an argument.
     #[arg(skip)]
     #[serde(default, deserialize_with = "secret")]
     pub password: Option<Secret>,
@@ -180,17 +180,9 @@ impl UserCreate {
             .ok_or_else(|| invalid(format!("invalid role '{}': use admin or member", self.role)))?;
         let budget = parse_budget(self.budget_usd.as_ref(), self.budget_period.as_deref())
             .map_err(invalid)?;
-        // Only admins get a password: it is for the admin API's login, and members
-        // authenticate with gateway keys alone.
-        let password_hash = match &self.password {
-            None => None,
-            Some(_) if role != Role::Admin => {
-                return Err(invalid(
-                    "a password is only for admin users (--role admin)".into(),
-                ))
-            }
-            Some(p) => Some(hash_password(p)?),
-        };
+        // A password is for signing in: admins to the admin API and the dashboard,
+        // members to the dashboard (their own keys and usage).
+        let password_hash = self.password.as_ref().map(hash_password).transpose()?;
         Ok(CheckedUser {
             role,
             password_hash,
@@ -200,7 +192,7 @@ impl UserCreate {
 }
 
 /// An argon2id PHC string (random salt, the crate's default cost: 19 MiB, 2 passes,
-/// which is OWASP's recommended minimum) for an admin login password.
+/// which is OWASP's recommended minimum) for a sign-in password.
 pub fn hash_password(password: &Secret) -> Result<String, StoreError> {
     if password.expose().chars().count() < MIN_PASSWORD_CHARS {
         return Err(StoreError::Invalid(format!(
