@@ -432,6 +432,16 @@ pub fn usage_queue_depth(n: usize) {
     M.queue_depth.set(n as i64);
 }
 
+/// The usage events waiting to be written, as last reported (the dashboard).
+pub fn usage_queue_depth_now() -> i64 {
+    M.queue_depth.get()
+}
+
+/// Usage events dropped since start (the dashboard).
+pub fn usage_events_dropped_now() -> u64 {
+    M.dropped.get()
+}
+
 /// The Prometheus text exposition of every registered metric.
 pub fn render() -> Vec<u8> {
     LazyLock::force(&M);

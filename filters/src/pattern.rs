@@ -1,6 +1,16 @@
 //! Model-name patterns, as used by routes, key scopes and pricing: an exact name, a
 //! `prefix*`, or a glob with `*` (any run) and `?` (one character).
 
+/// The pattern as written (`gpt-4o`, `gpt-*`, `claude-3-?-sonnet*`).
+impl std::fmt::Display for ModelPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelPattern::Exact(s) | ModelPattern::Glob(s) => f.write_str(s),
+            ModelPattern::Prefix(p) => write!(f, "{p}*"),
+        }
+    }
+}
+
 /// A compiled model pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelPattern {
@@ -90,6 +100,13 @@ mod tests {
         assert!(m("*", ""));
         assert!(!m("a*b", "a"));
         assert!(m("*a*a*a*b", "aaaaaaaaaaaaaaaaab"));
+    }
+
+    #[test]
+    fn patterns_print_as_written() {
+        for text in ["gpt-4o", "gpt-*", "*", "*-mini", "gpt-?", "a*b*"] {
+            assert_eq!(ModelPattern::parse(text).to_string(), text);
+        }
     }
 
     #[test]

@@ -24,7 +24,7 @@ use tollgate_filters::clock::system_clock;
 use tollgate_filters::{Dialect, KeyLookup, Role};
 
 use super::{blocking, AdminApp, ApiError};
-use crate::store::NewSession;
+use crate::store::{NewSession, SessionRow};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -112,11 +112,13 @@ pub fn dummy_password_hash() -> String {
     }
 }
 
-/// An authenticated admin.
+/// An authenticated user: an admin on `/admin/*`, an admin or a member on the
+/// dashboard.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user_id: i64,
     pub username: String,
+    pub role: Role,
     /// The session id, when authenticated by a session token.
     pub session: Option<String>,
     /// A fresh token replacing the presented one (sliding refresh).
@@ -132,20 +134,35 @@ impl AdminApp {
         session: &ServerSession,
         allow_refresh: bool,
     ) -> Result<Caller, ApiError> {
+        self.identify(session, allow_refresh, true).await
+    }
+
+    /// The caller of `Authorization: Bearer`; with `admins_only`, 403 for a member.
+    pub(crate) async fn identify(
+        &self,
+        session: &ServerSession,
+        allow_refresh: bool,
+        admins_only: bool,
+    ) -> Result<Caller, ApiError> {
         let cred = client_credential(session.req_header(), Dialect::OpenAi)
             .ok_or_else(|| ApiError::unauthorized("missing credentials"))?;
         let token = cred.expose();
         if token.starts_with("tg_") {
-            return self.authorize_key(&cred).await;
+            return self.authorize_key(&cred, admins_only).await;
         }
         let source = session
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip().to_string());
-        self.authorize_session(token, allow_refresh, source).await
+        self.authorize_session(token, allow_refresh, source, admins_only)
+            .await
     }
 
-    async fn authorize_key(&self, cred: &tollgate_filters::Secret) -> Result<Caller, ApiError> {
+    async fn authorize_key(
+        &self,
+        cred: &tollgate_filters::Secret,
+        admins_only: bool,
+    ) -> Result<Caller, ApiError> {
         let p = self
             .keys
             .authenticate(cred)
@@ -155,22 +172,25 @@ impl AdminApp {
         if p.revoked_at.is_some_and(|t| t <= now) || p.expires_at.is_some_and(|t| t <= now) {
             return Err(ApiError::unauthorized("credentials revoked or expired"));
         }
-        if p.role != Role::Admin {
+        if admins_only && p.role != Role::Admin {
             return Err(ApiError::new(403, "admin role required"));
         }
         Ok(Caller {
             user_id: p.user_id,
             username: p.user.clone(),
+            role: p.role,
             session: None,
             refreshed: None,
         })
     }
 
-    async fn authorize_session(
+    /// The caller of a session token (the bearer token, or the dashboard's cookie).
+    pub(crate) async fn authorize_session(
         &self,
         token: &str,
         allow_refresh: bool,
         source: Option<String>,
+        admins_only: bool,
     ) -> Result<Caller, ApiError> {
         // Signature first: nothing unsigned reaches the store.
         let claims = self
@@ -190,19 +210,19 @@ impl AdminApp {
         if row.revoked_at.is_some_and(|t| t <= now) || row.expires_at <= now || row.user_deleted {
             return Err(ApiError::unauthorized("session revoked or expired"));
         }
-        if row.role != Role::Admin {
+        if admins_only && row.role != Role::Admin {
             return Err(ApiError::new(403, "admin role required"));
         }
         let half_life = row.created_at + (row.expires_at - row.created_at) / 2;
         let refreshed = if allow_refresh && row.revoked_at.is_none() && now >= half_life {
-            self.refresh_session(&row.id, row.user_id, &row.username, row.expires_at, source)
-                .await
+            self.refresh_session(&row, source).await
         } else {
             None
         };
         Ok(Caller {
             user_id: row.user_id,
             username: row.username,
+            role: row.role,
             session: Some(row.id),
             refreshed,
         })
@@ -210,24 +230,18 @@ impl AdminApp {
 
     /// Replaces a session with a new one; the new token, or `None` when another request
     /// refreshed it first or the store failed (the old token still works meanwhile).
-    async fn refresh_session(
-        &self,
-        old: &str,
-        user_id: i64,
-        username: &str,
-        old_expires: i64,
-        source: Option<String>,
-    ) -> Option<String> {
+    async fn refresh_session(&self, old: &SessionRow, source: Option<String>) -> Option<String> {
         let now = system_clock();
         let claims = SessionClaims {
             sid: new_session_id(),
-            uid: user_id,
-            user: username.to_owned(),
-            role: Role::Admin.as_str().to_owned(),
+            uid: old.user_id,
+            user: old.username.clone(),
+            role: old.role.as_str().to_owned(),
             exp: now.saturating_add(self.sessions.ttl_s()),
         };
+        let old_expires = old.expires_at;
         let store = self.store.clone();
-        let (old, new) = (old.to_owned(), claims.clone());
+        let (old, new) = (old.id.clone(), claims.clone());
         let grace_end = old_expires.min(now.saturating_add(REFRESH_GRACE_S));
         let replaced = blocking(move || {
             store.replace_session(

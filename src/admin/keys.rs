@@ -10,7 +10,8 @@ use tollgate_filters::clock::system_clock;
 use super::auth::Caller;
 use super::{blocking, json_response, parse_json, read_body, AdminApp, ApiError, Req};
 use crate::commands::keys::{key_json, update_detail};
-use crate::store::{KeyCreate, KeyUpdate, StoreError};
+use crate::store::{KeyCreate, KeyRow, KeyUpdate, StoreError};
+use tollgate_filters::Secret;
 
 impl AdminApp {
     pub(crate) async fn list_keys(&self, req: &Req) -> Result<Response<Vec<u8>>, ApiError> {
@@ -31,6 +32,20 @@ impl AdminApp {
     ) -> Result<Response<Vec<u8>>, ApiError> {
         let body = read_body(session).await?;
         let new: KeyCreate = parse_json(&body)?;
+        let (row, key) = self.create_key_as(req, caller, new).await?;
+        let mut doc = key_json(&row);
+        doc["key"] = serde_json::Value::String(key.expose().to_owned());
+        Ok(json_response(201, doc))
+    }
+
+    /// Creates a key on behalf of `caller` (the API's and the dashboard's way), audited;
+    /// its row and its secret.
+    pub(crate) async fn create_key_as(
+        &self,
+        req: &Req,
+        caller: &Caller,
+        new: KeyCreate,
+    ) -> Result<(KeyRow, Secret), ApiError> {
         let now = system_clock();
         let (store, hasher) = (self.store.clone(), self.hasher.clone());
         let created = blocking(move || match store.create_key(&hasher, &new, now) {
@@ -40,7 +55,7 @@ impl AdminApp {
         })
         .await;
         let (row, key) = created?;
-        let mut doc = key_json(&row);
+        let doc = key_json(&row);
         self.audit(
             req,
             &caller.username,
@@ -58,8 +73,7 @@ impl AdminApp {
             }),
         )
         .await;
-        doc["key"] = serde_json::Value::String(key.expose().to_owned());
-        Ok(json_response(201, doc))
+        Ok((row, key))
     }
 
     pub(crate) async fn update_key(
@@ -88,6 +102,17 @@ impl AdminApp {
         caller: &Caller,
         id: &str,
     ) -> Result<Response<Vec<u8>>, ApiError> {
+        let row = self.revoke_key_as(req, caller, id).await?;
+        Ok(json_response(200, key_json(&row)))
+    }
+
+    /// Revokes key `id` on behalf of `caller`, refused from the next request, audited.
+    pub(crate) async fn revoke_key_as(
+        &self,
+        req: &Req,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<KeyRow, ApiError> {
         let store = self.store.clone();
         let key_id = id.to_owned();
         let row = blocking(move || {
@@ -109,6 +134,6 @@ impl AdminApp {
             serde_json::json!({ "user": row.user }),
         )
         .await;
-        Ok(json_response(200, key_json(&row)))
+        Ok(row)
     }
 }

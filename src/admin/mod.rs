@@ -5,7 +5,7 @@
 //! the login: 401 without one, 403 for a member.
 //!
 //! This file routes and holds the request/response helpers; each resource has its own
-//! module. Every response is JSON (`{"error":{"message"}}` for errors) with a
+//! module. The web dashboard ([`ui`], under `/ui/`) is routed here too. Every response is JSON (`{"error":{"message"}}` for errors) with a
 //! Content-Length, so keep-alive works; request bodies are read here, with a cap.
 
 mod audit;
@@ -17,6 +17,7 @@ mod prices;
 mod provider_keys;
 pub mod serve;
 mod sessions;
+mod ui;
 mod usage;
 mod users;
 
@@ -65,6 +66,10 @@ pub struct AdminDeps {
     pub live: LiveConfig,
     /// Puts a change in force here and on the other gateways of the store.
     pub changes: Arc<Publisher>,
+    /// `admin.dashboard`: the web dashboard under `/ui/`.
+    pub dashboard: bool,
+    /// The admin listener has TLS (the dashboard's cookie is then `Secure`).
+    pub tls: bool,
 }
 
 /// The admin application.
@@ -80,6 +85,7 @@ pub struct AdminApp {
     /// An argon2id hash of a random password, verified for unknown users so that a
     /// failed login takes the same time whether or not the user exists.
     dummy_hash: String,
+    ui: ui::UiState,
 }
 
 impl AdminApp {
@@ -94,6 +100,7 @@ impl AdminApp {
             sessions: auth::SessionSigner::new(deps.session_key, deps.session_ttl),
             login_limiter: login_limit::LoginLimiter::new(),
             dummy_hash: auth::dummy_password_hash(),
+            ui: ui::UiState::new(deps.dashboard, deps.tls, &deps.session_key),
         }
     }
 
@@ -228,6 +235,7 @@ impl AdminApp {
 }
 
 /// The parts of a request that handlers look at.
+#[derive(Clone)]
 pub(crate) struct Req {
     pub method: String,
     pub path: String,
@@ -525,6 +533,13 @@ impl ServeHttp for AdminApp {
                 .and_then(|a| a.as_inet())
                 .map(|a| a.ip()),
         };
+        if self.ui.serves(&req.path) {
+            let resp = self.ui_response(session, &req).await;
+            if !session.is_body_done() {
+                session.set_keepalive(None);
+            }
+            return resp;
+        }
         let mut refreshed = None;
         let mut resp = self
             .handle(session, &req, &mut refreshed)

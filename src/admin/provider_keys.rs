@@ -13,6 +13,7 @@ use super::{blocking, json_response, parse_secret_json, read_body, AdminApp, Api
 use crate::commands::format_rfc3339;
 use crate::commands::provider_keys::parse_provider_key;
 use crate::store::ProviderKeyStatus;
+use tollgate_filters::Secret;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,6 +82,26 @@ impl AdminApp {
         let body = read_body(session).await?;
         let b: KeyBody = parse_secret_json(&body, "{\"key\": \"...\"}")?;
         let secret = parse_provider_key(b.key.as_bytes())?;
+        let status = self
+            .set_provider_key_as(req, caller, upstream, user.clone(), secret)
+            .await?;
+        Ok(json_response(
+            200,
+            status_json(upstream, user.as_deref(), status),
+        ))
+    }
+
+    /// Stores `secret` for `upstream` and `user` (`None`: global) on behalf of `caller`
+    /// (the API's and the dashboard's way): used from the next request, audited.
+    pub(crate) async fn set_provider_key_as(
+        &self,
+        req: &Req,
+        caller: &Caller,
+        upstream: &str,
+        user: Option<String>,
+        secret: Secret,
+    ) -> Result<Option<ProviderKeyStatus>, ApiError> {
+        self.known_upstream(upstream)?;
         let (store, crypto) = (self.store.clone(), self.crypto.clone());
         let (up, u) = (upstream.to_owned(), user.clone());
         let status = blocking(move || {
@@ -109,10 +130,7 @@ impl AdminApp {
             serde_json::json!({ "upstream": upstream, "user": user, "replaced": replaced }),
         )
         .await;
-        Ok(json_response(
-            200,
-            status_json(upstream, user.as_deref(), status),
-        ))
+        Ok(status)
     }
 
     pub(crate) async fn delete_provider_key(
@@ -121,8 +139,26 @@ impl AdminApp {
         caller: &Caller,
         upstream: &str,
     ) -> Result<Response<Vec<u8>>, ApiError> {
-        self.known_upstream(upstream)?;
         let user = req.param("user");
+        let deleted = self
+            .delete_provider_key_as(req, caller, upstream, user.clone())
+            .await?;
+        Ok(json_response(
+            200,
+            serde_json::json!({ "upstream": upstream, "user": user, "deleted": deleted }),
+        ))
+    }
+
+    /// Deletes the key of `upstream` and `user` (`None`: global) on behalf of `caller`,
+    /// audited; whether there was one.
+    pub(crate) async fn delete_provider_key_as(
+        &self,
+        req: &Req,
+        caller: &Caller,
+        upstream: &str,
+        user: Option<String>,
+    ) -> Result<bool, ApiError> {
+        self.known_upstream(upstream)?;
         let store = self.store.clone();
         let (up, u) = (upstream.to_owned(), user.clone());
         let deleted = blocking(move || store.delete_provider_key(&up, u.as_deref())).await?;
@@ -135,9 +171,6 @@ impl AdminApp {
             serde_json::json!({ "upstream": upstream, "user": user, "deleted": deleted }),
         )
         .await;
-        Ok(json_response(
-            200,
-            serde_json::json!({ "upstream": upstream, "user": user, "deleted": deleted }),
-        ))
+        Ok(deleted)
     }
 }

@@ -69,35 +69,66 @@ impl AdminApp {
         let body = read_body(session).await?;
         let LoginBody { username, password } =
             parse_secret_json(&body, "{\"username\": \"...\", \"password\": \"...\"}")?;
+        match self
+            .authenticate(req, username, Secret::new(password), true)
+            .await?
+        {
+            Some(user) => {
+                let (token, exp) = self.open_session(req, &user).await?;
+                Ok(json_response(
+                    200,
+                    serde_json::json!({ "token": token, "expires_at": format_rfc3339(exp) }),
+                ))
+            }
+            None => Err(ApiError::unauthorized(LOGIN_FAILED)),
+        }
+    }
+
+    /// The login both ways in share (`POST /admin/login` with `admins_only`, the
+    /// dashboard's sign-in without): the limit on failures for this address and name
+    /// (429 before any password check), the password check, the limiter's bookkeeping
+    /// and a failure's audit entry. `Ok(None)`: refused.
+    pub(crate) async fn authenticate(
+        &self,
+        req: &Req,
+        username: String,
+        password: Secret,
+        admins_only: bool,
+    ) -> Result<Option<UserRow>, ApiError> {
         // Before the password check: a closed pair costs no argon2 verification.
         self.login_allowed(req, &username)?;
         let name = username.clone();
-        match self.check_password(username, Secret::new(password)).await? {
+        match self.check_password(username, password, admins_only).await? {
             (Some(user), None) => {
                 if let Some(ip) = req.source {
                     self.login_limiter.succeeded(ip, &name);
                 }
-                self.open_session(req, &user).await
+                Ok(Some(user))
             }
             (user, refusal) => {
                 if let Some(ip) = req.source {
                     self.login_limiter.failed(ip, &name, Instant::now());
                 }
-                let reason = refusal.unwrap_or(Refusal::WrongPassword).reason();
-                // The name typed is recorded only when it is a user's: a failed login
-                // is often a password typed into the name field.
-                let target = user.as_ref().map(|u| u.username.as_str());
-                self.audit(
-                    req,
-                    "-",
-                    "login.failed",
-                    target,
-                    serde_json::json!({ "reason": reason }),
-                )
-                .await;
-                Err(ApiError::unauthorized(LOGIN_FAILED))
+                self.login_refused(req, user, refusal).await;
+                Ok(None)
             }
         }
+    }
+
+    /// Audits a failed login.
+    async fn login_refused(&self, req: &Req, user: Option<UserRow>, refusal: Option<Refusal>) {
+        let reason = refusal.unwrap_or(Refusal::WrongPassword).reason();
+        // The name typed is recorded only when it is a user's: a failed login is often
+        // a password typed into the name field.
+        let target = user.as_ref().map(|u| u.username.as_str());
+        self.audit(
+            req,
+            "-",
+            "login.failed",
+            target,
+            serde_json::json!({ "reason": reason }),
+        )
+        .await;
     }
 
     /// 429 with `retry-after` while logins of `name` from the caller's address are held
@@ -116,13 +147,15 @@ impl AdminApp {
             })
     }
 
-    /// The user named, if any, and why the login is refused, if it is. Every path does
-    /// one lookup and one argon2 verification, so that the answer takes as long for an
+    /// The user named, if any, and why the login is refused, if it is (with
+    /// `admins_only`, a member is refused: the admin API's login). Every path does one
+    /// lookup and one argon2 verification, so that the answer takes as long for an
     /// unknown user as for a wrong password.
     async fn check_password(
         &self,
         username: String,
         password: Secret,
+        admins_only: bool,
     ) -> Result<(Option<UserRow>, Option<Refusal>), ApiError> {
         let store = self.store.clone();
         let dummy = self.dummy_hash.clone();
@@ -130,7 +163,9 @@ impl AdminApp {
             let found = store.user_for_login(&username)?;
             let (user, refusal, hash) = match found {
                 None => (None, Some(Refusal::UnknownUser), dummy),
-                Some((u, _)) if u.role != Role::Admin => (Some(u), Some(Refusal::NotAdmin), dummy),
+                Some((u, _)) if admins_only && u.role != Role::Admin => {
+                    (Some(u), Some(Refusal::NotAdmin), dummy)
+                }
                 Some((u, None)) => (Some(u), Some(Refusal::NoPassword), dummy),
                 Some((u, Some(h))) => (Some(u), None, h),
             };
@@ -145,15 +180,19 @@ impl AdminApp {
         .await
     }
 
-    /// A new session for an admin who logged in: stored (so it can be revoked),
-    /// audited, and answered with its signed token.
-    async fn open_session(&self, req: &Req, user: &UserRow) -> Result<Response<Vec<u8>>, ApiError> {
+    /// A new session for a user who logged in: stored (so it can be revoked), audited;
+    /// its signed token and expiry (unix seconds).
+    pub(crate) async fn open_session(
+        &self,
+        req: &Req,
+        user: &UserRow,
+    ) -> Result<(String, i64), ApiError> {
         let now = system_clock();
         let claims = SessionClaims {
             sid: new_session_id(),
             uid: user.id,
             user: user.username.clone(),
-            role: Role::Admin.as_str().to_owned(),
+            role: user.role.as_str().to_owned(),
             exp: now.saturating_add(self.sessions.ttl_s()),
         };
         let store = self.store.clone();
@@ -176,13 +215,7 @@ impl AdminApp {
             serde_json::json!({ "session": claims.sid, "expires_at": format_rfc3339(claims.exp) }),
         )
         .await;
-        Ok(json_response(
-            200,
-            serde_json::json!({
-                "token": self.sessions.sign(&claims),
-                "expires_at": format_rfc3339(claims.exp),
-            }),
-        ))
+        Ok((self.sessions.sign(&claims), claims.exp))
     }
 
     pub(crate) async fn logout(
@@ -190,6 +223,15 @@ impl AdminApp {
         req: &Req,
         caller: &Caller,
     ) -> Result<Response<Vec<u8>>, ApiError> {
+        self.end_session(req, caller).await?;
+        Ok(json_response(
+            200,
+            serde_json::json!({ "logged_out": true }),
+        ))
+    }
+
+    /// Revokes the caller's session, audited.
+    pub(crate) async fn end_session(&self, req: &Req, caller: &Caller) -> Result<(), ApiError> {
         let Some(sid) = caller.session.clone() else {
             return Err(ApiError::invalid(
                 "logout ends a session: authenticate with a session token (a gateway key is revoked with DELETE /admin/keys/{id})",
@@ -206,10 +248,7 @@ impl AdminApp {
             serde_json::json!({ "session": sid }),
         )
         .await;
-        Ok(json_response(
-            200,
-            serde_json::json!({ "logged_out": true }),
-        ))
+        Ok(())
     }
 }
 

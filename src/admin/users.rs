@@ -10,7 +10,7 @@ use tollgate_filters::clock::system_clock;
 use super::auth::Caller;
 use super::{blocking, json_response, parse_secret_json, read_body, AdminApp, ApiError, Req};
 use crate::commands::users::{update_detail, user_json};
-use crate::store::{UserCreate, UserDeletion, UserUpdate, UserUpdated};
+use crate::store::{UserCreate, UserDeletion, UserRow, UserUpdate, UserUpdated};
 
 impl AdminApp {
     pub(crate) async fn list_users(&self) -> Result<Response<Vec<u8>>, ApiError> {
@@ -33,6 +33,17 @@ impl AdminApp {
             &body,
             "{\"username\": \"...\", \"role\": \"admin\" or \"member\", \"password\"?: \"...\", \"budget_usd\"?: \"20\", \"budget_period\"?: \"day\" | \"month\" | \"total\"}",
         )?;
+        let user = self.create_user_as(req, caller, new).await?;
+        Ok(json_response(201, user_json(&user)))
+    }
+
+    /// Creates a user on behalf of `caller` (the API's and the dashboard's way), audited.
+    pub(crate) async fn create_user_as(
+        &self,
+        req: &Req,
+        caller: &Caller,
+        new: UserCreate,
+    ) -> Result<UserRow, ApiError> {
         let has_password = new.password.is_some();
         let store = self.store.clone();
         // Blocking: hashing a password takes argon2's whole cost.
@@ -45,7 +56,7 @@ impl AdminApp {
             serde_json::json!({"id": user.id, "role": user.role.as_str(), "password": has_password}),
         )
         .await;
-        Ok(json_response(201, user_json(&user)))
+        Ok(user)
     }
 
     pub(crate) async fn update_user(
@@ -98,6 +109,25 @@ impl AdminApp {
         caller: &Caller,
         id: &str,
     ) -> Result<Response<Vec<u8>>, ApiError> {
+        let (user, keys_revoked, sessions_revoked) = self.delete_user_as(req, caller, id).await?;
+        Ok(json_response(
+            200,
+            serde_json::json!({
+                "deleted": user_json(&user),
+                "keys_revoked": keys_revoked,
+                "sessions_revoked": sessions_revoked,
+            }),
+        ))
+    }
+
+    /// Deletes user `id` on behalf of `caller`, its keys refused from the next request,
+    /// audited; the user and how many keys and sessions were revoked with it.
+    pub(crate) async fn delete_user_as(
+        &self,
+        req: &Req,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<(UserRow, usize, usize), ApiError> {
         let not_found = || ApiError::not_found(format!("no user with id '{id}'"));
         let id: i64 = id.parse().map_err(|_| not_found())?;
         let store = self.store.clone();
@@ -132,13 +162,6 @@ impl AdminApp {
             }),
         )
         .await;
-        Ok(json_response(
-            200,
-            serde_json::json!({
-                "deleted": user_json(&user),
-                "keys_revoked": keys_revoked,
-                "sessions_revoked": sessions_revoked,
-            }),
-        ))
+        Ok((user, keys_revoked, sessions_revoked))
     }
 }

@@ -142,6 +142,8 @@ pub struct AdminSection {
     pub session_ttl_s: u64,
     /// TLS on the admin listener (then the session cookie is `Secure`).
     pub tls: Option<TlsFiles>,
+    /// The web dashboard under `/ui/` on this listener.
+    pub dashboard: bool,
 }
 
 /// Twelve hours: a working day, so an operator logs in about once a day.
@@ -153,6 +155,7 @@ impl Default for AdminSection {
             listen: "127.0.0.1:9090".into(),
             session_ttl_s: DEFAULT_SESSION_TTL_S,
             tls: None,
+            dashboard: true,
         }
     }
 }

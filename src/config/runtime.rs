@@ -38,6 +38,8 @@ pub struct Fixed {
     pub admin_listen: String,
     /// Lifetime of an admin login session.
     pub admin_session_ttl: Duration,
+    /// `admin.dashboard`: the web dashboard on the admin listener.
+    pub admin_dashboard: bool,
     pub threads: usize,
     pub shutdown_grace: Duration,
     pub max_body_bytes: u64,

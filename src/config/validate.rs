@@ -393,6 +393,7 @@ fn fixed(c: &Config) -> Fixed {
         proxy_listen: c.server.listen.clone(),
         admin_listen: c.admin.listen.clone(),
         admin_session_ttl: Duration::from_secs(c.admin.session_ttl_s),
+        admin_dashboard: c.admin.dashboard,
         threads: c.server.threads,
         shutdown_grace: Duration::from_secs(c.server.shutdown_grace_s),
         max_body_bytes: c.server.max_body_bytes,

@@ -367,6 +367,8 @@ fn admin_service(shared: &Shared, listeners: &Listeners) -> Service<AdminServer>
         session_ttl: shared.fixed.admin_session_ttl,
         live: shared.live.clone(),
         changes: shared.changes.clone(),
+        dashboard: shared.fixed.admin_dashboard,
+        tls: shared.fixed.admin_tls,
     });
     let mut admin = Service::new(
         "admin".to_owned(),

@@ -3,8 +3,8 @@
 
 use std::sync::LazyLock;
 
-use rusqlite::{params, OptionalExtension};
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+use rusqlite::{params, OptionalExtension};
 use tollgate_filters::metering::UsageEvent;
 
 use super::{Store, StoreError};
@@ -236,7 +236,8 @@ impl Store {
         loop {
             let (n, last) = {
                 let mut conn = self.conn()?;
-                let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 // The batch's newest timestamp; none: fewer than a batch are left.
                 let newest: Option<i64> = tx
                     .query_row(

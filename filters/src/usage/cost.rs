@@ -37,6 +37,11 @@ impl PriceTable {
         PriceTable { entries }
     }
 
+    /// The patterns and prices, in the order they are tried.
+    pub fn entries(&self) -> &[(ModelPattern, Price)] {
+        &self.entries
+    }
+
     pub fn lookup(&self, model: &str) -> Option<Price> {
         self.entries
             .iter()
