@@ -43,6 +43,9 @@ pub struct UsageEvent {
     pub overhead_us: u64,
     /// Our error label when Tollgate answered the request itself.
     pub error: Option<&'static str>,
+    /// Position in the route's fallback chain of the last upstream tried (1: the first;
+    /// 0: refused before routing). Upstreams skipped for an open circuit count too.
+    pub attempts: u32,
 }
 
 /// Where usage events go. `record` must not block: it runs on the request path.
@@ -154,6 +157,7 @@ impl Filter for MeteringFilter {
             total_ms: ctx.started.elapsed().as_millis() as u64,
             overhead_us: overhead_us(ctx),
             error: ctx.error.as_ref().map(GatewayError::metric_label),
+            attempts: (ctx.attempts.upstream_index() + usize::from(ctx.route.is_some())) as u32,
         };
         ctx.metered_cost_nanos = event.cost_nanos;
         let u = &event.usage;

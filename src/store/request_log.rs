@@ -71,6 +71,8 @@ pub struct RequestRow {
     pub cost_nanos: i64,
     pub ttfb_ms: Option<i64>,
     pub total_ms: i64,
+    /// Upstreams tried (`None` for events stored before migration 0007).
+    pub attempts: Option<i64>,
 }
 
 /// One page of the log.
@@ -126,7 +128,7 @@ fn residual_part(f: &RequestFilter, params: &mut Vec<Value>) -> String {
 
 const COLUMNS: &str = "e.rowid, e.request_id, e.ts, e.key_id, k.name, u.username, e.upstream, e.model_requested, \
      e.model_served, e.endpoint, e.streamed, e.status, e.input_tokens, e.output_tokens, e.cache_read_tokens, \
-     e.cache_write_tokens, e.reasoning_tokens, e.estimated, e.cost_nanos, e.ttfb_ms, e.total_ms";
+     e.cache_write_tokens, e.reasoning_tokens, e.estimated, e.cost_nanos, e.ttfb_ms, e.total_ms, e.attempts";
 
 fn request_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRow> {
     Ok(RequestRow {
@@ -151,6 +153,7 @@ fn request_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRow> {
         cost_nanos: r.get(18)?,
         ttfb_ms: r.get(19)?,
         total_ms: r.get(20)?,
+        attempts: r.get(21)?,
     })
 }
 

@@ -80,6 +80,7 @@ pub(crate) fn sample_events(
                 total_ms: next(60_000),
                 overhead_us: 0,
                 error: None,
+                attempts: 1 + (next(4) == 0) as u32,
             }
         })
         .collect()

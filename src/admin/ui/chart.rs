@@ -26,7 +26,7 @@ pub fn spend_per_day(days: &[(i64, u64)]) -> Markup {
             aria-label={ "Spend per day: " (dollars(total)) " in " (days.len()) " days" } {
             line x1=(LEFT) y1=(10) x2=(LEFT) y2=(10 + plot_h) {}
             line x1=(LEFT) y1=(10 + plot_h) x2=(WIDTH - 10) y2=(10 + plot_h) {}
-            text x=(LEFT - 6) y=(16) text-anchor="end" { (dollars(top)) }
+            text x=(LEFT + 6) y=(22) { "max " (dollars(top)) }
             text x=(LEFT - 6) y=(10 + plot_h) text-anchor="end" { "$0" }
             @for (i, (day, nanos)) in days.iter().enumerate() {
                 @let h = (u128::from(*nanos) * u128::from(plot_h) / u128::from(max)) as u64;

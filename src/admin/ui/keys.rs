@@ -86,7 +86,7 @@ fn create_form(viewer: &Viewer, typed: &Form, users: &[String]) -> Markup {
             label { "Name" input name="name" value=(v("name")); }
             label { "Models" input name="models" placeholder="gpt-*, claude-* (blank: all)" value=(v("models")); }
             label { "Budget (USD)" input name="budget_usd" inputmode="decimal" value=(v("budget_usd")); }
-            label { "Budget period" select name="budget_period" {
+            label { "Budget period" select aria-label="Budget period" name="budget_period" {
                 @for p in ["month", "day", "total"] { option value=(p) selected[v("budget_period") == p] { (p) } }
             } }
             label { "RPM" input name="rpm" inputmode="numeric" value=(v("rpm")); }
@@ -235,7 +235,7 @@ impl AdminApp {
             (create_form(viewer, &typed, &l.users))
             h2 { "Keys" }
             form.filters method="get" action="/ui/keys" {
-                @if viewer.is_admin() { label { "User" input name="user" value=(user.as_deref().unwrap_or("")); } }
+                @if viewer.is_admin() { label { "Owner" input name="user" value=(user.as_deref().unwrap_or("")); } }
                 label.check { input type="checkbox" name="revoked" value="1" checked[show_revoked]; " Show revoked" }
                 button type="submit" { "Show" }
             }
@@ -324,7 +324,7 @@ impl AdminApp {
                     label { "Name" input name="name" value=(k.name.as_deref().unwrap_or("")); }
                     label { "Models" input name="models" value=(k.models.join(", ")) placeholder="blank: all"; }
                     label { "Budget (USD)" input name="budget_usd" value=(k.budget_usd_nanos.map(format_usd).unwrap_or_default()) placeholder="none"; }
-                    label { "Budget period" select name="budget_period" {
+                    label { "Budget period" select aria-label="Budget period" name="budget_period" {
                         @for p in ["month", "day", "total"] { option value=(p) selected[k.budget_period.as_deref() == Some(p)] { (p) } }
                     } }
                     label { "RPM" input name="rpm" value=(k.rpm.map(|r| r.to_string()).unwrap_or_default()) placeholder="none"; }

@@ -28,7 +28,7 @@ fn set_form(viewer: &Viewer, upstreams: &[String]) -> Markup {
         h2 { "Set a provider key" }
         form.stack method="post" action="/ui/provider-keys" autocomplete="off" {
             (csrf_field(viewer))
-            label { "Upstream" select name="upstream" required {
+            label { "Upstream" select aria-label="Upstream" name="upstream" required {
                 @for u in upstreams { option value=(u) { (u) } }
             } }
             @if viewer.is_admin() { label { "User" input name="user" placeholder="blank: every user"; } }

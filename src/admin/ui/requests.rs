@@ -87,6 +87,7 @@ fn row(r: &RequestRow) -> Markup {
             td.num { (usd(r.cost_nanos.max(0) as u64)) }
             td.num { @if let Some(t) = r.ttfb_ms { (t) } @else { "-" } }
             td.num { (r.total_ms) }
+            td.num { @if let Some(a) = r.attempts { (a) } @else { "-" } }
             td { @if r.estimated { "yes" } @else { "no" } }
             td { @if r.streamed { "stream" } @else { "whole" } }
         }
@@ -104,7 +105,7 @@ fn filter_form(t: &Typed, admin: bool) -> Markup {
             label { "Key" input name="key" value=(t.key) placeholder="key id"; }
             label { "Model" input name="model" value=(t.model); }
             label { "Upstream" input name="upstream" value=(t.upstream); }
-            label { "Status" select name="status" {
+            label { "Status" select aria-label="Status" name="status" {
                 option value="" selected[t.status.is_empty()] { "all" }
                 option value="ok" selected[t.status == "ok"] { "below 400" }
                 option value="errors" selected[t.status == "errors"] { "400 and above" }
@@ -123,7 +124,7 @@ fn render(t: &Typed, p: &RequestPage, first: bool, admin: bool) -> Markup {
             thead { tr {
                 th { "Time (UTC)" } th { "Key" } th { "User" } th { "Requested" } th { "Served" } th { "Upstream" }
                 th.num { "Status" } th.num { "Input" } th.num { "Output" } th.num { "Cache r / w" } th.num { "Cost (USD)" }
-                th.num { "TTFB ms" } th.num { "Total ms" } th { "Estimated" } th { "Body" }
+                th.num { "TTFB ms" } th.num { "Total ms" } th.num { "Attempts" } th { "Estimated" } th { "Body" }
             } }
             tbody data-refresh=[first.then_some(&refresh)] { (rows(p)) }
         } }

@@ -130,7 +130,7 @@ fn filter_form(q: &Query) -> Markup {
         |by: GroupBy| html! { option value=(by.as_str()) selected[q.by == by] { (by.as_str()) } };
     html! {
         form.filters method="get" action="/ui/usage" {
-            label { "Group by" select name="by" data-autosubmit {
+            label { "Group by" select aria-label="Group by" name="by" data-autosubmit {
                 @for by in [GroupBy::Model, GroupBy::Key, GroupBy::User, GroupBy::Upstream, GroupBy::Day] { (option(by)) }
             } }
             label { "From" input type="date" name="from" value=(date(q.from)); }

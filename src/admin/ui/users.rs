@@ -24,13 +24,13 @@ fn create_form(viewer: &Viewer, typed: &Form) -> Markup {
         form.stack method="post" action="/ui/users" autocomplete="off" {
             (csrf_field(viewer))
             label { "Username" input name="username" required value=(v("username")); }
-            label { "Role" select name="role" {
+            label { "Role" select aria-label="Role" name="role" {
                 option value="member" selected[v("role") != "admin"] { "member" }
                 option value="admin" selected[v("role") == "admin"] { "admin" }
             } }
             label { "Password" input name="password" type="password" autocomplete="new-password" placeholder="blank: no sign-in"; }
             label { "Budget (USD)" input name="budget_usd" inputmode="decimal" value=(v("budget_usd")); }
-            label { "Budget period" select name="budget_period" {
+            label { "Budget period" select aria-label="Budget period" name="budget_period" {
                 @for p in ["month", "day", "total"] { option value=(p) selected[v("budget_period") == p] { (p) } }
             } }
             div { button type="submit" { "Create user" } }
@@ -176,12 +176,12 @@ impl AdminApp {
                 (csrf_field(viewer))
                 fieldset disabled[!available] {
                     label { "Username" input value=(u.username) disabled; }
-                    label { "Role" select name="role" {
+                    label { "Role" select aria-label="Role" name="role" {
                         @for r in ["member", "admin"] { option value=(r) selected[u.role.as_str() == r] { (r) } }
                     } }
                     label { "New password" input name="password" type="password" autocomplete="new-password" placeholder="blank: unchanged"; }
                     label { "Budget (USD)" input name="budget_usd" value=(u.budget_usd_nanos.map(format_usd).unwrap_or_default()) placeholder="none"; }
-                    label { "Budget period" select name="budget_period" {
+                    label { "Budget period" select aria-label="Budget period" name="budget_period" {
                         @for p in ["month", "day", "total"] { option value=(p) selected[u.budget_period.as_deref() == Some(p)] { (p) } }
                     } }
                     div { button type="submit" { "Save user" } }

@@ -71,6 +71,10 @@ SELECT day, upper_ms, SUM(t), SUM(f) FROM (
     FROM usage_events WHERE status BETWEEN 200 AND 299 AND ttfb_ms IS NOT NULL
 ) WHERE true GROUP BY day, upper_ms;
 
+-- How many upstreams of the fallback chain a request tried (the request log shows it;
+-- NULL for the events stored before this migration).
+ALTER TABLE usage_events ADD COLUMN attempts INTEGER;
+
 -- The request log, newest first, of one user (a member's own page, or the user and
 -- key filters): one more B-tree insert per event for the writer.
 CREATE INDEX usage_events_user_ts ON usage_events(user_id, ts);

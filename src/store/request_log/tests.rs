@@ -97,6 +97,29 @@ fn pages_follow_each_other_newest_first_with_every_filter() {
         assert!(!want.is_empty(), "{keep}");
         let (rows, _) = all_pages(&s, &f, 25);
         assert_eq!(ids(&rows), want, "{keep}");
+        // Every row as written.
+        for r in &rows {
+            let e = events
+                .iter()
+                .find(|e| e.request_id == r.request_id)
+                .unwrap();
+            assert_eq!(
+                (
+                    r.ts_ms,
+                    r.status,
+                    r.cost_nanos,
+                    r.attempts,
+                    r.model_served.as_ref()
+                ),
+                (
+                    e.ts_ms,
+                    i64::from(e.status),
+                    e.cost_nanos as i64,
+                    Some(i64::from(e.attempts)),
+                    e.model_served.as_ref()
+                )
+            );
+        }
     }
     // A row carries its joins.
     let page = s
