@@ -430,6 +430,28 @@ def test_the_csp_header_is_on_every_page(admin):
             assert "default-src 'self'" in response.headers.get("content-security-policy", ""), path
 
 
+def test_the_system_page_downloads_a_backup(admin):
+    page = admin
+    page.goto(f"{ADMIN}/ui/system")
+    shot(page, "system")
+    with page.expect_download() as info:
+        page.get_by_role("link", name="Download a backup").click()
+    download = info.value
+    assert re.fullmatch(r"tollgate-.*\.db", download.suggested_filename), download.suggested_filename
+    with open(download.path(), "rb") as f:
+        data = f.read()
+    # A real SQLite database holding what the gateway stored (the users made above).
+    assert data.startswith(b"SQLite format 3\x00"), data[:16]
+    assert b"dana" in data
+    audit = [e for e in admin_api("/admin/audit") if e["action"] == "backup"]
+    assert audit and audit[0]["actor"] == os.environ["TOLLGATE_ADMIN_USER"], audit
+    # Members get no backup.
+    member = state["member_context"].new_page()
+    response = member.goto(f"{ADMIN}/ui/system/backup")
+    assert response.status == 403, response.status
+    member.close()
+
+
 # Needs the price-overrides branch (store overrides, GET/PUT/DELETE /admin/prices):
 # off until it is merged (TOLLGATE_PRICE_TEST=1, set by tests/dashboard.rs).
 def test_change_a_price_and_the_next_request_costs_it(admin):
@@ -461,6 +483,7 @@ TESTS = [
     test_a_form_post_without_the_csrf_token_or_from_another_origin_is_refused,
     test_hostile_names_and_labels_render_as_text,
     test_the_csp_header_is_on_every_page,
+    test_the_system_page_downloads_a_backup,
 ]
 if os.environ.get("TOLLGATE_PRICE_TEST") == "1":
     TESTS.append(test_change_a_price_and_the_next_request_costs_it)

@@ -74,15 +74,19 @@ pub fn asset(content_type: &str, etag: &str, body: &'static [u8]) -> Response<Ve
     )
 }
 
-/// A binary download (`application/octet-stream`).
-pub fn download(filename: &str, body: Vec<u8>) -> Response<Vec<u8>> {
-    finish(
-        hardened(200, "application/octet-stream").header(
-            "content-disposition",
-            format!("attachment; filename=\"{filename}\""),
-        ),
-        body,
-    )
+/// Adds the hardening headers to a response made elsewhere (the backup download).
+pub fn harden(mut resp: Response<Vec<u8>>) -> Response<Vec<u8>> {
+    let headers = resp.headers_mut();
+    for (name, value) in [
+        ("content-security-policy", CSP),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "same-origin"),
+        ("x-frame-options", "DENY"),
+        ("cache-control", "no-store"),
+    ] {
+        headers.insert(name, http::HeaderValue::from_static(value));
+    }
+    resp
 }
 
 /// Adds a `set-cookie` header.

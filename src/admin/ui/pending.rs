@@ -1,7 +1,6 @@
 //! What the dashboard needs from work on other branches, behind one small interface:
 //! price overrides in the store (`GET/PUT/DELETE /admin/prices`), key and user updates
-//! in place (`PATCH /admin/keys/{id}`, `PATCH /admin/users/{id}`) and the backup
-//! (`GET /admin/backup`). The pages (tables, forms, links) are built against these
+//! in place (`PATCH /admin/keys/{id}`, `PATCH /admin/users/{id}`). The pages (tables, forms, links) are built against these
 //! methods; until those branches are merged each answers [`Pending::NotAvailable`] and
 //! [`available`] is false, so the forms show disabled with a note. Wiring one up is
 //! replacing its body with a call to the function the branch's admin endpoint uses
@@ -24,8 +23,6 @@ pub enum Feature {
     KeyUpdate,
     /// `PATCH /admin/users/{id}`'s store function.
     UserUpdate,
-    /// A consistent snapshot of the store.
-    Backup,
 }
 
 impl Feature {
@@ -34,7 +31,6 @@ impl Feature {
             Feature::Prices => "Price overrides",
             Feature::KeyUpdate => "Editing a key in place",
             Feature::UserUpdate => "Editing a user in place",
-            Feature::Backup => "The backup download",
         }
     }
 }
@@ -42,7 +38,7 @@ impl Feature {
 /// Whether `feature` is in this build.
 pub fn available(feature: Feature) -> bool {
     match feature {
-        Feature::Prices | Feature::KeyUpdate | Feature::UserUpdate | Feature::Backup => false,
+        Feature::Prices | Feature::KeyUpdate | Feature::UserUpdate => false,
     }
 }
 
@@ -148,15 +144,5 @@ impl AdminApp {
         _edit: &UserEdit,
     ) -> Result<UserRow, Pending> {
         Err(Pending::NotAvailable(Feature::UserUpdate))
-    }
-
-    /// A consistent snapshot of the SQLite store, as the bytes of a database file
-    /// (wire to `GET /admin/backup`'s function).
-    pub(crate) async fn backup_bytes(
-        &self,
-        _req: &Req,
-        _caller: &Caller,
-    ) -> Result<Vec<u8>, Pending> {
-        Err(Pending::NotAvailable(Feature::Backup))
     }
 }

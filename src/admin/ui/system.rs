@@ -1,12 +1,12 @@
 //! `/ui/system` (admins): version, uptime, store size and events, the usage queue, and
-//! the backup download (through [`super::pending`]).
+//! the backup download (`GET /admin/backup`'s snapshot, streamed from an unnamed file and
+//! audited the same way).
 
 use http::Response;
 use maud::html;
 
-use super::http::{download, html};
-use super::layout::{count, flash, page, Nav};
-use super::pending::Feature;
+use super::http::{harden, html};
+use super::layout::{count, page, Nav};
 use super::viewer::Viewer;
 use crate::admin::{blocking, AdminApp, ApiError, Req};
 use crate::store::{DayRange, StoreError};
@@ -49,7 +49,6 @@ impl AdminApp {
         })
         .await?;
         let config = self.live.current();
-        let available = super::pending::available(Feature::Backup);
         let body = html! {
             dl.figures.card {
                 dt { "Version" } dd { "tollgate " (env!("CARGO_PKG_VERSION")) }
@@ -62,11 +61,7 @@ impl AdminApp {
                 dt { "Session lifetime" } dd { (self.sessions.ttl_s() / 60) " min" }
             }
             h2 { "Backup" }
-            @if available {
-                p { a href="/ui/system/backup" download { "Download a backup" } " (a consistent snapshot of the store)." }
-            } @else {
-                (flash("note", "The backup download is not in this build yet."))
-            }
+            p { a href="/ui/system/backup" download { "Download a backup" } " (a consistent snapshot of the store, as " code { "tollgate backup" } " writes it)." }
         };
         Ok(html(200, page(viewer, Nav::System, "System", body)))
     }
@@ -77,8 +72,7 @@ impl AdminApp {
         req: &Req,
         viewer: &Viewer,
     ) -> Result<Response<Vec<u8>>, ApiError> {
-        let bytes = self.backup_bytes(req, &viewer.caller).await?;
-        Ok(download("tollgate-backup.db", bytes))
+        self.backup(req, &viewer.caller).await.map(harden)
     }
 }
 
