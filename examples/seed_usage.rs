@@ -74,7 +74,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let k = (rng.below(keys.len() as u64) * rng.below(keys.len() as u64)) as usize / keys.len();
         let (key_id, user_id) = &keys[k];
         let m = rng.below(MODELS.len() as u64) as usize;
-        let status = [200, 200, 200, 200, 200, 200, 200, 200, 200, 429, 500, 400][rng.below(12) as usize];
+        let status =
+            [200, 200, 200, 200, 200, 200, 200, 200, 200, 429, 500, 400][rng.below(12) as usize];
         let ok = status == 200;
         let input = if ok { 50 + rng.below(8_000) } else { 0 };
         let output = if ok { rng.below(2_000) } else { 0 };
@@ -95,7 +96,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 output,
                 cache_read: if ok { rng.below(input / 2 + 1) } else { 0 },
                 cache_write: if ok { rng.below(200) } else { 0 },
-                reasoning: if ok && m == 3 { rng.below(output + 1) } else { 0 },
+                reasoning: if ok && m == 3 {
+                    rng.below(output + 1)
+                } else {
+                    0
+                },
             },
             estimated: rng.below(20) == 0,
             cost_nanos: input * 150 + output * 600,
