@@ -310,6 +310,7 @@ mod tests {
             total_ms: 1,
             overhead_us: 0,
             error: None,
+            attempts: 1,
         }
     }
 

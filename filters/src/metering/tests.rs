@@ -304,6 +304,7 @@ fn a_reported_json_body_is_recorded_as_reported_with_its_cost_and_every_field() 
     assert_eq!(e.model_served.as_deref(), Some("gpt-4o-mini"));
     assert_eq!((e.dialect, e.endpoint), ("openai", "chat_completions"));
     assert_eq!(e.status, 200);
+    assert_eq!(e.attempts, 1, "the first upstream of the chain");
     assert_eq!(e.error, Some("upstream_timeout"));
     assert!(
         (unix_ms - 5100..=unix_ms - 4900).contains(&e.ts_ms),
@@ -538,6 +539,7 @@ fn requests_that_are_not_model_calls_are_not_recorded() {
         (401, Some("missing_key"), None)
     );
     assert_eq!((e.model_served, e.upstream), (None, None));
+    assert_eq!(e.attempts, 0, "refused before routing");
 }
 
 #[test]
