@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::usage::UsageRow;
+use super::usage::{wide_sum, wide_value, UsageRow};
 use super::{GroupBy, Store, StoreError};
 
 /// Milliseconds per day: `ts / DAY_MS` is the rollup's day.
@@ -24,23 +24,59 @@ pub const DAY_MS: i64 = 86_400_000;
 const INSERTED_AFTER: &str = "rowid > ?1";
 const OLDER_THAN: &str = "ts < ?1";
 
+/// SQLite's largest integer: rollup sums saturate there.
+const MAX_SUM: &str = "9223372036854775807";
+
+/// The SQL of the sum of an integer column over a group of events, saturating at
+/// [`MAX_SUM`] instead of failing: `SUM` fails the whole statement with "integer
+/// overflow" past 2^63, which one absurd figure stored by an older version reaches, and
+/// the writer's transaction (events with it) would fail for good. The high and low 32
+/// bits are summed apart, as the usage report does (`super::usage::wide_sum`).
+fn saturating_sum(col: &str) -> String {
+    let (hi, lo) = (
+        format!("SUM(MAX({col}, 0) >> 32)"),
+        format!("SUM(MAX({col}, 0) & 4294967295)"),
+    );
+    // (hi << 32) + lo past 2^63 becomes a REAL in SQLite, which MIN brings back.
+    format!(
+        "MIN(CASE WHEN {hi} >= 2147483648 THEN {MAX_SUM} ELSE ({hi} << 32) + {lo} END, {MAX_SUM})"
+    )
+}
+
+/// `col = col + excluded.col`, saturating ([`MAX_SUM`]) and never below 0.
+fn saturating_add(col: &str) -> String {
+    format!("{col} = MAX(MIN({col} + excluded.{col}, {MAX_SUM}), 0)")
+}
+
 /// Adds (`sign` 1) or takes out (-1) the events matching `filter` to the daily totals.
 fn daily_sql(filter: &str, sign: i8) -> String {
+    let sums = [
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "reasoning_tokens",
+        "estimated",
+        "cost_nanos",
+    ];
+    let columns = ["requests", "errors"]
+        .iter()
+        .chain(sums.iter())
+        .map(|c| saturating_add(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let values = sums
+        .iter()
+        .map(|c| format!("{sign} * {}", saturating_sum(c)))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
         "INSERT INTO usage_daily (day, key_id, user_id, upstream, model, requests, errors, \
          input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, estimated, cost_nanos) \
          SELECT ts / {DAY_MS}, COALESCE(key_id, '-'), COALESCE(user_id, 0), COALESCE(upstream, '-'), \
-         COALESCE(model_served, model_requested, '-'), {sign} * COUNT(*), {sign} * SUM(status >= 400), \
-         {sign} * SUM(input_tokens), {sign} * SUM(output_tokens), {sign} * SUM(cache_read_tokens), \
-         {sign} * SUM(cache_write_tokens), {sign} * SUM(reasoning_tokens), {sign} * SUM(estimated), {sign} * SUM(cost_nanos) \
+         COALESCE(model_served, model_requested, '-'), {sign} * COUNT(*), {sign} * SUM(status >= 400), {values} \
          FROM usage_events WHERE {filter} GROUP BY 1, 2, 3, 4, 5 \
-         ON CONFLICT (day, key_id, user_id, upstream, model) DO UPDATE SET \
-         requests = requests + excluded.requests, errors = errors + excluded.errors, \
-         input_tokens = input_tokens + excluded.input_tokens, output_tokens = output_tokens + excluded.output_tokens, \
-         cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens, \
-         cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens, \
-         reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens, \
-         estimated = estimated + excluded.estimated, cost_nanos = cost_nanos + excluded.cost_nanos"
+         ON CONFLICT (day, key_id, user_id, upstream, model) DO UPDATE SET {columns}"
     )
 }
 
@@ -143,15 +179,27 @@ fn group_sql(by: GroupBy) -> &'static str {
     }
 }
 
-const SUMS: &str = "SUM(d.requests), SUM(d.input_tokens), SUM(d.output_tokens), SUM(d.cache_read_tokens), \
-     SUM(d.cache_write_tokens), SUM(d.reasoning_tokens), SUM(d.estimated), SUM(d.cost_nanos), SUM(d.errors)";
+/// The nine sums a [`Totals`] reads ([`totals_at`]), each as two columns that cannot
+/// overflow (`super::usage::wide_sum`).
+static SUMS: LazyLock<String> = LazyLock::new(|| {
+    [
+        "d.requests",
+        "d.input_tokens",
+        "d.output_tokens",
+        "d.cache_read_tokens",
+        "d.cache_write_tokens",
+        "d.reasoning_tokens",
+        "d.estimated",
+        "d.cost_nanos",
+        "d.errors",
+    ]
+    .map(wide_sum)
+    .join(", ")
+});
 
 /// Reads the nine sums of [`SUMS`] from column `at` on.
 fn totals_at(r: &rusqlite::Row<'_>, at: usize, group: String) -> rusqlite::Result<Totals> {
-    let n = |i: usize| {
-        r.get::<_, Option<i64>>(at + i)
-            .map(|v| v.unwrap_or(0).max(0) as u64)
-    };
+    let n = |i: usize| wide_value(r, at + 2 * i);
     Ok(Totals {
         usage: UsageRow {
             group,
@@ -182,9 +230,10 @@ impl Store {
     ) -> Result<Vec<Totals>, StoreError> {
         let conn = self.conn()?;
         let sql = format!(
-            "SELECT {g} AS grp, {SUMS} FROM usage_daily d LEFT JOIN users u ON u.id = d.user_id \
+            "SELECT {g} AS grp, {sums} FROM usage_daily d LEFT JOIN users u ON u.id = d.user_id \
              WHERE {RANGE} GROUP BY grp ORDER BY grp",
-            g = group_sql(by)
+            g = group_sql(by),
+            sums = *SUMS
         );
         let mut st = conn.prepare_cached(&sql)?;
         let rows = st
@@ -198,7 +247,7 @@ impl Store {
     /// All totals over `days` (of one user's events when `user` is given).
     pub fn rollup_totals(&self, days: DayRange, user: Option<i64>) -> Result<Totals, StoreError> {
         let conn = self.conn()?;
-        let sql = format!("SELECT {SUMS} FROM usage_daily d WHERE {RANGE}");
+        let sql = format!("SELECT {} FROM usage_daily d WHERE {RANGE}", *SUMS);
         let t = conn
             .prepare_cached(&sql)?
             .query_row(params![days.from, days.to, user], |r| {

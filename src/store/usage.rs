@@ -400,6 +400,34 @@ mod tests {
         );
         let (keys, _) = s.spend_since(0).unwrap();
         assert_eq!(keys, [("k1".to_owned(), u64::MAX)]);
+        // The rollups took them too (the writer's transaction did not fail), saturated
+        // at SQLite's largest integer, and the dashboard's sums over them do not fail.
+        let t = s
+            .rollup_totals(crate::store::DayRange::all(), None)
+            .unwrap();
+        assert_eq!(t.usage.requests, 4);
+        assert_eq!(t.usage.input_tokens, i64::MAX as u64);
+        assert_eq!(t.usage.cost_nanos, i64::MAX as u64);
+        let by_model = s
+            .rollup_report(GroupBy::Model, crate::store::DayRange::all(), None)
+            .unwrap();
+        assert_eq!(by_model[0].usage.cost_nanos, i64::MAX as u64);
+    }
+
+    #[test]
+    fn rollups_sum_exactly_across_32_bits() {
+        let (_dir, s) = temp_store();
+        let big = (1u64 << 32) + 7;
+        s.insert_usage(&[event("a", 1, "m", big, big), event("b", 2, "m", big, 3)])
+            .unwrap();
+        s.insert_usage(&[event("c", 3, "m", big, big)]).unwrap();
+        let t = s
+            .rollup_totals(crate::store::DayRange::all(), None)
+            .unwrap();
+        assert_eq!(
+            (t.usage.requests, t.usage.input_tokens, t.usage.cost_nanos),
+            (3, 3 * big, 2 * big + 3)
+        );
     }
 
     #[test]
