@@ -39,7 +39,7 @@ start=$(date +%s)
 target/release/examples/seed_usage "$tmp/tollgate.db" "$events" 90
 echo "seeded in $(( $(date +%s) - start )) s; store $(du -h "$tmp/tollgate.db" | cut -f1)" >&2
 
-tg serve >"$tmp/gateway.log" 2>&1 &
+"$bin/tollgate" -c "$tmp/tollgate.yaml" serve >"$tmp/gateway.log" 2>&1 &
 pids+=($!)
 wait_for 18490
 admin=http://127.0.0.1:18490
