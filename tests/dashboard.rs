@@ -18,10 +18,6 @@ use common::{chat_body, Gateway, GatewayBuilder, MockUpstream, Upstream, CHAT};
 
 const ADMIN_PASSWORD: &str = "root-password-1";
 const MEMBER_PASSWORD: &str = "mia-password-1";
-/// The browser test "change a price and see the next request cost the new price" needs
-/// the price overrides (store + `PUT /admin/prices`) of another branch: turn this on
-/// once it is merged and `ui/pending.rs` is wired to it.
-const PRICE_OVERRIDES_MERGED: bool = false;
 
 /// The gateway every browser test runs against: one OpenAI-kind mock upstream with a
 /// catch-all route (so a hostile model name is served and recorded), a price, an admin
@@ -96,10 +92,6 @@ async fn the_dashboard_in_a_real_browser() {
             .env("TOLLGATE_OTHER_KEY", &other_key)
             .env("TOLLGATE_API_KEY", &api_key)
             .env("TOLLGATE_SCREENSHOTS", screenshots())
-            .env(
-                "TOLLGATE_PRICE_TEST",
-                if PRICE_OVERRIDES_MERGED { "1" } else { "0" },
-            )
             .env("CHROMIUM", &chromium);
         // The mock serves from this runtime's other thread while the browser runs.
         let out = tokio::task::spawn_blocking(move || cmd.output())

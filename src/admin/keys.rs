@@ -85,6 +85,19 @@ impl AdminApp {
     ) -> Result<Response<Vec<u8>>, ApiError> {
         let body = read_body(session).await?;
         let update: KeyUpdate = parse_json(&body)?;
+        let row = self.update_key_as(req, caller, id, update).await?;
+        Ok(json_response(200, key_json(&row)))
+    }
+
+    /// Changes key `id` in place for `caller` (the API's and the dashboard's way in):
+    /// checked as a new key, in force from the next request, audited.
+    pub(crate) async fn update_key_as(
+        &self,
+        req: &Req,
+        caller: &Caller,
+        id: &str,
+        update: KeyUpdate,
+    ) -> Result<KeyRow, ApiError> {
         let store = self.store.clone();
         let (key_id, u) = (id.to_owned(), update.clone());
         let row = blocking(move || store.update_key(&key_id, &u, system_clock())).await?;
@@ -93,7 +106,7 @@ impl AdminApp {
         let detail = update_detail(&update, &row);
         self.audit(req, &caller.username, "key.update", Some(&row.id), detail)
             .await;
-        Ok(json_response(200, key_json(&row)))
+        Ok(row)
     }
 
     pub(crate) async fn revoke_key(

@@ -73,6 +73,19 @@ impl AdminApp {
             &body,
             "{\"role\"?: \"admin\" or \"member\", \"password\"?: \"...\", \"budget_usd\"?: \"20\" or null, \"budget_period\"?: \"day\" | \"month\" | \"total\"}",
         )?;
+        let user = self.update_user_as(req, caller, id, update).await?;
+        Ok(json_response(200, user_json(&user)))
+    }
+
+    /// Changes user `id` in place for `caller` (the API's and the dashboard's way in):
+    /// checked as a new user, in force from the next request, audited.
+    pub(crate) async fn update_user_as(
+        &self,
+        req: &Req,
+        caller: &Caller,
+        id: i64,
+        update: UserUpdate,
+    ) -> Result<UserRow, ApiError> {
         let store = self.store.clone();
         let u = update.clone();
         // Blocking: hashing a new password takes argon2's whole cost.
@@ -83,7 +96,9 @@ impl AdminApp {
                     user,
                     sessions_ended,
                 } => (user, sessions_ended),
-                UserUpdated::NotFound => return Err(not_found()),
+                UserUpdated::NotFound => {
+                    return Err(ApiError::not_found(format!("no user with id '{id}'")))
+                }
                 UserUpdated::LastAdmin => return Err(ApiError::new(
                     409,
                     "cannot take the admin role from the last admin: make another user admin first",
@@ -100,7 +115,7 @@ impl AdminApp {
             detail,
         )
         .await;
-        Ok(json_response(200, user_json(&user)))
+        Ok(user)
     }
 
     pub(crate) async fn delete_user(

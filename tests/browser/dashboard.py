@@ -13,8 +13,6 @@ Environment (set by tests/dashboard.rs):
   TOLLGATE_MEMBER_KEY, TOLLGATE_OTHER_KEY  gateway keys of that member and of another user
   TOLLGATE_API_KEY                         an admin's gateway key, for GET /admin/usage
   TOLLGATE_SCREENSHOTS                     where screenshots go
-  TOLLGATE_PRICE_TEST                      "1" to run the price-change test (needs the
-                                           price-overrides branch)
   CHROMIUM                                 the browser binary (default /usr/bin/chromium)
 
 Exit status 0 when every test passed; the last line is "N passed, N failed".
@@ -452,17 +450,18 @@ def test_the_system_page_downloads_a_backup(admin):
     member.close()
 
 
-# Needs the price-overrides branch (store overrides, GET/PUT/DELETE /admin/prices):
-# off until it is merged (TOLLGATE_PRICE_TEST=1, set by tests/dashboard.rs).
 def test_change_a_price_and_the_next_request_costs_it(admin):
     page = admin
     key = os.environ["TOLLGATE_MEMBER_KEY"]
     page.goto(f"{ADMIN}/ui/pricing")
     page.get_by_label("Pattern", exact=True).fill("gpt-4o-mini*")
-    page.get_by_label("Input", exact=True).fill("1000")
-    page.get_by_label("Output", exact=True).fill("2000")
+    # USD per million tokens: 1 and 2 are 1,000 and 2,000 nano-dollars a token.
+    page.get_by_label("Input", exact=True).fill("1")
+    page.get_by_label("Output", exact=True).fill("2")
     page.get_by_role("button", name="Save price").click()
+    expect(page.get_by_role("status")).to_contain_text("price is set")
     expect(page.locator('[data-testid="price-row"][data-pattern="gpt-4o-mini*"]')).to_contain_text("store")
+    shot(page, "pricing-override")
     before = {r["group"]: r for r in admin_api("/admin/usage?by=model")["rows"]}.get("gpt-4o-mini", {"requests": 0, "cost_usd": 0})
     status, text, _ = chat(key)
     assert status == 200, text
@@ -472,6 +471,86 @@ def test_change_a_price_and_the_next_request_costs_it(admin):
     after = eventually("the request to be stored", lambda: next(
         (r for r in admin_api("/admin/usage?by=model")["rows"] if r["group"] == "gpt-4o-mini" and r["requests"] == before["requests"] + 1), None))
     assert round((after["cost_usd"] - before["cost_usd"]) * 1e9) == want, (before, after, want)
+
+
+def test_an_unpriced_model_gets_a_price_in_one_click(admin):
+    page = admin
+    # The hostile model names above have no price: listed, with a link that fills the form.
+    page.goto(f"{ADMIN}/ui/pricing")
+    row = page.get_by_test_id("unpriced-row").filter(has_text=XSS[0])
+    expect(row).to_have_count(1)
+    row.get_by_role("link", name="Set price").click()
+    expect(page.get_by_label("Pattern", exact=True)).to_have_value(XSS[0])
+    page.get_by_label("Input", exact=True).fill("3")
+    page.get_by_label("Output", exact=True).fill("4")
+    page.get_by_role("button", name="Save price").click()
+    expect(page.locator("[data-testid=price-row]").filter(has_text=XSS[0])).to_contain_text("store")
+    expect(page.get_by_test_id("unpriced-row").filter(has_text=XSS[0])).to_have_count(0)
+    prices = {p["pattern"]: p for p in admin_api("/admin/prices")}
+    assert prices[XSS[0]]["source"] == "store", prices
+    # Deleting the override puts the model back on the list.
+    page.once("dialog", lambda d: d.accept())
+    page.locator("[data-testid=price-row]").filter(has_text=XSS[0]).get_by_role("button", name="Delete").click()
+    expect(page.get_by_role("status")).to_contain_text("deleted")
+    expect(page.get_by_test_id("unpriced-row").filter(has_text=XSS[0])).to_have_count(1)
+    assert XSS[0] not in {p["pattern"] for p in admin_api("/admin/prices")}
+
+
+def test_edit_a_key_and_a_user_in_place(admin):
+    page = admin
+    page.goto(f"{ADMIN}/ui/keys")
+    page.get_by_label("User", exact=True).fill("dana")
+    page.get_by_label("Name", exact=True).fill("to-edit")
+    page.get_by_role("button", name="Create key").click()
+    key = page.get_by_test_id("new-key").inner_text().strip()
+    key_id = key.split("_")[1]
+    status, text, _ = chat(key)
+    assert status == 200, (status, text)
+    page.goto(f"{ADMIN}/ui/keys")
+    page.locator(f'[data-testid="key-row"][data-key-id="{key_id}"]').get_by_role("link", name="Edit").click()
+    expect(page).to_have_url(f"{ADMIN}/ui/keys/{key_id}")
+    page.get_by_label("Name", exact=True).fill("edited")
+    page.get_by_label("Models", exact=True).fill("claude-*")
+    page.get_by_label("RPM", exact=True).fill("7")
+    page.get_by_label("Budget (USD)", exact=True).fill("2.5")
+    shot(page, "key-edit")
+    page.get_by_role("button", name="Save key").click()
+    expect(page.get_by_role("status")).to_contain_text("updated")
+    row = page.locator(f'[data-testid="key-row"][data-key-id="{key_id}"]')
+    expect(row).to_contain_text("edited")
+    expect(row).to_contain_text("7 rpm")
+    listed = next(k for k in admin_api("/admin/keys?user=dana") if k["id"] == key_id)
+    assert (listed["name"], listed["models"], listed["rpm"]) == ("edited", ["claude-*"], 7), listed
+    assert listed["budget_usd"].startswith("2.5"), listed
+    # In force from the next request: gpt-4o-mini is outside the key's scope now.
+    status, text, _ = chat(key)
+    assert status == 403, (status, text)
+    # A bad value is refused with the form again and changes nothing.
+    page.goto(f"{ADMIN}/ui/keys/{key_id}")
+    page.get_by_label("RPM", exact=True).fill("lots")
+    page.get_by_role("button", name="Save key").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    listed = next(k for k in admin_api("/admin/keys?user=dana") if k["id"] == key_id)
+    assert listed["rpm"] == 7, listed
+    # A user: role and budget; the audit log has both edits.
+    page.goto(f"{ADMIN}/ui/users")
+    page.locator('[data-testid="user-row"][data-user="dana"]').get_by_role("link", name="Edit").click()
+    page.get_by_label("Role", exact=True).select_option("admin")
+    page.get_by_label("Budget (USD)", exact=True).fill("40")
+    shot(page, "user-edit")
+    page.get_by_role("button", name="Save user").click()
+    expect(page.get_by_role("status")).to_contain_text("updated")
+    dana = next(u for u in admin_api("/admin/users") if u["username"] == "dana")
+    assert dana["role"] == "admin" and dana["budget_usd"].startswith("40"), dana
+    actions = [e["action"] for e in admin_api("/admin/audit")]
+    assert "key.update" in actions and "user.update" in actions, actions
+    # Members edit only their own keys.
+    member = state["member_context"].new_page()
+    response = member.goto(f"{ADMIN}/ui/keys/{key_id}")
+    assert response.status == 403, response.status
+    response = member.goto(f"{ADMIN}/ui/users/{dana['id']}")
+    assert response.status == 403, response.status
+    member.close()
 
 
 TESTS = [
@@ -484,9 +563,10 @@ TESTS = [
     test_hostile_names_and_labels_render_as_text,
     test_the_csp_header_is_on_every_page,
     test_the_system_page_downloads_a_backup,
+    test_change_a_price_and_the_next_request_costs_it,
+    test_an_unpriced_model_gets_a_price_in_one_click,
+    test_edit_a_key_and_a_user_in_place,
 ]
-if os.environ.get("TOLLGATE_PRICE_TEST") == "1":
-    TESTS.append(test_change_a_price_and_the_next_request_costs_it)
 
 
 def main():

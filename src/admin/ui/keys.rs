@@ -1,6 +1,6 @@
 //! `/ui/keys`: gateway keys. Create (the secret is shown once, in the element with
 //! `data-testid="new-key"`, in the answer to the form and nowhere else), revoke, and
-//! edit scopes and limits (`/ui/keys/{id}`, through [`super::pending`]). Creating and
+//! edit scopes and limits in place (`/ui/keys/{id}`). Creating and
 //! revoking go through the admin API's own functions (same checks, same audit entry,
 //! refused from the next request). A member sees and manages only their own keys.
 
@@ -11,12 +11,11 @@ use tollgate_filters::clock::system_clock;
 use super::http::{html, query, redirect, Form};
 use super::layout::{count, csrf_field, flash, maybe_time, page, time, Nav};
 use super::overview::{budget_meter, Spend};
-use super::pending::{self, Feature, KeyEdit};
 use super::viewer::Viewer;
 use crate::admin::{blocking, AdminApp, ApiError, Req};
 use crate::commands::format_usd;
-use crate::store::input::Amount;
-use crate::store::{KeyCreate, KeyRow, StoreError};
+use crate::store::input::{never_or, none_or, Amount, Edit};
+use crate::store::{KeyCreate, KeyRow, KeyUpdate, StoreError};
 
 /// Keys on a page.
 const PAGE: usize = 100;
@@ -158,6 +157,35 @@ struct Listing {
     keys: Vec<KeyRow>,
     users: Vec<String>,
     spend: Spend,
+}
+
+/// The edit form as a [`KeyUpdate`], read as `tollgate key update` reads its options:
+/// every field is set from the form (blank budget, RPM, TPM: none), but the expiry,
+/// which a blank leaves as it is (`never` removes it).
+fn key_update(form: &Form) -> Result<KeyUpdate, ApiError> {
+    let bad = |label: &'static str| move |e: String| ApiError::invalid(format!("{label}: {e}"));
+    let or_none = |name: &str| form.get(name).unwrap_or("none");
+    Ok(KeyUpdate {
+        name: Some(Edit::Set(form.get("name").unwrap_or("").to_owned())),
+        models: Some(
+            form.get("models")
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ),
+        budget_usd: Some(none_or::<Amount>(or_none("budget_usd")).map_err(bad("Budget (USD)"))?),
+        budget_period: form.get("budget_period").map(str::to_owned),
+        rpm: Some(none_or::<u32>(or_none("rpm")).map_err(bad("RPM"))?),
+        tpm: Some(none_or::<u64>(or_none("tpm")).map_err(bad("TPM"))?),
+        expires_in: form
+            .get("expires_in")
+            .map(never_or)
+            .transpose()
+            .map_err(bad("Expires in"))?,
+    })
 }
 
 impl AdminApp {
@@ -312,15 +340,13 @@ impl AdminApp {
         message: Option<String>,
     ) -> Result<Response<Vec<u8>>, ApiError> {
         let k = self.manageable_key(viewer, id).await?;
-        let available = pending::available(Feature::KeyUpdate);
         let action = format!("/ui/keys/{}", super::http::encode(&k.id));
         let body = html! {
             @if let Some(m) = &message { (flash("error", m)) }
-            @if !available { (flash("note", "Editing a key in place is not in this build yet; revoke it and create another meanwhile.")) }
             p { "Key " code { (k.id) } " of " (k.user) "; expires " (maybe_time(k.expires_at)) "." }
             form.stack method="post" action=(action) {
                 (csrf_field(viewer))
-                fieldset disabled[!available] {
+                fieldset {
                     label { "Name" input name="name" value=(k.name.as_deref().unwrap_or("")); }
                     label { "Models" input name="models" value=(k.models.join(", ")) placeholder="blank: all"; }
                     label { "Budget (USD)" input name="budget_usd" value=(k.budget_usd_nanos.map(format_usd).unwrap_or_default()) placeholder="none"; }
@@ -340,7 +366,8 @@ impl AdminApp {
         ))
     }
 
-    /// `POST /ui/keys/{id}`: the edit, through [`AdminApp::update_key_as`].
+    /// `POST /ui/keys/{id}`: the edit, through [`AdminApp::update_key_as`] (as `PATCH
+    /// /admin/keys/{id}`); a value refused shows the form again with why.
     pub(crate) async fn ui_update_key(
         &self,
         req: &Req,
@@ -349,29 +376,11 @@ impl AdminApp {
         form: &Form,
     ) -> Result<Response<Vec<u8>>, ApiError> {
         self.manageable_key(viewer, id).await?;
-        let none_if_blank = |n: &str| Some(form.get(n).unwrap_or("none").to_owned());
-        let edit = KeyEdit {
-            name: Some(form.get("name").unwrap_or("").to_owned()),
-            models: Some(
-                form.get("models")
-                    .unwrap_or("")
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|m| !m.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-            ),
-            budget_usd: none_if_blank("budget_usd"),
-            budget_period: form.get("budget_period").map(str::to_owned),
-            rpm: none_if_blank("rpm"),
-            tpm: none_if_blank("tpm"),
-            expires_in: form.get("expires_in").map(str::to_owned),
+        let done = match key_update(form) {
+            Ok(update) => self.update_key_as(req, &viewer.caller, id, update).await,
+            Err(e) => Err(e),
         };
-        match self
-            .update_key_as(req, &viewer.caller, id, &edit)
-            .await
-            .map_err(ApiError::from)
-        {
+        match done {
             Ok(_) => Ok(redirect("/ui/keys?done=updated")),
             Err(e) if e.status == 422 => self.key_edit_page(viewer, id, Some(e.message)).await,
             Err(e) => Err(e),

@@ -21,7 +21,6 @@ mod keys;
 mod layout;
 mod login;
 mod overview;
-pub mod pending;
 mod pricing;
 mod provider_keys;
 mod requests;

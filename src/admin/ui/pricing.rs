@@ -1,9 +1,9 @@
-//! `/ui/pricing` (admins): the effective price table (input, output, cache read and
-//! cache write per million tokens, and where each row comes from), the form that sets
-//! an override, and the models seen in the last 30 days of traffic that no price
-//! matches, each with a one-click "Set price" that fills the form. Overrides go through
-//! [`super::pending`] until the price-overrides branch is merged; until then the table
-//! is the YAML `pricing` table (source "config").
+//! `/ui/pricing` (admins): the price table in force (input, output, cache read and cache
+//! write per million tokens, and where each row comes from: the config's `pricing` or an
+//! override in the store), the form that sets an override, a delete button on each
+//! override, and the models seen in the last 30 days of traffic that no price matches,
+//! each with a one-click "Set price" that fills the form. Setting and deleting go
+//! through `/admin/prices`' own functions: in force from the next request, audited.
 
 use http::Response;
 use maud::{html, Markup};
@@ -13,10 +13,10 @@ use tollgate_filters::usage::Price;
 
 use super::http::{encode, html, redirect, Form};
 use super::layout::{csrf_field, flash, page, Nav};
-use super::pending::{Feature, PriceEdit};
 use super::viewer::Viewer;
 use crate::admin::{blocking, AdminApp, ApiError, Req};
-use crate::store::DayRange;
+use crate::store::input::Amount;
+use crate::store::{DayRange, PriceSet};
 
 /// One row of the effective table.
 struct Row {
@@ -55,13 +55,12 @@ fn table(viewer: &Viewer, rows: &[Row]) -> Markup {
     }
 }
 
-fn edit_form(viewer: &Viewer, pattern: &str, available: bool) -> Markup {
+fn edit_form(viewer: &Viewer, pattern: &str) -> Markup {
     html! {
         h2 #set-price { "Set a price" }
-        @if !available { (flash("note", "Price overrides are not in this build yet: prices come from the config's pricing table (edit it, then tollgate reload).")) }
         form.stack method="post" action="/ui/pricing" {
             (csrf_field(viewer))
-            fieldset disabled[!available] {
+            fieldset {
                 label { "Pattern" input name="pattern" required value=(pattern) placeholder="gpt-4o-mini*"; }
                 label { "Input" input name="input" required inputmode="decimal"; }
                 label { "Output" input name="output" required inputmode="decimal"; }
@@ -84,6 +83,22 @@ fn unpriced(models: &[String]) -> Markup {
             } } }
         }
     }
+}
+
+/// The form's prices as a [`PriceSet`] (USD per million tokens, checked by the store as
+/// `tollgate price set`'s are); blank cache prices default to the input price.
+fn price_set(form: &Form) -> Result<PriceSet, ApiError> {
+    let needed = |name: &str, label: &str| {
+        form.get(name)
+            .map(|v| Amount::Text(v.to_owned()))
+            .ok_or_else(|| ApiError::invalid(format!("{label}: a price is needed")))
+    };
+    Ok(PriceSet {
+        input: needed("input", "Input")?,
+        output: needed("output", "Output")?,
+        cache_read: form.get("cache_read").map(|v| Amount::Text(v.to_owned())),
+        cache_write: form.get("cache_write").map(|v| Amount::Text(v.to_owned())),
+    })
 }
 
 impl AdminApp {
@@ -130,7 +145,7 @@ impl AdminApp {
             @if let Some((kind, m)) = &message { (flash(kind, m)) }
             @if let Some(d) = done { (flash("ok", d)) }
             (table(viewer, &rows))
-            (edit_form(viewer, &pattern, super::pending::available(Feature::Prices)))
+            (edit_form(viewer, &pattern))
             (unpriced(&missing))
         };
         let status = if message.is_some() { 422 } else { 200 };
@@ -144,19 +159,13 @@ impl AdminApp {
         viewer: &Viewer,
         form: &Form,
     ) -> Result<Response<Vec<u8>>, ApiError> {
-        let edit = PriceEdit {
-            pattern: form.get("pattern").unwrap_or("").to_owned(),
-            input: form.get("input").unwrap_or("").to_owned(),
-            output: form.get("output").unwrap_or("").to_owned(),
-            cache_read: form.get("cache_read").map(str::to_owned),
-            cache_write: form.get("cache_write").map(str::to_owned),
+        let pattern = form.get("pattern").unwrap_or("").to_owned();
+        let done = match price_set(form) {
+            Ok(set) => self.set_price_as(req, &viewer.caller, &pattern, set).await,
+            Err(e) => Err(e),
         };
-        match self
-            .set_price_as(req, &viewer.caller, &edit)
-            .await
-            .map_err(ApiError::from)
-        {
-            Ok(()) => Ok(redirect("/ui/pricing?done=set")),
+        match done {
+            Ok(_) => Ok(redirect("/ui/pricing?done=set")),
             Err(e) if e.status == 422 => {
                 let listing = Req {
                     query: None,

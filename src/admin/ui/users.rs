@@ -1,6 +1,6 @@
 //! `/ui/users` (admins): create a user with role, password and budget; delete one
-//! (its keys and sessions are revoked with it); edit one (`/ui/users/{id}`, through
-//! [`super::pending`]). Creating and deleting go through the admin API's functions.
+//! (its keys and sessions are revoked with it); edit one in place (`/ui/users/{id}`).
+//! Each goes through the admin API's own function (same checks, same audit entry).
 
 use http::Response;
 use maud::{html, Markup};
@@ -10,12 +10,11 @@ use tollgate_filters::Secret;
 use super::http::{html, redirect, Form};
 use super::layout::{csrf_field, flash, page, time, Nav};
 use super::overview::{budget_meter, Spend};
-use super::pending::{self, Feature, UserEdit};
 use super::viewer::Viewer;
 use crate::admin::{blocking, AdminApp, ApiError, Req};
 use crate::commands::format_usd;
-use crate::store::input::Amount;
-use crate::store::{StoreError, UserCreate, UserRow};
+use crate::store::input::{none_or, Amount};
+use crate::store::{StoreError, UserCreate, UserRow, UserUpdate};
 
 fn create_form(viewer: &Viewer, typed: &Form) -> Markup {
     let v = |n: &str| typed.get(n).unwrap_or("").to_owned();
@@ -73,6 +72,19 @@ fn user_create(form: &Form) -> UserCreate {
             .and(form.get("budget_period").map(str::to_owned)),
         budget_usd: budget,
     }
+}
+
+/// The edit form as a [`UserUpdate`]: role, budget (blank: none) and period as shown; the
+/// password only when one is typed.
+fn user_update(form: &Form) -> Result<UserUpdate, ApiError> {
+    let budget = none_or::<Amount>(form.get("budget_usd").unwrap_or("none"))
+        .map_err(|e| ApiError::invalid(format!("Budget (USD): {e}")))?;
+    Ok(UserUpdate {
+        role: form.get("role").map(str::to_owned),
+        password: form.raw("password").map(Secret::new),
+        budget_usd: Some(budget),
+        budget_period: form.get("budget_period").map(str::to_owned),
+    })
 }
 
 impl AdminApp {
@@ -168,13 +180,11 @@ impl AdminApp {
         message: Option<String>,
     ) -> Result<Response<Vec<u8>>, ApiError> {
         let u = self.user_by_id(id).await?;
-        let available = pending::available(Feature::UserUpdate);
         let body = html! {
             @if let Some(m) = &message { (flash("error", m)) }
-            @if !available { (flash("note", "Editing a user in place is not in this build yet.")) }
             form.stack method="post" action={ "/ui/users/" (u.id) } autocomplete="off" {
                 (csrf_field(viewer))
-                fieldset disabled[!available] {
+                fieldset {
                     label { "Username" input value=(u.username) disabled; }
                     label { "Role" select aria-label="Role" name="role" {
                         @for r in ["member", "admin"] { option value=(r) selected[u.role.as_str() == r] { (r) } }
@@ -200,7 +210,8 @@ impl AdminApp {
         ))
     }
 
-    /// `POST /ui/users/{id}`: the edit, through [`AdminApp::update_user_as`].
+    /// `POST /ui/users/{id}`: the edit, through [`AdminApp::update_user_as`] (as `PATCH
+    /// /admin/users/{id}`); a value refused shows the form again with why.
     pub(crate) async fn ui_update_user(
         &self,
         req: &Req,
@@ -209,19 +220,15 @@ impl AdminApp {
         form: &Form,
     ) -> Result<Response<Vec<u8>>, ApiError> {
         let u = self.user_by_id(id).await?;
-        let edit = UserEdit {
-            role: form.get("role").map(str::to_owned),
-            budget_usd: Some(form.get("budget_usd").unwrap_or("none").to_owned()),
-            budget_period: form.get("budget_period").map(str::to_owned),
-            password: form.raw("password").map(Secret::new),
+        let update = match user_update(form) {
+            Ok(update) => update,
+            Err(e) => return self.user_edit_page(viewer, id, Some(e.message)).await,
         };
-        match self
-            .update_user_as(req, &viewer.caller, u.id, &edit)
-            .await
-            .map_err(ApiError::from)
-        {
+        match self.update_user_as(req, &viewer.caller, u.id, update).await {
             Ok(_) => Ok(redirect("/ui/users?done=updated")),
-            Err(e) if e.status == 422 => self.user_edit_page(viewer, id, Some(e.message)).await,
+            Err(e) if e.status == 422 || e.status == 409 => {
+                self.user_edit_page(viewer, id, Some(e.message)).await
+            }
             Err(e) => Err(e),
         }
     }
