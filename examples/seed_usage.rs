@@ -88,6 +88,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             model_requested: Some(MODELS[m].to_owned()),
             model_served: ok.then(|| MODELS[m].to_owned()),
             dialect: "openai",
+            upstream_kind: Some("openai"),
             endpoint: "chat_completions",
             streamed: rng.below(2) == 0,
             status,

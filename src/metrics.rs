@@ -29,6 +29,7 @@ struct Metrics {
     cost: IntCounterVec,
     upstream_errors: IntCounterVec,
     attempts_failed: IntCounterVec,
+    translation_dropped: IntCounterVec,
     circuit_open: prometheus::IntGaugeVec,
     unpriced: IntCounter,
     estimated: IntCounter,
@@ -129,6 +130,11 @@ static M: LazyLock<Metrics> = LazyLock::new(|| {
             "tollgate_upstream_attempts_failed_total",
             "Upstream attempts that failed and moved on (or ended the chain), by reason.",
             &["upstream", "reason"],
+        ),
+        translation_dropped: cv(
+            "tollgate_translation_dropped_total",
+            "Request fields a dialect translation dropped (README \"Translation\"), by field.",
+            &["field"],
         ),
         circuit_open: fallback(
             prometheus::register_int_gauge_vec!(
@@ -391,6 +397,14 @@ pub fn upstream_attempt_failed(upstream: &str, reason: &str) {
     M.attempts_failed
         .with_label_values(&[upstream, reason])
         .inc();
+}
+
+/// Fields a translated request went upstream without (labels: the bounded set of
+/// `MAPPING.md` names).
+pub fn translation_dropped(fields: &[&'static str]) {
+    for field in fields {
+        M.translation_dropped.with_label_values(&[field]).inc();
+    }
 }
 
 /// Marks the circuit of an upstream's key (by position, never the key) open (1) or

@@ -210,6 +210,11 @@ pub struct RequestCtx {
     /// Removes the injected usage chunk from the response. Written by the include-usage
     /// filter; applied by the transports after the meter saw the bytes.
     pub strip: Option<UsageChunkStripper>,
+    /// The request translated for the current upstream when it speaks another dialect
+    /// than the client (CONTRACT section 7). Written by the proxy after routing and
+    /// before each attempt (`translate::attempt::prepare`); its response side is fed by
+    /// the transports after the meter saw the upstream's bytes.
+    pub translation: Option<Box<crate::translate::Translation>>,
     /// The error Tollgate answered with, if any. Written by the proxy.
     pub error: Option<GatewayError>,
     /// What the limits filter reserved for the request on admission, given back in its
@@ -258,6 +263,7 @@ impl RequestCtx {
             metered_tokens: 0,
             usage_injected: false,
             strip: None,
+            translation: None,
             error: None,
             reserved: Reservation::default(),
             done: false,
@@ -278,8 +284,12 @@ impl RequestCtx {
             .and_then(|r| r.chain.get(self.attempts.upstream_index()))
     }
 
-    /// The bytes to send upstream: the rewritten body if any, else the client's.
+    /// The bytes to send upstream: the translated body, else the rewritten body if any,
+    /// else the client's.
     pub fn outgoing_body(&self) -> Bytes {
+        if let Some(t) = &self.translation {
+            return t.body.clone();
+        }
         self.upstream_body
             .clone()
             .unwrap_or_else(|| self.body.clone())

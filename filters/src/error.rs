@@ -61,6 +61,10 @@ pub enum GatewayError {
     UpstreamSwitchedProtocols(String),
     #[error("the gateway is shutting down and ended this request")]
     ShuttingDown,
+    /// A request the translation to its upstream's dialect refuses (CONTRACT section 7):
+    /// `param` names the field (OpenAI's `param`).
+    #[error("{message}")]
+    Untranslatable { message: String, param: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -71,6 +75,7 @@ impl GatewayError {
         use GatewayError::*;
         match self {
             BadJson(_) | MissingModel | BadRequest(_) | PathTraversal | InvalidModel(_) => 400,
+            Untranslatable { .. } => 400,
             MissingKey | InvalidKey | RevokedKey(_) | ExpiredKey(_) => 401,
             ModelNotAllowed(_) => 403,
             UnknownModel(_) | NotFound(_) => 404,
@@ -121,6 +126,7 @@ impl GatewayError {
             UpstreamStreamBroken(_) => "upstream_stream_broken",
             UpstreamSwitchedProtocols(_) => "upstream_switched_protocols",
             ShuttingDown => "shutting_down",
+            Untranslatable { .. } => "untranslatable",
             Internal(_) => "internal",
         }
     }

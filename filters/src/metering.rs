@@ -26,7 +26,11 @@ pub struct UsageEvent {
     pub upstream: Option<String>,
     pub model_requested: Option<String>,
     pub model_served: Option<String>,
+    /// The client's dialect.
     pub dialect: &'static str,
+    /// The kind of the upstream that served it (another than the dialect's when the
+    /// request was translated).
+    pub upstream_kind: Option<&'static str>,
     pub endpoint: &'static str,
     pub streamed: bool,
     /// What the client got (0: no response, the client went away first).
@@ -140,6 +144,7 @@ impl Filter for MeteringFilter {
             model_requested: ctx.requested_model.clone(),
             model_served: served,
             dialect: ctx.dialect.as_str(),
+            upstream_kind: ctx.upstream().map(|u| u.kind.as_str()),
             endpoint: ctx
                 .endpoint
                 .as_ref()

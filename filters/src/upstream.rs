@@ -68,6 +68,10 @@ pub struct UpstreamTarget {
     /// Add `stream_options.include_usage` to OpenAI-style streaming requests that lack
     /// it, so streams can be billed (and remove the extra chunk for the client).
     pub include_usage: bool,
+    /// For `kind: openai`: whether the upstream serves `/v1/responses` itself; when
+    /// false, Responses API clients are translated to Chat Completions (CONTRACT
+    /// section 2 `responses_api`).
+    pub responses_api: bool,
     /// The longest a key rests after a 429 that asks for a `retry-after`.
     pub max_rest: Duration,
     /// The active health check, if configured.
@@ -155,6 +159,7 @@ impl UpstreamTarget {
             connect_timeout,
             read_timeout,
             include_usage: true,
+            responses_api: true,
             max_rest: DEFAULT_MAX_REST,
             health_check: None,
             healthy: AtomicBool::new(true),
@@ -241,6 +246,12 @@ impl UpstreamTarget {
     /// Sets [`UpstreamTarget::include_usage`].
     pub fn with_include_usage(mut self, on: bool) -> Self {
         self.include_usage = on;
+        self
+    }
+
+    /// Sets [`UpstreamTarget::responses_api`].
+    pub fn with_responses_api(mut self, on: bool) -> Self {
+        self.responses_api = on;
         self
     }
 

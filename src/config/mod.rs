@@ -244,6 +244,9 @@ pub struct UpstreamConfig {
     pub read_timeout_ms: u64,
     /// For OpenAI-kind upstreams: ask for stream usage on the client's behalf.
     pub stream_include_usage: bool,
+    /// For OpenAI-kind upstreams: whether the upstream serves `/v1/responses` itself
+    /// (false: Responses API clients are translated to chat completions).
+    pub responses_api: bool,
     /// The longest a key rests after a 429 asking for `retry-after` (0: never rests).
     pub max_retry_after_s: u64,
     /// How long a key's open circuit stays open before a probe.
@@ -282,6 +285,7 @@ impl Default for UpstreamConfig {
             connect_timeout_ms: 5_000,
             read_timeout_ms: 600_000,
             stream_include_usage: true,
+            responses_api: true,
             max_retry_after_s: 60,
             circuit_cool_down_s: 30,
             health_check: None,

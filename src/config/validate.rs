@@ -279,6 +279,7 @@ fn upstream_target(
             read_timeout: Duration::from_millis(u.read_timeout_ms),
         })
         .with_include_usage(u.stream_include_usage)
+        .with_responses_api(u.responses_api)
         .with_max_rest(Duration::from_secs(u.max_retry_after_s))
         .with_circuit_cool_down(Duration::from_secs(u.circuit_cool_down_s))
         .with_health_check(u.health_check.as_ref().map(|h| HealthCheckSpec {

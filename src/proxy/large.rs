@@ -14,9 +14,11 @@ use pingora::Result;
 use tollgate_filters::attempts::Outcome;
 use tollgate_filters::{GatewayError, RequestCtx};
 
+use tollgate_filters::translate::attempt as translation;
+
 use super::{
-    fallback, framing, grace, observe_chunk, respond, strip_injected_usage, upstream_error,
-    Gateway, POOL_IDLE,
+    deliver_chunk, fallback, framing, grace, observe_chunk, respond, translate_for_attempt,
+    translate_head, upstream_error, Gateway, POOL_IDLE,
 };
 
 /// An upstream exchange that got as far as a response header.
@@ -50,9 +52,13 @@ async fn attempt(
         .await
         .map_err(|e| Failed::Upstream(Outcome::Unresolved, e))?;
     let mut req = client_req.clone();
+    translate_for_attempt(ctx, req.uri.query()).map_err(Failed::Ours)?;
     gw.chain
         .on_upstream_request(&mut req, ctx)
         .map_err(Failed::Ours)?;
+    if let Some(t) = &ctx.translation {
+        translation::request_head(t, &mut req, &target.base_path).map_err(Failed::Ours)?;
+    }
     let upstream_failed =
         |outcome, e: &pingora::Error| Failed::Upstream(outcome, upstream_error(e, &target.name));
     let (mut up, _reused) = gw
@@ -109,7 +115,11 @@ pub async fn forward(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) 
     }
     ctx.upstream_status = Some(resp.status.as_u16());
     framing::for_client(session.req_header(), &mut resp);
-    if let Err(e) = gw.chain.on_response(&mut resp, ctx) {
+    let head = gw
+        .chain
+        .on_response(&mut resp, ctx)
+        .and_then(|()| translate_head(ctx, &mut resp, session));
+    if let Err(e) = head {
         return respond::send_error(session, ctx, e, true).await;
     }
     ctx.client_status = Some(resp.status.as_u16());
@@ -175,7 +185,7 @@ async fn relay_body(
             Ok(Some(chunk)) => {
                 observe_chunk(&gw.chain, ctx, &chunk, false);
                 let mut body = Some(chunk);
-                strip_injected_usage(ctx, &mut body, false);
+                deliver_chunk(ctx, &mut body, false);
                 if body.is_some() {
                     session.write_response_body(body, false).await?;
                 }
@@ -190,7 +200,7 @@ async fn relay_body(
     }
     observe_chunk(&gw.chain, ctx, &[], true);
     let mut rest = None;
-    strip_injected_usage(ctx, &mut rest, true);
+    deliver_chunk(ctx, &mut rest, true);
     session
         .write_response_body(rest.filter(|b| !b.is_empty()), true)
         .await?;

@@ -25,6 +25,7 @@
 
 mod body;
 pub mod connections;
+mod count;
 pub mod dns;
 mod fallback;
 mod framing;
@@ -49,6 +50,7 @@ use tollgate_filters::attempts::{Decision, Outcome};
 use tollgate_filters::live::Live;
 use tollgate_filters::model_name;
 use tollgate_filters::router::Router;
+use tollgate_filters::translate::attempt as translation;
 use tollgate_filters::upstream::UpstreamTarget;
 use tollgate_filters::{Dialect, Endpoint, FilterChain, GatewayError, RequestCtx};
 
@@ -185,6 +187,48 @@ fn observe_chunk(chain: &FilterChain, ctx: &mut RequestCtx, chunk: &[u8], end_of
     }
 }
 
+/// Translates the request for the upstream now chosen when it speaks another dialect
+/// than the client (a no-op comparison otherwise); counts what a new translation
+/// dropped. Shared by both transports, before every attempt.
+fn translate_for_attempt(ctx: &mut RequestCtx, query: Option<&str>) -> Result<(), GatewayError> {
+    if translation::prepare(ctx, query)? {
+        if let Some(t) = &ctx.translation {
+            crate::metrics::translation_dropped(&t.notes.dropped);
+        }
+    }
+    Ok(())
+}
+
+/// What the client gets of a response body chunk, after the meter saw the upstream's:
+/// the translation's bytes, or the chunk less an injected usage chunk. Shared by both
+/// transports.
+fn deliver_chunk(ctx: &mut RequestCtx, body: &mut Option<Bytes>, end_of_stream: bool) {
+    match ctx.translation.as_mut() {
+        Some(t) => translation::response_chunk(t, body, end_of_stream),
+        None => strip_injected_usage(ctx, body, end_of_stream),
+    }
+}
+
+/// The client's response head of a translated response (after the filters, whose meter
+/// read the upstream's content type): no usage chunk to strip, the translation does.
+fn translate_head(
+    ctx: &mut RequestCtx,
+    resp: &mut ResponseHeader,
+    session: &Session,
+) -> Result<(), GatewayError> {
+    match ctx.translation.as_mut() {
+        Some(t) => {
+            ctx.strip = None;
+            // Chunked for HTTP/1.1; HTTP/2 frames by itself, and an HTTP/1.0 client
+            // reads to the connection's end (as `framing::for_client` arranges).
+            let chunked = !session.as_downstream().is_http2()
+                && session.req_header().version >= http::Version::HTTP_11;
+            translation::response_head(t, resp, chunked)
+        }
+        None => Ok(()),
+    }
+}
+
 /// Removes the usage chunk Tollgate asked for on the client's behalf (after the meter saw
 /// it); shared by both transports.
 fn strip_injected_usage(ctx: &mut RequestCtx, body: &mut Option<Bytes>, end_of_stream: bool) {
@@ -305,6 +349,12 @@ impl ProxyHttp for GatewayProxy {
         if let Err(e) = gw.chain.on_request(session.req_header(), ctx).await {
             return refuse(session, ctx, e, true).await;
         }
+        if count::answered_here(ctx) {
+            return Box::pin(count::answer(session, ctx)).await;
+        }
+        if let Err(e) = translate_for_attempt(ctx, session.req_header().uri.query()) {
+            return refuse(session, ctx, e, true).await;
+        }
         if ctx.body.len() > REPLAY_LIMIT || session.retry_buffer_truncated() {
             return Box::pin(large::forward(gw, session, ctx)).await;
         }
@@ -341,14 +391,17 @@ impl ProxyHttp for GatewayProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.upstream_sent_at.get_or_insert_with(Instant::now);
-        self.gw
-            .chain
-            .on_upstream_request(upstream_request, ctx)
-            .map_err(|e| {
-                let msg = e.to_string();
-                ctx.error = Some(e);
-                Error::explain(ErrorType::InternalError, msg)
-            })
+        let prepared = translate_for_attempt(ctx, upstream_request.uri.query())
+            .and_then(|()| self.gw.chain.on_upstream_request(upstream_request, ctx))
+            .and_then(|()| match (&ctx.translation, ctx.upstream()) {
+                (Some(t), Some(u)) => translation::request_head(t, upstream_request, &u.base_path),
+                _ => Ok(()),
+            });
+        prepared.map_err(|e| {
+            let msg = e.to_string();
+            ctx.error = Some(e);
+            Error::explain(ErrorType::InternalError, msg)
+        })
     }
 
     async fn request_body_filter(
@@ -361,7 +414,9 @@ impl ProxyHttp for GatewayProxy {
         // The whole body was read in request_filter, so Pingora replays it here in one
         // piece (and again on a retry): swap in the rewritten body, never taking it.
         if end_of_stream {
-            if let Some(rewritten) = &ctx.upstream_body {
+            if let Some(t) = &ctx.translation {
+                *body = Some(t.body.clone());
+            } else if let Some(rewritten) = &ctx.upstream_body {
                 *body = Some(rewritten.clone());
             }
         }
@@ -453,6 +508,7 @@ impl ProxyHttp for GatewayProxy {
         self.gw
             .chain
             .on_response(upstream_response, ctx)
+            .and_then(|()| translate_head(ctx, upstream_response, session))
             .map_err(|e| {
                 let msg = e.to_string();
                 ctx.error = Some(e);
@@ -476,7 +532,7 @@ impl ProxyHttp for GatewayProxy {
             body.as_deref().unwrap_or_default(),
             end_of_stream,
         );
-        strip_injected_usage(ctx, body, end_of_stream);
+        deliver_chunk(ctx, body, end_of_stream);
         Ok(None)
     }
 

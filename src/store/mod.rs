@@ -76,6 +76,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "dashboard",
         include_str!("migrations/0009_dashboard.sql"),
     ),
+    (
+        10,
+        "usage_upstream_kind",
+        include_str!("migrations/0010_usage_upstream_kind.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

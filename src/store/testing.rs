@@ -63,6 +63,7 @@ pub(crate) fn sample_events(
                 model_requested: (next(10) != 0).then(|| model.to_owned()),
                 model_served: served.then(|| model.to_owned()),
                 dialect: "openai",
+                upstream_kind: Some("openai"),
                 endpoint: "chat_completions",
                 streamed: next(2) == 0,
                 status,

@@ -9,9 +9,9 @@ use tollgate_filters::metering::UsageEvent;
 
 use super::{Store, StoreError};
 
-/// Rows per multi-row INSERT (21 columns: 672 parameters, far below SQLite's limit).
+/// Rows per multi-row INSERT (22 columns: 704 parameters, far below SQLite's limit).
 const ROWS_PER_INSERT: usize = 32;
-const COLUMNS: usize = 21;
+const COLUMNS: usize = 22;
 
 /// Events deleted per transaction when pruning (a few milliseconds of work each).
 const PRUNE_BATCH: usize = 2_000;
@@ -29,7 +29,7 @@ fn insert_sql(rows: usize) -> String {
     format!(
         "INSERT INTO usage_events (request_id, ts, key_id, user_id, upstream, model_requested, model_served, dialect, \
          endpoint, streamed, status, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
-         reasoning_tokens, estimated, cost_nanos, ttfb_ms, total_ms, attempts) VALUES {} \
+         reasoning_tokens, estimated, cost_nanos, ttfb_ms, total_ms, attempts, upstream_kind) VALUES {} \
          ON CONFLICT(request_id) DO NOTHING",
         vec![row; rows].join(", ")
     )
@@ -65,6 +65,8 @@ fn push_row<'a>(out: &mut Vec<ToSqlOutput<'a>>, e: &'a UsageEvent) {
         e.ttfb_ms.map_or(ToSqlOutput::Owned(Value::Null), count),
         count(e.total_ms),
         int(i64::from(e.attempts)),
+        e.upstream_kind
+            .map_or(ToSqlOutput::Owned(Value::Null), text),
     ]);
 }
 
@@ -287,6 +289,7 @@ mod tests {
             model_requested: Some(model.into()),
             model_served: Some(model.into()),
             dialect: "openai",
+            upstream_kind: Some("openai"),
             endpoint: "chat_completions",
             streamed: true,
             status: 200,

@@ -106,13 +106,18 @@ fn by_chars(chars: u64) -> u64 {
     chars.div_ceil(4)
 }
 
+/// Tokens of `text` as `model` would read it: its tokenizer where Tollgate has one
+/// ready, else characters / 4.
+pub fn text_tokens(model: &str, text: &str) -> u64 {
+    match ready_tokenizer(model) {
+        Some(bpe) => bpe.encode_ordinary(text).len() as u64,
+        None => by_chars(text.chars().count() as u64),
+    }
+}
+
 impl TokenEstimator for Estimator {
     fn input_tokens(&self, model: &str, body: &[u8]) -> u64 {
-        let text = request_text(body);
-        match ready_tokenizer(model) {
-            Some(bpe) => bpe.encode_ordinary(&text).len() as u64,
-            None => by_chars(text.chars().count() as u64),
-        }
+        text_tokens(model, &request_text(body))
     }
 
     fn output_tokens(&self, _model: &str, chars: u64) -> u64 {

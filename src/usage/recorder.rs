@@ -299,6 +299,7 @@ mod tests {
             model_requested: None,
             model_served: None,
             dialect: "openai",
+            upstream_kind: Some("openai"),
             endpoint: "chat_completions",
             streamed: false,
             status: 200,

@@ -71,7 +71,10 @@ pub fn error_body(err: &GatewayError) -> Value {
         "error": {
             "message": err.to_string(),
             "type": error_type(err.status()),
-            "param": Value::Null,
+            "param": match err {
+                GatewayError::Untranslatable { param, .. } => Value::String(param.clone()),
+                _ => Value::Null,
+            },
             "code": error_code(err),
         }
     })
@@ -98,6 +101,7 @@ fn error_code(err: &GatewayError) -> &'static str {
         ModelNotAllowed(_) => "model_not_allowed",
         RateLimited { .. } => "rate_limit_exceeded",
         BudgetExceeded(_) => "budget_exceeded",
+        Untranslatable { .. } => "unsupported_parameter",
         _ => err.metric_label(),
     }
 }

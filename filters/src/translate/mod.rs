@@ -12,6 +12,7 @@
 //! can change what a client sees but never what is billed. What is dropped or refused
 //! per pair is in `MAPPING.md` beside this file.
 
+pub mod attempt;
 pub mod count;
 pub mod error;
 pub mod errors;
@@ -27,6 +28,7 @@ pub mod usage;
 use crate::endpoint::Endpoint;
 use crate::providers::ProviderKind;
 
+pub use attempt::Translation;
 pub use error::TranslateError;
 pub use request::{translate as translate_request, ClientRequest, HeaderChanges, Translated};
 pub use response::{Head, ResponseTranslator};
