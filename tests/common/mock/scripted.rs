@@ -15,6 +15,8 @@ use crate::common::http::{find_header, parse_head, Conn};
 #[derive(Debug, Clone)]
 pub struct Seen {
     pub method: String,
+    /// The request target (path and query).
+    pub path: String,
     /// Names lowercased, values trimmed.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -27,10 +29,11 @@ impl Seen {
     }
 }
 
-/// What a scripted upstream answers: a JSON body with this status, and extra headers;
-/// or bytes written as they are ([`Reply::raw`]).
+/// What a scripted upstream answers: a JSON (or SSE) body with this status, and extra
+/// headers; or bytes written as they are ([`Reply::raw`]).
 pub struct Reply {
     status: u16,
+    content_type: &'static str,
     body: String,
     headers: Vec<(String, String)>,
     raw: Option<Vec<u8>>,
@@ -40,6 +43,7 @@ impl Reply {
     pub fn json(status: u16, body: impl Into<String>) -> Reply {
         Reply {
             status,
+            content_type: "application/json",
             body: body.into(),
             headers: Vec::new(),
             raw: None,
@@ -51,9 +55,18 @@ impl Reply {
     pub fn raw(bytes: impl Into<Vec<u8>>) -> Reply {
         Reply {
             status: 0,
+            content_type: "application/json",
             body: String::new(),
             headers: Vec::new(),
             raw: Some(bytes.into()),
+        }
+    }
+
+    /// A whole server-sent-event stream (`text/event-stream`), sent at once.
+    pub fn sse(body: impl Into<String>) -> Reply {
+        Reply {
+            content_type: "text/event-stream",
+            ..Reply::json(200, body)
         }
     }
 
@@ -67,8 +80,9 @@ impl Reply {
             return raw.clone();
         }
         let mut head = format!(
-            "HTTP/1.1 {} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+            "HTTP/1.1 {} X\r\ncontent-type: {}\r\ncontent-length: {}\r\n",
             self.status,
+            self.content_type,
             self.body.len()
         );
         for (k, v) in &self.headers {
@@ -143,6 +157,7 @@ async fn read_request(conn: &mut Conn<tokio::net::tcp::OwnedReadHalf>) -> Option
     let (body, whole) = conn.read_up_to(len).await;
     whole.then(|| Seen {
         method: start.split(' ').next().unwrap_or("").to_owned(),
+        path: start.split(' ').nth(1).unwrap_or("").to_owned(),
         headers,
         body,
     })
