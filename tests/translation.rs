@@ -611,28 +611,26 @@ async fn a_body_over_64_kib_is_translated_too() {
     );
 }
 
-/// An Anthropic answer with two parallel tool calls.
-const ANT_TOOLS: &str = r#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"Checking."},{"type":"tool_use","id":"toolu_A","name":"get_weather","input":{"city":"Paris"}},{"type":"tool_use","id":"toolu_B","name":"get_weather","input":{"city":"Rome"}}],"stop_reason":"tool_use","stop_sequence":null,"usage":{"input_tokens":50,"cache_read_input_tokens":7,"cache_creation_input_tokens":3,"output_tokens":40}}"#;
-
-/// An OpenAI stream of two parallel tool calls, then usage.
-const OAI_TOOL_STREAM: &str = concat!(
-    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null},\"finish_reason\":null}]}\n\n",
-    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_A\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"\"}}]},\"finish_reason\":null}]}\n\n",
-    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"city\\\":\"}}]},\"finish_reason\":null}]}\n\n",
-    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"\\\"Paris\\\"}\"}}]},\"finish_reason\":null}]}\n\n",
-    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"id\":\"call_B\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Rome\\\"}\"}}]},\"finish_reason\":null}]}\n\n",
-    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n",
-    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":120,\"completion_tokens\":30,\"prompt_tokens_details\":{\"cached_tokens\":64}}}\n\n",
-    "data: [DONE]\n\n",
-);
+/// An upstream answering every request with the fixture `rel` (two parallel tool calls).
+async fn tool_upstream(rel: &'static str) -> Scripted {
+    Scripted::start(move |_| {
+        let body = String::from_utf8(fixture(rel)).unwrap();
+        if rel.ends_with(".sse") {
+            Reply::sse(body)
+        } else {
+            Reply::json(200, body)
+        }
+    })
+    .await
+}
 
 const TOOL: &str =
     r#"{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tool_calls_and_results_cross_dialects_with_ids_and_order() {
-    let ant = Scripted::start(|_| Reply::json(200, ANT_TOOLS)).await;
-    let oai = Scripted::start(|_| Reply::sse(OAI_TOOL_STREAM)).await;
+    let ant = tool_upstream("anthropic/tool_use.json").await;
+    let oai = tool_upstream("openai/tool_calls.sse").await;
     let (gw, key) = GatewayBuilder::new()
         .upstream(Upstream::anthropic("sa", &ant).keys(&["sk-sa"]))
         .upstream(Upstream::openai("so", &oai).keys(&["sk-so"]))
