@@ -898,3 +898,33 @@ async fn count_tokens_for_other_kinds_is_estimated_here_and_listings_show_every_
         assert!(names.contains(m), "{m} in {names}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstreams_translation_options_apply_to_requests_translated_for_it() {
+    let anthropic = MockUpstream::start().await;
+    let openai = MockUpstream::start().await;
+    let (gw, key) = GatewayBuilder::new()
+        .upstream(
+            Upstream::anthropic("a", &anthropic)
+                .keys(&["sk-a"])
+                .set("translation", "{ default_max_tokens: 77 }"),
+        )
+        .upstream(
+            Upstream::openai("o", &openai)
+                .keys(&["sk-o"])
+                .set("translation", "{ openai_legacy_max_tokens: true }"),
+        )
+        .route(&["claude-*"], &["a"])
+        .route(&["gpt-*"], &["o"])
+        .start_with_key("bob");
+    let chat = json!({"model": CLAUDE, "messages": [{"role": "user", "content": "hi"}]});
+    let r = send_to(&gw, &key, W::Chat, "/v1/chat/completions", &[], &chat).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(anthropic.requests()[0].json()["max_tokens"], 77);
+    let (path, extra, body) = client_request(W::Messages, GPT, false);
+    let r = send_to(&gw, &key, W::Messages, &path, &extra, &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let up = openai.requests()[0].json();
+    assert_eq!(up["max_tokens"], 100);
+    assert!(up.get("max_completion_tokens").is_none(), "{up}");
+}

@@ -72,6 +72,8 @@ pub struct UpstreamTarget {
     /// false, Responses API clients are translated to Chat Completions (CONTRACT
     /// section 2 `responses_api`).
     pub responses_api: bool,
+    /// The choices a translation to this upstream makes (config `translation:`).
+    pub translation: crate::translate::Options,
     /// The longest a key rests after a 429 that asks for a `retry-after`.
     pub max_rest: Duration,
     /// The active health check, if configured.
@@ -160,6 +162,7 @@ impl UpstreamTarget {
             read_timeout,
             include_usage: true,
             responses_api: true,
+            translation: crate::translate::Options::default(),
             max_rest: DEFAULT_MAX_REST,
             health_check: None,
             healthy: AtomicBool::new(true),
@@ -252,6 +255,12 @@ impl UpstreamTarget {
     /// Sets [`UpstreamTarget::responses_api`].
     pub fn with_responses_api(mut self, on: bool) -> Self {
         self.responses_api = on;
+        self
+    }
+
+    /// Sets [`UpstreamTarget::translation`].
+    pub fn with_translation(mut self, options: crate::translate::Options) -> Self {
+        self.translation = options;
         self
     }
 

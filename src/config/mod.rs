@@ -247,12 +247,42 @@ pub struct UpstreamConfig {
     /// For OpenAI-kind upstreams: whether the upstream serves `/v1/responses` itself
     /// (false: Responses API clients are translated to chat completions).
     pub responses_api: bool,
+    /// How requests of another dialect are translated for this upstream (README
+    /// "Translation").
+    pub translation: TranslationConfig,
     /// The longest a key rests after a 429 asking for `retry-after` (0: never rests).
     pub max_retry_after_s: u64,
     /// How long a key's open circuit stays open before a probe.
     pub circuit_cool_down_s: u64,
     /// An optional active health check.
     pub health_check: Option<HealthCheckConfig>,
+}
+
+/// `upstreams[].translation`: the choices a translation to this upstream makes where
+/// more than one is faithful (`tollgate_filters::translate::Options`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TranslationConfig {
+    /// `max_tokens` for an Anthropic upstream when the client gave none.
+    pub default_max_tokens: u32,
+    /// Gemini tool schemas as the OpenAPI-subset `parameters`.
+    pub gemini_openapi_schema: bool,
+    /// Thinking to OpenAI Chat clients as `reasoning_content`.
+    pub reasoning_content: bool,
+    /// The legacy `max_tokens` instead of `max_completion_tokens` (OpenAI kind).
+    pub openai_legacy_max_tokens: bool,
+}
+
+impl Default for TranslationConfig {
+    fn default() -> Self {
+        let o = tollgate_filters::translate::Options::default();
+        TranslationConfig {
+            default_max_tokens: o.default_max_tokens,
+            gemini_openapi_schema: o.gemini_openapi_schema,
+            reasoning_content: o.reasoning_content,
+            openai_legacy_max_tokens: o.openai_legacy_max_tokens,
+        }
+    }
 }
 
 /// `upstreams[].health_check`: `GET path` every `interval_s`; down while it fails.
@@ -286,6 +316,7 @@ impl Default for UpstreamConfig {
             read_timeout_ms: 600_000,
             stream_include_usage: true,
             responses_api: true,
+            translation: TranslationConfig::default(),
             max_retry_after_s: 60,
             circuit_cool_down_s: 30,
             health_check: None,

@@ -254,6 +254,9 @@ fn check_upstream_limits(u: &UpstreamConfig, at: &dyn Fn(&str) -> String, p: &mu
             p.bad(at("health_check.timeout_ms"), "must be between 1 and 60000");
         }
     }
+    if u.translation.default_max_tokens == 0 {
+        p.bad(at("translation.default_max_tokens"), "must be at least 1");
+    }
     if u.max_retry_after_s > 86_400 {
         p.bad(at("max_retry_after_s"), "must be at most 86400 (a day)");
     }
@@ -280,6 +283,12 @@ fn upstream_target(
         })
         .with_include_usage(u.stream_include_usage)
         .with_responses_api(u.responses_api)
+        .with_translation(tollgate_filters::translate::Options {
+            default_max_tokens: u.translation.default_max_tokens,
+            gemini_openapi_schema: u.translation.gemini_openapi_schema,
+            reasoning_content: u.translation.reasoning_content,
+            openai_legacy_max_tokens: u.translation.openai_legacy_max_tokens,
+        })
         .with_max_rest(Duration::from_secs(u.max_retry_after_s))
         .with_circuit_cool_down(Duration::from_secs(u.circuit_cool_down_s))
         .with_health_check(u.health_check.as_ref().map(|h| HealthCheckSpec {

@@ -12,7 +12,7 @@ use pingora_http::{RequestHeader, ResponseHeader};
 
 use super::errors::UPSTREAM_STATUS_HEADER;
 use super::request::{translate, ClientRequest, HeaderChanges};
-use super::{plan, Notes, Options, Pair, ResponseTranslator, TranslateError};
+use super::{plan, Notes, Pair, ResponseTranslator, TranslateError};
 use crate::context::RequestCtx;
 use crate::endpoint::Endpoint;
 use crate::error::GatewayError;
@@ -67,7 +67,7 @@ pub fn prepare(ctx: &mut RequestCtx, query: Option<&str>) -> Result<bool, Gatewa
         served_model: served,
         now,
     };
-    let t = translate(pair, req, &Options::default())?;
+    let t = translate(pair, req, &target.translation)?;
     ctx.translation = Some(Box::new(Translation {
         pair,
         body: Bytes::from(t.body),

@@ -91,7 +91,8 @@ pub fn plan(client: &Endpoint, upstream: ProviderKind, responses_api: bool) -> O
     (client != upstream).then_some(Pair { client, upstream })
 }
 
-/// Per-route choices for what has more than one faithful translation.
+/// Per-upstream choices (its config `translation:`) for what has more than one faithful
+/// translation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     /// `max_tokens` for an Anthropic upstream when the client gave none (it is required).
