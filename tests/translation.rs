@@ -601,10 +601,7 @@ async fn a_body_over_64_kib_is_translated_too() {
     assert_eq!(r.json()["object"], "chat.completion");
     let seen = s.anthropic.requests().pop().unwrap();
     assert_eq!(seen.path_and_query, "/v1/messages");
-    assert_eq!(
-        seen.json()["messages"][0]["content"].to_string().len() > 70_000,
-        true
-    );
+    assert!(seen.json()["messages"][0]["content"].to_string().len() > 70_000);
     assert_eq!(
         seen.header("content-length"),
         Some(seen.body.len().to_string().as_str())
