@@ -48,6 +48,8 @@ fn expected(rel: &str) -> Option<(ProviderKind, bool, Option<[u64; 5]>)> {
         "openai/responses.sse" => (O, true, Some([37, 0, 0, 412, 384])),
         "anthropic/messages.json" => (A, false, Some([21, 2048, 1536, 187, 0])),
         "anthropic/messages.sse" => (A, true, Some([472, 1024, 0, 89, 0])),
+        "anthropic/tool_use.json" => (A, false, Some([50, 7, 3, 40, 0])),
+        "openai/tool_calls.sse" => (O, true, Some([56, 64, 0, 30, 0])),
         "anthropic/count_tokens.json" => (A, false, None),
         "gemini/count_tokens.json" => (G, false, None),
         "gemini/generate.json" => (G, false, Some([13, 2048, 0, 376, 324])),

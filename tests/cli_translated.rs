@@ -1,0 +1,247 @@
+//! The Claude Code CLI (Anthropic Messages, print mode) and the Codex CLI (Responses API,
+//! exec mode) through the real gateway against an OpenAI-kind upstream speaking only Chat
+//! Completions, each through one turn of a tool loop: the upstream asks the CLI to read a
+//! file with its own read tool, the CLI runs it and sends the result back, the upstream
+//! answers with what the file said. Both directions of the translation, tool calls
+//! included, are exercised by the agents their users run.
+//!
+//! The CLIs are installed from the npm registry by `.ci/setup` (pinned); a missing CLI
+//! fails this test rather than skipping it.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::mock::scripted::{Reply, Scripted, Seen};
+use common::{GatewayBuilder, Upstream};
+use serde_json::{json, Value};
+
+/// The word the file holds: only the tool's result can tell the upstream about it.
+const SECRET: &str = "PELICAN-4711";
+
+/// The text of an OpenAI message's content (a string or text parts).
+fn content_text(m: &Value) -> String {
+    match &m["content"] {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect(),
+        _ => String::new(),
+    }
+}
+
+/// The call that reads `path` with the read tool the agent offered, by its name.
+fn read_call(tools: &[String], path: &str) -> Option<(String, Value)> {
+    let name = tools.iter().find(|t| {
+        ["Read", "shell", "shell_command", "exec_command"].contains(&t.as_str())
+    })?;
+    let args = match name.as_str() {
+        "Read" => json!({"file_path": path}),
+        "shell" => json!({"command": ["cat", path]}),
+        "shell_command" => json!({"command": format!("cat {path}")}),
+        _ => json!({"cmd": format!("cat {path}")}),
+    };
+    Some((name.clone(), args))
+}
+
+/// A chat completion (SSE when `stream`) holding `text`, or one tool call.
+fn chat_reply(stream: bool, text: Option<&str>, call: Option<(String, Value)>) -> Reply {
+    let (delta, message, finish) = match call {
+        Some((name, args)) => {
+            let calls = json!([{"index": 0, "id": "call_read_1", "type": "function",
+                "function": {"name": name, "arguments": args.to_string()}}]);
+            (
+                json!({"role": "assistant", "tool_calls": calls}),
+                json!({"role": "assistant", "content": null, "tool_calls": calls}),
+                "tool_calls",
+            )
+        }
+        None => (
+            json!({"role": "assistant", "content": text}),
+            json!({"role": "assistant", "content": text}),
+            "stop",
+        ),
+    };
+    let usage = json!({"prompt_tokens": 120, "completion_tokens": 12,
+        "prompt_tokens_details": {"cached_tokens": 64}});
+    let head = json!({"id": "chatcmpl-1", "created": 1, "model": "agent-model"});
+    if !stream {
+        let mut v = head.clone();
+        v["object"] = json!("chat.completion");
+        v["choices"] = json!([{"index": 0, "message": message, "finish_reason": finish}]);
+        v["usage"] = usage;
+        return Reply::json(200, v.to_string());
+    }
+    let chunk = |choices: Value, usage: Value| {
+        let mut v = head.clone();
+        v["object"] = json!("chat.completion.chunk");
+        v["choices"] = choices;
+        if !usage.is_null() {
+            v["usage"] = usage;
+        }
+        format!("data: {v}\n\n")
+    };
+    let mut body = chunk(json!([{"index": 0, "delta": delta, "finish_reason": null}]), Value::Null);
+    body += &chunk(json!([{"index": 0, "delta": {}, "finish_reason": finish}]), Value::Null);
+    body += &chunk(json!([]), usage);
+    body += "data: [DONE]\n\n";
+    Reply::sse(body)
+}
+
+/// The upstream: after a tool result, says what it read; when a read tool is offered,
+/// calls it on `path`; otherwise (the agents' side requests) answers "ok".
+fn agent(path: String) -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
+    move |seen| {
+        let body: Value = serde_json::from_slice(&seen.body).unwrap_or(Value::Null);
+        let stream = body["stream"] == true;
+        let messages = body["messages"].as_array().cloned().unwrap_or_default();
+        if let Some(result) = messages.last().filter(|m| m["role"] == "tool") {
+            let said = content_text(result);
+            let word = if said.contains(SECRET) { SECRET } else { "nothing" };
+            return chat_reply(stream, Some(&format!("The file says {word}.")), None);
+        }
+        let tools: Vec<String> = body["tools"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .filter_map(|t| t["function"]["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        match read_call(&tools, &path) {
+            Some(call) => chat_reply(stream, None, Some(call)),
+            None => chat_reply(stream, Some("ok"), None),
+        }
+    }
+}
+
+/// Runs `cmd` (bounded by `timeout`, seconds) off the async runtime.
+async fn run(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("not runnable ({e}): run .ci/setup"))
+}
+
+/// What the upstream learnt from the agent's tool result.
+fn tool_results(up: &Scripted) -> Vec<String> {
+    up.requests()
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .flat_map(|b| b["messages"].as_array().cloned().unwrap_or_default())
+        .filter(|m| m["role"] == "tool")
+        .map(|m| content_text(&m))
+        .collect()
+}
+
+fn setup() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("note.txt");
+    std::fs::write(&file, format!("The secret word is {SECRET}.\n")).unwrap();
+    (dir, file.to_string_lossy().into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_code_runs_a_tool_loop_on_a_chat_completions_model() {
+    let (dir, file) = setup();
+    let up = Scripted::start(agent(file.clone())).await;
+    let (gw, key) = GatewayBuilder::new()
+        .upstream(Upstream::openai("chat", &up).keys(&["sk-chat"]))
+        .route(&["claude-*"], &["chat"])
+        .start_with_key("alice");
+    let mut cmd = Command::new("timeout");
+    cmd.args(["180", "claude", "-p", "--model", "claude-sonnet-4-5"])
+        .args(["--allowedTools", "Read", "--output-format", "text"])
+        .arg(format!("Read the file {file} and tell me the secret word."))
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .env("ANTHROPIC_BASE_URL", gw.proxy_url())
+        .env("ANTHROPIC_API_KEY", &key)
+        .env("ANTHROPIC_SMALL_FAST_MODEL", "claude-haiku-4-5")
+        .env("ANTHROPIC_DEFAULT_HAIKU_MODEL", "claude-haiku-4-5")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env_remove("ANTHROPIC_AUTH_TOKEN");
+    let out = run(cmd).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(SECRET),
+        "claude failed ({:?}):\n{stdout}\n{}\n--- gateway log ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        gw.logs()
+    );
+    assert!(
+        tool_results(&up).iter().any(|r| r.contains(SECRET)),
+        "the Read result reached the upstream as a tool message"
+    );
+    for r in up.requests() {
+        assert_eq!(r.path, "/v1/chat/completions");
+        assert_eq!(r.header("authorization"), Some("Bearer sk-chat"));
+        assert!(r.header("anthropic-beta").is_none());
+    }
+    let n = up.hits();
+    let events = gw.usage_events_after(n).await;
+    let served: Vec<&Value> = events.iter().filter(|e| e["upstream"] == "chat").collect();
+    assert_eq!(served.len(), n, "{events:?}");
+    for e in served {
+        assert_eq!((e["dialect"].as_str(), e["upstream_kind"].as_str()), (Some("anthropic"), Some("openai")));
+        assert_eq!(e["estimated"], 0, "{e}");
+        assert_eq!((e["input_tokens"].as_u64(), e["cache_read_tokens"].as_u64()), (Some(56), Some(64)));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_runs_a_tool_loop_on_a_chat_completions_only_server() {
+    let (dir, file) = setup();
+    let up = Scripted::start(agent(file.clone())).await;
+    let (gw, key) = GatewayBuilder::new()
+        .upstream(
+            Upstream::openai("vllm", &up)
+                .keys(&["sk-vllm"])
+                .set("responses_api", false),
+        )
+        .route(&["agent-*"], &["vllm"])
+        .start_with_key("alice");
+    let provider = format!(
+        "model_providers.tg={{name=\"tg\",base_url=\"{}/v1\",env_key=\"TG_KEY\",wire_api=\"responses\"}}",
+        gw.proxy_url()
+    );
+    let codex_home = dir.path().join("codex");
+    std::fs::create_dir_all(&codex_home).unwrap();
+    let mut cmd = Command::new("timeout");
+    cmd.args(["180", "codex", "exec", "--skip-git-repo-check", "--sandbox", "read-only"])
+        .args(["-m", "agent-model", "-c", "model_provider=tg", "-c", &provider])
+        .arg(format!("Read the file {file} and tell me the secret word."))
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .env("CODEX_HOME", &codex_home)
+        .env("TG_KEY", &key)
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL");
+    let out = run(cmd).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(SECRET),
+        "codex failed ({:?}):\n{stdout}\n{}\n--- gateway log ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        gw.logs()
+    );
+    assert!(
+        tool_results(&up).iter().any(|r| r.contains(SECRET)),
+        "the command's output reached the upstream as a tool message"
+    );
+    for r in up.requests() {
+        assert_eq!(r.path, "/v1/chat/completions");
+        assert_eq!(r.header("authorization"), Some("Bearer sk-vllm"));
+    }
+    let n = up.hits();
+    let events = gw.usage_events_after(n).await;
+    let served: Vec<&Value> = events.iter().filter(|e| e["upstream"] == "vllm").collect();
+    assert_eq!(served.len(), n, "{events:?}");
+    for e in served {
+        assert_eq!(e["endpoint"], "responses");
+        assert_eq!(e["upstream_kind"], "openai");
+        assert_eq!(e["estimated"], 0, "{e}");
+    }
+}
