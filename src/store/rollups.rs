@@ -100,6 +100,36 @@ fn latency_sql(filter: &str, sign: i8) -> String {
     )
 }
 
+/// One group's figures added to the daily totals (see [`batch`]).
+static UPSERT_DAILY: LazyLock<String> = LazyLock::new(|| {
+    let columns = [
+        "requests",
+        "errors",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "reasoning_tokens",
+        "estimated",
+        "cost_nanos",
+    ]
+    .iter()
+    .map(|c| saturating_add(c))
+    .collect::<Vec<_>>()
+    .join(", ");
+    format!(
+        "INSERT INTO usage_daily (day, key_id, user_id, upstream, model, requests, errors, \
+         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, estimated, cost_nanos) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+         ON CONFLICT (day, key_id, user_id, upstream, model) DO UPDATE SET {columns}"
+    )
+});
+
+/// One latency bucket's counts added (see [`batch`]).
+const UPSERT_LATENCY: &str = "INSERT INTO usage_latency_daily (day, upper_ms, total_n, ttfb_n) \
+     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (day, upper_ms) DO UPDATE SET \
+     total_n = total_n + excluded.total_n, ttfb_n = ttfb_n + excluded.ttfb_n";
+
 static ADD_DAILY: LazyLock<String> = LazyLock::new(|| daily_sql(INSERTED_AFTER, 1));
 static ADD_LATENCY: LazyLock<String> = LazyLock::new(|| latency_sql(INSERTED_AFTER, 1));
 static SUB_DAILY: LazyLock<String> = LazyLock::new(|| daily_sql(OLDER_THAN, -1));
@@ -111,6 +141,9 @@ pub(super) fn last_rowid(tx: &Connection) -> rusqlite::Result<i64> {
     tx.prepare_cached("SELECT COALESCE(MAX(rowid), 0) FROM usage_events")?
         .query_row([], |r| r.get(0))
 }
+
+/// Adds a batch whose every event was inserted to the rollups.
+pub(super) use batch::add_batch;
 
 /// Adds the events inserted after rowid `after` to the rollups.
 pub(super) fn add_inserted(tx: &Connection, after: i64) -> rusqlite::Result<()> {
@@ -328,5 +361,6 @@ fn percentile(buckets: &[(i64, i64)], pct: i64) -> Option<i64> {
     buckets.last().map(|b| b.0)
 }
 
+mod batch;
 #[cfg(test)]
 mod tests;

@@ -159,6 +159,7 @@ impl Store {
         // read would fail (busy) instead of waiting if another process wrote meanwhile.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let before = super::rollups::last_rowid(&tx)?;
+        let mut inserted = 0;
         {
             let mut chunks = events.chunks_exact(ROWS_PER_INSERT);
             let mut many = tx.prepare_cached(&INSERT_MANY)?;
@@ -167,16 +168,21 @@ impl Store {
                 for e in chunk {
                     push_row(&mut params, e);
                 }
-                many.execute(rusqlite::params_from_iter(params.drain(..)))?;
+                inserted += many.execute(rusqlite::params_from_iter(params.drain(..)))?;
             }
             let mut one = tx.prepare_cached(&INSERT_ONE)?;
             for e in chunks.remainder() {
                 push_row(&mut params, e);
-                one.execute(rusqlite::params_from_iter(params.drain(..)))?;
+                inserted += one.execute(rusqlite::params_from_iter(params.drain(..)))?;
             }
         }
-        // The dashboard's per-day rollups, in the same transaction (store::rollups).
-        super::rollups::add_inserted(&tx, before)?;
+        // The dashboard's per-day rollups, in the same transaction (store::rollups): from
+        // the events in hand when all were stored, else from the rows that were.
+        if inserted == events.len() {
+            super::rollups::add_batch(&tx, events)?;
+        } else {
+            super::rollups::add_inserted(&tx, before)?;
+        }
         tx.commit()?;
         Ok(())
     }
