@@ -7,6 +7,9 @@
 # wrk completed. The model is one without a tiktoken tokenizer: the streams wrk cuts when
 # it stops are estimated, and building a tokenizer's tables (once, on a thread of its
 # own) would otherwise land in the count. With KEEP=DIR the callgrind files stay in DIR for callgrind_annotate.
+# The last row, tollgate-translated, is an Anthropic Messages client (post.lua with
+# DIALECT=anthropic, to /v1/messages) served by the same OpenAI-style mock: the request,
+# the answer and the stream translated both ways (issue 12's cost).
 # Usage: load-tests/profile.sh [SECONDS]   (default 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,10 +37,10 @@ count() {
     k=$((k + 1))
     local stream=0
     [ "$mode" = json ] || stream=1
-    STREAM=$stream taskset -c 1 wrk -t1 -c8 -d2s -s load-tests/post.lua "http://127.0.0.1:$port/v1/chat/completions" >/dev/null
+    STREAM=$stream taskset -c 1 wrk -t1 -c8 -d2s -s load-tests/post.lua "http://127.0.0.1:$port$client_path" >/dev/null
     callgrind_control -z "$pid" >/dev/null
     local n
-    n=$(STREAM=$stream taskset -c 1 wrk -t1 -c8 -d"${secs}s" -s load-tests/post.lua "http://127.0.0.1:$port/v1/chat/completions" | awk '/requests in/ {print $1}')
+    n=$(STREAM=$stream taskset -c 1 wrk -t1 -c8 -d"${secs}s" -s load-tests/post.lua "http://127.0.0.1:$port$client_path" | awk '/requests in/ {print $1}')
     callgrind_control --dump="$mode" "$pid" >/dev/null
     # Each dump is a file of its own: cg.PID.1, cg.PID.2, ...
     local dump="$out/cg.$pid.$k"
@@ -52,6 +55,10 @@ count() {
 }
 
 echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); $(date -u +%Y-%m-%dT%H:%MZ)"
+client_path=/v1/chat/completions
 count passthrough 19022 "$bin/passthrough" 127.0.0.1:19022 127.0.0.1:19021
 count passthrough-mimalloc 19025 "$bin/passthrough-mimalloc" 127.0.0.1:19025 127.0.0.1:19021
 count tollgate 19023 "$bin/tollgate" -c "$tmp/tollgate.yaml" serve
+client_path=/v1/messages
+export DIALECT=anthropic
+count tollgate-translated 19023 "$bin/tollgate" -c "$tmp/tollgate.yaml" serve
