@@ -164,6 +164,18 @@ pub(super) fn subtract_before(tx: &Connection, before_ms: i64) -> rusqlite::Resu
     Ok(())
 }
 
+/// A key's cost (nano-dollars, saturating) today, this month and all time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySpend {
+    /// The key's id (`-` for events without a key).
+    pub key_id: String,
+    /// Its user's name (`-` when the user is gone).
+    pub user: String,
+    pub day: u64,
+    pub month: u64,
+    pub total: u64,
+}
+
 /// Days (since the epoch, UTC) from `from` to `to`, both included; `None`: unbounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DayRange {
@@ -272,6 +284,47 @@ impl Store {
         let rows = st
             .query_map(params![days.from, days.to, user], |r| {
                 totals_at(r, 1, r.get(0)?)
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Cost per key (with its user's name) over three spans in one pass over the
+    /// rollups: from `day_from` and from `month_from` to `today` (days since the epoch),
+    /// and all time; `user`'s keys only when given. What budgets are measured against:
+    /// one scan instead of a report per span and grouping.
+    pub fn rollup_spend(
+        &self,
+        day_from: i64,
+        month_from: i64,
+        today: i64,
+        user: Option<i64>,
+    ) -> Result<Vec<KeySpend>, StoreError> {
+        let conn = self.conn()?;
+        let span = |from: &str| {
+            format!(
+                "SUM(CASE WHEN d.day BETWEEN {from} AND ?3 THEN d.cost_nanos >> 32 ELSE 0 END), \
+                 SUM(CASE WHEN d.day BETWEEN {from} AND ?3 THEN d.cost_nanos & 4294967295 ELSE 0 END)"
+            )
+        };
+        let sql = format!(
+            "SELECT d.key_id, COALESCE(u.username, '-'), {}, {}, \
+             SUM(d.cost_nanos >> 32), SUM(d.cost_nanos & 4294967295) \
+             FROM usage_daily d LEFT JOIN users u ON u.id = d.user_id \
+             WHERE (?4 IS NULL OR d.user_id = ?4) GROUP BY d.key_id, d.user_id",
+            span("?1"),
+            span("?2")
+        );
+        let mut st = conn.prepare_cached(&sql)?;
+        let rows = st
+            .query_map(params![day_from, month_from, today, user], |r| {
+                Ok(KeySpend {
+                    key_id: r.get(0)?,
+                    user: r.get(1)?,
+                    day: wide_value(r, 2)?,
+                    month: wide_value(r, 4)?,
+                    total: wide_value(r, 6)?,
+                })
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)

@@ -32,20 +32,26 @@ impl Spend {
     /// all time, as of `now` (unix seconds).
     pub fn load(store: &Store, user: Option<i64>, now: i64) -> Result<Spend, StoreError> {
         let today = now.div_euclid(86_400);
-        let mut by_period = HashMap::new();
-        for p in [BudgetPeriod::Day, BudgetPeriod::Month, BudgetPeriod::Total] {
-            let days = match p {
-                BudgetPeriod::Total => DayRange::all(),
-                _ => DayRange::days(period_start(p, now).div_euclid(86_400), today),
-            };
-            let map = |by| -> Result<HashMap<String, u64>, StoreError> {
-                Ok(store
-                    .rollup_report(by, days, user)?
-                    .into_iter()
-                    .map(|t| (t.usage.group, t.usage.cost_nanos))
-                    .collect())
-            };
-            by_period.insert(p.as_str(), (map(GroupBy::Key)?, map(GroupBy::User)?));
+        let start = |p| period_start(p, now).div_euclid(86_400);
+        let rows = store.rollup_spend(
+            start(BudgetPeriod::Day),
+            start(BudgetPeriod::Month),
+            today,
+            user,
+        )?;
+        let mut by_period: HashMap<&'static str, SpendMaps> = HashMap::new();
+        for r in rows {
+            for (p, cost) in [
+                (BudgetPeriod::Day, r.day),
+                (BudgetPeriod::Month, r.month),
+                (BudgetPeriod::Total, r.total),
+            ] {
+                let (keys, users) = by_period.entry(p.as_str()).or_default();
+                let k = keys.entry(r.key_id.clone()).or_default();
+                *k = k.saturating_add(cost);
+                let u = users.entry(r.user.clone()).or_default();
+                *u = u.saturating_add(cost);
+            }
         }
         Ok(Spend { by_period })
     }

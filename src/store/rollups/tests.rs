@@ -1,5 +1,6 @@
 use super::*;
 use crate::store::testing::{sample_events, temp_store};
+use std::collections::HashMap;
 
 const ALL: [GroupBy; 5] = [
     GroupBy::Key,
@@ -283,4 +284,54 @@ fn a_batch_summed_in_rust_equals_the_sql_aggregate() {
     assert!(!r.0.is_empty() && !r.2.is_empty());
     assert_eq!(r, s);
     assert_rollups_match(&rust, DayRange::all());
+}
+
+/// One pass for budgets gives, per key and per user, the cost the reports give for
+/// each span: today, a month so far, all time (absurd costs saturating alike).
+#[test]
+fn spend_per_key_in_one_pass_equals_the_reports_per_span() {
+    let (_dir, s) = temp_store();
+    crate::store::testing::add_user(&s, "alice", tollgate_filters::Role::Member, 0);
+    crate::store::testing::add_user(&s, "bob", tollgate_filters::Role::Member, 0);
+    let first = 20_000;
+    let mut events = sample_events(600, 3, first * DAY_MS + 5, 97 * 60_000 + 11);
+    events[7].cost_nanos = u64::MAX;
+    events[8].cost_nanos = u64::MAX;
+    s.insert_usage(&events).unwrap();
+    let last = events.last().unwrap().ts_ms / DAY_MS;
+    let (today, month_from) = (last - 3, last - 20);
+    for user in [None, Some(1)] {
+        let spend = s.rollup_spend(today, month_from, today, user).unwrap();
+        assert!(spend
+            .iter()
+            .any(|k| k.day > 0 && k.month > k.day && k.total > k.month));
+        for (days, pick) in [
+            (DayRange::days(today, today), 0),
+            (DayRange::days(month_from, today), 1),
+            (DayRange::all(), 2),
+        ] {
+            let figure = |k: &KeySpend| [k.day, k.month, k.total][pick];
+            let mut by_key = HashMap::new();
+            let mut by_user = HashMap::new();
+            for k in &spend {
+                by_key.insert(k.key_id.clone(), figure(k));
+                let u: &mut u64 = by_user.entry(k.user.clone()).or_default();
+                *u = u.saturating_add(figure(k));
+            }
+            for (by, got) in [(GroupBy::Key, &by_key), (GroupBy::User, &by_user)] {
+                let want: HashMap<String, u64> = s
+                    .rollup_report(by, days, user)
+                    .unwrap()
+                    .into_iter()
+                    .map(|t| (t.usage.group, t.usage.cost_nanos))
+                    .collect();
+                // A group with no events in the span is absent from the report, 0 here.
+                for (name, cost) in got {
+                    let expected = want.get(name).copied().unwrap_or(0);
+                    assert_eq!(*cost, expected, "{name}: {by:?} {days:?} {user:?}");
+                }
+                assert!(want.keys().all(|k| got.contains_key(k)), "{by:?} {days:?}");
+            }
+        }
+    }
 }
