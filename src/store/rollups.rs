@@ -48,37 +48,51 @@ fn saturating_add(col: &str) -> String {
     format!("{col} = MAX(MIN({col} + excluded.{col}, {MAX_SUM}), 0)")
 }
 
-/// Adds (`sign` 1) or takes out (-1) the events matching `filter` to the daily totals.
-fn daily_sql(filter: &str, sign: i8) -> String {
-    let sums = [
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_write_tokens",
-        "reasoning_tokens",
-        "estimated",
-        "cost_nanos",
-    ];
+/// `usage_daily`'s summed columns after `requests` and `errors`, in table order.
+const SUMMED: [&str; 7] = [
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "estimated",
+    "cost_nanos",
+];
+
+/// `INSERT INTO usage_daily (...)`: the group, then `requests`, `errors` and [`SUMMED`].
+const INSERT_DAILY: &str = "INSERT INTO usage_daily (day, key_id, user_id, upstream, model, requests, errors, \
+     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, estimated, cost_nanos)";
+
+/// What a group already in `usage_daily` becomes: every figure added, saturating.
+fn daily_conflict() -> String {
     let columns = ["requests", "errors"]
         .iter()
-        .chain(sums.iter())
+        .chain(SUMMED.iter())
         .map(|c| saturating_add(c))
         .collect::<Vec<_>>()
         .join(", ");
-    let values = sums
+    format!("ON CONFLICT (day, key_id, user_id, upstream, model) DO UPDATE SET {columns}")
+}
+
+/// Adds (`sign` 1) or takes out (-1) the events matching `filter` to the daily totals.
+fn daily_sql(filter: &str, sign: i8) -> String {
+    let values = SUMMED
         .iter()
         .map(|c| format!("{sign} * {}", saturating_sum(c)))
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "INSERT INTO usage_daily (day, key_id, user_id, upstream, model, requests, errors, \
-         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, estimated, cost_nanos) \
+        "{INSERT_DAILY} \
          SELECT ts / {DAY_MS}, COALESCE(key_id, '-'), COALESCE(user_id, 0), COALESCE(upstream, '-'), \
          COALESCE(model_served, model_requested, '-'), {sign} * COUNT(*), {sign} * SUM(status >= 400), {values} \
-         FROM usage_events WHERE {filter} GROUP BY 1, 2, 3, 4, 5 \
-         ON CONFLICT (day, key_id, user_id, upstream, model) DO UPDATE SET {columns}"
+         FROM usage_events WHERE {filter} GROUP BY 1, 2, 3, 4, 5 {}",
+        daily_conflict()
     )
 }
+
+/// What a latency bucket already in `usage_latency_daily` becomes.
+const LATENCY_CONFLICT: &str = "ON CONFLICT (day, upper_ms) DO UPDATE SET \
+     total_n = total_n + excluded.total_n, ttfb_n = ttfb_n + excluded.ttfb_n";
 
 /// The same for the latency histogram of 2xx answers (total duration, first byte).
 fn latency_sql(filter: &str, sign: i8) -> String {
@@ -92,9 +106,7 @@ fn latency_sql(filter: &str, sign: i8) -> String {
            UNION ALL \
            SELECT ts / {DAY_MS}, {ttfb}, 0, 1 \
            FROM usage_events WHERE {filter} AND status BETWEEN 200 AND 299 AND ttfb_ms IS NOT NULL \
-         ) WHERE true GROUP BY day, upper_ms \
-         ON CONFLICT (day, upper_ms) DO UPDATE SET \
-         total_n = total_n + excluded.total_n, ttfb_n = ttfb_n + excluded.ttfb_n",
+         ) WHERE true GROUP BY day, upper_ms {LATENCY_CONFLICT}",
         total = bucket("total_ms"),
         ttfb = bucket("ttfb_ms"),
     )
@@ -102,33 +114,16 @@ fn latency_sql(filter: &str, sign: i8) -> String {
 
 /// One group's figures added to the daily totals (see [`batch`]).
 static UPSERT_DAILY: LazyLock<String> = LazyLock::new(|| {
-    let columns = [
-        "requests",
-        "errors",
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_write_tokens",
-        "reasoning_tokens",
-        "estimated",
-        "cost_nanos",
-    ]
-    .iter()
-    .map(|c| saturating_add(c))
-    .collect::<Vec<_>>()
-    .join(", ");
     format!(
-        "INSERT INTO usage_daily (day, key_id, user_id, upstream, model, requests, errors, \
-         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, estimated, cost_nanos) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
-         ON CONFLICT (day, key_id, user_id, upstream, model) DO UPDATE SET {columns}"
+        "{INSERT_DAILY} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) {}",
+        daily_conflict()
     )
 });
 
 /// One latency bucket's counts added (see [`batch`]).
-const UPSERT_LATENCY: &str = "INSERT INTO usage_latency_daily (day, upper_ms, total_n, ttfb_n) \
-     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (day, upper_ms) DO UPDATE SET \
-     total_n = total_n + excluded.total_n, ttfb_n = ttfb_n + excluded.ttfb_n";
+static UPSERT_LATENCY: LazyLock<String> = LazyLock::new(|| {
+    format!("INSERT INTO usage_latency_daily (day, upper_ms, total_n, ttfb_n) VALUES (?1, ?2, ?3, ?4) {LATENCY_CONFLICT}")
+});
 
 static ADD_DAILY: LazyLock<String> = LazyLock::new(|| daily_sql(INSERTED_AFTER, 1));
 static ADD_LATENCY: LazyLock<String> = LazyLock::new(|| latency_sql(INSERTED_AFTER, 1));
@@ -302,18 +297,17 @@ impl Store {
     ) -> Result<Vec<KeySpend>, StoreError> {
         let conn = self.conn()?;
         let span = |from: &str| {
-            format!(
-                "SUM(CASE WHEN d.day BETWEEN {from} AND ?3 THEN d.cost_nanos >> 32 ELSE 0 END), \
-                 SUM(CASE WHEN d.day BETWEEN {from} AND ?3 THEN d.cost_nanos & 4294967295 ELSE 0 END)"
-            )
+            wide_sum(&format!(
+                "CASE WHEN d.day BETWEEN {from} AND ?3 THEN d.cost_nanos ELSE 0 END"
+            ))
         };
         let sql = format!(
-            "SELECT d.key_id, COALESCE(u.username, '-'), {}, {}, \
-             SUM(d.cost_nanos >> 32), SUM(d.cost_nanos & 4294967295) \
+            "SELECT d.key_id, COALESCE(u.username, '-'), {}, {}, {} \
              FROM usage_daily d LEFT JOIN users u ON u.id = d.user_id \
              WHERE (?4 IS NULL OR d.user_id = ?4) GROUP BY d.key_id, d.user_id",
             span("?1"),
-            span("?2")
+            span("?2"),
+            wide_sum("d.cost_nanos")
         );
         let mut st = conn.prepare_cached(&sql)?;
         let rows = st

@@ -35,11 +35,16 @@ fn insert_sql(rows: usize) -> String {
     )
 }
 
+/// A count as stored: SQLite's integers end at `i64::MAX`, where a count saturates.
+pub(super) fn stored(n: u64) -> i64 {
+    n.min(i64::MAX as u64) as i64
+}
+
 /// One event's [`COLUMNS`] values, in the column order of [`insert_sql`], borrowing its
 /// strings (SQLite copies them when it binds).
 fn push_row<'a>(out: &mut Vec<ToSqlOutput<'a>>, e: &'a UsageEvent) {
     let int = |n: i64| ToSqlOutput::Owned(Value::Integer(n));
-    let count = |n: u64| int(n.min(i64::MAX as u64) as i64);
+    let count = |n: u64| int(stored(n));
     let text = |t: &'a str| ToSqlOutput::Borrowed(ValueRef::Text(t.as_bytes()));
     let opt_text =
         |t: &'a Option<String>| t.as_deref().map_or(ToSqlOutput::Owned(Value::Null), text);

@@ -13,14 +13,10 @@ use rusqlite::{params, Connection};
 use tollgate_filters::metering::UsageEvent;
 
 use super::DAY_MS;
+use crate::store::usage::stored;
 
 /// One group's sums, in the order of `usage_daily`'s columns from `requests` on.
 type Sums = [i64; 9];
-
-/// A count as stored (`usage.rs`'s `push_row` clamps the same way).
-fn stored(n: u64) -> i64 {
-    n.min(i64::MAX as u64) as i64
-}
 
 /// Adds the batch to `usage_daily` and `usage_latency_daily`.
 pub(in crate::store) fn add_batch(tx: &Connection, events: &[UsageEvent]) -> rusqlite::Result<()> {
@@ -77,7 +73,7 @@ pub(in crate::store) fn add_batch(tx: &Connection, events: &[UsageEvent]) -> rus
             day, key, user, upstream, model, s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8]
         ])?;
     }
-    let mut up = tx.prepare_cached(super::UPSERT_LATENCY)?;
+    let mut up = tx.prepare_cached(&super::UPSERT_LATENCY)?;
     for ((day, upper), (total, ttfb)) in &latency {
         up.execute(params![day, upper, total, ttfb])?;
     }
