@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod proxy;
 pub mod server;

@@ -35,6 +35,7 @@ struct Metrics {
     estimated: IntCounter,
     in_flight: IntGauge,
     queue_depth: IntGauge,
+    shared_limits_degraded: IntGauge,
     batch_seconds: HistogramVec,
     dropped: IntCounter,
     write_failures: IntCounter,
@@ -159,6 +160,10 @@ static M: LazyLock<Metrics> = LazyLock::new(|| {
             "Requests whose tokens were estimated.",
         ),
         in_flight: g("tollgate_requests_in_flight", "Requests being proxied now."),
+        shared_limits_degraded: g(
+            "tollgate_shared_limits_degraded",
+            "1 while limits.redis_url is set but Redis cannot be reached: this instance counts limits alone.",
+        ),
         queue_depth: g(
             "tollgate_usage_queue_depth",
             "Usage events waiting to be written.",
@@ -440,6 +445,10 @@ pub fn usage_event_dropped() {
 
 pub fn usage_write_failed() {
     M.write_failures.inc();
+}
+
+pub fn shared_limits_degraded(degraded: bool) {
+    M.shared_limits_degraded.set(i64::from(degraded));
 }
 
 pub fn usage_queue_depth(n: usize) {

@@ -142,6 +142,8 @@ pub struct Reservation {
     pub user_nanos: u64,
     /// Tokens in the key's tokens-per-minute window.
     pub tokens: u64,
+    /// Where they are held (this process, or the shared counters).
+    pub ticket: crate::limits::Ticket,
 }
 
 /// Per-request state shared by all phases.

@@ -9,12 +9,14 @@
 //!   count for each other: under any concurrency, what gets through is what would one
 //!   after another, give or take the estimation error (README "Limits").
 //! - Requests per minute per key use a `pingora-limits` estimator over one-minute
-//!   windows; a rate refusal carries `retry-after`.
+//!   windows; a rate refusal carries `retry-after`. Counters that count requests
+//!   themselves (the shared ones, [`LimitCounters::counts_requests`]) get them as one
+//!   more claim instead, in the same call.
 
 mod counters;
 pub mod estimate;
 
-pub use counters::{Claim, Counter, LimitCounters, Refused, Settle, SpendTracker};
+pub use counters::{Claim, Counter, LimitCounters, Refused, Settle, SpendTracker, Ticket};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -122,7 +124,8 @@ impl<C: LimitCounters> LimitsFilter<C> {
         }
     }
 
-    /// Reserves the request's estimate on each of the key's and the user's limits, or
+    /// Reserves the request's estimate on each of the key's and the user's limits (and
+    /// counts it against its requests per minute, when the counters count requests), or
     /// refuses it when one of them is spent or reserved up to its limit.
     async fn admit(&self, p: &Principal, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
         let now = (self.clock)();
@@ -133,45 +136,36 @@ impl<C: LimitCounters> LimitsFilter<C> {
             limit,
             amount,
         };
+        let budget = |counter, b: Budget| {
+            claim(
+                counter,
+                period_start(b.period, now),
+                b.limit_nanos,
+                est.nanos,
+            )
+        };
+        let minute = minute_start(now);
+        let requests = p.rpm.filter(|_| self.spend.counts_requests());
         let limits = [
-            p.budget.map(|b| {
-                let window = period_start(b.period, now);
-                claim(
-                    Counter::KeySpend(&p.key_id),
-                    window,
-                    b.limit_nanos,
-                    est.nanos,
-                )
-            }),
-            p.user_budget.map(|b| {
-                let window = period_start(b.period, now);
-                claim(
-                    Counter::UserSpend(p.user_id),
-                    window,
-                    b.limit_nanos,
-                    est.nanos,
-                )
-            }),
-            p.tpm.map(|tpm| {
-                claim(
-                    Counter::KeyTokens(&p.key_id),
-                    minute_start(now),
-                    tpm,
-                    est.tokens,
-                )
-            }),
+            p.budget.map(|b| budget(Counter::KeySpend(&p.key_id), b)),
+            p.user_budget
+                .map(|b| budget(Counter::UserSpend(p.user_id), b)),
+            p.tpm
+                .map(|tpm| claim(Counter::KeyTokens(&p.key_id), minute, tpm, est.tokens)),
+            requests.map(|rpm| claim(Counter::KeyRequests(&p.key_id), minute, rpm.into(), 1)),
         ];
         let Some((claims, n)) = packed(limits) else {
             return Ok(());
         };
         let claims = &claims[..n];
         match self.spend.reserve(claims).await {
-            Ok(()) => {
+            Ok(ticket) => {
                 let on = |limited: bool, amount: u64| if limited { amount } else { 0 };
                 ctx.reserved = Reservation {
                     key_nanos: on(p.budget.is_some(), est.nanos),
                     user_nanos: on(p.user_budget.is_some(), est.nanos),
                     tokens: on(p.tpm.is_some(), est.tokens),
+                    ticket,
                 };
                 Ok(())
             }
@@ -183,11 +177,12 @@ impl<C: LimitCounters> LimitsFilter<C> {
     }
 }
 
-/// The limits present among a request's three (the key's budget, the user's, tokens per
-/// minute), packed at the front of an array on the stack, and how many; `None` if none.
-fn packed<T: Copy>(limits: [Option<T>; 3]) -> Option<([T; 3], usize)> {
+/// The limits present among a request's few (the key's budget, the user's, tokens and
+/// requests per minute), packed at the front of an array on the stack, and how many;
+/// `None` if none.
+fn packed<T: Copy, const N: usize>(limits: [Option<T>; N]) -> Option<([T; N], usize)> {
     let first = limits.iter().flatten().next().copied()?;
-    let mut out = [first; 3];
+    let mut out = [first; N];
     let mut n = 0;
     for (slot, limit) in out.iter_mut().zip(limits.into_iter().flatten()) {
         *slot = limit;
@@ -219,6 +214,14 @@ fn refusal(p: &Principal, counter: Counter<'_>, r: Refused, now: i64) -> Gateway
                 retry_after: Some((60 - now.rem_euclid(60)).max(1) as u64),
             }
         }
+        Counter::KeyRequests(_) => GatewayError::RateLimited {
+            message: format!(
+                "key {} is limited to {} requests per minute",
+                p.key_id,
+                p.rpm.unwrap_or_default()
+            ),
+            retry_after: Some((60 - now.rem_euclid(60)).max(1) as u64),
+        },
     }
 }
 
@@ -259,10 +262,11 @@ impl<C: LimitCounters + 'static> Filter for LimitsFilter<C> {
         let Some(p) = ctx.principal.clone() else {
             return Ok(());
         };
-        if p.budget.is_some() || p.user_budget.is_some() || p.tpm.is_some() {
+        let shared_rpm = p.rpm.is_some() && self.spend.counts_requests();
+        if p.budget.is_some() || p.user_budget.is_some() || p.tpm.is_some() || shared_rpm {
             self.admit(&p, ctx).await?;
         }
-        if let Some(rpm) = p.rpm {
+        if let Some(rpm) = p.rpm.filter(|_| !shared_rpm) {
             let n = self.rpm.observe(&p.key_id, 1).max(0) as u64;
             if n > u64::from(rpm) {
                 // What was reserved is given back in on_done, as for any refusal.
@@ -319,7 +323,7 @@ impl<C: LimitCounters + 'static> Filter for LimitsFilter<C> {
             }),
         ];
         if let Some((settles, n)) = packed(limits) {
-            self.spend.settle(&settles[..n]);
+            self.spend.settle_held(reserved.ticket, &settles[..n]);
         }
     }
 }

@@ -67,6 +67,7 @@ pub struct Config {
     pub server: ServerSection,
     pub admin: AdminSection,
     pub storage: StorageSection,
+    pub limits: LimitsSection,
     pub secrets: SecretsSection,
     pub auth: AuthSection,
     pub upstreams: Vec<UpstreamConfig>,
@@ -82,6 +83,7 @@ impl Default for Config {
             server: ServerSection::default(),
             admin: AdminSection::default(),
             storage: StorageSection::default(),
+            limits: LimitsSection::default(),
             secrets: SecretsSection::default(),
             auth: AuthSection::default(),
             upstreams: Vec::new(),
@@ -185,6 +187,24 @@ impl StorageSection {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         }
+    }
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct LimitsSection {
+    /// Redis (or Valkey) holding the RPM, TPM and budget counters every instance shares;
+    /// unset: each instance counts alone.
+    pub redis_url: Option<String>,
+}
+
+impl std::fmt::Debug for LimitsSection {
+    // the URL may carry a password
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = self.redis_url.as_deref().map(crate::limits::redacted);
+        f.debug_struct("LimitsSection")
+            .field("redis_url", &url)
+            .finish()
     }
 }
 

@@ -62,6 +62,9 @@ pub struct Fixed {
     pub auth_mode: AuthMode,
     /// `auth.legacy_keys`, the empty ones left out.
     pub legacy_keys: Vec<Secret>,
+    /// `limits.redis_url`: where the shared limit counters are (a secret: it may carry
+    /// a password).
+    pub redis_url: Option<Secret>,
 }
 
 /// `auth.mode`: which credentials the proxy accepts.

@@ -40,6 +40,7 @@ pub fn validate(c: Config) -> Result<Runtime, Vec<ConfigProblem>> {
     let (tls, warnings) = tls(&c, &mut p);
     check_limits(&c, &mut p);
     check_storage_and_secrets(&c, &mut p);
+    check_redis_url(&c, &mut p);
     check_auth(&c, &mut p);
     let upstreams = upstreams(&c, &mut p);
     let routes = routes(&c, &upstreams, &mut p);
@@ -130,6 +131,16 @@ fn check_storage_and_secrets(c: &Config, p: &mut Problems) {
                 "secrets.master_key",
                 "must be the base64 encoding of exactly 32 bytes",
             );
+        }
+    }
+}
+
+/// `limits.redis_url`: a URL the Redis client accepts (never echoed: it may carry a
+/// password).
+fn check_redis_url(c: &Config, p: &mut Problems) {
+    if let Some(url) = &c.limits.redis_url {
+        if let Err(why) = crate::limits::check_url(url) {
+            p.bad("limits.redis_url", why);
         }
     }
 }
@@ -433,6 +444,7 @@ fn fixed(c: &Config) -> Fixed {
             .collect(),
         storage_dir,
         usage_retention_days: c.storage.usage_retention_days,
+        redis_url: c.limits.redis_url.clone().map(Secret::new),
     }
 }
 

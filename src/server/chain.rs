@@ -6,7 +6,6 @@ use std::sync::Arc;
 use tollgate_filters::auth::AuthFilter;
 use tollgate_filters::clock::system_clock;
 use tollgate_filters::headers::UpstreamHeaders;
-use tollgate_filters::limits::{LimitsFilter, SpendTracker};
 use tollgate_filters::metering::{IncludeUsageFilter, MeteringFilter};
 use tollgate_filters::routing::{RoutingFilter, ScopeFilter};
 use tollgate_filters::{FilterChain, KeyLookup};
@@ -37,7 +36,7 @@ pub fn build_chain(
     live: &LiveConfig,
     keys: Arc<dyn KeyLookup>,
     usage: Arc<UsageRecorder>,
-    spend: Arc<SpendTracker>,
+    limits: &crate::limits::Counters,
     provider_keys: Arc<ProviderKeyCache>,
 ) -> FilterChain {
     FilterChain::new(vec![
@@ -51,6 +50,6 @@ pub fn build_chain(
             live.prices(),
             Arc::new(Estimator),
         )),
-        Arc::new(LimitsFilter::new(spend, system_clock).with_prices(live.prices())),
+        limits.filter(system_clock, live.prices()),
     ])
 }

@@ -71,6 +71,8 @@ pub enum ServeError {
     Secrets(#[from] crate::store::secrets::SecretsError),
     #[error("{0}")]
     Keyring(#[from] KeyringError),
+    #[error("{0}")]
+    SharedLimits(#[from] crate::limits::SharedError),
 }
 
 /// Loads the config, opens the store and runs until a shutdown signal. In steps: the
@@ -109,6 +111,7 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     };
     let spend = Arc::new(SpendTracker::default());
     crate::usage::spend::seed(&shared.keys.store, &spend, system_clock())?;
+    let spend = limit_counters(&shared, spend)?;
 
     let mut server = pingora_server(&shared.fixed, opts);
     server.add_service(single_threaded(
@@ -138,6 +141,24 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     exit_cleanup(&shared).run();
     log::info!("tollgate stopped");
     Ok(())
+}
+
+/// Where limits are counted: in Redis with `limits.redis_url`, else in `spend` alone.
+fn limit_counters(
+    shared: &Shared,
+    spend: Arc<SpendTracker>,
+) -> Result<crate::limits::Counters, ServeError> {
+    use crate::limits::{Counters, SharedCounters};
+    crate::metrics::shared_limits_degraded(false);
+    Ok(match &shared.fixed.redis_url {
+        None => Counters::Local(spend),
+        Some(url) => Counters::Shared(Arc::new(SharedCounters::start(
+            url.expose(),
+            spend,
+            shared.keys.store.clone(),
+            system_clock,
+        )?)),
+    })
 }
 
 /// The listen addresses: as configured, and as bound.
@@ -317,7 +338,7 @@ fn pingora_server(fixed: &Fixed, opts: ServeOptions) -> Server {
 /// guard (per-address cap, request-head deadline).
 fn proxy_service(
     shared: &Shared,
-    spend: Arc<SpendTracker>,
+    spend: crate::limits::Counters,
     server: &Server,
     listeners: &Listeners,
 ) -> Service<ConnectionGuard<HttpProxy<GatewayProxy>>> {
@@ -325,7 +346,7 @@ fn proxy_service(
         &shared.live,
         shared.keys.proxy_auth.clone(),
         shared.usage.clone(),
-        spend,
+        &spend,
         shared.keys.provider.clone(),
     );
     log::info!(

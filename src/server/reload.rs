@@ -35,6 +35,11 @@ impl Reloader {
                     ("admin.listen", new.admin_listen != self.listen.1),
                     ("storage.path", new.storage_path != started.storage_path),
                     ("server.threads", new.threads != started.threads),
+                    (
+                        "limits.redis_url",
+                        new.redis_url.as_ref().map(|u| u.expose())
+                            != started.redis_url.as_ref().map(|u| u.expose()),
+                    ),
                 ];
                 for (key, changed) in fixed {
                     if changed {

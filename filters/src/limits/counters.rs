@@ -5,9 +5,11 @@
 //! what was metered. A counter admits while spent plus reserved is under its limit, so
 //! concurrent requests see each other's estimates, not only what is already spent.
 //!
-//! [`SpendTracker`] keeps the counters in this process's memory. A shared backend (Redis,
-//! one server-side script per call: check every claim, then add to every one) implements
-//! the same trait; `reserve` is async for it, `settle` may be queued.
+//! [`SpendTracker`] keeps the counters in this process's memory. The shared counters
+//! (`tollgate::limits`: Redis, one server-side script per call, check every claim, then
+//! add to every one) implement the same trait; `reserve` is async for them, `settle` is
+//! queued, and they also count requests per minute ([`LimitCounters::counts_requests`]),
+//! so that one call admits a request against all its limits.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -26,6 +28,9 @@ pub enum Counter<'a> {
     UserSpend(i64),
     /// A key's metered tokens in the current minute.
     KeyTokens(&'a str),
+    /// A key's requests in the current minute: a claim of 1 that is counted when
+    /// admitted and never settled (only from counters that [`LimitCounters::counts_requests`]).
+    KeyRequests(&'a str),
 }
 
 /// One limit a request is admitted against.
@@ -62,16 +67,35 @@ pub struct Refused {
     pub reserved: u64,
 }
 
+/// Where an admitted request's reservation is held, for its settlement to find it:
+/// `None` in this process's memory; else the shared counters' mark (the server's minute
+/// the reservation was made in).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ticket(pub Option<i64>);
+
 /// Where limits are counted (see the module doc).
 pub trait LimitCounters: Send + Sync {
     /// Admits a request against every claim at once, or against none: when each claim's
     /// counter has spent plus reserved under its limit, adds each claim's amount to its
-    /// counter's reservations.
-    fn reserve(&self, claims: &[Claim<'_>]) -> impl Future<Output = Result<(), Refused>> + Send;
+    /// counter's reservations (a [`Counter::KeyRequests`] claim: to its count).
+    fn reserve(&self, claims: &[Claim<'_>])
+        -> impl Future<Output = Result<Ticket, Refused>> + Send;
 
     /// The request is over: each counter gets its reservation back and the metered
     /// amount added to its current window. Called once per admitted request.
     fn settle(&self, settles: &[Settle<'_>]);
+
+    /// [`Self::settle`] for a reservation held where `ticket` says.
+    fn settle_held(&self, ticket: Ticket, settles: &[Settle<'_>]) {
+        let _ = ticket;
+        self.settle(settles);
+    }
+
+    /// Whether requests per minute are counted here, as [`Counter::KeyRequests`] claims
+    /// (otherwise the limits filter counts them itself, in this process).
+    fn counts_requests(&self) -> bool {
+        false
+    }
 }
 
 /// One counter: the spend of its current window, and the reservations of requests in
@@ -117,6 +141,7 @@ struct Counters {
     keys: HashMap<String, Entry>,
     users: HashMap<i64, Entry>,
     tokens: HashMap<String, Entry>,
+    requests: HashMap<String, Entry>,
 }
 
 impl Counters {
@@ -125,6 +150,7 @@ impl Counters {
             Counter::KeySpend(k) => self.keys.get(k),
             Counter::UserSpend(u) => self.users.get(&u),
             Counter::KeyTokens(k) => self.tokens.get(k),
+            Counter::KeyRequests(k) => self.requests.get(k),
         }
     }
 
@@ -141,6 +167,7 @@ impl Counters {
             Counter::KeySpend(k) => at(&mut self.keys, k),
             Counter::UserSpend(u) => self.users.entry(u).or_default(),
             Counter::KeyTokens(k) => at(&mut self.tokens, k),
+            Counter::KeyRequests(k) => at(&mut self.requests, k),
         }
     }
 }
@@ -234,15 +261,25 @@ impl SpendTracker {
         for claim in claims {
             let e = counters.entry(claim.counter);
             e.roll(claim.window);
-            e.reserved = e.reserved.saturating_add(claim.amount);
+            match claim.counter {
+                // a request is counted once admitted, never given back
+                Counter::KeyRequests(_) if e.start == claim.window => {
+                    e.spent = e.spent.saturating_add(claim.amount);
+                }
+                Counter::KeyRequests(_) => {}
+                _ => e.reserved = e.reserved.saturating_add(claim.amount),
+            }
         }
         Ok(())
     }
 }
 
 impl LimitCounters for SpendTracker {
-    fn reserve(&self, claims: &[Claim<'_>]) -> impl Future<Output = Result<(), Refused>> + Send {
-        std::future::ready(self.reserve_now(claims))
+    fn reserve(
+        &self,
+        claims: &[Claim<'_>],
+    ) -> impl Future<Output = Result<Ticket, Refused>> + Send {
+        std::future::ready(self.reserve_now(claims).map(|()| Ticket::default()))
     }
 
     fn settle(&self, settles: &[Settle<'_>]) {

@@ -418,6 +418,7 @@ async fn requests_in_flight_reserve_their_estimate_until_they_end() {
             key_nanos: 250,
             user_nanos: 250,
             tokens: 15,
+            ticket: Ticket::default(),
         };
         assert_eq!(c.reserved, want);
         admitted.push(c);
