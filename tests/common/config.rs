@@ -139,6 +139,7 @@ pub struct GatewayBuilder {
     server: Vec<(String, String)>,
     admin: Vec<(String, String)>,
     storage: Vec<(String, String)>,
+    limits: Vec<(String, String)>,
     auth: Vec<(String, String)>,
     master_key: Option<String>,
     full_config: Option<String>,
@@ -201,6 +202,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// A key under `limits:`, its value as YAML (`.limits("redis_url", ..)`).
+    pub fn limits(mut self, key: &str, value: impl Display) -> Self {
+        self.limits.push((key.to_owned(), value.to_string()));
+        self
+    }
+
     /// A key under `auth:`, its value as YAML (`.auth("mode", "both")`).
     pub fn auth(mut self, key: &str, value: impl Display) -> Self {
         self.auth.push((key.to_owned(), value.to_string()));
@@ -251,6 +258,9 @@ impl GatewayBuilder {
         y += &format!("secrets:\n  master_key: {master_key}\n");
         if !self.auth.is_empty() {
             y += &settings_section("auth", &self.auth);
+        }
+        if !self.limits.is_empty() {
+            y += &settings_section("limits", &self.limits);
         }
         let upstreams: String = self.upstreams.iter().map(Upstream::yaml).collect();
         y += &section("upstreams", &upstreams, "[]");

@@ -16,6 +16,7 @@
 //!   `tests/fixtures/`, with edge cases chosen by model name, one module per dialect;
 //!   and [`mock::scripted`], an upstream answered by a closure.
 //! - [`http`]: a raw HTTP/1.1 client that shows bytes and chunk boundaries as received.
+//! - [`redis`]: a private `redis-server` on a free loopback port ([`redis::TestRedis`]).
 //!
 //! Not every test file uses every item, hence `dead_code` is allowed here. Helpers
 //! outside `#[test]` functions are not "in a test" for clippy's `allow-unwrap-in-tests`,
@@ -28,6 +29,7 @@ pub mod events;
 pub mod gateway;
 pub mod http;
 pub mod mock;
+pub mod redis;
 pub mod scenario;
 pub mod wait;
 
