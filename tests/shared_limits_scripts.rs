@@ -65,7 +65,10 @@ async fn requests_per_minute_admit_exactly_the_limit_in_the_servers_minute() {
     }
     // Another key has its own count.
     let other = [item(Kind::Requests, "k2", 0, 3, 1)];
-    assert!(matches!(s.reserve(&mut c, &other).await.unwrap(), Reply::Admitted(_)));
+    assert!(matches!(
+        s.reserve(&mut c, &other).await.unwrap(),
+        Reply::Admitted(_)
+    ));
 }
 
 #[tokio::test]
@@ -155,11 +158,7 @@ async fn tokens_are_reserved_as_an_upper_bound_and_settled_with_the_exact_count(
     let settle = [item(Kind::Tokens, "kt", 0, 60, 30)];
     s.settle(&mut c, m, &settle).await.unwrap();
     s.settle(&mut c, m2, &settle).await.unwrap();
-    let counted: i64 = r
-        .keys("tollgate:tpm:kt:*")
-        .iter()
-        .map(|k| r.get(k))
-        .sum();
+    let counted: i64 = r.keys("tollgate:tpm:kt:*").iter().map(|k| r.get(k)).sum();
     assert_eq!(counted, 60);
     for k in r.keys("tollgate:tpm:kt:*") {
         assert!((1..=120).contains(&r.ttl(&k)), "{k} expires by itself");
@@ -170,7 +169,10 @@ async fn tokens_are_reserved_as_an_upper_bound_and_settled_with_the_exact_count(
         .map(|k| r.get(k))
         .sum();
     assert_eq!(reserved, 0);
-    assert!(matches!(s.reserve(&mut c, &claim(39)).await.unwrap(), Reply::Admitted(_)));
+    assert!(matches!(
+        s.reserve(&mut c, &claim(39)).await.unwrap(),
+        Reply::Admitted(_)
+    ));
 }
 
 #[tokio::test]

@@ -348,4 +348,3 @@ impl LimitCounters for SharedCounters {
         true
     }
 }
-

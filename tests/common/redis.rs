@@ -64,28 +64,39 @@ impl TestRedis {
     }
 
     pub fn connection(&self) -> redis::RedisResult<redis::Connection> {
-        redis::Client::open(self.url())?
-            .get_connection_with_timeout(Duration::from_secs(1))
+        redis::Client::open(self.url())?.get_connection_with_timeout(Duration::from_secs(1))
     }
 
     /// An integer counter (0 when missing).
     pub fn get(&self, key: &str) -> i64 {
-        let v: Option<i64> = redis::cmd("GET").arg(key).query(&mut self.connection().unwrap()).unwrap();
+        let v: Option<i64> = redis::cmd("GET")
+            .arg(key)
+            .query(&mut self.connection().unwrap())
+            .unwrap();
         v.unwrap_or(0)
     }
 
     pub fn exists(&self, key: &str) -> bool {
-        redis::cmd("EXISTS").arg(key).query(&mut self.connection().unwrap()).unwrap()
+        redis::cmd("EXISTS")
+            .arg(key)
+            .query(&mut self.connection().unwrap())
+            .unwrap()
     }
 
     /// Seconds to live of `key` (-1 without expiry, -2 missing).
     pub fn ttl(&self, key: &str) -> i64 {
-        redis::cmd("TTL").arg(key).query(&mut self.connection().unwrap()).unwrap()
+        redis::cmd("TTL")
+            .arg(key)
+            .query(&mut self.connection().unwrap())
+            .unwrap()
     }
 
     /// Every key matching `pattern`, sorted.
     pub fn keys(&self, pattern: &str) -> Vec<String> {
-        let mut k: Vec<String> = redis::cmd("KEYS").arg(pattern).query(&mut self.connection().unwrap()).unwrap();
+        let mut k: Vec<String> = redis::cmd("KEYS")
+            .arg(pattern)
+            .query(&mut self.connection().unwrap())
+            .unwrap();
         k.sort();
         k
     }

@@ -1,0 +1,264 @@
+//! Three gateways counting limits together in one Redis (`limits.redis_url`): the real
+//! `tollgate serve` three times on one store (one SQLite file in one directory, as the
+//! kit's `Gateway::another` runs a second process on it) and a private redis-server.
+//! An RPM limit admits exactly its number across the three; concurrent requests spread
+//! over them overrun a small budget by at most the requests in flight; a Redis restart
+//! inflates no counter (the budget counter is rebuilt once from the store, whichever
+//! gateway comes first); Redis down: requests are still served, each gateway enforces
+//! limits alone and says so on /metrics and once in its log.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::http::request;
+use common::redis::TestRedis;
+use common::{eventually, Gateway, Scenario};
+
+/// o4-mini's chat.json costs 93*1100 + 1024*275 + 246*4400 = 1,466,300 nano-dollars at
+/// these prices; `max_tokens: 1` keeps each admission's estimate far below that, so
+/// requests in flight do not hold each other back much.
+const COST: i64 = 1_466_300;
+const BODY: &str = r#"{"model":"o4-mini","max_tokens":1,"messages":[]}"#;
+const DEGRADED: &str = "tollgate_shared_limits_degraded";
+
+/// Three gateways on one store and `redis`; the scenario's first gateway is `s.gw`.
+async fn three(redis: &TestRedis, keys: &[&[&str]]) -> (Scenario, Vec<Gateway>, Vec<String>) {
+    let url = redis.url();
+    let s = Scenario::start_with(|c| {
+        c.limits("redis_url", format!("\"{url}\""))
+            .price("o4-mini*", "{ input: 1.1, output: 4.4, cache_read: 0.275 }")
+            .user("root", "admin")
+    })
+    .await;
+    // Created before the other two start, so that all three know them from the start.
+    let keys = keys.iter().map(|k| s.gw.create_key("alice", k)).collect();
+    let mut others = Vec::new();
+    for _ in 0..2 {
+        let mut g = s.gw.another();
+        g.start();
+        others.push(g);
+    }
+    (s, others, keys)
+}
+
+fn proxies(s: &Scenario, others: &[Gateway]) -> Vec<SocketAddr> {
+    std::iter::once(&s.gw)
+        .chain(others)
+        .map(|g| g.proxy_addr)
+        .collect()
+}
+
+/// `n` chat requests with `key` at once, spread round-robin over `at`; their statuses.
+async fn burst(at: &[SocketAddr], key: &str, n: usize) -> Vec<u16> {
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (addr, auth) = (at[i % at.len()], format!("Bearer {key}"));
+        set.spawn(async move {
+            let headers = [("authorization", auth.as_str())];
+            let r = request(
+                addr,
+                "POST",
+                "/v1/chat/completions",
+                &headers,
+                BODY.as_bytes(),
+            )
+            .await;
+            assert!(
+                r.status == 200 || r.status == 429,
+                "{}: {}",
+                r.status,
+                r.text()
+            );
+            r.status
+        });
+    }
+    set.join_all().await
+}
+
+fn ok(statuses: &[u16]) -> i64 {
+    statuses.iter().filter(|s| **s == 200).count() as i64
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// The redis server's current minute.
+fn server_minute(r: &TestRedis) -> i64 {
+    let (now, _): (i64, i64) = redis::cmd("TIME")
+        .query(&mut r.connection().unwrap())
+        .unwrap();
+    now - now % 60
+}
+
+/// The one budget counter of a key in `r`, once it exists.
+async fn budget_counter(r: &TestRedis) -> String {
+    eventually(
+        "the key's budget counter",
+        Duration::from_secs(10),
+        async || r.keys("tollgate:budget:key:*").pop(),
+    )
+    .await
+}
+
+async fn wait_counter(r: &TestRedis, key: &str, want: i64) {
+    let what = format!("{key} to reach {want}");
+    eventually(&what, Duration::from_secs(10), async || {
+        let got = r.get(key);
+        assert!(got <= want, "{key} went past {want}: {got}");
+        (got == want).then_some(()).ok_or(got)
+    })
+    .await
+}
+
+async fn degraded(g: &Gateway) -> Option<f64> {
+    g.metrics().await.value(DEGRADED)
+}
+
+#[tokio::test]
+async fn an_rpm_limit_admits_exactly_its_number_across_three_gateways() {
+    let r = TestRedis::start();
+    let (s, others, keys) = three(&r, &[&["--rpm", "5"], &["--rpm", "5"], &["--rpm", "5"]]).await;
+    let at = proxies(&s, &others);
+    // A burst that crosses the server's minute gets two windows: then the next key.
+    let mut checked = false;
+    for key in &keys {
+        let minute = server_minute(&r);
+        let statuses = burst(&at, key, 15).await;
+        if server_minute(&r) == minute {
+            assert_eq!(ok(&statuses), 5, "{statuses:?}");
+            checked = true;
+            break;
+        }
+    }
+    assert!(checked, "three bursts each crossed a minute");
+    for g in std::iter::once(&s.gw).chain(&others) {
+        assert_eq!(degraded(g).await, Some(0.0));
+    }
+}
+
+#[tokio::test]
+async fn concurrent_requests_over_three_gateways_overrun_a_budget_by_at_most_those_in_flight() {
+    let r = TestRedis::start();
+    let budget = 4_000_000; // $0.004: one after another, 3 requests get through
+    let (s, others, keys) =
+        three(&r, &[&["--budget-usd", "0.004", "--budget-period", "day"]]).await;
+    let at = proxies(&s, &others);
+    let in_flight = 6;
+    let mut admitted = 0;
+    for _ in 0..5 {
+        admitted += ok(&burst(&at, &keys[0], in_flight).await);
+        let counter = budget_counter(&r).await;
+        wait_counter(&r, &counter, admitted * COST).await;
+    }
+    assert!(
+        admitted >= 3,
+        "refused before the budget was spent: {admitted}"
+    );
+    let in_flight = i64::try_from(in_flight).unwrap();
+    assert!(
+        admitted * COST < budget + in_flight * COST,
+        "{admitted} admitted: more than the budget plus the requests in flight"
+    );
+    // Spent up: every gateway refuses now.
+    for addr in &at {
+        assert_eq!(burst(&[*addr], &keys[0], 1).await, [429]);
+    }
+}
+
+#[tokio::test]
+async fn a_redis_restart_inflates_no_counter() {
+    let mut r = TestRedis::start();
+    let (s, others, keys) = three(
+        &r,
+        &[
+            &["--budget-usd", "100", "--budget-period", "day"],
+            &["--rpm", "100000"],
+        ],
+    )
+    .await;
+    let (budgeted, poke) = (&keys[0], &keys[1]);
+    let at = proxies(&s, &others);
+    let admin = s.gw.create_key("root", &[]);
+    assert_eq!(ok(&burst(&at, budgeted, 9).await), 9);
+    let counter = budget_counter(&r).await;
+    wait_counter(&r, &counter, 9 * COST).await;
+    s.gw.usage_after(&admin, "day", 9).await;
+
+    r.kill();
+    r.restart();
+    assert!(r.keys("*").is_empty());
+    // Each gateway finds out on its next call and counts alone until its probe gets an
+    // answer: requests of another key (no budget) until all three share again.
+    let gateways: Vec<&Gateway> = std::iter::once(&s.gw).chain(&others).collect();
+    for (g, addr) in gateways.iter().zip(&at) {
+        eventually("sharing again", Duration::from_secs(10), async || {
+            assert_eq!(burst(&[*addr], poke, 1).await, [200]);
+            degraded(g).await == Some(0.0)
+        })
+        .await;
+    }
+    // The three race to rebuild the lost counter: it holds the store's sum once (not
+    // once per gateway, not added to the counts of before), then counts on.
+    assert_eq!(ok(&burst(&at, budgeted, 3).await), 3);
+    wait_counter(&r, &counter, 12 * COST).await;
+    assert_eq!(ok(&burst(&at, budgeted, 6).await), 6);
+    wait_counter(&r, &counter, 18 * COST).await;
+}
+
+#[tokio::test]
+async fn with_redis_down_requests_are_served_and_each_gateway_enforces_limits_alone() {
+    let mut r = TestRedis::start();
+    let (s, others, keys) = three(&r, &[&["--rpm", "2"], &["--rpm", "2"], &["--rpm", "2"]]).await;
+    let at = proxies(&s, &others);
+    r.kill();
+    // Each gateway alone admits the key's 2 per minute (of its own clock), refuses the
+    // third; a burst that crosses a minute is retried with the next key.
+    let mut checked = false;
+    for key in &keys {
+        let minute = unix_now() / 60;
+        let mut per_gateway = Vec::new();
+        for addr in &at {
+            let mut statuses = Vec::new();
+            for _ in 0..3 {
+                statuses.extend(burst(&[*addr], key, 1).await);
+            }
+            per_gateway.push(statuses);
+        }
+        if unix_now() / 60 == minute {
+            for statuses in &per_gateway {
+                assert_eq!(statuses, &[200, 200, 429], "{per_gateway:?}");
+            }
+            checked = true;
+            break;
+        }
+    }
+    assert!(checked, "three rounds each crossed a minute");
+    let gateways: Vec<&Gateway> = std::iter::once(&s.gw).chain(&others).collect();
+    for g in &gateways {
+        assert_eq!(degraded(g).await, Some(1.0));
+        let logged = g.logs().matches("unreachable").count();
+        assert_eq!(logged, 1, "one log line, not one per request: {}", g.logs());
+    }
+    // A gateway started while Redis is down starts, serves and says so.
+    let mut late = s.gw.another();
+    late.start();
+    assert_eq!(burst(&[late.proxy_addr], &s.key, 1).await, [200]);
+    assert_eq!(degraded(&late).await, Some(1.0));
+    // Redis back: shared again, with nothing counted alone replayed into it.
+    r.restart();
+    for g in &gateways {
+        eventually("sharing again", Duration::from_secs(10), async || {
+            degraded(g).await == Some(0.0)
+        })
+        .await;
+        assert!(g.wait_for_log("answers again", Duration::from_secs(1)));
+    }
+    assert!(r.keys("tollgate:*").is_empty(), "{:?}", r.keys("*"));
+}
