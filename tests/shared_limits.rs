@@ -262,3 +262,28 @@ async fn with_redis_down_requests_are_served_and_each_gateway_enforces_limits_al
     }
     assert!(r.keys("tollgate:*").is_empty(), "{:?}", r.keys("*"));
 }
+
+#[tokio::test]
+async fn a_hung_redis_costs_a_request_a_short_wait_once_not_an_answer() {
+    let r = TestRedis::start();
+    let (s, others, keys) = three(&r, &[&["--rpm", "1000"]]).await;
+    assert_eq!(burst(&[s.gw.proxy_addr], &keys[0], 1).await, [200]);
+    r.pause(true);
+    let started = std::time::Instant::now();
+    assert_eq!(burst(&[s.gw.proxy_addr], &keys[0], 1).await, [200]);
+    let first = started.elapsed();
+    // Counting alone now: the next ones do not wait on Redis at all.
+    let started = std::time::Instant::now();
+    assert_eq!(ok(&burst(&[s.gw.proxy_addr], &keys[0], 5).await), 5);
+    let next = started.elapsed();
+    assert!(first < Duration::from_secs(2), "{first:?}");
+    assert!(next < first, "{next:?} vs {first:?}");
+    assert_eq!(degraded(&s.gw).await, Some(1.0));
+    assert_eq!(degraded(&others[0]).await, Some(0.0), "no call yet");
+    r.pause(false);
+    eventually("sharing again", Duration::from_secs(10), async || {
+        degraded(&s.gw).await == Some(0.0)
+    })
+    .await;
+    assert_eq!(burst(&[s.gw.proxy_addr], &keys[0], 1).await, [200]);
+}

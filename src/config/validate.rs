@@ -623,6 +623,36 @@ pricing: { "gpt-*": { input: 0.0001, output: 1 } }
     }
 
     #[test]
+    fn redis_url_is_expanded_checked_in_one_line_and_never_shown() {
+        let env = |name: &str| (name == "REDIS_PW").then(|| "pa55word".to_owned());
+        let ok = "server: { listen: [\"127.0.0.1:0\"] }\n";
+        let check = |yaml: String| {
+            validate(parse(&yaml, &env).unwrap()).map_err(|p| {
+                p.into_iter()
+                    .map(|p| format!("{}: {}", p.path, p.message))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let rt = check(format!(
+            "{ok}limits: {{ redis_url: \"redis://:${{REDIS_PW}}@10.0.0.5:6380/2\" }}\n"
+        ))
+        .unwrap();
+        let url = rt.fixed.redis_url.as_ref().map(|u| u.expose().to_owned());
+        assert_eq!(url.as_deref(), Some("redis://:pa55word@10.0.0.5:6380/2"));
+        assert!(!format!("{:?}", rt.fixed).contains("pa55word"));
+        assert!(check(ok.to_owned()).unwrap().fixed.redis_url.is_none());
+        let e = check(format!(
+            "{ok}limits: {{ redis_url: \"10.0.0.5:${{REDIS_PW}}\" }}\n"
+        ))
+        .err()
+        .unwrap_or_default();
+        assert_eq!(
+            e,
+            ["limits.redis_url: must be a redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH URL"]
+        );
+    }
+
+    #[test]
     fn base_urls_split_into_parts() {
         assert_eq!(
             parse_base_url("https://openrouter.ai/api/"),

@@ -59,6 +59,14 @@ impl TestRedis {
         }
     }
 
+    /// SIGSTOP / SIGCONT: a server that holds its connections and answers nothing.
+    pub fn pause(&self, paused: bool) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let signal = if paused { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(status.success());
+    }
+
     fn ping(&self) -> redis::RedisResult<()> {
         redis::cmd("PING").query(&mut self.connection()?)
     }
@@ -104,6 +112,9 @@ impl TestRedis {
 
 impl Drop for TestRedis {
     fn drop(&mut self) {
+        if self.child.is_some() {
+            self.pause(false); // a stopped process still dies of SIGKILL; be tidy anyway
+        }
         self.kill();
     }
 }
