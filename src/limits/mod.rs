@@ -53,6 +53,17 @@ impl Counters {
     }
 }
 
+/// The background service that connects the shared counters once the server runs
+/// (after `serve -d` forked), so that an unreachable Redis is reported at start.
+pub struct Connect(pub Arc<SharedCounters>);
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for Connect {
+    async fn start(&self, _shutdown: pingora::server::ShutdownWatch) {
+        self.0.connect();
+    }
+}
+
 /// Why `limits.redis_url` is not usable, in words that never repeat the URL (it may
 /// carry a password).
 pub fn check_url(url: &str) -> Result<(), String> {

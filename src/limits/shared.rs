@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -17,7 +17,7 @@ use tollgate_filters::limits::{
 };
 
 use super::script::{self, Item, Kind, Reply, Scripts};
-use super::{redacted, CALL_TIMEOUT};
+use super::CALL_TIMEOUT;
 use crate::store::Store;
 
 /// How often a degraded instance asks Redis whether it is back.
@@ -40,7 +40,13 @@ pub enum SharedError {
 pub struct SharedCounters {
     /// This process's counters: what it spent (always), and everything while degraded.
     local: Arc<SpendTracker>,
-    redis: Arc<Redis>,
+    client: redis::Client,
+    store: Store,
+    clock: Clock,
+    /// The connection, made on first use ([`Self::connect`]): not before, since a
+    /// thread started before `serve -d` forks would not be in the daemon. `None` if its
+    /// runtime could not start (then this instance counts alone for good).
+    redis: OnceLock<Option<Arc<Redis>>>,
 }
 
 /// The connection and what the calls need, living on the runtime of their own.
@@ -85,9 +91,8 @@ fn runtime() -> std::io::Result<Handle> {
 
 impl SharedCounters {
     /// Counters in Redis at `url`, falling back to `local`; budget counters missing in
-    /// Redis are rebuilt from `store`. Checks once (within [`CALL_TIMEOUT`]) that Redis
-    /// answers; if not, starts counting alone, and shares as soon as Redis answers.
-    pub fn start(
+    /// Redis are rebuilt from `store`. Nothing connects yet ([`Self::connect`]).
+    pub fn new(
         url: &str,
         local: Arc<SpendTracker>,
         store: Store,
@@ -98,6 +103,36 @@ impl SharedCounters {
                 "is not a valid Redis URL (redis://[:PASSWORD@]HOST[:PORT][/DB])".into(),
             )
         })?;
+        Ok(SharedCounters {
+            local,
+            client,
+            store,
+            clock,
+            redis: OnceLock::new(),
+        })
+    }
+
+    /// Starts the connection's runtime and asks Redis whether it answers (in the
+    /// background: if not, this instance counts alone until it does). Once: later calls
+    /// do nothing. The first request connects if this was not called before.
+    pub fn connect(&self) {
+        let _ = self.redis();
+    }
+
+    fn redis(&self) -> Option<&Arc<Redis>> {
+        self.redis
+            .get_or_init(|| match self.start() {
+                Ok(redis) => Some(redis),
+                Err(e) => {
+                    crate::metrics::shared_limits_degraded(true);
+                    log::error!("shared limits: {e}; this instance enforces limits alone");
+                    None
+                }
+            })
+            .as_ref()
+    }
+
+    fn start(&self) -> Result<Arc<Redis>, SharedError> {
         let handle = runtime()?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CALL_TIMEOUT))
@@ -107,35 +142,33 @@ impl SharedCounters {
             .set_max_delay(Duration::from_millis(200));
         let conn = {
             let _in_runtime = handle.enter();
-            ConnectionManager::new_lazy_with_config(client, config)
+            ConnectionManager::new_lazy_with_config(self.client.clone(), config)
                 .map_err(|e| SharedError::Url(e.to_string()))?
         };
         let redis = Arc::new(Redis {
             handle,
             conn,
             scripts: Scripts::default(),
-            store,
-            clock,
+            store: self.store.clone(),
+            clock: self.clock,
             degraded: AtomicBool::new(false),
             rebuilding: Mutex::new(()),
-            at: redacted(url),
+            at: self.client.get_connection_info().addr().to_string(),
         });
-        let (tx, rx) = std::sync::mpsc::channel();
         let first = redis.clone();
         redis.handle.spawn(async move {
-            let _ = tx.send(first.ping().await);
+            match first.ping().await {
+                Ok(()) => log::info!("shared limits: counting in Redis at {}", first.at),
+                Err(why) => first.degrade(&why),
+            }
         });
-        match rx.recv_timeout(CALL_TIMEOUT * 4) {
-            Ok(Ok(())) => log::info!("shared limits: counting in Redis at {}", redis.at),
-            Ok(Err(why)) => redis.degrade(&why),
-            Err(_) => redis.degrade("no answer"),
-        }
-        Ok(SharedCounters { local, redis })
+        Ok(redis)
     }
 
     /// Whether this instance counts alone now (Redis unreachable).
     pub fn degraded(&self) -> bool {
-        self.redis.degraded.load(Ordering::Acquire)
+        self.redis()
+            .is_none_or(|r| r.degraded.load(Ordering::Acquire))
     }
 }
 
@@ -298,19 +331,19 @@ fn settle_items(settles: &[Settle<'_>]) -> Vec<Item> {
 
 impl LimitCounters for SharedCounters {
     async fn reserve(&self, claims: &[Claim<'_>]) -> Result<Ticket, Refused> {
-        if !self.degraded() {
+        let shared = self.redis().filter(|r| !r.degraded.load(Ordering::Acquire));
+        if let Some(redis) = shared {
             let items = claim_items(claims);
-            let redis = self.redis.clone();
-            let call = self
-                .redis
+            let call = redis.clone();
+            let call = redis
                 .handle
-                .spawn(async move { redis.reserve(&items).await });
+                .spawn(async move { call.reserve(&items).await });
             match call.await {
                 Ok(Ok(Reply::Admitted(minute))) => return Ok(Ticket(Some(minute))),
                 Ok(Ok(Reply::Refused(r))) => return Err(r),
-                Ok(Ok(Reply::Missing(_))) => self.redis.degrade("budget counters missing"),
-                Ok(Err(why)) => self.redis.degrade(&why),
-                Err(e) => self.redis.degrade(&e.to_string()),
+                Ok(Ok(Reply::Missing(_))) => redis.degrade("budget counters missing"),
+                Ok(Err(why)) => redis.degrade(&why),
+                Err(e) => redis.degrade(&e.to_string()),
             }
         }
         self.local.reserve_now(claims).map(|()| Ticket::default())
@@ -331,9 +364,11 @@ impl LimitCounters for SharedCounters {
         for s in settles {
             self.local.settle(&[Settle { reserved: 0, ..*s }]);
         }
+        let Some(redis) = self.redis().cloned() else {
+            return;
+        };
         let items = settle_items(settles);
-        let redis = self.redis.clone();
-        self.redis.handle.spawn(async move {
+        redis.handle.clone().spawn(async move {
             let mut conn = redis.conn.clone();
             let done = timeout(CALL_TIMEOUT, redis.scripts.settle(&mut conn, made, &items)).await;
             match done {

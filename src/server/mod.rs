@@ -124,6 +124,10 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
             tls: shared.tls.clone(),
         },
     ));
+    if let crate::limits::Counters::Shared(c) = &spend {
+        let connect = crate::limits::Connect(c.clone());
+        server.add_service(single_threaded("shared limits", connect));
+    }
     server.add_service(proxy_service(&shared, spend, &server, &listeners));
     server.add_service(admin_service(&shared, &listeners));
     add_background_services(&mut server, &shared, &listeners);
@@ -152,7 +156,7 @@ fn limit_counters(
     crate::metrics::shared_limits_degraded(false);
     Ok(match &shared.fixed.redis_url {
         None => Counters::Local(spend),
-        Some(url) => Counters::Shared(Arc::new(SharedCounters::start(
+        Some(url) => Counters::Shared(Arc::new(SharedCounters::new(
             url.expose(),
             spend,
             shared.keys.store.clone(),
