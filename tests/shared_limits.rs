@@ -250,9 +250,11 @@ async fn with_redis_down_requests_are_served_and_each_gateway_enforces_limits_al
     let mut late = s.gw.another();
     late.start();
     assert_eq!(burst(&[late.proxy_addr], &s.key, 1).await, [200]);
-    eventually("the late gateway to report Redis", Duration::from_secs(5), async || {
-        degraded(&late).await == Some(1.0)
-    })
+    eventually(
+        "the late gateway to report Redis",
+        Duration::from_secs(5),
+        async || degraded(&late).await == Some(1.0),
+    )
     .await;
     assert!(late.wait_for_log("unreachable", Duration::from_secs(1)));
     // Redis back: shared again, with nothing counted alone replayed into it.

@@ -595,3 +595,76 @@ async fn a_request_refused_for_its_rate_after_reserving_gives_the_reservation_ba
     assert_eq!(spend.reserved(Counter::KeySpend("r")), 0);
     assert_eq!(spend.reserved(Counter::KeyTokens("r")), 0);
 }
+
+/// Counters that count requests per minute themselves, as the shared ones do: here the
+/// in-memory ones, recording each call to `reserve`.
+#[derive(Default)]
+struct CountingRequests {
+    inner: SpendTracker,
+    calls: std::sync::Mutex<Vec<usize>>,
+}
+
+impl LimitCounters for CountingRequests {
+    async fn reserve(&self, claims: &[Claim<'_>]) -> Result<Ticket, Refused> {
+        self.calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(claims.len());
+        self.inner.reserve_now(claims).map(|()| Ticket(Some(7)))
+    }
+
+    fn settle(&self, settles: &[Settle<'_>]) {
+        self.inner.settle(settles);
+    }
+
+    fn counts_requests(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn counters_that_count_requests_get_them_in_the_same_call_as_the_budget() {
+    let counters = Arc::new(CountingRequests::default());
+    let f = LimitsFilter::new(counters.clone(), || NOW);
+    let p = Principal {
+        key_id: "q".into(),
+        budget: budget(1_000_000, BudgetPeriod::Day),
+        rpm: Some(2),
+        ..Principal::default()
+    };
+    let only_rpm = Principal {
+        key_id: "o".into(),
+        rpm: Some(1),
+        ..Principal::default()
+    };
+    for _ in 0..2 {
+        let mut c = ctx(&p);
+        assert_eq!(f.on_request(&req(), &mut c).await, Ok(()));
+        assert_eq!(c.reserved.ticket, Ticket(Some(7)), "kept for on_done");
+    }
+    let e = f.on_request(&req(), &mut ctx(&p)).await;
+    assert_eq!(
+        e,
+        Err(GatewayError::RateLimited {
+            message: "key q is limited to 2 requests per minute".into(),
+            retry_after: Some(20), // NOW is 40 s into its minute
+        })
+    );
+    assert_eq!(f.on_request(&req(), &mut ctx(&only_rpm)).await, Ok(()));
+    assert!(f.on_request(&req(), &mut ctx(&only_rpm)).await.is_err());
+    // One call per request, the budget and the requests together; nothing else counted
+    // them (the filter's own estimator is not used).
+    let calls = counters
+        .calls
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    assert_eq!(calls, [2, 2, 2, 1, 1]);
+    let window = minute_start(NOW);
+    assert_eq!(counters.inner.spent(Counter::KeyRequests("q"), window), 2);
+    assert_eq!(
+        counters.inner.spent(Counter::KeyRequests("q"), window + 60),
+        0
+    );
+    assert_eq!(counters.inner.reserved(Counter::KeyRequests("q")), 0);
+}
