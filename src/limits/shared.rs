@@ -244,7 +244,19 @@ impl Redis {
     ) -> Result<(), String> {
         let _one_at_a_time = self.rebuilding.lock().await;
         let now = (self.clock)();
-        let missing: Vec<&Item> = which.iter().filter_map(|i| claims.get(*i)).collect();
+        let mut missing = Vec::new();
+        for c in which.iter().filter_map(|i| claims.get(*i)) {
+            // a request that waited for the lock finds most rebuilt already
+            let key = c.kind.budget_key(&c.id, c.window);
+            let exists: bool = redis::cmd("EXISTS")
+                .arg(&key)
+                .query_async(conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            if !exists {
+                missing.push(c);
+            }
+        }
         let windows: BTreeSet<i64> = missing.iter().map(|c| c.window).collect();
         for window in windows {
             let store = self.store.clone();
