@@ -9,6 +9,7 @@ use std::path::Path;
 
 use crate::config::{self, Fixed, Runtime};
 use crate::keys::Keyring;
+use crate::store::pg::{self, PgOptions};
 use crate::store::secrets::{master_key_path, MasterKey, SecretsError};
 use crate::store::Store;
 
@@ -71,6 +72,9 @@ fn legacy_keys_warning(fixed: &Fixed) -> Option<String> {
 
 /// The store and the master key, as `serve` will use them.
 fn check_store(fixed: &Fixed, problems: &mut Vec<String>) {
+    if let Some(pg) = &fixed.storage_url {
+        return check_pg_store(fixed, pg, problems);
+    }
     let db = fixed.storage_path.display();
     if !fixed.storage_path.exists() {
         if let Some(why) = cannot_create(&fixed.storage_path) {
@@ -105,9 +109,43 @@ fn check_store(fixed: &Fixed, problems: &mut Vec<String>) {
     }
 }
 
+/// The PostgreSQL store: reachable, its schema not newer than this binary's (an older
+/// one, or none yet, is what `serve` migrates: check changes nothing), writable, and
+/// opened by the master key.
+fn check_pg_store(fixed: &Fixed, pg: &PgOptions, problems: &mut Vec<String>) {
+    let db = pg.redacted();
+    let store = match Store::inspect_postgres(pg) {
+        Ok(s) => s,
+        Err(e) => return problems.push(format!("store {db}: {e}")),
+    };
+    match store.pg_schema_version() {
+        Err(e) => return problems.push(format!("store {db}: {e}")),
+        // No schema yet: the first `serve` creates it; the master key was checked
+        // with the config.
+        Ok(0) => return,
+        Ok(found) if found > pg::known_version() => {
+            let known = pg::known_version();
+            let e = crate::store::StoreError::Schema { found, known };
+            return problems.push(format!("store {db}: {e}"));
+        }
+        Ok(_) => {}
+    }
+    if let Err(e) = store.probe_writable() {
+        problems.push(format!(
+            "store {db} cannot be written by this role ({e}): serve would fail on its first write"
+        ));
+    }
+    if let Some(p) = master_key_problem(fixed, &store) {
+        problems.push(p);
+    }
+}
+
 /// Whether the master key opens the store's data keys; never writes a key file.
 fn master_key_problem(fixed: &Fixed, store: &Store) -> Option<String> {
-    let db = fixed.storage_path.display();
+    let db = match &fixed.storage_url {
+        Some(pg) => pg.redacted(),
+        None => fixed.storage_path.display().to_string(),
+    };
     let has_data_keys = match store.data_keys() {
         Ok(rows) => !rows.is_empty(),
         Err(e) => return Some(format!("store {db}: {e}")),

@@ -263,7 +263,7 @@ struct StoreKeys {
 
 /// Opens the store, unwraps its keyring with the master key and fills both key caches.
 fn open_keys(fixed: &Fixed) -> Result<StoreKeys, ServeError> {
-    let store = Store::open(&fixed.storage_path)?;
+    let store = Store::open_configured(fixed)?;
     let has_data_keys = !store.data_keys()?.is_empty();
     let master = MasterKey::for_store(&fixed.master_key, &fixed.storage_dir, has_data_keys)?;
     let keyring = Keyring::load_or_init(&store, &master, system_clock())?;
