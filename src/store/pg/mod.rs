@@ -8,7 +8,14 @@
 
 mod migrate;
 
+mod audit;
+mod data_keys;
+mod keys;
+mod prices;
+mod provider_keys;
+mod sessions;
 pub mod test_db;
+mod users;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -22,6 +29,7 @@ use tokio_postgres::NoTls;
 use super::StoreError;
 
 pub use migrate::known_version;
+pub(crate) use users::UserWrite;
 
 #[cfg(test)]
 mod tests;
@@ -208,6 +216,17 @@ impl PgStore {
                 return Err(StoreError::Schema { found, known });
             }
             Ok(())
+        })
+    }
+
+    /// The database's size in bytes.
+    pub fn size_bytes(&self) -> Result<u64, StoreError> {
+        self.run(|pool| async move {
+            let row = client(&pool)
+                .await?
+                .query_one("SELECT pg_database_size(current_database())", &[])
+                .await?;
+            Ok(row.try_get::<_, i64>(0)?.max(0) as u64)
         })
     }
 
