@@ -10,7 +10,6 @@ pub mod backup;
 mod data_keys;
 pub mod input;
 mod keys;
-#[allow(dead_code)] // until the table ports and the change listener use all of it
 pub mod pg;
 mod prices;
 mod provider_keys;

@@ -76,6 +76,11 @@ impl PgOptions {
         })
     }
 
+    /// The URL itself, password included: for connecting, never for showing.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
     fn config(&self) -> Result<tokio_postgres::Config, StoreError> {
         tokio_postgres::Config::from_str(&self.url)
             .map_err(|e| StoreError::Postgres(format!("invalid storage.url: {e}")))
