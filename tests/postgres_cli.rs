@@ -30,6 +30,20 @@ async fn check_inspects_without_migrating_and_backup_points_at_pg_dump() {
         db.execute("SELECT 1 FROM schema_migrations").is_err(),
         "check created the schema"
     );
+    // The connection budget: instances x (pool_size + 1 to listen) against the server.
+    let max: u64 = db
+        .query_text("SHOW max_connections")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let summary = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        summary.contains(&format!(
+            "PostgreSQL max_connections {max}: room for {} instances of storage.pool_size 8 + 1",
+            max / 9
+        )),
+        "{summary}"
+    );
     // The first command that opens the store creates it; check then still passes.
     gw.cli_ok(&["user", "add", "alice"]);
     assert_eq!(db.execute("SELECT 1 FROM users").unwrap(), 1);

@@ -227,6 +227,14 @@ impl Store {
         }
     }
 
+    /// The PostgreSQL server's `max_connections`, for `tollgate check`.
+    pub fn pg_max_connections(&self) -> Result<u64, StoreError> {
+        match self.pg() {
+            Some(pg) => pg.max_connections(),
+            None => Err(StoreError::Invalid("the store is not PostgreSQL".into())),
+        }
+    }
+
     /// The store the configuration names: PostgreSQL with `storage.url`, else the
     /// SQLite file at `storage.path`.
     pub fn open_configured(fixed: &crate::config::Fixed) -> Result<Store, StoreError> {

@@ -224,6 +224,20 @@ impl PgStore {
         })
     }
 
+    /// The server's `max_connections`.
+    pub fn max_connections(&self) -> Result<u64, StoreError> {
+        self.run(|pool| async move {
+            let row = client(&pool)
+                .await?
+                .query_one("SHOW max_connections", &[])
+                .await?;
+            let text: String = row.try_get(0)?;
+            text.trim()
+                .parse()
+                .map_err(|_| StoreError::Postgres(format!("max_connections is '{text}'")))
+        })
+    }
+
     /// The database's size in bytes.
     pub fn size_bytes(&self) -> Result<u64, StoreError> {
         self.run(|pool| async move {

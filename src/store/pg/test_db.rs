@@ -51,7 +51,12 @@ impl TestDatabase {
     /// Runs one statement on the test database (as the test role), e.g. to set up or
     /// inspect rows that no store method reaches.
     pub fn execute(&self, sql: &str) -> Result<u64, String> {
-        on_own_runtime(self.url.clone(), sql.to_owned(), false)
+        on_own_runtime(self.url.clone(), sql.to_owned(), Statement::Execute).map(|(n, _)| n)
+    }
+
+    /// The first column of the first row `sql` selects, as text.
+    pub fn query_text(&self, sql: &str) -> Result<String, String> {
+        on_own_runtime(self.url.clone(), sql.to_owned(), Statement::FirstText).map(|(_, t)| t)
     }
 }
 
@@ -65,7 +70,18 @@ impl Drop for TestDatabase {
 }
 
 fn admin(url: &str, sql: &str) -> Result<u64, String> {
-    on_own_runtime(url.to_owned(), sql.to_owned(), true)
+    on_own_runtime(url.to_owned(), sql.to_owned(), Statement::Batch).map(|(n, _)| n)
+}
+
+/// How [`on_own_runtime`] runs its statement.
+#[derive(Clone, Copy)]
+enum Statement {
+    /// Without parameters (CREATE/DROP DATABASE cannot be prepared).
+    Batch,
+    /// Prepared: the rows it touched.
+    Execute,
+    /// Prepared: the first column of its first row, as text (`SHOW`, `SELECT`).
+    FirstText,
 }
 
 /// `url` with its database replaced by `db`.
@@ -87,8 +103,8 @@ fn with_dbname(url: &str, db: &str) -> String {
 
 /// One statement on a connection of its own, on a runtime of its own in a thread of
 /// its own (callable from a test's async code too).
-fn on_own_runtime(url: String, sql: String, batch: bool) -> Result<u64, String> {
-    let work = move || -> Result<u64, String> {
+fn on_own_runtime(url: String, sql: String, how: Statement) -> Result<(u64, String), String> {
+    let work = move || -> Result<(u64, String), String> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -101,10 +117,19 @@ fn on_own_runtime(url: String, sql: String, batch: bool) -> Result<u64, String> 
                 .await
                 .map_err(|e| super::message(&e))?;
             let driver = tokio::spawn(conn);
-            let r = if batch {
-                client.batch_execute(&sql).await.map(|()| 0)
-            } else {
-                client.execute(sql.as_str(), &[]).await
+            let r = match how {
+                Statement::Batch => client
+                    .batch_execute(&sql)
+                    .await
+                    .map(|()| (0, String::new())),
+                Statement::Execute => client
+                    .execute(sql.as_str(), &[])
+                    .await
+                    .map(|n| (n, String::new())),
+                Statement::FirstText => client
+                    .simple_query(&sql)
+                    .await
+                    .map(|msgs| (0, first_text(&msgs))),
             };
             drop(client);
             let _ = driver.await;
@@ -114,6 +139,16 @@ fn on_own_runtime(url: String, sql: String, batch: bool) -> Result<u64, String> 
     std::thread::spawn(work)
         .join()
         .unwrap_or_else(|_| Err("the database thread panicked".into()))
+}
+
+/// The first column of the first row of a simple query's answer.
+fn first_text(msgs: &[tokio_postgres::SimpleQueryMessage]) -> String {
+    msgs.iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
