@@ -219,7 +219,7 @@ impl Store {
         })
     }
 
-    /// The PostgreSQL schema's migration (0: none yet); `None` on SQLite.
+    /// The PostgreSQL schema's migration (0: none yet); an error on SQLite.
     pub fn pg_schema_version(&self) -> Result<u32, StoreError> {
         match self.pg() {
             Some(pg) => pg.schema_version(),
