@@ -99,6 +99,13 @@ fn run(cli: Cli) -> Result<String, String> {
 /// `tollgate backup FILE [--force]`: the store is read as it is (not migrated).
 fn backup(config: &Path, file: &Path, force: bool) -> Result<String, String> {
     let rt = config::load(config).map_err(|e| e.to_string())?;
+    if let Some(pg) = &rt.fixed.storage_url {
+        return Err(format!(
+            "the store is PostgreSQL ({}): back it up with pg_dump (e.g. pg_dump --format=custom --file={} ...), not tollgate backup",
+            pg.redacted(),
+            file.display()
+        ));
+    }
     let db = &rt.fixed.storage_path;
     let size =
         tollgate::store::backup::backup_to_file(db, file, force).map_err(|e| e.to_string())?;
@@ -330,8 +337,16 @@ fn open(config: &Path) -> Result<(Runtime, Store), String> {
 }
 
 fn open_store(fixed: &Fixed) -> Result<Store, String> {
-    Store::open(&fixed.storage_path)
-        .map_err(|e| format!("store {}: {e}", fixed.storage_path.display()))
+    Store::open_configured(fixed).map_err(|e| format!("store {}: {e}", store_name(fixed)))
+}
+
+/// The store as messages name it: the SQLite file, or the PostgreSQL URL without its
+/// password.
+fn store_name(fixed: &Fixed) -> String {
+    match &fixed.storage_url {
+        Some(pg) => pg.redacted(),
+        None => fixed.storage_path.display().to_string(),
+    }
 }
 
 /// The master key; never a new one for a store whose data keys need the old one.

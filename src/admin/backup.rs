@@ -1,7 +1,8 @@
 //! `GET /admin/backup`: the snapshot `tollgate backup` writes, as a download. It is taken
 //! into an unnamed file in the storage directory (same file system as the store, never
 //! a possibly small tmpfs) and streamed from there, so neither memory nor the disk
-//! keeps a copy once the download ends; audited with its size.
+//! keeps a copy once the download ends; audited with its size. A PostgreSQL store is
+//! answered 501, pointing at `pg_dump`.
 
 use http::Response;
 
@@ -17,7 +18,12 @@ impl AdminApp {
         req: &Req,
         caller: &Caller,
     ) -> Result<Response<Vec<u8>>, ApiError> {
-        let db = self.store.path().to_path_buf();
+        let Some(db) = self.store.path().map(|p| p.to_path_buf()) else {
+            return Err(ApiError::new(
+                501,
+                "the store is PostgreSQL: back it up with pg_dump",
+            ));
+        };
         let dir = match db.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => std::path::PathBuf::from("."),

@@ -9,11 +9,14 @@
 //! without touching either end: [`Announce`] (the committing side) and
 //! [`Subscription`] (the serving side). [`local`] implements both with one control
 //! socket per serving process under the storage directory (every gateway of a SQLite
-//! store runs on this machine). A shared store across machines would implement them
-//! with PostgreSQL `LISTEN/NOTIFY` or Redis pub/sub instead.
+//! store runs on this machine). On a PostgreSQL store, shared across machines, the
+//! store itself announces each change it commits (`NOTIFY`) and [`postgres`] listens;
+//! the control socket still serves the gateways and the CLI of one machine, so that a
+//! CLI command returns once they have applied its change.
 
 pub mod listener;
 pub mod local;
+pub mod postgres;
 
 use std::sync::Arc;
 use std::time::Duration;

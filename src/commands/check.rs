@@ -9,6 +9,7 @@ use std::path::Path;
 
 use crate::config::{self, Fixed, Runtime};
 use crate::keys::Keyring;
+use crate::store::pg::{self, PgOptions};
 use crate::store::secrets::{master_key_path, MasterKey, SecretsError};
 use crate::store::Store;
 
@@ -27,7 +28,7 @@ pub struct CheckReport {
 pub fn check(path: &Path) -> Result<CheckReport, String> {
     let rt = config::load(path).map_err(|e| format!("config has problems:\n{e}"))?;
     let mut report = CheckReport::default();
-    check_store(&rt.fixed, &mut report.problems);
+    let connections = check_store(&rt.fixed, &mut report.problems);
     report.warnings.extend(routing_warning(&rt));
     report.warnings.extend(legacy_keys_warning(&rt.fixed));
     // Warnings the config itself carries (a certificate past its end date).
@@ -37,10 +38,11 @@ pub fn check(path: &Path) -> Result<CheckReport, String> {
             .map(|line| format!("warning: {line}")),
     );
     report.summary = format!(
-        "{}: OK ({} upstreams, {} routes)",
+        "{}: OK ({} upstreams, {} routes{})",
         path.display(),
         rt.reloadable.upstreams.len(),
-        rt.reloadable.router.route_count()
+        rt.reloadable.router.route_count(),
+        connections.map_or(String::new(), |c| format!("; {c}"))
     );
     Ok(report)
 }
@@ -69,8 +71,18 @@ fn legacy_keys_warning(fixed: &Fixed) -> Option<String> {
     })
 }
 
-/// The store and the master key, as `serve` will use them.
-fn check_store(fixed: &Fixed, problems: &mut Vec<String>) {
+/// The store and the master key, as `serve` will use them; on PostgreSQL, the
+/// connection budget, for the summary.
+fn check_store(fixed: &Fixed, problems: &mut Vec<String>) -> Option<String> {
+    if let Some(pg) = &fixed.storage_url {
+        return check_pg_store(fixed, pg, problems);
+    }
+    check_sqlite_store(fixed, problems);
+    None
+}
+
+/// The SQLite store: creatable or open, its schema, writable, opened by the master key.
+fn check_sqlite_store(fixed: &Fixed, problems: &mut Vec<String>) {
     let db = fixed.storage_path.display();
     if !fixed.storage_path.exists() {
         if let Some(why) = cannot_create(&fixed.storage_path) {
@@ -105,9 +117,63 @@ fn check_store(fixed: &Fixed, problems: &mut Vec<String>) {
     }
 }
 
+/// The PostgreSQL store: reachable, its schema not newer than this binary's (an older
+/// one, or none yet, is what `serve` migrates: check changes nothing), writable, and
+/// opened by the master key; and how many instances its `max_connections` leaves room
+/// for, each holding `storage.pool_size` connections and one to listen.
+fn check_pg_store(fixed: &Fixed, pg: &PgOptions, problems: &mut Vec<String>) -> Option<String> {
+    let db = pg.redacted();
+    let store = match Store::inspect_postgres(pg) {
+        Ok(s) => s,
+        Err(e) => {
+            problems.push(format!("store {db}: {e}"));
+            return None;
+        }
+    };
+    let budget = match store.pg_max_connections() {
+        Ok(max) => format!(
+            "PostgreSQL max_connections {max}: room for {} instances of storage.pool_size {} + 1",
+            max / (pg.pool_size as u64 + 1),
+            pg.pool_size
+        ),
+        Err(e) => {
+            problems.push(format!("store {db}: {e}"));
+            return None;
+        }
+    };
+    match store.pg_schema_version() {
+        Err(e) => problems.push(format!("store {db}: {e}")),
+        // No schema yet: the first `serve` creates it; the master key was checked
+        // with the config.
+        Ok(0) => {}
+        Ok(found) if found > pg::known_version() => {
+            let known = pg::known_version();
+            let e = crate::store::StoreError::Schema { found, known };
+            problems.push(format!("store {db}: {e}"));
+        }
+        Ok(_) => check_pg_contents(fixed, &store, &db, problems),
+    }
+    Some(budget)
+}
+
+/// A PostgreSQL store with a schema: writable, opened by the master key.
+fn check_pg_contents(fixed: &Fixed, store: &Store, db: &str, problems: &mut Vec<String>) {
+    if let Err(e) = store.probe_writable() {
+        problems.push(format!(
+            "store {db} cannot be written by this role ({e}): serve would fail on its first write"
+        ));
+    }
+    if let Some(p) = master_key_problem(fixed, store) {
+        problems.push(p);
+    }
+}
+
 /// Whether the master key opens the store's data keys; never writes a key file.
 fn master_key_problem(fixed: &Fixed, store: &Store) -> Option<String> {
-    let db = fixed.storage_path.display();
+    let db = match &fixed.storage_url {
+        Some(pg) => pg.redacted(),
+        None => fixed.storage_path.display().to_string(),
+    };
     let has_data_keys = match store.data_keys() {
         Ok(rows) => !rows.is_empty(),
         Err(e) => return Some(format!("store {db}: {e}")),

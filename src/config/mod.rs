@@ -162,28 +162,56 @@ impl Default for AdminSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(default)]
 pub struct StorageSection {
-    /// SQLite file; relative paths are relative to the working directory.
-    pub path: String,
+    /// SQLite file; relative paths are relative to the working directory. Absent:
+    /// [`DEFAULT_STORAGE_PATH`] (or, with `url`, only the directory of local files).
+    pub path: Option<String>,
+    /// PostgreSQL instead of SQLite (`postgres://` or `postgresql://`): any number of
+    /// gateways share it. Holds the password: never shown.
+    pub url: String,
+    /// Connections each gateway may hold to PostgreSQL.
+    pub pool_size: usize,
     /// Usage events older than this many days are deleted once a day; 0 keeps them.
     pub usage_retention_days: u32,
 }
 
+/// `storage.path` when the file does not set it.
+pub const DEFAULT_STORAGE_PATH: &str = "data/tollgate.db";
+
 impl Default for StorageSection {
     fn default() -> Self {
         StorageSection {
-            path: "data/tollgate.db".into(),
+            path: None,
+            url: String::new(),
+            pool_size: crate::store::pg::DEFAULT_POOL_SIZE,
             usage_retention_days: 0,
         }
     }
 }
 
+impl std::fmt::Debug for StorageSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageSection")
+            .field("path", &self.path)
+            .field("url", &if self.url.is_empty() { "" } else { "*****" })
+            .field("pool_size", &self.pool_size)
+            .field("usage_retention_days", &self.usage_retention_days)
+            .finish()
+    }
+}
+
 impl StorageSection {
-    /// The directory holding the database (and `master.key`, the pid file...).
+    /// The SQLite file: `path`, or the default.
+    pub fn sqlite_path(&self) -> &str {
+        self.path.as_deref().unwrap_or(DEFAULT_STORAGE_PATH)
+    }
+
+    /// The directory holding the database (and `master.key`, the pid file...); with
+    /// PostgreSQL, the default's directory (`data`), for the local files alone.
     pub fn dir(&self) -> PathBuf {
-        match Path::new(&self.path).parent() {
+        match Path::new(self.sqlite_path()).parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         }

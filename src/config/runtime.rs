@@ -47,7 +47,12 @@ pub struct Fixed {
     pub header_timeout: Duration,
     /// 0: no cap.
     pub max_connections_per_ip: u32,
+    /// The SQLite file (unused with `storage_url`).
     pub storage_path: PathBuf,
+    /// `storage.url` and `storage.pool_size`: the store is PostgreSQL.
+    pub storage_url: Option<crate::store::pg::PgOptions>,
+    /// Where the local files go: `master.key` (SQLite only), the pid file, the
+    /// upgrade and control sockets.
     pub storage_dir: PathBuf,
     /// `storage.usage_retention_days`: 0 keeps usage events forever.
     pub usage_retention_days: u32,

@@ -15,6 +15,8 @@ use tollgate_filters::Secret;
 
 use tollgate_filters::usage::Price;
 
+use crate::store::pg::PgOptions;
+
 use super::runtime::{AuthMode, Fixed, Reloadable, Runtime};
 use super::tls::{TlsCerts, TlsFiles};
 use super::{Config, ConfigProblem, PriceConfig, UpstreamConfig};
@@ -121,8 +123,15 @@ fn check_limits(c: &Config, p: &mut Problems) {
 
 /// `storage.*` and `secrets.*`.
 fn check_storage_and_secrets(c: &Config, p: &mut Problems) {
-    if c.storage.path.trim().is_empty() {
+    if c.storage
+        .path
+        .as_deref()
+        .is_some_and(|p| p.trim().is_empty())
+    {
         p.bad("storage.path", "must not be empty");
+    }
+    if !c.storage.url.is_empty() {
+        check_storage_url(c, p);
     }
     if !c.secrets.master_key.is_empty() {
         let decoded = base64::engine::general_purpose::STANDARD.decode(c.secrets.master_key.trim());
@@ -142,6 +151,31 @@ fn check_redis_url(c: &Config, p: &mut Problems) {
         if let Err(why) = crate::limits::check_url(url) {
             p.bad("limits.redis_url", why);
         }
+    }
+}
+
+/// `storage.url` (PostgreSQL): well-formed, not beside `storage.path`, a pool of at
+/// least one connection, and a master key given in the file, since every instance
+/// must unwrap the same data keys (a key generated into one machine's storage
+/// directory would lock the others out).
+fn check_storage_url(c: &Config, p: &mut Problems) {
+    if let Err(why) = PgOptions::parse(&c.storage.url, c.storage.pool_size) {
+        p.bad("storage.url", why);
+    }
+    if c.storage.path.is_some() {
+        p.bad(
+            "storage.path",
+            "storage.path (SQLite) and storage.url (PostgreSQL) are alternatives: set one",
+        );
+    }
+    if c.storage.pool_size == 0 {
+        p.bad("storage.pool_size", "must be greater than 0");
+    }
+    if c.secrets.master_key.trim().is_empty() {
+        p.bad(
+            "secrets.master_key",
+            "must be set with storage.url: every instance sharing the store needs the same master key",
+        );
     }
 }
 
@@ -421,7 +455,10 @@ fn fixed(c: &Config) -> Fixed {
         body_timeout: Duration::from_millis(c.server.body_timeout_ms),
         header_timeout: Duration::from_millis(c.server.header_timeout_ms),
         max_connections_per_ip: c.server.max_connections_per_ip,
-        storage_path: PathBuf::from(&c.storage.path),
+        storage_path: PathBuf::from(c.storage.sqlite_path()),
+        storage_url: (!c.storage.url.is_empty())
+            .then(|| PgOptions::parse(&c.storage.url, c.storage.pool_size).ok())
+            .flatten(),
         pid_file: c
             .server
             .pid_file
@@ -532,6 +569,40 @@ mod tests {
         assert!(usd_per_million_to_nanos("0.0001").is_err());
         assert!(usd_per_million_to_nanos("-1").is_err());
         assert!(usd_per_million_to_nanos("1e-3").is_err());
+    }
+
+    #[test]
+    fn storage_url_is_checked_and_expanded() {
+        let env = |name: &str| (name == "PGPASSWORD").then(|| "pw".to_owned());
+        let key = "secrets: { master_key: \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\" }\n";
+        let text = format!("storage:\n  url: \"postgres://tollgate:${{PGPASSWORD}}@db:5432/tg\"\n  pool_size: 3\n{key}");
+        let c = parse(&text, &env).map_err(|p| format!("{p:?}"));
+        let Ok(c) = c else { panic!("{c:?}") };
+        let rt = validate(c).map_err(|p| format!("{p:?}"));
+        let Ok(rt) = rt else { panic!("{rt:?}") };
+        let pg = rt.fixed.storage_url.unwrap();
+        assert_eq!(
+            (pg.redacted().as_str(), pg.pool_size),
+            ("postgres://tollgate@db:5432/tg", 3)
+        );
+        // Wrong scheme, beside a path, no pool, no master key: each said once.
+        let text = "storage:\n  url: \"mysql://u@db/tg\"\n  path: x.db\n  pool_size: 0\n";
+        let c = parse(text, &no_env).map_err(|p| format!("{p:?}"));
+        let Ok(c) = c else { panic!("{c:?}") };
+        let problems = validate(c).err().unwrap_or_default();
+        let lines: Vec<String> = problems
+            .iter()
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "storage.url: must start with postgres:// or postgresql://",
+                "storage.path: storage.path (SQLite) and storage.url (PostgreSQL) are alternatives: set one",
+                "storage.pool_size: must be greater than 0",
+                "secrets.master_key: must be set with storage.url: every instance sharing the store needs the same master key",
+            ]
+        );
     }
 
     #[test]

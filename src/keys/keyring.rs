@@ -185,24 +185,27 @@ impl Keyring {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::testing::{add_user, temp_store};
+    use crate::store::testing::{add_user, on_both_backends, raw, TestBackend};
     use tollgate_filters::{Role, Secret};
 
-    fn store() -> (tempfile::TempDir, Store) {
-        let (dir, s) = temp_store();
-        (dir, s)
-    }
+    on_both_backends!(
+        created_once_then_loaded_and_checked,
+        concurrent_first_use_agrees_on_one_keyring,
+        a_store_with_old_gateway_keys_keeps_their_hmac_key,
+        rotation_rewraps_and_keeps_the_data_keys,
+        rotation_of_a_store_without_a_keyring_creates_it_under_the_new_key,
+        wrapped_keys_are_bound_to_their_purpose,
+    );
 
-    #[test]
-    fn created_once_then_loaded_and_checked() {
-        let (dir, s) = store();
+    fn created_once_then_loaded_and_checked(b: &TestBackend) {
+        let s = &b.store;
         let m = MasterKey::generate();
-        let a = Keyring::load_or_init(&s, &m, 1).unwrap();
+        let a = Keyring::load_or_init(s, &m, 1).unwrap();
         // Random, distinct keys, not derived from the master key.
         assert_ne!(a.hmac, a.aes);
         assert_ne!(a.hmac, m.subkey(HMAC_PURPOSE));
         // Another process opening the same file gets the same keys.
-        let again = Store::open(&dir.path().join("t.db")).unwrap();
+        let again = b.reopen();
         let b = Keyring::load_or_init(&again, &m, 2).unwrap();
         assert_eq!((a.hmac, a.aes), (b.hmac, b.aes));
         assert_eq!(format!("{a:?}"), "Keyring(*****)");
@@ -217,52 +220,48 @@ mod tests {
             assert!(!r.wrapped.windows(32).any(|w| w == a.hmac || w == a.aes));
         }
         // Another master key is refused with a clear message, and adds nothing.
-        let e = Keyring::load_or_init(&s, &MasterKey::generate(), 3).unwrap_err();
+        let e = Keyring::load_or_init(s, &MasterKey::generate(), 3).unwrap_err();
         assert!(matches!(e, KeyringError::MasterMismatch));
         assert!(e
             .to_string()
             .starts_with("the master key does not match this store"));
     }
 
-    #[test]
-    fn concurrent_first_use_agrees_on_one_keyring() {
-        let (dir, _s) = store();
+    fn concurrent_first_use_agrees_on_one_keyring(b: &TestBackend) {
         let m = MasterKey::generate();
-        let path = dir.path().join("t.db");
-        let handles: Vec<_> = (0..4)
-            .map(|_| {
-                let (m, path) = (m.clone(), path.clone());
-                std::thread::spawn(move || {
-                    let s = Store::open(&path).unwrap();
-                    let k = Keyring::load_or_init(&s, &m, 1).unwrap();
-                    (k.hmac, k.aes)
+        let got: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let s = b.reopen();
+                        let k = Keyring::load_or_init(&s, &m, 1).unwrap();
+                        (k.hmac, k.aes)
+                    })
                 })
-            })
-            .collect();
-        let got: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
         assert!(got.windows(2).all(|w| w[0] == w[1]));
     }
 
-    #[test]
-    fn a_store_with_old_gateway_keys_keeps_their_hmac_key() {
-        let (_d, s) = store();
+    fn a_store_with_old_gateway_keys_keeps_their_hmac_key(b: &TestBackend) {
+        let s = &b.store;
         let m = MasterKey::generate();
         let legacy = KeyHasher::new(m.subkey(HMAC_PURPOSE));
-        add_user(&s, "alice", Role::Member, 0);
+        add_user(s, "alice", Role::Member, 0);
         let (_, key) = s
             .create_key(&legacy, &crate::store::KeyCreate::for_user("alice"), 0)
             .unwrap();
-        let k = Keyring::load_or_init(&s, &m, 1).unwrap();
+        let k = Keyring::load_or_init(s, &m, 1).unwrap();
         let row = s.all_keys_for_auth().unwrap().remove(0);
         let (_, secret) = crate::store::secrets::parse_gateway_key(key.expose()).unwrap();
         assert!(k.hasher().verify(secret, &row.secret_hmac));
     }
 
-    #[test]
-    fn rotation_rewraps_and_keeps_the_data_keys() {
-        let (_d, s) = store();
+    fn rotation_rewraps_and_keeps_the_data_keys(b: &TestBackend) {
+        let s = &b.store;
         let (old, new) = (MasterKey::generate(), MasterKey::generate());
-        let before = Keyring::load_or_init(&s, &old, 1).unwrap();
+        let before = Keyring::load_or_init(s, &old, 1).unwrap();
         let stored = before.hasher().hash("secret");
         let (n, c) = before
             .crypto()
@@ -270,16 +269,16 @@ mod tests {
             .unwrap();
 
         // The wrong "old" key changes nothing.
-        let e = Keyring::rotate_master(&s, &new, &old, 2).unwrap_err();
+        let e = Keyring::rotate_master(s, &new, &old, 2).unwrap_err();
         assert!(matches!(e, KeyringError::MasterMismatch));
-        Keyring::load_or_init(&s, &old, 2).unwrap();
+        Keyring::load_or_init(s, &old, 2).unwrap();
 
-        assert_eq!(Keyring::rotate_master(&s, &old, &new, 5).unwrap(), 2);
+        assert_eq!(Keyring::rotate_master(s, &old, &new, 5).unwrap(), 2);
         assert!(matches!(
-            Keyring::load_or_init(&s, &old, 6),
+            Keyring::load_or_init(s, &old, 6),
             Err(KeyringError::MasterMismatch)
         ));
-        let after = Keyring::load_or_init(&s, &new, 6).unwrap();
+        let after = Keyring::load_or_init(s, &new, 6).unwrap();
         assert!(after.hasher().verify("secret", &stored));
         assert_eq!(
             after
@@ -297,30 +296,26 @@ mod tests {
             .all(|r| r.created_at == 1 && r.rotated_at == Some(5)));
     }
 
-    #[test]
-    fn rotation_of_a_store_without_a_keyring_creates_it_under_the_new_key() {
-        let (_d, s) = store();
+    fn rotation_of_a_store_without_a_keyring_creates_it_under_the_new_key(b: &TestBackend) {
+        let s = &b.store;
         let (old, new) = (MasterKey::generate(), MasterKey::generate());
-        assert_eq!(Keyring::rotate_master(&s, &old, &new, 1).unwrap(), 2);
-        Keyring::load_or_init(&s, &new, 2).unwrap();
+        assert_eq!(Keyring::rotate_master(s, &old, &new, 1).unwrap(), 2);
+        Keyring::load_or_init(s, &new, 2).unwrap();
     }
 
-    #[test]
-    fn wrapped_keys_are_bound_to_their_purpose() {
-        let (_d, s) = store();
+    fn wrapped_keys_are_bound_to_their_purpose(b: &TestBackend) {
+        let s = &b.store;
         let m = MasterKey::generate();
-        Keyring::load_or_init(&s, &m, 1).unwrap();
+        Keyring::load_or_init(s, &m, 1).unwrap();
         // Swap the two wrapped keys' purposes in the database: neither unwraps.
-        s.conn()
-            .unwrap()
-            .execute_batch(
-                "UPDATE data_keys SET purpose = 'x' WHERE purpose = 'gateway-key-hmac';
-                 UPDATE data_keys SET purpose = 'gateway-key-hmac' WHERE purpose = 'provider-key-aes';
-                 UPDATE data_keys SET purpose = 'provider-key-aes' WHERE purpose = 'x';",
-            )
-            .unwrap();
+        raw(
+            s,
+            "UPDATE data_keys SET purpose = 'x' WHERE purpose = 'gateway-key-hmac';
+             UPDATE data_keys SET purpose = 'gateway-key-hmac' WHERE purpose = 'provider-key-aes';
+             UPDATE data_keys SET purpose = 'provider-key-aes' WHERE purpose = 'x';",
+        );
         assert!(matches!(
-            Keyring::load_or_init(&s, &m, 2),
+            Keyring::load_or_init(s, &m, 2),
             Err(KeyringError::MasterMismatch)
         ));
     }

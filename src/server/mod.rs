@@ -38,7 +38,7 @@ use crate::keys::{KeyCache, Keyring, KeyringError, ProviderKeyCache};
 use crate::proxy::connections::{ConnectionGuard, ConnectionLimits};
 use crate::proxy::{Gateway, GatewayProxy};
 use crate::store::secrets::MasterKey;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::usage::{UsageRecorder, UsageWriter};
 use background::ListenAnnouncer;
 use chain::build_chain;
@@ -67,6 +67,10 @@ pub enum ServeError {
     },
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
+    /// Daemonizing forks after the store is open, and a fork keeps none of the
+    /// PostgreSQL store's runtime threads.
+    #[error("serve -d (daemon) is not supported with storage.url (PostgreSQL): run serve in the foreground under systemd or another supervisor")]
+    DaemonOnPostgres,
     #[error("secrets: {0}")]
     Secrets(#[from] crate::store::secrets::SecretsError),
     #[error("{0}")]
@@ -88,11 +92,15 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     for line in config::render_lines(config_path, &warnings) {
         log::warn!("{line}");
     }
+    if opts.daemon && fixed.storage_url.is_some() {
+        return Err(ServeError::DaemonOnPostgres);
+    }
     let listeners = settle_listeners(&mut fixed, opts.upgrade)?;
     // Before the keys are first read, so that no change committed after that read
     // can miss this process.
     let (announcer, subscription) = listen_for_changes(&fixed);
     let keys = open_keys(&fixed)?;
+    let subscription = with_postgres_changes(subscription, &keys.store);
     let live = LiveConfig::new(reloadable);
     live.set_price_overrides(keys.store.price_overrides()?);
     let applier = Arc::new(Applier {
@@ -110,7 +118,7 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
         changes: Arc::new(Publisher::new(applier.clone(), Arc::new(announcer))),
     };
     let spend = Arc::new(SpendTracker::default());
-    crate::usage::spend::seed(&shared.keys.store, &spend, system_clock())?;
+    seed_spend(&shared.keys.store, &spend)?;
     let spend = limit_counters(&shared, spend)?;
 
     let mut server = pingora_server(&shared.fixed, opts);
@@ -259,6 +267,34 @@ fn hold_free_port(ip: SocketAddr) -> std::io::Result<TcpListener> {
     Ok(TcpListener::from(fd))
 }
 
+/// On PostgreSQL, `local` and every other instance's changes: listening starts now, and
+/// its first notice re-reads everything, so nothing committed since the keys were read
+/// is missed.
+fn with_postgres_changes(
+    local: Option<Box<dyn Subscription>>,
+    store: &Store,
+) -> Option<Box<dyn Subscription>> {
+    match crate::changes::postgres::subscribe(store) {
+        Some(pg) => Some(Box::new(crate::changes::postgres::Both(
+            local,
+            Some(Box::new(pg)),
+        ))),
+        None => local,
+    }
+}
+
+/// What keys and users spent in their current periods, from the store.
+fn seed_spend(store: &Store, spend: &SpendTracker) -> Result<(), ServeError> {
+    match crate::usage::spend::seed(store, spend, system_clock()) {
+        // Usage is not on PostgreSQL yet: budgets count from this start.
+        Err(StoreError::NotOnPostgres(what)) => {
+            log::warn!("budgets start from zero spent: {what} is not on PostgreSQL yet");
+            Ok(())
+        }
+        other => Ok(other?),
+    }
+}
+
 /// This process's control socket (see [`crate::changes::local`]): the announcer of the
 /// admin API's changes, and the notices of everybody else's. Without the socket the
 /// gateway still serves, and sees others' changes at its periodic refresh.
@@ -288,7 +324,7 @@ struct StoreKeys {
 
 /// Opens the store, unwraps its keyring with the master key and fills both key caches.
 fn open_keys(fixed: &Fixed) -> Result<StoreKeys, ServeError> {
-    let store = Store::open(&fixed.storage_path)?;
+    let store = Store::open_configured(fixed)?;
     let has_data_keys = !store.data_keys()?.is_empty();
     let master = MasterKey::for_store(&fixed.master_key, &fixed.storage_dir, has_data_keys)?;
     let keyring = Keyring::load_or_init(&store, &master, system_clock())?;

@@ -34,6 +34,7 @@ impl Reloader {
                     ("server.listen", new.proxy_listen != self.listen.0),
                     ("admin.listen", new.admin_listen != self.listen.1),
                     ("storage.path", new.storage_path != started.storage_path),
+                    ("storage.url", new.storage_url != started.storage_url),
                     ("server.threads", new.threads != started.threads),
                     (
                         "limits.redis_url",

@@ -24,6 +24,9 @@ pub struct AuditRow {
 
 impl Store {
     pub fn append_audit(&self, e: &AuditRow) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.append_audit(e);
+        }
         self.conn()?.execute(
             "INSERT INTO audit_log (ts, actor, action, target, source, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![e.ts, e.actor, e.action, e.target, e.source, e.detail.to_string()],
@@ -34,6 +37,9 @@ impl Store {
     /// The newest `limit` entries, newest first (by insertion order, which also orders
     /// entries written in the same second).
     pub fn list_audit(&self, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.list_audit(limit);
+        }
         let conn = self.conn()?;
         let mut st = conn.prepare(
             "SELECT id, ts, actor, action, target, source, detail FROM audit_log ORDER BY id DESC LIMIT ?1",
@@ -63,11 +69,12 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::testing::temp_store;
+    use crate::store::testing::{on_both_backends, TestBackend};
 
-    #[test]
-    fn newest_first_with_a_limit() {
-        let (_dir, s) = temp_store();
+    on_both_backends!(newest_first_with_a_limit,);
+
+    fn newest_first_with_a_limit(b: &TestBackend) {
+        let s = &b.store;
         for (i, action) in ["login", "key.create", "logout"].iter().enumerate() {
             s.append_audit(&AuditRow {
                 id: 0,

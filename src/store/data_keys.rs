@@ -46,6 +46,9 @@ impl Store {
         candidates: &[DataKeyRow],
         open: impl FnOnce(&[DataKeyRow]) -> Result<T, E>,
     ) -> Result<T, E> {
+        if let Some(pg) = self.pg() {
+            return pg.init_data_keys(candidates, open);
+        }
         let mut conn = self.conn()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -71,6 +74,9 @@ impl Store {
         now: i64,
         rewrap: impl FnOnce(Vec<DataKeyRow>) -> Result<Vec<DataKeyRow>, E>,
     ) -> Result<usize, E> {
+        if let Some(pg) = self.pg() {
+            return pg.rewrap_data_keys(now, rewrap);
+        }
         let mut conn = self.conn()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -89,6 +95,9 @@ impl Store {
 
     /// Every wrapped data key, read only (for `tollgate check`).
     pub fn data_keys(&self) -> Result<Vec<DataKeyRow>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.data_keys();
+        }
         read_all(&*self.conn()?)
     }
 
@@ -96,6 +105,9 @@ impl Store {
     /// keys under a sub-key of the master key; the keyring adopts that key there so the
     /// keys already handed out keep working.
     pub fn has_gateway_keys(&self) -> Result<bool, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.has_gateway_keys();
+        }
         let conn = self.conn()?;
         Ok(conn.query_row("SELECT EXISTS (SELECT 1 FROM api_keys)", [], |r| r.get(0))?)
     }
@@ -104,7 +116,12 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::testing::temp_store;
+    use crate::store::testing::{on_both_backends, TestBackend};
+
+    on_both_backends!(
+        init_keeps_existing_rows_and_rolls_back_on_refusal,
+        rewrap_is_all_or_nothing,
+    );
 
     fn row(purpose: &str, byte: u8) -> DataKeyRow {
         DataKeyRow {
@@ -116,9 +133,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn init_keeps_existing_rows_and_rolls_back_on_refusal() {
-        let (_dir, s) = temp_store();
+    fn init_keeps_existing_rows_and_rolls_back_on_refusal(b: &TestBackend) {
+        let s = &b.store;
         let got = s
             .init_data_keys(&[row("a", 1)], |rows| Ok::<_, StoreError>(rows.to_vec()))
             .unwrap();
@@ -141,9 +157,8 @@ mod tests {
         assert_eq!(all.len(), 2);
     }
 
-    #[test]
-    fn rewrap_is_all_or_nothing() {
-        let (_dir, s) = temp_store();
+    fn rewrap_is_all_or_nothing(b: &TestBackend) {
+        let s = &b.store;
         s.init_data_keys(&[row("a", 1), row("b", 1)], |_| Ok::<_, StoreError>(()))
             .unwrap();
         let n = s

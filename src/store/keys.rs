@@ -107,6 +107,28 @@ impl KeyUpdate {
             && self.expires_in.is_none()
     }
 
+    /// The key `current` becomes, once that passes the checks of a new key.
+    fn applied(&self, current: KeyRow, now: i64) -> Result<KeyRow, StoreError> {
+        let wanted = self.applied_to(&current);
+        let checked = wanted.check(now)?;
+        let expires_at = match &self.expires_in {
+            None => current.expires_at,
+            Some(Edit::Remove) => None,
+            Some(Edit::Set(_)) => checked.expires_at,
+        };
+        let (budget_usd_nanos, budget_period) = checked.budget.unzip();
+        Ok(KeyRow {
+            name: checked.name,
+            models: wanted.models,
+            budget_usd_nanos,
+            budget_period,
+            rpm: wanted.rpm,
+            tpm: wanted.tpm,
+            expires_at,
+            ..current
+        })
+    }
+
     /// The key `current` would be after this update, as the request for a new key.
     fn applied_to(&self, current: &KeyRow) -> KeyCreate {
         let (budget_usd, budget_period) = edited_budget(
@@ -351,6 +373,10 @@ impl Store {
             revoked_at: None,
             last_used_at: None,
         };
+        if let Some(pg) = self.pg() {
+            pg.insert_key(&row, user.id, hasher.hash(secret))?;
+            return Ok((row, full));
+        }
         self.conn()?.execute(
             "INSERT INTO api_keys (id, user_id, name, secret_hmac, prefix, models, budget_usd_nanos, budget_period, rpm, tpm, created_at, expires_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
@@ -379,6 +405,9 @@ impl Store {
             self.user_by_name(u)?
                 .ok_or_else(|| StoreError::UnknownUser(u.to_owned()))?;
         }
+        if let Some(pg) = self.pg() {
+            return pg.list_keys(user);
+        }
         let conn = self.conn()?;
         let mut st = conn.prepare(&format!(
             "{KEY_SELECT} WHERE (?1 IS NULL OR u.username = ?1) ORDER BY k.created_at, k.id"
@@ -391,10 +420,14 @@ impl Store {
 
     /// One key by id (`UnknownKey` if there is none).
     pub fn key(&self, id: &str) -> Result<KeyRow, StoreError> {
-        let conn = self.conn()?;
-        conn.query_row(&format!("{KEY_SELECT} WHERE k.id = ?1"), [id], key_row)
-            .optional()?
-            .ok_or_else(|| StoreError::UnknownKey(id.to_owned()))
+        let found = match self.pg() {
+            Some(pg) => pg.key(id)?,
+            None => self
+                .conn()?
+                .query_row(&format!("{KEY_SELECT} WHERE k.id = ?1"), [id], key_row)
+                .optional()?,
+        };
+        found.ok_or_else(|| StoreError::UnknownKey(id.to_owned()))
     }
 
     /// Changes a key in place once the key it would become passes the checks of a new
@@ -406,6 +439,10 @@ impl Store {
                 "nothing to change: give a name, models, budget, rpm, tpm or expiry".into(),
             ));
         }
+        if let Some(pg) = self.pg() {
+            let update = update.clone();
+            return pg.update_key(id, move |current| update.applied(current, now));
+        }
         let mut conn = self.conn()?;
         // IMMEDIATE: the row read is the row changed, whatever else writes meanwhile.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -413,24 +450,7 @@ impl Store {
             .query_row(&format!("{KEY_SELECT} WHERE k.id = ?1"), [id], key_row)
             .optional()?
             .ok_or_else(|| StoreError::UnknownKey(id.to_owned()))?;
-        let wanted = update.applied_to(&current);
-        let checked = wanted.check(now)?;
-        let expires_at = match &update.expires_in {
-            None => current.expires_at,
-            Some(Edit::Remove) => None,
-            Some(Edit::Set(_)) => checked.expires_at,
-        };
-        let (budget_usd_nanos, budget_period) = checked.budget.unzip();
-        let row = KeyRow {
-            name: checked.name,
-            models: wanted.models,
-            budget_usd_nanos,
-            budget_period,
-            rpm: wanted.rpm,
-            tpm: wanted.tpm,
-            expires_at,
-            ..current
-        };
+        let row = update.applied(current, now)?;
         tx.execute(
             "UPDATE api_keys SET name = ?2, models = ?3, budget_usd_nanos = ?4, budget_period = ?5, rpm = ?6, tpm = ?7, expires_at = ?8 WHERE id = ?1",
             params![
@@ -450,6 +470,12 @@ impl Store {
 
     /// Revokes a key (`UnknownKey` if there is none); revoking twice keeps the first time.
     pub fn revoke_key(&self, id: &str, now: i64) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return match pg.revoke_key(id, now)? {
+                true => Ok(()),
+                false => Err(StoreError::UnknownKey(id.to_owned())),
+            };
+        }
         let n = self.conn()?.execute(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
             params![id, now],
@@ -462,6 +488,9 @@ impl Store {
 
     /// Every key with what authentication needs, for the in-memory key cache.
     pub fn all_keys_for_auth(&self) -> Result<Vec<AuthKeyRow>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.all_keys_for_auth();
+        }
         let conn = self.conn()?;
         let mut st = conn.prepare(AUTH_SELECT)?;
         let rows = st.query_map([], auth_row)?.collect::<Result<Vec<_>, _>>()?;
@@ -470,6 +499,9 @@ impl Store {
 
     /// Records when keys were last used, in one transaction (batched by the key cache).
     pub fn touch_keys(&self, used: &[(String, i64)]) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.touch_keys(used);
+        }
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         {
@@ -505,6 +537,9 @@ impl Store {
 
     /// One key by id, for a key the cache has not seen yet.
     pub fn auth_key(&self, id: &str) -> Result<Option<AuthKeyRow>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.auth_key(id);
+        }
         let conn = self.conn()?;
         let r = conn
             .query_row(&format!("{AUTH_SELECT} WHERE k.id = ?1"), [id], auth_row)
@@ -517,19 +552,25 @@ impl Store {
 mod tests {
     use super::*;
     use crate::store::input::Amount;
-    use crate::store::testing::{add_user, hasher_in, temp_store};
+    use crate::store::testing::{
+        add_user, hasher_in, on_both_backends, raw, raw_bytes, TestBackend,
+    };
 
-    fn setup() -> (tempfile::TempDir, Store, KeyHasher) {
-        let (dir, s) = temp_store();
-        add_user(&s, "alice", Role::Member, 1);
-        add_user(&s, "root", Role::Admin, 1);
-        let h = hasher_in(dir.path());
-        (dir, s, h)
+    on_both_backends!(
+        create_list_revoke,
+        updates_change_in_place_by_the_rules_of_creation,
+        unknown_user_gets_no_key,
+        corrupt_scopes_fail_closed,
+    );
+
+    fn setup(b: &TestBackend) -> (&Store, KeyHasher) {
+        add_user(&b.store, "alice", Role::Member, 1);
+        add_user(&b.store, "root", Role::Admin, 1);
+        (&b.store, hasher_in(b.dir.path()))
     }
 
-    #[test]
-    fn create_list_revoke() {
-        let (_dir, s, h) = setup();
+    fn create_list_revoke(b: &TestBackend) {
+        let (s, h) = setup(b);
         let new = KeyCreate {
             user: "alice".into(),
             name: Some("laptop".into()),
@@ -568,11 +609,7 @@ mod tests {
             "{shown}"
         );
         // The database holds no trace of the secret.
-        let stored: Vec<u8> = s
-            .conn()
-            .unwrap()
-            .query_row("SELECT secret_hmac FROM api_keys", [], |r| r.get(0))
-            .unwrap();
+        let stored = raw_bytes(s, "SELECT secret_hmac FROM api_keys");
         assert_ne!(stored, secret.as_bytes());
 
         s.revoke_key(id, 20).unwrap();
@@ -587,9 +624,8 @@ mod tests {
         assert_eq!(s.all_keys_for_auth().unwrap().len(), 1);
     }
 
-    #[test]
-    fn updates_change_in_place_by_the_rules_of_creation() {
-        let (_dir, s, h) = setup();
+    fn updates_change_in_place_by_the_rules_of_creation(b: &TestBackend) {
+        let (s, h) = setup(b);
         let new = KeyCreate {
             name: Some("laptop".into()),
             budget_usd: Some(Amount::Text("5".into())),
@@ -702,9 +738,8 @@ mod tests {
         assert!(serde_json::from_value::<KeyUpdate>(serde_json::json!({"user": "bob"})).is_err());
     }
 
-    #[test]
-    fn unknown_user_gets_no_key() {
-        let (_dir, s, h) = setup();
+    fn unknown_user_gets_no_key(b: &TestBackend) {
+        let (s, h) = setup(b);
         let e = s
             .create_key(&h, &KeyCreate::for_user("bob"), 0)
             .unwrap_err();
@@ -712,18 +747,14 @@ mod tests {
         assert!(s.all_keys_for_auth().unwrap().is_empty());
     }
 
-    #[test]
-    fn corrupt_scopes_fail_closed() {
-        let (_dir, s, h) = setup();
+    fn corrupt_scopes_fail_closed(b: &TestBackend) {
+        let (s, h) = setup(b);
         let new = KeyCreate {
             models: vec!["gpt-4o".into()],
             ..KeyCreate::for_user("alice")
         };
         let (row, _) = s.create_key(&h, &new, 0).unwrap();
-        s.conn()
-            .unwrap()
-            .execute("UPDATE api_keys SET models = 'gpt-4o'", [])
-            .unwrap();
+        raw(s, "UPDATE api_keys SET models = 'gpt-4o'");
         assert!(s.auth_key(&row.id).is_err());
         assert!(s.all_keys_for_auth().is_err());
     }

@@ -1,13 +1,16 @@
-//! The SQLite store: one connection behind a mutex, WAL, numbered migrations applied on
-//! open, closed with a checkpoint so that a stopped gateway leaves no `-wal`/`-shm` file.
-//! Typed queries live in one file per table family; the key material the rows are made
-//! with (master key, gateway key format, provider-key encryption) in [`secrets`].
+//! The store, on one of two backends behind the same synchronous API: SQLite (one
+//! connection behind a mutex, WAL, numbered migrations applied on open, closed with a
+//! checkpoint so that a stopped gateway leaves no `-wal`/`-shm` file) or PostgreSQL
+//! ([`pg`], `storage.url`: any number of gateways share it). Typed queries live in one
+//! file per table family (the PostgreSQL ones under `pg/`); the key material the rows
+//! are made with (master key, gateway key format, provider-key encryption) in [`secrets`].
 
 mod audit;
 pub mod backup;
 mod data_keys;
 pub mod input;
 mod keys;
+pub mod pg;
 mod prices;
 mod provider_keys;
 mod request_log;
@@ -87,6 +90,12 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
 pub enum StoreError {
     #[error("{0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A PostgreSQL or pool error, as one line without the URL (see [`pg::message`]).
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
+    /// A part of the store that the PostgreSQL backend does not hold yet.
+    #[error("{0} is not on PostgreSQL yet")]
+    NotOnPostgres(&'static str),
     #[error("cannot create the store directory {0}: {1}")]
     Dir(String, std::io::Error),
     #[error("user '{0}' already exists")]
@@ -115,16 +124,24 @@ pub enum StoreError {
     Closed,
 }
 
-/// A handle to the store; clones share one connection.
+/// A handle to the store; clones share one connection (SQLite) or one pool (PostgreSQL).
 #[derive(Clone)]
 pub struct Store {
-    // std Mutex: SQLite calls are blocking and nothing .awaits while holding it; async
-    // callers go through spawn_blocking or a dedicated thread. One connection is
-    // enough: writes are serialized by SQLite anyway, and reads are short. `None` once
-    // closed.
-    conn: Arc<Mutex<Option<Connection>>>,
-    /// The database file (backups open a connection of their own to it).
-    path: Arc<Path>,
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite {
+        // std Mutex: SQLite calls are blocking and nothing .awaits while holding it;
+        // async callers go through spawn_blocking or a dedicated thread. One
+        // connection is enough: writes are serialized by SQLite anyway, and reads are
+        // short. `None` once closed.
+        conn: Arc<Mutex<Option<Connection>>>,
+        /// The database file (backups open a connection of their own to it).
+        path: Arc<Path>,
+    },
+    Postgres(Arc<pg::PgStore>),
 }
 
 /// The store's connection, locked (see [`Store::conn`]).
@@ -175,20 +192,86 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let store = Store {
-            conn: Arc::new(Mutex::new(Some(conn))),
-            path: Arc::from(path),
+            backend: Backend::Sqlite {
+                conn: Arc::new(Mutex::new(Some(conn))),
+                path: Arc::from(path),
+            },
         };
         store.migrate()?;
         Ok(store)
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Connects to the PostgreSQL store at `options` and applies pending migrations
+    /// (once, under an advisory lock, whichever instance comes first).
+    pub fn open_postgres(options: &pg::PgOptions) -> Result<Store, StoreError> {
+        let pg = pg::PgStore::connect(options)?;
+        Ok(Store {
+            backend: Backend::Postgres(Arc::new(pg)),
+        })
     }
 
+    /// Connects to the PostgreSQL store at `options` without migrating it, for
+    /// `tollgate check` (which changes nothing); see [`Store::pg_schema_version`].
+    pub fn inspect_postgres(options: &pg::PgOptions) -> Result<Store, StoreError> {
+        let pg = pg::PgStore::connect_only(options)?;
+        Ok(Store {
+            backend: Backend::Postgres(Arc::new(pg)),
+        })
+    }
+
+    /// The PostgreSQL schema's migration (0: none yet); an error on SQLite.
+    pub fn pg_schema_version(&self) -> Result<u32, StoreError> {
+        match self.pg() {
+            Some(pg) => pg.schema_version(),
+            None => Err(StoreError::Invalid("the store is not PostgreSQL".into())),
+        }
+    }
+
+    /// The PostgreSQL server's `max_connections`, for `tollgate check`.
+    pub fn pg_max_connections(&self) -> Result<u64, StoreError> {
+        match self.pg() {
+            Some(pg) => pg.max_connections(),
+            None => Err(StoreError::Invalid("the store is not PostgreSQL".into())),
+        }
+    }
+
+    /// The store the configuration names: PostgreSQL with `storage.url`, else the
+    /// SQLite file at `storage.path`.
+    pub fn open_configured(fixed: &crate::config::Fixed) -> Result<Store, StoreError> {
+        match &fixed.storage_url {
+            Some(options) => Store::open_postgres(options),
+            None => Store::open(&fixed.storage_path),
+        }
+    }
+
+    /// The SQLite database file; `None` on PostgreSQL.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::Sqlite { path, .. } => Some(path),
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    /// The PostgreSQL backend, when the store is on it.
+    pub(crate) fn pg(&self) -> Option<&pg::PgStore> {
+        match &self.backend {
+            Backend::Postgres(pg) => Some(pg),
+            Backend::Sqlite { .. } => None,
+        }
+    }
+
+    /// The SQLite connection; on PostgreSQL, a method that has no PostgreSQL query yet
+    /// ends up here and answers [`StoreError::NotOnPostgres`].
     pub(crate) fn conn(&self) -> Result<ConnGuard<'_>, StoreError> {
-        let guard = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        let conn = match &self.backend {
+            Backend::Sqlite { conn, .. } => conn,
+            Backend::Postgres(_) => {
+                return Err(StoreError::NotOnPostgres(
+                    "this part of the store (usage events, rollups, the request log)",
+                ))
+            }
+        };
+        let guard = conn.lock().map_err(|_| StoreError::Poisoned)?;
         if guard.is_none() {
             return Err(StoreError::Closed);
         }
@@ -201,9 +284,16 @@ impl Store {
     /// then deletes the `-wal` and `-shm` files, so the file alone is the whole store
     /// (a restore from backup puts just that file back). Idempotent.
     pub fn close(&self) -> Result<(), StoreError> {
+        let conn = match &self.backend {
+            Backend::Sqlite { conn, .. } => conn,
+            Backend::Postgres(pg) => {
+                pg.close();
+                return Ok(());
+            }
+        };
         // A poisoned lock still holds a usable connection: a panic elsewhere must not
         // keep the WAL from being folded in.
-        let mut slot = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = conn.lock().unwrap_or_else(|p| p.into_inner());
         let Some(conn) = slot.take() else {
             return Ok(());
         };
@@ -258,6 +348,9 @@ impl Store {
     /// a file it may not write read-only and says nothing until the first write. For
     /// `tollgate check`; waits for a writer in another process like any write.
     pub fn probe_writable(&self) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.probe_writable();
+        }
         let conn = self.conn()?;
         if conn.is_readonly(rusqlite::MAIN_DB)? {
             return Err(StoreError::ReadOnly);
@@ -269,6 +362,9 @@ impl Store {
 
     /// Integrity check and schema version, for `tollgate check` and `/readyz`.
     pub fn check(&self) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.check();
+        }
         let conn = self.conn()?;
         let mut st = conn.prepare("PRAGMA quick_check")?;
         let problems = st
@@ -287,6 +383,16 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// A new, migrated store on a fresh PostgreSQL database, for unit tests that run on
+/// both backends; the database is dropped with the handle: keep it bound.
+#[cfg(test)]
+pub(crate) fn temp_pg_store() -> (pg::test_db::TestDatabase, Store) {
+    let db = pg::test_db::TestDatabase::create();
+    let options = pg::PgOptions::parse(db.url(), 2).unwrap();
+    let store = Store::open_postgres(&options).unwrap();
+    (db, store)
 }
 
 /// A new, migrated store in a temporary directory, for unit tests (more helpers in
@@ -420,6 +526,16 @@ mod tests {
             .query_row("SELECT x FROM t", [], |r| r.get(0))
             .unwrap();
         assert_eq!(x, 42);
+    }
+
+    #[test]
+    fn postgres_is_a_backend_of_the_same_store() {
+        let (_db, s) = temp_pg_store();
+        s.check().unwrap();
+        s.probe_writable().unwrap();
+        assert_eq!(s.path(), None);
+        // What has no PostgreSQL query yet says so, typed.
+        assert!(matches!(s.conn(), Err(StoreError::NotOnPostgres(_))));
     }
 
     #[test]

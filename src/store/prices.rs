@@ -75,6 +75,9 @@ impl Store {
     ) -> Result<(Price, bool), StoreError> {
         check_model_pattern(pattern).map_err(StoreError::Invalid)?;
         let price = set.check()?;
+        if let Some(pg) = self.pg() {
+            return Ok((price, pg.set_price(pattern, price, now)?));
+        }
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let replaced = tx
@@ -104,6 +107,9 @@ impl Store {
 
     /// Deletes the override of `pattern`; `false` when there was none.
     pub fn delete_price(&self, pattern: &str) -> Result<bool, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.delete_price(pattern);
+        }
         let n = self
             .conn()?
             .execute("DELETE FROM price_overrides WHERE pattern = ?1", [pattern])?;
@@ -112,6 +118,9 @@ impl Store {
 
     /// Every override, by pattern.
     pub fn price_overrides(&self) -> Result<Vec<(String, Price)>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.price_overrides();
+        }
         let conn = self.conn()?;
         let mut st = conn.prepare(
             "SELECT pattern, input_nanos, output_nanos, cache_read_nanos, cache_write_nanos \
@@ -135,7 +144,12 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::temp_store;
+    use crate::store::testing::{on_both_backends, TestBackend};
+
+    on_both_backends!(
+        set_replace_list_delete,
+        prices_follow_the_rules_of_the_config_file,
+    );
 
     fn set(input: &str, output: &str, cache_read: Option<&str>) -> PriceSet {
         PriceSet {
@@ -146,9 +160,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn set_replace_list_delete() {
-        let (_dir, s) = temp_store();
+    fn set_replace_list_delete(b: &TestBackend) {
+        let s = &b.store;
         let (p, replaced) = s
             .set_price("gpt-4o*", &set("2.5", "10", Some("1.25")), 1)
             .unwrap();
@@ -171,9 +184,8 @@ mod tests {
         assert_eq!(s.price_overrides().unwrap().len(), 1);
     }
 
-    #[test]
-    fn prices_follow_the_rules_of_the_config_file() {
-        let (_dir, s) = temp_store();
+    fn prices_follow_the_rules_of_the_config_file(b: &TestBackend) {
+        let s = &b.store;
         let err = |pattern: &str, p: PriceSet| s.set_price(pattern, &p, 0).unwrap_err().to_string();
         assert_eq!(
             err("gpt-*", set("0.0001", "1", None)),

@@ -59,6 +59,11 @@ impl Store {
         secret: &Secret,
         now: i64,
     ) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            let owner = pg.provider_key_owner(user)?;
+            let (nonce, ciphertext) = crypto.encrypt(owner, upstream, secret)?;
+            return pg.put_provider_key(upstream, owner, nonce, ciphertext, now);
+        }
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let owner = owner_id(&tx, user)?;
@@ -91,6 +96,9 @@ impl Store {
         upstream: &str,
         user: Option<&str>,
     ) -> Result<bool, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.delete_provider_key(upstream, pg.provider_key_owner(user)?);
+        }
         let conn = self.conn()?;
         let owner = owner_id(&conn, user)?;
         let n = conn.execute(
@@ -106,6 +114,9 @@ impl Store {
         upstream: &str,
         user: Option<&str>,
     ) -> Result<Option<ProviderKeyStatus>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.provider_key_status(upstream, pg.provider_key_owner(user)?);
+        }
         let conn = self.conn()?;
         let owner = owner_id(&conn, user)?;
         Ok(conn
@@ -124,6 +135,9 @@ impl Store {
 
     /// Every stored provider key, encrypted, in id order (for the in-memory cache).
     pub fn all_provider_keys(&self) -> Result<Vec<ProviderKeyRow>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.all_provider_keys();
+        }
         let conn = self.conn()?;
         let mut st = conn.prepare(
             "SELECT id, upstream, user_id, nonce, ciphertext, created_at, updated_at FROM provider_keys ORDER BY id",
@@ -150,15 +164,23 @@ mod tests {
     use super::*;
     use crate::keys::Keyring;
     use crate::store::secrets::MasterKey;
-    use crate::store::testing::{add_user, temp_store};
+    use crate::store::testing::{add_user, on_both_backends, raw, try_raw, TestBackend};
+
+    on_both_backends!(
+        set_replaces_per_owner_and_upstream,
+        delete_is_idempotent_and_per_owner,
+        unknown_users_are_refused,
+        the_schema_allows_one_global_row_per_upstream,
+    );
+
     use tollgate_filters::Role;
 
-    fn setup() -> (tempfile::TempDir, Store, ProviderKeyCrypto) {
-        let (dir, s) = temp_store();
-        let k = Keyring::load_or_init(&s, &MasterKey::generate(), 0).unwrap();
-        add_user(&s, "alice", Role::Member, 0);
-        add_user(&s, "bob", Role::Member, 0);
-        (dir, s, k.crypto())
+    fn setup(b: &TestBackend) -> (&Store, ProviderKeyCrypto) {
+        let s = &b.store;
+        let k = Keyring::load_or_init(s, &MasterKey::generate(), 0).unwrap();
+        add_user(s, "alice", Role::Member, 0);
+        add_user(s, "bob", Role::Member, 0);
+        (s, k.crypto())
     }
 
     fn decrypt_all(s: &Store, c: &ProviderKeyCrypto) -> Vec<(String, Option<i64>, String)> {
@@ -174,9 +196,8 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn set_replaces_per_owner_and_upstream() {
-        let (_d, s, c) = setup();
+    fn set_replaces_per_owner_and_upstream(b: &TestBackend) {
+        let (s, c) = setup(b);
         let alice = s.user_by_name("alice").unwrap().unwrap().id;
         s.set_provider_key(&c, "o", Some("alice"), &Secret::new("a1"), 10)
             .unwrap();
@@ -190,7 +211,7 @@ mod tests {
         s.set_provider_key(&c, "o", None, &Secret::new("g2"), 40)
             .unwrap();
         assert_eq!(
-            decrypt_all(&s, &c),
+            decrypt_all(s, &c),
             vec![
                 ("o".into(), Some(alice), "a2".into()),
                 ("a".into(), Some(alice), "a3".into()),
@@ -215,9 +236,8 @@ mod tests {
         assert_eq!(s.provider_key_status("x", None).unwrap(), None);
     }
 
-    #[test]
-    fn delete_is_idempotent_and_per_owner() {
-        let (_d, s, c) = setup();
+    fn delete_is_idempotent_and_per_owner(b: &TestBackend) {
+        let (s, c) = setup(b);
         s.set_provider_key(&c, "o", Some("alice"), &Secret::new("a"), 1)
             .unwrap();
         s.set_provider_key(&c, "o", Some("bob"), &Secret::new("b"), 1)
@@ -228,14 +248,13 @@ mod tests {
         assert!(!s.delete_provider_key("o", Some("alice")).unwrap());
         assert!(s.delete_provider_key("o", None).unwrap());
         assert!(!s.delete_provider_key("o", None).unwrap());
-        let left = decrypt_all(&s, &c);
+        let left = decrypt_all(s, &c);
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].2, "b");
     }
 
-    #[test]
-    fn unknown_users_are_refused() {
-        let (_d, s, c) = setup();
+    fn unknown_users_are_refused(b: &TestBackend) {
+        let (s, c) = setup(b);
         let e = s
             .set_provider_key(&c, "o", Some("carol"), &Secret::new("x"), 1)
             .unwrap_err();
@@ -251,12 +270,11 @@ mod tests {
         assert!(s.all_provider_keys().unwrap().is_empty());
     }
 
-    #[test]
-    fn the_schema_allows_one_global_row_per_upstream() {
-        let (_d, s, _c) = setup();
-        let conn = s.conn().unwrap();
-        let insert = "INSERT INTO provider_keys (upstream, user_id, nonce, ciphertext, created_at, updated_at) VALUES ('o', NULL, x'00', x'00', 0, 0)";
-        conn.execute(insert, []).unwrap();
-        assert!(conn.execute(insert, []).is_err());
+    fn the_schema_allows_one_global_row_per_upstream(b: &TestBackend) {
+        let (s, _c) = setup(b);
+        // '\x00': a one-byte bytea on PostgreSQL, text SQLite stores as given.
+        let insert = "INSERT INTO provider_keys (upstream, user_id, nonce, ciphertext, created_at, updated_at) VALUES ('o', NULL, '\\x00', '\\x00', 0, 0)";
+        raw(s, insert);
+        assert!(try_raw(s, insert).is_err());
     }
 }

@@ -45,11 +45,17 @@ fn insert(conn: &rusqlite::Connection, s: &NewSession<'_>, family: &str) -> Resu
 
 impl Store {
     pub fn create_session(&self, s: &NewSession<'_>) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.create_session(s);
+        }
         insert(&*self.conn()?, s, s.id)
     }
 
     /// A session by id, whatever its state; the caller decides what is still valid.
     pub fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.session(id);
+        }
         let conn = self.conn()?;
         let r = conn
             .query_row(
@@ -83,6 +89,9 @@ impl Store {
         old_until: i64,
         new: &NewSession<'_>,
     ) -> Result<bool, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.replace_session(old, old_until, new);
+        }
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let n = tx.execute(
@@ -106,6 +115,9 @@ impl Store {
     /// replaced (still in their grace period) and the one that replaced it. `false` when
     /// there is no such session.
     pub fn revoke_session(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.revoke_session(id, now);
+        }
         let n = self.conn()?.execute(
             "UPDATE sessions SET revoked_at = MIN(COALESCE(revoked_at, ?2), ?2) \
              WHERE family = (SELECT COALESCE(family, id) FROM sessions WHERE id = ?1) OR id = ?1",
@@ -117,6 +129,9 @@ impl Store {
     /// Deletes sessions that can no longer be used (expired or revoked by `now`);
     /// returns how many.
     pub fn purge_sessions(&self, now: i64) -> Result<usize, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.purge_sessions(now);
+        }
         Ok(self.conn()?.execute(
             "DELETE FROM sessions WHERE expires_at <= ?1 OR revoked_at <= ?1",
             [now],
@@ -127,12 +142,16 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::testing::{add_user, temp_store};
+    use crate::store::testing::{add_user, on_both_backends, TestBackend};
 
-    fn setup() -> (tempfile::TempDir, Store, i64) {
-        let (dir, s) = temp_store();
-        let u = add_user(&s, "root", Role::Admin, 1);
-        (dir, s, u.id)
+    on_both_backends!(
+        a_logout_ends_every_session_of_its_login_and_no_other,
+        create_replace_revoke_purge,
+    );
+
+    fn setup(b: &TestBackend) -> (&Store, i64) {
+        let u = add_user(&b.store, "root", Role::Admin, 1);
+        (&b.store, u.id)
     }
 
     fn new(id: &str, user_id: i64, at: i64) -> NewSession<'_> {
@@ -145,9 +164,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_logout_ends_every_session_of_its_login_and_no_other() {
-        let (_d, s, uid) = setup();
+    fn a_logout_ends_every_session_of_its_login_and_no_other(b: &TestBackend) {
+        let (s, uid) = setup(b);
         s.create_session(&new("a", uid, 10)).unwrap();
         s.create_session(&new("other", uid, 10)).unwrap();
         assert!(s.replace_session("a", 70, &new("b", uid, 60)).unwrap());
@@ -168,9 +186,8 @@ mod tests {
         assert_eq!(revoked("other"), None);
     }
 
-    #[test]
-    fn create_replace_revoke_purge() {
-        let (_d, s, uid) = setup();
+    fn create_replace_revoke_purge(b: &TestBackend) {
+        let (s, uid) = setup(b);
         s.create_session(&new("a", uid, 10)).unwrap();
         let row = s.session("a").unwrap().unwrap();
         assert_eq!(

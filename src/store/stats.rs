@@ -3,8 +3,12 @@
 use super::{Store, StoreError};
 
 impl Store {
-    /// The database's size in bytes (pages in use and free; the WAL not counted).
+    /// The database's size in bytes (pages in use and free; the WAL not counted); on
+    /// PostgreSQL, the database's as the server counts it.
     pub fn size_bytes(&self) -> Result<u64, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.size_bytes();
+        }
         let conn = self.conn()?;
         let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
         let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;

@@ -1,7 +1,7 @@
 //! Test support for the crate's unit tests: a store in a temporary directory
 //! ([`temp_store`], defined beside `Store` so the store's own tests can use it without
-//! importing this module), users in it, and the gateway-key HMAC the older tests were
-//! written with.
+//! importing this module), the same checks run on both backends ([`on_both_backends`],
+//! [`raw`]), users in it, and the gateway-key HMAC the older tests were written with.
 
 use std::path::Path;
 
@@ -10,6 +10,107 @@ use tollgate_filters::Role;
 use super::secrets::{KeyHasher, MasterKey};
 pub(crate) use super::temp_store;
 use super::{Store, UserCreate, UserRow};
+
+/// A store for a test that runs on both backends, with a temporary directory beside it
+/// (for a master key file); the PostgreSQL database is dropped with it.
+pub(crate) struct TestBackend {
+    pub store: Store,
+    pub dir: tempfile::TempDir,
+    _db: Option<super::pg::test_db::TestDatabase>,
+}
+
+impl TestBackend {
+    pub(crate) fn sqlite() -> TestBackend {
+        let (dir, store) = temp_store();
+        TestBackend {
+            store,
+            dir,
+            _db: None,
+        }
+    }
+
+    /// Another handle on the same store, as another process would open it.
+    pub(crate) fn reopen(&self) -> Store {
+        match &self._db {
+            Some(db) => {
+                Store::open_postgres(&super::pg::PgOptions::parse(db.url(), 2).unwrap()).unwrap()
+            }
+            None => Store::open(&self.dir.path().join("t.db")).unwrap(),
+        }
+    }
+
+    pub(crate) fn postgres() -> TestBackend {
+        let (db, store) = super::temp_pg_store();
+        TestBackend {
+            store,
+            dir: tempfile::tempdir().unwrap(),
+            _db: Some(db),
+        }
+    }
+}
+
+/// Runs each named `fn(&TestBackend)` as two tests, `sqlite::NAME` and `postgres::NAME`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test]
+            fn $name() {
+                super::$name(&$crate::store::testing::TestBackend::sqlite());
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $name() {
+                super::$name(&$crate::store::testing::TestBackend::postgres());
+            })*
+        }
+    };
+}
+pub(crate) use on_both_backends;
+
+/// Runs `sql` (statements SQLite and PostgreSQL both accept) on either backend, for
+/// rows no store method writes.
+pub(crate) fn raw(store: &Store, sql: &str) {
+    try_raw(store, sql).unwrap()
+}
+
+/// [`raw`], its error as text.
+pub(crate) fn try_raw(store: &Store, sql: &str) -> Result<(), String> {
+    match store.pg() {
+        Some(pg) => {
+            let sql = sql.to_owned();
+            pg.run(move |pool| async move {
+                super::pg::client(&pool).await?.batch_execute(&sql).await?;
+                Ok(())
+            })
+            .map_err(|e| e.to_string())
+        }
+        None => store
+            .conn()
+            .unwrap()
+            .execute_batch(sql)
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// The one blob `sql` selects, on either backend.
+pub(crate) fn raw_bytes(store: &Store, sql: &str) -> Vec<u8> {
+    match store.pg() {
+        Some(pg) => {
+            let sql = sql.to_owned();
+            pg.run(move |pool| async move {
+                let row = super::pg::client(&pool).await?.query_one(&sql, &[]).await?;
+                Ok(row.try_get::<_, Vec<u8>>(0)?)
+            })
+            .unwrap()
+        }
+        None => store
+            .conn()
+            .unwrap()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap(),
+    }
+}
 
 /// Creates user `name` with `role`, no password and no budget, at `now`.
 pub(crate) fn add_user(store: &Store, name: &str, role: Role, now: i64) -> UserRow {

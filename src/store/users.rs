@@ -229,6 +229,9 @@ impl Store {
         if !valid_username(username) {
             return Err(StoreError::BadUserName(username.to_owned()));
         }
+        if let Some(pg) = self.pg() {
+            return pg.insert_user(username, role, password_hash, budget, now);
+        }
         let (nanos, period) = budget.map_or((None, None), |(n, p)| (Some(n), Some(p)));
         let conn = self.conn()?;
         let inserted = conn.execute(
@@ -256,6 +259,9 @@ impl Store {
 
     /// Every user not deleted, in creation order.
     pub fn list_users(&self) -> Result<Vec<UserRow>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.list_users();
+        }
         let conn = self.conn()?;
         let mut st = conn.prepare(&format!(
             "SELECT {USER_COLUMNS} FROM users WHERE deleted_at IS NULL ORDER BY id"
@@ -266,6 +272,9 @@ impl Store {
 
     /// A user not deleted, by name.
     pub fn user_by_name(&self, username: &str) -> Result<Option<UserRow>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return Ok(pg.user_for_login(username)?.map(|(user, _)| user));
+        }
         let conn = self.conn()?;
         let r = conn
             .query_row(
@@ -283,6 +292,9 @@ impl Store {
         &self,
         username: &str,
     ) -> Result<Option<(UserRow, Option<String>)>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.user_for_login(username);
+        }
         let conn = self.conn()?;
         let r = conn
             .query_row(
@@ -298,6 +310,9 @@ impl Store {
     /// keys and sessions, in one transaction. Refuses to delete the actor itself or the
     /// last admin, so that the gateway always keeps someone who can administer it.
     pub fn delete_user(&self, id: i64, actor: i64, now: i64) -> Result<UserDeletion, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.delete_user(id, actor, now);
+        }
         let mut conn = self.conn()?;
         // IMMEDIATE: two admins deleting each other at once must not both pass the
         // last-admin check.
@@ -356,6 +371,16 @@ impl Store {
             return Ok(UserUpdated::NotFound);
         };
         let checked = update.applied_to(&current).check()?;
+        let budget_given = update.budget_usd.is_some() || update.budget_period.is_some();
+        if let Some(pg) = self.pg() {
+            let write = super::pg::UserWrite {
+                role: checked.role,
+                password_hash: checked.password_hash,
+                budget_given,
+                budget: checked.budget,
+            };
+            return pg.update_user(id, write, now);
+        }
         let mut conn = self.conn()?;
         // IMMEDIATE: two admins demoting each other at once must not both pass the
         // last-admin check.
@@ -375,7 +400,6 @@ impl Store {
             return Ok(UserUpdated::LastAdmin);
         }
         let (nanos, period) = checked.budget.unzip();
-        let budget_given = update.budget_usd.is_some() || update.budget_period.is_some();
         tx.execute(
             "UPDATE users SET role = ?2, \
              password_hash = CASE WHEN ?3 IS NULL THEN password_hash ELSE ?3 END, \
@@ -413,6 +437,9 @@ impl Store {
         if !valid_username(name) {
             return Err(StoreError::BadUserName(name.to_owned()));
         }
+        if let Some(pg) = self.pg() {
+            return pg.ensure_user(name, now);
+        }
         let conn = self.conn()?;
         conn.execute(
             "INSERT OR IGNORE INTO users (username, role, created_at) VALUES (?1, 'member', ?2)",
@@ -427,6 +454,9 @@ impl Store {
 
     /// A user not deleted, by id.
     pub fn user_by_id(&self, id: i64) -> Result<Option<UserRow>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.user_by_id(id);
+        }
         let conn = self.conn()?;
         let r = conn
             .query_row(
@@ -475,11 +505,18 @@ pub enum UserDeletion {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::temp_store;
+    use crate::store::testing::{hasher_in, on_both_backends, raw, TestBackend};
+    use crate::store::KeyCreate;
 
-    #[test]
-    fn create_list_and_refuse_duplicates() {
-        let (_dir, s) = temp_store();
+    on_both_backends!(
+        create_list_and_refuse_duplicates,
+        deletion_revokes_and_keeps_an_admin,
+        updates_change_in_place_by_the_rules_of_creation,
+        user_names_are_checked,
+    );
+
+    fn create_list_and_refuse_duplicates(b: &TestBackend) {
+        let s = &b.store;
         let a = s
             .insert_user("alice", Role::Admin, Some("$argon2id$x"), None, 10)
             .unwrap();
@@ -496,23 +533,24 @@ mod tests {
         assert_eq!(s.list_users().unwrap(), vec![a, b]);
     }
 
-    #[test]
-    fn deletion_revokes_and_keeps_an_admin() {
-        let (_dir, s) = temp_store();
+    fn deletion_revokes_and_keeps_an_admin(b: &TestBackend) {
+        let s = &b.store;
         let root = s
             .insert_user("root", Role::Admin, Some("$argon2id$x"), None, 1)
             .unwrap();
         let ops = s.insert_user("ops", Role::Admin, None, None, 1).unwrap();
         let bob = s.insert_user("bob", Role::Member, None, None, 1).unwrap();
-        s.conn()
-            .unwrap()
-            .execute_batch(&format!(
-                "INSERT INTO api_keys (id, user_id, secret_hmac, prefix, created_at) VALUES ('k1', {b}, x'00', 'p', 0), ('k2', {b}, x'00', 'p', 0);
-                 INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES ('s1', {o}, 0, 999);",
-                b = bob.id,
+        let h = hasher_in(b.dir.path());
+        for _ in 0..2 {
+            s.create_key(&h, &KeyCreate::for_user("bob"), 0).unwrap();
+        }
+        raw(
+            s,
+            &format!(
+                "INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES ('s1', {o}, 0, 999);",
                 o = ops.id
-            ))
-            .unwrap();
+            ),
+        );
 
         assert_eq!(
             s.delete_user(root.id, root.id, 5).unwrap(),
@@ -565,22 +603,21 @@ mod tests {
         assert_eq!((u, hash.as_deref()), (root, Some("$argon2id$x")));
     }
 
-    #[test]
-    fn updates_change_in_place_by_the_rules_of_creation() {
-        let (_dir, s) = temp_store();
+    fn updates_change_in_place_by_the_rules_of_creation(b: &TestBackend) {
+        let s = &b.store;
         let root = s
             .insert_user("root", Role::Admin, Some("$argon2id$x"), None, 1)
             .unwrap();
         let bob = s
             .insert_user("bob", Role::Member, None, Some((5, "day")), 1)
             .unwrap();
-        s.conn()
-            .unwrap()
-            .execute_batch(&format!(
+        raw(
+            s,
+            &format!(
                 "INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES ('r1', {r}, 0, 999), ('r2', {r}, 0, 999);",
                 r = root.id
-            ))
-            .unwrap();
+            ),
+        );
         let update = |f: fn(&mut UserUpdate)| {
             let mut u = UserUpdate::default();
             f(&mut u);
@@ -647,9 +684,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn user_names_are_checked() {
-        let (_dir, s) = temp_store();
+    fn user_names_are_checked(b: &TestBackend) {
+        let s = &b.store;
         assert!(s
             .insert_user(&"a".repeat(64), Role::Member, None, None, 0)
             .is_ok());

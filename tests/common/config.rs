@@ -128,6 +128,10 @@ fn list<S: AsRef<str>>(items: &[S]) -> String {
     serde_json::to_string(&items).unwrap()
 }
 
+/// `secrets.master_key` (YAML) of the gateways [`GatewayBuilder::postgres`] makes:
+/// "0123456789abcdef0123456789abcdef", base64.
+pub const TEST_MASTER_KEY: &str = "\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"";
+
 /// Builds a config and starts a gateway.
 #[derive(Debug, Clone, Default)]
 pub struct GatewayBuilder {
@@ -140,6 +144,8 @@ pub struct GatewayBuilder {
     admin: Vec<(String, String)>,
     storage: Vec<(String, String)>,
     limits: Vec<(String, String)>,
+    /// `storage.url` instead of `storage.path` (a PostgreSQL store).
+    storage_url: Option<String>,
     auth: Vec<(String, String)>,
     master_key: Option<String>,
     full_config: Option<String>,
@@ -208,6 +214,16 @@ impl GatewayBuilder {
         self
     }
 
+    /// `storage.url: URL` instead of the SQLite file: a PostgreSQL store, with the
+    /// master key such a store requires ([`TEST_MASTER_KEY`] unless one is given),
+    /// the same for every gateway and CLI of the test.
+    pub fn postgres(mut self, url: &str) -> Self {
+        self.storage_url = Some(url.to_owned());
+        self.master_key
+            .get_or_insert_with(|| TEST_MASTER_KEY.to_owned());
+        self
+    }
+
     /// A key under `auth:`, its value as YAML (`.auth("mode", "both")`).
     pub fn auth(mut self, key: &str, value: impl Display) -> Self {
         self.auth.push((key.to_owned(), value.to_string()));
@@ -250,11 +266,11 @@ impl GatewayBuilder {
         let mut y = settings_section("server", &with_defaults(&self.server, &server));
         let admin = [("listen", "\"127.0.0.1:0\"")];
         y += &settings_section("admin", &with_defaults(&self.admin, &admin));
-        y += &format!(
-            "storage:\n  path: {}\n{}",
-            quote(&db),
-            entries(&self.storage)
-        );
+        let store = match &self.storage_url {
+            Some(url) => format!("url: {}", quote(url)),
+            None => format!("path: {}", quote(&db)),
+        };
+        y += &format!("storage:\n  {store}\n{}", entries(&self.storage));
         y += &format!("secrets:\n  master_key: {master_key}\n");
         if !self.auth.is_empty() {
             y += &settings_section("auth", &self.auth);

@@ -1,0 +1,115 @@
+//! The PostgreSQL backend's own behaviour: migrations once under the lock, a newer
+//! schema refused, the bridge usable from inside another runtime, errors without the
+//! URL's password. (The table families' checks run on both backends in their files.)
+
+use super::test_db::TestDatabase;
+use super::*;
+use crate::store::Store;
+
+fn options(db: &TestDatabase) -> PgOptions {
+    PgOptions::parse(db.url(), 2).unwrap()
+}
+
+#[test]
+fn migrates_once_even_when_instances_start_together() {
+    let db = TestDatabase::create();
+    let opts = options(&db);
+    let stores: Vec<Store> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| Store::open_postgres(&opts).unwrap()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for s in &stores {
+        s.check().unwrap();
+        assert_eq!(s.pg_schema_version().unwrap(), known_version());
+    }
+    let rows = db.execute("SELECT 1 FROM schema_migrations").unwrap();
+    assert_eq!(rows, u64::from(known_version()));
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let db = TestDatabase::create();
+    let s = Store::open_postgres(&options(&db)).unwrap();
+    db.execute(
+        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)",
+    )
+    .unwrap();
+    assert!(matches!(
+        s.check(),
+        Err(StoreError::Schema { found: 99, known }) if known == known_version()
+    ));
+    drop(s);
+    let e = Store::open_postgres(&options(&db)).err().unwrap();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "the store's schema is at migration 99, this binary knows up to {}",
+            known_version()
+        )
+    );
+}
+
+#[test]
+fn inspecting_changes_nothing() {
+    let db = TestDatabase::create();
+    let s = Store::inspect_postgres(&options(&db)).unwrap();
+    assert_eq!(s.pg_schema_version().unwrap(), 0);
+    assert!(matches!(
+        s.check(),
+        Err(StoreError::Schema { found: 0, .. })
+    ));
+    assert_eq!(s.pg_schema_version().unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usable_from_inside_another_runtime() {
+    let db = TestDatabase::create();
+    let s = Store::open_postgres(&options(&db)).unwrap();
+    // Called on this runtime's worker: must neither panic nor deadlock.
+    s.check().unwrap();
+    s.probe_writable().unwrap();
+    // And dropped here too, last handle included.
+    drop(s);
+}
+
+#[test]
+fn closing_refuses_later_use() {
+    let db = TestDatabase::create();
+    let s = Store::open_postgres(&options(&db)).unwrap();
+    let other = s.clone();
+    s.close().unwrap();
+    assert!(matches!(other.check(), Err(StoreError::Closed)));
+}
+
+#[test]
+fn errors_and_debug_never_show_the_password() {
+    let opts = PgOptions::parse("postgres://tollgate:s3cret-pw@127.0.0.1:1/nowhere", 1).unwrap();
+    assert_eq!(opts.redacted(), "postgres://tollgate@127.0.0.1:1/nowhere");
+    assert!(!format!("{opts:?}").contains("s3cret-pw"));
+    let e = Store::open_postgres(&opts).err().unwrap().to_string();
+    assert!(e.starts_with("PostgreSQL: "), "{e}");
+    assert!(!e.contains("s3cret-pw"), "{e}");
+}
+
+#[test]
+fn urls_are_checked() {
+    for (url, why) in [
+        (
+            "mysql://u@h/db",
+            "must start with postgres:// or postgresql://",
+        ),
+        (
+            "data/tollgate.db",
+            "must start with postgres:// or postgresql://",
+        ),
+        ("postgres://h/db", "names no user"),
+    ] {
+        assert_eq!(PgOptions::parse(url, 1).unwrap_err(), why, "{url}");
+    }
+    assert!(PgOptions::parse("postgres://u@h:99999/db", 1)
+        .unwrap_err()
+        .starts_with("is not a PostgreSQL URL"));
+    assert!(PgOptions::parse("postgresql://u:p@db.internal:5432/tollgate", 1).is_ok());
+}
