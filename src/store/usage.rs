@@ -159,6 +159,10 @@ impl Store {
     /// is ignored, so a retried batch never double-counts. Rows go in [`ROWS_PER_INSERT`]
     /// to a statement: one statement step per row was a third of the writer's time.
     pub fn insert_usage(&self, events: &[UsageEvent]) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            let records = events.iter().map(super::UsageRecord::from).collect();
+            return super::pg_usage::insert(pg, records).map(drop);
+        }
         let mut conn = self.conn()?;
         // IMMEDIATE: the rollups read the last rowid first; a deferred transaction that
         // read would fail (busy) instead of waiting if another process wrote meanwhile.
@@ -200,6 +204,9 @@ impl Store {
         since_ms: Option<i64>,
         until_ms: Option<i64>,
     ) -> Result<Vec<UsageRow>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg_usage::usage_report(pg, by, since_ms, until_ms);
+        }
         let conn = self.conn()?;
         let sums = [
             "e.input_tokens",
@@ -246,6 +253,9 @@ impl Store {
     /// once would hold SQLite's write lock (and this store's mutex) for seconds, and the
     /// usage writer, key touches and admin writes of a running gateway with it.
     pub fn prune_usage(&self, before_ms: i64) -> Result<usize, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg_usage::prune(pg, before_ms);
+        }
         let mut total = 0;
         loop {
             let (n, last) = {
@@ -274,8 +284,31 @@ impl Store {
         }
     }
 
+    /// Inserts events read back from the usage spool (`crate::usage::spool`), exactly
+    /// once per request id like [`Store::insert_usage`]; how many were new. PostgreSQL
+    /// only: a SQLite store is written directly, never through the spool.
+    pub fn insert_usage_records(
+        &self,
+        records: &[super::UsageRecord],
+    ) -> Result<usize, StoreError> {
+        match self.pg() {
+            Some(pg) => super::pg_usage::insert(pg, records.to_vec()),
+            None => Err(StoreError::Invalid(
+                "usage records are delivered to a PostgreSQL store only".into(),
+            )),
+        }
+    }
+
+    /// Whether the store is PostgreSQL (`storage.url`).
+    pub fn is_postgres(&self) -> bool {
+        self.pg().is_some()
+    }
+
     /// How many events are stored (tests and `check`).
     pub fn usage_count(&self) -> Result<u64, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg_usage::usage_count(pg);
+        }
         Ok(self
             .conn()?
             .query_row("SELECT COUNT(*) FROM usage_events", [], |r| {
