@@ -35,6 +35,7 @@ struct Metrics {
     estimated: IntCounter,
     in_flight: IntGauge,
     queue_depth: IntGauge,
+    spool_events: IntGauge,
     batch_seconds: HistogramVec,
     dropped: IntCounter,
     write_failures: IntCounter,
@@ -162,6 +163,10 @@ static M: LazyLock<Metrics> = LazyLock::new(|| {
         queue_depth: g(
             "tollgate_usage_queue_depth",
             "Usage events waiting to be written.",
+        ),
+        spool_events: g(
+            "tollgate_usage_spool_events",
+            "Usage events in the local spool waiting for delivery to PostgreSQL (always 0 on SQLite).",
         ),
         batch_seconds: hv(
             "tollgate_usage_batch_seconds",
@@ -444,6 +449,10 @@ pub fn usage_write_failed() {
 
 pub fn usage_queue_depth(n: usize) {
     M.queue_depth.set(n as i64);
+}
+
+pub fn usage_spool_events(n: u64) {
+    M.spool_events.set(i64::try_from(n).unwrap_or(i64::MAX));
 }
 
 /// The usage events waiting to be written, as last reported (the dashboard).

@@ -75,6 +75,8 @@ pub enum ServeError {
     Secrets(#[from] crate::store::secrets::SecretsError),
     #[error("{0}")]
     Keyring(#[from] KeyringError),
+    #[error("{0}")]
+    Spool(#[from] crate::usage::spool::SpoolError),
 }
 
 /// Loads the config, opens the store and runs until a shutdown signal. In steps: the
@@ -108,7 +110,7 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
         live: live.clone(),
     });
     let shared = Shared {
-        usage: UsageRecorder::new(keys.store.clone()),
+        usage: UsageRecorder::for_store(keys.store.clone(), &fixed.storage_dir)?,
         live,
         fixed: Arc::new(fixed),
         keys,
@@ -438,6 +440,14 @@ fn add_background_services(server: &mut Server, shared: &Shared, listeners: &Lis
             recorder: shared.usage.clone(),
         },
     ));
+    if let Some(shipper) = shared.usage.shipper() {
+        server.add_service(single_threaded(
+            "usage shipper",
+            crate::usage::shipper::ShipperService {
+                shipper: shipper.clone(),
+            },
+        ));
+    }
     server.add_service(single_threaded(
         "shutdown",
         ShutdownService {
