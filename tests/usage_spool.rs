@@ -1,6 +1,7 @@
 //! Usage exactly once on PostgreSQL through the local spool (CONTRACT section 8), on the
 //! real server `.ci/setup` starts, with a [`Forwarder`] between the store and it that
 //! the test cuts to make the database unreachable (the shared server stays up).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod common;
 

@@ -29,6 +29,8 @@ const SHIP_BATCH: usize = 5_000;
 const POLL: Duration = Duration::from_secs(1);
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// How long the last delivery at exit may take.
+const EXIT_LIMIT: Duration = Duration::from_secs(5);
 
 /// The spool and what it delivers to.
 pub struct Shipper {
@@ -116,13 +118,26 @@ impl Shipper {
         result
     }
 
-    /// The last delivery before the process exits: what cannot be delivered now stays
-    /// in the spool for the next start.
-    pub fn ship_at_exit(&self) {
-        match self.ship_all() {
-            Ok(n) if n > 0 => log::info!("usage spool: delivered {n} events at shutdown"),
-            Ok(_) => {}
-            Err(_) => log::warn!(
+    /// The last delivery before the process exits, for at most [`EXIT_LIMIT`]: what
+    /// cannot be delivered by then stays in the spool for the next start. On a thread
+    /// of its own, so that a database that stopped answering (a half-open connection
+    /// waits for TCP to give up) cannot hold the exit.
+    pub fn ship_at_exit(self: &Arc<Self>) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let me = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("usage-ship-exit".into())
+            .spawn(move || {
+                let _ = tx.send(me.ship_all());
+            });
+        let outcome = match spawned {
+            Ok(_) => rx.recv_timeout(EXIT_LIMIT).ok(),
+            Err(_) => None,
+        };
+        match outcome {
+            Some(Ok(n)) if n > 0 => log::info!("usage spool: delivered {n} events at shutdown"),
+            Some(Ok(_)) => {}
+            _ => log::warn!(
                 "usage spool: {} events stay in {} and are delivered at the next start",
                 self.spool.depth(),
                 self.spool.path().display()

@@ -94,7 +94,7 @@ pub(super) fn size_bytes(pg: &PgStore) -> Result<u64, StoreError> {
 pub(super) fn spend_since(
     pg: &PgStore,
     since_ms: i64,
-) -> Result<(Vec<(String, u64)>, Vec<(i64, u64)>), StoreError> {
+) -> Result<super::keys::SpendByOwner, StoreError> {
     pg.run(
         move |pool| async move { Ok(read::spend_since(&**client(&pool).await?, since_ms).await?) },
     )

@@ -248,7 +248,7 @@ pub(super) async fn first_usage_day(c: &impl GenericClient) -> PgResult<Option<i
 pub(super) async fn spend_since(
     c: &impl GenericClient,
     since_ms: i64,
-) -> PgResult<(Vec<(String, u64)>, Vec<(i64, u64)>)> {
+) -> PgResult<crate::store::keys::SpendByOwner> {
     let cost = wide_sum("cost_nanos");
     let keys = c
         .query(

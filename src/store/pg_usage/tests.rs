@@ -25,7 +25,7 @@ const ALL: [GroupBy; 5] = [
 struct Twins {
     _dir: tempfile::TempDir,
     sqlite: Store,
-    db: TestDatabase,
+    _db: TestDatabase,
     pg: Store,
 }
 
@@ -52,7 +52,7 @@ fn twins() -> Twins {
     Twins {
         _dir: dir,
         sqlite,
-        db,
+        _db: db,
         pg,
     }
 }
