@@ -87,10 +87,6 @@ pub(super) fn usage_count(pg: &PgStore) -> Result<u64, StoreError> {
     pg.run(|pool| async move { Ok(read::usage_count(&**client(&pool).await?).await?) })
 }
 
-pub(super) fn size_bytes(pg: &PgStore) -> Result<u64, StoreError> {
-    pg.run(|pool| async move { Ok(read::size_bytes(&**client(&pool).await?).await?) })
-}
-
 pub(super) fn spend_since(
     pg: &PgStore,
     since_ms: i64,

@@ -1,6 +1,6 @@
 //! Reading usage from PostgreSQL: the grouped reports (`tollgate usage`, `GET
 //! /admin/usage`), the dashboard's rollup reports, budget spans and latency, budget
-//! seeding, and the store's size. The same figures as the SQLite queries
+//! seeding. The same figures as the SQLite queries
 //! (`store::usage`, `store::rollups`, `store::keys::spend_since`): groups sorted
 //! bytewise (`COLLATE "C"`, as SQLite compares text), sums that saturate at `u64::MAX`
 //! instead of failing, days in UTC.
@@ -274,15 +274,6 @@ pub(super) async fn spend_since(
 pub(super) async fn usage_count(c: &impl GenericClient) -> PgResult<u64> {
     let n: i64 = c
         .query_one("SELECT COUNT(*) FROM usage_events", &[])
-        .await?
-        .try_get(0)?;
-    Ok(n.max(0) as u64)
-}
-
-/// The database's size in bytes.
-pub(super) async fn size_bytes(c: &impl GenericClient) -> PgResult<u64> {
-    let n: i64 = c
-        .query_one("SELECT pg_database_size(current_database())", &[])
         .await?
         .try_get(0)?;
     Ok(n.max(0) as u64)
