@@ -5,12 +5,15 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::forwarder::{target_of, through, Forwarder};
+use common::{eventually, Gateway, GatewayBuilder, MockUpstream, Upstream, CHAT};
 use tollgate::store::pg::test_db::TestDatabase;
 use tollgate::store::pg::PgOptions;
-use tollgate::store::{DayRange, GroupBy, Store};
+use tollgate::store::{DayRange, GroupBy, RequestFilter, Store};
 use tollgate::usage::shipper::Shipper;
 use tollgate::usage::spool::Spool;
 use tollgate_filters::metering::UsageEvent;
@@ -128,4 +131,219 @@ fn what_a_stopped_process_left_in_the_spool_ships_at_the_next_start() {
     assert_eq!(shipper.ship_all().unwrap(), 700);
     assert_eq!(store.usage_count().unwrap(), 700);
     assert_eq!(stored_totals(&store), totals(&events));
+}
+
+/// A master key for gateways on PostgreSQL (every instance is given the same).
+const MASTER_KEY: &str = "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"";
+
+/// A gateway (not started) on the database `db` reached through `fwd`, serving every
+/// model from `openai`, with a member `alice` created at its first start.
+fn pg_gateway(db: &TestDatabase, fwd: &Forwarder, openai: &MockUpstream) -> Gateway {
+    let url = through(db.url(), fwd.addr());
+    let gw = GatewayBuilder::new()
+        .only_upstream(Upstream::openai("o", openai).keys(&["sk-o"]))
+        .master_key(MASTER_KEY)
+        .user("alice", "member")
+        .build();
+    // storage.url instead of storage.path.
+    gw.edit_config(|text| {
+        text.lines()
+            .map(|l| match l.starts_with("  path: ") {
+                true => format!("  url: \"{url}\""),
+                false => l.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    });
+    gw
+}
+
+/// The request id the gateway gave an answer.
+fn request_id(r: &common::http::Response) -> String {
+    r.header("x-tollgate-request-id")
+        .unwrap_or_else(|| panic!("no request id: {}", r.text()))
+        .to_owned()
+}
+
+/// Every request id stored, sorted.
+fn stored_ids(store: &Store) -> Vec<String> {
+    let mut f = RequestFilter::default();
+    let mut ids = Vec::new();
+    loop {
+        let page = store.request_log(&f, 500).unwrap();
+        ids.extend(page.rows.into_iter().map(|r| r.request_id));
+        match page.next {
+            Some(c) => f.before = Some(c),
+            None => break,
+        }
+    }
+    ids.sort();
+    ids
+}
+
+/// Waits (bounded) until the database holds `n` events.
+async fn stored(store: &Store, n: u64) {
+    eventually(
+        &format!("{n} usage events in PostgreSQL"),
+        Duration::from_secs(20),
+        async || store.usage_count().unwrap() == n,
+    )
+    .await;
+}
+
+async fn spool_depth(gw: &Gateway) -> Option<f64> {
+    gw.metrics().await.value("tollgate_usage_spool_events")
+}
+
+#[tokio::test]
+async fn a_database_outage_mid_traffic_loses_and_doubles_no_event() {
+    let db = TestDatabase::create();
+    let fwd = Forwarder::start(target_of(db.url()));
+    let openai = MockUpstream::start().await;
+    let mut gw = pg_gateway(&db, &fwd, &openai);
+    gw.start();
+    let key = gw.create_key("alice", &[]);
+    let direct = Store::open_postgres(&PgOptions::parse(db.url(), 1).unwrap()).unwrap();
+
+    let done: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let stop = AtomicBool::new(false);
+    let count = || done.lock().unwrap().len();
+    // Traffic: one request after another, each answered in full, until told to stop.
+    let traffic = async {
+        while !stop.load(Ordering::SeqCst) {
+            let r = gw.chat(&key, CHAT).await;
+            assert_eq!(r.status, 200, "{}", r.text());
+            done.lock().unwrap().push(request_id(&r));
+        }
+    };
+    let outage = async {
+        eventually("traffic", Duration::from_secs(20), async || count() >= 20).await;
+        fwd.cut();
+        let at_cut = count();
+        eventually(
+            "traffic during the outage",
+            Duration::from_secs(20),
+            async || count() >= at_cut + 40,
+        )
+        .await;
+        // The events wait in the spool, and say so.
+        eventually("spooled events", Duration::from_secs(20), async || {
+            spool_depth(&gw).await.is_some_and(|d| d > 0.0)
+        })
+        .await;
+        assert!(
+            gw.wait_for_log_async("delivery to the store stopped", Duration::from_secs(20))
+                .await
+        );
+        fwd.restore();
+        let at_restore = count();
+        eventually(
+            "traffic after the outage",
+            Duration::from_secs(20),
+            async || count() >= at_restore + 20,
+        )
+        .await;
+        stop.store(true, Ordering::SeqCst);
+    };
+    tokio::join!(traffic, outage);
+
+    let mut want = done.lock().unwrap().clone();
+    stored(&direct, want.len() as u64).await;
+    want.sort();
+    assert_eq!(stored_ids(&direct), want, "every answered request, once");
+    eventually("an empty spool", Duration::from_secs(20), async || {
+        spool_depth(&gw).await == Some(0.0)
+    })
+    .await;
+    let logs = gw.logs();
+    assert_eq!(
+        logs.matches("delivery to the store stopped").count(),
+        1,
+        "{logs}"
+    );
+    assert_eq!(
+        logs.matches("delivery to the store resumed").count(),
+        1,
+        "{logs}"
+    );
+    let t = direct.rollup_totals(DayRange::all(), None).unwrap();
+    assert_eq!(t.usage.requests, want.len() as u64);
+}
+
+/// Sends a streaming request for a model whose stream stalls halfway, and returns the
+/// connection once the first events arrived (kept open: the request stays in flight).
+async fn stalled_stream(gw: &Gateway, key: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = r#"{"model":"gpt-4o-mini-stall-stream","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let addr = gw.proxy_url().trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(body.as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("data: ") {
+        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf))
+            .await
+            .expect("the stream's first events")
+            .unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"));
+    conn
+}
+
+#[tokio::test]
+async fn kill_9_mid_stream_then_a_restart_loses_and_doubles_nothing_completed() {
+    let db = TestDatabase::create();
+    let fwd = Forwarder::start(target_of(db.url()));
+    let openai = MockUpstream::start().await;
+    let mut gw = pg_gateway(&db, &fwd, &openai);
+    gw.start();
+    let key = gw.create_key("alice", &[]);
+    let direct = Store::open_postgres(&PgOptions::parse(db.url(), 1).unwrap()).unwrap();
+    let mut want = Vec::new();
+    // Delivered at once while the database answers.
+    for _ in 0..10 {
+        want.push(request_id(&gw.chat(&key, CHAT).await));
+    }
+    stored(&direct, 10).await;
+    // Then unreachable: the next ones wait in the spool on disk.
+    fwd.cut();
+    for _ in 0..15 {
+        want.push(request_id(&gw.chat(&key, CHAT).await));
+    }
+    eventually("15 spooled events", Duration::from_secs(20), async || {
+        spool_depth(&gw).await == Some(15.0)
+    })
+    .await;
+    // A stream in flight, and kill -9.
+    let open = stalled_stream(&gw, &key).await;
+    gw.kill();
+    drop(open);
+    fwd.restore();
+    assert_eq!(direct.usage_count().unwrap(), 10);
+
+    gw.start();
+    stored(&direct, 25).await;
+    for _ in 0..5 {
+        want.push(request_id(&gw.chat(&key, CHAT).await));
+    }
+    stored(&direct, 30).await;
+    want.sort();
+    assert_eq!(stored_ids(&direct), want);
+    // SIGTERM: whatever is queued is delivered before the exit.
+    for _ in 0..5 {
+        want.push(request_id(&gw.chat(&key, CHAT).await));
+    }
+    gw.terminate();
+    let status = gw.exit_status(Duration::from_secs(20)).await;
+    assert!(status.success(), "{status:?}\n{}", gw.logs());
+    want.sort();
+    assert_eq!(stored_ids(&direct), want);
 }
