@@ -455,6 +455,11 @@ pub fn usage_spool_events(n: u64) {
     M.spool_events.set(i64::try_from(n).unwrap_or(i64::MAX));
 }
 
+/// The usage events in the spool, as last reported (the dashboard).
+pub fn usage_spool_events_now() -> u64 {
+    M.spool_events.get().max(0) as u64
+}
+
 /// The usage events waiting to be written, as last reported (the dashboard).
 pub fn usage_queue_depth_now() -> i64 {
     M.queue_depth.get()

@@ -347,3 +347,33 @@ async fn kill_9_mid_stream_then_a_restart_loses_and_doubles_nothing_completed() 
     want.sort();
     assert_eq!(stored_ids(&direct), want);
 }
+
+#[tokio::test]
+async fn sigterm_while_the_database_is_unreachable_keeps_the_events_for_the_next_start() {
+    let db = TestDatabase::create();
+    let fwd = Forwarder::start(target_of(db.url()));
+    let openai = MockUpstream::start().await;
+    let mut gw = pg_gateway(&db, &fwd, &openai);
+    gw.start();
+    let key = gw.create_key("alice", &[]);
+    let direct = Store::open_postgres(&PgOptions::parse(db.url(), 1).unwrap()).unwrap();
+    fwd.cut();
+    let mut want = Vec::new();
+    for _ in 0..7 {
+        want.push(request_id(&gw.chat(&key, CHAT).await));
+    }
+    gw.terminate();
+    let status = gw.exit_status(Duration::from_secs(30)).await;
+    assert!(status.success(), "{status:?}\n{}", gw.logs());
+    assert!(
+        gw.logs().contains("are delivered at the next start"),
+        "{}",
+        gw.logs()
+    );
+    assert_eq!(direct.usage_count().unwrap(), 0);
+    fwd.restore();
+    gw.start();
+    stored(&direct, 7).await;
+    want.sort();
+    assert_eq!(stored_ids(&direct), want);
+}
