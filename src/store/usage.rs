@@ -320,8 +320,16 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::testing::temp_store;
+    use crate::store::pg_usage::raw;
+    use crate::store::testing::{on_both_backends, TestBackend};
     use tollgate_filters::usage::Usage;
+
+    on_both_backends!(
+        multi_row_inserts_store_every_field_once,
+        sums_are_exact_across_32_bits_and_saturate_instead_of_failing,
+        rollups_sum_exactly_across_32_bits,
+        exactly_once_grouping_and_pruning,
+    );
 
     fn event(id: &str, ts_ms: i64, model: &str, input: u64, cost: u64) -> UsageEvent {
         UsageEvent {
@@ -353,9 +361,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn multi_row_inserts_store_every_field_once() {
-        let (_dir, s) = temp_store();
+    fn multi_row_inserts_store_every_field_once(b: &TestBackend) {
+        let s = &b.store;
         // Two full multi-row statements and a remainder, then an overlapping retry.
         let events: Vec<_> = (0..70)
             .map(|n| {
@@ -386,45 +393,32 @@ mod tests {
                 .collect::<Vec<_>>(),
             [want(0), want(1), want(2)]
         );
-        let conn = s.conn().unwrap();
-        type Row = (
-            String,
-            i64,
-            Option<String>,
-            Option<i64>,
-            String,
-            String,
-            i64,
-            i64,
-            Option<i64>,
-        );
-        let row: Row = conn
-            .query_row(
-                "SELECT key_id, ts, upstream, user_id, dialect, endpoint, streamed, output_tokens, ttfb_ms \
-                 FROM usage_events WHERE request_id = 'r37'",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?)),
-            )
-            .unwrap();
+        let row = raw::rows_text(
+            s,
+            "SELECT key_id, CAST(ts AS TEXT), upstream, CAST(user_id AS TEXT), dialect, endpoint, \
+             CAST(CAST(streamed AS INTEGER) AS TEXT), CAST(output_tokens AS TEXT), CAST(ttfb_ms AS TEXT) \
+             FROM usage_events WHERE request_id = 'r37'",
+        )
+        .remove(0);
+        let text = |v: &str| Some(v.to_owned());
         assert_eq!(
             row,
-            (
-                "k1".into(),
-                1_037,
-                Some("openai".into()),
+            [
+                text("k1"),
+                text("1037"),
+                text("openai"),
                 None,
-                "openai".into(),
-                "chat_completions".into(),
-                1,
-                2,
-                Some(5)
-            )
+                text("openai"),
+                text("chat_completions"),
+                text("1"),
+                text("2"),
+                text("5")
+            ]
         );
     }
 
-    #[test]
-    fn sums_are_exact_across_32_bits_and_saturate_instead_of_failing() {
-        let (_dir, s) = temp_store();
+    fn sums_are_exact_across_32_bits_and_saturate_instead_of_failing(b: &TestBackend) {
+        let s = &b.store;
         let big = (1u64 << 32) + 7;
         s.insert_usage(&[event("a", 1, "m", big, big), event("b", 2, "m", big, 3)])
             .unwrap();
@@ -461,9 +455,8 @@ mod tests {
         assert_eq!(by_model[0].usage.cost_nanos, i64::MAX as u64);
     }
 
-    #[test]
-    fn rollups_sum_exactly_across_32_bits() {
-        let (_dir, s) = temp_store();
+    fn rollups_sum_exactly_across_32_bits(b: &TestBackend) {
+        let s = &b.store;
         let big = (1u64 << 32) + 7;
         s.insert_usage(&[event("a", 1, "m", big, big), event("b", 2, "m", big, 3)])
             .unwrap();
@@ -477,9 +470,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn exactly_once_grouping_and_pruning() {
-        let (_dir, s) = temp_store();
+    fn exactly_once_grouping_and_pruning(b: &TestBackend) {
+        let s = &b.store;
         let batch = [
             event("a", 1_000, "m1", 10, 7),
             event("b", 90_000_000, "m2", 5, 3),

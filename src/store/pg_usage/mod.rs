@@ -9,6 +9,8 @@ mod read;
 mod write;
 
 #[cfg(test)]
+pub(crate) mod raw;
+#[cfg(test)]
 mod tests;
 
 use tokio_postgres::error::SqlState;
