@@ -136,27 +136,60 @@ fn what_a_stopped_process_left_in_the_spool_ships_at_the_next_start() {
 /// A master key for gateways on PostgreSQL (every instance is given the same).
 const MASTER_KEY: &str = "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"";
 
-/// A gateway (not started) on the database `db` reached through `fwd`, serving every
-/// model from `openai`, with a member `alice` created at its first start.
-fn pg_gateway(db: &TestDatabase, fwd: &Forwarder, openai: &MockUpstream) -> Gateway {
-    let url = through(db.url(), fwd.addr());
-    let gw = GatewayBuilder::new()
-        .only_upstream(Upstream::openai("o", openai).keys(&["sk-o"]))
-        .master_key(MASTER_KEY)
-        .user("alice", "member")
-        .build();
-    // storage.url instead of storage.path.
-    gw.edit_config(|text| {
-        text.lines()
-            .map(|l| match l.starts_with("  path: ") {
-                true => format!("  url: \"{url}\""),
-                false => l.to_owned(),
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-            + "\n"
-    });
-    gw
+/// A gateway on its own PostgreSQL database, reached through a forwarder the test
+/// cuts, serving every model from an OpenAI mock; with a key of member `alice`, and
+/// the store read directly (not through the forwarder).
+struct OnPostgres {
+    gw: Gateway,
+    key: String,
+    fwd: Forwarder,
+    /// The database as the test reads it, past the forwarder.
+    direct: Store,
+    _openai: MockUpstream,
+    _db: TestDatabase,
+}
+
+impl OnPostgres {
+    async fn start() -> OnPostgres {
+        let db = TestDatabase::create();
+        let fwd = Forwarder::start(target_of(db.url()));
+        let openai = MockUpstream::start().await;
+        let url = through(db.url(), fwd.addr());
+        let mut gw = GatewayBuilder::new()
+            .only_upstream(Upstream::openai("o", &openai).keys(&["sk-o"]))
+            .master_key(MASTER_KEY)
+            .user("alice", "member")
+            .build();
+        // storage.url instead of storage.path.
+        gw.edit_config(|text| {
+            text.lines()
+                .map(|l| match l.starts_with("  path: ") {
+                    true => format!("  url: \"{url}\""),
+                    false => l.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n"
+        });
+        gw.start();
+        let key = gw.create_key("alice", &[]);
+        let direct = Store::open_postgres(&PgOptions::parse(db.url(), 1).unwrap()).unwrap();
+        OnPostgres {
+            gw,
+            key,
+            fwd,
+            direct,
+            _openai: openai,
+            _db: db,
+        }
+    }
+
+    /// One chat request, answered 200; its request id.
+    async fn chat(&self) -> String {
+        let r = self.gw.chat(&self.key, CHAT).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        request_id(&r)
+    }
 }
 
 /// The request id the gateway gave an answer.
@@ -198,13 +231,7 @@ async fn spool_depth(gw: &Gateway) -> Option<f64> {
 
 #[tokio::test]
 async fn a_database_outage_mid_traffic_loses_and_doubles_no_event() {
-    let db = TestDatabase::create();
-    let fwd = Forwarder::start(target_of(db.url()));
-    let openai = MockUpstream::start().await;
-    let mut gw = pg_gateway(&db, &fwd, &openai);
-    gw.start();
-    let key = gw.create_key("alice", &[]);
-    let direct = Store::open_postgres(&PgOptions::parse(db.url(), 1).unwrap()).unwrap();
+    let p = OnPostgres::start().await;
 
     let done: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let stop = AtomicBool::new(false);
@@ -212,14 +239,13 @@ async fn a_database_outage_mid_traffic_loses_and_doubles_no_event() {
     // Traffic: one request after another, each answered in full, until told to stop.
     let traffic = async {
         while !stop.load(Ordering::SeqCst) {
-            let r = gw.chat(&key, CHAT).await;
-            assert_eq!(r.status, 200, "{}", r.text());
-            done.lock().unwrap().push(request_id(&r));
+            let id = p.chat().await;
+            done.lock().unwrap().push(id);
         }
     };
     let outage = async {
         eventually("traffic", Duration::from_secs(20), async || count() >= 20).await;
-        fwd.cut();
+        p.fwd.cut();
         let at_cut = count();
         eventually(
             "traffic during the outage",
@@ -229,14 +255,14 @@ async fn a_database_outage_mid_traffic_loses_and_doubles_no_event() {
         .await;
         // The events wait in the spool, and say so.
         eventually("spooled events", Duration::from_secs(20), async || {
-            spool_depth(&gw).await.is_some_and(|d| d > 0.0)
+            spool_depth(&p.gw).await.is_some_and(|d| d > 0.0)
         })
         .await;
         assert!(
-            gw.wait_for_log_async("delivery to the store stopped", Duration::from_secs(20))
+            p.gw.wait_for_log_async("delivery to the store stopped", Duration::from_secs(20))
                 .await
         );
-        fwd.restore();
+        p.fwd.restore();
         let at_restore = count();
         eventually(
             "traffic after the outage",
@@ -249,14 +275,14 @@ async fn a_database_outage_mid_traffic_loses_and_doubles_no_event() {
     tokio::join!(traffic, outage);
 
     let mut want = done.lock().unwrap().clone();
-    stored(&direct, want.len() as u64).await;
+    stored(&p.direct, want.len() as u64).await;
     want.sort();
-    assert_eq!(stored_ids(&direct), want, "every answered request, once");
+    assert_eq!(stored_ids(&p.direct), want, "every answered request, once");
     eventually("an empty spool", Duration::from_secs(20), async || {
-        spool_depth(&gw).await == Some(0.0)
+        spool_depth(&p.gw).await == Some(0.0)
     })
     .await;
-    let logs = gw.logs();
+    let logs = p.gw.logs();
     assert_eq!(
         logs.matches("delivery to the store stopped").count(),
         1,
@@ -267,7 +293,7 @@ async fn a_database_outage_mid_traffic_loses_and_doubles_no_event() {
         1,
         "{logs}"
     );
-    let t = direct.rollup_totals(DayRange::all(), None).unwrap();
+    let t = p.direct.rollup_totals(DayRange::all(), None).unwrap();
     assert_eq!(t.usage.requests, want.len() as u64);
 }
 
@@ -300,83 +326,71 @@ async fn stalled_stream(gw: &Gateway, key: &str) -> tokio::net::TcpStream {
 
 #[tokio::test]
 async fn kill_9_mid_stream_then_a_restart_loses_and_doubles_nothing_completed() {
-    let db = TestDatabase::create();
-    let fwd = Forwarder::start(target_of(db.url()));
-    let openai = MockUpstream::start().await;
-    let mut gw = pg_gateway(&db, &fwd, &openai);
-    gw.start();
-    let key = gw.create_key("alice", &[]);
-    let direct = Store::open_postgres(&PgOptions::parse(db.url(), 1).unwrap()).unwrap();
+    let mut p = OnPostgres::start().await;
     let mut want = Vec::new();
     // Delivered at once while the database answers.
     for _ in 0..10 {
-        want.push(request_id(&gw.chat(&key, CHAT).await));
+        want.push(p.chat().await);
     }
-    stored(&direct, 10).await;
+    stored(&p.direct, 10).await;
     // Then unreachable: the next ones wait in the spool on disk.
-    fwd.cut();
+    p.fwd.cut();
     for _ in 0..15 {
-        want.push(request_id(&gw.chat(&key, CHAT).await));
+        want.push(p.chat().await);
     }
     eventually("15 spooled events", Duration::from_secs(20), async || {
-        spool_depth(&gw).await == Some(15.0)
+        spool_depth(&p.gw).await == Some(15.0)
     })
     .await;
     // A stream in flight, and kill -9.
-    let open = stalled_stream(&gw, &key).await;
-    gw.kill();
+    let open = stalled_stream(&p.gw, &p.key).await;
+    p.gw.kill();
     drop(open);
-    fwd.restore();
-    assert_eq!(direct.usage_count().unwrap(), 10);
+    p.fwd.restore();
+    assert_eq!(p.direct.usage_count().unwrap(), 10);
 
-    gw.start();
-    stored(&direct, 25).await;
+    p.gw.start();
+    stored(&p.direct, 25).await;
     for _ in 0..5 {
-        want.push(request_id(&gw.chat(&key, CHAT).await));
+        want.push(p.chat().await);
     }
-    stored(&direct, 30).await;
+    stored(&p.direct, 30).await;
     want.sort();
-    assert_eq!(stored_ids(&direct), want);
+    assert_eq!(stored_ids(&p.direct), want);
     // SIGTERM: whatever is queued is delivered before the exit.
     for _ in 0..5 {
-        want.push(request_id(&gw.chat(&key, CHAT).await));
+        want.push(p.chat().await);
     }
-    gw.terminate();
-    let status = gw.exit_status(Duration::from_secs(20)).await;
-    assert!(status.success(), "{status:?}\n{}", gw.logs());
+    p.gw.terminate();
+    let status = p.gw.exit_status(Duration::from_secs(20)).await;
+    assert!(status.success(), "{status:?}\n{}", p.gw.logs());
     want.sort();
-    assert_eq!(stored_ids(&direct), want);
+    assert_eq!(stored_ids(&p.direct), want);
 }
 
 #[tokio::test]
 async fn sigterm_while_the_database_is_unreachable_keeps_the_events_for_the_next_start() {
-    let db = TestDatabase::create();
-    let fwd = Forwarder::start(target_of(db.url()));
-    let openai = MockUpstream::start().await;
-    let mut gw = pg_gateway(&db, &fwd, &openai);
-    gw.start();
-    let key = gw.create_key("alice", &[]);
-    let direct = Store::open_postgres(&PgOptions::parse(db.url(), 1).unwrap()).unwrap();
+    let mut p = OnPostgres::start().await;
     // The key in the gateway's cache first (a key it has not seen is looked up in the
     // store, which is about to be unreachable).
-    let mut want = vec![request_id(&gw.chat(&key, CHAT).await)];
-    stored(&direct, 1).await;
-    fwd.cut();
+    let mut want = vec![p.chat().await];
+    stored(&p.direct, 1).await;
+    p.fwd.cut();
     for _ in 0..7 {
-        want.push(request_id(&gw.chat(&key, CHAT).await));
+        want.push(p.chat().await);
     }
-    gw.terminate();
-    let status = gw.exit_status(Duration::from_secs(30)).await;
-    assert!(status.success(), "{status:?}\n{}", gw.logs());
+    p.gw.terminate();
+    let status = p.gw.exit_status(Duration::from_secs(30)).await;
+    assert!(status.success(), "{status:?}\n{}", p.gw.logs());
     assert!(
-        gw.logs().contains("are delivered at the next start"),
+        p.gw.logs().contains("are delivered at the next start"),
         "{}",
-        gw.logs()
+        p.gw.logs()
     );
-    assert_eq!(direct.usage_count().unwrap(), 1);
-    fwd.restore();
-    gw.start();
-    stored(&direct, 8).await;
+    assert_eq!(p.direct.usage_count().unwrap(), 1);
+    p.fwd.restore();
+    p.gw.start();
+    stored(&p.direct, 8).await;
     want.sort();
-    assert_eq!(stored_ids(&direct), want);
+    assert_eq!(stored_ids(&p.direct), want);
 }
