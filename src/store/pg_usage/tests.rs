@@ -7,6 +7,7 @@ use tollgate_filters::metering::UsageEvent;
 use tollgate_filters::Role;
 
 use crate::store::pg::test_db::TestDatabase;
+use crate::store::pg::PgOptions;
 use crate::store::testing::{add_user, sample_events};
 use crate::store::{
     temp_pg_store, temp_store, DayRange, GroupBy, RequestFilter, StatusFilter, Store, DAY_MS,
@@ -286,11 +287,13 @@ fn concurrent_writers_of_the_same_ids_store_each_once() {
     )
     .unwrap();
     let events = sample_events(2_000, 3, 1_700_000_000_000, 1_000);
-    // Four writers (instances replaying the same spool), each its own order and
-    // batches: a fixed lock order means no deadlock, ON CONFLICT means no double.
+    // Two instances (a pool each) with two writers each, replaying the same spool,
+    // each in its own order and batches: a fixed lock order means no deadlock, ON
+    // CONFLICT means no double.
+    let other = Store::open_postgres(&PgOptions::parse(db.url(), 2).unwrap()).unwrap();
     let writers: Vec<_> = (0..4)
         .map(|w| {
-            let s = s.clone();
+            let s = if w < 2 { s.clone() } else { other.clone() };
             let mut mine = events.clone();
             if w % 2 == 1 {
                 mine.reverse();
