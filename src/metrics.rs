@@ -36,6 +36,7 @@ struct Metrics {
     in_flight: IntGauge,
     queue_depth: IntGauge,
     shared_limits_degraded: IntGauge,
+    spool_events: IntGauge,
     batch_seconds: HistogramVec,
     dropped: IntCounter,
     write_failures: IntCounter,
@@ -167,6 +168,10 @@ static M: LazyLock<Metrics> = LazyLock::new(|| {
         queue_depth: g(
             "tollgate_usage_queue_depth",
             "Usage events waiting to be written.",
+        ),
+        spool_events: g(
+            "tollgate_usage_spool_events",
+            "Usage events in the local spool waiting for delivery to PostgreSQL (always 0 on SQLite).",
         ),
         batch_seconds: hv(
             "tollgate_usage_batch_seconds",
@@ -453,6 +458,15 @@ pub fn shared_limits_degraded(degraded: bool) {
 
 pub fn usage_queue_depth(n: usize) {
     M.queue_depth.set(n as i64);
+}
+
+pub fn usage_spool_events(n: u64) {
+    M.spool_events.set(i64::try_from(n).unwrap_or(i64::MAX));
+}
+
+/// The usage events in the spool, as last reported (the dashboard).
+pub fn usage_spool_events_now() -> u64 {
+    M.spool_events.get().max(0) as u64
 }
 
 /// The usage events waiting to be written, as last reported (the dashboard).

@@ -77,6 +77,8 @@ pub enum ServeError {
     Keyring(#[from] KeyringError),
     #[error("{0}")]
     SharedLimits(#[from] crate::limits::SharedError),
+    #[error("{0}")]
+    Spool(#[from] crate::usage::spool::SpoolError),
 }
 
 /// Loads the config, opens the store and runs until a shutdown signal. In steps: the
@@ -110,7 +112,7 @@ pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<(), ServeError> {
         live: live.clone(),
     });
     let shared = Shared {
-        usage: UsageRecorder::new(keys.store.clone()),
+        usage: UsageRecorder::for_store(keys.store.clone(), &fixed.storage_dir)?,
         live,
         fixed: Arc::new(fixed),
         keys,
@@ -463,6 +465,14 @@ fn add_background_services(server: &mut Server, shared: &Shared, listeners: &Lis
             recorder: shared.usage.clone(),
         },
     ));
+    if let Some(shipper) = shared.usage.shipper() {
+        server.add_service(single_threaded(
+            "usage shipper",
+            crate::usage::shipper::ShipperService {
+                shipper: shipper.clone(),
+            },
+        ));
+    }
     server.add_service(single_threaded(
         "shutdown",
         ShutdownService {

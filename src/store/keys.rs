@@ -517,6 +517,9 @@ impl Store {
     /// Cost (nano-dollars) recorded since `since_ms`, per key and per user, for the
     /// budget tracker at start-up.
     pub fn spend_since(&self, since_ms: i64) -> Result<SpendByOwner, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg_usage::spend_since(pg, since_ms);
+        }
         let conn = self.conn()?;
         // Overflow-free sums: stored data must never stop the gateway from starting.
         let cost = super::usage::wide_sum("cost_nanos");

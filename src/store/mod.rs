@@ -11,8 +11,10 @@ mod data_keys;
 pub mod input;
 mod keys;
 pub mod pg;
+mod pg_usage;
 mod prices;
 mod provider_keys;
+mod record;
 mod request_log;
 mod rollups;
 pub mod secrets;
@@ -34,6 +36,7 @@ pub use data_keys::DataKeyRow;
 pub use keys::{AuthKeyRow, KeyCreate, KeyRow, KeyUpdate};
 pub use prices::PriceSet;
 pub use provider_keys::{ProviderKeyRow, ProviderKeyStatus};
+pub use record::UsageRecord;
 pub use request_log::{
     RequestFilter, RequestPage, RequestRow, StatusFilter, WINDOW as REQUEST_WINDOW,
 };

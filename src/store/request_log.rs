@@ -208,6 +208,9 @@ fn window_end(conn: &Connection, f: &RequestFilter) -> Result<Option<(i64, i64)>
 impl Store {
     /// The latest requests matching `f`, newest first, `limit` to a page.
     pub fn request_log(&self, f: &RequestFilter, limit: usize) -> Result<RequestPage, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg_usage::request_log(pg, f, limit);
+        }
         let limit = limit.max(1);
         let conn = self.conn()?;
         let mut rows = page_rows(&conn, f, limit)?;

@@ -268,6 +268,9 @@ impl Store {
         days: DayRange,
         user: Option<i64>,
     ) -> Result<Vec<Totals>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg_usage::rollup_report(pg, by, days, user);
+        }
         let conn = self.conn()?;
         let sql = format!(
             "SELECT {g} AS grp, {sums} FROM usage_daily d LEFT JOIN users u ON u.id = d.user_id \
@@ -295,6 +298,9 @@ impl Store {
         today: i64,
         user: Option<i64>,
     ) -> Result<Vec<KeySpend>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg_usage::rollup_spend(pg, day_from, month_from, today, user);
+        }
         let conn = self.conn()?;
         let span = |from: &str| {
             wide_sum(&format!(
@@ -326,6 +332,9 @@ impl Store {
 
     /// All totals over `days` (of one user's events when `user` is given).
     pub fn rollup_totals(&self, days: DayRange, user: Option<i64>) -> Result<Totals, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg_usage::rollup_totals(pg, days, user);
+        }
         let conn = self.conn()?;
         let sql = format!("SELECT {} FROM usage_daily d WHERE {RANGE}", *SUMS);
         let t = conn
@@ -338,6 +347,9 @@ impl Store {
 
     /// p50 and p95 of total duration and time to first byte over `days`.
     pub fn latency(&self, days: DayRange) -> Result<Latency, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg_usage::latency(pg, days);
+        }
         let conn = self.conn()?;
         let mut st = conn.prepare_cached(
             "SELECT upper_ms, SUM(total_n), SUM(ttfb_n) FROM usage_latency_daily d \
@@ -364,6 +376,9 @@ impl Store {
 
     /// Models seen in routed traffic over `days` (served, else requested), sorted.
     pub fn models_seen(&self, days: DayRange) -> Result<Vec<String>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg_usage::models_seen(pg, days);
+        }
         let conn = self.conn()?;
         let mut st = conn.prepare_cached(
             "SELECT DISTINCT d.model FROM usage_daily d \
@@ -378,6 +393,9 @@ impl Store {
 
     /// The first day with usage, if any (the start of "all time" on the pages).
     pub fn first_usage_day(&self) -> Result<Option<i64>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg_usage::first_usage_day(pg);
+        }
         let conn = self.conn()?;
         let day = conn
             .query_row("SELECT MIN(day) FROM usage_daily", [], |r| {
@@ -391,7 +409,7 @@ impl Store {
 
 /// The upper bound of the bucket holding the `pct`-th percentile of `(upper, count)`
 /// buckets in ascending order; `None` when they count nothing.
-fn percentile(buckets: &[(i64, i64)], pct: i64) -> Option<i64> {
+pub(super) fn percentile(buckets: &[(i64, i64)], pct: i64) -> Option<i64> {
     let n: i64 = buckets.iter().map(|b| b.1.max(0)).sum();
     if n == 0 {
         return None;

@@ -159,6 +159,10 @@ impl Store {
     /// is ignored, so a retried batch never double-counts. Rows go in [`ROWS_PER_INSERT`]
     /// to a statement: one statement step per row was a third of the writer's time.
     pub fn insert_usage(&self, events: &[UsageEvent]) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            let records = events.iter().map(super::UsageRecord::from).collect();
+            return super::pg_usage::insert(pg, records).map(drop);
+        }
         let mut conn = self.conn()?;
         // IMMEDIATE: the rollups read the last rowid first; a deferred transaction that
         // read would fail (busy) instead of waiting if another process wrote meanwhile.
@@ -200,6 +204,9 @@ impl Store {
         since_ms: Option<i64>,
         until_ms: Option<i64>,
     ) -> Result<Vec<UsageRow>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg_usage::usage_report(pg, by, since_ms, until_ms);
+        }
         let conn = self.conn()?;
         let sums = [
             "e.input_tokens",
@@ -246,6 +253,9 @@ impl Store {
     /// once would hold SQLite's write lock (and this store's mutex) for seconds, and the
     /// usage writer, key touches and admin writes of a running gateway with it.
     pub fn prune_usage(&self, before_ms: i64) -> Result<usize, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg_usage::prune(pg, before_ms);
+        }
         let mut total = 0;
         loop {
             let (n, last) = {
@@ -274,8 +284,31 @@ impl Store {
         }
     }
 
+    /// Inserts events read back from the usage spool (`crate::usage::spool`), exactly
+    /// once per request id like [`Store::insert_usage`]; how many were new. PostgreSQL
+    /// only: a SQLite store is written directly, never through the spool.
+    pub fn insert_usage_records(
+        &self,
+        records: &[super::UsageRecord],
+    ) -> Result<usize, StoreError> {
+        match self.pg() {
+            Some(pg) => super::pg_usage::insert(pg, records.to_vec()),
+            None => Err(StoreError::Invalid(
+                "usage records are delivered to a PostgreSQL store only".into(),
+            )),
+        }
+    }
+
+    /// Whether the store is PostgreSQL (`storage.url`).
+    pub fn is_postgres(&self) -> bool {
+        self.pg().is_some()
+    }
+
     /// How many events are stored (tests and `check`).
     pub fn usage_count(&self) -> Result<u64, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg_usage::usage_count(pg);
+        }
         Ok(self
             .conn()?
             .query_row("SELECT COUNT(*) FROM usage_events", [], |r| {
@@ -287,8 +320,16 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::testing::temp_store;
+    use crate::store::pg_usage::raw;
+    use crate::store::testing::{on_both_backends, TestBackend};
     use tollgate_filters::usage::Usage;
+
+    on_both_backends!(
+        multi_row_inserts_store_every_field_once,
+        sums_are_exact_across_32_bits_and_saturate_instead_of_failing,
+        rollups_sum_exactly_across_32_bits,
+        exactly_once_grouping_and_pruning,
+    );
 
     fn event(id: &str, ts_ms: i64, model: &str, input: u64, cost: u64) -> UsageEvent {
         UsageEvent {
@@ -320,9 +361,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn multi_row_inserts_store_every_field_once() {
-        let (_dir, s) = temp_store();
+    fn multi_row_inserts_store_every_field_once(b: &TestBackend) {
+        let s = &b.store;
         // Two full multi-row statements and a remainder, then an overlapping retry.
         let events: Vec<_> = (0..70)
             .map(|n| {
@@ -353,45 +393,32 @@ mod tests {
                 .collect::<Vec<_>>(),
             [want(0), want(1), want(2)]
         );
-        let conn = s.conn().unwrap();
-        type Row = (
-            String,
-            i64,
-            Option<String>,
-            Option<i64>,
-            String,
-            String,
-            i64,
-            i64,
-            Option<i64>,
-        );
-        let row: Row = conn
-            .query_row(
-                "SELECT key_id, ts, upstream, user_id, dialect, endpoint, streamed, output_tokens, ttfb_ms \
-                 FROM usage_events WHERE request_id = 'r37'",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?)),
-            )
-            .unwrap();
+        let row = raw::rows_text(
+            s,
+            "SELECT key_id, CAST(ts AS TEXT), upstream, CAST(user_id AS TEXT), dialect, endpoint, \
+             CAST(CAST(streamed AS INTEGER) AS TEXT), CAST(output_tokens AS TEXT), CAST(ttfb_ms AS TEXT) \
+             FROM usage_events WHERE request_id = 'r37'",
+        )
+        .remove(0);
+        let text = |v: &str| Some(v.to_owned());
         assert_eq!(
             row,
-            (
-                "k1".into(),
-                1_037,
-                Some("openai".into()),
+            [
+                text("k1"),
+                text("1037"),
+                text("openai"),
                 None,
-                "openai".into(),
-                "chat_completions".into(),
-                1,
-                2,
-                Some(5)
-            )
+                text("openai"),
+                text("chat_completions"),
+                text("1"),
+                text("2"),
+                text("5")
+            ]
         );
     }
 
-    #[test]
-    fn sums_are_exact_across_32_bits_and_saturate_instead_of_failing() {
-        let (_dir, s) = temp_store();
+    fn sums_are_exact_across_32_bits_and_saturate_instead_of_failing(b: &TestBackend) {
+        let s = &b.store;
         let big = (1u64 << 32) + 7;
         s.insert_usage(&[event("a", 1, "m", big, big), event("b", 2, "m", big, 3)])
             .unwrap();
@@ -428,9 +455,8 @@ mod tests {
         assert_eq!(by_model[0].usage.cost_nanos, i64::MAX as u64);
     }
 
-    #[test]
-    fn rollups_sum_exactly_across_32_bits() {
-        let (_dir, s) = temp_store();
+    fn rollups_sum_exactly_across_32_bits(b: &TestBackend) {
+        let s = &b.store;
         let big = (1u64 << 32) + 7;
         s.insert_usage(&[event("a", 1, "m", big, big), event("b", 2, "m", big, 3)])
             .unwrap();
@@ -444,9 +470,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn exactly_once_grouping_and_pruning() {
-        let (_dir, s) = temp_store();
+    fn exactly_once_grouping_and_pruning(b: &TestBackend) {
+        let s = &b.store;
         let batch = [
             event("a", 1_000, "m1", 10, 7),
             event("b", 90_000_000, "m2", 5, 3),

@@ -1,9 +1,12 @@
 //! Usage recording: the sink the metering filter writes to, the background writer that
-//! batches events into SQLite, and token estimates.
+//! batches events into the store (on PostgreSQL through a local spool and its shipper),
+//! and token estimates.
 
 pub mod estimate;
 pub mod recorder;
+pub mod shipper;
 pub mod spend;
+pub mod spool;
 
 pub use estimate::Estimator;
 pub use recorder::{UsageRecorder, UsageWriter};

@@ -1,4 +1,6 @@
-//! The path of a usage event from `logging` to SQLite, built so that nothing is lost:
+//! The path of a usage event from `logging` to the store (a SQLite store directly; a
+//! PostgreSQL one through the durable local spool, `super::spool` and
+//! `super::shipper`), built so that nothing is lost:
 //!
 //! - [`UsageRecorder::record`] never blocks: `try_send` on a bounded channel; if the
 //!   channel is full, the event goes to a bounded overflow queue; only past that is it
@@ -18,6 +20,7 @@
 //!   stopped every service. Deciding when to exit is not the writer's business.
 
 use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,6 +31,8 @@ use pingora::services::background::BackgroundService;
 use tokio::sync::mpsc;
 use tollgate_filters::metering::{UsageEvent, UsageSink};
 
+use super::shipper::Shipper;
+use super::spool::{Spool, SpoolError};
 use crate::metrics;
 use crate::store::Store;
 
@@ -51,10 +56,27 @@ pub struct UsageRecorder {
     /// Events are being dropped (logged once until a write succeeds again).
     dropping: AtomicBool,
     store: Store,
+    /// With a PostgreSQL store, batches go to the local spool, which this delivers
+    /// (`super::shipper`); `None` with SQLite, written directly.
+    shipper: Option<Arc<Shipper>>,
 }
 
 impl UsageRecorder {
     pub fn new(store: Store) -> Arc<Self> {
+        Self::with_shipper(store, None)
+    }
+
+    /// The recorder for `store`: on PostgreSQL, its batches go through the spool in
+    /// `storage_dir` (opened here; its delivery is [`UsageRecorder::shipper`]'s service).
+    pub fn for_store(store: Store, storage_dir: &Path) -> Result<Arc<Self>, SpoolError> {
+        if !store.is_postgres() {
+            return Ok(Self::new(store));
+        }
+        let shipper = Shipper::new(Spool::open(storage_dir)?, store.clone());
+        Ok(Self::with_shipper(store, Some(shipper)))
+    }
+
+    fn with_shipper(store: Store, shipper: Option<Arc<Shipper>>) -> Arc<Self> {
         let (tx, rx) = mpsc::channel(CHANNEL);
         Arc::new(UsageRecorder {
             tx,
@@ -63,7 +85,13 @@ impl UsageRecorder {
             dropped: AtomicU64::new(0),
             dropping: AtomicBool::new(false),
             store,
+            shipper,
         })
+    }
+
+    /// The spool's delivery, with a PostgreSQL store.
+    pub fn shipper(&self) -> Option<&Arc<Shipper>> {
+        self.shipper.as_ref()
     }
 
     /// Events dropped because channel and overflow were both full.
@@ -88,7 +116,11 @@ impl UsageRecorder {
     /// next attempt.
     fn write(&self, batch: &[UsageEvent]) -> bool {
         let started = Instant::now();
-        match self.store.insert_usage(batch) {
+        let written = match &self.shipper {
+            Some(shipper) => shipper.append(batch).map_err(|e| e.to_string()),
+            None => self.store.insert_usage(batch).map_err(|e| e.to_string()),
+        };
+        match written {
             Ok(()) => {
                 metrics::usage_batch_written(batch.len(), started.elapsed());
                 self.dropping.store(false, Ordering::Relaxed);
@@ -142,6 +174,9 @@ impl UsageRecorder {
             );
         } else if !batch.is_empty() {
             log::info!("usage writer: flushed {} events at shutdown", batch.len());
+        }
+        if let Some(shipper) = &self.shipper {
+            shipper.ship_at_exit();
         }
     }
 

@@ -8,6 +8,7 @@
 //! - [`calls`]: one-line requests ([`Gateway::chat`], [`Gateway::messages`],
 //!   [`Gateway::generate`], [`Gateway::admin_as`], [`Gateway::metrics`]) and the bodies
 //!   most tests send.
+//! - [`forwarder`]: a TCP forwarder to cut, between a gateway and PostgreSQL.
 //! - [`events`]: the usage events the gateway stored, row by row
 //!   ([`Gateway::usage_events_after`]).
 //! - [`wait`]: [`eventually`], the one bounded wait for what happens in its own time.
@@ -26,6 +27,7 @@
 pub mod calls;
 pub mod config;
 pub mod events;
+pub mod forwarder;
 pub mod gateway;
 pub mod http;
 pub mod mock;

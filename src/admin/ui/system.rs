@@ -49,13 +49,17 @@ impl AdminApp {
         })
         .await?;
         let config = self.live.current();
+        let postgres = self.store.is_postgres();
         let body = html! {
             dl.figures.card {
                 dt { "Version" } dd { "tollgate " (env!("CARGO_PKG_VERSION")) }
                 dt { "Uptime" } dd { (uptime(self.ui.started.elapsed().as_secs())) }
-                dt { "Store" } dd { (size(bytes)) " (SQLite)" }
+                dt { "Store" } dd { (size(bytes)) @if postgres { " (PostgreSQL)" } @else { " (SQLite)" } }
                 dt { "Usage events stored" } dd { (count(events)) }
                 dt { "Usage queue" } dd { (count(crate::metrics::usage_queue_depth_now().max(0) as u64)) " waiting to be written" }
+                @if postgres {
+                    dt { "Usage spool" } dd { (count(crate::metrics::usage_spool_events_now())) " waiting for delivery to PostgreSQL" }
+                }
                 dt { "Usage events dropped" } dd { (count(crate::metrics::usage_events_dropped_now())) }
                 dt { "Upstreams, routes" } dd { (config.upstreams.len()) ", " (config.router.route_count()) }
                 dt { "Session lifetime" } dd { (self.sessions.ttl_s() / 60) " min" }

@@ -10,11 +10,14 @@ use super::client;
 use crate::store::StoreError;
 
 /// Migrations, applied in order; each runs once.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "control_plane",
-    include_str!("migrations/0001_control_plane.sql"),
-)];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "control_plane",
+        include_str!("migrations/0001_control_plane.sql"),
+    ),
+    (2, "usage", include_str!("migrations/0002_usage.sql")),
+];
 
 /// The advisory lock's key: "tollgate" in ASCII.
 const LOCK_KEY: i64 = 0x746f_6c6c_6761_7465;

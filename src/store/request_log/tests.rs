@@ -1,5 +1,8 @@
 use super::*;
-use crate::store::testing::{add_user, hasher_in, sample_events, temp_store};
+use crate::store::pg_usage::raw;
+use crate::store::testing::{
+    add_user, hasher_in, on_both_backends, sample_events, temp_store, TestBackend,
+};
 use crate::store::KeyCreate;
 use tollgate_filters::Role;
 
@@ -21,27 +24,28 @@ fn all_pages(s: &Store, f: &RequestFilter, limit: usize) -> (Vec<RequestRow>, us
 
 /// The request ids of the events matching `keep`, newest first, by a plain scan.
 fn expected(s: &Store, keep: &str) -> Vec<String> {
-    let conn = s.conn().unwrap();
-    let sql =
-        format!("SELECT request_id FROM usage_events e WHERE {keep} ORDER BY ts DESC, rowid DESC");
-    let mut st = conn.prepare(&sql).unwrap();
-    let ids = st
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<Vec<String>, _>>()
-        .unwrap();
-    ids
+    let order = raw::row_order(s);
+    raw::column_text(
+        s,
+        &format!(
+            "SELECT request_id FROM usage_events e WHERE {keep} ORDER BY ts DESC, {order} DESC"
+        ),
+    )
 }
+
+on_both_backends!(
+    pages_follow_each_other_newest_first_with_every_filter,
+    rare_matches_are_found_window_by_window,
+);
 
 fn ids(rows: &[RequestRow]) -> Vec<String> {
     rows.iter().map(|r| r.request_id.clone()).collect()
 }
 
-#[test]
-fn pages_follow_each_other_newest_first_with_every_filter() {
-    let (dir, s) = temp_store();
-    let alice = add_user(&s, "alice", Role::Member, 0);
-    add_user(&s, "bob", Role::Member, 0);
+fn pages_follow_each_other_newest_first_with_every_filter(b: &TestBackend) {
+    let (dir, s) = (&b.dir, &b.store);
+    let alice = add_user(s, "alice", Role::Member, 0);
+    add_user(s, "bob", Role::Member, 0);
     let h = hasher_in(dir.path());
     let (key, _) = s.create_key(&h, &KeyCreate::for_user("alice"), 0).unwrap();
     let mut events = sample_events(600, 9, 1_700_000_000_000, 1_000);
@@ -93,9 +97,9 @@ fn pages_follow_each_other_newest_first_with_every_filter() {
         ),
     ];
     for (f, keep) in cases {
-        let want = expected(&s, &keep);
+        let want = expected(s, &keep);
         assert!(!want.is_empty(), "{keep}");
-        let (rows, _) = all_pages(&s, &f, 25);
+        let (rows, _) = all_pages(s, &f, 25);
         assert_eq!(ids(&rows), want, "{keep}");
         // Every row as written.
         for r in &rows {
@@ -136,9 +140,8 @@ fn pages_follow_each_other_newest_first_with_every_filter() {
     assert!(page.next.is_some());
 }
 
-#[test]
-fn rare_matches_are_found_window_by_window() {
-    let (_dir, s) = temp_store();
+fn rare_matches_are_found_window_by_window(b: &TestBackend) {
+    let s = &b.store;
     let n = WINDOW * 2 + 500;
     let mut events = sample_events(n, 4, 1_700_000_000_000, 10);
     for (i, e) in events.iter_mut().enumerate() {
@@ -158,7 +161,7 @@ fn rare_matches_are_found_window_by_window() {
     let first = s.request_log(&f, 50).unwrap();
     // The newest window holds none: the page says so and points further back.
     assert!(first.rows.is_empty() && first.window_exhausted);
-    let (rows, pages) = all_pages(&s, &f, 50);
+    let (rows, pages) = all_pages(s, &f, 50);
     assert_eq!(
         ids(&rows),
         [format!("4-{}", WINDOW + 100), "4-10".to_owned()]

@@ -1,6 +1,14 @@
 use super::*;
-use crate::store::testing::{sample_events, temp_store};
+use crate::store::pg_usage::raw;
+use crate::store::testing::{on_both_backends, sample_events, temp_store, TestBackend};
 use std::collections::HashMap;
+
+on_both_backends!(
+    rollups_equal_a_scan_of_the_events_through_retries_and_pruning,
+    latency_percentiles_come_from_the_buckets,
+    models_seen_are_the_routed_ones,
+    spend_per_key_in_one_pass_equals_the_reports_per_span,
+);
 
 const ALL: [GroupBy; 5] = [
     GroupBy::Key,
@@ -34,22 +42,23 @@ fn assert_rollups_match(s: &Store, days: DayRange) {
 /// `SELECT` over the events of user `uid` in `days`: (requests, errors, cost).
 fn scan_user(s: &Store, uid: i64, days: DayRange) -> (u64, u64, u64) {
     let (from, to) = (days.from.unwrap_or(0), days.to.unwrap_or(1 << 30));
-    s.conn()
-        .unwrap()
-        .query_row(
-            "SELECT COUNT(*), COALESCE(SUM(status >= 400), 0), COALESCE(SUM(cost_nanos), 0) FROM usage_events \
-             WHERE user_id = ?1 AND ts >= ?2 AND ts < ?3",
-            params![uid, from * DAY_MS, (to + 1) * DAY_MS],
-            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64)),
-        )
-        .unwrap()
+    let n = raw::row_i64(
+        s,
+        &format!(
+            "SELECT CAST(COUNT(*) AS TEXT), CAST(COALESCE(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0) AS TEXT), \
+             CAST(COALESCE(SUM(cost_nanos), 0) AS TEXT) FROM usage_events \
+             WHERE user_id = {uid} AND ts >= {} AND ts < {}",
+            from * DAY_MS,
+            (to + 1) * DAY_MS
+        ),
+    );
+    (n[0] as u64, n[1] as u64, n[2] as u64)
 }
 
-#[test]
-fn rollups_equal_a_scan_of_the_events_through_retries_and_pruning() {
-    let (_dir, s) = temp_store();
-    crate::store::testing::add_user(&s, "alice", tollgate_filters::Role::Member, 0);
-    crate::store::testing::add_user(&s, "bob", tollgate_filters::Role::Member, 0);
+fn rollups_equal_a_scan_of_the_events_through_retries_and_pruning(b: &TestBackend) {
+    let s = &b.store;
+    crate::store::testing::add_user(s, "alice", tollgate_filters::Role::Member, 0);
+    crate::store::testing::add_user(s, "bob", tollgate_filters::Role::Member, 0);
     // Five days of events, 37 minutes apart, written in uneven batches; every batch
     // after the first repeats part of the one before (a retried batch).
     let events = sample_events(1_000, 7, 20_000 * DAY_MS + 1_234, 7 * 60_000 + 17);
@@ -68,12 +77,12 @@ fn rollups_equal_a_scan_of_the_events_through_retries_and_pruning() {
         DayRange::days(first + 1, first + 1),
         DayRange::days(first + 4, first + 9),
     ] {
-        assert_rollups_match(&s, days);
+        assert_rollups_match(s, days);
         for uid in [1, 2] {
             let t = s.rollup_totals(days, Some(uid)).unwrap();
             assert_eq!(
                 (t.usage.requests, t.errors, t.usage.cost_nanos),
-                scan_user(&s, uid, days)
+                scan_user(s, uid, days)
             );
         }
     }
@@ -84,20 +93,18 @@ fn rollups_equal_a_scan_of_the_events_through_retries_and_pruning() {
     let cut = (first + 2) * DAY_MS + 5 * 3_600_000;
     let pruned = s.prune_usage(cut).unwrap();
     assert!(pruned > 400 && pruned < 600, "{pruned}");
-    assert_rollups_match(&s, DayRange::all());
-    assert_rollups_match(&s, DayRange::days(first + 2, first + 2));
+    assert_rollups_match(s, DayRange::all());
+    assert_rollups_match(s, DayRange::days(first + 2, first + 2));
     let after = s.rollup_totals(DayRange::all(), None).unwrap();
     assert_eq!(after.usage.requests, 1_000 - pruned as u64);
     // No row is left for the days pruned whole.
-    let left: i64 = s
-        .conn()
-        .unwrap()
-        .query_row(
-            "SELECT COUNT(*) FROM usage_daily WHERE day < ?1",
-            [first + 2],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let left = raw::row_i64(
+        s,
+        &format!(
+            "SELECT CAST(COUNT(*) AS TEXT) FROM usage_daily WHERE day < {}",
+            first + 2
+        ),
+    )[0];
     assert_eq!(left, 0);
     assert_eq!(s.first_usage_day().unwrap(), Some(first + 2));
 }
@@ -149,9 +156,8 @@ fn the_migration_rolls_up_the_events_already_stored() {
     assert!(backfilled.total_p50.is_some());
 }
 
-#[test]
-fn latency_percentiles_come_from_the_buckets() {
-    let (_dir, s) = temp_store();
+fn latency_percentiles_come_from_the_buckets(b: &TestBackend) {
+    let s = &b.store;
     let mut events = sample_events(100, 3, 20_000 * DAY_MS, 1_000);
     for (i, e) in events.iter_mut().enumerate() {
         e.status = 200;
@@ -187,9 +193,8 @@ fn percentiles_of_buckets() {
     assert_eq!(percentile(&[(1, 95), (2, 5)], 95), Some(1));
 }
 
-#[test]
-fn models_seen_are_the_routed_ones() {
-    let (_dir, s) = temp_store();
+fn models_seen_are_the_routed_ones(b: &TestBackend) {
+    let s = &b.store;
     let mut events = sample_events(50, 5, 20_000 * DAY_MS, 1_000);
     for e in &mut events {
         e.upstream = Some("o".into());
@@ -288,11 +293,10 @@ fn a_batch_summed_in_rust_equals_the_sql_aggregate() {
 
 /// One pass for budgets gives, per key and per user, the cost the reports give for
 /// each span: today, a month so far, all time (absurd costs saturating alike).
-#[test]
-fn spend_per_key_in_one_pass_equals_the_reports_per_span() {
-    let (_dir, s) = temp_store();
-    crate::store::testing::add_user(&s, "alice", tollgate_filters::Role::Member, 0);
-    crate::store::testing::add_user(&s, "bob", tollgate_filters::Role::Member, 0);
+fn spend_per_key_in_one_pass_equals_the_reports_per_span(b: &TestBackend) {
+    let s = &b.store;
+    crate::store::testing::add_user(s, "alice", tollgate_filters::Role::Member, 0);
+    crate::store::testing::add_user(s, "bob", tollgate_filters::Role::Member, 0);
     let first = 20_000;
     let mut events = sample_events(600, 3, first * DAY_MS + 5, 97 * 60_000 + 11);
     events[7].cost_nanos = u64::MAX;
