@@ -139,6 +139,16 @@ pub fn response_head(
     Ok(())
 }
 
+/// The upstream broke after the response started, for `err`: the client's bytes that
+/// end a translated stream the way the native path ends a broken stream of the client's
+/// dialect (its error event, after an open Anthropic content block is closed; a
+/// Responses client gets `response.failed`). `None` when the response is not a
+/// translated stream (a whole answer just ends, as natively).
+pub fn broken_stream(t: &mut Translation, err: &GatewayError) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    t.response.broken(err, &mut out).then_some(out)
+}
+
 /// One upstream body chunk, replaced by the client's bytes it yields (none yet: `None`,
 /// except at the end, which must be passed on).
 pub fn response_chunk(t: &mut Translation, body: &mut Option<Bytes>, end_of_stream: bool) {
