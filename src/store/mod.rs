@@ -37,7 +37,7 @@ pub use provider_keys::{ProviderKeyRow, ProviderKeyStatus};
 pub use request_log::{
     RequestFilter, RequestPage, RequestRow, StatusFilter, WINDOW as REQUEST_WINDOW,
 };
-pub use rollups::{DayRange, KeySpend, Latency, Totals, DAY_MS};
+pub use rollups::{DayRange, KeySpend, Latency, OverviewSums, Totals, DAY_MS};
 pub use sessions::{NewSession, SessionRow};
 pub use usage::{GroupBy, UsageRow};
 pub use users::{
