@@ -262,6 +262,11 @@ impl Store {
         scan::spend(&*self.conn()?, spans, all_time, user)
     }
 
+    /// The requests over `days`: `rollup_totals`' count, reading that column only.
+    pub fn rollup_requests(&self, days: DayRange) -> Result<u64, StoreError> {
+        scan::requests(&*self.conn()?, days)
+    }
+
     /// All totals over `days` (of one user's events when `user` is given).
     pub fn rollup_totals(&self, days: DayRange, user: Option<i64>) -> Result<Totals, StoreError> {
         scan::totals(&*self.conn()?, days, user)

@@ -42,8 +42,8 @@ pub(super) struct Need {
     pub user: bool,
     pub upstream: bool,
     pub model: bool,
-    /// Only the cost among the figures (the others read as 0).
-    pub cost_only: bool,
+    /// Only this figure (its place in [`FIGURES`]; the others read as 0).
+    pub only: Option<usize>,
 }
 
 impl Need {
@@ -68,10 +68,9 @@ impl Need {
             (self.upstream, "upstream"),
             (self.model, "model"),
         ];
-        let figures: &[&str] = if self.cost_only {
-            &FIGURES[COST..=COST]
-        } else {
-            &FIGURES
+        let figures: &[&str] = match self.only {
+            Some(i) => &FIGURES[i..=i],
+            None => &FIGURES,
         };
         groups
             .iter()
@@ -165,11 +164,12 @@ pub(super) fn scan(
             next(need.model),
         );
         let mut figures = [0i64; 9];
-        if need.cost_only {
-            figures[COST] = r.get(at)?;
-        } else {
-            for (i, f) in figures.iter_mut().enumerate() {
-                *f = r.get(at + i)?;
+        match need.only {
+            Some(i) => figures[i] = r.get(at)?,
+            None => {
+                for (i, f) in figures.iter_mut().enumerate() {
+                    *f = r.get(at + i)?;
+                }
             }
         }
         let text = |i: Option<usize>| match i {
@@ -268,6 +268,17 @@ pub(super) fn report(
     Ok(groups.totals(by, &names))
 }
 
+/// The requests over `days` ([`super::Store::rollup_requests`]).
+pub(super) fn requests(conn: &Connection, days: DayRange) -> Result<u64, StoreError> {
+    let mut acc = Acc::default();
+    let need = Need {
+        only: Some(0),
+        ..Need::default()
+    };
+    scan(conn, days, None, need, |row| acc.add(&row.figures))?;
+    Ok(acc.totals(String::new()).usage.requests)
+}
+
 /// All totals over `days` ([`super::Store::rollup_totals`]).
 pub(super) fn totals(
     conn: &Connection,
@@ -295,7 +306,7 @@ pub(super) fn spend(
         day: true,
         key: true,
         user: true,
-        cost_only: true,
+        only: Some(COST),
         ..Need::default()
     };
     let days = match all_time {

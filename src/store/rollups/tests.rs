@@ -379,11 +379,15 @@ fn one_pass_reads_equal_the_sql_group_by_they_replace() {
                     "{by:?} {days:?} {user:?}"
                 );
             }
+            let totals = sql_reference::totals(&s, days, user);
             assert_eq!(
                 s.rollup_totals(days, user).unwrap(),
-                sql_reference::totals(&s, days, user),
+                totals,
                 "{days:?} {user:?}"
             );
+            if user.is_none() {
+                assert_eq!(s.rollup_requests(days).unwrap(), totals.usage.requests);
+            }
         }
         for (today, month_from) in [
             (first + 4, first + 1),
