@@ -92,8 +92,12 @@ pub fn request_head(
     up: &mut RequestHeader,
     base_path: &str,
 ) -> Result<(), GatewayError> {
+    // Pingora's removal rebuilds its name-case map: a lookup first is far cheaper,
+    // and most of these headers are absent.
     for name in t.headers.remove.iter().filter(|n| **n != "content-length") {
-        up.remove_header(*name);
+        if up.headers.contains_key(*name) {
+            up.remove_header(*name);
+        }
     }
     for (name, value) in &t.headers.set {
         up.insert_header(*name, *value).map_err(internal)?;
