@@ -256,7 +256,14 @@ pub(crate) async fn end_stream(session: &mut Session, ctx: &mut RequestCtx, err:
     if let Some(strip) = ctx.strip.as_mut() {
         tail.extend_from_slice(&strip.process(Bytes::new(), true));
     }
-    if ctx.meter.as_ref().is_some_and(|m| m.is_stream()) {
+    let translated = ctx
+        .translation
+        .as_mut()
+        .and_then(|t| translation::broken_stream(t, &err));
+    if let Some(end) = translated {
+        // The translator's own output ends on an event boundary: its close is whole.
+        tail.extend_from_slice(&end);
+    } else if ctx.meter.as_ref().is_some_and(|m| m.is_stream()) {
         let last = match tail.as_slice() {
             [.., a, b] => [*a, *b],
             _ => ctx.body_tail,

@@ -40,7 +40,7 @@ pub use record::UsageRecord;
 pub use request_log::{
     RequestFilter, RequestPage, RequestRow, StatusFilter, WINDOW as REQUEST_WINDOW,
 };
-pub use rollups::{DayRange, KeySpend, Latency, Totals, DAY_MS};
+pub use rollups::{DayRange, KeySpend, Latency, OverviewSums, Totals, DAY_MS};
 pub use sessions::{NewSession, SessionRow};
 pub use usage::{GroupBy, UsageRow};
 pub use users::{

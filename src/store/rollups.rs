@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::usage::{wide_sum, wide_value, UsageRow};
+use super::usage::UsageRow;
 use super::{GroupBy, Store, StoreError};
 
 /// Milliseconds per day: `ts / DAY_MS` is the rollup's day.
@@ -189,6 +189,17 @@ impl DayRange {
     pub fn all() -> Self {
         DayRange::default()
     }
+
+    /// The first day, `i64::MIN` when unbounded (a range on `day` an index can serve,
+    /// where `?1 IS NULL OR day >= ?1` scans every row).
+    pub fn first(&self) -> i64 {
+        self.from.unwrap_or(i64::MIN)
+    }
+
+    /// The last day, `i64::MAX` when unbounded.
+    pub fn last(&self) -> i64 {
+        self.to.unwrap_or(i64::MAX)
+    }
 }
 
 /// A day's or a range's totals, with the errors the usage document does not carry.
@@ -207,57 +218,19 @@ pub struct Latency {
     pub ttfb_p95: Option<i64>,
 }
 
-/// The group expression over `usage_daily d` (users joined as `u`), the same labels as
-/// [`GroupBy`]'s over the events.
-fn group_sql(by: GroupBy) -> &'static str {
-    match by {
-        GroupBy::Key => "d.key_id",
-        GroupBy::User => "COALESCE(u.username, '-')",
-        GroupBy::Model => "d.model",
-        GroupBy::Upstream => "d.upstream",
-        GroupBy::Day => "date(d.day * 86400, 'unixepoch')",
-    }
+/// The overview's figures ([`Store::rollup_overview`]): today's and the month's
+/// totals, the month's totals by model, user and key (ordered by group, as the reports
+/// give them), and the cost per day of the series.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OverviewSums {
+    pub today: Totals,
+    pub month: Totals,
+    pub models: Vec<Totals>,
+    pub users: Vec<Totals>,
+    pub keys: Vec<Totals>,
+    /// (day, cost) for every day from the series' first to today.
+    pub series: Vec<(i64, u64)>,
 }
-
-/// The nine sums a [`Totals`] reads ([`totals_at`]), each as two columns that cannot
-/// overflow (`super::usage::wide_sum`).
-static SUMS: LazyLock<String> = LazyLock::new(|| {
-    [
-        "d.requests",
-        "d.input_tokens",
-        "d.output_tokens",
-        "d.cache_read_tokens",
-        "d.cache_write_tokens",
-        "d.reasoning_tokens",
-        "d.estimated",
-        "d.cost_nanos",
-        "d.errors",
-    ]
-    .map(wide_sum)
-    .join(", ")
-});
-
-/// Reads the nine sums of [`SUMS`] from column `at` on.
-fn totals_at(r: &rusqlite::Row<'_>, at: usize, group: String) -> rusqlite::Result<Totals> {
-    let n = |i: usize| wide_value(r, at + 2 * i);
-    Ok(Totals {
-        usage: UsageRow {
-            group,
-            requests: n(0)?,
-            input_tokens: n(1)?,
-            output_tokens: n(2)?,
-            cache_read_tokens: n(3)?,
-            cache_write_tokens: n(4)?,
-            reasoning_tokens: n(5)?,
-            estimated_requests: n(6)?,
-            cost_nanos: n(7)?,
-        },
-        errors: n(8)?,
-    })
-}
-
-/// `WHERE` for a day range and an optional user, parameters ?1 ?2 ?3.
-const RANGE: &str = "(?1 IS NULL OR d.day >= ?1) AND (?2 IS NULL OR d.day <= ?2) AND (?3 IS NULL OR d.user_id = ?3)";
 
 impl Store {
     /// Totals grouped by `by` over `days` (of one user's events when `user` is given),
@@ -271,63 +244,42 @@ impl Store {
         if let Some(pg) = self.pg() {
             return super::pg_usage::rollup_report(pg, by, days, user);
         }
-        let conn = self.conn()?;
-        let sql = format!(
-            "SELECT {g} AS grp, {sums} FROM usage_daily d LEFT JOIN users u ON u.id = d.user_id \
-             WHERE {RANGE} GROUP BY grp ORDER BY grp",
-            g = group_sql(by),
-            sums = *SUMS
-        );
-        let mut st = conn.prepare_cached(&sql)?;
-        let rows = st
-            .query_map(params![days.from, days.to, user], |r| {
-                totals_at(r, 1, r.get(0)?)
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        scan::report(&*self.conn()?, by, days, user)
     }
 
     /// Cost per key (with its user's name) over three spans in one pass over the
     /// rollups: from `day_from` and from `month_from` to `today` (days since the epoch),
     /// and all time; `user`'s keys only when given. What budgets are measured against:
-    /// one scan instead of a report per span and grouping.
+    /// one scan instead of a report per span and grouping. Without `all_time` (no
+    /// budget is over all time) only the days of the first two spans are read, every
+    /// `total` is 0, and keys without cost in them are absent.
     pub fn rollup_spend(
         &self,
         day_from: i64,
         month_from: i64,
         today: i64,
+        all_time: bool,
         user: Option<i64>,
     ) -> Result<Vec<KeySpend>, StoreError> {
         if let Some(pg) = self.pg() {
-            return super::pg_usage::rollup_spend(pg, day_from, month_from, today, user);
+            let mut rows = super::pg_usage::rollup_spend(pg, day_from, month_from, today, user)?;
+            if !all_time {
+                rows.iter_mut().for_each(|r| r.total = 0);
+            }
+            return Ok(rows);
         }
-        let conn = self.conn()?;
-        let span = |from: &str| {
-            wide_sum(&format!(
-                "CASE WHEN d.day BETWEEN {from} AND ?3 THEN d.cost_nanos ELSE 0 END"
-            ))
-        };
-        let sql = format!(
-            "SELECT d.key_id, COALESCE(u.username, '-'), {}, {}, {} \
-             FROM usage_daily d LEFT JOIN users u ON u.id = d.user_id \
-             WHERE (?4 IS NULL OR d.user_id = ?4) GROUP BY d.key_id, d.user_id",
-            span("?1"),
-            span("?2"),
-            wide_sum("d.cost_nanos")
-        );
-        let mut st = conn.prepare_cached(&sql)?;
-        let rows = st
-            .query_map(params![day_from, month_from, today, user], |r| {
-                Ok(KeySpend {
-                    key_id: r.get(0)?,
-                    user: r.get(1)?,
-                    day: wide_value(r, 2)?,
-                    month: wide_value(r, 4)?,
-                    total: wide_value(r, 6)?,
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        let spans = (day_from, month_from, today);
+        scan::spend(&*self.conn()?, spans, all_time, user)
+    }
+
+    /// The requests over `days`: `rollup_totals`' count, reading that column only.
+    pub fn rollup_requests(&self, days: DayRange) -> Result<u64, StoreError> {
+        if let Some(pg) = self.pg() {
+            return Ok(super::pg_usage::rollup_totals(pg, days, None)?
+                .usage
+                .requests);
+        }
+        scan::requests(&*self.conn()?, days)
     }
 
     /// All totals over `days` (of one user's events when `user` is given).
@@ -335,14 +287,24 @@ impl Store {
         if let Some(pg) = self.pg() {
             return super::pg_usage::rollup_totals(pg, days, user);
         }
-        let conn = self.conn()?;
-        let sql = format!("SELECT {} FROM usage_daily d WHERE {RANGE}", *SUMS);
-        let t = conn
-            .prepare_cached(&sql)?
-            .query_row(params![days.from, days.to, user], |r| {
-                totals_at(r, 0, String::new())
-            })?;
-        Ok(t)
+        scan::totals(&*self.conn()?, days, user)
+    }
+
+    /// The overview page's figures in one pass over the rollups from `month_from` or
+    /// `series_from` (whichever is earlier) to `today`: what `rollup_totals` gives for
+    /// today and for the month, `rollup_report` by model, user and key for the month,
+    /// and the cost per day from `series_from` (days without usage 0).
+    pub fn rollup_overview(
+        &self,
+        today: i64,
+        month_from: i64,
+        series_from: i64,
+        user: Option<i64>,
+    ) -> Result<OverviewSums, StoreError> {
+        if let Some(pg) = self.pg() {
+            return super::pg_usage::rollup_overview(pg, today, month_from, series_from, user);
+        }
+        scan::overview(&*self.conn()?, today, month_from, series_from, user)
     }
 
     /// p50 and p95 of total duration and time to first byte over `days`.
@@ -353,10 +315,10 @@ impl Store {
         let conn = self.conn()?;
         let mut st = conn.prepare_cached(
             "SELECT upper_ms, SUM(total_n), SUM(ttfb_n) FROM usage_latency_daily d \
-             WHERE (?1 IS NULL OR d.day >= ?1) AND (?2 IS NULL OR d.day <= ?2) GROUP BY upper_ms ORDER BY upper_ms",
+             WHERE d.day BETWEEN ?1 AND ?2 GROUP BY upper_ms ORDER BY upper_ms",
         )?;
         let buckets = st
-            .query_map(params![days.from, days.to], |r| {
+            .query_map(params![days.first(), days.last()], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, i64>(1)?,
@@ -382,11 +344,11 @@ impl Store {
         let conn = self.conn()?;
         let mut st = conn.prepare_cached(
             "SELECT DISTINCT d.model FROM usage_daily d \
-             WHERE (?1 IS NULL OR d.day >= ?1) AND (?2 IS NULL OR d.day <= ?2) AND d.upstream <> '-' AND d.model <> '-' \
+             WHERE d.day BETWEEN ?1 AND ?2 AND d.upstream <> '-' AND d.model <> '-' \
              ORDER BY d.model",
         )?;
         let rows = st
-            .query_map(params![days.from, days.to], |r| r.get(0))?
+            .query_map(params![days.first(), days.last()], |r| r.get(0))?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
@@ -427,5 +389,8 @@ pub(super) fn percentile(buckets: &[(i64, i64)], pct: i64) -> Option<i64> {
 }
 
 mod batch;
+mod scan;
+#[cfg(test)]
+mod sql_reference;
 #[cfg(test)]
 mod tests;

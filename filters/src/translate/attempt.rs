@@ -92,8 +92,12 @@ pub fn request_head(
     up: &mut RequestHeader,
     base_path: &str,
 ) -> Result<(), GatewayError> {
+    // Pingora's removal rebuilds its name-case map: a lookup first is far cheaper,
+    // and most of these headers are absent.
     for name in t.headers.remove.iter().filter(|n| **n != "content-length") {
-        up.remove_header(*name);
+        if up.headers.contains_key(*name) {
+            up.remove_header(*name);
+        }
     }
     for (name, value) in &t.headers.set {
         up.insert_header(*name, *value).map_err(internal)?;
@@ -137,6 +141,16 @@ pub fn response_head(
             .map_err(internal)?;
     }
     Ok(())
+}
+
+/// The upstream broke after the response started, for `err`: the client's bytes that
+/// end a translated stream the way the native path ends a broken stream of the client's
+/// dialect (its error event, after an open Anthropic content block is closed; a
+/// Responses client gets `response.failed`). `None` when the response is not a
+/// translated stream (a whole answer just ends, as natively).
+pub fn broken_stream(t: &mut Translation, err: &GatewayError) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    t.response.broken(err, &mut out).then_some(out)
 }
 
 /// One upstream body chunk, replaced by the client's bytes it yields (none yet: `None`,

@@ -110,3 +110,35 @@ fn a_finish_without_done_is_a_clean_end() {
     assert!(out.contains("\"stop_reason\":\"max_tokens\""), "{out}");
     assert!(out.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
 }
+
+/// An upstream error event, or the connection breaking, while an Anthropic client's
+/// block is open: the block is stopped before the error event (the SDK's accumulator
+/// and Claude Code fail with "Content block not found" otherwise), and nothing follows.
+#[test]
+fn an_anthropic_clients_open_block_is_closed_before_the_error() {
+    let text = "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n";
+    let stop = "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n";
+    let error_event = "data: {\"error\":{\"message\":\"boom\",\"type\":\"server_error\"}}\n\n";
+    let out = feed(
+        exchange(Wire::Messages, Wire::Chat),
+        &format!("{text}{error_event}"),
+    );
+    let err = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"boom\"}}\n\n";
+    assert!(out.ends_with(&format!("{stop}{err}")), "{out}");
+
+    let broken = crate::GatewayError::UpstreamStreamBroken("u".into());
+    let mut t = ResponseTranslator::new(exchange(Wire::Messages, Wire::Chat));
+    t.head(200, Some("text/event-stream"));
+    let mut out = Vec::new();
+    t.body(text.as_bytes(), false, &mut out);
+    assert!(t.broken(&broken, &mut out));
+    let native = crate::Dialect::Anthropic.sse_error_event(&broken);
+    let mut want = stop.as_bytes().to_vec();
+    want.extend_from_slice(&native);
+    assert!(out.ends_with(&want), "{}", String::from_utf8_lossy(&out));
+    // Broken once: nothing more, and nothing after (the stream is over).
+    let mut more = Vec::new();
+    t.body(text.as_bytes(), true, &mut more);
+    assert!(t.broken(&broken, &mut more));
+    assert!(more.is_empty());
+}

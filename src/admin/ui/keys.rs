@@ -10,7 +10,7 @@ use tollgate_filters::clock::system_clock;
 
 use super::http::{html, query, redirect, Form};
 use super::layout::{count, csrf_field, flash, maybe_time, page, time, Nav};
-use super::overview::{budget_meter, Spend};
+use super::overview::{all_time, budget_meter, Spend};
 use super::viewer::Viewer;
 use crate::admin::{blocking, AdminApp, ApiError, Req};
 use crate::commands::format_usd;
@@ -214,7 +214,8 @@ impl AdminApp {
                     .map(|u| u.username)
                     .collect(),
             };
-            let spend = Spend::load(&store, own, system_clock())?;
+            let all_time = all_time(keys.iter().map(|k| k.budget_period.as_deref()));
+            let spend = Spend::load(&store, own, system_clock(), all_time)?;
             Ok::<_, StoreError>(Listing { keys, users, spend })
         })
         .await

@@ -16,7 +16,7 @@ use super::http::html;
 use super::layout::{count, dollars, latency, page, percent, Nav};
 use super::viewer::Viewer;
 use crate::admin::{blocking, AdminApp, ApiError};
-use crate::store::{DayRange, GroupBy, Latency, Store, StoreError, Totals};
+use crate::store::{DayRange, Latency, Store, StoreError, Totals};
 
 /// Spend (nano-dollars) in each budget period's current span, by key id and by user
 /// name: what budgets are measured against.
@@ -29,14 +29,21 @@ type SpendMaps = (HashMap<String, u64>, HashMap<String, u64>);
 
 impl Spend {
     /// Spend of `user`'s events (everyone's for `None`) in the current day, month and
-    /// all time, as of `now` (unix seconds).
-    pub fn load(store: &Store, user: Option<i64>, now: i64) -> Result<Spend, StoreError> {
+    /// (`all_time`: when a budget shown is over all time, [`all_time`]) all time, as of
+    /// `now` (unix seconds).
+    pub fn load(
+        store: &Store,
+        user: Option<i64>,
+        now: i64,
+        all_time: bool,
+    ) -> Result<Spend, StoreError> {
         let today = now.div_euclid(86_400);
         let start = |p| period_start(p, now).div_euclid(86_400);
         let rows = store.rollup_spend(
             start(BudgetPeriod::Day),
             start(BudgetPeriod::Month),
             today,
+            all_time,
             user,
         )?;
         let mut by_period: HashMap<&'static str, SpendMaps> = HashMap::new();
@@ -73,6 +80,14 @@ impl Spend {
     }
 }
 
+/// Whether any of these budget periods is all time: only then must spend read every
+/// rollup row (the other periods read the month's).
+pub fn all_time<'a>(periods: impl IntoIterator<Item = Option<&'a str>>) -> bool {
+    periods
+        .into_iter()
+        .any(|p| p == Some(BudgetPeriod::Total.as_str()))
+}
+
 /// A budget and what was spent against it.
 pub fn budget_meter(spent: u64, limit: i64, period: &str) -> Markup {
     let limit = limit.max(0) as u64;
@@ -100,13 +115,7 @@ struct Overview {
 }
 
 /// The top five groups by cost.
-fn top(
-    store: &Store,
-    by: GroupBy,
-    days: DayRange,
-    user: Option<i64>,
-) -> Result<Vec<Totals>, StoreError> {
-    let mut rows = store.rollup_report(by, days, user)?;
+fn top(mut rows: Vec<Totals>) -> Vec<Totals> {
     rows.sort_by(|a, b| {
         b.usage
             .cost_nanos
@@ -114,20 +123,7 @@ fn top(
             .then(b.usage.requests.cmp(&a.usage.requests))
     });
     rows.truncate(5);
-    Ok(rows)
-}
-
-/// Spend per day for the 30 days up to `today`, days without usage included.
-fn series(store: &Store, today: i64, user: Option<i64>) -> Result<Vec<(i64, u64)>, StoreError> {
-    let from = today - 29;
-    let rows = store.rollup_report(GroupBy::Day, DayRange::days(from, today), user)?;
-    let cost: HashMap<String, u64> = rows
-        .into_iter()
-        .map(|t| (t.usage.group, t.usage.cost_nanos))
-        .collect();
-    Ok((from..=today)
-        .map(|d| (d, cost.get(&super::layout::date(d)).copied().unwrap_or(0)))
-        .collect())
+    rows
 }
 
 /// Budgets of keys (not revoked) and users, fullest first.
@@ -137,9 +133,25 @@ fn budgets(
     now: i64,
 ) -> Result<Vec<Budget>, StoreError> {
     let user = viewer_user.as_ref().map(|u| u.0);
-    let spend = Spend::load(store, user, now)?;
+    let keys = store.list_keys(viewer_user.as_ref().map(|u| u.1.as_str()))?;
+    let users: Vec<_> = store
+        .list_users()?
+        .into_iter()
+        .filter(|u| user.is_none_or(|id| id == u.id))
+        .collect();
+    let periods = keys
+        .iter()
+        .filter(|k| k.budget_usd_nanos.is_some() && k.revoked_at.is_none())
+        .map(|k| k.budget_period.as_deref())
+        .chain(
+            users
+                .iter()
+                .filter(|u| u.budget_usd_nanos.is_some())
+                .map(|u| u.budget_period.as_deref()),
+        );
+    let spend = Spend::load(store, user, now, all_time(periods))?;
     let mut out = Vec::new();
-    for k in store.list_keys(viewer_user.as_ref().map(|u| u.1.as_str()))? {
+    for k in keys {
         if let (Some(limit), None) = (k.budget_usd_nanos, k.revoked_at) {
             let period = k.budget_period.unwrap_or_else(|| "month".into());
             let label = k.name.map(|n| format!(" ({n})")).unwrap_or_default();
@@ -151,10 +163,7 @@ fn budgets(
             });
         }
     }
-    for u in store.list_users()? {
-        if user.is_some_and(|id| id != u.id) {
-            continue;
-        }
+    for u in users {
         if let Some(limit) = u.budget_usd_nanos {
             let period = u.budget_period.unwrap_or_else(|| "month".into());
             out.push(Budget {
@@ -188,16 +197,18 @@ impl Overview {
             Some(_) => None,
             None => Some((store.latency(day)?, store.latency(month)?)),
         };
-        let mut tops = vec![("Models", top(store, GroupBy::Model, month, user)?)];
+        // One pass over the month's (and the chart's 30 days') rollup rows.
+        let sums = store.rollup_overview(today, month_start, today - 29, user)?;
+        let mut tops = vec![("Models", top(sums.models))];
         if user.is_none() {
-            tops.push(("Users", top(store, GroupBy::User, month, user)?));
+            tops.push(("Users", top(sums.users)));
         }
-        tops.push(("Keys", top(store, GroupBy::Key, month, user)?));
+        tops.push(("Keys", top(sums.keys)));
         Ok(Overview {
-            today: store.rollup_totals(day, user)?,
-            month: store.rollup_totals(month, user)?,
+            today: sums.today,
+            month: sums.month,
             latency,
-            series: series(store, today, user)?,
+            series: sums.series,
             top: tops,
             budgets: budgets(store, viewer_user, now)?,
         })

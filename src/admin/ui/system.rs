@@ -42,10 +42,7 @@ impl AdminApp {
     pub(crate) async fn system_page(&self, viewer: &Viewer) -> Result<Response<Vec<u8>>, ApiError> {
         let store = self.store.clone();
         let (bytes, events) = blocking(move || {
-            Ok::<_, StoreError>((
-                store.size_bytes()?,
-                store.rollup_totals(DayRange::all(), None)?.usage.requests,
-            ))
+            Ok::<_, StoreError>((store.size_bytes()?, store.rollup_requests(DayRange::all())?))
         })
         .await?;
         let config = self.live.current();

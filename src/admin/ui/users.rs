@@ -9,7 +9,7 @@ use tollgate_filters::Secret;
 
 use super::http::{html, redirect, Form};
 use super::layout::{csrf_field, flash, page, time, Nav};
-use super::overview::{budget_meter, Spend};
+use super::overview::{all_time, budget_meter, Spend};
 use super::viewer::Viewer;
 use crate::admin::{blocking, AdminApp, ApiError, Req};
 use crate::commands::format_usd;
@@ -97,10 +97,10 @@ impl AdminApp {
     ) -> Result<Response<Vec<u8>>, ApiError> {
         let store = self.store.clone();
         let (users, spend) = blocking(move || {
-            Ok::<_, StoreError>((
-                store.list_users()?,
-                Spend::load(&store, None, system_clock())?,
-            ))
+            let users = store.list_users()?;
+            let all_time = all_time(users.iter().map(|u| u.budget_period.as_deref()));
+            let spend = Spend::load(&store, None, system_clock(), all_time)?;
+            Ok::<_, StoreError>((users, spend))
         })
         .await?;
         let done = match req.param("done").as_deref() {

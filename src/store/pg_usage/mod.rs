@@ -132,6 +132,30 @@ pub(super) fn rollup_totals(
     })
 }
 
+/// The overview's figures ([`super::OverviewSums`]): the same reports the SQLite
+/// backend folds into one scan, here as queries on one connection.
+pub(super) fn rollup_overview(
+    pg: &PgStore,
+    today: i64,
+    month_from: i64,
+    series_from: i64,
+    user: Option<i64>,
+) -> Result<super::OverviewSums, StoreError> {
+    pg.run(move |pool| async move {
+        let c = client(&pool).await?;
+        let month = DayRange::days(month_from, today);
+        let series = read::daily_cost(&**c, series_from, today, user).await?;
+        Ok(super::OverviewSums {
+            today: read::rollup_totals(&**c, DayRange::days(today, today), user).await?,
+            month: read::rollup_totals(&**c, month, user).await?,
+            models: read::rollup_report(&**c, GroupBy::Model, month, user).await?,
+            users: read::rollup_report(&**c, GroupBy::User, month, user).await?,
+            keys: read::rollup_report(&**c, GroupBy::Key, month, user).await?,
+            series,
+        })
+    })
+}
+
 pub(super) fn latency(pg: &PgStore, days: DayRange) -> Result<Latency, StoreError> {
     pg.run(move |pool| async move { Ok(read::latency(&**client(&pool).await?, days).await?) })
 }

@@ -202,6 +202,36 @@ pub(super) async fn rollup_totals(
     totals_at(&r, 0, String::new())
 }
 
+/// Cost per day from `from` to `to`, every day present (0 without usage), negative
+/// costs counted as 0 and the sum capped, as the SQLite scan does.
+pub(super) async fn daily_cost(
+    c: &impl GenericClient,
+    from: i64,
+    to: i64,
+    user: Option<i64>,
+) -> PgResult<Vec<(i64, u64)>> {
+    let rows = c
+        .query(
+            "SELECT d.day, LEAST(SUM(GREATEST(d.cost_nanos, 0)), 9223372036854775807)::bigint \
+             FROM usage_daily d WHERE d.day BETWEEN $1 AND $2 \
+             AND ($3::bigint IS NULL OR d.user_id = $3) GROUP BY d.day",
+            &[&from, &to, &user],
+        )
+        .await?;
+    let mut series: Vec<(i64, u64)> = (from..=to).map(|d| (d, 0)).collect();
+    for r in &rows {
+        let day: i64 = r.try_get(0)?;
+        let cost: i64 = r.try_get(1)?;
+        if let Some(slot) = usize::try_from(day - from)
+            .ok()
+            .and_then(|i| series.get_mut(i))
+        {
+            slot.1 = u64::try_from(cost).unwrap_or(0);
+        }
+    }
+    Ok(series)
+}
+
 pub(super) async fn latency(c: &impl GenericClient, days: DayRange) -> PgResult<Latency> {
     let rows = c
         .query(

@@ -111,14 +111,21 @@ impl Twins {
             self.same("models", |s| s.models_seen(days).unwrap());
         }
         self.same("first day", |s| s.first_usage_day().unwrap());
-        for user in [None, Some(1)] {
+        for (user, all_time) in [(None, true), (Some(1), true), (None, false)] {
             self.same("spend", |s| {
                 let mut rows = s
-                    .rollup_spend(first_day + 2, first_day, first_day + 3, user)
+                    .rollup_spend(first_day + 2, first_day, first_day + 3, all_time, user)
                     .unwrap();
                 rows.sort_by(|a, b| (&a.key_id, &a.user).cmp(&(&b.key_id, &b.user)));
                 rows
             });
+            self.same("overview", |s| {
+                s.rollup_overview(first_day + 3, first_day + 1, first_day, user)
+                    .unwrap()
+            });
+        }
+        for days in ranges {
+            self.same("requests", |s| s.rollup_requests(days).unwrap());
         }
         for since in [0, (first_day + 2) * DAY_MS] {
             self.same("spend since", |s| {
@@ -261,7 +268,9 @@ fn sums_saturate_alike_on_both() {
     });
     assert_eq!(totals.usage.cost_nanos, i64::MAX as u64);
     t.same("spend", |s| s.spend_since(0).unwrap());
-    t.same("rollup spend", |s| s.rollup_spend(0, 0, 0, None).unwrap());
+    t.same("rollup spend", |s| {
+        s.rollup_spend(0, 0, 0, true, None).unwrap()
+    });
 }
 
 #[test]

@@ -42,12 +42,23 @@ pub struct MessagesRequest {
     pub extra: Map<String, Value>,
 }
 
-/// `system`: a string or text blocks.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// `system`: a string or text blocks (read by [`super::text_or_seq`]).
+#[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum System {
     Text(String),
     Blocks(Vec<TextBlock>),
+}
+
+impl<'de> Deserialize<'de> for System {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        super::text_or_seq(
+            de,
+            System::Text,
+            System::Blocks,
+            "a string or an array of text blocks",
+        )
+    }
 }
 
 /// A text block of `system`.
@@ -134,12 +145,23 @@ pub struct Message {
     pub content: Content,
 }
 
-/// Content: a string or blocks.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// Content: a string or blocks (read by [`super::text_or_seq`]).
+#[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum Content {
     Text(String),
     Blocks(Vec<Block>),
+}
+
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        super::text_or_seq(
+            de,
+            Content::Text,
+            Content::Blocks,
+            "a string or an array of content blocks",
+        )
+    }
 }
 
 /// A content block (request and response share them).
@@ -352,9 +374,9 @@ pub enum BlockDelta<'a> {
 /// `message_delta.delta`.
 #[derive(Debug, Deserialize)]
 pub struct MessageDeltaBody<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "super::borrowed_str", default)]
     pub stop_reason: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "super::borrowed_str", default)]
     pub stop_sequence: Option<Cow<'a, str>>,
 }
 

@@ -393,9 +393,9 @@ pub struct StreamChunk<'a> {
     pub prompt_feedback: Option<PromptFeedback>,
     #[serde(default)]
     pub usage_metadata: Option<UsageMetadata>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "super::borrowed_str", default)]
     pub model_version: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "super::borrowed_str", default)]
     pub response_id: Option<Cow<'a, str>>,
     #[serde(default)]
     pub error: Option<Value>,
@@ -407,7 +407,7 @@ pub struct StreamChunk<'a> {
 pub struct StreamCandidate<'a> {
     #[serde(borrow, default)]
     pub content: Option<StreamContent<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "super::borrowed_str", default)]
     pub finish_reason: Option<Cow<'a, str>>,
     #[serde(default)]
     pub index: u32,
@@ -424,11 +424,11 @@ pub struct StreamContent<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamPart<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "super::borrowed_str", default)]
     pub text: Option<Cow<'a, str>>,
     #[serde(default)]
     pub thought: Option<bool>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "super::borrowed_str", default)]
     pub thought_signature: Option<Cow<'a, str>>,
     #[serde(default)]
     pub function_call: Option<FunctionCall>,

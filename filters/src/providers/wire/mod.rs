@@ -16,9 +16,60 @@ pub mod responses;
 
 use std::fmt;
 
-use serde::de::{IgnoredAny, MapAccess, Visitor};
+use serde::de::{value::SeqAccessDeserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
+
+/// Reads a JSON string as `text(..)` or an array as `seq(..)` of its elements: what
+/// `#[serde(untagged)]` does for such an enum, without its buffering (it copies the
+/// whole value into an owned tree first, then tries each variant against the copy),
+/// which was a large part of reading a translated request or answer. `what` names the
+/// expected shape in errors.
+pub(crate) fn text_or_seq<'de, D, T, R>(
+    de: D,
+    text: fn(String) -> R,
+    seq: fn(Vec<T>) -> R,
+    what: &'static str,
+) -> Result<R, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Either<T, R> {
+        text: fn(String) -> R,
+        seq: fn(Vec<T>) -> R,
+        what: &'static str,
+    }
+    impl<'de, T: Deserialize<'de>, R> Visitor<'de> for Either<T, R> {
+        type Value = R;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.what)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<R, E> {
+            Ok((self.text)(v.to_owned()))
+        }
+        fn visit_string<E: serde::de::Error>(self, v: String) -> Result<R, E> {
+            Ok((self.text)(v))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, items: A) -> Result<R, A::Error> {
+            Ok((self.seq)(Vec::deserialize(SeqAccessDeserializer::new(
+                items,
+            ))?))
+        }
+    }
+    de.deserialize_any(Either { text, seq, what })
+}
+
+/// An optional string borrowed from the event's bytes when it has no escapes: serde's
+/// `borrow` borrows only a field of type `Cow<str>` itself, and an `Option<Cow<str>>`
+/// was copied into a new `String` every time (three per streamed chunk).
+pub(crate) fn borrowed_str<'de: 'a, 'a, D: Deserializer<'de>>(
+    de: D,
+) -> Result<Option<std::borrow::Cow<'a, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Borrowed<'b>(#[serde(borrow)] std::borrow::Cow<'b, str>);
+    Ok(Option::<Borrowed<'a>>::deserialize(de)?.map(|b| b.0))
+}
 
 /// A string or an array of strings (OpenAI `stop`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

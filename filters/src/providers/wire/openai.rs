@@ -102,12 +102,23 @@ pub struct ChatMessage {
     pub refusal: Option<String>,
 }
 
-/// A message's content: a string or typed parts.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// A message's content: a string or typed parts (read by [`super::text_or_seq`]).
+#[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum ChatContent {
     Text(String),
     Parts(Vec<ContentPart>),
+}
+
+impl<'de> Deserialize<'de> for ChatContent {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        super::text_or_seq(
+            de,
+            ChatContent::Text,
+            ChatContent::Parts,
+            "a string or an array of content parts",
+        )
+    }
 }
 
 /// One typed content part.
@@ -255,9 +266,9 @@ pub struct CompletionDetails {
 /// One `chat.completion.chunk`, borrowed from the event's bytes.
 #[derive(Debug, Deserialize)]
 pub struct Chunk<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "super::borrowed_str", default)]
     pub id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "super::borrowed_str", default)]
     pub model: Option<Cow<'a, str>>,
     #[serde(default)]
     pub created: Option<u64>,
@@ -277,21 +288,21 @@ pub struct ChunkChoice<'a> {
     pub index: u32,
     #[serde(borrow, default)]
     pub delta: Option<Delta<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "super::borrowed_str", default)]
     pub finish_reason: Option<Cow<'a, str>>,
 }
 
 /// A chunk's `delta`.
 #[derive(Debug, Default, Deserialize)]
 pub struct Delta<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "super::borrowed_str", default)]
     pub content: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "super::borrowed_str", default)]
     pub reasoning_content: Option<Cow<'a, str>>,
     /// Some hosts (OpenRouter, newer vLLM) name it `reasoning`.
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "super::borrowed_str", default)]
     pub reasoning: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "super::borrowed_str", default)]
     pub refusal: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub tool_calls: Vec<ToolCallDelta<'a>>,
@@ -302,7 +313,7 @@ pub struct Delta<'a> {
 pub struct ToolCallDelta<'a> {
     #[serde(default)]
     pub index: u32,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "super::borrowed_str", default)]
     pub id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub function: Option<FunctionDelta<'a>>,
@@ -311,9 +322,9 @@ pub struct ToolCallDelta<'a> {
 /// A fragment of a called function.
 #[derive(Debug, Deserialize)]
 pub struct FunctionDelta<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "super::borrowed_str", default)]
     pub name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "super::borrowed_str", default)]
     pub arguments: Option<Cow<'a, str>>,
 }
 

@@ -12,6 +12,7 @@ use super::errors::{self, ClientError};
 use super::ir::Response;
 use super::stream::StreamTranslator;
 use super::{Pair, Wire};
+use crate::error::GatewayError;
 
 /// What the response side keeps from the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +154,21 @@ impl ResponseTranslator {
                 out.extend_from_slice(&self.error(status, None, &body).body)
             }
             _ => {}
+        }
+    }
+
+    /// The upstream connection broke after the response started: a stream ends in the
+    /// client's dialect ([`StreamTranslator::broken`], nothing when it already ended)
+    /// and true is returned; a whole answer (nothing of it sent yet) gets nothing
+    /// (false).
+    pub fn broken(&mut self, err: &GatewayError, out: &mut Vec<u8>) -> bool {
+        match &mut self.mode {
+            Mode::Stream(s) => {
+                s.broken(err, out);
+                true
+            }
+            Mode::Done => self.ex.stream,
+            _ => false,
         }
     }
 

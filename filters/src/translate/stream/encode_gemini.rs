@@ -199,6 +199,18 @@ impl GeminiEncoder {
 
     /// An error element: `data: {"error":..}` for SSE; for the array, the next element
     /// and the closing `]`.
+    /// The upstream broke: `native` (the native path's Gemini error object) ends the
+    /// stream, as an SSE event or as the array's last element (the array closed).
+    pub fn broken(&mut self, native: &[u8], out: &mut Vec<u8>) {
+        match (self.sse, self.written) {
+            (true, _) => out.extend_from_slice(b"data: "),
+            (false, 0) => out.push(b'['),
+            (false, _) => out.extend_from_slice(b",\r\n"),
+        }
+        out.extend_from_slice(native);
+        out.extend_from_slice(if self.sse { b"\r\n\r\n" } else { b"]" });
+    }
+
     fn error(&mut self, class: Class, message: &str, out: &mut Vec<u8>) {
         match (self.sse, self.written) {
             (true, _) => out.extend_from_slice(b"data: "),

@@ -82,7 +82,12 @@ impl MessagesEncoder {
             Ev::Finish(f) => self.finish = Some(f),
             Ev::Usage(u) => self.usage.merge(&u),
             Ev::End => self.end(out),
-            Ev::Error(class, message) => error(class, message, out),
+            Ev::Error(class, message) => {
+                // The SDK's accumulator (and Claude Code) fail with "Content block not
+                // found" on an error while a block is open: close it first.
+                self.close(out);
+                error(class, message, out);
+            }
             Ev::Args(_) => {}
         }
     }
@@ -137,7 +142,8 @@ impl MessagesEncoder {
         self.open = Some(kind);
     }
 
-    fn close(&mut self, out: &mut Vec<u8>) {
+    /// Ends the block open, if any, with its `content_block_stop`.
+    pub fn close(&mut self, out: &mut Vec<u8>) {
         if self.open.take().is_some() {
             out.extend_from_slice(
                 b"event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":",

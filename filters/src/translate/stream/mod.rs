@@ -24,6 +24,8 @@ use super::errors::Class;
 use super::ir::{Finish, SigOrigin, Usage};
 use super::response::Exchange;
 use super::Wire;
+use crate::error::GatewayError;
+use crate::providers::Dialect;
 use frame::{ArrayFramer, Framer, SseFramer};
 
 pub use encode_messages::message_id as encode_messages_id;
@@ -144,6 +146,28 @@ impl Encoder {
     }
 }
 
+impl Encoder {
+    /// Ends the client's stream when the upstream connection broke (`err`; no upstream
+    /// event says so) as the native path ends a stream of the client's dialect, with
+    /// the same error, after closing an open Anthropic content block (the SDK and
+    /// Claude Code fail with "Content block not found" otherwise); a Responses client
+    /// gets `response.failed`.
+    fn broken(&mut self, err: &GatewayError, out: &mut Vec<u8>) {
+        match self {
+            Encoder::Chat(_) => out.extend_from_slice(&Dialect::OpenAi.sse_error_event(err)),
+            Encoder::Messages(e) => {
+                e.close(out);
+                out.extend_from_slice(&Dialect::Anthropic.sse_error_event(err));
+            }
+            Encoder::Gemini(e) => e.broken(&Dialect::Gemini.error_body(err), out),
+            Encoder::Responses(e) => {
+                let class = Class::of_status(err.status());
+                e.ev(Ev::Error(class, &err.to_string()), out);
+            }
+        }
+    }
+}
+
 /// One streamed response's translation state.
 pub struct StreamTranslator {
     framer: Framer,
@@ -208,6 +232,15 @@ impl StreamTranslator {
         if end {
             self.decoder.eof(&mut sink);
             self.finished = true;
+        }
+    }
+
+    /// The upstream connection broke mid-stream ([`Encoder::broken`]); nothing when the
+    /// stream already ended. What the framer holds of a cut event is dropped.
+    pub fn broken(&mut self, err: &GatewayError, out: &mut Vec<u8>) {
+        if !self.finished {
+            self.finished = true;
+            self.encoder.broken(err, out);
         }
     }
 
