@@ -102,4 +102,8 @@ for cfg in sqlite sqlite-redis postgres postgres-redis; do
     [ "$a" = "$b" ] && break
   done
 done
-for cfg in sqlite sqlite-redis postgres postgres-redis; do echo "events stored, $cfg: $(stored "$tmp/$cfg.yaml")"; done
+admin_port() { awk -F'"' '/^admin:/ {split($2, a, ":"); print a[2]}' "$1"; }
+for cfg in sqlite sqlite-redis postgres postgres-redis; do
+  metered=$(curl -s "http://127.0.0.1:$(admin_port "$tmp/$cfg.yaml")/metrics" | awk '/^tollgate_requests_total/ {s+=$2} END {print s + 0}')
+  echo "$cfg: requests metered $metered, events stored $(stored "$tmp/$cfg.yaml")"
+done
