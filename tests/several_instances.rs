@@ -27,8 +27,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::calls::stalled_stream;
 use common::forwarder::{target_of, through, Forwarder};
 use common::http::{request, try_request};
+use common::limits::{
+    budget_counter, burst, ok_count, server_minute, wait_counter, COST, O4_MINI, O4_MINI_PRICE,
+};
 use common::redis::TestRedis;
 use common::{eventually, Gateway, GatewayBuilder, MockUpstream, Upstream, CHAT};
 use serde_json::json;
@@ -38,10 +42,6 @@ use tollgate::store::{RequestFilter, RequestRow, Store};
 
 /// The bound CONTRACT section 8 sets on a change reaching every instance.
 const WITHIN: Duration = Duration::from_secs(1);
-/// o4-mini's chat.json costs 93*1100 + 1024*275 + 246*4400 = 1,466,300 nano-dollars at
-/// the price below; `max_tokens: 1` keeps each admission's estimate far below that.
-const COST: i64 = 1_466_300;
-const O4_MINI: &str = r#"{"model":"o4-mini","max_tokens":1,"messages":[]}"#;
 /// How long events may wait in memory before they are written (CONTRACT: 100 ms), with
 /// room for a busy machine's fsync: requests that completed earlier than this before a
 /// `kill -9` must all be stored.
@@ -74,7 +74,7 @@ impl Cluster {
                 .only_upstream(Upstream::openai("o", &mock).keys(&["sk-o"]))
                 .postgres(&through(db.url(), fwd.addr()))
                 .limits("redis_url", format!("\"{}\"", redis.url()))
-                .price("o4-mini*", "{ input: 1.1, output: 4.4, cache_read: 0.275 }");
+                .price("o4-mini*", O4_MINI_PRICE);
             if i == 0 {
                 config = config.user("root", "admin").user("alice", "member");
             }
@@ -179,54 +179,6 @@ async fn status(at: SocketAddr, key: &str) -> u16 {
     r.status
 }
 
-/// `n` o4-mini requests with `key` at once, spread round-robin over `at`; their statuses.
-async fn burst(at: &[SocketAddr], key: &str, n: usize) -> Vec<u16> {
-    let mut set = tokio::task::JoinSet::new();
-    for i in 0..n {
-        let (addr, auth) = (at[i % at.len()], format!("Bearer {key}"));
-        set.spawn(async move {
-            let headers = [("authorization", auth.as_str())];
-            let body = O4_MINI.as_bytes();
-            let r = request(addr, "POST", "/v1/chat/completions", &headers, body).await;
-            assert!(r.status == 200 || r.status == 429, "{}", r.text());
-            r.status
-        });
-    }
-    set.join_all().await
-}
-
-fn admitted(statuses: &[u16]) -> i64 {
-    statuses.iter().filter(|s| **s == 200).count() as i64
-}
-
-/// The one budget counter of a key in Redis, once it exists.
-async fn budget_counter(r: &TestRedis) -> String {
-    eventually(
-        "the key's budget counter",
-        Duration::from_secs(10),
-        async || r.keys("tollgate:budget:key:*").pop(),
-    )
-    .await
-}
-
-async fn wait_counter(r: &TestRedis, counter: &str, want: i64) {
-    let what = format!("{counter} to reach {want}");
-    eventually(&what, Duration::from_secs(10), async || {
-        let got = r.get(counter);
-        assert!(got <= want, "{counter} went past {want}: {got}");
-        (got == want).then_some(()).ok_or(got)
-    })
-    .await
-}
-
-/// The Redis server's current minute.
-fn server_minute(r: &TestRedis) -> i64 {
-    let (now, _): (i64, i64) = redis::cmd("TIME")
-        .query(&mut r.connection().unwrap())
-        .unwrap();
-    now - now % 60
-}
-
 /// Requests answered by one instance: (request id, when the answer was complete).
 type Answered = Arc<Mutex<Vec<(String, Instant)>>>;
 
@@ -314,32 +266,6 @@ fn ids(answered: &[(String, Instant)]) -> Vec<String> {
     ids
 }
 
-/// Sends a streaming request for a model whose stream stalls halfway, and returns the
-/// connection once the first events arrived (kept open: the request stays in flight).
-async fn stalled_stream(at: SocketAddr, key: &str) -> tokio::net::TcpStream {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let body = r#"{"model":"gpt-4o-mini-stall-stream","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
-    let mut conn = tokio::net::TcpStream::connect(at).await.unwrap();
-    let head = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: {at}\r\nauthorization: Bearer {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-        body.len()
-    );
-    conn.write_all(head.as_bytes()).await.unwrap();
-    conn.write_all(body.as_bytes()).await.unwrap();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&seen).contains("data: ") {
-        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf))
-            .await
-            .expect("the stream's first events")
-            .unwrap();
-        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&seen));
-        seen.extend_from_slice(&buf[..n]);
-    }
-    assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"));
-    conn
-}
-
 #[tokio::test]
 async fn a_key_created_on_one_instance_works_on_the_others_and_a_revocation_reaches_all() {
     let c = Cluster::start().await;
@@ -379,7 +305,7 @@ async fn concurrent_requests_over_three_instances_overrun_a_budget_by_at_most_th
     let in_flight = 6;
     let mut total = 0;
     for _ in 0..5 {
-        total += admitted(&burst(&at, &key, in_flight).await);
+        total += ok_count(&burst(&at, &key, in_flight).await);
         let counter = budget_counter(&c.redis).await;
         wait_counter(&c.redis, &counter, total * COST).await;
     }
@@ -409,7 +335,7 @@ async fn an_rpm_limit_admits_exactly_its_number_across_three_instances() {
         let minute = server_minute(&c.redis);
         let statuses = burst(&at, &key, 15).await;
         if server_minute(&c.redis) == minute {
-            assert_eq!(admitted(&statuses), 5, "{statuses:?}");
+            assert_eq!(ok_count(&statuses), 5, "{statuses:?}");
             checked = true;
             break;
         }
@@ -586,7 +512,7 @@ async fn a_redis_restart_mid_run_inflates_no_counter() {
         })
         .await;
     }
-    assert_eq!(admitted(&burst(&at, &budgeted, 6).await), 6);
+    assert_eq!(ok_count(&burst(&at, &budgeted, 6).await), 6);
     let spent = c.stored_spend(&budgeted, n + 6).await;
     assert_eq!(spent, (n as i64 + 6) * COST);
     wait_counter(&c.redis, &counter, spent).await;

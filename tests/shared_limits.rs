@@ -13,15 +13,12 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::http::request;
+use common::limits::{
+    budget_counter, burst, ok_count, server_minute, wait_counter, COST, O4_MINI_PRICE,
+};
 use common::redis::TestRedis;
 use common::{eventually, Gateway, Scenario};
 
-/// o4-mini's chat.json costs 93*1100 + 1024*275 + 246*4400 = 1,466,300 nano-dollars at
-/// these prices; `max_tokens: 1` keeps each admission's estimate far below that, so
-/// requests in flight do not hold each other back much.
-const COST: i64 = 1_466_300;
-const BODY: &str = r#"{"model":"o4-mini","max_tokens":1,"messages":[]}"#;
 const DEGRADED: &str = "tollgate_shared_limits_degraded";
 
 /// Three gateways on one store and `redis`; the scenario's first gateway is `s.gw`.
@@ -29,7 +26,7 @@ async fn three(redis: &TestRedis, keys: &[&[&str]]) -> (Scenario, Vec<Gateway>, 
     let url = redis.url();
     let s = Scenario::start_with(|c| {
         c.limits("redis_url", format!("\"{url}\""))
-            .price("o4-mini*", "{ input: 1.1, output: 4.4, cache_read: 0.275 }")
+            .price("o4-mini*", O4_MINI_PRICE)
             .user("root", "admin")
     })
     .await;
@@ -51,70 +48,11 @@ fn proxies(s: &Scenario, others: &[Gateway]) -> Vec<SocketAddr> {
         .collect()
 }
 
-/// `n` chat requests with `key` at once, spread round-robin over `at`; their statuses.
-async fn burst(at: &[SocketAddr], key: &str, n: usize) -> Vec<u16> {
-    let mut set = tokio::task::JoinSet::new();
-    for i in 0..n {
-        let (addr, auth) = (at[i % at.len()], format!("Bearer {key}"));
-        set.spawn(async move {
-            let headers = [("authorization", auth.as_str())];
-            let r = request(
-                addr,
-                "POST",
-                "/v1/chat/completions",
-                &headers,
-                BODY.as_bytes(),
-            )
-            .await;
-            assert!(
-                r.status == 200 || r.status == 429,
-                "{}: {}",
-                r.status,
-                r.text()
-            );
-            r.status
-        });
-    }
-    set.join_all().await
-}
-
-fn ok(statuses: &[u16]) -> i64 {
-    statuses.iter().filter(|s| **s == 200).count() as i64
-}
-
 fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-/// The redis server's current minute.
-fn server_minute(r: &TestRedis) -> i64 {
-    let (now, _): (i64, i64) = redis::cmd("TIME")
-        .query(&mut r.connection().unwrap())
-        .unwrap();
-    now - now % 60
-}
-
-/// The one budget counter of a key in `r`, once it exists.
-async fn budget_counter(r: &TestRedis) -> String {
-    eventually(
-        "the key's budget counter",
-        Duration::from_secs(10),
-        async || r.keys("tollgate:budget:key:*").pop(),
-    )
-    .await
-}
-
-async fn wait_counter(r: &TestRedis, key: &str, want: i64) {
-    let what = format!("{key} to reach {want}");
-    eventually(&what, Duration::from_secs(10), async || {
-        let got = r.get(key);
-        assert!(got <= want, "{key} went past {want}: {got}");
-        (got == want).then_some(()).ok_or(got)
-    })
-    .await
 }
 
 async fn degraded(g: &Gateway) -> Option<f64> {
@@ -132,7 +70,7 @@ async fn an_rpm_limit_admits_exactly_its_number_across_three_gateways() {
         let minute = server_minute(&r);
         let statuses = burst(&at, key, 15).await;
         if server_minute(&r) == minute {
-            assert_eq!(ok(&statuses), 5, "{statuses:?}");
+            assert_eq!(ok_count(&statuses), 5, "{statuses:?}");
             checked = true;
             break;
         }
@@ -153,7 +91,7 @@ async fn concurrent_requests_over_three_gateways_overrun_a_budget_by_at_most_tho
     let in_flight = 6;
     let mut admitted = 0;
     for _ in 0..5 {
-        admitted += ok(&burst(&at, &keys[0], in_flight).await);
+        admitted += ok_count(&burst(&at, &keys[0], in_flight).await);
         let counter = budget_counter(&r).await;
         wait_counter(&r, &counter, admitted * COST).await;
     }
@@ -186,7 +124,7 @@ async fn a_redis_restart_inflates_no_counter() {
     let (budgeted, poke) = (&keys[0], &keys[1]);
     let at = proxies(&s, &others);
     let admin = s.gw.create_key("root", &[]);
-    assert_eq!(ok(&burst(&at, budgeted, 9).await), 9);
+    assert_eq!(ok_count(&burst(&at, budgeted, 9).await), 9);
     let counter = budget_counter(&r).await;
     wait_counter(&r, &counter, 9 * COST).await;
     s.gw.usage_after(&admin, "day", 9).await;
@@ -206,9 +144,9 @@ async fn a_redis_restart_inflates_no_counter() {
     }
     // The three race to rebuild the lost counter: it holds the store's sum once (not
     // once per gateway, not added to the counts of before), then counts on.
-    assert_eq!(ok(&burst(&at, budgeted, 3).await), 3);
+    assert_eq!(ok_count(&burst(&at, budgeted, 3).await), 3);
     wait_counter(&r, &counter, 12 * COST).await;
-    assert_eq!(ok(&burst(&at, budgeted, 6).await), 6);
+    assert_eq!(ok_count(&burst(&at, budgeted, 6).await), 6);
     wait_counter(&r, &counter, 18 * COST).await;
 }
 
@@ -280,7 +218,7 @@ async fn a_hung_redis_costs_a_request_a_short_wait_once_not_an_answer() {
     let first = started.elapsed();
     // Counting alone now: the next ones do not wait on Redis at all.
     let started = std::time::Instant::now();
-    assert_eq!(ok(&burst(&[s.gw.proxy_addr], &keys[0], 5).await), 5);
+    assert_eq!(ok_count(&burst(&[s.gw.proxy_addr], &keys[0], 5).await), 5);
     let next = started.elapsed();
     assert!(first < Duration::from_secs(2), "{first:?}");
     assert!(next < first, "{next:?} vs {first:?}");

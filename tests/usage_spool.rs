@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::calls::stalled_stream;
 use common::forwarder::{target_of, through, Forwarder};
 use common::{eventually, Gateway, GatewayBuilder, MockUpstream, Upstream, CHAT};
 use tollgate::store::pg::test_db::TestDatabase;
@@ -297,33 +298,6 @@ async fn a_database_outage_mid_traffic_loses_and_doubles_no_event() {
     assert_eq!(t.usage.requests, want.len() as u64);
 }
 
-/// Sends a streaming request for a model whose stream stalls halfway, and returns the
-/// connection once the first events arrived (kept open: the request stays in flight).
-async fn stalled_stream(gw: &Gateway, key: &str) -> tokio::net::TcpStream {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let body = r#"{"model":"gpt-4o-mini-stall-stream","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
-    let addr = gw.proxy_url().trim_start_matches("http://").to_owned();
-    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let head = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-        body.len()
-    );
-    conn.write_all(head.as_bytes()).await.unwrap();
-    conn.write_all(body.as_bytes()).await.unwrap();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&seen).contains("data: ") {
-        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf))
-            .await
-            .expect("the stream's first events")
-            .unwrap();
-        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&seen));
-        seen.extend_from_slice(&buf[..n]);
-    }
-    assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"));
-    conn
-}
-
 #[tokio::test]
 async fn kill_9_mid_stream_then_a_restart_loses_and_doubles_nothing_completed() {
     let mut p = OnPostgres::start().await;
@@ -343,7 +317,7 @@ async fn kill_9_mid_stream_then_a_restart_loses_and_doubles_nothing_completed() 
     })
     .await;
     // A stream in flight, and kill -9.
-    let open = stalled_stream(&p.gw, &p.key).await;
+    let open = stalled_stream(p.gw.proxy_addr, &p.key).await;
     p.gw.kill();
     drop(open);
     p.fwd.restore();

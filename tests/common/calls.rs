@@ -2,9 +2,10 @@
 //! [`Gateway::chat`] (OpenAI: `Authorization: Bearer`), [`Gateway::messages`] (Anthropic:
 //! `x-api-key`), [`Gateway::generate`] (Gemini: `x-goog-api-key`), [`Gateway::post`] for
 //! any path with a bearer key; the admin API as one caller ([`Gateway::admin_as`]); and
-//! `/metrics` read by series ([`Metrics`]). The request bodies most tests send are here
+//! `/metrics` read by series ([`Metrics`]); a stream left in flight ([`stalled_stream`]). The request bodies most tests send are here
 //! too, so that one request is one line.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -221,4 +222,30 @@ impl Metrics {
             .find(|l| l.starts_with(series))
             .and_then(|l| l.rsplit(' ').next()?.parse().ok())
     }
+}
+
+/// Sends a streaming request for a model whose stream stalls halfway, and returns the
+/// connection once the first events arrived (kept open: the request stays in flight).
+pub async fn stalled_stream(at: SocketAddr, key: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = r#"{"model":"gpt-4o-mini-stall-stream","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let mut conn = tokio::net::TcpStream::connect(at).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {at}\r\nauthorization: Bearer {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(body.as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("data: ") {
+        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf))
+            .await
+            .expect("the stream's first events")
+            .unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"));
+    conn
 }

@@ -17,6 +17,8 @@
 //!   `tests/fixtures/`, with edge cases chosen by model name, one module per dialect;
 //!   and [`mock::scripted`], an upstream answered by a closure.
 //! - [`http`]: a raw HTTP/1.1 client that shows bytes and chunk boundaries as received.
+//! - [`limits`]: bursts of priced requests over several gateways, and the Redis
+//!   budget counters they count in.
 //! - [`redis`]: a private `redis-server` on a free loopback port ([`redis::TestRedis`]).
 //!
 //! Not every test file uses every item, hence `dead_code` is allowed here. Helpers
@@ -30,6 +32,7 @@ pub mod events;
 pub mod forwarder;
 pub mod gateway;
 pub mod http;
+pub mod limits;
 pub mod mock;
 pub mod redis;
 pub mod scenario;
