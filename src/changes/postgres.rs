@@ -86,9 +86,8 @@ impl Listener {
     async fn listen(&self, backoff: &mut Duration, failing: &mut bool) -> Result<(), String> {
         let mut config =
             tokio_postgres::Config::from_str(self.options.url()).map_err(|e| e.to_string())?;
-        config
+        crate::store::pg::tcp_timeouts(&mut config)
             .connect_timeout(Duration::from_secs(5))
-            .keepalives_idle(Duration::from_secs(10))
             .application_name("tollgate-listen");
         let (client, mut conn) = config
             .connect(NoTls)

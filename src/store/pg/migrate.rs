@@ -30,6 +30,8 @@ pub fn known_version() -> u32 {
 pub(super) async fn migrate(pool: &Pool) -> Result<(), StoreError> {
     let mut client = client(pool).await?;
     let tx = client.transaction().await?;
+    // waiting for another instance's migrations, or a long one, is not a stuck query
+    tx.batch_execute("SET LOCAL statement_timeout = 0").await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
         .await?;
     tx.batch_execute(

@@ -130,6 +130,44 @@ impl Drop for PgStore {
 /// How long a query waits for a pooled connection, and a new connection for the server.
 const POOL_WAIT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection whose peer went silent (half-open after a failover or a network
+/// change) is given up after about this long without an acknowledgement, instead of
+/// the kernel's minutes: otherwise the spool's delivery could wait on it that long.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Keepalive probes on idle connections: the first after 10 s, then every 5 s, dead
+/// after 3 unanswered (the default starts after two hours).
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+const KEEPALIVE_RETRIES: u32 = 3;
+/// The server cancels a statement that runs longer (one waiting on a lock a stuck
+/// session holds), so the pool's connections come back; migrations lift it for their
+/// transaction. An `options=-c statement_timeout=...` in `storage.url` wins.
+const STATEMENT_TIMEOUT: &str = "-c statement_timeout=60s";
+
+/// Sets the TCP timeouts above on `config` (the pool's connections and the listener's).
+pub(crate) fn tcp_timeouts(config: &mut tokio_postgres::Config) -> &mut tokio_postgres::Config {
+    config
+        .tcp_user_timeout(TCP_USER_TIMEOUT)
+        .keepalives(true)
+        .keepalives_idle(KEEPALIVE_IDLE)
+        .keepalives_interval(KEEPALIVE_INTERVAL)
+        .keepalives_retries(KEEPALIVE_RETRIES)
+}
+
+/// The pool's connection settings: `options`' own URL, the timeouts above.
+fn pool_config(options: &PgOptions) -> Result<tokio_postgres::Config, StoreError> {
+    let mut config = options.config()?;
+    let server_options = match config.get_options() {
+        // later `-c` settings win: the URL's own go after ours
+        Some(own) => format!("{STATEMENT_TIMEOUT} {own}"),
+        None => STATEMENT_TIMEOUT.to_owned(),
+    };
+    tcp_timeouts(&mut config)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .application_name("tollgate")
+        .options(server_options);
+    Ok(config)
+}
 
 impl PgStore {
     /// Connects (checking the server answers) and applies pending migrations.
@@ -142,11 +180,8 @@ impl PgStore {
     /// Connects (checking the server answers), leaving the schema as it is.
     pub fn connect_only(options: &PgOptions) -> Result<PgStore, StoreError> {
         let runtime = start_runtime()?;
-        let mut config = options.config()?;
-        config.connect_timeout(CONNECT_TIMEOUT);
-        config.application_name("tollgate");
         let manager = Manager::from_config(
-            config,
+            pool_config(options)?,
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,

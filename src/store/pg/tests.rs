@@ -113,3 +113,33 @@ fn urls_are_checked() {
         .starts_with("is not a PostgreSQL URL"));
     assert!(PgOptions::parse("postgresql://u:p@db.internal:5432/tollgate", 1).is_ok());
 }
+
+/// `SHOW statement_timeout` on one of `store`'s pooled connections.
+fn statement_timeout(store: &PgStore) -> String {
+    store
+        .run(|pool| async move {
+            let row = client(&pool)
+                .await?
+                .query_one("SHOW statement_timeout", &[])
+                .await?;
+            Ok(row.get::<_, String>(0))
+        })
+        .unwrap()
+}
+
+#[test]
+fn pooled_connections_carry_tcp_timeouts_and_a_statement_timeout() {
+    let db = TestDatabase::create();
+    let store = PgStore::connect(&options(&db)).unwrap();
+    assert_eq!(statement_timeout(&store), "1min");
+    let config = pool_config(&options(&db)).unwrap();
+    assert_eq!(config.get_tcp_user_timeout(), Some(&TCP_USER_TIMEOUT));
+    assert!(config.get_keepalives());
+    assert_eq!(config.get_keepalives_idle(), KEEPALIVE_IDLE);
+    assert_eq!(config.get_keepalives_retries(), Some(KEEPALIVE_RETRIES));
+    // The URL's own setting wins.
+    let sep = if db.url().contains('?') { '&' } else { '?' };
+    let url = format!("{}{sep}options=-c%20statement_timeout%3D5s", db.url());
+    let own = PgStore::connect(&PgOptions::parse(&url, 1).unwrap()).unwrap();
+    assert_eq!(statement_timeout(&own), "5s");
+}
