@@ -135,6 +135,29 @@ async fn budget_counters_are_created_only_by_a_rebuild_and_never_added_to_twice(
 }
 
 #[tokio::test]
+async fn several_requests_settled_in_one_call_count_as_if_settled_one_by_one() {
+    let r = TestRedis::start();
+    let mut c = connect(&r).await;
+    let s = Scripts::default();
+    let claim = |id, amount| [item(Kind::Tokens, id, 0, 1_000, amount)];
+    let m1 = minute_of(&s.reserve(&mut c, &claim("ka", 60)).await.unwrap());
+    let m2 = minute_of(&s.reserve(&mut c, &claim("ka", 70)).await.unwrap());
+    let m3 = minute_of(&s.reserve(&mut c, &claim("kb", 80)).await.unwrap());
+    // Three requests, two keys, in one call: each gives its own reservation back.
+    let groups = [
+        (m1, vec![item(Kind::Tokens, "ka", 0, 60, 10)]),
+        (m2, vec![item(Kind::Tokens, "ka", 0, 70, 20)]),
+        (m3, vec![item(Kind::Tokens, "kb", 0, 80, 40)]),
+    ];
+    s.settle_all(&mut c, &groups).await.unwrap();
+    let sum = |pattern: &str| -> i64 { r.keys(pattern).iter().map(|k| r.get(k)).sum() };
+    assert_eq!(sum("tollgate:tpm:ka:*"), 30);
+    assert_eq!(sum("tollgate:tpm:kb:*"), 40);
+    assert_eq!(sum("tollgate:reserved:tpm:ka:*"), 0);
+    assert_eq!(sum("tollgate:reserved:tpm:kb:*"), 0);
+}
+
+#[tokio::test]
 async fn tokens_are_reserved_as_an_upper_bound_and_settled_with_the_exact_count() {
     let r = TestRedis::start();
     let mut c = connect(&r).await;

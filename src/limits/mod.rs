@@ -4,7 +4,8 @@
 //! fallback while Redis cannot be reached.
 //!
 //! - One script call admits a request against all its limits (budgets, tokens and
-//!   requests per minute); one more, queued, settles it. Both run on a small runtime of
+//!   requests per minute); its settlement is queued, and one more call settles all
+//!   that are queued at once. Both run on a small runtime of
 //!   their own ([`shared`]), each bounded by [`CALL_TIMEOUT`], so a hung Redis costs a
 //!   request that long at most, once.
 //! - A call that fails or times out switches this instance to counting alone: the

@@ -57,9 +57,13 @@ local minutes = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
 local function held(kind, id)
   if kind == 'r' then return 0 end
-  local sum = 0
+  local keys = {}
   for m = minute - 60 * (minutes - 1), minute, 60 do
-    sum = sum + tonumber(redis.call('GET', bucket(kind, id, m)) or '0')
+    keys[#keys + 1] = bucket(kind, id, m)
+  end
+  local sum = 0
+  for _, v in ipairs(redis.call('MGET', unpack(keys))) do
+    if v then sum = sum + tonumber(v) end
   end
   return sum
 end
@@ -94,30 +98,36 @@ end
 return {1, minute}
 ";
 
-/// ARGV: the minute the reservations were made in, the number of settlements, then
-/// five per settlement: kind, id, window, reserved, spent. Gives each reservation back
+/// ARGV: one group or more, each the minute its reservations were made in, the number
+/// of settlements, then five per settlement: kind, id, window, reserved, spent (one
+/// group per request settled; a gateway sends what it settled since its last call in
+/// one, so a round trip is not paid per request). Gives each reservation back
 /// (if its bucket still exists, never below 0) and adds what was spent: tokens to the
 /// server's current minute, a cost to its period's counter if that exists (a missing
 /// one is rebuilt from the store, which holds this cost too).
 const SETTLE: &str = r"
-local made = ARGV[1]
-local n = tonumber(ARGV[2])
-for i = 0, n - 1 do
-  local b = 3 + i * 5
-  local kind, id, window, reserved, spent = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
-  local k = bucket(kind, id, made)
-  if reserved ~= '0' and redis.call('EXISTS', k) == 1 and redis.call('DECRBY', k, reserved) < 0 then
-    redis.call('SET', k, 0, 'KEEPTTL')
-  end
-  if spent ~= '0' then
-    local c = counter(kind, id, window)
-    if kind == 't' then
-      redis.call('INCRBY', c, spent)
-      redis.call('EXPIRE', c, 120)
-    elseif redis.call('EXISTS', c) == 1 then
-      redis.call('INCRBY', c, spent)
+local g = 1
+while ARGV[g] do
+  local made = ARGV[g]
+  local n = tonumber(ARGV[g + 1])
+  for i = 0, n - 1 do
+    local b = g + 2 + i * 5
+    local kind, id, window, reserved, spent = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+    local k = bucket(kind, id, made)
+    if reserved ~= '0' and redis.call('EXISTS', k) == 1 and redis.call('DECRBY', k, reserved) < 0 then
+      redis.call('SET', k, 0, 'KEEPTTL')
+    end
+    if spent ~= '0' then
+      local c = counter(kind, id, window)
+      if kind == 't' then
+        redis.call('INCRBY', c, spent)
+        redis.call('EXPIRE', c, 120)
+      elseif redis.call('EXISTS', c) == 1 then
+        redis.call('INCRBY', c, spent)
+      end
     end
   end
+  g = g + 2 + n * 5
 end
 return 1
 ";
@@ -238,9 +248,21 @@ impl Scripts {
         made: i64,
         settles: &[Item],
     ) -> redis::RedisResult<()> {
+        self.settle_all(conn, &[(made, settles.to_vec())]).await
+    }
+
+    /// [`Self::settle`] for several requests at once, in one call: each group is the
+    /// minute its reservations were made in and its settlements.
+    pub async fn settle_all(
+        &self,
+        conn: &mut ConnectionManager,
+        groups: &[(i64, Vec<Item>)],
+    ) -> redis::RedisResult<()> {
         let mut inv = self.settle.prepare_invoke();
-        inv.arg(made);
-        push_items(&mut inv, settles);
+        for (made, settles) in groups {
+            inv.arg(made);
+            push_items(&mut inv, settles);
+        }
         inv.invoke_async::<()>(conn).await
     }
 }

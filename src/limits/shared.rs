@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::runtime::Handle;
-use tokio::sync::Mutex;
+use tokio::sync::{mpsc, Mutex};
 use tokio::time::timeout;
 use tollgate_filters::auth::Clock;
 use tollgate_filters::context::BudgetPeriod;
@@ -19,6 +19,9 @@ use tollgate_filters::limits::{
 use super::script::{self, Item, Kind, Reply, Scripts};
 use super::CALL_TIMEOUT;
 use crate::store::Store;
+
+/// The most requests one settle call carries (a backlog is sent in calls this big).
+const SETTLE_BATCH: usize = 256;
 
 /// How often a degraded instance asks Redis whether it is back.
 const PROBE_EVERY: Duration = Duration::from_millis(500);
@@ -63,6 +66,9 @@ struct Redis {
     rebuilding: Mutex<()>,
     /// The URL without credentials, for logs.
     at: String,
+    /// Settlements waiting for [`Redis::settle_queued`]: each the minute its request
+    /// reserved in and what it settles.
+    settles: mpsc::UnboundedSender<(i64, Vec<Item>)>,
 }
 
 /// A thread with a small runtime on which every Redis call runs: the connection's
@@ -145,6 +151,7 @@ impl SharedCounters {
             ConnectionManager::new_lazy_with_config(self.client.clone(), config)
                 .map_err(|e| SharedError::Url(e.to_string()))?
         };
+        let (settles, queued) = mpsc::unbounded_channel();
         let redis = Arc::new(Redis {
             handle,
             conn,
@@ -154,7 +161,9 @@ impl SharedCounters {
             degraded: AtomicBool::new(false),
             rebuilding: Mutex::new(()),
             at: self.client.get_connection_info().addr().to_string(),
+            settles,
         });
+        redis.handle.spawn(redis.clone().settle_queued(queued));
         let first = redis.clone();
         redis.handle.spawn(async move {
             match first.ping().await {
@@ -213,6 +222,23 @@ impl Redis {
                 }
             }
         });
+    }
+
+    /// Sends the queued settlements, all that are waiting in one call (at most
+    /// [`SETTLE_BATCH`]), one call at a time: a round trip per batch instead of one per
+    /// request, and under load the batch fills while the previous call is out.
+    async fn settle_queued(self: Arc<Self>, mut queued: mpsc::UnboundedReceiver<(i64, Vec<Item>)>) {
+        let mut conn = self.conn.clone();
+        let mut batch = Vec::with_capacity(SETTLE_BATCH);
+        while queued.recv_many(&mut batch, SETTLE_BATCH).await > 0 {
+            let done = timeout(CALL_TIMEOUT, self.scripts.settle_all(&mut conn, &batch)).await;
+            batch.clear();
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => self.degrade(&e.to_string()),
+                Err(_) => self.degrade("a settlement got no answer"),
+            }
+        }
     }
 
     /// The reserve script; budget counters it finds missing are rebuilt from the store,
@@ -376,19 +402,11 @@ impl LimitCounters for SharedCounters {
         for s in settles {
             self.local.settle(&[Settle { reserved: 0, ..*s }]);
         }
-        let Some(redis) = self.redis().cloned() else {
+        let Some(redis) = self.redis() else {
             return;
         };
-        let items = settle_items(settles);
-        redis.handle.clone().spawn(async move {
-            let mut conn = redis.conn.clone();
-            let done = timeout(CALL_TIMEOUT, redis.scripts.settle(&mut conn, made, &items)).await;
-            match done {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => redis.degrade(&e.to_string()),
-                Err(_) => redis.degrade("a settlement got no answer"),
-            }
-        });
+        // the queue lives as long as its runtime's thread, which never ends
+        let _ = redis.settles.send((made, settle_items(settles)));
     }
 
     fn counts_requests(&self) -> bool {
