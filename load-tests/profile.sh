@@ -11,10 +11,11 @@
 # DIALECT=anthropic, to /v1/messages) served by the same OpenAI-style mock: the request,
 # the answer and the stream translated both ways (issue 12's cost).
 # The bulk rows come from a second mock that writes each stream all at once
-# (TOLLGATE_MOCK_BULK=1): bulk-openai, a chat-completions stream of 36 events (~10 KB);
+# (TOLLGATE_MOCK_BULK=1): bulk-openai, a chat-completions stream (role, 33 content, finish and usage chunks, [DONE]; ~10.7 KB);
 # bulk-anthropic, an Anthropic Messages client and stream (/v1/messages, model
 # claude-load-test, no tokenizer either), which Tollgate serves through an anthropic-kind
-# upstream. Each proxy is started again for them, in front of that mock.
+# upstream. Each proxy is started again for them, in front of that mock. BULK=events
+# sends each bulk stream as one HTTP chunk per event instead of one chunk.
 # Usage: load-tests/profile.sh [SECONDS]   (default 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +26,7 @@ export MODEL=load-test-model
 keep=${KEEP:-}
 
 taskset -c 1 "$bin/mock-upstream" 127.0.0.1:19021 2>/dev/null & pids+=($!)
-TOLLGATE_MOCK_BULK=1 taskset -c 1 "$bin/mock-upstream" 127.0.0.1:19026 2>/dev/null & pids+=($!)
+TOLLGATE_MOCK_BULK=${BULK:-1} taskset -c 1 "$bin/mock-upstream" 127.0.0.1:19026 2>/dev/null & pids+=($!)
 one_upstream_config "$tmp/tollgate.yaml" 127.0.0.1:19023 127.0.0.1:19024 127.0.0.1:19021 "$MODEL"
 TG_KEY=$(gateway_key "$tmp/tollgate.yaml")
 export TG_KEY

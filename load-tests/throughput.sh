@@ -6,7 +6,7 @@
 #   json            a ~1 KB chat request answered with JSON (with usage)
 #   stream          the same asking for a stream: 20 content chunks and usage, one write
 #                   per event (the per-event mock)
-#   bulk-openai     a chat-completions stream written all at once (36 events, ~10 KB:
+#   bulk-openai     a chat-completions stream written all at once (37 events, ~10.7 KB:
 #                   a fast model or a cached answer; the bulk mock)
 #   bulk-anthropic  an Anthropic Messages client (/v1/messages) and stream, all at once;
 #                   Tollgate serves it through an anthropic-kind upstream
@@ -16,7 +16,8 @@
 # printed per mode and target: the median RPS over the rounds, p50/p99 of the median
 # round, and the Tollgate/passthrough ratios (median of the per-round ratios); then what
 # Tollgate metered (reported tokens, not estimates, for the bulk streams).
-# Usage: [MODES="json bulk-openai"] load-tests/throughput.sh [SECONDS] [CONNECTIONS] [ROUNDS]
+# BULK=events sends each bulk stream as one HTTP chunk per event instead of one chunk.
+# Usage: [MODES="json bulk-openai"] [BULK=events] load-tests/throughput.sh [SECONDS] [CONNECTIONS] [ROUNDS]
 #        (defaults 10, 64, 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,7 +39,7 @@ one_upstream_config "$tmp/tollgate.yaml" 127.0.0.1:19003 127.0.0.1:19004 127.0.0
 key=$(gateway_key "$tmp/tollgate.yaml")
 RUST_LOG=warn taskset -c 0 "$bin/tollgate" -c "$tmp/tollgate.yaml" serve 2>"$tmp/tollgate.log" & tg=$!; pids+=("$tg")
 # bulk mock (bulk-openai, bulk-anthropic) and everything in front of it
-TOLLGATE_MOCK_BULK=1 taskset -c 1 "$bin/mock-upstream" 127.0.0.1:19006 2>/dev/null & pids+=($!)
+TOLLGATE_MOCK_BULK=${BULK:-1} taskset -c 1 "$bin/mock-upstream" 127.0.0.1:19006 2>/dev/null & pids+=($!)
 taskset -c 0 "$bin/passthrough" 127.0.0.1:19007 127.0.0.1:19006 2>/dev/null & pids+=($!)
 taskset -c 0 "$bin/passthrough-mimalloc" 127.0.0.1:19008 127.0.0.1:19006 2>/dev/null & pids+=($!)
 two_dialect_config "$tmp/bulk.yaml" 127.0.0.1:19009 127.0.0.1:19010 127.0.0.1:19006 "gpt-4o-mini*"

@@ -5,13 +5,16 @@
 //! - per event (the default): `TOLLGATE_MOCK_EVENTS` content events (default 20) and the
 //!   usage, one write per event, `TOLLGATE_MOCK_EVENT_DELAY_MS` apart (default 0: as fast
 //!   as possible; a delay makes slow streams, like a model generating);
-//! - bulk (`TOLLGATE_MOCK_BULK=1`): the whole stream in one write, as a fast model or a
-//!   cached answer sends it. OpenAI: role chunk, `TOLLGATE_MOCK_EVENTS` content chunks
-//!   (default 33), finish chunk, usage chunk, `[DONE]` (36 events, ~10 KB). Anthropic:
+//! - bulk (`TOLLGATE_MOCK_BULK=1`): the whole stream in one write and one HTTP chunk, as a
+//!   fast model or a cached answer arrives through a proxy that coalesces what it has.
+//!   OpenAI: role chunk, `TOLLGATE_MOCK_EVENTS` content chunks (default 33), finish
+//!   chunk, usage chunk, `[DONE]` (37 events with `[DONE]`, ~10.7 KB). Anthropic:
 //!   message_start with usage, content_block_start, ping, the content_block_deltas,
-//!   content_block_stop, message_delta with the output usage, message_stop.
+//!   content_block_stop, message_delta with the output usage, message_stop (~4.8 KB).
+//!   `TOLLGATE_MOCK_BULK=events`: the same single write, but each SSE event its own HTTP
+//!   chunk, as a provider frames them (a proxy then forwards one piece per chunk).
 //!
-//! Each SSE event is one HTTP chunk, as providers frame them. Every answer is built once
+//! In the per-event mode each SSE event is one HTTP chunk. Every answer is built once
 //! at start. Keeps connections alive. A gateway forwards only the headers it allows, so
 //! the mode is the process's: run one mock per mode.
 //! Usage: `mock-upstream 127.0.0.1:9999`.
@@ -101,8 +104,12 @@ enum Stream {
 }
 
 impl Stream {
-    fn new(events: &[String], bulk: bool) -> Self {
-        let chunks: Vec<Vec<u8>> = events.iter().map(|e| http_chunk(e)).collect();
+    fn new(events: &[String], bulk: bool, one_chunk: bool) -> Self {
+        let chunks: Vec<Vec<u8>> = if one_chunk {
+            vec![http_chunk(&events.concat())]
+        } else {
+            events.iter().map(|e| http_chunk(e)).collect()
+        };
         if bulk {
             let mut all = STREAM_HEAD.as_bytes().to_vec();
             chunks.iter().for_each(|c| all.extend_from_slice(c));
@@ -205,7 +212,9 @@ async fn main() -> io::Result<()> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:9999".into());
-    let bulk = std::env::var("TOLLGATE_MOCK_BULK").is_ok_and(|v| v == "1");
+    let bulk_var = std::env::var("TOLLGATE_MOCK_BULK").unwrap_or_default();
+    let one_chunk = bulk_var == "1";
+    let bulk = one_chunk || bulk_var == "events";
     let events = env_number("TOLLGATE_MOCK_EVENTS").map(|n| n as usize);
     let delay =
         std::time::Duration::from_millis(env_number("TOLLGATE_MOCK_EVENT_DELAY_MS").unwrap_or(0));
@@ -219,8 +228,8 @@ async fn main() -> io::Result<()> {
     let answers: &'static Answers = Box::leak(Box::new(Answers {
         openai_json: json_response(JSON),
         anthropic_json: json_response(ANTHROPIC_JSON),
-        openai_stream: Stream::new(&openai, bulk),
-        anthropic_stream: Stream::new(&anthropic, bulk),
+        openai_stream: Stream::new(&openai, bulk, one_chunk),
+        anthropic_stream: Stream::new(&anthropic, bulk, one_chunk),
         delay,
     }));
     let listener = TcpListener::bind(&addr).await?;
