@@ -103,6 +103,13 @@ impl<'c, 'a> Insert<'c, 'a> {
 
     /// Inserts `events` (exactly [`Insert::rows`] of them); how many were new.
     fn execute(&mut self, events: &[&'a UsageEvent]) -> rusqlite::Result<usize> {
+        // Fewer would insert the previous execution's rows again in the rest.
+        if events.len() != self.rows {
+            return Err(rusqlite::Error::InvalidParameterCount(
+                events.len() * COLUMNS,
+                self.rows * COLUMNS,
+            ));
+        }
         for (at, e) in events.iter().enumerate() {
             for (col, value) in row(e).into_iter().enumerate() {
                 let i = at * COLUMNS + col;
@@ -380,6 +387,7 @@ mod tests {
 
     on_both_backends!(
         multi_row_inserts_store_every_field_once,
+        every_row_keeps_its_own_values_when_its_neighbours_differ,
         sums_are_exact_across_32_bits_and_saturate_instead_of_failing,
         rollups_sum_exactly_across_32_bits,
         exactly_once_grouping_and_pruning,
@@ -469,6 +477,73 @@ mod tests {
                 text("5")
             ]
         );
+    }
+
+    /// An event like its neighbours in some fields, unlike them in others (values and
+    /// NULLs alternating at different periods), out of time order: parameters are
+    /// bound only when they change, and rows are inserted in time order.
+    fn varied(n: usize) -> UsageEvent {
+        let some = |period: usize, v: String| (n % period != 0).then_some(v);
+        let mut e = event(
+            &format!("v{n}"),
+            5_000 - (n as i64 % 7) * 10,
+            "m",
+            n as u64,
+            0,
+        );
+        e.key_id = some(3, format!("k{}", n % 2));
+        e.user_id = (n % 4 != 1).then_some(n as i64 % 3);
+        e.upstream = some(5, "up".into());
+        e.model_requested = some(2, format!("m{}", n / 10));
+        e.model_served = some(6, "served".into());
+        e.dialect = if n % 3 == 0 { "anthropic" } else { "openai" };
+        e.upstream_kind = (n % 4 != 0).then_some("openai");
+        e.status = if n % 9 == 0 { 500 } else { 200 };
+        e.usage.output = (n % 2) as u64;
+        e.estimated = n % 5 == 0;
+        e.cost_nanos = (n / 4) as u64;
+        e.ttfb_ms = (n % 7 != 0).then_some(n as u64);
+        e
+    }
+
+    fn every_row_keeps_its_own_values_when_its_neighbours_differ(b: &TestBackend) {
+        let s = &b.store;
+        // 32 + 16 + 8 + 4 + 2 + 1 rows, twice (the statements reused in one batch).
+        let events: Vec<_> = (0..126).map(varied).collect();
+        s.insert_usage(&events).unwrap();
+        let got = raw::rows_text(
+            s,
+            "SELECT request_id, CAST(ts AS TEXT), key_id, CAST(user_id AS TEXT), upstream, model_requested, \
+             model_served, dialect, upstream_kind, CAST(status AS TEXT), CAST(input_tokens AS TEXT), \
+             CAST(output_tokens AS TEXT), CAST(CAST(estimated AS INTEGER) AS TEXT), CAST(cost_nanos AS TEXT), \
+             CAST(ttfb_ms AS TEXT) FROM usage_events ORDER BY request_id",
+        );
+        let mut want: Vec<Vec<Option<String>>> = events
+            .iter()
+            .map(|e| {
+                let r = crate::store::UsageRecord::from(e);
+                [
+                    Some(r.request_id),
+                    Some(r.ts.to_string()),
+                    r.key_id,
+                    r.user_id.map(|u| u.to_string()),
+                    r.upstream,
+                    r.model_requested,
+                    r.model_served,
+                    Some(r.dialect),
+                    r.upstream_kind,
+                    Some(r.status.to_string()),
+                    Some(r.input_tokens.to_string()),
+                    Some(r.output_tokens.to_string()),
+                    Some(i64::from(r.estimated).to_string()),
+                    Some(r.cost_nanos.to_string()),
+                    r.ttfb_ms.map(|t| t.to_string()),
+                ]
+                .into()
+            })
+            .collect();
+        want.sort();
+        assert_eq!(got, want);
     }
 
     fn sums_are_exact_across_32_bits_and_saturate_instead_of_failing(b: &TestBackend) {
