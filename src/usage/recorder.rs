@@ -47,9 +47,10 @@ const OVERFLOW: usize = 100_000;
 /// when batches grew from about 70 to about 400 events).
 const BATCH: usize = 2048;
 /// How long the writer gathers events after the first before it writes them: long
-/// enough for large batches, short enough that the dashboard is current. The events
-/// of this window are written at shutdown like every other (`drain_blocking`).
-const BATCH_WAIT: Duration = Duration::from_millis(200);
+/// enough for large batches, and the most a `kill -9` may lose (CONTRACT section 8:
+/// "100 ms at most"). The events of this window are written at shutdown like every
+/// other (`drain_blocking`).
+const BATCH_WAIT: Duration = Duration::from_millis(100);
 /// The pause after a failed write before the next attempt; doubled after each failure.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 /// The longest pause between attempts: how long a freed disk may wait to be used.
