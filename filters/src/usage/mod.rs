@@ -10,10 +10,12 @@
 
 mod array;
 pub mod cost;
+mod pending;
 mod scan;
 pub mod strip;
 
 use crate::upstream::ProviderKind;
+use pending::PendingText;
 
 pub use cost::{Price, PriceTable};
 pub(crate) use scan::value_at;
@@ -127,8 +129,8 @@ pub struct UsageMeter {
     /// Skipping the rest of an over-long SSE line.
     skipping: bool,
     reported: Reported,
-    /// Characters of generated text seen (for estimation).
-    text_chars: u64,
+    /// Generated text seen (for estimation), counted only if asked.
+    text: PendingText,
     /// A JSON body whose usage was found keeps its tail in `buf`, uncounted: the
     /// complete report means no estimate, so [`UsageMeter::text_chars`] counts it only if
     /// asked.
@@ -146,7 +148,7 @@ impl UsageMeter {
             buf: Vec::new(),
             skipping: false,
             reported: Reported::default(),
-            text_chars: 0,
+            text: PendingText::default(),
             tail_uncounted: false,
             finished: false,
         }
@@ -160,7 +162,8 @@ impl UsageMeter {
         if !self.stream {
             self.buf.extend_from_slice(chunk);
             if self.buf.len() > 2 * JSON_TAIL {
-                self.text_chars += count_text_chars(&self.buf[..self.buf.len() - JSON_TAIL]);
+                self.text
+                    .add(count_text_chars(&self.buf[..self.buf.len() - JSON_TAIL]));
                 let cut = self.buf.len() - JSON_TAIL;
                 self.buf.drain(..cut);
             }
@@ -170,7 +173,7 @@ impl UsageMeter {
             Framing::Sse => {}
             Framing::Undecided => return,
             Framing::JsonArray => {
-                let (kind, reported, chars) = (self.kind, &mut self.reported, &mut self.text_chars);
+                let (kind, reported, chars) = (self.kind, &mut self.reported, &mut self.text);
                 self.elements
                     .feed(chunk, MAX_LINE, |e| payload(kind, e, reported, chars));
                 return;
@@ -225,7 +228,7 @@ impl UsageMeter {
             self.kind,
             data.trim_ascii_start(),
             &mut self.reported,
-            &mut self.text_chars,
+            &mut self.text,
         );
     }
 
@@ -234,7 +237,7 @@ impl UsageMeter {
         if !self.finished {
             self.finished = true;
             if self.framing == Framing::JsonArray {
-                let (kind, reported, chars) = (self.kind, &mut self.reported, &mut self.text_chars);
+                let (kind, reported, chars) = (self.kind, &mut self.reported, &mut self.text);
                 self.elements.finish(|e| payload(kind, e, reported, chars));
             } else if self.stream {
                 if !self.buf.is_empty() && !self.skipping {
@@ -247,7 +250,7 @@ impl UsageMeter {
                     self.reported.merge(r);
                     self.tail_uncounted = true;
                 } else {
-                    self.text_chars += count_text_chars(&self.buf);
+                    self.text.add(count_text_chars(&self.buf));
                     self.buf = Vec::new();
                 }
             }
@@ -268,17 +271,18 @@ impl UsageMeter {
     /// Characters of generated text seen so far (for the estimate).
     pub fn text_chars(&self) -> u64 {
         if self.tail_uncounted {
-            self.text_chars + count_text_chars(&self.buf)
+            self.text.chars() + count_text_chars(&self.buf)
         } else {
-            self.text_chars
+            self.text.chars()
         }
     }
 }
 
 /// One stream payload (an SSE `data:` line's, or a JSON array element): its generated
-/// text is counted and its usage, if any, merged into what was reported.
-fn payload(kind: ProviderKind, data: &[u8], reported: &mut Reported, text_chars: &mut u64) {
-    *text_chars += count_text_chars(data);
+/// text is kept for a count if one is needed, and its usage, if any, merged into what
+/// was reported.
+fn payload(kind: ProviderKind, data: &[u8], reported: &mut Reported, text: &mut PendingText) {
+    text.push(data);
     if let Some(r) = kind.dialect().usage_in_event(data) {
         reported.merge(r);
     }

@@ -19,17 +19,21 @@ pub struct UsageChunkStripper {
     removed: bool,
 }
 
-/// Where the first complete event in `buf` ends (after its blank line). The `\r\n\r\n`
-/// search stops where the first `\n\n` ends, since only an earlier end can win: the
-/// held buffer may hold many events, and each is split off in turn.
+/// Where the first complete event in `buf` ends (after its blank line: `\n\n` or
+/// `\r\n\r\n`, whichever ends first). It looks only at the line feeds, found with
+/// `memchr`: an event has two or three, and this runs on every event of every stream
+/// whose usage chunk is removed.
 fn event_end(buf: &[u8]) -> Option<usize> {
-    let lf = memchr::memmem::find(buf, b"\n\n").map(|i| i + 2);
-    let limit = lf.unwrap_or(buf.len());
-    let crlf = memchr::memmem::find(&buf[..limit], b"\r\n\r\n").map(|i| i + 4);
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    memchr::memchr_iter(b'\n', buf).find_map(|nl| {
+        let next = buf.get(nl + 1..).unwrap_or_default();
+        if next.starts_with(b"\n") {
+            Some(nl + 2)
+        } else if nl > 0 && buf[nl - 1] == b'\r' && next.starts_with(b"\r\n") {
+            Some(nl + 3)
+        } else {
+            None
+        }
+    })
 }
 
 /// Whether `[` is followed by `]` with only whitespace between: necessary for the
@@ -41,7 +45,8 @@ fn has_empty_array(event: &[u8]) -> bool {
 }
 
 fn is_usage_only_event(event: &[u8]) -> bool {
-    if !has_empty_array(event) {
+    // Both tests are necessary and cheap: content events carry no usage object.
+    if !crate::providers::read::has_usage_object(event) || !has_empty_array(event) {
         return false;
     }
     let mut compact = Vec::with_capacity(event.len());
@@ -204,6 +209,27 @@ mod tests {
                 }
                 assert_eq!(String::from_utf8_lossy(&got), want, "cuts {a}, {b}");
             }
+        }
+    }
+
+    /// The search the line-feed scan replaced: both blank lines searched for, the
+    /// earlier end taken.
+    fn event_end_reference(buf: &[u8]) -> Option<usize> {
+        let lf = memchr::memmem::find(buf, b"\n\n").map(|i| i + 2);
+        let crlf = memchr::memmem::find(buf, b"\r\n\r\n").map(|i| i + 4);
+        match (lf, crlf) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        #[test]
+        fn event_ends_agree_with_the_reference(
+            bytes in proptest::collection::vec(proptest::sample::select(b"a\r\n".to_vec()), 0..24)
+        ) {
+            proptest::prop_assert_eq!(event_end(&bytes), event_end_reference(&bytes));
         }
     }
 
