@@ -49,7 +49,7 @@
 
 pub mod anthropic;
 pub mod gemini;
-mod member;
+pub(crate) mod member;
 pub mod openai;
 pub mod read;
 pub mod wire;

@@ -7,7 +7,10 @@
 //! provider then ends every other chunk with. Every other byte passes unchanged; only an
 //! incomplete trailing event is held back until its end arrives.
 
+use std::sync::LazyLock;
+
 use bytes::{Bytes, BytesMut};
+use memchr::memmem::Finder;
 
 /// Longest incomplete event held back; past it the bytes pass through as they are (a
 /// usage event is never that long).
@@ -44,6 +47,12 @@ fn has_empty_array(event: &[u8]) -> bool {
         .any(|i| event[i + 1..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b']'))
 }
 
+/// The searchers of the compacted usage event, built once (building one costs more than
+/// a search).
+static DATA: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"data:"));
+static CHOICES_EMPTY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"choices\":[]"));
+static USAGE_OBJECT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage\":{"));
+
 fn is_usage_only_event(event: &[u8]) -> bool {
     // Both tests are necessary and cheap: content events carry no usage object.
     if !crate::providers::read::has_usage_object(event) || !has_empty_array(event) {
@@ -51,13 +60,8 @@ fn is_usage_only_event(event: &[u8]) -> bool {
     }
     let mut compact = Vec::with_capacity(event.len());
     compact.extend(event.iter().copied().filter(|b| !b.is_ascii_whitespace()));
-    let data = compact
-        .windows(5)
-        .position(|w| w == b"data:")
-        .map(|i| &compact[i + 5..]);
-    data.is_some_and(|d| {
-        d.windows(12).any(|w| w == b"\"choices\":[]") && d.windows(9).any(|w| w == b"\"usage\":{")
-    })
+    let data = DATA.find(&compact).map(|i| &compact[i + 5..]);
+    data.is_some_and(|d| CHOICES_EMPTY.find(d).is_some() && USAGE_OBJECT.find(d).is_some())
 }
 
 /// Where the `,"usage":null` member that ends an event's payload lies (from its comma to
