@@ -14,6 +14,7 @@ mod pending;
 mod scan;
 pub mod strip;
 
+use crate::providers::read::UsageKeys;
 use crate::upstream::ProviderKind;
 use pending::PendingText;
 
@@ -180,17 +181,21 @@ impl UsageMeter {
             }
         }
         let mut rest = chunk;
+        // One search of the chunk for usage keys, rather than one per line.
+        let mut usage = UsageKeys::new(chunk);
         // memchr: this runs over every byte of every stream.
         while let Some(nl) = memchr::memchr(b'\n', rest) {
             let (head, tail) = rest.split_at(nl);
             if self.skipping {
                 self.skipping = false;
             } else if self.buf.is_empty() {
-                self.line(head);
+                let start = chunk.len() - rest.len();
+                let may = usage.within(start, start + nl);
+                self.line(head, may);
             } else {
                 self.buf.extend_from_slice(head);
                 let line = std::mem::take(&mut self.buf);
-                self.line(&line);
+                self.line(&line, true);
                 self.buf = line;
                 self.buf.clear();
             }
@@ -219,17 +224,17 @@ impl UsageMeter {
         self.framing
     }
 
-    fn line(&mut self, line: &[u8]) {
+    /// One SSE line; `may_hold_usage` is false when it holds no usage key at all.
+    fn line(&mut self, line: &[u8], may_hold_usage: bool) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let Some(data) = line.strip_prefix(b"data:") else {
             return;
         };
-        payload(
-            self.kind,
-            data.trim_ascii_start(),
-            &mut self.reported,
-            &mut self.text,
-        );
+        let data = data.trim_ascii_start();
+        self.text.push(data);
+        if may_hold_usage {
+            usage_of(self.kind, data, &mut self.reported);
+        }
     }
 
     /// Ends the response: the provider-reported usage, if any arrived.
@@ -242,7 +247,7 @@ impl UsageMeter {
             } else if self.stream {
                 if !self.buf.is_empty() && !self.skipping {
                     let line = std::mem::take(&mut self.buf);
-                    self.line(&line);
+                    self.line(&line, true);
                 }
             } else {
                 if let Some(mut r) = self.kind.dialect().usage_in_body(&self.buf) {
@@ -283,6 +288,11 @@ impl UsageMeter {
 /// was reported.
 fn payload(kind: ProviderKind, data: &[u8], reported: &mut Reported, text: &mut PendingText) {
     text.push(data);
+    usage_of(kind, data, reported);
+}
+
+/// Merges the usage a stream payload carries, if any, into what was reported.
+fn usage_of(kind: ProviderKind, data: &[u8], reported: &mut Reported) {
     if let Some(r) = kind.dialect().usage_in_event(data) {
         reported.merge(r);
     }

@@ -12,6 +12,8 @@ use std::sync::LazyLock;
 use bytes::{Bytes, BytesMut};
 use memchr::memmem::Finder;
 
+use crate::providers::read::UsageKeys;
+
 /// Longest incomplete event held back; past it the bytes pass through as they are (a
 /// usage event is never that long).
 const MAX_HELD: usize = 64 * 1024;
@@ -80,11 +82,6 @@ fn null_usage_member(event: &[u8]) -> Option<std::ops::Range<usize>> {
     Some(start..end)
 }
 
-/// Whether the event must change on its way to the client.
-fn needs_edit(event: &[u8], removed: bool) -> bool {
-    (!removed && is_usage_only_event(event)) || null_usage_member(event).is_some()
-}
-
 impl UsageChunkStripper {
     pub fn new() -> Self {
         Self::default()
@@ -97,44 +94,56 @@ impl UsageChunkStripper {
 
     /// The bytes to send to the client for this chunk (possibly empty while an event is
     /// incomplete). `end` flushes whatever is held.
+    ///
+    /// The usual chunk (whole events, none to edit) passes as it is, with no copy and no
+    /// allocation, a trailing part-event held back; an edited one is copied once, around
+    /// the cuts. Only events that hold `"usage` are looked at closely.
     pub fn process(&mut self, chunk: Bytes, end: bool) -> Bytes {
-        if self.held.is_empty() {
-            // The usual chunk: whole events, none of them to edit. It passes as it is
-            // (and a trailing part-event is held), with no copy and no allocation.
-            let mut pos = 0;
-            let mut edit = false;
-            while let Some(n) = event_end(&chunk[pos..]) {
-                if needs_edit(&chunk[pos..pos + n], self.removed) {
-                    edit = true;
-                    break;
+        let data = if self.held.is_empty() {
+            chunk
+        } else {
+            self.held.extend_from_slice(&chunk);
+            self.held.split().freeze()
+        };
+        let mut out: Option<BytesMut> = None;
+        // `data` before this is in `out` already, or cut.
+        let mut done = 0;
+        let mut pos = 0;
+        let mut usage = UsageKeys::new(&data);
+        while let Some(n) = event_end(&data[pos..]) {
+            if usage.within(pos, pos + n) {
+                if let Some(cut) = self.cut(&data[pos..pos + n]) {
+                    let o = out.get_or_insert_with(|| BytesMut::with_capacity(data.len()));
+                    o.extend_from_slice(&data[done..pos + cut.start]);
+                    done = pos + cut.end;
                 }
-                pos += n;
             }
-            if !edit {
-                if end || pos == chunk.len() || chunk.len() - pos > MAX_HELD {
-                    return chunk;
-                }
-                self.held.extend_from_slice(&chunk[pos..]);
-                return chunk.slice(..pos);
-            }
+            pos += n;
         }
-        self.held.extend_from_slice(&chunk);
-        let mut out = BytesMut::new();
-        while let Some(n) = event_end(&self.held) {
-            let event = self.held.split_to(n);
-            if !self.removed && is_usage_only_event(&event) {
-                self.removed = true;
-            } else if let Some(member) = null_usage_member(&event) {
-                out.extend_from_slice(&event[..member.start]);
-                out.extend_from_slice(&event[member.end..]);
-            } else {
-                out.extend_from_slice(&event);
+        let sent = if end || data.len() - pos > MAX_HELD {
+            data.len()
+        } else {
+            pos
+        };
+        self.held.extend_from_slice(&data[sent..]);
+        match out {
+            None => data.slice(..sent),
+            Some(mut o) => {
+                o.extend_from_slice(&data[done..sent]);
+                o.freeze()
             }
         }
-        if end || self.held.len() > MAX_HELD {
-            out.extend_from_slice(&self.held.split());
+    }
+
+    /// What to cut from an event: all of it (the first usage-only event), its
+    /// `,"usage":null` member, or nothing.
+    fn cut(&mut self, event: &[u8]) -> Option<std::ops::Range<usize>> {
+        if !self.removed && is_usage_only_event(event) {
+            self.removed = true;
+            Some(0..event.len())
+        } else {
+            null_usage_member(event)
         }
-        out.freeze()
     }
 }
 
