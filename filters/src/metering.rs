@@ -10,6 +10,7 @@ use crate::context::RequestCtx;
 use crate::endpoint::Endpoint;
 use crate::error::GatewayError;
 use crate::live::Live;
+use crate::providers::member::Member;
 use crate::providers::Dialect;
 use crate::upstream::ProviderKind;
 use crate::usage::{PriceTable, Usage, UsageMeter};
@@ -278,9 +279,18 @@ impl Filter for IncludeUsageFilter {
         if !(streaming_chat && wanted) {
             return Ok(());
         }
+        let sent = ctx.upstream_body.as_deref().unwrap_or(&ctx.body);
+        match asked_for_usage(sent) {
+            Some(Asked::Yes) => return Ok(()),
+            Some(Asked::NoOptions) => {
+                ctx.upstream_body = Some(with_usage_option(sent));
+                ctx.usage_injected = true;
+                return Ok(());
+            }
+            None => {}
+        }
         let mut body: serde_json::Value =
-            serde_json::from_slice(ctx.upstream_body.as_deref().unwrap_or(&ctx.body))
-                .map_err(|e| GatewayError::BadJson(e.to_string()))?;
+            serde_json::from_slice(sent).map_err(|e| GatewayError::BadJson(e.to_string()))?;
         let Some(obj) = body.as_object_mut() else {
             return Ok(());
         };
@@ -325,6 +335,69 @@ impl Filter for IncludeUsageFilter {
         }
         Ok(())
     }
+}
+
+/// What a chat request's body says of `stream_options.include_usage`, read by a typed
+/// parse that skips every other member (the body is not built into a tree).
+enum Asked {
+    /// `"include_usage": true`: the client keeps its usage chunk.
+    Yes,
+    /// No `stream_options` member: Tollgate adds one.
+    NoOptions,
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct TopLevel {
+    stream_options: Member<StreamOptions>,
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct StreamOptions {
+    include_usage: Option<serde_json::Value>,
+}
+
+/// The common cases, read cheaply: `None` for the rest (options of another shape, a
+/// body that is not a JSON object or that the typed read refuses), which the tree
+/// read handles as it always did.
+fn asked_for_usage(body: &[u8]) -> Option<Asked> {
+    if !body.trim_ascii_start().starts_with(b"{") {
+        return None;
+    }
+    match serde_json::from_slice::<TopLevel>(body)
+        .ok()?
+        .stream_options
+    {
+        Member::Absent => Some(Asked::NoOptions),
+        Member::Present(Some(o))
+            if o.include_usage
+                .as_ref()
+                .and_then(serde_json::Value::as_bool)
+                == Some(true) =>
+        {
+            Some(Asked::Yes)
+        }
+        Member::Present(_) => None,
+    }
+}
+
+/// `body` (a JSON object without `stream_options`) with
+/// `"stream_options":{"include_usage":true}` as its first member; every other byte as
+/// the client sent it.
+fn with_usage_option(body: &[u8]) -> bytes::Bytes {
+    const MEMBER: &[u8] = br#""stream_options":{"include_usage":true}"#;
+    let open = body.len() - body.trim_ascii_start().len() + 1;
+    let (head, rest) = body.split_at(open);
+    let empty = rest.trim_ascii_start().starts_with(b"}");
+    let mut out = Vec::with_capacity(body.len() + MEMBER.len() + 1);
+    out.extend_from_slice(head);
+    out.extend_from_slice(MEMBER);
+    if !empty {
+        out.push(b',');
+    }
+    out.extend_from_slice(rest);
+    bytes::Bytes::from(out)
 }
 
 #[cfg(test)]

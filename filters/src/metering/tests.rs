@@ -575,3 +575,64 @@ fn metered_tokens_count_every_billed_bucket() {
     assert_eq!(ctx.metered_tokens, 4321);
     assert_eq!(e.cost_nanos, 150 + 20 * 600 + 300 * 75 + 4000 * 200);
 }
+
+/// Without `stream_options` (the usual body) the member is added in front and every
+/// other byte stays as the client sent it; the result reads as the tree edit's would.
+#[tokio::test]
+async fn the_usage_option_is_spliced_into_the_clients_own_bytes() {
+    for (body, sent) in [
+        (
+            r#"{"model":"m","stream":true,"z":1, "a" : [1,2]}"#,
+            r#"{"stream_options":{"include_usage":true},"model":"m","stream":true,"z":1, "a" : [1,2]}"#,
+        ),
+        (
+            " \n{ \"model\":\"m\",\"stream\":true}",
+            " \n{\"stream_options\":{\"include_usage\":true}, \"model\":\"m\",\"stream\":true}",
+        ),
+    ] {
+        let ctx = inject(body).await;
+        assert!(ctx.usage_injected, "{body}");
+        assert_eq!(
+            ctx.upstream_body.as_deref(),
+            Some(sent.as_bytes()),
+            "{body}"
+        );
+    }
+    // An object with nothing else gets no stray comma.
+    assert_eq!(
+        super::with_usage_option(b" { }").as_ref(),
+        br#" {"stream_options":{"include_usage":true} }"#
+    );
+    // A member of that name elsewhere (nested, or text) is not the top-level one.
+    let body = r#"{"model":"m","stream":true,"metadata":{"stream_options":{"include_usage":true}},"x":"\"stream_options\""}"#;
+    let ctx = inject(body).await;
+    assert!(ctx.usage_injected);
+    let sent: Value = serde_json::from_slice(ctx.upstream_body.as_deref().unwrap()).unwrap();
+    assert_eq!(sent["stream_options"], json!({"include_usage": true}));
+    assert_eq!(
+        sent["metadata"]["stream_options"],
+        json!({"include_usage": true})
+    );
+    // Named twice: the tree read takes the last, as before.
+    let body = r#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"stream_options":null}"#;
+    let ctx = inject(body).await;
+    assert!(ctx.usage_injected);
+    assert_eq!(sent_options(&ctx), Some(json!({"include_usage": true})));
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_refused_as_bad_json() {
+    let req = pingora_http::RequestHeader::build("POST", b"/v1/chat/completions", None)
+        .unwrap_or_else(|_| unreachable!());
+    for body in [r#"{"model":"m","stream":true"#, "not json"] {
+        let mut ctx = routed(ProviderKind::OpenAi, Endpoint::ChatCompletions, body);
+        ctx.stream = true; // as the probe would have said of a body it could not read
+        let r = IncludeUsageFilter.on_request(&req, &mut ctx).await;
+        assert!(matches!(r, Err(GatewayError::BadJson(_))), "{body}: {r:?}");
+        assert!(!ctx.usage_injected);
+    }
+    // A top-level array is not a chat request: left for the upstream to refuse.
+    let ctx = inject(r#"[{"stream_options":null}]"#).await;
+    assert!(!ctx.usage_injected);
+    assert!(ctx.upstream_body.is_none());
+}

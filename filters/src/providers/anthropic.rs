@@ -4,6 +4,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::member::Member;
 use super::read::{count, last_usage_of, NativeUsage};
 use crate::auth::query_param;
 use crate::endpoint::{percent_decode, Endpoint, Method, PathRejection};
@@ -153,6 +154,42 @@ impl NativeUsage for Usage {
 /// Usage in (the tail of) a whole JSON response body.
 pub fn usage_in_body(tail: &[u8]) -> Option<Reported> {
     last_usage_of::<Usage>(tail, b"usage")?.reported()
+}
+
+/// A stream event, for its usage: what [`usage_in_event`] reads, by a typed parse.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Event<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    usage: Member<Usage>,
+    message: Member<MessageUsage>,
+}
+
+/// `message_start` holds its usage in `message`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct MessageUsage {
+    usage: Member<Usage>,
+}
+
+impl Event<'_> {
+    /// What [`usage_in_event`] reports for the same event: `usage` if the event has the
+    /// member (of any value), else `message.usage`.
+    pub fn reported(self) -> Option<Reported> {
+        let u = match self.usage {
+            Member::Present(u) => u,
+            Member::Absent => match self.message.object()?.usage {
+                Member::Present(u) => u,
+                Member::Absent => return None,
+            },
+        };
+        let last = self.kind.as_deref() == Some("message_delta");
+        u.unwrap_or_default().reported().map(|r| Reported {
+            complete: last,
+            ..r
+        })
+    }
 }
 
 /// Usage in one stream event: `message_start` carries the input side in

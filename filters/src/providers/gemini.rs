@@ -4,6 +4,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::member::{AnyHasFinishReason, Member};
 use super::read::{count, last_usage_of, NativeUsage};
 use crate::auth::query_param;
 use crate::endpoint::{percent_decode, Endpoint, Method, PathRejection};
@@ -235,6 +236,27 @@ impl NativeUsage for UsageMetadata {
 /// Usage in (the tail of) a whole JSON response body.
 pub fn usage_in_body(tail: &[u8]) -> Option<Reported> {
     last_usage_of::<UsageMetadata>(tail, b"usageMetadata")?.reported()
+}
+
+/// A stream event, for its usage: what [`usage_in_event`] reads, by a typed parse.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Event {
+    candidates: AnyHasFinishReason,
+    usage_metadata: Member<UsageMetadata>,
+}
+
+impl Event {
+    /// What [`usage_in_event`] reports for the same event.
+    pub fn reported(self) -> Option<Reported> {
+        let Member::Present(u) = self.usage_metadata else {
+            return None;
+        };
+        u.unwrap_or_default().reported().map(|r| Reported {
+            complete: self.candidates.0,
+            ..r
+        })
+    }
 }
 
 /// Usage in one stream event: every chunk carries the running `usageMetadata`; the one

@@ -49,6 +49,7 @@
 
 pub mod anthropic;
 pub mod gemini;
+pub(crate) mod member;
 pub mod openai;
 pub mod read;
 pub mod wire;
@@ -244,6 +245,25 @@ impl Dialect {
     pub fn usage_in_event(self, data: &[u8]) -> Option<Reported> {
         if !read::has_usage_object(data) {
             return None;
+        }
+        // The typed read skips every member but the usage; an event it refuses (a count
+        // of an unexpected type, a member twice) is read as a tree, which takes what it
+        // can. Only an object takes it: serde would read an array into its fields.
+        if data.trim_ascii_start().starts_with(b"{") {
+            let typed = match self {
+                Dialect::OpenAi => {
+                    serde_json::from_slice::<openai::Event>(data).map(openai::Event::reported)
+                }
+                Dialect::Anthropic => {
+                    serde_json::from_slice::<anthropic::Event>(data).map(anthropic::Event::reported)
+                }
+                Dialect::Gemini => {
+                    serde_json::from_slice::<gemini::Event>(data).map(gemini::Event::reported)
+                }
+            };
+            if let Ok(reported) = typed {
+                return reported;
+            }
         }
         let event: serde_json::Value = serde_json::from_slice(data).ok()?;
         match self {

@@ -5,6 +5,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::member::Member;
 use super::read::{count, last_usage_of, NativeUsage};
 use crate::endpoint::{model_id, Endpoint, Method, PathRejection};
 use crate::error::GatewayError;
@@ -188,6 +189,35 @@ impl NativeUsage for Usage {
 /// Usage in (the tail of) a whole JSON response body.
 pub fn usage_in_body(tail: &[u8]) -> Option<Reported> {
     last_usage_of::<Usage>(tail, b"usage")?.reported()
+}
+
+/// A stream event, for its usage: what [`usage_in_event`] reads, by a typed parse.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Event {
+    usage: Member<Usage>,
+    response: Member<ResponseUsage>,
+}
+
+/// The Responses API's `response.completed` holds its usage in `response`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ResponseUsage {
+    usage: Member<Usage>,
+}
+
+impl Event {
+    /// What [`usage_in_event`] reports for the same event.
+    pub fn reported(self) -> Option<Reported> {
+        let u = self
+            .usage
+            .object()
+            .or_else(|| self.response.object().and_then(|r| r.usage.object()));
+        u?.reported().map(|r| Reported {
+            complete: true,
+            ..r
+        })
+    }
 }
 
 /// Usage in one stream event: the final chunk's `usage` (Chat Completions, with

@@ -7,6 +7,9 @@
 //! typed parse refuses (a field of an unexpected type) is read leniently from a
 //! `serde_json::Value` instead, so odd providers are metered exactly, only slower.
 
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -47,12 +50,42 @@ pub fn last_usage_of<T: NativeUsage>(buf: &[u8], key: &[u8]) -> Option<T> {
     })
 }
 
+/// The searcher for `"usage`, the start of every usage key, built once (building one
+/// costs more than a search).
+static USAGE_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage"));
+
+/// Where `"usage` occurs in a run of stream events, found in one pass as the events are
+/// taken in order: an event with no occurrence holds no usage key, and most events are
+/// such, so each is spared a search of its own.
+pub struct UsageKeys<'a> {
+    data: &'a [u8],
+    /// The first occurrence at or after the last event asked about.
+    next: Option<usize>,
+}
+
+impl<'a> UsageKeys<'a> {
+    pub fn new(data: &'a [u8]) -> Self {
+        UsageKeys {
+            data,
+            next: USAGE_KEY.find(data),
+        }
+    }
+
+    /// Whether `"usage` occurs within `data[start..end]`; events must be asked about in
+    /// order (each `start` at or after the previous `end`).
+    pub fn within(&mut self, start: usize, end: usize) -> bool {
+        if let Some(at) = self.next.filter(|&at| at < start) {
+            let from = start.max(at + 1).min(self.data.len());
+            self.next = USAGE_KEY.find(&self.data[from..]).map(|i| from + i);
+        }
+        self.next.is_some_and(|at| at + 6 <= end)
+    }
+}
+
 /// Whether a payload has a `"usage"` or `"usageMetadata"` key whose value is an object.
 /// Most stream events carry none (or `"usage":null`), and this check keeps them from
 /// being parsed at all.
 pub fn has_usage_object(data: &[u8]) -> bool {
-    static USAGE_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage"));
     let mut rest = data;
     while let Some(i) = USAGE_KEY.find(rest) {
         let mut after = &rest[i + 6..];
@@ -99,6 +132,34 @@ mod tests {
             last_usage_of::<openai::Usage>(br#"{"usage":{"prompt_tokens":"#, b"usage"),
             None
         );
+    }
+
+    #[test]
+    fn usage_keys_are_found_per_event_in_order() {
+        let data = br#"{"a":1}|{"usage":null}|{"b":"x"}|{"usage":{},"usageMetadata":{}}|"usage|"#;
+        let events: Vec<(usize, usize)> = {
+            let mut start = 0;
+            data.iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'|')
+                .map(|(i, _)| {
+                    let e = (start, i);
+                    start = i + 1;
+                    e
+                })
+                .collect()
+        };
+        let mut keys = UsageKeys::new(data);
+        let found: Vec<bool> = events.iter().map(|&(a, b)| keys.within(a, b)).collect();
+        assert_eq!(found, [false, true, false, true, true]);
+        // A key cut by the event's end is not in it; none at all in an empty run.
+        let mut keys = UsageKeys::new(br#"x"usage"#);
+        assert!(!keys.within(0, 5));
+        assert!(keys.within(1, 7));
+        assert!(!UsageKeys::new(b"").within(0, 0));
+        // Asked past the last key: none.
+        let mut keys = UsageKeys::new(br#""usage"..."#);
+        assert!(!keys.within(7, 10));
     }
 
     #[test]

@@ -10,10 +10,13 @@
 
 mod array;
 pub mod cost;
+mod pending;
 mod scan;
 pub mod strip;
 
+use crate::providers::read::UsageKeys;
 use crate::upstream::ProviderKind;
+use pending::PendingText;
 
 pub use cost::{Price, PriceTable};
 pub(crate) use scan::value_at;
@@ -127,8 +130,8 @@ pub struct UsageMeter {
     /// Skipping the rest of an over-long SSE line.
     skipping: bool,
     reported: Reported,
-    /// Characters of generated text seen (for estimation).
-    text_chars: u64,
+    /// Generated text seen (for estimation), counted only if asked.
+    text: PendingText,
     /// A JSON body whose usage was found keeps its tail in `buf`, uncounted: the
     /// complete report means no estimate, so [`UsageMeter::text_chars`] counts it only if
     /// asked.
@@ -146,7 +149,7 @@ impl UsageMeter {
             buf: Vec::new(),
             skipping: false,
             reported: Reported::default(),
-            text_chars: 0,
+            text: PendingText::default(),
             tail_uncounted: false,
             finished: false,
         }
@@ -160,7 +163,8 @@ impl UsageMeter {
         if !self.stream {
             self.buf.extend_from_slice(chunk);
             if self.buf.len() > 2 * JSON_TAIL {
-                self.text_chars += count_text_chars(&self.buf[..self.buf.len() - JSON_TAIL]);
+                self.text
+                    .add(count_text_chars(&self.buf[..self.buf.len() - JSON_TAIL]));
                 let cut = self.buf.len() - JSON_TAIL;
                 self.buf.drain(..cut);
             }
@@ -170,24 +174,28 @@ impl UsageMeter {
             Framing::Sse => {}
             Framing::Undecided => return,
             Framing::JsonArray => {
-                let (kind, reported, chars) = (self.kind, &mut self.reported, &mut self.text_chars);
+                let (kind, reported, chars) = (self.kind, &mut self.reported, &mut self.text);
                 self.elements
                     .feed(chunk, MAX_LINE, |e| payload(kind, e, reported, chars));
                 return;
             }
         }
         let mut rest = chunk;
+        // One search of the chunk for usage keys, rather than one per line.
+        let mut usage = UsageKeys::new(chunk);
         // memchr: this runs over every byte of every stream.
         while let Some(nl) = memchr::memchr(b'\n', rest) {
             let (head, tail) = rest.split_at(nl);
             if self.skipping {
                 self.skipping = false;
             } else if self.buf.is_empty() {
-                self.line(head);
+                let start = chunk.len() - rest.len();
+                let may = usage.within(start, start + nl);
+                self.line(head, may);
             } else {
                 self.buf.extend_from_slice(head);
                 let line = std::mem::take(&mut self.buf);
-                self.line(&line);
+                self.line(&line, true);
                 self.buf = line;
                 self.buf.clear();
             }
@@ -216,17 +224,17 @@ impl UsageMeter {
         self.framing
     }
 
-    fn line(&mut self, line: &[u8]) {
+    /// One SSE line; `may_hold_usage` is false when it holds no usage key at all.
+    fn line(&mut self, line: &[u8], may_hold_usage: bool) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let Some(data) = line.strip_prefix(b"data:") else {
             return;
         };
-        payload(
-            self.kind,
-            data.trim_ascii_start(),
-            &mut self.reported,
-            &mut self.text_chars,
-        );
+        let data = data.trim_ascii_start();
+        self.text.push(data);
+        if may_hold_usage {
+            usage_of(self.kind, data, &mut self.reported);
+        }
     }
 
     /// Ends the response: the provider-reported usage, if any arrived.
@@ -234,12 +242,12 @@ impl UsageMeter {
         if !self.finished {
             self.finished = true;
             if self.framing == Framing::JsonArray {
-                let (kind, reported, chars) = (self.kind, &mut self.reported, &mut self.text_chars);
+                let (kind, reported, chars) = (self.kind, &mut self.reported, &mut self.text);
                 self.elements.finish(|e| payload(kind, e, reported, chars));
             } else if self.stream {
                 if !self.buf.is_empty() && !self.skipping {
                     let line = std::mem::take(&mut self.buf);
-                    self.line(&line);
+                    self.line(&line, true);
                 }
             } else {
                 if let Some(mut r) = self.kind.dialect().usage_in_body(&self.buf) {
@@ -247,7 +255,7 @@ impl UsageMeter {
                     self.reported.merge(r);
                     self.tail_uncounted = true;
                 } else {
-                    self.text_chars += count_text_chars(&self.buf);
+                    self.text.add(count_text_chars(&self.buf));
                     self.buf = Vec::new();
                 }
             }
@@ -268,17 +276,23 @@ impl UsageMeter {
     /// Characters of generated text seen so far (for the estimate).
     pub fn text_chars(&self) -> u64 {
         if self.tail_uncounted {
-            self.text_chars + count_text_chars(&self.buf)
+            self.text.chars() + count_text_chars(&self.buf)
         } else {
-            self.text_chars
+            self.text.chars()
         }
     }
 }
 
 /// One stream payload (an SSE `data:` line's, or a JSON array element): its generated
-/// text is counted and its usage, if any, merged into what was reported.
-fn payload(kind: ProviderKind, data: &[u8], reported: &mut Reported, text_chars: &mut u64) {
-    *text_chars += count_text_chars(data);
+/// text is kept for a count if one is needed, and its usage, if any, merged into what
+/// was reported.
+fn payload(kind: ProviderKind, data: &[u8], reported: &mut Reported, text: &mut PendingText) {
+    text.push(data);
+    usage_of(kind, data, reported);
+}
+
+/// Merges the usage a stream payload carries, if any, into what was reported.
+fn usage_of(kind: ProviderKind, data: &[u8], reported: &mut Reported) {
     if let Some(r) = kind.dialect().usage_in_event(data) {
         reported.merge(r);
     }

@@ -7,7 +7,12 @@
 //! provider then ends every other chunk with. Every other byte passes unchanged; only an
 //! incomplete trailing event is held back until its end arrives.
 
+use std::sync::LazyLock;
+
 use bytes::{Bytes, BytesMut};
+use memchr::memmem::Finder;
+
+use crate::providers::read::UsageKeys;
 
 /// Longest incomplete event held back; past it the bytes pass through as they are (a
 /// usage event is never that long).
@@ -19,17 +24,21 @@ pub struct UsageChunkStripper {
     removed: bool,
 }
 
-/// Where the first complete event in `buf` ends (after its blank line). The `\r\n\r\n`
-/// search stops where the first `\n\n` ends, since only an earlier end can win: the
-/// held buffer may hold many events, and each is split off in turn.
+/// Where the first complete event in `buf` ends (after its blank line: `\n\n` or
+/// `\r\n\r\n`, whichever ends first). It looks only at the line feeds, found with
+/// `memchr`: an event has two or three, and this runs on every event of every stream
+/// whose usage chunk is removed.
 fn event_end(buf: &[u8]) -> Option<usize> {
-    let lf = memchr::memmem::find(buf, b"\n\n").map(|i| i + 2);
-    let limit = lf.unwrap_or(buf.len());
-    let crlf = memchr::memmem::find(&buf[..limit], b"\r\n\r\n").map(|i| i + 4);
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    memchr::memchr_iter(b'\n', buf).find_map(|nl| {
+        let next = buf.get(nl + 1..).unwrap_or_default();
+        if next.starts_with(b"\n") {
+            Some(nl + 2)
+        } else if nl > 0 && buf[nl - 1] == b'\r' && next.starts_with(b"\r\n") {
+            Some(nl + 3)
+        } else {
+            None
+        }
+    })
 }
 
 /// Whether `[` is followed by `]` with only whitespace between: necessary for the
@@ -40,19 +49,21 @@ fn has_empty_array(event: &[u8]) -> bool {
         .any(|i| event[i + 1..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b']'))
 }
 
+/// The searchers of the compacted usage event, built once (building one costs more than
+/// a search).
+static DATA: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"data:"));
+static CHOICES_EMPTY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"choices\":[]"));
+static USAGE_OBJECT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage\":{"));
+
 fn is_usage_only_event(event: &[u8]) -> bool {
-    if !has_empty_array(event) {
+    // Both tests are necessary and cheap: content events carry no usage object.
+    if !crate::providers::read::has_usage_object(event) || !has_empty_array(event) {
         return false;
     }
     let mut compact = Vec::with_capacity(event.len());
     compact.extend(event.iter().copied().filter(|b| !b.is_ascii_whitespace()));
-    let data = compact
-        .windows(5)
-        .position(|w| w == b"data:")
-        .map(|i| &compact[i + 5..]);
-    data.is_some_and(|d| {
-        d.windows(12).any(|w| w == b"\"choices\":[]") && d.windows(9).any(|w| w == b"\"usage\":{")
-    })
+    let data = DATA.find(&compact).map(|i| &compact[i + 5..]);
+    data.is_some_and(|d| CHOICES_EMPTY.find(d).is_some() && USAGE_OBJECT.find(d).is_some())
 }
 
 /// Where the `,"usage":null` member that ends an event's payload lies (from its comma to
@@ -71,11 +82,6 @@ fn null_usage_member(event: &[u8]) -> Option<std::ops::Range<usize>> {
     Some(start..end)
 }
 
-/// Whether the event must change on its way to the client.
-fn needs_edit(event: &[u8], removed: bool) -> bool {
-    (!removed && is_usage_only_event(event)) || null_usage_member(event).is_some()
-}
-
 impl UsageChunkStripper {
     pub fn new() -> Self {
         Self::default()
@@ -88,44 +94,56 @@ impl UsageChunkStripper {
 
     /// The bytes to send to the client for this chunk (possibly empty while an event is
     /// incomplete). `end` flushes whatever is held.
+    ///
+    /// The usual chunk (whole events, none to edit) passes as it is, with no copy and no
+    /// allocation, a trailing part-event held back; an edited one is copied once, around
+    /// the cuts. Only events that hold `"usage` are looked at closely.
     pub fn process(&mut self, chunk: Bytes, end: bool) -> Bytes {
-        if self.held.is_empty() {
-            // The usual chunk: whole events, none of them to edit. It passes as it is
-            // (and a trailing part-event is held), with no copy and no allocation.
-            let mut pos = 0;
-            let mut edit = false;
-            while let Some(n) = event_end(&chunk[pos..]) {
-                if needs_edit(&chunk[pos..pos + n], self.removed) {
-                    edit = true;
-                    break;
+        let data = if self.held.is_empty() {
+            chunk
+        } else {
+            self.held.extend_from_slice(&chunk);
+            self.held.split().freeze()
+        };
+        let mut out: Option<BytesMut> = None;
+        // `data` before this is in `out` already, or cut.
+        let mut done = 0;
+        let mut pos = 0;
+        let mut usage = UsageKeys::new(&data);
+        while let Some(n) = event_end(&data[pos..]) {
+            if usage.within(pos, pos + n) {
+                if let Some(cut) = self.cut(&data[pos..pos + n]) {
+                    let o = out.get_or_insert_with(|| BytesMut::with_capacity(data.len()));
+                    o.extend_from_slice(&data[done..pos + cut.start]);
+                    done = pos + cut.end;
                 }
-                pos += n;
             }
-            if !edit {
-                if end || pos == chunk.len() || chunk.len() - pos > MAX_HELD {
-                    return chunk;
-                }
-                self.held.extend_from_slice(&chunk[pos..]);
-                return chunk.slice(..pos);
-            }
+            pos += n;
         }
-        self.held.extend_from_slice(&chunk);
-        let mut out = BytesMut::new();
-        while let Some(n) = event_end(&self.held) {
-            let event = self.held.split_to(n);
-            if !self.removed && is_usage_only_event(&event) {
-                self.removed = true;
-            } else if let Some(member) = null_usage_member(&event) {
-                out.extend_from_slice(&event[..member.start]);
-                out.extend_from_slice(&event[member.end..]);
-            } else {
-                out.extend_from_slice(&event);
+        let sent = if end || data.len() - pos > MAX_HELD {
+            data.len()
+        } else {
+            pos
+        };
+        self.held.extend_from_slice(&data[sent..]);
+        match out {
+            None => data.slice(..sent),
+            Some(mut o) => {
+                o.extend_from_slice(&data[done..sent]);
+                o.freeze()
             }
         }
-        if end || self.held.len() > MAX_HELD {
-            out.extend_from_slice(&self.held.split());
+    }
+
+    /// What to cut from an event: all of it (the first usage-only event), its
+    /// `,"usage":null` member, or nothing.
+    fn cut(&mut self, event: &[u8]) -> Option<std::ops::Range<usize>> {
+        if !self.removed && is_usage_only_event(event) {
+            self.removed = true;
+            Some(0..event.len())
+        } else {
+            null_usage_member(event)
         }
-        out.freeze()
     }
 }
 
@@ -204,6 +222,27 @@ mod tests {
                 }
                 assert_eq!(String::from_utf8_lossy(&got), want, "cuts {a}, {b}");
             }
+        }
+    }
+
+    /// The search the line-feed scan replaced: both blank lines searched for, the
+    /// earlier end taken.
+    fn event_end_reference(buf: &[u8]) -> Option<usize> {
+        let lf = memchr::memmem::find(buf, b"\n\n").map(|i| i + 2);
+        let crlf = memchr::memmem::find(buf, b"\r\n\r\n").map(|i| i + 4);
+        match (lf, crlf) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        #[test]
+        fn event_ends_agree_with_the_reference(
+            bytes in proptest::collection::vec(proptest::sample::select(b"a\r\n".to_vec()), 0..24)
+        ) {
+            proptest::prop_assert_eq!(event_end(&bytes), event_end_reference(&bytes));
         }
     }
 

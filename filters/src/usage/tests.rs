@@ -341,7 +341,7 @@ fn a_big_json_body_keeps_only_its_tail() {
     let mut m = UsageMeter::new(ProviderKind::OpenAi, false);
     let head = format!(r#"{{"content":"{}"#, "a".repeat(2 * JSON_TAIL));
     m.feed(head.as_bytes());
-    assert_eq!(m.text_chars, JSON_TAIL as u64);
+    assert_eq!(m.text.chars(), JSON_TAIL as u64);
     assert_eq!(m.buf.len(), JSON_TAIL);
 }
 
