@@ -91,10 +91,11 @@ fn too_deep(body: &[u8], limit: usize) -> Option<usize> {
 /// deeper than `limit` needs that many, so a body with fewer (nearly every request) is
 /// spared [`too_deep`]'s scan, which steps from string to string. One branch-free pass.
 fn may_nest_deeper(body: &[u8], limit: usize) -> bool {
+    const OPENERS: [u8; 2] = *b"[{";
     body.len() > limit
         && body
             .iter()
-            .map(|&b| usize::from(b == b'[' || b == b'{'))
+            .map(|&b| usize::from(b == OPENERS[0] || b == OPENERS[1]))
             .sum::<usize>()
             > limit
 }
@@ -145,8 +146,7 @@ impl From<Probe> for Probed {
 /// is validated as JSON (and as UTF-8 throughout: the parser skips the strings it does
 /// not keep without looking inside them) but not built into a tree.
 pub fn probe(body: &[u8]) -> Result<Probed, GatewayError> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    if first != Some(&b'{') {
+    if !body.trim_ascii_start().starts_with(b"{") {
         return Err(GatewayError::BadJson(
             "the body must be a JSON object".into(),
         ));
