@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use http::HeaderName;
 use pingora_http::RequestHeader;
 
 use crate::context::{KeyLookup, RequestCtx};
@@ -32,23 +33,26 @@ impl AuthFilter {
 /// (every current SDK can send it), `x-api-key` (Anthropic), `x-goog-api-key` or the
 /// `key` query parameter (Gemini).
 pub fn client_credential(req: &RequestHeader, dialect: Dialect) -> Option<Secret> {
-    let header = |name: &str| {
+    // Looked up by a ready `HeaderName`: a `&str` name is parsed and checked again on
+    // every lookup of every request.
+    const BEARER: HeaderName = HeaderName::from_static(openai::CREDENTIAL_HEADER);
+    const X_API_KEY: HeaderName = HeaderName::from_static(anthropic::CREDENTIAL_HEADER);
+    const X_GOOG_API_KEY: HeaderName = HeaderName::from_static(gemini::CREDENTIAL_HEADER);
+    let header = |name: HeaderName| {
         req.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .filter(|v| !v.is_empty())
     };
-    if let Some(v) = header(openai::CREDENTIAL_HEADER) {
+    if let Some(v) = header(BEARER) {
         let token = v
             .split_once(' ')
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, t)| t.trim());
         return token.filter(|t| !t.is_empty()).map(Secret::new);
     }
-    if let Some(v) =
-        header(anthropic::CREDENTIAL_HEADER).or_else(|| header(gemini::CREDENTIAL_HEADER))
-    {
+    if let Some(v) = header(X_API_KEY).or_else(|| header(X_GOOG_API_KEY)) {
         return Some(Secret::new(v));
     }
     let name = dialect.query_credential()?;

@@ -177,6 +177,16 @@ impl Method {
 /// True when any segment is `.` or `..`, also when percent-encoded (`%2e%2E`), or when
 /// an encoded slash or backslash could smuggle one past a later decoder.
 fn has_dot_segment(path: &str) -> bool {
+    // Without a `.`, `%` or backslash no segment can be a dot segment, decoded or not: one
+    // pass instead of decoding and searching every segment of every ordinary path.
+    if !path.bytes().any(|b| matches!(b, b'.' | b'%' | b'\\')) {
+        return false;
+    }
+    any_dot_segment(path)
+}
+
+/// [`has_dot_segment`] segment by segment, decoding each.
+fn any_dot_segment(path: &str) -> bool {
     path.split('/').any(|seg| {
         let Some(decoded) = percent_decode(seg) else {
             return true;

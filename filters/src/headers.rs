@@ -17,6 +17,14 @@ use crate::Filter;
 /// credentials, `x-forwarded-*`, `forwarded`, hop-by-hop and unknown headers) is dropped.
 const REQUEST_ALLOW: &[&str] = &["content-type", "accept", "user-agent", "idempotency-key"];
 
+/// Request headers the upstream request always gets from us (the credential header too,
+/// when there is a key to send): the client's values are replaced, not removed first.
+const REPLACED: [http::HeaderName; 3] = [
+    http::header::HOST,
+    http::header::ACCEPT_ENCODING,
+    http::header::CONTENT_LENGTH,
+];
+
 /// Prefixes of allowed request headers (the OpenAI and Anthropic SDKs' own metadata).
 const REQUEST_ALLOW_PREFIX: &[&str] = &["x-stainless-"];
 
@@ -59,20 +67,33 @@ fn internal(e: impl std::fmt::Display) -> GatewayError {
     GatewayError::Internal(e.to_string())
 }
 
-/// Sets `Content-Length` to `len` unless the client's header already says exactly that
-/// (the usual case: the body goes up unchanged).
-fn set_content_length(up: &mut RequestHeader, len: usize) -> Result<(), GatewayError> {
-    let same = up
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        == Some(len);
-    if !same {
-        up.insert_header(http::header::CONTENT_LENGTH, len.to_string())
-            .map_err(internal)?;
+/// `len` in decimal, on the stack: the common upload is compared with the client's own
+/// `Content-Length` without formatting a `String`.
+fn decimal(mut len: usize, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (len % 10) as u8;
+        len /= 10;
+        if len == 0 {
+            return &buf[i..];
+        }
     }
-    Ok(())
+}
+
+/// Sets `Content-Length` to `len`, replacing every value the client sent. When the
+/// client's one value is already exactly `len` in the canonical form, its value is
+/// reused (a reference count, not a new allocation); the bytes sent are the same.
+fn set_content_length(up: &mut RequestHeader, len: usize) -> Result<(), GatewayError> {
+    let mut buf = [0u8; 20];
+    let canonical = decimal(len, &mut buf);
+    let mut sent = up.headers.get_all(http::header::CONTENT_LENGTH).iter();
+    let value = match (sent.next(), sent.next()) {
+        (Some(v), None) if v.as_bytes() == canonical => v.clone(),
+        _ => http::HeaderValue::from(len),
+    };
+    up.insert_header(http::header::CONTENT_LENGTH, value)
+        .map_err(internal)
 }
 
 /// The upstream path and query: the upstream's base path, the client's path (or the
@@ -177,15 +198,6 @@ impl Filter for UpstreamHeaders {
             .upstream()
             .cloned()
             .ok_or_else(|| internal("no upstream chosen"))?;
-        let drop: Vec<_> = up
-            .headers
-            .keys()
-            .filter(|n| !allowed(n.as_str()))
-            .cloned()
-            .collect();
-        for name in drop {
-            up.remove_header(&name);
-        }
         match target.host_value() {
             Some(host) => up.insert_header(http::header::HOST, host.clone()),
             None => up.insert_header(http::header::HOST, target.host_header.as_str()),
@@ -197,9 +209,23 @@ impl Filter for UpstreamHeaders {
         )
         .map_err(internal)?;
         set_content_length(up, ctx.outgoing_body().len())?;
-        if let Some(value) = self.credential(&target, ctx)? {
-            up.insert_header(target.kind.credential_header(), value)
-                .map_err(internal)?;
+        let credential = self.credential(&target, ctx)?;
+        let credential_header = credential.as_ref().map(|_| target.kind.credential_header());
+        if let (Some(name), Some(value)) = (credential_header, credential) {
+            up.insert_header(name, value).map_err(internal)?;
+        }
+        // The headers set above replaced every value the client sent under their names;
+        // of the others, those not allowed go. Usually none is left to remove: removing
+        // first what is then set again was work done twice on every request.
+        let replaced = |n: &http::HeaderName| {
+            REPLACED.contains(n) || credential_header.is_some_and(|c| n.as_str() == c)
+        };
+        let dropped = |n: &http::HeaderName| !replaced(n) && !allowed(n.as_str());
+        if up.headers.keys().any(dropped) {
+            let drop: Vec<_> = up.headers.keys().filter(|n| dropped(n)).cloned().collect();
+            for name in drop {
+                up.remove_header(&name);
+            }
         }
         // The common case, an origin-form OpenAI-style path on an upstream without a base
         // path and no query, needs no new URI.

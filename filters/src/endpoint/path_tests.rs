@@ -137,3 +137,25 @@ fn percent_decoding_at_every_position() {
     assert_eq!(percent_decode("%C3").as_deref(), None, "not UTF-8");
     assert!(matches!(percent_decode("%41"), Some(Cow::Owned(_))));
 }
+
+#[test]
+fn the_quick_dot_segment_check_agrees_with_decoding_every_segment() {
+    // Every path of up to five characters over the bytes that matter, and some that do not.
+    let alphabet = ['/', '.', '%', '2', 'e', 'E', 'f', 'F', '5', 'c', '\\', 'a'];
+    let mut paths = vec![String::new()];
+    let mut compared = 0;
+    for _ in 0..5 {
+        let mut next = Vec::with_capacity(paths.len() * alphabet.len());
+        for p in &paths {
+            for c in alphabet {
+                let mut q = p.clone();
+                q.push(c);
+                assert_eq!(has_dot_segment(&q), any_dot_segment(&q), "{q:?}");
+                compared += 1;
+                next.push(q);
+            }
+        }
+        paths = next;
+    }
+    assert!(compared > 200_000);
+}

@@ -47,12 +47,25 @@ fn in_secret_alphabet(b: u8) -> bool {
 /// `(id, secret)` of a well-formed gateway key; `None` for anything else.
 pub fn parse_gateway_key(key: &str) -> Option<(&str, &str)> {
     let rest = key.strip_prefix("tg_")?;
-    let (id, secret) = rest.split_once('_')?;
-    // Byte-class tests rather than a search of the alphabet per byte: this runs on every
-    // request (see `alphabet_predicates_match_the_alphabets`).
-    let id_ok = id.len() == KEY_ID_LEN && id.bytes().all(in_id_alphabet);
-    let secret_ok = secret.len() == KEY_SECRET_LEN && secret.bytes().all(in_secret_alphabet);
-    (id_ok && secret_ok).then_some((id, secret))
+    // Neither alphabet holds `_`, so a well-formed key has its one separator exactly
+    // after the id: checked by position, not searched for. The byte-class tests fold
+    // over every byte without stopping early (see `alphabet_predicates_match_the_alphabets`),
+    // which compiles to a few vector steps for these fixed lengths. This runs on every
+    // request; `parse_matches_splitting_at_the_first_separator` pins it to the plain form.
+    let bytes = rest.as_bytes();
+    if bytes.len() != KEY_ID_LEN + 1 + KEY_SECRET_LEN || bytes[KEY_ID_LEN] != b'_' {
+        return None;
+    }
+    let (id, secret) = (&bytes[..KEY_ID_LEN], &bytes[KEY_ID_LEN + 1..]);
+    let id_ok = id.iter().fold(true, |ok, &b| ok & in_id_alphabet(b));
+    let secret_ok = secret
+        .iter()
+        .fold(true, |ok, &b| ok & in_secret_alphabet(b));
+    if !(id_ok && secret_ok) {
+        return None;
+    }
+    // Both parts are ASCII, so these are character boundaries.
+    Some((rest.get(..KEY_ID_LEN)?, rest.get(KEY_ID_LEN + 1..)?))
 }
 
 /// HMAC of gateway key secrets under the keyring's "gateway-key-hmac" data key (see
@@ -154,6 +167,42 @@ mod tests {
         ] {
             assert_eq!(parse_gateway_key(&bad), None, "{bad:?}");
         }
+    }
+
+    /// The plain form of [`parse_gateway_key`]: split at the first separator, then
+    /// check each part's length and alphabet.
+    fn parse_reference(key: &str) -> Option<(&str, &str)> {
+        let rest = key.strip_prefix("tg_")?;
+        let (id, secret) = rest.split_once('_')?;
+        let id_ok = id.len() == KEY_ID_LEN && id.bytes().all(in_id_alphabet);
+        let secret_ok = secret.len() == KEY_SECRET_LEN && secret.bytes().all(in_secret_alphabet);
+        (id_ok && secret_ok).then_some((id, secret))
+    }
+
+    #[test]
+    fn parse_matches_splitting_at_the_first_separator() {
+        // Real keys, each with one byte replaced, inserted or removed at every position,
+        // by bytes from each alphabet, the separator and others (non-ASCII too).
+        let mut rng = rand::thread_rng();
+        let odd = ["_", "a", "7", "1", "Z", "0", "-", " ", "é", "\0", "\u{7f}"];
+        let mut checked = 0;
+        for _ in 0..20 {
+            let key = generate_gateway_key().1.expose().to_owned();
+            assert!(parse_gateway_key(&key).is_some());
+            for at in 0..=key.len() {
+                let c = odd[rng.gen_range(0..odd.len())];
+                let mut variants = vec![format!("{}{c}{}", &key[..at], &key[at..])];
+                if at < key.len() {
+                    variants.push(format!("{}{c}{}", &key[..at], &key[at + 1..]));
+                    variants.push(format!("{}{}", &key[..at], &key[at + 1..]));
+                }
+                for v in variants {
+                    assert_eq!(parse_gateway_key(&v), parse_reference(&v), "{v:?}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 3000);
     }
 
     #[test]
