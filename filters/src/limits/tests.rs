@@ -668,3 +668,12 @@ async fn counters_that_count_requests_get_them_in_the_same_call_as_the_budget() 
     );
     assert_eq!(counters.inner.reserved(Counter::KeyRequests("q")), 0);
 }
+
+#[test]
+fn the_token_window_is_the_minute_that_holds_the_instant() {
+    assert_eq!(minute_start(NOW), 1_794_999_960);
+    assert_eq!(minute_start(120), 120);
+    assert_eq!(minute_start(179), 120);
+    assert_eq!(minute_start(59), 0);
+    assert_eq!(minute_start(-1), -60, "before 1970 too, the minute's start");
+}

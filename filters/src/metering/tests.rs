@@ -636,3 +636,33 @@ async fn a_body_that_is_not_json_is_refused_as_bad_json() {
     assert!(!ctx.usage_injected);
     assert!(ctx.upstream_body.is_none());
 }
+
+/// A count past the bound is not believed: the request is recorded with the estimate,
+/// as a silent one would be.
+#[test]
+fn an_implausible_report_is_replaced_by_the_estimate() {
+    let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+    let huge = format!(
+        r#"{{"choices":[{{"message":{{"content":"Hello"}}}}],"usage":{{"prompt_tokens":{},"completion_tokens":3}}}}"#,
+        crate::usage::MAX_REPORTED_TOKENS + 1
+    );
+    let m = meter(2);
+    let mut ctx = routed(ProviderKind::OpenAi, Endpoint::ChatCompletions, body);
+    let e = m.run(&mut ctx, 200, "application/json", &[&huge]);
+    let want = Usage {
+        input: 1000 + body.len() as u64,
+        output: 5 * 2 + 7,
+        ..Usage::default()
+    };
+    assert_eq!((e.usage, e.estimated), (want, true));
+    // At the bound itself it is believed.
+    let at = huge.replace(
+        &(crate::usage::MAX_REPORTED_TOKENS + 1).to_string(),
+        &crate::usage::MAX_REPORTED_TOKENS.to_string(),
+    );
+    let m = meter(2);
+    let mut ctx = routed(ProviderKind::OpenAi, Endpoint::ChatCompletions, body);
+    let e = m.run(&mut ctx, 200, "application/json", &[&at]);
+    assert!(!e.estimated);
+    assert_eq!(e.usage.input, crate::usage::MAX_REPORTED_TOKENS);
+}
