@@ -677,3 +677,23 @@ fn the_token_window_is_the_minute_that_holds_the_instant() {
     assert_eq!(minute_start(59), 0);
     assert_eq!(minute_start(-1), -60, "before 1970 too, the minute's start");
 }
+
+/// A request claim for a minute older than the counter's (an instance whose clock is
+/// behind) is admitted against nothing and adds to nothing: neither that minute's count
+/// nor the reservations, which requests never hold.
+#[test]
+fn a_request_claim_for_an_older_minute_counts_nowhere() {
+    let spend = SpendTracker::default();
+    let claim = |window: i64| Claim {
+        counter: Counter::KeyRequests("r"),
+        window,
+        limit: 10,
+        amount: 1,
+    };
+    let now = minute_start(NOW);
+    assert_eq!(spend.reserve_now(&[claim(now)]), Ok(()));
+    assert_eq!(spend.reserve_now(&[claim(now - 60)]), Ok(()));
+    assert_eq!(spend.spent(Counter::KeyRequests("r"), now), 1);
+    assert_eq!(spend.spent(Counter::KeyRequests("r"), now - 60), 0);
+    assert_eq!(spend.reserved(Counter::KeyRequests("r")), 0);
+}
