@@ -107,6 +107,27 @@ mod tests {
         assert_eq!(p.chars(), 6 * n as u64 + PENDING_MAX as u64);
     }
 
+    /// The bound is 32 KiB of kept payloads, reached exactly before anything is counted;
+    /// the first push takes one 4 KiB allocation.
+    #[test]
+    fn kept_payloads_fill_the_bound_exactly_and_start_in_one_allocation() {
+        let mut p = PendingText::default();
+        p.push(br#"{"text":"ab"}"#);
+        assert!((4 * 1024..8 * 1024).contains(&p.kept.capacity()));
+        assert_eq!(p.kept.len(), LEN + 13);
+        // A second payload that brings the kept bytes to the bound exactly: both kept.
+        let rest = 32 * 1024 - p.kept.len() - LEN;
+        let filler = format!(r#"{{"text":"{}"}}"#, "c".repeat(rest - 11));
+        p.push(filler.as_bytes());
+        assert_eq!(p.kept.len(), 32 * 1024);
+        assert_eq!(p.counted, 0, "nothing counted before the bound is passed");
+        assert_eq!(p.chars(), 2 + (rest - 11) as u64);
+        // One byte more is counted and let go.
+        p.push(b"x");
+        assert_eq!(p.counted, 2 + (rest - 11) as u64);
+        assert_eq!(p.kept.len(), LEN + 1);
+    }
+
     #[test]
     fn payloads_exactly_at_the_bound_are_kept_and_one_more_byte_is_counted() {
         let n = PENDING_MAX - LEN - 11;
