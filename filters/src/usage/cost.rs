@@ -95,6 +95,16 @@ mod tests {
         assert_eq!(t.lookup("gpt-4o-mini"), Some(a));
         assert_eq!(t.lookup("gpt-5"), Some(b));
         assert_eq!(PriceTable::default().lookup("gpt-5"), None);
+        let listed: Vec<(String, Price)> = t
+            .entries()
+            .iter()
+            .map(|(p, price)| (p.to_string(), *price))
+            .collect();
+        assert_eq!(
+            listed,
+            [("gpt-4o*".to_owned(), a), ("gpt-*".to_owned(), b)],
+            "listed in the order they are tried"
+        );
         let one = |f: fn(&mut Usage)| {
             let mut u = Usage::default();
             f(&mut u);
