@@ -179,6 +179,8 @@ mod tests {
         assert_eq!(c(r#"{"x":"text","content":"abcd"}"#), 4);
         assert_eq!(c(""), 0);
         assert_eq!(c("\""), 0);
+        assert_eq!(c(r#"{"text": "#), 0, "cut after the colon's whitespace");
+        assert_eq!(c(r#"{"text" "#), 0, "cut after the key's whitespace");
     }
 
     #[test]
