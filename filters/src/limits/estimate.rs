@@ -92,6 +92,9 @@ macro_rules! read_past {
         }
     )*};
 }
+/// Shared with the stream-event readers (`providers::member`), whose visitors read past
+/// the same scalars.
+pub(crate) use read_past;
 
 impl<'de> Visitor<'de> for CountVisitor {
     type Value = Count;

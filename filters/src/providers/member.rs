@@ -11,6 +11,8 @@ use std::marker::PhantomData;
 use serde::de::{self, value::MapAccessDeserializer, Deserializer, Visitor};
 use serde::Deserialize;
 
+use crate::limits::estimate::read_past;
+
 /// An object member as `value.get(key)` sees it, with its value read as `T` only when
 /// it is an object.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -56,29 +58,8 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectOr<T> {
         Ok(Member::Present(None))
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<Member<T>, E> {
-        Ok(Member::Present(None))
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Member<T>, E> {
-        Ok(Member::Present(None))
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Member<T>, E> {
-        Ok(Member::Present(None))
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Member<T>, E> {
-        Ok(Member::Present(None))
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Member<T>, E> {
-        Ok(Member::Present(None))
-    }
-
-    fn visit_unit<E>(self) -> Result<Member<T>, E> {
-        Ok(Member::Present(None))
-    }
+    read_past!(Member<T> => Member::Present(None); visit_u64: u64);
+    read_past!(Member<T> => Member::Present(None));
 }
 
 /// Whether an array holds an object with the member `key`, as
@@ -119,29 +100,8 @@ impl<'de> Visitor<'de> for ArrayVisitor {
         Ok(AnyHasFinishReason(false))
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(AnyHasFinishReason(false))
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(AnyHasFinishReason(false))
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(AnyHasFinishReason(false))
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(AnyHasFinishReason(false))
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(AnyHasFinishReason(false))
-    }
-
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(AnyHasFinishReason(false))
-    }
+    read_past!(AnyHasFinishReason => AnyHasFinishReason(false); visit_u64: u64);
+    read_past!(AnyHasFinishReason => AnyHasFinishReason(false));
 }
 
 /// A candidate, for whether it has a `finishReason` member (of any value, `null` too).
