@@ -324,6 +324,18 @@ mod tests {
         }
     }
 
+    /// The start-up log and a context's debug print name the filters in order.
+    #[test]
+    fn chain_names_its_filters_in_order() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let chain = FilterChain::new(vec![
+            Arc::new(Absent),
+            Arc::new(Counting { calls, fail: false }),
+        ]);
+        assert_eq!(chain.names(), ["absent", "counting"]);
+        assert_eq!(format!("{chain:?}"), r#"["absent", "counting"]"#);
+    }
+
     #[test]
     fn a_context_dropped_unfinished_runs_on_done_once() {
         let calls = Arc::new(AtomicUsize::new(0));

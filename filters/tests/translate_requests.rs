@@ -720,3 +720,47 @@ fn gemini_client_stream_and_framing() {
         );
     }
 }
+
+/// The response side answers under the model the client asked for (the upstream is sent
+/// the served one), and sends a Chat client its usage chunk only when it asked for it.
+#[test]
+fn the_exchange_keeps_the_clients_model_and_usage_option() {
+    let user = json!([{"role": "user", "content": "hi"}]);
+    for (asked, want) in [
+        (json!({"include_usage": true}), true),
+        (json!({"include_usage": false}), false),
+        (Value::Null, false),
+    ] {
+        let body = json!({"model": "client-model", "stream": true, "messages": user, "stream_options": asked});
+        let (v, t) = request(
+            Wire::Chat,
+            Wire::Messages,
+            body.to_string().as_bytes(),
+            &Options::default(),
+        )
+        .unwrap();
+        assert_eq!(v["model"], "served-model");
+        let ex = t.response.exchange();
+        assert_eq!(ex.model, "client-model");
+        assert_eq!(ex.include_usage, want, "stream_options {asked}");
+    }
+    for (client, body) in [
+        (
+            Wire::Messages,
+            json!({"model": "client-model", "max_tokens": 5, "messages": user}),
+        ),
+        (
+            Wire::Responses,
+            json!({"model": "client-model", "input": "hi"}),
+        ),
+    ] {
+        let (_, t) = request(
+            client,
+            Wire::Chat,
+            body.to_string().as_bytes(),
+            &Options::default(),
+        )
+        .unwrap();
+        assert_eq!(t.response.exchange().model, "client-model", "{client:?}");
+    }
+}

@@ -45,8 +45,8 @@ pub fn read(body: &[u8], notes: &mut Notes) -> Result<Request, TranslateError> {
                 .unwrap_or("unknown_field"),
         );
     }
+    // The model is in the path, not the body: the served model takes its place.
     let mut ir = Request {
-        model: String::new(),
         system: req.system_instruction.map(system).unwrap_or_default(),
         tools: tools(req.tools)?,
         tool_choice: tool_choice(req.tool_config.and_then(|c| c.function_calling_config))?,
