@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::member::Member;
+use super::quick::quick;
 use super::read::{count, last_usage_of, NativeUsage};
 use crate::auth::query_param;
 use crate::endpoint::{percent_decode, Endpoint, Method, PathRejection};
@@ -127,6 +128,13 @@ pub struct Usage {
     pub cache_creation_input_tokens: Option<u64>,
 }
 
+quick!(Usage {
+    input_tokens: b"input_tokens" => count,
+    output_tokens: b"output_tokens" => count,
+    cache_read_input_tokens: b"cache_read_input_tokens" => count,
+    cache_creation_input_tokens: b"cache_creation_input_tokens" => count,
+});
+
 impl NativeUsage for Usage {
     fn from_value(v: &Value) -> Usage {
         let n = |key: &str| count(v, &[key]);
@@ -157,7 +165,7 @@ pub fn usage_in_body(tail: &[u8]) -> Option<Reported> {
 }
 
 /// A stream event, for its usage: what [`usage_in_event`] reads, by a typed parse.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(default)]
 pub struct Event<'a> {
     #[serde(rename = "type", borrow)]
@@ -167,11 +175,21 @@ pub struct Event<'a> {
 }
 
 /// `message_start` holds its usage in `message`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(default)]
 struct MessageUsage {
     usage: Member<Usage>,
 }
+
+quick!(Event<'q> {
+    kind: b"type" => text,
+    usage: b"usage" => member,
+    message: b"message" => member,
+});
+
+quick!(MessageUsage {
+    usage: b"usage" => member,
+});
 
 impl Event<'_> {
     /// What [`usage_in_event`] reports for the same event: `usage` if the event has the

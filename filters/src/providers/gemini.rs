@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::member::{AnyHasFinishReason, Member};
+use super::quick::quick;
 use super::read::{count, last_usage_of, NativeUsage};
 use crate::auth::query_param;
 use crate::endpoint::{percent_decode, Endpoint, Method, PathRejection};
@@ -206,6 +207,13 @@ pub struct UsageMetadata {
     pub candidates_token_count: Option<u64>,
 }
 
+quick!(UsageMetadata {
+    prompt_token_count: b"promptTokenCount" => count,
+    cached_content_token_count: b"cachedContentTokenCount" => count,
+    thoughts_token_count: b"thoughtsTokenCount" => count,
+    candidates_token_count: b"candidatesTokenCount" => count,
+});
+
 impl NativeUsage for UsageMetadata {
     fn from_value(v: &Value) -> UsageMetadata {
         let n = |key: &str| count(v, &[key]);
@@ -239,12 +247,17 @@ pub fn usage_in_body(tail: &[u8]) -> Option<Reported> {
 }
 
 /// A stream event, for its usage: what [`usage_in_event`] reads, by a typed parse.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Event {
     candidates: AnyHasFinishReason,
     usage_metadata: Member<UsageMetadata>,
 }
+
+quick!(Event {
+    candidates: b"candidates" => any_has_finish_reason,
+    usage_metadata: b"usageMetadata" => member,
+});
 
 impl Event {
     /// What [`usage_in_event`] reports for the same event.

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::member::Member;
+use super::quick::quick;
 use super::read::{count, last_usage_of, NativeUsage};
 use crate::endpoint::{model_id, Endpoint, Method, PathRejection};
 use crate::error::GatewayError;
@@ -132,6 +133,23 @@ pub struct Usage {
     pub prompt_cache_hit_tokens: Option<u64>,
 }
 
+quick!(Details {
+    cached_tokens: b"cached_tokens" => count,
+    reasoning_tokens: b"reasoning_tokens" => count,
+});
+
+quick!(Usage {
+    prompt_tokens: b"prompt_tokens" => count,
+    input_tokens: b"input_tokens" => count,
+    completion_tokens: b"completion_tokens" => count,
+    output_tokens: b"output_tokens" => count,
+    prompt_tokens_details: b"prompt_tokens_details" => optional,
+    input_tokens_details: b"input_tokens_details" => optional,
+    completion_tokens_details: b"completion_tokens_details" => optional,
+    output_tokens_details: b"output_tokens_details" => optional,
+    prompt_cache_hit_tokens: b"prompt_cache_hit_tokens" => count,
+});
+
 impl Usage {
     /// Prompt tokens read from cache, wherever this API put them.
     pub fn cached(&self) -> Option<u64> {
@@ -192,7 +210,7 @@ pub fn usage_in_body(tail: &[u8]) -> Option<Reported> {
 }
 
 /// A stream event, for its usage: what [`usage_in_event`] reads, by a typed parse.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(default)]
 pub struct Event {
     usage: Member<Usage>,
@@ -200,11 +218,20 @@ pub struct Event {
 }
 
 /// The Responses API's `response.completed` holds its usage in `response`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(default)]
 struct ResponseUsage {
     usage: Member<Usage>,
 }
+
+quick!(Event {
+    usage: b"usage" => member,
+    response: b"response" => member,
+});
+
+quick!(ResponseUsage {
+    usage: b"usage" => member,
+});
 
 impl Event {
     /// What [`usage_in_event`] reports for the same event.

@@ -13,10 +13,11 @@ use memchr::memmem::Finder;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::quick::{self, Quick};
 use crate::usage::{find_key_objects, value_at, Reported};
 
 /// A provider's own usage object, as its API spells it.
-pub trait NativeUsage: DeserializeOwned {
+pub trait NativeUsage: DeserializeOwned + for<'q> Quick<'q> {
     /// The fields of a parsed value, each read on its own: a field of another type is
     /// absent rather than spoiling the rest.
     fn from_value(v: &Value) -> Self;
@@ -41,6 +42,10 @@ pub fn last_usage_of<T: NativeUsage>(buf: &[u8], key: &[u8]) -> Option<T> {
         // Only an object takes the typed parse: serde would also read an array into the
         // struct's fields by position.
         if rest.starts_with(b"{") {
+            // The usual shape by hand; the typed parse decides anything else.
+            if let Some(fields) = quick::leading::<T>(rest) {
+                return Some(fields);
+            }
             let mut typed = serde_json::Deserializer::from_slice(rest).into_iter::<T>();
             if let Some(Ok(fields)) = typed.next() {
                 return Some(fields);
@@ -69,6 +74,11 @@ impl<'a> UsageKeys<'a> {
             data,
             next: USAGE_KEY.find(data),
         }
+    }
+
+    /// Where `"usage` first occurs at or after the last event asked about, if it does.
+    pub fn next(&self) -> Option<usize> {
+        self.next
     }
 
     /// Whether `"usage` occurs within `data[start..end]`; events must be asked about in

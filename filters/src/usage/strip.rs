@@ -10,7 +10,7 @@
 use std::sync::LazyLock;
 
 use bytes::{Bytes, BytesMut};
-use memchr::memmem::Finder;
+use memchr::memmem::{Finder, FinderRev};
 
 use crate::providers::read::UsageKeys;
 
@@ -39,6 +39,21 @@ fn event_end(buf: &[u8]) -> Option<usize> {
             None
         }
     })
+}
+
+static BLANK_LINE: LazyLock<FinderRev<'static>> = LazyLock::new(|| FinderRev::new(b"\n\n"));
+
+/// An end of an event (as [`event_end`] finds them one after another from the start) at
+/// or before `limit`, found backwards: after the last `\n\n` before `limit` when the byte
+/// before that is neither `\n` nor `\r`; 0 (the start) otherwise. No earlier line feed can
+/// end the event that such a blank line is in (that would take a `\n` or `\r` just before
+/// it), so the scan from the start ends an event there too. The events before it hold no
+/// `"usage` when `limit` is the first one, and need no look at all.
+fn event_end_before(buf: &[u8], limit: usize) -> usize {
+    match BLANK_LINE.rfind(&buf[..limit]) {
+        Some(i) if i == 0 || !matches!(buf[i - 1], b'\n' | b'\r') => i + 2,
+        _ => 0,
+    }
 }
 
 /// Whether `[` is followed by `]` with only whitespace between: necessary for the
@@ -108,8 +123,10 @@ impl UsageChunkStripper {
         let mut out: Option<BytesMut> = None;
         // `data` before this is in `out` already, or cut.
         let mut done = 0;
-        let mut pos = 0;
         let mut usage = UsageKeys::new(&data);
+        // The events before the first `"usage` pass as they are: skip them at once (in
+        // a bulk stream, dozens of content events a chunk).
+        let mut pos = event_end_before(&data, usage.next().unwrap_or(data.len()));
         while let Some(n) = event_end(&data[pos..]) {
             if usage.within(pos, pos + n) {
                 if let Some(cut) = self.cut(&data[pos..pos + n]) {
@@ -243,6 +260,38 @@ mod tests {
             bytes in proptest::collection::vec(proptest::sample::select(b"a\r\n".to_vec()), 0..24)
         ) {
             proptest::prop_assert_eq!(event_end(&bytes), event_end_reference(&bytes));
+        }
+    }
+
+    /// Every end the scan from the start finds in `buf`.
+    fn event_ends(buf: &[u8]) -> Vec<usize> {
+        let mut ends = vec![0];
+        let mut pos = 0;
+        while let Some(n) = event_end(&buf[pos..]) {
+            pos += n;
+            ends.push(pos);
+        }
+        ends
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
+        /// The end found backwards is one the scan from the start finds, and the last
+        /// before the limit when events end with one blank line each.
+        #[test]
+        fn an_end_found_backwards_is_one_found_forwards(
+            bytes in proptest::collection::vec(proptest::sample::select(b"aa\r\n".to_vec()), 0..40),
+            limit in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            let limit = limit.index(bytes.len() + 1);
+            let back = event_end_before(&bytes, limit);
+            let ends = event_ends(&bytes);
+            proptest::prop_assert!(back <= limit && ends.contains(&back), "{back} of {ends:?}");
+            let regular = !bytes.contains(&b'\r') && memchr::memmem::find(&bytes, b"\n\n\n").is_none();
+            if regular {
+                let last = ends.iter().copied().filter(|&e| e <= limit).max();
+                proptest::prop_assert_eq!(Some(back), last);
+            }
         }
     }
 

@@ -1,0 +1,316 @@
+//! A hand-written read of usage objects and usage events in the shape providers send
+//! them: keys and strings of plain ASCII, counts as plain unsigned integers. It gives the
+//! same structs the typed parse gives, at a fraction of serde's cost per member (this
+//! runs for every JSON answer and every stream's usage events).
+//!
+//! Anything outside that shape (an escape or a byte over 0x7F in a string, a count that
+//! is not a plain unsigned integer, a member twice, nesting past [`MAX_DEPTH`], bytes that
+//! are not JSON) makes it give up with `None`, and the caller takes the typed parse, which
+//! decides as before. Wherever it does not give up it must agree with the typed parse:
+//! a property test holds the two equal over generated objects and events.
+
+use std::borrow::Cow;
+
+use super::member::{AnyHasFinishReason, Member};
+
+/// Nesting this deep is left to the typed parse (whose own limit is 128).
+const MAX_DEPTH: u32 = 32;
+
+/// A struct read member by member: `KEYS` are its members' names as sent; `set` reads
+/// the value of `KEYS[i]` at the cursor.
+pub trait Quick<'a>: Default {
+    const KEYS: &'static [&'static [u8]];
+    fn set(&mut self, i: usize, c: &mut Cursor<'a>) -> Option<()>;
+}
+
+/// `impl Quick for T`: each field with its key as sent and the [`Cursor`] method that
+/// reads its value. A type that borrows from the document names its lifetime `'q`.
+macro_rules! quick {
+    ($t:ty { $($field:ident: $key:literal => $read:ident),* $(,)? }) => {
+        impl<'q> $crate::providers::quick::Quick<'q> for $t {
+            const KEYS: &'static [&'static [u8]] = &[$($key),*];
+            fn set(&mut self, i: usize, c: &mut $crate::providers::quick::Cursor<'q>) -> Option<()> {
+                let mut n = 0;
+                $(
+                    if i == n {
+                        self.$field = c.$read()?;
+                        return Some(());
+                    }
+                    n += 1;
+                )*
+                let _ = n;
+                None
+            }
+        }
+    };
+}
+pub(crate) use quick;
+
+/// A position in a JSON document.
+pub struct Cursor<'a> {
+    b: &'a [u8],
+    i: usize,
+    /// Objects and arrays open at the position.
+    depth: u32,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn new(b: &'a [u8]) -> Self {
+        Cursor { b, i: 0, depth: 0 }
+    }
+
+    /// JSON's whitespace: the typed parse skips exactly these four.
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.b.get(self.i).copied()
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.peek()? == c).then(|| self.i += 1)
+    }
+
+    /// Whether only whitespace is left.
+    pub fn at_end(&mut self) -> bool {
+        self.peek().is_none()
+    }
+
+    /// A string of plain ASCII (no escape, no control character), without its quotes.
+    fn string(&mut self) -> Option<&'a [u8]> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let len = memchr::memchr(b'"', &self.b[start..])?;
+        let s = &self.b[start..start + len];
+        if s.iter().any(|&b| b == b'\\' || !(0x20..0x80).contains(&b)) {
+            return None;
+        }
+        self.i = start + len + 1;
+        Some(s)
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        self.b[self.i..]
+            .starts_with(word)
+            .then(|| self.i += word.len())
+    }
+
+    fn digits(&mut self) -> usize {
+        let n = self.b[self.i..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        self.i += n;
+        n
+    }
+
+    /// A JSON number of any form, passed over.
+    fn number(&mut self) -> Option<()> {
+        if self.b.get(self.i) == Some(&b'-') {
+            self.i += 1;
+        }
+        let first = *self.b.get(self.i)?;
+        let n = self.digits();
+        if n == 0 || (first == b'0' && n > 1) {
+            return None;
+        }
+        if self.b.get(self.i) == Some(&b'.') {
+            self.i += 1;
+            (self.digits() > 0).then_some(())?;
+        }
+        if let Some(b'e' | b'E') = self.b.get(self.i) {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.b.get(self.i) {
+                self.i += 1;
+            }
+            (self.digits() > 0).then_some(())?;
+        }
+        Some(())
+    }
+
+    /// `null` as `None`, a plain unsigned integer that fits as the count; anything else
+    /// gives up (the typed parse refuses it).
+    pub fn count(&mut self) -> Option<Option<u64>> {
+        match self.peek()? {
+            b'n' => self.literal(b"null").map(|()| None),
+            b'0' => {
+                self.i += 1;
+                match self.b.get(self.i) {
+                    Some(b) if b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E') => None,
+                    _ => Some(Some(0)),
+                }
+            }
+            b'1'..=b'9' => {
+                let mut n: u64 = 0;
+                while let Some(&d) = self.b.get(self.i).filter(|b| b.is_ascii_digit()) {
+                    n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+                    self.i += 1;
+                }
+                match self.b.get(self.i) {
+                    Some(b'.' | b'e' | b'E') => None,
+                    _ => Some(Some(n)),
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// Any value, passed over.
+    pub fn skip(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'{' => self.members(|c, _| c.skip()),
+            b'[' => self.elements(Self::skip),
+            b'n' => self.literal(b"null"),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    /// An object, each member's value read by `value(cursor, key)`.
+    fn members(&mut self, mut value: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
+        self.eat(b'{')?;
+        self.open()?;
+        if self.eat(b'}').is_some() {
+            self.depth -= 1;
+            return Some(());
+        }
+        loop {
+            let key = self.string()?;
+            self.eat(b':')?;
+            value(self, key)?;
+            match self.peek()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    self.depth -= 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// One more level of nesting, within [`MAX_DEPTH`].
+    fn open(&mut self) -> Option<()> {
+        self.depth += 1;
+        (self.depth <= MAX_DEPTH).then_some(())
+    }
+
+    /// An array, each element read by `element(cursor)`.
+    fn elements(&mut self, mut element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.eat(b'[')?;
+        self.open()?;
+        if self.eat(b']').is_some() {
+            self.depth -= 1;
+            return Some(());
+        }
+        loop {
+            element(self)?;
+            match self.peek()? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    self.depth -= 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// An object read as `T`: a member of `T::KEYS` twice gives up (the typed parse
+    /// refuses it), any other member is passed over.
+    pub fn object<T: Quick<'a>>(&mut self) -> Option<T> {
+        let mut t = T::default();
+        let mut seen = 0u64;
+        self.members(|c, key| match T::KEYS.iter().position(|k| *k == key) {
+            Some(i) => {
+                let bit = 1u64 << i;
+                (seen & bit == 0).then_some(())?;
+                seen |= bit;
+                t.set(i, c)
+            }
+            None => c.skip(),
+        })?;
+        Some(t)
+    }
+
+    /// `null` as `None`, an object as `T`; anything else gives up (the typed parse
+    /// refuses it, or reads an array into the fields by position).
+    pub fn optional<T: Quick<'a>>(&mut self) -> Option<Option<T>> {
+        match self.peek()? {
+            b'n' => self.literal(b"null").map(|()| None),
+            b'{' => self.object().map(Some),
+            _ => None,
+        }
+    }
+
+    /// A [`Member`]: an object as `T`, any other value passed over.
+    pub fn member<T: Quick<'a>>(&mut self) -> Option<Member<T>> {
+        if self.peek()? == b'{' {
+            return self.object().map(|t| Member::Present(Some(t)));
+        }
+        self.skip().map(|()| Member::Present(None))
+    }
+
+    /// A string, or `null` as `None`; anything else gives up.
+    pub fn text(&mut self) -> Option<Option<Cow<'a, str>>> {
+        match self.peek()? {
+            b'n' => self.literal(b"null").map(|()| None),
+            // Plain ASCII, so UTF-8.
+            b'"' => std::str::from_utf8(self.string()?)
+                .ok()
+                .map(|s| Some(Cow::Borrowed(s))),
+            _ => None,
+        }
+    }
+
+    /// Gemini's `candidates`, for whether one of them has a `finishReason` member.
+    pub fn any_has_finish_reason(&mut self) -> Option<AnyHasFinishReason> {
+        if self.peek()? != b'[' {
+            return self.skip().map(|()| AnyHasFinishReason(false));
+        }
+        let mut any = false;
+        self.elements(|c| {
+            if c.peek()? != b'{' {
+                return c.skip();
+            }
+            let mut seen = false;
+            c.members(|c, key| {
+                if key == b"finishReason" {
+                    // Twice is a duplicate field for the typed parse.
+                    (!seen).then_some(())?;
+                    seen = true;
+                }
+                c.skip()
+            })?;
+            any |= seen;
+            Some(())
+        })?;
+        Some(AnyHasFinishReason(any))
+    }
+}
+
+/// A whole document read as `T` (only whitespace after it, as `serde_json::from_slice`
+/// wants).
+pub fn document<'a, T: Quick<'a>>(bytes: &'a [u8]) -> Option<T> {
+    let mut c = Cursor::new(bytes);
+    let t = c.object()?;
+    c.at_end().then_some(t)
+}
+
+/// The object at the start of `bytes` read as `T`, whatever follows it (as a streaming
+/// parse takes the first value).
+pub fn leading<'a, T: Quick<'a>>(bytes: &'a [u8]) -> Option<T> {
+    Cursor::new(bytes).object()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,245 @@
+use proptest::prelude::*;
+use serde::Deserialize;
+
+use super::{document, leading, Quick};
+use crate::providers::{anthropic, gemini, openai};
+
+/// The providers' usage events as they send them (the fixtures' and load-tests' shapes):
+/// the hand read must take them, not give up, and agree with the typed parse.
+const REAL_EVENTS: &[&str] = &[
+    r#"{"id":"chatcmpl-BmKr7","object":"chat.completion.chunk","created":1750956010,"model":"gpt-4o-mini-2024-07-18","service_tier":"default","system_fingerprint":"fp_34a54ae93c","choices":[],"usage":{"prompt_tokens":19,"completion_tokens":33,"total_tokens":52,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}"#,
+    r#"{"type":"response.completed","response":{"id":"r","status":"completed","usage":{"input_tokens":9,"input_tokens_details":{"cached_tokens":1},"output_tokens":4,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":13}}}"#,
+    r#"{"type":"message_start","message":{"id":"msg_01J8","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":19,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":0},"output_tokens":1,"service_tier":"standard"}}}"#,
+    r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":15}}"#,
+    r#"{"candidates":[{"content":{"parts":[{"text":"hi"}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":8,"candidatesTokenCount":4,"totalTokenCount":12,"promptTokensDetails":[{"modality":"TEXT","tokenCount":8}]},"modelVersion":"gemini-2.5-flash"}"#,
+];
+
+/// The typed parse of a whole document, `None` where it refuses it.
+fn typed<'a, T: Deserialize<'a>>(doc: &'a str) -> Option<T> {
+    serde_json::from_str(doc).ok()
+}
+
+/// The typed parse of the first value at the start of `doc`, as `last_usage_of` reads a
+/// usage object.
+fn typed_leading<T: for<'de> Deserialize<'de>>(doc: &str) -> Option<T> {
+    serde_json::Deserializer::from_str(doc)
+        .into_iter::<T>()
+        .next()?
+        .ok()
+}
+
+/// Where the hand read takes `doc`, the typed parse takes it too and gives the same.
+fn agrees<'a, T>(doc: &'a str) -> Result<bool, TestCaseError>
+where
+    T: Quick<'a> + Deserialize<'a> + PartialEq + std::fmt::Debug,
+{
+    match document::<T>(doc.as_bytes()) {
+        None => Ok(false),
+        Some(quick) => {
+            prop_assert_eq!(Some(quick), typed::<T>(doc), "{}", doc);
+            Ok(true)
+        }
+    }
+}
+
+fn agrees_leading<T>(doc: &str) -> Result<bool, TestCaseError>
+where
+    T: for<'q> Quick<'q> + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug,
+{
+    match leading::<T>(doc.as_bytes()) {
+        None => Ok(false),
+        Some(quick) => {
+            prop_assert_eq!(Some(quick), typed_leading::<T>(doc), "{}", doc);
+            Ok(true)
+        }
+    }
+}
+
+#[test]
+fn the_providers_events_are_read_by_hand_as_the_typed_parse_reads_them() {
+    let taken = |doc: &str| -> [bool; 3] {
+        [
+            agrees::<openai::Event>(doc).unwrap(),
+            agrees::<anthropic::Event>(doc).unwrap(),
+            agrees::<gemini::Event>(doc).unwrap(),
+        ]
+    };
+    for doc in REAL_EVENTS {
+        assert_eq!(taken(doc), [true; 3], "{doc}");
+    }
+    // And what they report: the final chunk's counts, a message_delta that completes.
+    let r = document::<openai::Event>(REAL_EVENTS[0].as_bytes())
+        .and_then(openai::Event::reported)
+        .unwrap();
+    assert_eq!((r.input, r.output, r.complete), (Some(19), Some(33), true));
+    let r = document::<anthropic::Event>(REAL_EVENTS[3].as_bytes())
+        .and_then(anthropic::Event::reported)
+        .unwrap();
+    assert_eq!((r.output, r.complete), (Some(15), true));
+    let r = document::<gemini::Event>(REAL_EVENTS[4].as_bytes())
+        .and_then(gemini::Event::reported)
+        .unwrap();
+    assert_eq!((r.input, r.output, r.complete), (Some(8), Some(4), true));
+}
+
+#[test]
+fn it_gives_up_on_what_it_does_not_read_itself() {
+    for doc in [
+        r#"{"usage":{"prompt_tokens":1.0}}"#,
+        r#"{"usage":{"prompt_tokens":-1}}"#,
+        r#"{"usage":{"prompt_tokens":01}}"#,
+        r#"{"usage":{"prompt_tokens":1e2}}"#,
+        r#"{"usage":{"prompt_tokens":18446744073709551616}}"#,
+        r#"{"usage":{"prompt_tokens":1,"prompt_tokens":2}}"#,
+        r#"{"usage":{"prompt_tokens_details":[1,2]}}"#,
+        r#"{"usage":{"prompt\u005ftokens":1}}"#,
+        r#"{"id":"a\"b","usage":{}}"#,
+        "{\"id\":\"caf\u{e9}\",\"usage\":{}}",
+        "{\"usage\":{}}\u{c}",
+        r#"{"usage":{},}"#,
+        r#"{"usage":{}} x"#,
+        r#"{"usage":{"a":[1,]}}"#,
+        r#"{"usage":{"a":tru}}"#,
+    ] {
+        assert!(document::<openai::Event>(doc.as_bytes()).is_none(), "{doc}");
+    }
+    let deep = format!("{{\"a\":{}1{}}}", "[".repeat(40), "]".repeat(40));
+    assert!(document::<openai::Event>(deep.as_bytes()).is_none());
+    // A whole count at the top of u64, the forms of numbers it passes over.
+    let doc = r#"{"x":[-0.5e-3,0,1E+9,true,false,null,"",{}],"usage":{"prompt_tokens":18446744073709551615}}"#;
+    assert!(agrees::<openai::Event>(doc).unwrap());
+    // What follows a leading object is not its business.
+    assert!(agrees_leading::<openai::Usage>(r#"{"prompt_tokens":3} ,"x":1}"#).unwrap());
+}
+
+/// Whitespace, JSON's four and one that is not.
+fn ws() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec!["", "", "", " ", "\n", "\t", "\r\n ", "\u{c}"])
+}
+
+fn key() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec![
+        "usage",
+        "message",
+        "response",
+        "type",
+        "candidates",
+        "finishReason",
+        "usageMetadata",
+        "prompt_tokens",
+        "completion_tokens",
+        "input_tokens",
+        "output_tokens",
+        "prompt_tokens_details",
+        "completion_tokens_details",
+        "input_tokens_details",
+        "cached_tokens",
+        "reasoning_tokens",
+        "prompt_cache_hit_tokens",
+        "cache_read_input_tokens",
+        "cache_creation_input_tokens",
+        "promptTokenCount",
+        "candidatesTokenCount",
+        "thoughtsTokenCount",
+        "cachedContentTokenCount",
+        "id",
+        "total_tokens",
+        "prompt\\u005ftokens",
+        "typ\u{e9}",
+    ])
+}
+
+fn scalar() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (0u64..100_000).prop_map(|n| n.to_string()),
+        prop::sample::select(vec![
+            "0",
+            "007",
+            "-0",
+            "-1",
+            "2.5",
+            "1e3",
+            "1E+2",
+            "0.0",
+            "1.",
+            "18446744073709551615",
+            "18446744073709551616",
+            "null",
+            "true",
+            "false",
+            "nul",
+            r#""7""#,
+            r#""message_delta""#,
+            r#""message_start""#,
+            r#""a\"b""#,
+            r#""\u0041""#,
+            "\"h\u{e9}\"",
+            "\"tab\there\"",
+            r#""""#,
+        ])
+        .prop_map(str::to_owned),
+    ]
+}
+
+/// A JSON-like value: mostly valid, with the odd forms the hand read must give up on.
+fn value() -> impl Strategy<Value = String> {
+    scalar().prop_recursive(4, 40, 5, |inner| {
+        let member = (ws(), key(), ws(), inner.clone());
+        prop_oneof![
+            3 => prop::collection::vec(member, 0..5).prop_map(|m| {
+                let body: Vec<String> =
+                    m.iter().map(|(a, k, b, v)| format!(r#"{a}"{k}"{b}:{v}"#)).collect();
+                format!("{{{}}}", body.join(","))
+            }),
+            1 => prop::collection::vec((ws(), inner), 0..3)
+                .prop_map(|a| {
+                    let items: Vec<String> = a.iter().map(|(w, v)| format!("{w}{v}")).collect();
+                    format!("[{}]", items.join(","))
+                }),
+        ]
+    })
+}
+
+/// An event: an object of members, sometimes cut short or with a byte put in.
+fn event() -> impl Strategy<Value = String> {
+    let object = prop::collection::vec((ws(), key(), value(), ws()), 0..5).prop_map(|m| {
+        let body: Vec<String> = m
+            .iter()
+            .map(|(a, k, v, b)| format!(r#"{a}"{k}":{v}{b}"#))
+            .collect();
+        format!("{{{}}}", body.join(","))
+    });
+    (
+        object,
+        0u8..8,
+        any::<prop::sample::Index>(),
+        prop::sample::select(vec![",", "}", "]", "\"", ":", " ", "x"]),
+    )
+        .prop_map(|(doc, how, at, byte)| {
+            let mut at = at.index(doc.len() + 1);
+            while !doc.is_char_boundary(at) {
+                at -= 1;
+            }
+            match how {
+                0 => doc[..at].to_owned(),
+                1 => format!("{}{byte}{}", &doc[..at], &doc[at..]),
+                _ => doc,
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Wherever the hand read takes an event or a usage object, the typed parse reads
+    /// the same struct.
+    #[test]
+    fn the_hand_read_agrees_with_the_typed_parse(doc in event()) {
+        agrees::<openai::Event>(&doc)?;
+        agrees::<anthropic::Event>(&doc)?;
+        agrees::<gemini::Event>(&doc)?;
+        agrees_leading::<openai::Usage>(&doc)?;
+        agrees_leading::<anthropic::Usage>(&doc)?;
+        agrees_leading::<gemini::UsageMetadata>(&doc)?;
+    }
+}
