@@ -240,6 +240,16 @@ mod tests {
         assert!(c.allow(), "the probe");
         assert!(!c.would_allow(), "the probe is out");
         assert!(!c.allow());
+        // A probe that never answers: a cool-down later another may go.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !c.would_allow() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the lost probe held the circuit"
+            );
+            std::thread::yield_now();
+        }
+        assert!(c.allow(), "the next probe");
         assert!(c.on_failure(), "the probe failed");
         assert!(!c.would_allow());
         let deadline = std::time::Instant::now() + Duration::from_secs(5);

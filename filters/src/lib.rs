@@ -33,6 +33,7 @@ pub mod usage;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use pingora_http::{RequestHeader, ResponseHeader};
 
 pub use context::{KeyLookup, Principal, ProviderKeys, RequestCtx, Role};
@@ -103,8 +104,9 @@ pub trait Filter: Send + Sync {
 
     /// Fires for every response body chunk on its way to the client (synchronous: no I/O).
     /// Filters observe the bytes; they never change them. `end_of_stream` is true on the
-    /// last call. Default: nothing.
-    fn on_response_body(&self, _chunk: &[u8], _end_of_stream: bool, _ctx: &mut RequestCtx) {}
+    /// last call. The chunk is the proxy's own (a filter may keep a reference to it
+    /// instead of a copy). Default: nothing.
+    fn on_response_body(&self, _chunk: &Bytes, _end_of_stream: bool, _ctx: &mut RequestCtx) {}
 
     /// Fires exactly once when the request is over, whatever the outcome. Default: nothing.
     fn on_done(&self, _ctx: &mut RequestCtx) {}
@@ -221,7 +223,7 @@ impl FilterChain {
     }
 
     /// Shows a body chunk to every filter.
-    pub fn on_response_body(&self, chunk: &[u8], end_of_stream: bool, ctx: &mut RequestCtx) {
+    pub fn on_response_body(&self, chunk: &Bytes, end_of_stream: bool, ctx: &mut RequestCtx) {
         for f in &self.filters {
             f.on_response_body(chunk, end_of_stream, ctx);
         }
@@ -429,7 +431,7 @@ mod tests {
         ) -> Result<(), GatewayError> {
             self.note("response")
         }
-        fn on_response_body(&self, chunk: &[u8], end: bool, _: &mut RequestCtx) {
+        fn on_response_body(&self, chunk: &Bytes, end: bool, _: &mut RequestCtx) {
             let _ = self.note(&format!("body {} {end}", chunk.len()));
         }
         fn on_done(&self, _: &mut RequestCtx) {
@@ -471,7 +473,7 @@ mod tests {
         assert_eq!(e, Err(GatewayError::Internal("a upstream".into())));
         let e = chain.on_response(&mut resp, &mut ctx);
         assert_eq!(e, Err(GatewayError::Internal("b response".into())));
-        chain.on_response_body(b"xyz", true, &mut ctx);
+        chain.on_response_body(&Bytes::from_static(b"xyz"), true, &mut ctx);
         chain.on_done(&mut ctx);
         chain.on_done(&mut ctx);
         let got = log.lock().map(|l| l.clone()).unwrap_or_default();

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use pingora_http::ResponseHeader;
 
 use crate::context::RequestCtx;
@@ -122,9 +123,9 @@ impl Filter for MeteringFilter {
         Ok(())
     }
 
-    fn on_response_body(&self, chunk: &[u8], _end_of_stream: bool, ctx: &mut RequestCtx) {
+    fn on_response_body(&self, chunk: &Bytes, _end_of_stream: bool, ctx: &mut RequestCtx) {
         if let Some(m) = ctx.meter.as_mut() {
-            m.feed(chunk);
+            m.feed_bytes(chunk);
         }
     }
 

@@ -5,6 +5,7 @@
 //! (`fallback::settle`) as the proxy phases. A client that leaves before the answer, and
 //! the end of the shutdown grace period, end the exchange as they do the proxy phases'.
 
+use bytes::Bytes;
 use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
@@ -198,7 +199,7 @@ async fn relay_body(
             }
         }
     }
-    observe_chunk(&gw.chain, ctx, &[], true);
+    observe_chunk(&gw.chain, ctx, &Bytes::new(), true);
     let mut rest = None;
     deliver_chunk(ctx, &mut rest, true);
     session

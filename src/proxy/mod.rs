@@ -164,14 +164,14 @@ fn upstream_error(e: &Error, upstream: &str) -> GatewayError {
 }
 
 /// Records a response body chunk and shows it to the filters; shared by both transports.
-fn observe_chunk(chain: &FilterChain, ctx: &mut RequestCtx, chunk: &[u8], end_of_stream: bool) {
+fn observe_chunk(chain: &FilterChain, ctx: &mut RequestCtx, chunk: &Bytes, end_of_stream: bool) {
     if end_of_stream {
         ctx.upstream_done_at = Some(Instant::now());
     }
     if !chunk.is_empty() {
         ctx.first_byte_at.get_or_insert_with(Instant::now);
         ctx.response_bytes += chunk.len() as u64;
-        ctx.body_tail = match chunk {
+        ctx.body_tail = match &chunk[..] {
             [.., a, b] => [*a, *b],
             [b] => [ctx.body_tail[1], *b],
             [] => ctx.body_tail,
@@ -533,10 +533,12 @@ impl ProxyHttp for GatewayProxy {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
+        // `Bytes::new()` is a static empty slice: no allocation.
+        let empty = Bytes::new();
         observe_chunk(
             &self.gw.chain,
             ctx,
-            body.as_deref().unwrap_or_default(),
+            body.as_ref().unwrap_or(&empty),
             end_of_stream,
         );
         deliver_chunk(ctx, body, end_of_stream);

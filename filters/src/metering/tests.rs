@@ -241,8 +241,11 @@ impl Meter {
         ctx.client_status = Some(status);
         assert_eq!(self.filter.on_response(&mut resp, ctx), Ok(()));
         for (i, c) in chunks.iter().enumerate() {
-            self.filter
-                .on_response_body(c.as_bytes(), i + 1 == chunks.len(), ctx);
+            self.filter.on_response_body(
+                &Bytes::copy_from_slice(c.as_bytes()),
+                i + 1 == chunks.len(),
+                ctx,
+            );
         }
         self.filter.on_done(ctx);
         let mut events = self.sink.events();
@@ -382,8 +385,11 @@ fn a_partial_report_keeps_its_counts_and_estimates_the_output() {
     let mut ctx = routed(ProviderKind::Anthropic, Endpoint::Messages, "{}");
     let mut resp = response(200, sse);
     assert_eq!(m.filter.on_response(&mut resp, &mut ctx), Ok(()));
-    m.filter
-        .on_response_body(CUT_ANTHROPIC.as_bytes(), true, &mut ctx);
+    m.filter.on_response_body(
+        &Bytes::from_static(CUT_ANTHROPIC.as_bytes()),
+        true,
+        &mut ctx,
+    );
     (ctx.upstream_status, ctx.route) = (Some(200), None);
     m.filter.on_done(&mut ctx);
     let e = m.sink.events().remove(0);

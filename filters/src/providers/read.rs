@@ -59,6 +59,11 @@ pub fn last_usage_of<T: NativeUsage>(buf: &[u8], key: &[u8]) -> Option<T> {
 /// costs more than a search).
 static USAGE_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage"));
 
+/// Where `"usage` first occurs in `data`.
+pub fn usage_key_in(data: &[u8]) -> Option<usize> {
+    USAGE_KEY.find(data)
+}
+
 /// Where `"usage` occurs in a run of stream events, found in one pass as the events are
 /// taken in order: an event with no occurrence holds no usage key, and most events are
 /// such, so each is spared a search of its own.

@@ -1,7 +1,8 @@
 //! Token usage from provider responses, observed without changing a byte.
 //!
-//! A [`UsageMeter`] is fed every response body chunk. Streams are split into SSE lines
-//! with a bounded carry-over; only `data:` lines that can hold usage are parsed. A
+//! A [`UsageMeter`] is fed every response body chunk. In an SSE stream only the lines
+//! that hold `"usage` are cut out and parsed (a part-line is carried over, bounded); the
+//! chunks are kept for the text count, split into lines only if it is asked for. A
 //! stream that opens with `[` is a streamed JSON array (Gemini without `alt=sse`): its
 //! elements are read as the SSE payloads would be, with the same bound. Whole
 //! JSON bodies keep a bounded tail, since every provider puts `usage` at the end. While
@@ -10,12 +11,16 @@
 
 mod array;
 pub mod cost;
+mod lines;
 mod pending;
 mod scan;
 pub mod strip;
 
-use crate::providers::read::UsageKeys;
+use bytes::Bytes;
+
+use crate::providers::read::usage_key_in;
 use crate::upstream::ProviderKind;
+use lines::{data_of, Carry, DeferredText};
 use pending::PendingText;
 
 pub use cost::{Price, PriceTable};
@@ -125,13 +130,16 @@ pub struct UsageMeter {
     framing: Framing,
     /// The elements of a JSON array stream.
     elements: array::ElementSplitter,
-    /// Partial SSE line (stream) or body tail (JSON).
+    /// A JSON body's tail.
     buf: Vec<u8>,
-    /// Skipping the rest of an over-long SSE line.
-    skipping: bool,
+    /// An SSE stream's part-line.
+    carry: Carry,
     reported: Reported,
-    /// Generated text seen (for estimation), counted only if asked.
+    /// Generated text seen (for estimation) in a JSON body or array, counted only if
+    /// asked.
     text: PendingText,
+    /// An SSE stream's chunks, for the same.
+    deferred: DeferredText,
     /// A JSON body whose usage was found keeps its tail in `buf`, uncounted: the
     /// complete report means no estimate, so [`UsageMeter::text_chars`] counts it only if
     /// asked.
@@ -147,16 +155,24 @@ impl UsageMeter {
             framing: Framing::Undecided,
             elements: array::ElementSplitter::default(),
             buf: Vec::new(),
-            skipping: false,
+            carry: Carry::default(),
             reported: Reported::default(),
             text: PendingText::default(),
+            deferred: DeferredText::default(),
             tail_uncounted: false,
             finished: false,
         }
     }
 
-    /// Shows the meter one chunk of the response body.
+    /// Shows the meter one chunk of the response body (a copy of it: the proxy's own
+    /// chunks go to [`UsageMeter::feed_bytes`]).
     pub fn feed(&mut self, chunk: &[u8]) {
+        self.feed_bytes(&Bytes::copy_from_slice(chunk));
+    }
+
+    /// Shows the meter one chunk of the response body; an SSE stream's chunks are kept
+    /// by reference for the text count.
+    pub fn feed_bytes(&mut self, chunk: &Bytes) {
         if self.finished || chunk.is_empty() {
             return;
         }
@@ -180,35 +196,45 @@ impl UsageMeter {
                 return;
             }
         }
-        let mut rest = chunk;
-        // One search of the chunk for usage keys, rather than one per line.
-        let mut usage = UsageKeys::new(chunk);
-        // memchr: this runs over every byte of every stream.
-        while let Some(nl) = memchr::memchr(b'\n', rest) {
-            let (head, tail) = rest.split_at(nl);
-            if self.skipping {
-                self.skipping = false;
-            } else if self.buf.is_empty() {
-                let start = chunk.len() - rest.len();
-                let may = usage.within(start, start + nl);
-                self.line(head, may);
-            } else {
-                self.buf.extend_from_slice(head);
-                let line = std::mem::take(&mut self.buf);
-                self.line(&line, true);
-                self.buf = line;
-                self.buf.clear();
+        self.deferred.keep(chunk);
+        self.usage_lines(chunk);
+    }
+
+    /// Reads the SSE lines of `chunk` that can hold usage: the line carried over from
+    /// the last chunk, whole, once this one ends it; of the rest, only the lines a
+    /// search for `"usage` finds (a line without it holds no usage), cut out around it.
+    /// Every byte of every stream passes here: no per-line work.
+    fn usage_lines(&mut self, chunk: &[u8]) {
+        let mut start = 0;
+        if self.carry.is_open() {
+            let Some(nl) = memchr::memchr(b'\n', chunk) else {
+                self.carry.keep(chunk);
+                return;
+            };
+            if let Some(data) = self.carry.end_with(&chunk[..nl]).and_then(data_of) {
+                usage_of(self.kind, data, &mut self.reported);
             }
-            rest = &tail[1..];
+            self.carry.clear();
+            start = nl + 1;
         }
-        if !rest.is_empty() && !self.skipping {
-            if self.buf.len() + rest.len() > MAX_LINE {
-                self.buf.clear();
-                self.skipping = true;
-            } else {
-                self.buf.extend_from_slice(rest);
+        let Some(last) = memchr::memrchr(b'\n', &chunk[start..]).map(|i| start + i) else {
+            self.carry.keep(&chunk[start..]);
+            return;
+        };
+        let mut from = start;
+        while let Some(key) = usage_key_in(&chunk[from..last]).map(|i| from + i) {
+            let line_start =
+                memchr::memrchr(b'\n', &chunk[from..key]).map_or(from, |i| from + i + 1);
+            let line_end = memchr::memchr(b'\n', &chunk[key..last]).map_or(last, |i| key + i);
+            if let Some(data) = data_of(&chunk[line_start..line_end]) {
+                usage_of(self.kind, data, &mut self.reported);
+            }
+            from = line_end + 1;
+            if from >= last {
+                break;
             }
         }
+        self.carry.keep(&chunk[last + 1..]);
     }
 
     /// The stream's framing, decided by its first byte other than whitespace (leading
@@ -224,19 +250,6 @@ impl UsageMeter {
         self.framing
     }
 
-    /// One SSE line; `may_hold_usage` is false when it holds no usage key at all.
-    fn line(&mut self, line: &[u8], may_hold_usage: bool) {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let Some(data) = line.strip_prefix(b"data:") else {
-            return;
-        };
-        let data = data.trim_ascii_start();
-        self.text.push(data);
-        if may_hold_usage {
-            usage_of(self.kind, data, &mut self.reported);
-        }
-    }
-
     /// Ends the response: the provider-reported usage, if any arrived.
     pub fn finish(&mut self) -> Option<Usage> {
         if !self.finished {
@@ -245,9 +258,8 @@ impl UsageMeter {
                 let (kind, reported, chars) = (self.kind, &mut self.reported, &mut self.text);
                 self.elements.finish(|e| payload(kind, e, reported, chars));
             } else if self.stream {
-                if !self.buf.is_empty() && !self.skipping {
-                    let line = std::mem::take(&mut self.buf);
-                    self.line(&line, true);
+                if let Some(data) = self.carry.last().and_then(data_of) {
+                    usage_of(self.kind, data, &mut self.reported);
                 }
             } else {
                 if let Some(mut r) = self.kind.dialect().usage_in_body(&self.buf) {
@@ -275,10 +287,11 @@ impl UsageMeter {
 
     /// Characters of generated text seen so far (for the estimate).
     pub fn text_chars(&self) -> u64 {
+        let seen = self.text.chars() + self.deferred.chars(self.finished);
         if self.tail_uncounted {
-            self.text.chars() + count_text_chars(&self.buf)
+            seen + count_text_chars(&self.buf)
         } else {
-            self.text.chars()
+            seen
         }
     }
 }

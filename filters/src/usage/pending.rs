@@ -19,7 +19,7 @@ const FIRST: usize = 4 * 1024;
 const LEN: usize = std::mem::size_of::<u32>();
 
 /// Payloads kept for a later count, and the characters of those already counted.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct PendingText {
     /// Each payload as its length (`u32`, little-endian) and its bytes.
     kept: Vec<u8>,

@@ -614,3 +614,130 @@ fn the_usage_event_is_removed_after_other_fields_of_the_event() {
     );
     assert!(s.removed());
 }
+
+/// The meter as it read streams before it cut out only the lines that hold `"usage`:
+/// every line split off and read, its text counted; the same bound on a carried line.
+fn line_by_line(kind: ProviderKind, chunks: &[&[u8]]) -> (Option<Usage>, bool, u64) {
+    let (mut buf, mut skipping) = (Vec::<u8>::new(), false);
+    let (mut reported, mut text) = (Reported::default(), PendingText::default());
+    let mut line = |l: &[u8], reported: &mut Reported| {
+        let l = l.strip_suffix(b"\r").unwrap_or(l);
+        if let Some(data) = l.strip_prefix(b"data:") {
+            let data = data.trim_ascii_start();
+            text.push(data);
+            usage_of(kind, data, reported);
+        }
+    };
+    for chunk in chunks {
+        let mut rest = *chunk;
+        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+            if skipping {
+                skipping = false;
+            } else {
+                buf.extend_from_slice(&rest[..nl]);
+                line(&buf, &mut reported);
+                buf.clear();
+            }
+            rest = &rest[nl + 1..];
+        }
+        if !rest.is_empty() && !skipping {
+            if buf.len() + rest.len() > MAX_LINE {
+                buf.clear();
+                skipping = true;
+            } else {
+                buf.extend_from_slice(rest);
+            }
+        }
+    }
+    if !buf.is_empty() && !skipping {
+        line(&buf, &mut reported);
+    }
+    let usage = reported.any().then(|| reported.usage());
+    (usage, reported.complete, text.chars())
+}
+
+/// SSE-like lines: usage events of each dialect, content, `"usage"` inside text, other
+/// fields, comments, CRLF or LF ends, and now and then no line end at all.
+fn sse_stream() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    let line = prop::sample::select(vec![
+        r#"data: {"choices":[{"delta":{"content":"Hel lo"}}],"usage":null}"#,
+        r#"data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":2}}}"#,
+        r#"data: {"choices":[{"delta":{"content":"a \"usage\":{\"prompt_tokens\":9} b"}}]}"#,
+        r#"data:{"type":"message_start","message":{"usage":{"input_tokens":5,"cache_read_input_tokens":1,"output_tokens":1}}}"#,
+        r#"data: {"type":"message_delta","usage":{"output_tokens":11}}"#,
+        r#"data: {"candidates":[{"content":{"parts":[{"text":"hi"}]},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":4,"candidatesTokenCount":2}}"#,
+        r#"data: {"type":"response.completed","response":{"usage":{"input_tokens":6,"output_tokens":2}}}"#,
+        "event: usage",
+        ": \"usage\" in a comment",
+        "data: [DONE]",
+        "data: {\"usage\":",
+        "",
+    ]);
+    let end = prop::sample::select(vec!["\n", "\n", "\r\n", ""]);
+    prop::collection::vec((line, end), 0..12).prop_map(|lines| {
+        lines
+            .iter()
+            .flat_map(|(l, e)| [l.as_bytes(), e.as_bytes()].concat())
+            .collect()
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+    /// Cutting out only the lines that hold `"usage`, and counting the text from the
+    /// kept chunks, meters every stream as reading it line by line did, however cut.
+    #[test]
+    fn the_usage_lines_and_the_kept_text_meter_as_reading_every_line(
+        body in sse_stream(),
+        cuts in proptest::collection::vec(proptest::prelude::any::<proptest::sample::Index>(), 0..6),
+        kind in proptest::sample::select(vec![ProviderKind::OpenAi, ProviderKind::Anthropic, ProviderKind::Gemini]),
+    ) {
+        let mut at: Vec<usize> = cuts.iter().map(|i| i.index(body.len() + 1)).collect();
+        at.extend([0, body.len()]);
+        at.sort_unstable();
+        let chunks: Vec<&[u8]> = at.windows(2).map(|w| &body[w[0]..w[1]]).collect();
+        let mut m = UsageMeter::new(kind, true);
+        for c in &chunks {
+            m.feed(c);
+        }
+        let usage = m.finish();
+        proptest::prop_assert_eq!(
+            (usage, m.complete(), m.text_chars()),
+            line_by_line(kind, &chunks),
+            "{}", String::from_utf8_lossy(&body)
+        );
+    }
+}
+
+/// Lines past the bound, carried over several chunks, are passed over alike, and the
+/// text of the lines around them counted alike, with many chunks kept and split.
+#[test]
+fn over_long_lines_and_many_chunks_meter_as_reading_every_line() {
+    let long = format!("data: {{\"t\":\"{}\"}}", "x".repeat(MAX_LINE));
+    let usage = r#"data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3}}"#;
+    let word = r#"data: {"choices":[{"delta":{"content":"w"}}]}"#;
+    let mut body = String::new();
+    for _ in 0..200 {
+        body.push_str(word);
+        body.push_str("\n\n");
+    }
+    body.push_str(&long);
+    body.push('\n');
+    body.push_str(usage);
+    body.push_str("\n\n");
+    body.push_str(&long[..MAX_LINE - 10]);
+    body.push('\n');
+    body.push_str(usage);
+    for piece in [7, 1000, 70_000] {
+        let chunks: Vec<&[u8]> = body.as_bytes().chunks(piece).collect();
+        let mut m = UsageMeter::new(ProviderKind::OpenAi, true);
+        for c in &chunks {
+            m.feed(c);
+        }
+        let usage = m.finish();
+        let got = (usage, m.complete(), m.text_chars());
+        assert_eq!(got, line_by_line(ProviderKind::OpenAi, &chunks), "pieces of {piece}");
+        assert!(got.0.is_some() && got.2 >= 200, "{got:?}");
+    }
+}
