@@ -86,7 +86,11 @@ impl<'a> Cursor<'a> {
         let start = self.i;
         let len = memchr::memchr(b'"', &self.b[start..])?;
         let s = &self.b[start..start + len];
-        if s.iter().any(|&b| b == b'\\' || !(0x20..0x80).contains(&b)) {
+        // No early exit: the check of every byte is then vectorised.
+        let plain = s.iter().fold(true, |ok, &b| {
+            ok & (b != b'\\') & (b.wrapping_sub(0x20) < 0x60)
+        });
+        if !plain {
             return None;
         }
         self.i = start + len + 1;
@@ -230,7 +234,14 @@ impl<'a> Cursor<'a> {
     pub fn object<T: Quick<'a>>(&mut self) -> Option<T> {
         let mut t = T::default();
         let mut seen = 0u64;
-        self.members(|c, key| match T::KEYS.iter().position(|k| *k == key) {
+        // Length and first byte first: most keys differ in one of them, and a whole
+        // comparison is a call.
+        let known = |key: &[u8]| {
+            T::KEYS
+                .iter()
+                .position(|k| k.len() == key.len() && k.first() == key.first() && *k == key)
+        };
+        self.members(|c, key| match known(key) {
             Some(i) => {
                 let bit = 1u64 << i;
                 (seen & bit == 0).then_some(())?;

@@ -10,7 +10,7 @@
 use std::sync::LazyLock;
 
 use bytes::{Bytes, BytesMut};
-use memchr::memmem::{Finder, FinderRev};
+use memchr::memmem::Finder;
 
 use crate::providers::read::UsageKeys;
 
@@ -41,8 +41,6 @@ fn event_end(buf: &[u8]) -> Option<usize> {
     })
 }
 
-static BLANK_LINE: LazyLock<FinderRev<'static>> = LazyLock::new(|| FinderRev::new(b"\n\n"));
-
 /// An end of an event (as [`event_end`] finds them one after another from the start) at
 /// or before `limit`, found backwards: after the last `\n\n` before `limit` when the byte
 /// before that is neither `\n` nor `\r`; 0 (the start) otherwise. No earlier line feed can
@@ -50,10 +48,23 @@ static BLANK_LINE: LazyLock<FinderRev<'static>> = LazyLock::new(|| FinderRev::ne
 /// it), so the scan from the start ends an event there too. The events before it hold no
 /// `"usage` when `limit` is the first one, and need no look at all.
 fn event_end_before(buf: &[u8], limit: usize) -> usize {
-    match BLANK_LINE.rfind(&buf[..limit]) {
+    match last_blank_line(&buf[..limit]) {
         Some(i) if i == 0 || !matches!(buf[i - 1], b'\n' | b'\r') => i + 2,
         _ => 0,
     }
+}
+
+/// Where the last `\n\n` in `buf` starts: the line feeds from the end, found with
+/// `memrchr` (a stream's chunk ends in one, or a line from one).
+fn last_blank_line(buf: &[u8]) -> Option<usize> {
+    let mut end = buf.len();
+    while let Some(nl) = memchr::memrchr(b'\n', &buf[..end]) {
+        if nl > 0 && buf[nl - 1] == b'\n' {
+            return Some(nl - 1);
+        }
+        end = nl;
+    }
+    None
 }
 
 /// Whether `[` is followed by `]` with only whitespace between: necessary for the
@@ -75,10 +86,27 @@ fn is_usage_only_event(event: &[u8]) -> bool {
     if !crate::providers::read::has_usage_object(event) || !has_empty_array(event) {
         return false;
     }
-    let mut compact = Vec::with_capacity(event.len());
-    compact.extend(event.iter().copied().filter(|b| !b.is_ascii_whitespace()));
+    let compact = without_whitespace(event);
     let data = DATA.find(&compact).map(|i| &compact[i + 5..]);
     data.is_some_and(|d| CHOICES_EMPTY.find(d).is_some() && USAGE_OBJECT.find(d).is_some())
+}
+
+/// `event` without its ASCII whitespace. An event holds little (`data: `, its line
+/// ends): the runs between are found with `memchr` and copied whole, unless it holds a
+/// `\r` or form feed, which are left to the byte-by-byte filter.
+fn without_whitespace(event: &[u8]) -> Vec<u8> {
+    let mut compact = Vec::with_capacity(event.len());
+    if memchr::memchr2(b'\r', b'\x0c', event).is_some() {
+        compact.extend(event.iter().copied().filter(|b| !b.is_ascii_whitespace()));
+        return compact;
+    }
+    let mut from = 0;
+    for ws in memchr::memchr3_iter(b' ', b'\n', b'\t', event) {
+        compact.extend_from_slice(&event[from..ws]);
+        from = ws + 1;
+    }
+    compact.extend_from_slice(&event[from..]);
+    compact
 }
 
 /// Where the `,"usage":null` member that ends an event's payload lies (from its comma to
@@ -260,6 +288,31 @@ mod tests {
             bytes in proptest::collection::vec(proptest::sample::select(b"a\r\n".to_vec()), 0..24)
         ) {
             proptest::prop_assert_eq!(event_end(&bytes), event_end_reference(&bytes));
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
+        /// The runs between whitespace, copied whole, are the event without its
+        /// whitespace, whichever whitespace it holds.
+        #[test]
+        fn whitespace_goes_as_the_byte_filter_takes_it(
+            mut bytes in proptest::collection::vec(proptest::sample::select(b"ab \t\n\x0b".to_vec()), 0..40),
+            odd in proptest::option::of((proptest::prelude::any::<proptest::sample::Index>(), proptest::prelude::any::<bool>())),
+        ) {
+            // Now and then a carriage return or form feed, which take the other path.
+            if let Some((at, cr)) = odd {
+                bytes.insert(at.index(bytes.len() + 1), if cr { b'\r' } else { b'\x0c' });
+            }
+            let want: Vec<u8> = bytes.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+            proptest::prop_assert_eq!(without_whitespace(&bytes), want);
+        }
+
+        #[test]
+        fn the_last_blank_line_is_the_last_found_from_the_end(
+            bytes in proptest::collection::vec(proptest::sample::select(b"a\r\n\n".to_vec()), 0..40)
+        ) {
+            proptest::prop_assert_eq!(last_blank_line(&bytes), memchr::memmem::rfind(&bytes, b"\n\n"));
         }
     }
 

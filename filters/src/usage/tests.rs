@@ -737,7 +737,11 @@ fn over_long_lines_and_many_chunks_meter_as_reading_every_line() {
         }
         let usage = m.finish();
         let got = (usage, m.complete(), m.text_chars());
-        assert_eq!(got, line_by_line(ProviderKind::OpenAi, &chunks), "pieces of {piece}");
+        assert_eq!(
+            got,
+            line_by_line(ProviderKind::OpenAi, &chunks),
+            "pieces of {piece}"
+        );
         assert!(got.0.is_some() && got.2 >= 200, "{got:?}");
     }
 }
