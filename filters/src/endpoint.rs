@@ -280,6 +280,26 @@ mod tests {
         );
     }
 
+    /// Gemini's paths name the model (its count_tokens too, never a stream); the other
+    /// dialects' model is in the body, and the gateway's own paths have none.
+    #[test]
+    fn the_model_is_in_the_path_only_for_gemini() {
+        let model = "gemini-2.5-pro".to_owned();
+        let count = Endpoint::GeminiCountTokens {
+            model: model.clone(),
+        };
+        assert_eq!(count.model_in_path(), Some(("gemini-2.5-pro", false)));
+        assert!(!count.model_in_body());
+        let gen = Endpoint::Gemini {
+            model,
+            stream: true,
+        };
+        assert_eq!(gen.model_in_path(), Some(("gemini-2.5-pro", true)));
+        assert_eq!(Endpoint::Messages.model_in_path(), None);
+        assert!(Endpoint::Messages.model_in_body());
+        assert!(!Endpoint::Models.model_in_body());
+    }
+
     #[test]
     fn refuses_dot_segments_plain_and_encoded() {
         for p in [

@@ -91,8 +91,10 @@ pub fn data_of(line: &[u8]) -> Option<&[u8]> {
 
 /// Chunks kept, not yet split, past this many bytes...
 const KEPT_MAX: usize = 64 * 1024;
-/// ...or this many chunks, are split and their text kept for a count ([`PendingText`]).
-const KEPT_CHUNKS: usize = 64;
+/// ...or this many chunks (a paced stream sends one per event: a few hundred bytes
+/// each, 32 bytes of reference), are split and their text kept for a count
+/// ([`PendingText`]). Most answers' streams fit whole, and are never split.
+const KEPT_CHUNKS: usize = 512;
 
 /// A stream's generated text: its chunks, split into payloads only when counted.
 #[derive(Debug, Default)]

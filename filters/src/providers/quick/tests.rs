@@ -243,3 +243,23 @@ proptest! {
         agrees_leading::<gemini::UsageMetadata>(&doc)?;
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Eight bytes at a time, the run of plain string bytes ends where the byte-by-byte
+    /// look says.
+    #[test]
+    fn a_plain_run_ends_at_the_first_byte_outside_plain_ascii(
+        bytes in prop::collection::vec(
+            prop_oneof![8 => 0x20u8..0x7f, 1 => any::<u8>(), 1 => prop::sample::select(b"\"\\\x1f\x7f\x80".to_vec())],
+            0..40,
+        )
+    ) {
+        let want = bytes
+            .iter()
+            .take_while(|&&c| c != b'"' && c != b'\\' && (0x20..0x80).contains(&c))
+            .count();
+        prop_assert_eq!(super::plain_run(&bytes), want);
+    }
+}
