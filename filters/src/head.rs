@@ -16,11 +16,12 @@ const AFTER_LF: u8 = 2;
 const AFTER_LF_CR: u8 = 3;
 
 /// One step of the scan from `state` over byte `b`; `None` when the head ends at `b`.
+/// Never taken from [`LINE`]: inside a line only the LFs matter, and [`scan_read`] finds
+/// those vectorised.
 fn step(state: u8, b: u8) -> Option<u8> {
     match (state, b) {
         (START, b'\r' | b'\n') => Some(START),
         (AFTER_LF | AFTER_LF_CR, b'\n') => None,
-        (LINE, b'\n') => Some(AFTER_LF),
         (AFTER_LF, b'\r') => Some(AFTER_LF_CR),
         _ => Some(LINE),
     }

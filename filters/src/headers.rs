@@ -296,6 +296,51 @@ mod tests {
     use crate::upstream::{ProviderKind, UpstreamSpec};
     use bytes::Bytes;
 
+    #[test]
+    fn decimal_writes_every_length_as_its_digits() {
+        for n in [0usize, 7, 10, 99, 100, 123_456, usize::MAX] {
+            let mut buf = [0u8; 20];
+            assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
+        }
+    }
+
+    /// The client's own value is kept when it is exactly the length (the same bytes,
+    /// not a copy); any other is replaced, and every value the client sent goes.
+    #[test]
+    fn content_length_keeps_the_clients_exact_value_and_replaces_any_other() {
+        let header = |values: &[&'static str]| {
+            let mut h = RequestHeader::build("POST", b"/v1/chat/completions", None).unwrap();
+            for v in values {
+                h.append_header("content-length", http::HeaderValue::from_static(v))
+                    .unwrap();
+            }
+            h
+        };
+        let sent = |h: &RequestHeader| -> Vec<Vec<u8>> {
+            h.headers
+                .get_all("content-length")
+                .iter()
+                .map(|v| v.as_bytes().to_vec())
+                .collect()
+        };
+        let mut h = header(&["42"]);
+        let before = h.headers.get("content-length").unwrap().as_bytes().as_ptr();
+        set_content_length(&mut h, 42).unwrap();
+        assert_eq!(sent(&h), [b"42".to_vec()]);
+        let after = h.headers.get("content-length").unwrap().as_bytes().as_ptr();
+        assert_eq!(before, after, "the client's value reused");
+        for (values, len) in [
+            (&["042"][..], 42),
+            (&["42", "42"], 42),
+            (&["42"], 43),
+            (&[], 5),
+        ] {
+            let mut h = header(values);
+            set_content_length(&mut h, len).unwrap();
+            assert_eq!(sent(&h), [len.to_string().into_bytes()], "{values:?}");
+        }
+    }
+
     fn ctx(kind: ProviderKind, endpoint: Endpoint, served: &str) -> RequestCtx {
         let up = Arc::new(UpstreamTarget::new(UpstreamSpec {
             name: "up".into(),
