@@ -16,6 +16,8 @@
 # claude-load-test, no tokenizer either), which Tollgate serves through an anthropic-kind
 # upstream. Each proxy is started again for them, in front of that mock. BULK=events
 # sends each bulk stream as one HTTP chunk per event instead of one chunk.
+# ONLY=REGEX profiles only the rows whose name matches (ONLY='tollgate|tollgate-translated'
+# between two changes: the passthrough's figures do not move).
 # Usage: load-tests/profile.sh [SECONDS]   (default 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +26,7 @@ source load-tests/common.sh
 need wrk valgrind
 export MODEL=load-test-model
 keep=${KEEP:-}
+only=${ONLY:-}
 
 taskset -c 1 "$bin/mock-upstream" 127.0.0.1:19021 2>/dev/null & pids+=($!)
 TOLLGATE_MOCK_BULK=${BULK:-1} taskset -c 1 "$bin/mock-upstream" 127.0.0.1:19026 2>/dev/null & pids+=($!)
@@ -38,6 +41,7 @@ wait_for 19021 19026
 # (json, stream: to $client_path; bulk-openai, bulk-anthropic: their own dialect).
 count() {
   local name=$1 port=$2 modes=$3; shift 3
+  [[ -z $only || $name =~ ^($only)$ ]] || return 0
   local out="$tmp/cg-$name"
   mkdir -p "$out"
   RUST_LOG=warn taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$out/cg.%p" "$@" 2>"$out/valgrind.log" &
