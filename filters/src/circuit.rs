@@ -223,40 +223,30 @@ mod tests {
 
     #[test]
     fn in_real_time_a_short_cool_down_lets_one_probe_through() {
+        // Waits (at most 5 s) until `ready` says yes.
+        let until = |ready: &dyn Fn() -> bool, what: &str| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while !ready() {
+                assert!(std::time::Instant::now() < deadline, "{what}");
+                std::thread::yield_now();
+            }
+        };
         let c = Circuit::with_cool_down(Duration::from_millis(20));
         assert!(c.would_allow() && c.allow());
         let opened = (0..FAILURES_TO_OPEN).map(|_| c.on_failure()).last();
         assert_eq!(opened, Some(true));
         assert!(!c.would_allow());
         assert!(!c.allow());
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !c.would_allow() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the cool-down never ended"
-            );
-            std::thread::yield_now();
-        }
+        until(&|| c.would_allow(), "the cool-down never ended");
         assert!(c.allow(), "the probe");
         assert!(!c.would_allow(), "the probe is out");
         assert!(!c.allow());
         // A probe that never answers: a cool-down later another may go.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !c.would_allow() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the lost probe held the circuit"
-            );
-            std::thread::yield_now();
-        }
+        until(&|| c.would_allow(), "the lost probe held the circuit");
         assert!(c.allow(), "the next probe");
         assert!(c.on_failure(), "the probe failed");
         assert!(!c.would_allow());
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !c.allow() {
-            assert!(std::time::Instant::now() < deadline, "no second probe");
-            std::thread::yield_now();
-        }
+        until(&|| c.allow(), "no second probe");
         c.on_success();
         assert!(c.would_allow() && c.allow());
         assert_eq!(c.state(), CircuitState::Closed);

@@ -73,6 +73,20 @@ pub enum Dialect {
     Gemini,
 }
 
+/// What an event of type `E` reports, read by hand or else by the typed parse; `None`
+/// when both refuse it.
+fn event_usage<'a, E>(
+    data: &'a [u8],
+    reported: fn(E) -> Option<Reported>,
+) -> Option<Option<Reported>>
+where
+    E: quick::Quick<'a> + serde::Deserialize<'a>,
+{
+    quick::document::<E>(data)
+        .or_else(|| serde_json::from_slice::<E>(data).ok())
+        .map(reported)
+}
+
 impl Dialect {
     /// A stable, low-cardinality label (logs, metrics, the usage record).
     pub fn as_str(self) -> &'static str {
@@ -247,37 +261,17 @@ impl Dialect {
         if !read::has_usage_object(data) {
             return None;
         }
-        // The typed read skips every member but the usage; an event it refuses (a count
-        // of an unexpected type, a member twice) is read as a tree, which takes what it
-        // can. Only an object takes it: serde would read an array into its fields.
+        // An event in the usual shape is read by hand; any other by the typed read,
+        // which skips every member but the usage; an event that refuses too (a count of
+        // an unexpected type, a member twice) is read as a tree, which takes what it
+        // can. Only an object takes them: serde would read an array into its fields.
         if data.trim_ascii_start().starts_with(b"{") {
-            // Events in the usual shape are read by hand, at a fraction of the cost.
-            let quick = match self {
-                Dialect::OpenAi => {
-                    quick::document::<openai::Event>(data).map(openai::Event::reported)
-                }
-                Dialect::Anthropic => {
-                    quick::document::<anthropic::Event>(data).map(anthropic::Event::reported)
-                }
-                Dialect::Gemini => {
-                    quick::document::<gemini::Event>(data).map(gemini::Event::reported)
-                }
+            let read = match self {
+                Dialect::OpenAi => event_usage(data, openai::Event::reported),
+                Dialect::Anthropic => event_usage(data, anthropic::Event::reported),
+                Dialect::Gemini => event_usage(data, gemini::Event::reported),
             };
-            if let Some(reported) = quick {
-                return reported;
-            }
-            let typed = match self {
-                Dialect::OpenAi => {
-                    serde_json::from_slice::<openai::Event>(data).map(openai::Event::reported)
-                }
-                Dialect::Anthropic => {
-                    serde_json::from_slice::<anthropic::Event>(data).map(anthropic::Event::reported)
-                }
-                Dialect::Gemini => {
-                    serde_json::from_slice::<gemini::Event>(data).map(gemini::Event::reported)
-                }
-            };
-            if let Ok(reported) = typed {
+            if let Some(reported) = read {
                 return reported;
             }
         }

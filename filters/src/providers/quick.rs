@@ -173,54 +173,44 @@ impl<'a> Cursor<'a> {
 
     /// An object, each member's value read by `value(cursor, key)`.
     fn members(&mut self, mut value: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
-        self.eat(b'{')?;
-        self.open()?;
-        if self.eat(b'}').is_some() {
-            self.depth -= 1;
-            return Some(());
-        }
-        loop {
-            let key = self.string()?;
-            self.eat(b':')?;
-            value(self, key)?;
-            match self.peek()? {
-                b',' => self.i += 1,
-                b'}' => {
-                    self.i += 1;
-                    self.depth -= 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
-    }
-
-    /// One more level of nesting, within [`MAX_DEPTH`].
-    fn open(&mut self) -> Option<()> {
-        self.depth += 1;
-        (self.depth <= MAX_DEPTH).then_some(())
+        self.sequence(b'{', b'}', |c| {
+            let key = c.string()?;
+            c.eat(b':')?;
+            value(c, key)
+        })
     }
 
     /// An array, each element read by `element(cursor)`.
-    fn elements(&mut self, mut element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
-        self.eat(b'[')?;
-        self.open()?;
-        if self.eat(b']').is_some() {
-            self.depth -= 1;
-            return Some(());
-        }
-        loop {
-            element(self)?;
-            match self.peek()? {
-                b',' => self.i += 1,
-                b']' => {
-                    self.i += 1;
-                    self.depth -= 1;
-                    return Some(());
+    fn elements(&mut self, element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.sequence(b'[', b']', element)
+    }
+
+    /// `open`, items read by `item` separated by commas, `close`: one more level of
+    /// nesting, within [`MAX_DEPTH`].
+    fn sequence(
+        &mut self,
+        open: u8,
+        close: u8,
+        mut item: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
+        self.eat(open)?;
+        self.depth += 1;
+        (self.depth <= MAX_DEPTH).then_some(())?;
+        if self.eat(close).is_none() {
+            loop {
+                item(self)?;
+                match self.peek()? {
+                    b',' => self.i += 1,
+                    b if b == close => {
+                        self.i += 1;
+                        break;
+                    }
+                    _ => return None,
                 }
-                _ => return None,
             }
         }
+        self.depth -= 1;
+        Some(())
     }
 
     /// An object read as `T`: a member of `T::KEYS` twice gives up (the typed parse
