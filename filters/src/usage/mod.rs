@@ -215,7 +215,9 @@ impl UsageMeter {
                 usage_of(self.kind, data, &mut self.reported);
             }
             self.carry.clear();
-            start = nl + 1;
+            // The rest starts at that line feed: it ends no line of its own, and a line
+            // found after it starts after it.
+            start = nl;
         }
         let Some(last) = memchr::memrchr(b'\n', &chunk[start..]).map(|i| start + i) else {
             self.carry.keep(&chunk[start..]);
