@@ -231,10 +231,8 @@ impl UsageMeter {
             if let Some(data) = data_of(&chunk[line_start..line_end]) {
                 usage_of(self.kind, data, &mut self.reported);
             }
-            from = line_end + 1;
-            if from >= last {
-                break;
-            }
+            // The next search starts at the line feed that ended this line.
+            from = line_end;
         }
         self.carry.keep(&chunk[last + 1..]);
     }
