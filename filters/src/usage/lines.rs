@@ -45,7 +45,7 @@ impl Carry {
 
     /// Keeps `tail`, bytes after a chunk's last line feed (or a chunk without one).
     pub fn keep(&mut self, tail: &[u8]) {
-        if tail.is_empty() || self.skipping {
+        if self.skipping {
             return;
         }
         if self.buf.len() + tail.len() > MAX_LINE {
@@ -56,10 +56,10 @@ impl Carry {
         }
     }
 
-    /// The line the stream ended in without a line feed, if one is open and not past the
-    /// bound.
+    /// The line the stream ended in without a line feed (empty if none), unless it is
+    /// past the bound.
     pub fn last(&self) -> Option<&[u8]> {
-        (!self.buf.is_empty() && !self.skipping).then_some(&self.buf[..])
+        (!self.skipping).then_some(&self.buf[..])
     }
 
     /// Every line of `chunk` in order, each whole (a part-line carried over, `f` called
@@ -124,11 +124,9 @@ impl DeferredText {
     }
 
     /// Characters of generated text in the stream so far, its last line (without a line
-    /// feed) included when `ended`.
+    /// feed) included when `ended`. Asked for only for an estimate: the kept chunks are
+    /// split on copies of the state, so that asking twice gives the same.
     pub fn chars(&self, ended: bool) -> u64 {
-        if self.chunks.is_empty() && !(ended && self.lines.last().is_some()) {
-            return self.text.chars();
-        }
         let (mut lines, mut text) = (self.lines.clone(), self.text.clone());
         for c in &self.chunks {
             split_text(&mut lines, c, &mut text);
