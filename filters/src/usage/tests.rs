@@ -745,3 +745,19 @@ fn over_long_lines_and_many_chunks_meter_as_reading_every_line() {
         assert!(got.0.is_some() && got.2 >= 200, "{got:?}");
     }
 }
+
+/// The kept text is counted on copies: asking twice gives the same count, and a line
+/// without its line feed counts only once the stream has ended.
+#[test]
+fn the_kept_text_counts_the_same_however_often_asked() {
+    let mut m = UsageMeter::new(ProviderKind::OpenAi, true);
+    m.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"abc\"}}]}\n\n");
+    m.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"de\"}}]}");
+    assert_eq!(
+        (m.text_chars(), m.text_chars()),
+        (3, 3),
+        "the last line is open"
+    );
+    assert_eq!(m.finish(), None);
+    assert_eq!((m.text_chars(), m.text_chars()), (5, 5));
+}
