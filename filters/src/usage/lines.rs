@@ -147,3 +147,58 @@ fn split_text(lines: &mut Carry, chunk: &[u8], text: &mut PendingText) {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line_of(n: usize) -> Bytes {
+        let text = "x".repeat(n - 45);
+        let line = format!("data: {{\"choices\":[{{\"delta\":{{\"content\":\"{text}\"}}}}]}}\n");
+        assert_eq!(line.len(), n);
+        Bytes::from(line)
+    }
+
+    /// Chunks are kept until the next would pass 64 KiB, then the kept ones are split
+    /// and counted, and the new one kept; the count is the same as ever.
+    #[test]
+    fn chunks_are_kept_up_to_the_byte_bound() {
+        let mut d = DeferredText::default();
+        for i in 1..=65 {
+            d.keep(&line_of(1000));
+            assert_eq!((d.chunks.len(), d.kept), (i, i * 1000));
+        }
+        assert_eq!(d.text.chars(), 0, "nothing split yet");
+        d.keep(&line_of(1000));
+        assert_eq!(
+            (d.chunks.len(), d.kept),
+            (1, 1000),
+            "65,000 + 1,000 > 65,536"
+        );
+        assert_eq!(d.text.chars(), 65 * 955);
+        assert_eq!(d.chars(false), 66 * 955);
+        // A chunk of exactly the room left is kept.
+        let mut d = DeferredText::default();
+        d.keep(&line_of(KEPT_MAX - 100));
+        d.keep(&line_of(100));
+        assert_eq!((d.chunks.len(), d.kept), (2, KEPT_MAX));
+    }
+
+    /// ...or past 512 chunks; a chunk larger than the bound is split at once.
+    #[test]
+    fn chunks_are_kept_up_to_the_count_bound_and_a_big_one_is_split_at_once() {
+        let mut d = DeferredText::default();
+        for _ in 0..KEPT_CHUNKS {
+            d.keep(&line_of(50));
+        }
+        assert_eq!((d.chunks.len(), d.kept), (KEPT_CHUNKS, KEPT_CHUNKS * 50));
+        d.keep(&line_of(50));
+        assert_eq!((d.chunks.len(), d.kept), (1, 50));
+        assert_eq!(d.chars(false), (KEPT_CHUNKS as u64 + 1) * 5);
+        let mut d = DeferredText::default();
+        d.keep(&line_of(50));
+        d.keep(&line_of(KEPT_MAX + 1));
+        assert_eq!((d.chunks.len(), d.kept), (0, 0));
+        assert_eq!(d.text.chars(), 5 + (KEPT_MAX + 1 - 45) as u64);
+    }
+}
