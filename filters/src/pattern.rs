@@ -62,11 +62,12 @@ fn glob_match(pat: &[u8], s: &[u8]) -> bool {
                 p += 1;
                 i += 1;
             }
+            // Back to the last star, which now takes one more byte (the star's arm
+            // above records where it stands again).
             _ => match star {
                 Some((sp, si)) => {
-                    p = sp + 1;
+                    p = sp;
                     i = si + 1;
-                    star = Some((sp, si + 1));
                 }
                 None => return false,
             },

@@ -165,3 +165,102 @@ fn an_event_is_parsed_only_when_it_carries_a_usage_object() {
     );
     assert_eq!(Dialect::Gemini.usage_in_body(b"{}"), None);
 }
+
+/// The model listing, which every dialect's clients call on OpenAI's path, answers in
+/// the dialect the client's headers (or Gemini's query key) tell; a Gemini method path
+/// under `/v1/models` is Gemini's whatever the headers.
+#[test]
+fn the_model_listing_is_answered_in_the_callers_dialect() {
+    let of = |path: &str, header: Option<&str>| {
+        let mut req = RequestHeader::build("GET", path.as_bytes(), None).unwrap();
+        if let Some(h) = header {
+            req.insert_header(h.to_owned(), "x").unwrap();
+        }
+        Dialect::of_request(&req)
+    };
+    for path in ["/v1/models", "/v1/models/claude-sonnet-4-5"] {
+        assert_eq!(of(path, None), Dialect::OpenAi, "{path}");
+        assert_eq!(of(path, Some("authorization")), Dialect::OpenAi);
+        assert_eq!(of(path, Some("x-goog-api-key")), Dialect::Gemini);
+        assert_eq!(of(path, Some("x-api-key")), Dialect::Anthropic);
+        assert_eq!(of(path, Some("anthropic-version")), Dialect::Anthropic);
+        assert_eq!(of(&format!("{path}?key=k"), None), Dialect::Gemini);
+    }
+    assert_eq!(
+        of(
+            "/v1/models/gemini-2.5-pro:generateContent",
+            Some("x-api-key")
+        ),
+        Dialect::Gemini
+    );
+    assert_eq!(of("/v1/modelsx", Some("x-api-key")), Dialect::OpenAi);
+    // Each listing in its dialect's shape.
+    let ids = ["a".to_owned(), "b".to_owned()];
+    let list = Dialect::OpenAi.model_list(&ids, None);
+    assert_eq!(list["object"], "list");
+    assert_eq!(list["data"][1], Dialect::OpenAi.model_object("b"));
+    assert_eq!(
+        Dialect::OpenAi.model_object("b"),
+        serde_json::json!({"id": "b", "object": "model", "created": 0, "owned_by": "tollgate"})
+    );
+    let list = Dialect::Anthropic.model_list(&ids, None);
+    assert_eq!(list["data"][0], Dialect::Anthropic.model_object("a"));
+    assert_eq!(Dialect::Anthropic.model_object("a")["type"], "model");
+    let list = Dialect::Gemini.model_list(&ids, None);
+    assert_eq!(list["models"][1], Dialect::Gemini.model_object("b"));
+    assert_eq!(Dialect::Gemini.model_object("b")["name"], "models/b");
+    // Gemini's paths take a strict set of names; the others take any.
+    assert!(Dialect::Gemini.check_listed_model("a b").is_err());
+    assert!(Dialect::Gemini.check_listed_model("gemini-2.5-pro").is_ok());
+    assert!(Dialect::OpenAi.check_listed_model("a b").is_ok());
+}
+
+/// Gemini's listing pages by `pageSize` and `pageToken`; the last page has no token.
+#[test]
+fn gemini_listing_pages_to_the_last_name() {
+    let ids: Vec<String> = ["a", "b", "c"].iter().map(|s| (*s).to_owned()).collect();
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["displayName"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let first = gemini::model_list(&ids, Some("pageSize=2"));
+    assert_eq!(names(&first), ["a", "b"]);
+    assert_eq!(first["nextPageToken"], "b");
+    let last = gemini::model_list(&ids, Some("pageSize=2&pageToken=b"));
+    assert_eq!(names(&last), ["c"]);
+    assert!(last.get("nextPageToken").is_none());
+    let zero = gemini::model_list(&ids, Some("pageSize=0"));
+    assert_eq!(names(&zero), ["a", "b", "c"], "no size: the default page");
+    let exact = gemini::model_list(&ids, Some("pageSize=3"));
+    assert_eq!(names(&exact), ["a", "b", "c"]);
+    assert!(
+        exact.get("nextPageToken").is_none(),
+        "nothing after the last"
+    );
+}
+
+/// A field that cannot be translated is OpenAI's `unsupported_parameter`, naming it.
+#[test]
+fn an_untranslatable_field_is_an_unsupported_parameter_in_openais_envelope() {
+    let err = GatewayError::Untranslatable {
+        message: "n > 1".into(),
+        param: "n".into(),
+    };
+    let body = openai::error_body(&err);
+    assert_eq!(body["error"]["code"], "unsupported_parameter");
+    assert_eq!(body["error"]["param"], "n");
+}
+
+/// Gemini's `candidates` as an object (not the array it should be) has no finishing
+/// candidate, and the typed read passes over it rather than refusing the event.
+#[test]
+fn candidates_that_are_no_array_finish_nothing() {
+    let doc = r#"{"candidates":{"finishReason":"STOP"},"usageMetadata":{"promptTokenCount":3}}"#;
+    let typed: gemini::Event = serde_json::from_str(doc).unwrap();
+    let r = typed.reported().unwrap();
+    assert_eq!((r.input, r.complete), (Some(3), false));
+}

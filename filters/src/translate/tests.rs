@@ -142,3 +142,27 @@ fn an_anthropic_clients_open_block_is_closed_before_the_error() {
     assert!(t.broken(&broken, &mut more));
     assert!(more.is_empty());
 }
+
+/// The wires' labels, and the client endpoints translation serves.
+#[test]
+fn wires_have_labels_and_come_from_the_client_endpoints() {
+    let all = [Wire::Chat, Wire::Responses, Wire::Messages, Wire::Gemini];
+    assert_eq!(
+        all.map(Wire::as_str),
+        ["openai", "openai-responses", "anthropic", "gemini"]
+    );
+    let gemini = Endpoint::Gemini {
+        model: "m".into(),
+        stream: false,
+    };
+    for (endpoint, wire) in [
+        (Endpoint::ChatCompletions, Some(Wire::Chat)),
+        (Endpoint::Responses, Some(Wire::Responses)),
+        (Endpoint::Messages, Some(Wire::Messages)),
+        (gemini, Some(Wire::Gemini)),
+        (Endpoint::Embeddings, None),
+        (Endpoint::CountTokens, None),
+    ] {
+        assert_eq!(Wire::of_endpoint(&endpoint), wire, "{endpoint:?}");
+    }
+}
