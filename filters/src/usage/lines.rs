@@ -177,11 +177,14 @@ mod tests {
         );
         assert_eq!(d.text.chars(), 65 * 955);
         assert_eq!(d.chars(false), 66 * 955);
-        // A chunk of exactly the room left is kept.
+        // A chunk of exactly the room left is kept, and so is one of the whole bound.
         let mut d = DeferredText::default();
         d.keep(&line_of(KEPT_MAX - 100));
         d.keep(&line_of(100));
         assert_eq!((d.chunks.len(), d.kept), (2, KEPT_MAX));
+        let mut d = DeferredText::default();
+        d.keep(&line_of(KEPT_MAX));
+        assert_eq!((d.chunks.len(), d.kept, d.text.chars()), (1, KEPT_MAX, 0));
     }
 
     /// ...or past 512 chunks; a chunk larger than the bound is split at once.
