@@ -764,3 +764,111 @@ fn the_exchange_keeps_the_clients_model_and_usage_option() {
         assert_eq!(t.response.exchange().model, "client-model", "{client:?}");
     }
 }
+
+/// What each upstream is sent besides the body: its own API headers only (another
+/// provider's are removed), its path (Gemini's names the model, and streams ask for
+/// SSE), and one choice (n = 1) passes.
+#[test]
+fn each_upstream_gets_its_own_headers_and_path() {
+    let chat = json!({"model": "m", "n": 1, "messages": [{"role": "user", "content": "hi"}]});
+    let body = chat.to_string();
+    let sent = |upstream| {
+        request(Wire::Chat, upstream, body.as_bytes(), &Options::default())
+            .unwrap()
+            .1
+    };
+    let t = sent(Wire::Messages);
+    assert_eq!(t.path, "/v1/messages");
+    for h in [
+        "content-length",
+        "openai-organization",
+        "openai-beta",
+        "x-goog-api-client",
+        "anthropic-beta",
+    ] {
+        assert!(t.headers.remove.contains(&h), "{h}");
+    }
+    assert!(t.headers.set.contains(&("anthropic-version", "2023-06-01")));
+    assert!(t
+        .headers
+        .set
+        .contains(&("content-type", "application/json")));
+    let t = sent(Wire::Gemini);
+    assert_eq!(t.path, "/v1beta/models/served-model:generateContent");
+    assert!(!t.headers.remove.contains(&"x-goog-api-client"));
+    assert!(
+        t.headers.remove.contains(&"anthropic-version")
+            && t.headers.remove.contains(&"openai-project")
+    );
+    assert_eq!(t.headers.set, [("content-type", "application/json")]);
+    let messages =
+        json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
+    let t = request(
+        Wire::Messages,
+        Wire::Chat,
+        messages.to_string().as_bytes(),
+        &Options::default(),
+    )
+    .unwrap()
+    .1;
+    assert!(!t.headers.remove.contains(&"openai-organization"));
+    assert!(
+        t.headers.remove.contains(&"anthropic-version")
+            && t.headers.remove.contains(&"x-goog-api-client")
+    );
+}
+
+/// The prompt estimate an Anthropic client reads in `message_start` before an OpenAI
+/// upstream reports the count: a token per 4 bytes of the system text and the messages'
+/// text (a line each part), and each tool's name, description and schema as JSON text.
+#[test]
+fn the_prompt_estimate_counts_text_and_tools() {
+    let schema = json!({"type": "object", "properties": {"a": {"enum": [1, "ab"]}}});
+    let body = json!({"model": "m", "max_tokens": 5, "system": "abcd",
+        "messages": [{"role": "user", "content": "hello world!"}],
+        "tools": [{"name": "f", "description": "d", "input_schema": schema}]});
+    let (_, t) = request(
+        Wire::Messages,
+        Wire::Chat,
+        body.to_string().as_bytes(),
+        &Options::default(),
+    )
+    .unwrap();
+    // The schema as JSON text, by the estimate's rule (a key: its length + 4; a string:
+    // its length + 2; a number 4; an array or object: its items + 1, an array + 1 a
+    // comma each): "type" 8 + "object" 8; "properties" 14 + {"a" 5 + {"enum" 8 +
+    // [4 + 4 + 2 + 1] + 1} + 1}; + 1 = 57.
+    // 77 bytes, one past a multiple of 4: a byte less anywhere shows.
+    let bytes: u64 = (4 + 1) + (12 + 1) + 1 + 1 + 57;
+    assert_eq!(t.response.exchange().input_estimate, bytes.div_ceil(4));
+}
+
+/// A tool name the upstream cannot take is renamed on the way and named back on the way
+/// home; a call in the history to a tool no longer offered is mapped too, once.
+#[test]
+fn renamed_tools_are_mapped_back_once() {
+    let long = "t".repeat(70);
+    let body = json!({"model": "m", "max_tokens": 5,
+        "tools": [{"name": long, "input_schema": {"type": "object"}}],
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": [
+                {"type": "tool_use", "id": "c1", "name": long, "input": {}},
+                {"type": "tool_use", "id": "c2", "name": "gone tool", "input": {}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "c1", "content": "x"},
+                {"type": "tool_result", "tool_use_id": "c2", "content": "y"}]}]});
+    let (_, t) = request(
+        Wire::Messages,
+        Wire::Chat,
+        body.to_string().as_bytes(),
+        &Options::default(),
+    )
+    .unwrap();
+    let names = &t.response.exchange().names;
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.iter().any(|(_, client)| *client == long));
+    assert!(names
+        .iter()
+        .any(|(wire, client)| client == "gone tool" && wire.starts_with("gone_tool_")));
+}

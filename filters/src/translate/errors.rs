@@ -264,6 +264,113 @@ mod tests {
         Pair { client, upstream }
     }
 
+    /// Every status has its class, and every class its usual status.
+    #[test]
+    fn statuses_and_classes_map_both_ways() {
+        use Class::*;
+        for (status, class) in [
+            (400, InvalidRequest),
+            (418, InvalidRequest),
+            (401, Authentication),
+            (403, Permission),
+            (404, NotFound),
+            (413, TooLarge),
+            (429, RateLimit),
+            (503, Overloaded),
+            (529, Overloaded),
+            (504, Timeout),
+            (408, Timeout),
+            (500, Server),
+            (502, Server),
+        ] {
+            assert_eq!(Class::of_status(status), class, "{status}");
+        }
+        let all = [
+            InvalidRequest,
+            Authentication,
+            Permission,
+            NotFound,
+            TooLarge,
+            RateLimit,
+            Quota,
+            Server,
+            Overloaded,
+            Timeout,
+        ];
+        assert_eq!(
+            all.map(Class::status),
+            [400, 401, 403, 404, 413, 429, 429, 500, 503, 504]
+        );
+        assert_eq!(client_status(Wire::Gemini, 413, TooLarge), 400);
+        assert_eq!(client_status(Wire::Chat, 413, TooLarge), 413);
+        assert_eq!(client_status(Wire::Messages, 503, Overloaded), 529);
+        assert_eq!(client_status(Wire::Chat, 529, Overloaded), 503);
+        assert_eq!(client_status(Wire::Chat, 400, Authentication), 401);
+        assert_eq!(client_status(Wire::Chat, 418, InvalidRequest), 418);
+    }
+
+    /// Each dialect's error kinds are read as their class, whatever the status said
+    /// (a status of another class is sent with each, so only the kind can tell).
+    #[test]
+    fn error_kinds_are_read_as_their_class() {
+        use Class::*;
+        for (kind, class) in [
+            ("overloaded_error", Overloaded),
+            ("rate_limit_error", RateLimit),
+            ("authentication_error", Authentication),
+            ("permission_error", Permission),
+            ("not_found_error", NotFound),
+            ("request_too_large", TooLarge),
+            ("api_error", Server),
+            ("timeout_error", Timeout),
+            ("invalid_request_error", InvalidRequest),
+        ] {
+            let status = if class == Server { 418 } else { 500 };
+            let body = json!({"type": "error", "error": {"type": kind, "message": "m"}});
+            let e = read(Wire::Messages, status, body.to_string().as_bytes());
+            assert_eq!((e.class, e.message.as_str()), (class, "m"), "{kind}");
+        }
+        for (kind, class) in [
+            ("UNAUTHENTICATED", Authentication),
+            ("PERMISSION_DENIED", Permission),
+            ("NOT_FOUND", NotFound),
+            ("RESOURCE_EXHAUSTED", RateLimit),
+            ("UNAVAILABLE", Overloaded),
+            ("DEADLINE_EXCEEDED", Timeout),
+            ("INTERNAL", Server),
+            ("INVALID_ARGUMENT", InvalidRequest),
+            ("FAILED_PRECONDITION", InvalidRequest),
+        ] {
+            let status = if class == Server { 418 } else { 500 };
+            let body = json!({"error": {"code": status, "message": "m", "status": kind}});
+            let e = read(Wire::Gemini, status, body.to_string().as_bytes());
+            assert_eq!(e.class, class, "{kind}");
+        }
+        // OpenAI's quota, by its type or by its code.
+        for body in [
+            json!({"error": {"message": "m", "type": "insufficient_quota"}}),
+            json!({"error": {"message": "m", "type": "x", "code": "insufficient_quota"}}),
+        ] {
+            let e = read(Wire::Chat, 429, body.to_string().as_bytes());
+            assert_eq!(e.class, Quota, "{body}");
+        }
+        let body = json!({"error": {"message": "m", "type": "x", "code": "y"}});
+        assert_eq!(
+            read(Wire::Chat, 429, body.to_string().as_bytes()).class,
+            RateLimit
+        );
+    }
+
+    #[test]
+    fn durations_are_whole_seconds_rounded_up_and_never_negative() {
+        assert_eq!(parse_duration("27s"), Some(27));
+        assert_eq!(parse_duration("1.5s"), Some(2));
+        assert_eq!(parse_duration("0s"), Some(0));
+        assert_eq!(parse_duration("-1s"), None);
+        assert_eq!(parse_duration("infs"), None);
+        assert_eq!(parse_duration("5"), None);
+    }
+
     /// Checklist item 14: `retry-after` kept, or synthesized from `RetryInfo`.
     #[test]
     fn retry_after_is_kept_or_synthesized() {
