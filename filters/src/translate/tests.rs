@@ -166,3 +166,76 @@ fn wires_have_labels_and_come_from_the_client_endpoints() {
         assert_eq!(Wire::of_endpoint(&endpoint), wire, "{endpoint:?}");
     }
 }
+
+/// A budget is told as the nearest effort; usage is known once any count is.
+#[test]
+fn budgets_read_as_efforts_and_usage_is_known_by_any_count() {
+    use ir::{Effort, Reasoning, ReasoningLevel};
+    let effort = |level| {
+        Reasoning {
+            level,
+            include_thoughts: false,
+        }
+        .effort()
+    };
+    for (budget, want) in [
+        (0, Effort::Low),
+        (1024, Effort::Low),
+        (1025, Effort::Medium),
+        (8192, Effort::Medium),
+        (8193, Effort::High),
+    ] {
+        assert_eq!(
+            effort(ReasoningLevel::Budget(budget)),
+            Some(want),
+            "{budget}"
+        );
+    }
+    assert_eq!(effort(ReasoningLevel::Off), None);
+    assert!(!ir::Usage::default().is_known());
+    let input = ir::Usage {
+        input_uncached: Some(3),
+        ..ir::Usage::default()
+    };
+    let output = ir::Usage {
+        output: Some(0),
+        ..ir::Usage::default()
+    };
+    assert!(input.is_known() && output.is_known());
+}
+
+/// Tool names each upstream takes as they are, and the others renamed: Gemini wants a
+/// letter or `_` first and takes `.` and `:`; invalid characters become `_`.
+#[test]
+fn tool_names_are_kept_where_the_upstream_takes_them() {
+    use std::borrow::Cow;
+    let kept = |w, n| matches!(names::tool_name(w, n), Cow::Borrowed(_));
+    assert!(kept(Wire::Chat, "1abc") && !kept(Wire::Gemini, "1abc"));
+    assert!(kept(Wire::Gemini, "_abc") && kept(Wire::Gemini, "a.b:c"));
+    assert!(!kept(Wire::Chat, "a.b"));
+    assert!(names::tool_name(Wire::Chat, "a-b c").starts_with("a-b_c_"));
+    assert!(names::tool_name(Wire::Chat, "a_b.c").starts_with("a_b_c_"));
+}
+
+/// Images are counted in messages and inside tool results; a refusal or content filter
+/// leaves a Responses answer incomplete.
+#[test]
+fn images_in_tool_results_count_and_refusals_are_incomplete() {
+    let img = serde_json::json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}});
+    let body = serde_json::json!({"model": "m", "messages": [
+        {"role": "user", "content": [img, {"type": "text", "text": "a"}]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [img]}]}]});
+    let input = count::count_tokens_input(body.to_string().as_bytes(), Wire::Chat).unwrap();
+    assert_eq!(input.images, 2);
+    use finish::to_responses;
+    use ir::Finish;
+    assert_eq!(
+        to_responses(Some(&Finish::Refusal)),
+        ("incomplete", Some("content_filter"))
+    );
+    assert_eq!(
+        to_responses(Some(&Finish::ContentFilter)),
+        ("incomplete", Some("content_filter"))
+    );
+}
