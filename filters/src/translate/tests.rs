@@ -3,6 +3,8 @@
 
 use super::response::{Exchange, ResponseTranslator};
 use super::*;
+use crate::error::GatewayError;
+use pingora_http::{RequestHeader, ResponseHeader};
 
 #[test]
 fn same_dialect_and_native_responses_are_not_translated() {
@@ -237,5 +239,113 @@ fn images_in_tool_results_count_and_refusals_are_incomplete() {
     assert_eq!(
         to_responses(Some(&Finish::ContentFilter)),
         ("incomplete", Some("content_filter"))
+    );
+}
+
+/// A translation as the proxy keeps it, Anthropic client on an OpenAI upstream.
+fn kept(stream: bool) -> attempt::Translation {
+    let mut ex = exchange(Wire::Messages, Wire::Chat);
+    ex.stream = stream;
+    attempt::Translation {
+        pair: ex.pair,
+        body: bytes::Bytes::from_static(b"{}"),
+        path: "/v1/chat/completions".into(),
+        headers: HeaderChanges {
+            remove: vec!["content-length", "anthropic-version", "x-absent"],
+            set: vec![("content-type", "application/json")],
+        },
+        notes: Notes::default(),
+        response: ResponseTranslator::new(ex),
+    }
+}
+
+/// The upstream head: the other dialect's headers gone, the target's set, the path
+/// under the upstream's base path, POST; `Content-Length` is the header filter's.
+#[test]
+fn the_request_head_is_rewritten_for_the_target() {
+    let t = kept(false);
+    let mut up = RequestHeader::build("GET", b"/v1/messages?beta=true", None).unwrap();
+    up.insert_header("anthropic-version", "2023-06-01").unwrap();
+    up.insert_header("content-length", "2").unwrap();
+    up.insert_header("content-type", "text/plain").unwrap();
+    attempt::request_head(&t, &mut up, "/base").unwrap();
+    assert_eq!(up.uri.to_string(), "/base/v1/chat/completions");
+    assert_eq!(up.method, http::Method::POST);
+    assert!(up.headers.get("anthropic-version").is_none());
+    assert_eq!(up.headers["content-length"], "2");
+    assert_eq!(up.headers["content-type"], "application/json");
+}
+
+/// The client's head: an upstream error's status in the client's terms with the
+/// upstream's own beside it, the client's content type, no length, chunked if asked;
+/// a success keeps its status and gets no upstream-status header.
+#[test]
+fn the_response_head_speaks_the_clients_dialect() {
+    let mut t = kept(false);
+    let mut resp = ResponseHeader::build(529, None).unwrap();
+    resp.insert_header("content-type", "application/json")
+        .unwrap();
+    resp.insert_header("content-length", "10").unwrap();
+    resp.insert_header("retry-after", "3").unwrap();
+    attempt::response_head(&mut t, &mut resp, true).unwrap();
+    assert_eq!(
+        resp.status.as_u16(),
+        529,
+        "Anthropic clients get overload as 529"
+    );
+    assert_eq!(resp.headers[errors::UPSTREAM_STATUS_HEADER], "529");
+    assert!(resp.headers.get("content-length").is_none());
+    assert_eq!(resp.headers["transfer-encoding"], "chunked");
+    assert_eq!(resp.headers["retry-after"], "3");
+    let mut t = kept(false);
+    let mut resp = ResponseHeader::build(503, None).unwrap();
+    resp.insert_header("content-type", "application/json")
+        .unwrap();
+    attempt::response_head(&mut t, &mut resp, false).unwrap();
+    assert_eq!(resp.status.as_u16(), 529, "503 becomes Anthropic's 529");
+    let mut t = kept(false);
+    let mut resp = ResponseHeader::build(200, None).unwrap();
+    resp.insert_header("content-type", "application/json")
+        .unwrap();
+    attempt::response_head(&mut t, &mut resp, false).unwrap();
+    assert_eq!(resp.status.as_u16(), 200);
+    assert!(resp.headers.get(errors::UPSTREAM_STATUS_HEADER).is_none());
+    assert!(resp.headers.get("transfer-encoding").is_none());
+    assert_eq!(resp.headers["content-type"], "application/json");
+}
+
+/// Body chunks become the client's bytes; a chunk that yields none is held back
+/// (`None`), except the last, which is always passed on; a broken stream ends with the
+/// client's error event, a whole answer with nothing.
+#[test]
+fn chunks_become_the_clients_bytes_and_a_broken_stream_its_error_event() {
+    let mut t = kept(true);
+    let mut resp = ResponseHeader::build(200, None).unwrap();
+    resp.insert_header("content-type", "text/event-stream")
+        .unwrap();
+    attempt::response_head(&mut t, &mut resp, true).unwrap();
+    let mut body = Some(bytes::Bytes::from_static(b"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hi\"}}]}\n\n"));
+    attempt::response_chunk(&mut t, &mut body, false);
+    let out = String::from_utf8(body.unwrap().to_vec()).unwrap();
+    assert!(out.contains("message_start") && out.contains("Hi"), "{out}");
+    let mut body = Some(bytes::Bytes::from_static(b"data: {\"id\":\"c\",\"cho"));
+    attempt::response_chunk(&mut t, &mut body, false);
+    assert!(body.is_none(), "a part-event yields nothing yet");
+    let broken =
+        attempt::broken_stream(&mut t, &GatewayError::UpstreamUnreachable("u".into())).unwrap();
+    let broken = String::from_utf8(broken).unwrap();
+    assert!(broken.contains("event: error"), "{broken}");
+    let mut end = None;
+    let mut t = kept(true);
+    attempt::response_chunk(&mut t, &mut end, true);
+    assert!(end.is_some(), "the end is passed on");
+    let mut whole = kept(false);
+    let mut resp = ResponseHeader::build(200, None).unwrap();
+    resp.insert_header("content-type", "application/json")
+        .unwrap();
+    attempt::response_head(&mut whole, &mut resp, false).unwrap();
+    assert_eq!(
+        attempt::broken_stream(&mut whole, &GatewayError::UpstreamUnreachable("u".into())),
+        None
     );
 }
