@@ -349,3 +349,43 @@ fn chunks_become_the_clients_bytes_and_a_broken_stream_its_error_event() {
         None
     );
 }
+
+/// A stream is sent as SSE, but to a Gemini client that did not ask for `alt=sse` as
+/// Gemini's JSON array; a whole answer and an error are JSON.
+#[test]
+fn the_clients_content_type_follows_its_framing() {
+    let head = |client, sse, stream, status| {
+        let mut ex = exchange(client, Wire::Chat);
+        ex.gemini_sse = sse;
+        ex.stream = stream;
+        let mut t = ResponseTranslator::new(ex);
+        let h = t.head(status, Some("text/event-stream"));
+        (h.status, h.content_type, h.error)
+    };
+    assert_eq!(
+        head(Wire::Gemini, false, true, 200),
+        (200, "application/json", false)
+    );
+    assert_eq!(
+        head(Wire::Gemini, true, true, 200),
+        (200, "text/event-stream", false)
+    );
+    assert_eq!(
+        head(Wire::Messages, false, true, 200),
+        (200, "text/event-stream", false)
+    );
+    assert_eq!(
+        head(Wire::Messages, true, false, 200),
+        (200, "application/json", false)
+    );
+    assert_eq!(
+        head(Wire::Messages, true, true, 503),
+        (529, "application/json", true)
+    );
+    let t = ResponseTranslator::new(exchange(Wire::Messages, Wire::Chat));
+    let debug = format!("{t:?}");
+    assert!(
+        debug.starts_with("ResponseTranslator") && debug.contains("ex:"),
+        "{debug}"
+    );
+}

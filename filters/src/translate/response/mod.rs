@@ -9,7 +9,6 @@ mod read;
 mod write;
 
 use super::errors::{self, ClientError};
-use super::ir::Response;
 use super::stream::StreamTranslator;
 use super::{Pair, Wire};
 use crate::error::GatewayError;
@@ -193,9 +192,4 @@ impl ResponseTranslator {
     pub fn error(&self, status: u16, retry_after: Option<&str>, body: &[u8]) -> ClientError {
         errors::translate(self.ex.pair, status, retry_after, body)
     }
-}
-
-/// Reads a whole upstream answer (for tests and tools).
-pub fn read_response(upstream: Wire, body: &[u8], ex: &Exchange) -> Option<Response> {
-    read::response(upstream, body, ex)
 }
