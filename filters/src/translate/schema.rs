@@ -376,3 +376,53 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod depth_tests {
+    use super::*;
+    use serde_json::json;
+
+    /// `depth` objects, each the only property of the one around it.
+    fn nested(depth: usize) -> Value {
+        (0..depth).fold(
+            json!({"type": "string"}),
+            |inner, _| json!({"type": "object", "properties": {"p": inner}}),
+        )
+    }
+
+    /// The walk goes as deep as the bound and no deeper; a `$ref` counts a level and
+    /// `items` is walked (its first element when it is a list).
+    #[test]
+    fn nesting_is_walked_to_the_bound_through_items_and_refs() {
+        // Each property is a level below its object.
+        assert!(openapi_schema(&nested(MAX_DEPTH)).is_ok());
+        assert!(openapi_schema(&nested(MAX_DEPTH + 1)).is_err());
+        let s =
+            json!({"type": "array", "items": [{"type": "string", "format": "email", "x-odd": 1}]});
+        let out = openapi_schema(&s).unwrap();
+        assert_eq!(out["items"]["type"], "string");
+        assert!(out["items"].get("x-odd").is_none());
+        let s = json!({"$defs": {"a": {"type": "integer"}}, "type": "object",
+            "properties": {"x": {"$ref": "#/$defs/a"}}});
+        assert_eq!(
+            openapi_schema(&s).unwrap()["properties"]["x"]["type"],
+            "integer"
+        );
+        // A $ref at the bound: the definition it names is one level too many.
+        let mut deep = json!({"$ref": "#/$defs/a"});
+        for _ in 0..MAX_DEPTH {
+            deep = json!({"type": "object", "properties": {"p": deep}});
+        }
+        deep["$defs"] = json!({"a": {"type": "integer"}});
+        assert!(openapi_schema(&deep).is_err());
+    }
+
+    /// `null` declares no arguments; `$ref` siblings go inside arrays too.
+    #[test]
+    fn null_is_no_arguments_and_ref_siblings_go_everywhere() {
+        assert!(is_empty_object(&Value::Null));
+        assert!(!is_empty_object(&json!(3)));
+        let s = json!({"anyOf": [{"$ref": "#/$defs/a", "description": "d"}]});
+        assert_eq!(json_schema(&s), json!({"anyOf": [{"$ref": "#/$defs/a"}]}));
+    }
+}
