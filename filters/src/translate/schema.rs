@@ -184,7 +184,9 @@ impl<'a> Walk<'a> {
                     out.insert(k.to_owned(), v.clone());
                 }
             }
-            _ if OPENAPI_KEYWORDS.contains(&k) && !is_nested(k) => {
+            // The nested keywords (`properties`, `items`, `anyOf`) never come here:
+            // [`Walk::keyword`] walks them.
+            _ if OPENAPI_KEYWORDS.contains(&k) => {
                 out.insert(k.to_owned(), v.clone());
             }
             _ => {}
@@ -202,10 +204,6 @@ fn openapi_with(
         stack: Vec::new(),
     };
     w.node(v, depth)
-}
-
-fn is_nested(k: &str) -> bool {
-    matches!(k, "properties" | "items" | "anyOf")
 }
 
 /// `type: ["string", "null"]` as `type: "string"` + `nullable: true`.
@@ -415,6 +413,46 @@ mod depth_tests {
         }
         deep["$defs"] = json!({"a": {"type": "integer"}});
         assert!(openapi_schema(&deep).is_err());
+    }
+
+    /// `items` and `anyOf` count their levels as `properties` do.
+    #[test]
+    fn items_and_any_of_nest_to_the_bound_too() {
+        let items = |d: usize| {
+            (0..d).fold(
+                json!({"type": "string"}),
+                |inner, _| json!({"type": "array", "items": inner}),
+            )
+        };
+        let any = |d: usize| {
+            (0..d).fold(
+                json!({"type": "string"}),
+                |inner, _| json!({"anyOf": [inner]}),
+            )
+        };
+        assert!(openapi_schema(&items(MAX_DEPTH)).is_ok());
+        assert!(openapi_schema(&items(MAX_DEPTH + 1)).is_err());
+        assert!(openapi_schema(&any(MAX_DEPTH)).is_ok());
+        assert!(openapi_schema(&any(MAX_DEPTH + 1)).is_err());
+    }
+
+    /// Gemini's schemas take string enums only: a string `const` becomes a one-value
+    /// enum, any other `const` or `enum` goes; `allOf` parts that agree merge.
+    #[test]
+    fn only_string_enums_stay_and_agreeing_all_of_parts_merge() {
+        let one = |s: Value| openapi_schema(&s).unwrap();
+        assert_eq!(one(json!({"const": "a"}))["enum"], json!(["a"]));
+        assert!(one(json!({"const": 5})).get("enum").is_none());
+        assert_eq!(one(json!({"enum": ["a", "b"]}))["enum"], json!(["a", "b"]));
+        assert!(one(json!({"enum": [1, 2]})).get("enum").is_none());
+        let merged = one(json!({"allOf": [
+            {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]},
+            {"type": "object", "properties": {"b": {"type": "integer"}}, "required": ["b"]}]}));
+        assert_eq!(merged["properties"]["b"]["type"], "integer");
+        assert_eq!(merged["required"], json!(["a", "b"]));
+        assert!(
+            openapi_schema(&json!({"allOf": [{"type": "object"}, {"type": "string"}]})).is_err()
+        );
     }
 
     /// `null` declares no arguments; `$ref` siblings go inside arrays too.
