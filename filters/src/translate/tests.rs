@@ -389,3 +389,41 @@ fn the_clients_content_type_follows_its_framing() {
         "{debug}"
     );
 }
+
+/// Before each attempt: a request for an upstream of another dialect is translated
+/// (once per pair: true only when made), none for the client's own dialect.
+#[test]
+fn prepare_translates_once_per_pair_and_never_for_the_clients_own_dialect() {
+    use crate::context::{RequestCtx, RouteDecision};
+    use crate::upstream::{ProviderKind, UpstreamSpec, UpstreamTarget};
+    use std::sync::Arc;
+    let route = |kind| {
+        Some(RouteDecision {
+            served_model: "served".into(),
+            chain: vec![Arc::new(UpstreamTarget::new(UpstreamSpec {
+                name: "u".into(),
+                kind,
+                host: "h".into(),
+                ..UpstreamSpec::default()
+            }))],
+        })
+    };
+    let mut ctx = RequestCtx::new("r".into());
+    ctx.endpoint = Some(Endpoint::Messages);
+    ctx.body = bytes::Bytes::from_static(
+        br#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#,
+    );
+    ctx.route = route(ProviderKind::OpenAi);
+    assert_eq!(attempt::prepare(&mut ctx, None), Ok(true));
+    let t = ctx.translation.as_ref().unwrap();
+    assert_eq!(
+        (t.pair.upstream, t.path.as_str()),
+        (Wire::Chat, "/v1/chat/completions")
+    );
+    assert!(std::str::from_utf8(&t.body).unwrap().contains("\"served\""));
+    assert_eq!(attempt::prepare(&mut ctx, None), Ok(false), "kept");
+    assert!(ctx.translation.is_some());
+    ctx.route = route(ProviderKind::Anthropic);
+    assert_eq!(attempt::prepare(&mut ctx, None), Ok(false));
+    assert!(ctx.translation.is_none(), "the client's own dialect");
+}
