@@ -243,9 +243,4 @@ impl StreamTranslator {
             self.encoder.broken(err, out);
         }
     }
-
-    /// Whether the stream has ended (cleanly or with an error event).
-    pub fn is_finished(&self) -> bool {
-        self.finished
-    }
 }
