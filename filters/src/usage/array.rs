@@ -6,18 +6,19 @@
 //! copy; one split across chunks is carried over, up to a bound past which it is skipped
 //! (usage never rides on a giant element), so memory per stream stays bounded.
 
+use super::lines::Carry;
+
 /// Cuts a JSON array stream into its top-level object elements.
 #[derive(Debug, Default)]
 pub struct ElementSplitter {
-    /// The part of an element begun in an earlier chunk.
-    buf: Vec<u8>,
+    /// The part of an element begun in an earlier chunk, within the bound (the same
+    /// carry as an SSE line's).
+    carry: Carry,
     /// Brace depth inside the current element; 0 between elements.
     depth: u32,
     in_string: bool,
     /// The previous chunk ended with a backslash inside a string.
     escaped: bool,
-    /// The current element outgrew the bound: its bytes are dropped until it ends.
-    skipping: bool,
 }
 
 /// The bytes the scan stops at.
@@ -28,7 +29,7 @@ const BACKSLASH: u8 = b'\\';
 
 impl ElementSplitter {
     /// Calls `each` with every element that `chunk` completes, in order.
-    pub fn feed(&mut self, chunk: &[u8], max: usize, mut each: impl FnMut(&[u8])) {
+    pub fn feed(&mut self, chunk: &[u8], mut each: impl FnMut(&[u8])) {
         // Where the element still open at the end of the scan began in `chunk`.
         let mut start = 0;
         let mut i = self.resume(chunk);
@@ -49,7 +50,7 @@ impl ElementSplitter {
             i = next;
         }
         if self.depth > 0 {
-            self.carry(&chunk[start..], max);
+            self.carry.keep(&chunk[start..]);
         }
     }
 
@@ -117,41 +118,27 @@ impl ElementSplitter {
     /// Hands over an element whose last byte is in `tail` (all of it when nothing was
     /// carried over).
     fn complete(&mut self, tail: &[u8], each: &mut impl FnMut(&[u8])) {
-        if self.skipping {
-            self.skipping = false;
-        } else if self.buf.is_empty() {
+        if !self.carry.is_open() {
             each(tail);
-        } else {
-            self.buf.extend_from_slice(tail);
-            each(&self.buf);
-        }
-        self.buf.clear();
-    }
-
-    /// Keeps the open element's bytes from this chunk, within the bound.
-    fn carry(&mut self, part: &[u8], max: usize) {
-        if self.skipping {
             return;
         }
-        if self.buf.len() + part.len() > max {
-            self.buf.clear();
-            self.skipping = true;
-        } else {
-            self.buf.extend_from_slice(part);
+        if let Some(element) = self.carry.end_with(tail) {
+            each(element);
         }
+        self.carry.clear();
     }
 
     /// Bytes held for an element split across chunks.
     #[cfg(test)]
     pub fn held(&self) -> usize {
-        self.buf.len()
+        self.carry.last().map_or(0, <[u8]>::len)
     }
 
     /// Ends the stream: an element left open (a cut stream) is handed over as it is.
     pub fn finish(&mut self, mut each: impl FnMut(&[u8])) {
-        if !self.buf.is_empty() && !self.skipping {
-            each(&self.buf);
+        if let Some(element) = self.carry.last().filter(|e| !e.is_empty()) {
+            each(element);
         }
-        self.buf = Vec::new();
+        self.carry = Carry::default();
     }
 }

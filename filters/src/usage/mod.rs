@@ -192,7 +192,7 @@ impl UsageMeter {
             Framing::JsonArray => {
                 let (kind, reported, chars) = (self.kind, &mut self.reported, &mut self.text);
                 self.elements
-                    .feed(chunk, MAX_LINE, |e| payload(kind, e, reported, chars));
+                    .feed(chunk, |e| payload(kind, e, reported, chars));
                 return;
             }
         }
