@@ -578,6 +578,44 @@ fn untranslatable_fields_are_refused_by_name() {
     );
 }
 
+/// A value of the wrong shape is refused with its path and the shape it should have,
+/// in the client's own envelope: the message a developer reads to fix the call.
+#[test]
+fn a_wrongly_shaped_field_names_the_shape_it_needs() {
+    let cases = [
+        (
+            Wire::Messages,
+            json!({"model": "m", "max_tokens": 5, "system": 5, "messages": [{"role": "user", "content": "hi"}]}),
+            "system",
+            "a string or an array of text blocks",
+        ),
+        (
+            Wire::Messages,
+            json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": {"text": "hi"}}]}),
+            "messages[0].content",
+            "a string or an array of content blocks",
+        ),
+        (
+            Wire::Chat,
+            json!({"model": "m", "messages": [{"role": "user", "content": 7}]}),
+            "messages[0].content",
+            "a string or an array of content parts",
+        ),
+    ];
+    for (client, body, at, shape) in cases {
+        let upstream = if client == Wire::Chat {
+            Wire::Messages
+        } else {
+            Wire::Chat
+        };
+        let e = refused(client, upstream, body);
+        assert_eq!(e.field(), Some(at), "{e}");
+        let sent: Value = serde_json::from_slice(&e.client_body(client)).expect("JSON");
+        let message = sent["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(shape), "{message}");
+    }
+}
+
 /// Checklist item 12: JSON mode and structured output per target.
 #[test]
 fn json_mode_per_target() {

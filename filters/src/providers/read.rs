@@ -89,8 +89,8 @@ impl<'a> UsageKeys<'a> {
     /// Whether `"usage` occurs within `data[start..end]`; events must be asked about in
     /// order (each `start` at or after the previous `end`).
     pub fn within(&mut self, start: usize, end: usize) -> bool {
-        if let Some(at) = self.next.filter(|&at| at < start) {
-            let from = start.max(at + 1).min(self.data.len());
+        if self.next.is_some_and(|at| at < start) {
+            let from = start.min(self.data.len());
             self.next = USAGE_KEY.find(&self.data[from..]).map(|i| from + i);
         }
         self.next.is_some_and(|at| at + 6 <= end)

@@ -434,6 +434,15 @@ mod depth_tests {
         assert!(openapi_schema(&items(MAX_DEPTH + 1)).is_err());
         assert!(openapi_schema(&any(MAX_DEPTH)).is_ok());
         assert!(openapi_schema(&any(MAX_DEPTH + 1)).is_err());
+        // A merged allOf is walked a level down: allOf inside allOf is bounded too.
+        let all = |d: usize| {
+            (0..d).fold(
+                json!({"type": "string"}),
+                |inner, _| json!({"allOf": [inner]}),
+            )
+        };
+        assert!(openapi_schema(&all(MAX_DEPTH)).is_ok());
+        assert!(openapi_schema(&all(MAX_DEPTH + 1)).is_err());
     }
 
     /// Gemini's schemas take string enums only: a string `const` becomes a one-value

@@ -220,5 +220,17 @@ mod tests {
         let u = from_anthropic(&one_hour);
         assert_eq!((u.cache_write, u.cache_write_1h), (Some(10), Some(20)));
         assert_eq!(to_anthropic(&u).cache_creation_input_tokens, Some(30));
+        // A zero one-hour count (sent with every cache_creation object) is no report of
+        // usage: an event carrying nothing else leaves the usage unknown.
+        let zero_hour = anthropic::Usage {
+            cache_creation: Some(anthropic::CacheCreation {
+                ephemeral_5m_input_tokens: None,
+                ephemeral_1h_input_tokens: Some(0),
+            }),
+            ..Default::default()
+        };
+        let u = from_anthropic(&zero_hour);
+        assert_eq!(u.cache_write_1h, None);
+        assert!(!u.is_known());
     }
 }
