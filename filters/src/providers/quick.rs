@@ -131,16 +131,15 @@ impl<'a> Cursor<'a> {
     }
 
     /// `null` as `None`, a plain unsigned integer that fits as the count; anything else
-    /// gives up (the typed parse refuses it).
+    /// gives up (the typed parse refuses it). A count is always a member's value, so a
+    /// fraction, an exponent or a digit after a leading `0` leaves a byte where the
+    /// object's read wants `,` or `}`, and it gives up there.
     pub fn count(&mut self) -> Option<Option<u64>> {
         match self.peek()? {
             b'n' => self.literal(b"null").map(|()| None),
             b'0' => {
                 self.i += 1;
-                match self.b.get(self.i) {
-                    Some(b) if b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E') => None,
-                    _ => Some(Some(0)),
-                }
+                Some(Some(0))
             }
             b'1'..=b'9' => {
                 let mut n: u64 = 0;
@@ -148,10 +147,7 @@ impl<'a> Cursor<'a> {
                     n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
                     self.i += 1;
                 }
-                match self.b.get(self.i) {
-                    Some(b'.' | b'e' | b'E') => None,
-                    _ => Some(Some(n)),
-                }
+                Some(Some(n))
             }
             _ => None,
         }

@@ -11,7 +11,10 @@ const REAL_EVENTS: &[&str] = &[
     r#"{"type":"response.completed","response":{"id":"r","status":"completed","usage":{"input_tokens":9,"input_tokens_details":{"cached_tokens":1},"output_tokens":4,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":13}}}"#,
     r#"{"type":"message_start","message":{"id":"msg_01J8","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":19,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":0},"output_tokens":1,"service_tier":"standard"}}}"#,
     r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":15}}"#,
+    r#"{"id":"chatcmpl-BmKr7","object":"chat.completion.chunk","created":1750956010,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"delta":{"content":" there"},"logprobs":null,"finish_reason":null}],"usage":null}"#,
     r#"{"candidates":[{"content":{"parts":[{"text":"hi"}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":8,"candidatesTokenCount":4,"totalTokenCount":12,"promptTokensDetails":[{"modality":"TEXT","tokenCount":8}]},"modelVersion":"gemini-2.5-flash"}"#,
+    // OpenAI's whole answers come pretty-printed, with whitespace between every token.
+    "{\n  \"id\": \"chatcmpl-BmKr8\",\n  \"object\": \"chat.completion\",\n  \"created\": 1750956011,\n  \"model\": \"gpt-4o-mini-2024-07-18\",\n  \"choices\": [\n    {\n      \"index\": 0,\n      \"message\": {\n        \"role\": \"assistant\",\n        \"content\": \"Hello there.\",\n        \"refusal\": null,\n        \"annotations\": []\n      },\n      \"logprobs\": null,\n      \"finish_reason\": \"stop\"\n    }\n  ],\n  \"usage\": {\n    \"prompt_tokens\": 14,\n    \"completion_tokens\": 3,\n    \"total_tokens\": 17,\n    \"prompt_tokens_details\": {\n      \"cached_tokens\": 0,\n      \"audio_tokens\": 0\n    }\n  },\n  \"service_tier\": \"default\"\n}\n",
 ];
 
 /// The typed parse of a whole document, `None` where it refuses it.
@@ -76,10 +79,14 @@ fn the_providers_events_are_read_by_hand_as_the_typed_parse_reads_them() {
         .and_then(anthropic::Event::reported)
         .unwrap();
     assert_eq!((r.output, r.complete), (Some(15), true));
-    let r = document::<gemini::Event>(REAL_EVENTS[4].as_bytes())
+    let r = document::<gemini::Event>(REAL_EVENTS[5].as_bytes())
         .and_then(gemini::Event::reported)
         .unwrap();
     assert_eq!((r.input, r.output, r.complete), (Some(8), Some(4), true));
+    let r = document::<openai::Event>(REAL_EVENTS[6].as_bytes())
+        .and_then(openai::Event::reported)
+        .unwrap();
+    assert_eq!((r.input, r.output, r.complete), (Some(14), Some(3), true));
 }
 
 #[test]
@@ -89,8 +96,11 @@ fn it_gives_up_on_what_it_does_not_read_itself() {
         r#"{"usage":{"prompt_tokens":-1}}"#,
         r#"{"usage":{"prompt_tokens":01}}"#,
         r#"{"usage":{"prompt_tokens":1e2}}"#,
+        r#"{"usage":{"prompt_tokens":0.5}}"#,
+        r#"{"usage":{"prompt_tokens":0e1}}"#,
         r#"{"usage":{"prompt_tokens":18446744073709551616}}"#,
         r#"{"usage":{"prompt_tokens":1,"prompt_tokens":2}}"#,
+        r#"{"usage":{"prompt_tokens":1,"completion_tokens":2,"completion_tokens":3}}"#,
         r#"{"usage":{"prompt_tokens_details":[1,2]}}"#,
         r#"{"usage":{"prompt\u005ftokens":1}}"#,
         r#"{"id":"a\"b","usage":{}}"#,
@@ -108,6 +118,19 @@ fn it_gives_up_on_what_it_does_not_read_itself() {
     // A whole count at the top of u64, the forms of numbers it passes over.
     let doc = r#"{"x":[-0.5e-3,0,1E+9,true,false,null,"",{}],"usage":{"prompt_tokens":18446744073709551615}}"#;
     assert!(agrees::<openai::Event>(doc).unwrap());
+    // What it takes: null and zero counts, and every form of number it passes over.
+    for doc in [
+        r#"{"usage":{"prompt_tokens":null,"completion_tokens":0,"total_tokens":7,"prompt_tokens_details":null}}"#,
+        r#"{"a":0,"b":[0,-0,0.5,10,1e5,-2E-1],"usage":{"prompt_tokens":0}}"#,
+        // Many containers side by side are no deeper than one.
+        &format!(
+            r#"{{"a":[{}],"usage":{{"prompt_tokens":1}}}}"#,
+            ["{}", "[[]]"].repeat(40).join(",")
+        ),
+    ] {
+        assert!(agrees::<openai::Event>(doc).unwrap(), "{doc}");
+    }
+    assert!(agrees::<anthropic::Event>(r#"{"type":null,"usage":{"output_tokens":3}}"#).unwrap());
     // What follows a leading object is not its business.
     assert!(agrees_leading::<openai::Usage>(r#"{"prompt_tokens":3} ,"x":1}"#).unwrap());
 }
