@@ -614,6 +614,17 @@ fn a_wrongly_shaped_field_names_the_shape_it_needs() {
         let message = sent["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(shape), "{message}");
     }
+    // A tool is read on its own: the path names the tool, then the member inside it.
+    let user = json!([{"role": "user", "content": "hi"}]);
+    for (tool, at) in [
+        (json!({"name": 5, "input_schema": {}}), "tools[0].name"),
+        (json!(5), "tools[0]"),
+    ] {
+        let body = json!({"model": "m", "max_tokens": 5, "messages": user, "tools": [tool]});
+        let e = refused(Wire::Messages, Wire::Chat, body);
+        assert!(matches!(e, TranslateError::Invalid { .. }), "{e:?}");
+        assert_eq!(e.field(), Some(at), "{e}");
+    }
 }
 
 /// Checklist item 12: JSON mode and structured output per target.
