@@ -186,6 +186,18 @@ mod tests {
             (Some(54), Some(192))
         );
 
+        // Gemini leaves out a zero cache or thoughts count, as Gemini itself does.
+        let none_cached = from_openai(&serde_json::from_str(r#"{"prompt_tokens":9,"completion_tokens":4,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}"#).unwrap());
+        let g = to_gemini(&none_cached);
+        assert_eq!(
+            (g.cached_content_token_count, g.thoughts_token_count),
+            (None, None)
+        );
+        assert_eq!(
+            (g.prompt_token_count, g.candidates_token_count),
+            (Some(9), Some(4))
+        );
+
         let gem: gemini::UsageMetadata = serde_json::from_str(r#"{"promptTokenCount":2061,"candidatesTokenCount":52,"cachedContentTokenCount":2048,"thoughtsTokenCount":324,"toolUsePromptTokenCount":10,"totalTokenCount":2447}"#).unwrap();
         let u = from_gemini(&gem);
         let o = to_openai(&u);
