@@ -5,8 +5,9 @@
 //! answers with what the file said. Both directions of the translation, tool calls
 //! included, are exercised by the agents their users run.
 //!
-//! Codex runs with its OpenAI-hosted `web_search` tool and its namespaced multi-agent
-//! tools off (README "Translation": they have no counterpart and are refused).
+//! Codex runs with its defaults: OpenAI's hosted `web_search` (dropped) and its sub-agent
+//! tools in a `namespace` group (flattened). Beside the read, the upstream calls one of
+//! those (`wait_agent`), which Codex runs only when the call names its namespace again.
 //!
 //! The CLIs are installed from the npm registry by `.ci/setup` (pinned); a missing CLI
 //! fails this test rather than skipping it.
@@ -46,19 +47,25 @@ fn read_call(tools: &[String], path: &str) -> Option<(String, Value)> {
     Some((name.clone(), args))
 }
 
-/// A chat completion (SSE when `stream`) holding `text`, or one tool call.
-fn chat_reply(stream: bool, text: Option<&str>, call: Option<(String, Value)>) -> Reply {
-    let (delta, message, finish) = match call {
-        Some((name, args)) => {
-            let calls = json!([{"index": 0, "id": "call_read_1", "type": "function",
-                "function": {"name": name, "arguments": args.to_string()}}]);
+/// A chat completion (SSE when `stream`) holding `text`, or tool calls.
+fn chat_reply(stream: bool, text: Option<&str>, calls: &[(String, Value)]) -> Reply {
+    let (delta, message, finish) = match calls {
+        [_, ..] => {
+            let calls: Vec<Value> = calls
+                .iter()
+                .enumerate()
+                .map(|(i, (name, args))| {
+                    json!({"index": i, "id": format!("call_read_{i}"), "type": "function",
+                        "function": {"name": name, "arguments": args.to_string()}})
+                })
+                .collect();
             (
                 json!({"role": "assistant", "tool_calls": calls}),
                 json!({"role": "assistant", "content": null, "tool_calls": calls}),
                 "tool_calls",
             )
         }
-        None => (
+        [] => (
             json!({"role": "assistant", "content": text}),
             json!({"role": "assistant", "content": text}),
             "stop",
@@ -96,21 +103,27 @@ fn chat_reply(stream: bool, text: Option<&str>, call: Option<(String, Value)>) -
     Reply::sse(body)
 }
 
-/// The upstream: after a tool result, says what it read; when a read tool is offered,
-/// calls it on `path`; otherwise (the agents' side requests) answers "ok".
+/// The upstream: after tool results, says what it read; when a read tool is offered,
+/// calls it on `path` (and Codex's `wait_agent`, when offered, beside it); otherwise (the
+/// agents' side requests) answers "ok".
 fn agent(path: String) -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
     move |seen| {
         let body: Value = serde_json::from_slice(&seen.body).unwrap_or(Value::Null);
         let stream = body["stream"] == true;
         let messages = body["messages"].as_array().cloned().unwrap_or_default();
-        if let Some(result) = messages.last().filter(|m| m["role"] == "tool") {
-            let said = content_text(result);
-            let word = if said.contains(SECRET) {
+        let results: String = messages
+            .iter()
+            .rev()
+            .take_while(|m| m["role"] == "tool")
+            .map(content_text)
+            .collect();
+        if !results.is_empty() {
+            let word = if results.contains(SECRET) {
                 SECRET
             } else {
                 "nothing"
             };
-            return chat_reply(stream, Some(&format!("The file says {word}.")), None);
+            return chat_reply(stream, Some(&format!("The file says {word}.")), &[]);
         }
         let tools: Vec<String> = body["tools"]
             .as_array()
@@ -121,8 +134,15 @@ fn agent(path: String) -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
             })
             .unwrap_or_default();
         match read_call(&tools, &path) {
-            Some(call) => chat_reply(stream, None, Some(call)),
-            None => chat_reply(stream, Some("ok"), None),
+            Some(call) => {
+                let mut calls = vec![call];
+                if tools.iter().any(|t| t == "wait_agent") {
+                    let args = json!({"targets": ["no-such-agent"], "timeout_ms": 1000});
+                    calls.push(("wait_agent".to_owned(), args));
+                }
+                chat_reply(stream, None, &calls)
+            }
+            None => chat_reply(stream, Some("ok"), &[]),
         }
     }
 }
@@ -244,14 +264,6 @@ async fn codex_runs_a_tool_loop_on_a_chat_completions_only_server() {
         "-c",
         &provider,
     ])
-    // OpenAI-hosted web search and namespaced tool groups have no counterpart on a
-    // Chat Completions server (refused, naming the field): off, as README says.
-    .args([
-        "-c",
-        "web_search=disabled",
-        "-c",
-        "features.multi_agent=false",
-    ])
     .arg(format!("Read the file {file} and tell me the secret word."))
     .current_dir(dir.path())
     .env("HOME", dir.path())
@@ -268,9 +280,31 @@ async fn codex_runs_a_tool_loop_on_a_chat_completions_only_server() {
         String::from_utf8_lossy(&out.stderr),
         gw.logs()
     );
+    let results = tool_results(&up);
     assert!(
-        tool_results(&up).iter().any(|r| r.contains(SECRET)),
+        results.iter().any(|r| r.contains(SECRET)),
         "the command's output reached the upstream as a tool message"
+    );
+    // Codex ran the namespaced tool (its own error for the made-up agent) instead of
+    // answering that it knows no such call.
+    assert!(
+        results.iter().any(|r| r.contains("no-such-agent"))
+            && !results.iter().any(|r| r.contains("unsupported call")),
+        "{results:?}"
+    );
+    let offered: Vec<Value> = up
+        .requests()
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .filter_map(|b| b["tools"].as_array().cloned())
+        .flatten()
+        .collect();
+    assert!(offered
+        .iter()
+        .any(|t| t["function"]["name"] == "wait_agent"));
+    assert!(
+        offered.iter().all(|t| t["type"] == "function"),
+        "{offered:?}"
     );
     for r in up.requests() {
         assert_eq!(r.path, "/v1/chat/completions");

@@ -81,6 +81,7 @@ fn exchange(client: Wire, upstream: Wire, stream: bool) -> Exchange {
         model: "m".into(),
         input_estimate: 1000,
         names: Vec::new(),
+        namespaces: Vec::new(),
         echo: r#""instructions":null,"tools":[],"store":false"#.into(),
         reasoning_content: false,
         now: 1,

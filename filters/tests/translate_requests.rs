@@ -489,6 +489,73 @@ fn codex_on_chat_completions() {
         .contains("\"instructions\":\"You are Codex, a coding agent.\""));
 }
 
+/// What Codex sends by default: its sub-agent tools in a `namespace` group and OpenAI's
+/// hosted `web_search`. The group's tools become plain function tools for every
+/// upstream (the exchange remembers their namespace for the calls coming back), web
+/// search is dropped and counted, and a flattened name that another tool has is refused.
+#[test]
+fn codex_namespaces_are_flattened_and_web_search_dropped() {
+    let f = |name: &str| {
+        json!({"type": "function", "name": name, "description": format!("{name} it"),
+            "strict": false, "parameters": {"type": "object", "properties": {"id": {"type": "string"}}}})
+    };
+    let body = |extra: Value| {
+        json!({"model": "m", "input": "hi", "tools": [
+            f("exec_command"),
+            {"type": "namespace", "name": "multi_agent_v1", "description": "Sub-agents.",
+             "tools": [f("spawn_agent"), f("wait_agent")]},
+            {"type": "web_search", "external_web_access": false},
+            extra,
+        ]})
+    };
+    let names = |b: &Value, upstream: Wire| -> Vec<String> {
+        let tools = match upstream {
+            Wire::Gemini => b["tools"][0]["functionDeclarations"].clone(),
+            _ => b["tools"].clone(),
+        };
+        tools
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                t["function"]["name"]
+                    .as_str()
+                    .or(t["name"].as_str())
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    for upstream in [Wire::Chat, Wire::Messages, Wire::Gemini] {
+        let sent = body(f("view_image")).to_string();
+        let (b, t) = request(
+            Wire::Responses,
+            upstream,
+            sent.as_bytes(),
+            &Options::default(),
+        )
+        .unwrap_or_else(|e| panic!("{upstream:?}: {e}"));
+        assert_eq!(
+            names(&b, upstream),
+            ["exec_command", "spawn_agent", "wait_agent", "view_image"],
+            "{upstream:?}: {b}"
+        );
+        assert_eq!(t.notes.count("web_search"), 1);
+        assert_eq!(
+            t.response.exchange().namespaces,
+            [
+                ("spawn_agent".to_owned(), "multi_agent_v1".to_owned()),
+                ("wait_agent".to_owned(), "multi_agent_v1".to_owned())
+            ]
+        );
+    }
+    let e = refused(Wire::Responses, Wire::Chat, body(f("wait_agent")));
+    assert_eq!(e.field(), Some("tools[3].name"), "{e}");
+    let inner = json!({"type": "namespace", "name": "n", "tools": [{"type": "file_search"}]});
+    let e = refused(Wire::Responses, Wire::Chat, body(inner));
+    assert_eq!(e.field(), Some("tools[3].tools[0].type"), "{e}");
+}
+
 /// Checklist item 11: `n > 1` is refused naming the field, in the client's envelope.
 #[test]
 fn n_greater_than_one_is_refused_with_the_param() {
@@ -533,7 +600,7 @@ fn untranslatable_fields_are_refused_by_name() {
         (
             Wire::Responses,
             Wire::Gemini,
-            json!({"model": "m", "input": "hi", "tools": [{"type": "web_search"}]}),
+            json!({"model": "m", "input": "hi", "tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}),
             "tools[0].type",
         ),
         (

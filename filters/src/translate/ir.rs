@@ -29,6 +29,10 @@ pub struct Request {
     pub include_usage: bool,
     /// The end user, for the provider's abuse tracking (`user`, `metadata.user_id`).
     pub user: Option<String>,
+    /// (tool name, namespace) of each tool a Responses client sent inside a `namespace`
+    /// group: the group is flattened into [`Request::tools`], and the client's calls of
+    /// those tools must name their namespace again.
+    pub namespaces: Vec<(String, String)>,
 }
 
 /// Who said a message. System and developer messages are hoisted into

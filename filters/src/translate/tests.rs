@@ -59,6 +59,7 @@ fn exchange(client: Wire, upstream: Wire) -> Exchange {
         model: "m".into(),
         input_estimate: 7,
         names: vec![("short_1234".into(), "a.very.long.name".into())],
+        namespaces: Vec::new(),
         echo: String::new(),
         reasoning_content: false,
         now: 5,
@@ -79,6 +80,59 @@ fn tool_names_are_mapped_back_in_streams() {
     let out = feed(exchange(Wire::Messages, Wire::Gemini), body);
     assert!(out.contains("\"name\":\"a.very.long.name\""), "{out}");
     assert!(out.contains("\"stop_reason\":\"tool_use\""), "{out}");
+}
+
+/// A Responses client's call of a tool it declared in a `namespace` group names the
+/// namespace again (Codex answers "unsupported call" to a call without it), streamed or
+/// not; other calls name none.
+#[test]
+fn calls_of_namespaced_tools_name_their_namespace() {
+    let ns = |mut ex: Exchange| {
+        ex.namespaces = vec![("wait_agent".into(), "multi_agent_v1".into())];
+        ex
+    };
+    let call = |name: &str, i: u32| {
+        format!(
+            r#"{{"index":{i},"id":"call_{name}","type":"function","function":{{"name":"{name}","arguments":"{{}}"}}}}"#
+        )
+    };
+    let body = format!(
+        "data: {{\"id\":\"c\",\"choices\":[{{\"index\":0,\"delta\":{{\"role\":\"assistant\",\"tool_calls\":[{},{}]}}}}]}}\n\n\
+         data: {{\"id\":\"c\",\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"tool_calls\"}}]}}\n\ndata: [DONE]\n\n",
+        call("wait_agent", 0),
+        call("exec_command", 1)
+    );
+    let out = feed(ns(exchange(Wire::Responses, Wire::Chat)), &body);
+    let items: Vec<serde_json::Value> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .filter(|e| e["type"] == "response.output_item.done")
+        .map(|e| e["item"].clone())
+        .collect();
+    assert_eq!(items.len(), 2, "{out}");
+    assert_eq!(items[0]["namespace"], "multi_agent_v1", "{out}");
+    assert!(items[1].get("namespace").is_none(), "{out}");
+    assert!(
+        out.contains(r#""name":"wait_agent","namespace":"multi_agent_v1""#),
+        "{out}"
+    );
+
+    let mut ex = ns(exchange(Wire::Responses, Wire::Chat));
+    ex.stream = false;
+    let mut t = ResponseTranslator::new(ex);
+    t.head(200, Some("application/json"));
+    let answer = format!(
+        r#"{{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{{"index":0,"message":{{"role":"assistant","content":null,"tool_calls":[{},{}]}},"finish_reason":"tool_calls"}}]}}"#,
+        call("wait_agent", 0),
+        call("exec_command", 1)
+    );
+    let mut out = Vec::new();
+    t.body(answer.as_bytes(), true, &mut out);
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["output"][0]["namespace"], "multi_agent_v1", "{v}");
+    assert_eq!(v["output"][0]["name"], "wait_agent", "{v}");
+    assert!(v["output"][1].get("namespace").is_none(), "{v}");
 }
 
 #[test]

@@ -60,6 +60,7 @@ pub fn exchange(client: Wire, upstream: Wire, stream: bool) -> Exchange {
         model: "client-model".into(),
         input_estimate: 100,
         names: Vec::new(),
+        namespaces: Vec::new(),
         echo: r#""instructions":null,"tools":[],"store":false"#.into(),
         reasoning_content: true,
         now: 1_750_000_000,

@@ -163,6 +163,10 @@ pub enum OutputItem {
         id: String,
         call_id: String,
         name: String,
+        /// The `namespace` group the client declared the tool in (Codex dispatches a
+        /// call of a namespaced tool only with it).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
         arguments: String,
         status: &'static str,
     },

@@ -103,6 +103,7 @@ pub fn translate(
         model: client_model,
         input_estimate: estimate_tokens(&ir),
         names,
+        namespaces: std::mem::take(&mut ir.namespaces),
         echo: echo.unwrap_or_default(),
         reasoning_content: opts.reasoning_content,
         now: req.now,

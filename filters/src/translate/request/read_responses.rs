@@ -1,7 +1,9 @@
 //! Reads an OpenAI Responses API request into the [`ir`](super::super::ir), and the
 //! request fields a `response` object echoes back (Codex and the SDKs read them).
 //! Tollgate keeps no conversation state: `previous_response_id` and server-side
-//! conversations are refused, as are OpenAI's hosted tools.
+//! conversations are refused, as are OpenAI's hosted tools, except `web_search`, which
+//! Codex sends by default and which is dropped. Tools in a `namespace` group (Codex's
+//! sub-agent tools) become plain function tools.
 
 use serde_json::{Map, Value};
 
@@ -39,9 +41,10 @@ pub fn read(body: &[u8], notes: &mut Notes) -> Result<(Request, String), Transla
     req.extra = unknown_members(body, RESPONSES_REQUEST_FIELDS);
     check_fields(&req, notes)?;
     let echo = echo(&req);
+    let mut namespaces = Vec::new();
     let mut ir = Request {
         model: req.model,
-        tools: tools(req.tools)?,
+        tools: tools(req.tools, notes, &mut namespaces)?,
         tool_choice: req.tool_choice.as_ref().map(tool_choice).transpose()?,
         parallel_tools: req.parallel_tool_calls,
         sampling: Sampling {
@@ -56,6 +59,7 @@ pub fn read(body: &[u8], notes: &mut Notes) -> Result<(Request, String), Transla
         user: req.user,
         ..Request::default()
     };
+    ir.namespaces = namespaces;
     if let Some(r) = req.reasoning {
         if let Some(effort) = r.effort.as_deref() {
             let mut level = reasoning(effort)?;
@@ -319,34 +323,75 @@ fn parts(c: MessageContent, at: &str) -> Result<Vec<Part>, TranslateError> {
         .collect()
 }
 
-fn tools(tools: Vec<Value>) -> Result<Vec<Tool>, TranslateError> {
-    let mut out = Vec::with_capacity(tools.len());
-    for (i, t) in tools.into_iter().enumerate() {
-        let kind = t.get("type").and_then(Value::as_str).unwrap_or("");
-        let name = t.get("name").and_then(Value::as_str);
-        match (kind, name) {
-            ("function", Some(name)) => out.push(Tool {
-                name: name.to_owned(),
-                description: t
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                schema: t
-                    .get("parameters")
-                    .cloned()
-                    .unwrap_or_else(|| serde_json::json!({"type": "object"})),
-                strict: t.get("strict").and_then(Value::as_bool),
-                cache: None,
-            }),
+/// The function tools, those of `namespace` groups flattened among them (each noted in
+/// `namespaces` to be named again in the client's calls). Two tools of one name cannot be
+/// told apart once flattened: refused.
+fn tools(
+    tools: Vec<Value>,
+    notes: &mut Notes,
+    namespaces: &mut Vec<(String, String)>,
+) -> Result<Vec<Tool>, TranslateError> {
+    let mut out: Vec<Tool> = Vec::with_capacity(tools.len());
+    for (i, t) in tools.iter().enumerate() {
+        match t.get("type").and_then(Value::as_str).unwrap_or("") {
+            "namespace" => {
+                let ns = t.get("name").and_then(Value::as_str).unwrap_or("");
+                let inner = t.get("tools").and_then(Value::as_array);
+                for (j, f) in inner.into_iter().flatten().enumerate() {
+                    let at = format!("tools[{i}].tools[{j}]");
+                    let tool = function_tool(f, &at)?;
+                    namespaces.push((tool.name.clone(), ns.to_owned()));
+                    push_unique(&mut out, tool, &at)?;
+                }
+            }
+            // Hosted by OpenAI, with no counterpart elsewhere; Codex sends it unasked, and
+            // the model answers without searching.
+            "web_search" | "web_search_preview" => notes.drop("web_search"),
             _ => {
-                return Err(TranslateError::unsupported(
-                    format!("tools[{i}].type"),
-                    format!("tool type `{kind}` is hosted by OpenAI"),
-                ))
+                let at = format!("tools[{i}]");
+                push_unique(&mut out, function_tool(t, &at)?, &at)?;
             }
         }
     }
     Ok(out)
+}
+
+/// A `function` tool; any other type is hosted by OpenAI (refused at `at`.type).
+fn function_tool(t: &Value, at: &str) -> Result<Tool, TranslateError> {
+    let kind = t.get("type").and_then(Value::as_str).unwrap_or("");
+    match (kind, t.get("name").and_then(Value::as_str)) {
+        ("function", Some(name)) => Ok(Tool {
+            name: name.to_owned(),
+            description: t
+                .get("description")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            schema: t
+                .get("parameters")
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!({"type": "object"})),
+            strict: t.get("strict").and_then(Value::as_bool),
+            cache: None,
+        }),
+        _ => Err(TranslateError::unsupported(
+            format!("{at}.type"),
+            format!("tool type `{kind}` is hosted by OpenAI"),
+        )),
+    }
+}
+
+fn push_unique(out: &mut Vec<Tool>, tool: Tool, at: &str) -> Result<(), TranslateError> {
+    if out.iter().any(|t| t.name == tool.name) {
+        return Err(TranslateError::unsupported(
+            format!("{at}.name"),
+            format!(
+                "another tool is named `{}` too (namespaces are flattened upstream)",
+                tool.name
+            ),
+        ));
+    }
+    out.push(tool);
+    Ok(())
 }
 
 fn tool_choice(v: &Value) -> Result<ToolChoice, TranslateError> {

@@ -28,6 +28,8 @@ pub struct Exchange {
     pub input_estimate: u64,
     /// (upstream tool name, client tool name) for names that changed.
     pub names: Vec<(String, String)>,
+    /// (client tool name, namespace) for a Responses client's namespaced tools.
+    pub namespaces: Vec<(String, String)>,
     /// Request fields a Responses client reads back, as JSON members.
     pub echo: String,
     /// Thinking as `reasoning_content` for OpenAI Chat clients.
@@ -44,6 +46,19 @@ impl Exchange {
             .find(|(wire, _)| wire == name)
             .map_or(name, |(_, client)| client.as_str())
     }
+
+    /// The namespace a Responses client declared its tool `name` in, if any.
+    pub fn namespace_of(&self, name: &str) -> Option<String> {
+        namespace_of(&self.namespaces, name)
+    }
+}
+
+/// The namespace of tool `name` in `namespaces` (client name, namespace), if any.
+pub fn namespace_of(namespaces: &[(String, String)], name: &str) -> Option<String> {
+    namespaces
+        .iter()
+        .find(|(tool, _)| tool == name)
+        .map(|(_, ns)| ns.clone())
 }
 
 /// What the client's response head should say.

@@ -224,7 +224,7 @@ fn responses(r: &Response, ex: &Exchange, model: String) -> Value {
     if base.is_empty() {
         base = format!("tg{}", ex.now);
     }
-    let items = output_items(&r.parts, &base);
+    let items = output_items(&r.parts, &base, ex);
     let (status, reason) = finish::to_responses(r.finish.as_ref());
     let mut v = json!({
         "id": format!("resp_{base}"),
@@ -247,8 +247,9 @@ fn responses(r: &Response, ex: &Exchange, model: String) -> Value {
 }
 
 /// The parts as Responses output items: consecutive text in one message item, a
-/// call's Gemini signature in a reasoning item before it.
-fn output_items(parts: &[Part], base: &str) -> Vec<OutputItem> {
+/// call's Gemini signature in a reasoning item before it, a namespaced tool's call
+/// naming its namespace.
+fn output_items(parts: &[Part], base: &str, ex: &Exchange) -> Vec<OutputItem> {
     let mut items: Vec<OutputItem> = Vec::new();
     let item_id = |prefix: &str, n: usize| format!("{prefix}_{base}_{n}");
     for p in parts {
@@ -299,6 +300,7 @@ fn output_items(parts: &[Part], base: &str) -> Vec<OutputItem> {
                     id: item_id("fc", items.len()),
                     call_id: id.clone(),
                     name: name.clone(),
+                    namespace: ex.namespace_of(name),
                     arguments: args.clone(),
                     status: "completed",
                 });

@@ -10,7 +10,7 @@ use crate::providers::wire::responses::{OutputItem, OutputText, SummaryText};
 
 use super::super::errors::Class;
 use super::super::ir::{Finish, Sig, SigOrigin, Usage};
-use super::super::response::Exchange;
+use super::super::response::{namespace_of, Exchange};
 use super::super::{finish, names, usage};
 use super::json;
 use super::Ev;
@@ -65,6 +65,8 @@ pub struct ResponsesEncoder {
     id: String,
     model: String,
     echo: String,
+    /// (client tool name, namespace) of namespaced tools.
+    namespaces: Vec<(String, String)>,
     created: u64,
     open: Option<Open>,
     items: Vec<OutputItem>,
@@ -81,6 +83,7 @@ impl ResponsesEncoder {
             id: String::new(),
             model: ex.model.clone(),
             echo: ex.echo.clone(),
+            namespaces: ex.namespaces.clone(),
             created: ex.now,
             open: None,
             items: Vec::new(),
@@ -328,6 +331,7 @@ impl ResponsesEncoder {
             id: item_id.clone(),
             call_id: id.to_owned(),
             name: name.to_owned(),
+            namespace: namespace_of(&self.namespaces, name),
             arguments: String::new(),
             status: "in_progress",
         };
@@ -400,6 +404,7 @@ impl ResponsesEncoder {
                 OutputItem::FunctionCall {
                     id,
                     call_id,
+                    namespace: namespace_of(&self.namespaces, &name),
                     name,
                     arguments: args,
                     status: "completed",
