@@ -556,6 +556,161 @@ fn codex_namespaces_are_flattened_and_web_search_dropped() {
     assert_eq!(e.field(), Some("tools[3].tools[0].type"), "{e}");
 }
 
+/// Every request setting of a Claude client reaches an OpenAI upstream under OpenAI's
+/// names: sampling, stop sequences, a named tool with parallel calls off, structured
+/// output, the end user and the thinking effort; `top_k`, which OpenAI lacks, reaches
+/// Gemini; a field dropped by name is counted under its name.
+#[test]
+fn a_claude_clients_settings_reach_the_other_dialects() {
+    let schema = json!({"type": "object", "properties": {"a": {"type": "string"}}});
+    let body = |effort: Option<&str>| {
+        let mut output = json!({"format": {"type": "json_schema", "schema": schema}});
+        if let Some(e) = effort {
+            output["effort"] = json!(e);
+        }
+        json!({"model": "m", "max_tokens": 100,
+            "messages": [{"role": "user", "content": "hi"}],
+            "temperature": 0.25, "top_p": 0.5, "top_k": 40, "stop_sequences": ["END"],
+            "tools": [{"name": "f", "input_schema": {"type": "object"}}],
+            "tool_choice": {"type": "tool", "name": "f", "disable_parallel_tool_use": true},
+            "output_config": output, "metadata": {"user_id": "u-1"},
+            "thinking": {"type": "adaptive"}, "service_tier": "auto"})
+        .to_string()
+    };
+    let (c, t) = request(
+        Wire::Messages,
+        Wire::Chat,
+        body(Some("low")).as_bytes(),
+        &Options::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        (c["temperature"].as_f64(), c["top_p"].as_f64()),
+        (Some(0.25), Some(0.5))
+    );
+    assert_eq!(c["stop"], json!(["END"]));
+    assert_eq!(
+        c["tool_choice"],
+        json!({"type": "function", "function": {"name": "f"}})
+    );
+    assert_eq!(c["parallel_tool_calls"], false);
+    assert_eq!(c["response_format"]["type"], "json_schema", "{c}");
+    assert_eq!(c["response_format"]["json_schema"]["schema"], schema);
+    assert_eq!(c["user"], "u-1");
+    assert_eq!(c["reasoning_effort"], "low");
+    assert_eq!(t.notes.count("service_tier"), 1);
+    for (effort, level) in [
+        (Some("max"), "high"),
+        (Some("high"), "high"),
+        (None, "medium"),
+    ] {
+        let (c, _) = request(
+            Wire::Messages,
+            Wire::Chat,
+            body(effort).as_bytes(),
+            &Options::default(),
+        )
+        .unwrap();
+        assert_eq!(c["reasoning_effort"], level, "{effort:?}");
+    }
+    let (g, _) = request(
+        Wire::Messages,
+        Wire::Gemini,
+        body(None).as_bytes(),
+        &Options::default(),
+    )
+    .unwrap();
+    assert_eq!(g["generationConfig"]["topK"], 40, "{g}");
+    // A choice of no tool, and parallel calls left as the model likes.
+    let none =
+        json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"name": "f", "input_schema": {"type": "object"}}],
+        "tool_choice": {"type": "none"}})
+        .to_string();
+    let (c, _) = request(
+        Wire::Messages,
+        Wire::Chat,
+        none.as_bytes(),
+        &Options::default(),
+    )
+    .unwrap();
+    assert_eq!(c["tool_choice"], "none");
+    assert!(c.get("parallel_tool_calls").is_none(), "{c}");
+}
+
+/// A Gemini client's settings: the tool config as a tool choice, JSON mode without a
+/// schema, a thinking budget (and -1, "dynamic", as a medium effort), output kinds other
+/// than text refused, media resolution dropped by name; a function response
+/// `{"error": ...}` is an error result.
+#[test]
+fn a_gemini_clients_settings_and_results_reach_the_other_dialects() {
+    let contents = json!([
+        {"role": "user", "parts": [{"text": "hi"}]},
+        {"role": "model", "parts": [{"functionCall": {"name": "f", "args": {}}, "thoughtSignature": "c2lnbmF0dXJl"}]},
+        {"role": "user", "parts": [{"functionResponse": {"name": "f", "response": {"error": "boom"}}}]},
+    ]);
+    let tools =
+        json!([{"functionDeclarations": [{"name": "f", "parameters": {"type": "OBJECT"}}]}]);
+    let body = |config: Value, tool_config: Value| {
+        json!({"contents": contents, "tools": tools, "generationConfig": config,
+            "toolConfig": tool_config})
+        .to_string()
+    };
+    let send = |upstream: Wire, b: String| {
+        request(Wire::Gemini, upstream, b.as_bytes(), &Options::default())
+    };
+    let named = json!({"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["f"]}});
+    let (c, t) = send(
+        Wire::Chat,
+        body(
+            json!({"responseMimeType": "application/json", "mediaResolution": "MEDIA_RESOLUTION_LOW"}),
+            named.clone(),
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        c["tool_choice"],
+        json!({"type": "function", "function": {"name": "f"}})
+    );
+    assert_eq!(c["response_format"], json!({"type": "json_object"}), "{c}");
+    assert_eq!(t.notes.count("generationConfig.mediaResolution"), 1);
+    let call_id = c["messages"][1]["tool_calls"][0]["id"].as_str().unwrap();
+    let result_id = c["messages"][2]["tool_call_id"].as_str().unwrap();
+    assert_eq!(call_id, result_id);
+    assert_eq!(c["messages"][2]["content"], "boom");
+    let none = json!({"functionCallingConfig": {"mode": "NONE"}});
+    let (c, _) = send(Wire::Chat, body(json!({}), none)).unwrap();
+    assert_eq!(c["tool_choice"], "none");
+    assert!(c.get("response_format").is_none(), "{c}");
+
+    let (a, _) = send(Wire::Messages, body(json!({}), json!({}))).unwrap();
+    let result = &a["messages"][2]["content"][0];
+    assert_eq!(result["is_error"], true, "{a}");
+    assert_eq!(result["content"][0]["text"], "boom", "{a}");
+    // Thinking (a conversation without earlier calls: those would need their signature).
+    let think = |config: Value| {
+        let b = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+            "generationConfig": {"thinkingConfig": config}});
+        send(Wire::Messages, b.to_string()).unwrap().0["thinking"].clone()
+    };
+    let budget = think(json!({"thinkingBudget": 3000}));
+    assert_eq!(budget, json!({"type": "enabled", "budget_tokens": 3000}));
+    let dynamic = think(json!({"thinkingBudget": -1}));
+    assert_eq!(dynamic, think(json!({"thinkingLevel": "medium"})));
+    assert_ne!(dynamic, budget);
+    assert!(dynamic.is_object(), "{dynamic}");
+    for key in ["responseModalities", "speechConfig"] {
+        let mut config = json!({});
+        config[key] = json!(["AUDIO"]);
+        let e = send(Wire::Chat, body(config, json!({}))).unwrap_err();
+        assert_eq!(
+            e.field(),
+            Some(format!("generationConfig.{key}").as_str()),
+            "{e}"
+        );
+    }
+}
+
 /// Checklist item 11: `n > 1` is refused naming the field, in the client's envelope.
 #[test]
 fn n_greater_than_one_is_refused_with_the_param() {
