@@ -711,6 +711,71 @@ fn a_gemini_clients_settings_and_results_reach_the_other_dialects() {
     }
 }
 
+/// An OpenAI client's tool choices reach Anthropic under its names, and an earlier
+/// refusal in the history stays as the assistant's text (an empty one adds nothing).
+#[test]
+fn an_openai_clients_tool_choice_and_refusals_reach_anthropic() {
+    let tools =
+        json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]);
+    let history = json!([
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": null, "refusal": "I can't help with that."},
+        {"role": "user", "content": "why?"},
+        {"role": "assistant", "content": "Because.", "refusal": ""},
+        {"role": "user", "content": "ok"},
+    ]);
+    let send = |choice: Value| {
+        let b = json!({"model": "m", "messages": history, "tools": tools, "tool_choice": choice});
+        request(
+            Wire::Chat,
+            Wire::Messages,
+            b.to_string().as_bytes(),
+            &Options::default(),
+        )
+        .unwrap()
+        .0
+    };
+    let a = send(json!("none"));
+    assert_eq!(a["tool_choice"], json!({"type": "none"}), "{a}");
+    assert_eq!(
+        a["messages"][1]["content"],
+        json!([{"type": "text", "text": "I can't help with that."}]),
+        "{a}"
+    );
+    assert_eq!(
+        a["messages"][3]["content"],
+        json!([{"type": "text", "text": "Because."}]),
+        "{a}"
+    );
+    let a = send(json!({"type": "function", "function": {"name": "f"}}));
+    assert_eq!(
+        a["tool_choice"],
+        json!({"type": "tool", "name": "f"}),
+        "{a}"
+    );
+}
+
+/// A Claude tool declared without `input_schema` takes no arguments: an empty object
+/// schema for each upstream.
+#[test]
+fn a_claude_tool_without_a_schema_takes_an_empty_object() {
+    let b = json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"name": "now", "description": "The time."}]})
+    .to_string();
+    let (c, _) = request(
+        Wire::Messages,
+        Wire::Chat,
+        b.as_bytes(),
+        &Options::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        c["tools"][0]["function"]["parameters"],
+        json!({"type": "object"}),
+        "{c}"
+    );
+}
+
 /// Checklist item 11: `n > 1` is refused naming the field, in the client's envelope.
 #[test]
 fn n_greater_than_one_is_refused_with_the_param() {

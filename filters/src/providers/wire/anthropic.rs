@@ -64,15 +64,12 @@ impl<'de> Deserialize<'de> for System {
 /// A text block of `system`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct TextBlock {
-    #[serde(rename = "type", default = "text_type")]
+    // Absent from a request: read by nothing (writers name it themselves).
+    #[serde(rename = "type", default)]
     pub kind: String,
     pub text: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_control: Option<CacheControl>,
-}
-
-fn text_type() -> String {
-    "text".to_owned()
 }
 
 /// `cache_control`.
@@ -225,9 +222,10 @@ pub enum Source {
 pub struct MessageResponse {
     #[serde(default)]
     pub id: String,
-    #[serde(rename = "type", default = "message_type")]
+    // Absent from an answer: read by nothing (writers name them themselves).
+    #[serde(rename = "type", default)]
     pub kind: String,
-    #[serde(default = "assistant")]
+    #[serde(default)]
     pub role: String,
     #[serde(default)]
     pub model: String,
@@ -239,14 +237,6 @@ pub struct MessageResponse {
     pub stop_sequence: Option<String>,
     #[serde(default)]
     pub usage: Usage,
-}
-
-fn message_type() -> String {
-    "message".to_owned()
-}
-
-fn assistant() -> String {
-    "assistant".to_owned()
 }
 
 /// The `usage` object, in its published shape.

@@ -162,13 +162,10 @@ pub struct FilePart {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ToolCall {
     pub id: String,
-    #[serde(rename = "type", default = "function_type")]
+    // Absent from a request: read by nothing (writers name it themselves).
+    #[serde(rename = "type", default)]
     pub kind: String,
     pub function: FunctionCall,
-}
-
-fn function_type() -> String {
-    "function".to_owned()
 }
 
 /// The called function: its name and its arguments as a JSON string.
@@ -205,7 +202,8 @@ pub struct FunctionDecl {
 pub struct ChatCompletion {
     #[serde(default)]
     pub id: String,
-    #[serde(default = "completion_object")]
+    // Absent from an answer: read by nothing (writers name it themselves).
+    #[serde(default)]
     pub object: String,
     #[serde(default)]
     pub created: u64,
@@ -215,10 +213,6 @@ pub struct ChatCompletion {
     pub choices: Vec<Choice>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
-}
-
-fn completion_object() -> String {
-    "chat.completion".to_owned()
 }
 
 /// One choice of an answer.

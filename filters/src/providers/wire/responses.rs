@@ -139,14 +139,11 @@ pub enum InputPart {
 /// A reasoning summary entry.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct SummaryText {
-    #[serde(rename = "type", default = "summary_type")]
+    // Absent from a request: read by nothing (writers name it themselves).
+    #[serde(rename = "type", default)]
     pub kind: String,
     #[serde(default)]
     pub text: String,
-}
-
-fn summary_type() -> String {
-    "summary_text".to_owned()
 }
 
 /// One output item of a `response`.
