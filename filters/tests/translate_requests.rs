@@ -776,6 +776,196 @@ fn a_claude_tool_without_a_schema_takes_an_empty_object() {
     );
 }
 
+/// A Responses client's settings reach Chat Completions under its names; its input
+/// items keep their kinds (a message may leave out `type`); fields OpenAI keeps on its
+/// servers are dropped by name or, when they ask for something, refused; the echo of
+/// the request is JSON members.
+#[test]
+fn a_responses_clients_settings_reach_chat_completions() {
+    let input = json!([
+        {"role": "user", "content": "What time is it?"},
+        {"type": "function_call", "call_id": "call_1", "name": "now", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "noon"},
+    ]);
+    let tools = json!([{"type": "function", "name": "now", "parameters": {"type": "object"}}]);
+    let body = |extra: Value| {
+        let mut b = json!({"model": "m", "input": input, "tools": tools});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b.to_string()
+    };
+    let send = |extra: Value| {
+        request(
+            Wire::Responses,
+            Wire::Chat,
+            body(extra).as_bytes(),
+            &Options::default(),
+        )
+    };
+    let (c, t) = send(json!({"temperature": 0.5, "top_p": 0.75, "top_logprobs": 2,
+        "max_output_tokens": 321, "text": {"format": {"type": "json_object"}}, "user": "u-9",
+        "tool_choice": "required", "background": false, "truncation": "auto",
+        "store": true, "metadata": {"a": "b"}}))
+    .unwrap();
+    assert_eq!(
+        (c["temperature"].as_f64(), c["top_p"].as_f64()),
+        (Some(0.5), Some(0.75))
+    );
+    assert_eq!(c["top_logprobs"], 2, "{c}");
+    assert_eq!(c["max_completion_tokens"], 321, "{c}");
+    assert_eq!(c["response_format"], json!({"type": "json_object"}));
+    assert_eq!(
+        (c["user"].as_str(), c["tool_choice"].as_str()),
+        (Some("u-9"), Some("required"))
+    );
+    let roles: Vec<&str> = c["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["user", "assistant", "tool"], "{c}");
+    assert_eq!(c["messages"][2]["content"], "noon");
+    for field in ["truncation", "store", "metadata"] {
+        assert_eq!(t.notes.count(field), 1, "{field}");
+    }
+    assert_eq!(t.notes.count("unknown_field"), 0);
+    let echo = &t.response.exchange().echo;
+    let members: Value = serde_json::from_str(&format!("{{{echo}}}")).expect("JSON members");
+    assert_eq!(members["tools"], tools);
+
+    let (c, _) = send(json!({"tool_choice": "none"})).unwrap();
+    assert_eq!(c["tool_choice"], "none");
+    let (c, _) = send(json!({"tool_choice": {"type": "function", "name": "now"}})).unwrap();
+    assert_eq!(
+        c["tool_choice"],
+        json!({"type": "function", "function": {"name": "now"}})
+    );
+    let schema = json!({"type": "object", "properties": {"t": {"type": "string"}}});
+    let (c, _) = send(
+        json!({"text": {"format": {"type": "json_schema", "name": "when",
+        "schema": schema, "strict": true}}}),
+    )
+    .unwrap();
+    assert_eq!(c["response_format"]["type"], "json_schema", "{c}");
+    assert_eq!(c["response_format"]["json_schema"]["name"], "when");
+    assert_eq!(c["response_format"]["json_schema"]["schema"], schema);
+    let e = send(json!({"background": true})).unwrap_err();
+    assert_eq!(e.field(), Some("background"), "{e}");
+}
+
+/// What the writers make of a conversation with history: an OpenAI client's tools reach
+/// Anthropic; a Claude client's earlier answer reaches OpenAI as plain text (and a turn of
+/// calls only as calls), a single text part as a string; audio goes to OpenAI as input
+/// audio; a thought that Gemini signed goes back to Gemini as a signed thought part;
+/// Gemini gets a tool config only with tools, and OpenAPI schemas when so configured.
+#[test]
+fn the_writers_keep_history_tools_and_media() {
+    let tools = json!([{"type": "function", "function": {"name": "now", "description": "Time.",
+        "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}}}}]);
+    let chat = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+        "tools": tools, "tool_choice": "required"})
+    .to_string();
+    let (a, _) = request(
+        Wire::Chat,
+        Wire::Messages,
+        chat.as_bytes(),
+        &Options::default(),
+    )
+    .unwrap();
+    assert_eq!(a["tools"][0]["name"], "now", "{a}");
+    assert_eq!(
+        a["tools"][0]["input_schema"],
+        tools[0]["function"]["parameters"]
+    );
+    let (g, _) = request(
+        Wire::Chat,
+        Wire::Gemini,
+        chat.as_bytes(),
+        &Options::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        g["toolConfig"]["functionCallingConfig"]["mode"], "ANY",
+        "{g}"
+    );
+    let bare = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+        "tool_choice": "required"})
+    .to_string();
+    let (g, _) = request(
+        Wire::Chat,
+        Wire::Gemini,
+        bare.as_bytes(),
+        &Options::default(),
+    )
+    .unwrap();
+    assert!(g.get("toolConfig").is_none(), "{g}");
+
+    let claude = json!({"model": "m", "max_tokens": 50, "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "Greet back.", "signature": "gem:R2VtU2ln"},
+            {"type": "text", "text": "Hello! "}, {"type": "text", "text": "How can I help?"}]},
+        {"role": "user", "content": "time?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "now", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "noon"}]}]})
+    .to_string();
+    let (c, _) = request(
+        Wire::Messages,
+        Wire::Chat,
+        claude.as_bytes(),
+        &Options::default(),
+    )
+    .unwrap();
+    assert_eq!(c["messages"][0]["content"], "hi", "{c}");
+    assert_eq!(c["messages"][1]["content"], "Hello! How can I help?", "{c}");
+    assert!(c["messages"][3]["content"].is_null(), "{c}");
+    assert_eq!(c["messages"][3]["tool_calls"][0]["function"]["name"], "now");
+    let (g, _) = request(
+        Wire::Messages,
+        Wire::Gemini,
+        claude.as_bytes(),
+        &Options::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        g["contents"][1]["parts"][0],
+        json!({"text": "Greet back.", "thought": true, "thoughtSignature": "R2VtU2ln"}),
+        "{g}"
+    );
+
+    let audio = json!({"contents": [{"role": "user", "parts": [
+        {"inlineData": {"mimeType": "audio/x-wav", "data": "UklGRg=="}}, {"text": "transcribe"}]}]})
+    .to_string();
+    let (c, _) = request(
+        Wire::Gemini,
+        Wire::Chat,
+        audio.as_bytes(),
+        &Options::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        c["messages"][0]["content"][0],
+        json!({"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}),
+        "{c}"
+    );
+
+    let schema = json!({"type": "object", "properties": {"a": {"type": "string"}}});
+    let structured = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "o", "schema": schema}}})
+    .to_string();
+    let openapi = Options {
+        gemini_openapi_schema: true,
+        ..Options::default()
+    };
+    let (g, _) = request(Wire::Chat, Wire::Gemini, structured.as_bytes(), &openapi).unwrap();
+    assert_eq!(g["generationConfig"]["responseSchema"], schema, "{g}");
+    assert!(
+        g["generationConfig"].get("responseJsonSchema").is_none(),
+        "{g}"
+    );
+}
+
 /// Checklist item 11: `n > 1` is refused naming the field, in the client's envelope.
 #[test]
 fn n_greater_than_one_is_refused_with_the_param() {

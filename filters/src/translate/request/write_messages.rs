@@ -20,14 +20,8 @@ const IMAGE_TYPES: &[&str] = &["image/jpeg", "image/png", "image/gif", "image/we
 /// The smallest thinking budget Anthropic accepts.
 const MIN_BUDGET: u32 = 1024;
 
-/// Writes `ir`.
+/// Writes `ir` (more than one choice was refused before: see `translate`).
 pub fn write(ir: &Request, opts: &Options, notes: &mut Notes) -> Result<Vec<u8>, TranslateError> {
-    if let Some(n) = ir.n.filter(|&n| n > 1) {
-        return Err(TranslateError::unsupported(
-            "n",
-            format!("Anthropic returns one choice, {n} were asked"),
-        ));
-    }
     let max_tokens = ir.max_out.unwrap_or(opts.default_max_tokens);
     let mut messages = Vec::with_capacity(ir.messages.len());
     for (i, m) in ir.messages.iter().enumerate() {
