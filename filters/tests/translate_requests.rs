@@ -966,6 +966,111 @@ fn the_writers_keep_history_tools_and_media() {
     );
 }
 
+/// Anthropic's sampling rules, applied to an OpenAI client's settings: temperature at
+/// most 1 (above is clamped and counted), not with `top_p`; with thinking on, only
+/// temperature 1 and `top_p` of at least 0.95; log probabilities counted as dropped
+/// whichever was asked. Parallel calls off without a choice is `auto` with the flag.
+#[test]
+fn anthropic_sampling_rules_hold_for_an_openai_client() {
+    let send = |extra: Value| {
+        let mut b = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        request(
+            Wire::Chat,
+            Wire::Messages,
+            b.to_string().as_bytes(),
+            &Options::default(),
+        )
+        .unwrap()
+    };
+    let (a, t) = send(json!({"temperature": 1.0}));
+    assert_eq!(
+        (a["temperature"].as_f64(), t.notes.count("temperature")),
+        (Some(1.0), 0)
+    );
+    let (a, t) = send(json!({"temperature": 1.5, "top_p": 0.5}));
+    assert_eq!(
+        (a["temperature"].as_f64(), t.notes.count("temperature")),
+        (Some(1.0), 1)
+    );
+    assert!(a.get("top_p").is_none(), "{a}");
+    assert_eq!(t.notes.count("top_p"), 1);
+    let thinking = json!({"reasoning_effort": "high", "max_completion_tokens": 8000});
+    let with = |extra: Value| {
+        let mut e = thinking.clone();
+        for (k, v) in extra.as_object().unwrap() {
+            e[k] = v.clone();
+        }
+        send(e)
+    };
+    let (a, t) = with(json!({"temperature": 0.5}));
+    assert!(a["thinking"].is_object(), "{a}");
+    assert!(a.get("temperature").is_none(), "{a}");
+    assert_eq!(t.notes.count("temperature"), 1);
+    let (a, _) = with(json!({"temperature": 1.0}));
+    assert_eq!(a["temperature"], 1.0, "{a}");
+    let (a, t) = with(json!({"top_p": 0.9}));
+    assert!(
+        a.get("top_p").is_none() && t.notes.count("top_p") == 1,
+        "{a}"
+    );
+    let (a, t) = with(json!({"top_p": 0.95}));
+    assert_eq!(
+        (a["top_p"].as_f64(), t.notes.count("top_p")),
+        (Some(0.95), 0),
+        "{a}"
+    );
+    for asked in [json!({"logprobs": true}), json!({"top_logprobs": 3})] {
+        let (_, t) = send(asked.clone());
+        assert_eq!(t.notes.count("logprobs"), 1, "{asked}");
+    }
+    let tools =
+        json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]);
+    let (a, _) = send(json!({"tools": tools, "parallel_tool_calls": false}));
+    assert_eq!(
+        a["tool_choice"],
+        json!({"type": "auto", "disable_parallel_tool_use": true}),
+        "{a}"
+    );
+    let (a, _) = send(json!({"tools": tools, "parallel_tool_calls": true}));
+    assert!(a.get("tool_choice").is_none(), "{a}");
+}
+
+/// A Gemini client's thinking budget reaches Anthropic from its floor of 1024 up, and
+/// below it turns thinking off; audio, which Anthropic does not take, is refused.
+#[test]
+fn gemini_budgets_and_audio_on_anthropic() {
+    let send = |parts: Value, config: Value| {
+        let b = json!({"contents": [{"role": "user", "parts": parts}], "generationConfig": config});
+        request(
+            Wire::Gemini,
+            Wire::Messages,
+            b.to_string().as_bytes(),
+            &Options::default(),
+        )
+    };
+    let text = json!([{"text": "hi"}]);
+    let budget = |b: i64| {
+        send(
+            text.clone(),
+            json!({"thinkingConfig": {"thinkingBudget": b}}),
+        )
+        .unwrap()
+        .0["thinking"]
+            .clone()
+    };
+    assert_eq!(
+        budget(1024),
+        json!({"type": "enabled", "budget_tokens": 1024})
+    );
+    assert!(budget(1023).is_null());
+    let audio = json!([{"inlineData": {"mimeType": "audio/wav", "data": "UklGRg=="}}]);
+    let e = send(audio, json!({})).unwrap_err();
+    assert!(e.to_string().contains("audio"), "{e}");
+}
+
 /// Checklist item 11: `n > 1` is refused naming the field, in the client's envelope.
 #[test]
 fn n_greater_than_one_is_refused_with_the_param() {

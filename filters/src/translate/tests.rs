@@ -135,6 +135,59 @@ fn calls_of_namespaced_tools_name_their_namespace() {
     assert!(v["output"][1].get("namespace").is_none(), "{v}");
 }
 
+/// A whole OpenAI answer for a Claude client: reasoning as a thinking block, content
+/// parts' text, a refusal as text with the refusal stop reason; empty strings add no
+/// block.
+#[test]
+fn a_whole_openai_answer_becomes_claude_blocks() {
+    let answer = |message: serde_json::Value, finish: &str| {
+        let mut ex = exchange(Wire::Messages, Wire::Chat);
+        ex.stream = false;
+        let mut t = ResponseTranslator::new(ex);
+        t.head(200, Some("application/json"));
+        let body = serde_json::json!({"id": "c", "object": "chat.completion", "created": 1,
+            "model": "m", "choices": [{"index": 0, "message": message, "finish_reason": finish}]});
+        let mut out = Vec::new();
+        t.body(body.to_string().as_bytes(), true, &mut out);
+        serde_json::from_slice::<serde_json::Value>(&out).unwrap()
+    };
+    let kinds = |v: &serde_json::Value| -> Vec<String> {
+        v["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["type"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let v = answer(
+        serde_json::json!({"role": "assistant", "reasoning_content": "Think.",
+            "content": [{"type": "text", "text": "A"}, {"type": "text", "text": "B"}]}),
+        "stop",
+    );
+    assert_eq!(v["content"][0]["thinking"], "Think.", "{v}");
+    let text: String = v["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["text"].as_str())
+        .collect();
+    assert_eq!(text, "AB", "{v}");
+    let v = answer(
+        serde_json::json!({"role": "assistant", "reasoning_content": "", "content": "",
+            "refusal": "", "tool_calls": [{"id": "call_1", "type": "function",
+            "function": {"name": "f", "arguments": "{}"}}]}),
+        "tool_calls",
+    );
+    assert_eq!(kinds(&v), ["tool_use"], "{v}");
+    let v = answer(
+        serde_json::json!({"role": "assistant", "content": null, "refusal": "I can't."}),
+        "stop",
+    );
+    assert_eq!(kinds(&v), ["text"], "{v}");
+    assert_eq!(v["content"][0]["text"], "I can't.");
+    assert_eq!(v["stop_reason"], "refusal", "{v}");
+}
+
 #[test]
 fn an_empty_upstream_stream_is_an_error_not_a_clean_end() {
     for client in [Wire::Chat, Wire::Messages, Wire::Gemini, Wire::Responses] {
