@@ -188,6 +188,47 @@ fn a_whole_openai_answer_becomes_claude_blocks() {
     assert_eq!(v["stop_reason"], "refusal", "{v}");
 }
 
+/// A whole Claude answer with thinking for an OpenAI client: the thinking as
+/// `reasoning_content` only where configured; for a Gemini client, the text as a part.
+#[test]
+fn a_whole_claude_answer_for_openai_and_gemini_clients() {
+    let body = serde_json::json!({"id": "msg_1", "type": "message", "role": "assistant",
+        "model": "m", "content": [{"type": "thinking", "thinking": "Hmm.", "signature": "s"},
+        {"type": "text", "text": "Hi."}], "stop_reason": "end_turn",
+        "usage": {"input_tokens": 3, "output_tokens": 2}})
+    .to_string();
+    let whole = |ex: Exchange| {
+        let mut t = ResponseTranslator::new(ex);
+        t.head(200, Some("application/json"));
+        let mut out = Vec::new();
+        t.body(body.as_bytes(), true, &mut out);
+        serde_json::from_slice::<serde_json::Value>(&out).unwrap()
+    };
+    for reasoning_content in [false, true] {
+        let mut ex = exchange(Wire::Chat, Wire::Messages);
+        ex.stream = false;
+        ex.reasoning_content = reasoning_content;
+        let v = whole(ex);
+        let message = &v["choices"][0]["message"];
+        assert_eq!(message["content"], "Hi.", "{v}");
+        assert_eq!(
+            message.get("reasoning_content").and_then(|r| r.as_str()),
+            reasoning_content.then_some("Hmm."),
+            "{v}"
+        );
+    }
+    let mut ex = exchange(Wire::Gemini, Wire::Messages);
+    ex.stream = false;
+    let v = whole(ex);
+    let parts = v["candidates"][0]["content"]["parts"].as_array().unwrap();
+    assert!(
+        parts
+            .iter()
+            .any(|p| p["text"] == "Hi." && p.get("thought").is_none()),
+        "{v}"
+    );
+}
+
 #[test]
 fn an_empty_upstream_stream_is_an_error_not_a_clean_end() {
     for client in [Wire::Chat, Wire::Messages, Wire::Gemini, Wire::Responses] {
