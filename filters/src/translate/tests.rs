@@ -194,7 +194,7 @@ fn a_whole_openai_answer_becomes_claude_blocks() {
 fn a_whole_claude_answer_for_openai_and_gemini_clients() {
     let body = serde_json::json!({"id": "msg_1", "type": "message", "role": "assistant",
         "model": "m", "content": [{"type": "thinking", "thinking": "Hmm.", "signature": "s"},
-        {"type": "text", "text": "Hi."}], "stop_reason": "end_turn",
+        {"type": "text", "text": "Hi."}, {"type": "text", "text": " Bye."}], "stop_reason": "end_turn",
         "usage": {"input_tokens": 3, "output_tokens": 2}})
     .to_string();
     let whole = |ex: Exchange| {
@@ -210,7 +210,7 @@ fn a_whole_claude_answer_for_openai_and_gemini_clients() {
         ex.reasoning_content = reasoning_content;
         let v = whole(ex);
         let message = &v["choices"][0]["message"];
-        assert_eq!(message["content"], "Hi.", "{v}");
+        assert_eq!(message["content"], "Hi. Bye.", "{v}");
         assert_eq!(
             message.get("reasoning_content").and_then(|r| r.as_str()),
             reasoning_content.then_some("Hmm."),
@@ -221,12 +221,26 @@ fn a_whole_claude_answer_for_openai_and_gemini_clients() {
     ex.stream = false;
     let v = whole(ex);
     let parts = v["candidates"][0]["content"]["parts"].as_array().unwrap();
-    assert!(
-        parts
-            .iter()
-            .any(|p| p["text"] == "Hi." && p.get("thought").is_none()),
+    assert_eq!(
+        parts[0],
+        serde_json::json!({"text": "Hmm.", "thought": true, "thoughtSignature": "ant:s"}),
         "{v}"
     );
+    assert_eq!(parts[1], serde_json::json!({"text": "Hi."}), "{v}");
+    assert_eq!(v["responseId"], "msg_1", "{v}");
+    // A Responses client: the id kept (its letters and digits), the text in one item.
+    let mut ex = exchange(Wire::Responses, Wire::Messages);
+    ex.stream = false;
+    let v = whole(ex);
+    assert_eq!(v["id"], "resp_msg1", "{v}");
+    let messages: Vec<&serde_json::Value> = v["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == "message")
+        .collect();
+    assert_eq!(messages.len(), 1, "{v}");
+    assert_eq!(messages[0]["content"][0]["text"], "Hi. Bye.", "{v}");
 }
 
 #[test]
