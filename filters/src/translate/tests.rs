@@ -243,6 +243,76 @@ fn a_whole_claude_answer_for_openai_and_gemini_clients() {
     assert_eq!(messages[0]["content"][0]["text"], "Hi. Bye.", "{v}");
 }
 
+/// An OpenAI stream for a Claude client: reasoning deltas become one thinking block
+/// (empty ones add nothing), a second call that starts while the first is still open
+/// gets its block when the first ends, with its own arguments; a rate-limit error
+/// mid-stream keeps its kind.
+#[test]
+fn openai_stream_events_for_a_claude_client() {
+    let chunk = |delta: &str| {
+        format!("data: {{\"id\":\"c\",\"choices\":[{{\"index\":0,\"delta\":{delta}}}]}}\n\n")
+    };
+    let call = |i: u32, head: &str, args: &str| {
+        chunk(&format!(
+            r#"{{"tool_calls":[{{"index":{i},{head}"function":{{{}"arguments":"{args}"}}}}]}}"#,
+            if head.is_empty() {
+                String::new()
+            } else {
+                format!(r#""name":"f{i}","#)
+            }
+        ))
+    };
+    let body = [
+        chunk(r#"{"role":"assistant","reasoning_content":""}"#),
+        chunk(r#"{"reasoning_content":"Two calls."}"#),
+        call(0, r#""id":"call_a","type":"function","#, r#"{\"x\":"#),
+        call(1, r#""id":"call_b","type":"function","#, r#"{\"y\":2}"#),
+        call(0, "", "1}"),
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n".to_owned(),
+    ]
+    .concat();
+    let out = feed(exchange(Wire::Messages, Wire::Chat), &body);
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect();
+    let starts: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["type"] == "content_block_start")
+        .map(|e| &e["content_block"])
+        .collect();
+    let kinds: Vec<&str> = starts.iter().filter_map(|b| b["type"].as_str()).collect();
+    assert_eq!(kinds, ["thinking", "tool_use", "tool_use"], "{out}");
+    assert_eq!(
+        (starts[1]["id"].as_str(), starts[2]["id"].as_str()),
+        (Some("call_a"), Some("call_b"))
+    );
+    let args = |index: u64| -> String {
+        events
+            .iter()
+            .filter(|e| e["type"] == "content_block_delta" && e["index"] == index)
+            .filter_map(|e| e["delta"]["partial_json"].as_str())
+            .collect()
+    };
+    assert_eq!(
+        (args(1), args(2)),
+        (r#"{"x":1}"#.to_owned(), r#"{"y":2}"#.to_owned()),
+        "{out}"
+    );
+    assert!(out.contains(r#""thinking":"Two calls.""#), "{out}");
+
+    let limited = "data: {\"error\":{\"message\":\"slow down\",\"type\":\"rate_limit_error\"}}\n\n";
+    let out = feed(
+        exchange(Wire::Messages, Wire::Chat),
+        &(chunk(r#"{"content":"a"}"#) + limited),
+    );
+    assert!(
+        out.contains("rate_limit_error") && out.contains("slow down"),
+        "{out}"
+    );
+}
+
 #[test]
 fn an_empty_upstream_stream_is_an_error_not_a_clean_end() {
     for client in [Wire::Chat, Wire::Messages, Wire::Gemini, Wire::Responses] {
