@@ -313,6 +313,46 @@ fn openai_stream_events_for_a_claude_client() {
     );
 }
 
+/// A Claude stream block of a kind Tollgate does not translate (a server tool's, or a
+/// new one) is skipped whole, its deltas and its stop included; the blocks around it
+/// are closed as usual.
+#[test]
+fn unknown_claude_blocks_are_skipped_whole() {
+    let ev = |name: &str, data: &str| format!("event: {name}\ndata: {data}\n\n");
+    let body = [
+        ev("message_start", r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"m","content":[],"usage":{"input_tokens":3,"output_tokens":1}}}"#),
+        ev("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#),
+        ev("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"A"}}"#),
+        ev("content_block_stop", r#"{"type":"content_block_stop","index":0}"#),
+        ev("content_block_start", r#"{"type":"content_block_start","index":1,"content_block":{"type":"mystery_block","id":"x"}}"#),
+        ev("content_block_delta", r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"HIDDEN"}}"#),
+        ev("content_block_stop", r#"{"type":"content_block_stop","index":1}"#),
+        ev("content_block_start", r#"{"type":"content_block_start","index":2,"content_block":{"type":"text","text":""}}"#),
+        ev("content_block_delta", r#"{"type":"content_block_delta","index":2,"delta":{"type":"text_delta","text":"B"}}"#),
+        ev("content_block_stop", r#"{"type":"content_block_stop","index":2}"#),
+        ev("content_block_start", r#"{"type":"content_block_start","index":3,"content_block":{"type":"tool_use","id":"toolu_1","name":"f","input":{}}}"#),
+        ev("content_block_delta", r#"{"type":"content_block_delta","index":3,"delta":{"type":"input_json_delta","partial_json":"{}"}}"#),
+        ev("content_block_stop", r#"{"type":"content_block_stop","index":3}"#),
+        ev("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":5}}"#),
+        ev("message_stop", r#"{"type":"message_stop"}"#),
+    ]
+    .concat();
+    let out = feed(exchange(Wire::Responses, Wire::Messages), &body);
+    assert!(!out.contains("HIDDEN"), "{out}");
+    let done: Vec<serde_json::Value> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .filter(|e| e["type"] == "response.output_item.done")
+        .map(|e| e["item"].clone())
+        .collect();
+    let kinds: Vec<&str> = done.iter().filter_map(|i| i["type"].as_str()).collect();
+    assert_eq!(kinds, ["message", "message", "function_call"], "{out}");
+    assert_eq!(done[0]["content"][0]["text"], "A");
+    assert_eq!(done[1]["content"][0]["text"], "B");
+    assert!(out.contains("response.completed"), "{out}");
+}
+
 #[test]
 fn an_empty_upstream_stream_is_an_error_not_a_clean_end() {
     for client in [Wire::Chat, Wire::Messages, Wire::Gemini, Wire::Responses] {
