@@ -353,6 +353,76 @@ fn unknown_claude_blocks_are_skipped_whole() {
     assert!(out.contains("response.completed"), "{out}");
 }
 
+/// A Claude stream for an OpenAI client: one role chunk, thinking as
+/// `reasoning_content` only where configured, no empty argument chunks, a block's opening
+/// text kept; a stream whose `message_delta` came but not `message_stop` ends cleanly.
+/// For a Gemini client, the chunks carry the response id.
+#[test]
+fn a_claude_stream_for_openai_and_gemini_clients() {
+    let ev = |name: &str, data: &str| format!("event: {name}\ndata: {data}\n\n");
+    let body = [
+        ev("message_start", r#"{"type":"message_start","message":{"id":"msg_7","type":"message","role":"assistant","model":"m","content":[],"usage":{"input_tokens":3,"output_tokens":1}}}"#),
+        ev("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#),
+        ev("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Hmm."}}"#),
+        ev("content_block_stop", r#"{"type":"content_block_stop","index":0}"#),
+        ev("content_block_start", r#"{"type":"content_block_start","index":1,"content_block":{"type":"text","text":"Pre"}}"#),
+        ev("content_block_delta", r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"fix"}}"#),
+        ev("content_block_stop", r#"{"type":"content_block_stop","index":1}"#),
+        ev("content_block_start", r#"{"type":"content_block_start","index":2,"content_block":{"type":"tool_use","id":"toolu_1","name":"f","input":{}}}"#),
+        ev("content_block_delta", r#"{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":""}}"#),
+        ev("content_block_delta", r#"{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"{}"}}"#),
+        ev("content_block_stop", r#"{"type":"content_block_stop","index":2}"#),
+        ev("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":5}}"#),
+    ]
+    .concat();
+    for reasoning_content in [false, true] {
+        let mut ex = exchange(Wire::Chat, Wire::Messages);
+        ex.reasoning_content = reasoning_content;
+        let out = feed(ex, &body);
+        let chunks: Vec<serde_json::Value> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter_map(|d| serde_json::from_str(d).ok())
+            .collect();
+        let deltas: Vec<&serde_json::Value> =
+            chunks.iter().map(|c| &c["choices"][0]["delta"]).collect();
+        assert_eq!(
+            deltas.iter().filter(|d| d["role"] == "assistant").count(),
+            1,
+            "{out}"
+        );
+        let text: String = deltas
+            .iter()
+            .filter_map(|d| d["content"].as_str())
+            .collect();
+        assert_eq!(text, "Prefix", "{out}");
+        let thought: String = deltas
+            .iter()
+            .filter_map(|d| d["reasoning_content"].as_str())
+            .collect();
+        assert_eq!(
+            thought,
+            if reasoning_content { "Hmm." } else { "" },
+            "{out}"
+        );
+        let args: Vec<&str> = deltas
+            .iter()
+            .filter_map(|d| d["tool_calls"][0]["function"]["arguments"].as_str())
+            .collect();
+        assert_eq!(
+            args,
+            ["", "{}"],
+            "the call's start, then its one argument chunk: {out}"
+        );
+        assert!(out.ends_with("data: [DONE]\n\n"), "{out}");
+        assert!(!out.contains("error"), "{out}");
+    }
+    let out = feed(exchange(Wire::Gemini, Wire::Messages), &body);
+    let first = out.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(first).unwrap();
+    assert_eq!(first["responseId"], "msg_7", "{out}");
+}
+
 #[test]
 fn an_empty_upstream_stream_is_an_error_not_a_clean_end() {
     for client in [Wire::Chat, Wire::Messages, Wire::Gemini, Wire::Responses] {
