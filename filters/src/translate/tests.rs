@@ -423,6 +423,20 @@ fn a_claude_stream_for_openai_and_gemini_clients() {
     assert_eq!(first["responseId"], "msg_7", "{out}");
 }
 
+/// An OpenAI stream with a call for a Claude client: one `message_start`, and no
+/// `input_json_delta` for the empty arguments a call's first chunk carries.
+#[test]
+fn an_openai_call_for_a_claude_client_has_no_empty_argument_deltas() {
+    let body = "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Let me look.\"}}]}\n\n\
+        data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"\"}}]}}]}\n\n\
+        data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{}\"}}]}}]}\n\n\
+        data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n";
+    let out = feed(exchange(Wire::Messages, Wire::Chat), body);
+    assert_eq!(out.matches("event: message_start").count(), 1, "{out}");
+    assert_eq!(out.matches("input_json_delta").count(), 1, "{out}");
+    assert!(out.contains(r#""partial_json":"{}""#), "{out}");
+}
+
 #[test]
 fn an_empty_upstream_stream_is_an_error_not_a_clean_end() {
     for client in [Wire::Chat, Wire::Messages, Wire::Gemini, Wire::Responses] {
@@ -485,6 +499,35 @@ fn an_anthropic_clients_open_block_is_closed_before_the_error() {
     t.body(text.as_bytes(), true, &mut more);
     assert!(t.broken(&broken, &mut more));
     assert!(more.is_empty());
+}
+
+/// A broken stream for a Gemini client ends with Gemini's own error object: an SSE event,
+/// or the JSON array's last element (the array opened first when nothing was written).
+#[test]
+fn a_broken_stream_ends_a_gemini_clients_stream_with_its_error() {
+    let broken = crate::GatewayError::UpstreamStreamBroken("u".into());
+    let native = String::from_utf8(crate::Dialect::Gemini.error_body(&broken).to_vec()).unwrap();
+    let text =
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n";
+    for (sse, first) in [(true, true), (true, false), (false, true), (false, false)] {
+        let mut ex = exchange(Wire::Gemini, Wire::Chat);
+        ex.gemini_sse = sse;
+        let mut t = ResponseTranslator::new(ex);
+        t.head(200, Some("text/event-stream"));
+        let mut out = Vec::new();
+        if !first {
+            t.body(text.as_bytes(), false, &mut out);
+        }
+        let before = out.len();
+        assert!(t.broken(&broken, &mut out));
+        let tail = String::from_utf8(out[before..].to_vec()).unwrap();
+        let want = match (sse, first) {
+            (true, _) => format!("data: {native}\r\n\r\n"),
+            (false, true) => format!("[{native}]"),
+            (false, false) => format!(",\r\n{native}]"),
+        };
+        assert_eq!(tail, want, "sse {sse}, first {first}");
+    }
 }
 
 /// The wires' labels, and the client endpoints translation serves.
