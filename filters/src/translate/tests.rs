@@ -437,6 +437,50 @@ fn an_openai_call_for_a_claude_client_has_no_empty_argument_deltas() {
     assert!(out.contains(r#""partial_json":"{}""#), "{out}");
 }
 
+/// An OpenAI stream cut by the token limit, for a Responses client: `created` before any
+/// usage, the id and model from the upstream, items with their own ids, the request's
+/// echo in each response object, and an incomplete end with its reason and usage. For a
+/// Claude client the message id is `msg_` and the upstream's, kept to id characters.
+#[test]
+fn an_openai_stream_cut_by_the_limit_for_responses_and_claude_clients() {
+    let body = "data: {\"id\":\"chatcmpl-A.b\",\"model\":\"gpt-x\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hel\"}}]}\n\n\
+        data: {\"id\":\"chatcmpl-A.b\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}]}\n\n\
+        data: {\"id\":\"chatcmpl-A.b\",\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n";
+    let mut ex = exchange(Wire::Responses, Wire::Chat);
+    ex.echo = r#""instructions":"Be brief.""#.into();
+    let out = feed(ex, body);
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect();
+    let of = |kind: &str| {
+        events
+            .iter()
+            .find(|e| e["type"] == kind)
+            .unwrap_or_else(|| panic!("no {kind}: {out}"))
+    };
+    let created = &of("response.created")["response"];
+    assert!(created["usage"].is_null(), "{out}");
+    assert_eq!(created["id"], "resp_chatcmplAb", "{out}");
+    assert_eq!(created["model"], "gpt-x", "{out}");
+    assert_eq!(created["instructions"], "Be brief.", "{out}");
+    let item = &of("response.output_item.added")["item"];
+    let item_id = item["id"].as_str().unwrap();
+    assert!(item_id.starts_with("msg_") && item_id.len() > 4, "{out}");
+    let end = &of("response.incomplete")["response"];
+    assert_eq!(end["status"], "incomplete", "{out}");
+    assert_eq!(
+        end["incomplete_details"]["reason"], "max_output_tokens",
+        "{out}"
+    );
+    assert_eq!(end["usage"]["input_tokens"], 4, "{out}");
+    assert_eq!(end["instructions"], "Be brief.", "{out}");
+
+    let out = feed(exchange(Wire::Messages, Wire::Chat), body);
+    assert!(out.contains(r#""id":"msg_chatcmpl_A_b""#), "{out}");
+}
+
 #[test]
 fn an_empty_upstream_stream_is_an_error_not_a_clean_end() {
     for client in [Wire::Chat, Wire::Messages, Wire::Gemini, Wire::Responses] {
