@@ -479,6 +479,23 @@ fn an_openai_stream_cut_by_the_limit_for_responses_and_claude_clients() {
 
     let out = feed(exchange(Wire::Messages, Wire::Chat), body);
     assert!(out.contains(r#""id":"msg_chatcmpl_A_b""#), "{out}");
+
+    // An error before anything: the response is still created before it fails.
+    let error = "data: {\"error\":{\"message\":\"boom\",\"type\":\"server_error\"}}\n\n";
+    let out = feed(exchange(Wire::Responses, Wire::Chat), error);
+    let kinds: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "response.created",
+            "response.in_progress",
+            "response.failed"
+        ],
+        "{out}"
+    );
 }
 
 #[test]
