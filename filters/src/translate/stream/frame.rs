@@ -40,16 +40,6 @@ impl Framer {
             Framer::Array(f) => f.next_frame(),
         }
     }
-
-    /// Whether bytes of an unfinished event are buffered.
-    pub fn has_partial(&self) -> bool {
-        match self {
-            Framer::Sse(f) => f.buf[f.frame_start..]
-                .iter()
-                .any(|b| !b.is_ascii_whitespace()),
-            Framer::Array(f) => f.obj_start.is_some(),
-        }
-    }
 }
 
 /// Server-sent events.
@@ -252,6 +242,26 @@ mod tests {
                 ("".into(), "one\ntwo".into()),
                 ("".into(), "last".into()),
             ]
+        );
+    }
+
+    /// Read events leave the buffer: a long stream holds at most the event being read
+    /// (and the chunk that brought it), not everything before.
+    #[test]
+    fn read_events_leave_the_sse_buffer() {
+        let mut f = SseFramer::default();
+        let event = b"data: {\"choices\":[{\"delta\":{\"content\":\"word \"}}]}\n\n";
+        for _ in 0..1000 {
+            f.push(event);
+            while f.next_frame().is_some() {}
+        }
+        f.push(b"data: {\"par");
+        assert!(f.next_frame().is_none());
+        assert!(f.buf.len() < 2 * event.len(), "{} bytes kept", f.buf.len());
+        f.push(b"t\":1}\n\n");
+        assert_eq!(
+            f.next_frame().map(|fr| fr.data.to_vec()),
+            Some(b"{\"part\":1}".to_vec())
         );
     }
 
