@@ -265,6 +265,14 @@ mod tests {
         );
     }
 
+    /// A closing brace outside any object (a broken upstream) is passed over.
+    #[test]
+    fn stray_closers_outside_objects_are_passed_over() {
+        let mut f = Framer::Array(ArrayFramer::default());
+        let got = all(&mut f, &[b"[}", b"]},{\"a\":1}}]"]);
+        assert_eq!(got, vec![("".into(), "{\"a\":1}".into())]);
+    }
+
     #[test]
     fn array_objects_split_anywhere_with_braces_in_strings() {
         let mut f = Framer::Array(ArrayFramer::default());
