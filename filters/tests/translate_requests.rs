@@ -34,6 +34,12 @@ fn request(
     Ok((v, t))
 }
 
+/// `body` from `client` translated for `upstream` with the default options.
+fn translated(client: Wire, upstream: Wire, body: &str) -> (Value, Translated) {
+    request(client, upstream, body.as_bytes(), &Options::default())
+        .unwrap_or_else(|e| panic!("{client:?} to {upstream:?}: {e}"))
+}
+
 fn ok(client: Wire, upstream: Wire, name: &str) -> (Value, Translated) {
     request(client, upstream, &fixture(name), &Options::default())
         .unwrap_or_else(|e| panic!("{name}: {e}"))
@@ -577,13 +583,7 @@ fn a_claude_clients_settings_reach_the_other_dialects() {
             "thinking": {"type": "adaptive"}, "service_tier": "auto"})
         .to_string()
     };
-    let (c, t) = request(
-        Wire::Messages,
-        Wire::Chat,
-        body(Some("low")).as_bytes(),
-        &Options::default(),
-    )
-    .unwrap();
+    let (c, t) = translated(Wire::Messages, Wire::Chat, &body(Some("low")));
     assert_eq!(
         (c["temperature"].as_f64(), c["top_p"].as_f64()),
         (Some(0.25), Some(0.5))
@@ -604,22 +604,10 @@ fn a_claude_clients_settings_reach_the_other_dialects() {
         (Some("high"), "high"),
         (None, "medium"),
     ] {
-        let (c, _) = request(
-            Wire::Messages,
-            Wire::Chat,
-            body(effort).as_bytes(),
-            &Options::default(),
-        )
-        .unwrap();
+        let (c, _) = translated(Wire::Messages, Wire::Chat, &body(effort));
         assert_eq!(c["reasoning_effort"], level, "{effort:?}");
     }
-    let (g, _) = request(
-        Wire::Messages,
-        Wire::Gemini,
-        body(None).as_bytes(),
-        &Options::default(),
-    )
-    .unwrap();
+    let (g, _) = translated(Wire::Messages, Wire::Gemini, &body(None));
     assert_eq!(g["generationConfig"]["topK"], 40, "{g}");
     // A choice of no tool, and parallel calls left as the model likes.
     let none =
@@ -627,13 +615,7 @@ fn a_claude_clients_settings_reach_the_other_dialects() {
         "tools": [{"name": "f", "input_schema": {"type": "object"}}],
         "tool_choice": {"type": "none"}})
         .to_string();
-    let (c, _) = request(
-        Wire::Messages,
-        Wire::Chat,
-        none.as_bytes(),
-        &Options::default(),
-    )
-    .unwrap();
+    let (c, _) = translated(Wire::Messages, Wire::Chat, &none);
     assert_eq!(c["tool_choice"], "none");
     assert!(c.get("parallel_tool_calls").is_none(), "{c}");
 }
@@ -726,14 +708,7 @@ fn an_openai_clients_tool_choice_and_refusals_reach_anthropic() {
     ]);
     let send = |choice: Value| {
         let b = json!({"model": "m", "messages": history, "tools": tools, "tool_choice": choice});
-        request(
-            Wire::Chat,
-            Wire::Messages,
-            b.to_string().as_bytes(),
-            &Options::default(),
-        )
-        .unwrap()
-        .0
+        translated(Wire::Chat, Wire::Messages, &b.to_string()).0
     };
     let a = send(json!("none"));
     assert_eq!(a["tool_choice"], json!({"type": "none"}), "{a}");
@@ -762,13 +737,7 @@ fn a_claude_tool_without_a_schema_takes_an_empty_object() {
     let b = json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}],
         "tools": [{"name": "now", "description": "The time."}]})
     .to_string();
-    let (c, _) = request(
-        Wire::Messages,
-        Wire::Chat,
-        b.as_bytes(),
-        &Options::default(),
-    )
-    .unwrap();
+    let (c, _) = translated(Wire::Messages, Wire::Chat, &b);
     assert_eq!(
         c["tools"][0]["function"]["parameters"],
         json!({"type": "object"}),
@@ -867,25 +836,13 @@ fn the_writers_keep_history_tools_and_media() {
     let chat = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
         "tools": tools, "tool_choice": "required"})
     .to_string();
-    let (a, _) = request(
-        Wire::Chat,
-        Wire::Messages,
-        chat.as_bytes(),
-        &Options::default(),
-    )
-    .unwrap();
+    let (a, _) = translated(Wire::Chat, Wire::Messages, &chat);
     assert_eq!(a["tools"][0]["name"], "now", "{a}");
     assert_eq!(
         a["tools"][0]["input_schema"],
         tools[0]["function"]["parameters"]
     );
-    let (g, _) = request(
-        Wire::Chat,
-        Wire::Gemini,
-        chat.as_bytes(),
-        &Options::default(),
-    )
-    .unwrap();
+    let (g, _) = translated(Wire::Chat, Wire::Gemini, &chat);
     assert_eq!(
         g["toolConfig"]["functionCallingConfig"]["mode"], "ANY",
         "{g}"
@@ -893,13 +850,7 @@ fn the_writers_keep_history_tools_and_media() {
     let bare = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
         "tool_choice": "required"})
     .to_string();
-    let (g, _) = request(
-        Wire::Chat,
-        Wire::Gemini,
-        bare.as_bytes(),
-        &Options::default(),
-    )
-    .unwrap();
+    let (g, _) = translated(Wire::Chat, Wire::Gemini, &bare);
     assert!(g.get("toolConfig").is_none(), "{g}");
 
     let claude = json!({"model": "m", "max_tokens": 50, "messages": [
@@ -910,24 +861,12 @@ fn the_writers_keep_history_tools_and_media() {
         {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "now", "input": {}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "noon"}]}]})
     .to_string();
-    let (c, _) = request(
-        Wire::Messages,
-        Wire::Chat,
-        claude.as_bytes(),
-        &Options::default(),
-    )
-    .unwrap();
+    let (c, _) = translated(Wire::Messages, Wire::Chat, &claude);
     assert_eq!(c["messages"][0]["content"], "hi", "{c}");
     assert_eq!(c["messages"][1]["content"], "Hello! How can I help?", "{c}");
     assert!(c["messages"][3]["content"].is_null(), "{c}");
     assert_eq!(c["messages"][3]["tool_calls"][0]["function"]["name"], "now");
-    let (g, _) = request(
-        Wire::Messages,
-        Wire::Gemini,
-        claude.as_bytes(),
-        &Options::default(),
-    )
-    .unwrap();
+    let (g, _) = translated(Wire::Messages, Wire::Gemini, &claude);
     assert_eq!(
         g["contents"][1]["parts"][0],
         json!({"text": "Greet back.", "thought": true, "thoughtSignature": "R2VtU2ln"}),
@@ -937,13 +876,7 @@ fn the_writers_keep_history_tools_and_media() {
     let audio = json!({"contents": [{"role": "user", "parts": [
         {"inlineData": {"mimeType": "audio/x-wav", "data": "UklGRg=="}}, {"text": "transcribe"}]}]})
     .to_string();
-    let (c, _) = request(
-        Wire::Gemini,
-        Wire::Chat,
-        audio.as_bytes(),
-        &Options::default(),
-    )
-    .unwrap();
+    let (c, _) = translated(Wire::Gemini, Wire::Chat, &audio);
     assert_eq!(
         c["messages"][0]["content"][0],
         json!({"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}),
@@ -977,13 +910,7 @@ fn anthropic_sampling_rules_hold_for_an_openai_client() {
         for (k, v) in extra.as_object().unwrap() {
             b[k] = v.clone();
         }
-        request(
-            Wire::Chat,
-            Wire::Messages,
-            b.to_string().as_bytes(),
-            &Options::default(),
-        )
-        .unwrap()
+        translated(Wire::Chat, Wire::Messages, &b.to_string())
     };
     let (a, t) = send(json!({"temperature": 1.0}));
     assert_eq!(
@@ -1216,45 +1143,21 @@ fn json_mode_per_target() {
         json!({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]});
     let body = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
         "response_format": {"type": "json_schema", "json_schema": {"name": "out", "schema": schema, "strict": true}}}).to_string();
-    let (a, _) = request(
-        Wire::Chat,
-        Wire::Messages,
-        body.as_bytes(),
-        &Options::default(),
-    )
-    .unwrap();
+    let (a, _) = translated(Wire::Chat, Wire::Messages, &body);
     assert_eq!(
         a["output_config"]["format"],
         json!({"type": "json_schema", "schema": schema})
     );
-    let (g, _) = request(
-        Wire::Chat,
-        Wire::Gemini,
-        body.as_bytes(),
-        &Options::default(),
-    )
-    .unwrap();
+    let (g, _) = translated(Wire::Chat, Wire::Gemini, &body);
     assert_eq!(
         g["generationConfig"]["responseMimeType"],
         "application/json"
     );
     assert_eq!(g["generationConfig"]["responseJsonSchema"], schema);
     let body = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"}}).to_string();
-    let (a, _) = request(
-        Wire::Chat,
-        Wire::Messages,
-        body.as_bytes(),
-        &Options::default(),
-    )
-    .unwrap();
+    let (a, _) = translated(Wire::Chat, Wire::Messages, &body);
     assert!(a["system"][0]["text"].as_str().unwrap().contains("JSON"));
-    let (g, _) = request(
-        Wire::Chat,
-        Wire::Gemini,
-        body.as_bytes(),
-        &Options::default(),
-    )
-    .unwrap();
+    let (g, _) = translated(Wire::Chat, Wire::Gemini, &body);
     assert_eq!(
         g["generationConfig"]["responseMimeType"],
         "application/json"
@@ -1267,13 +1170,7 @@ fn json_mode_per_target() {
 fn reasoning_levels_convert() {
     let msgs = json!([{"role": "user", "content": "hi"}]);
     let body = json!({"model": "m", "messages": msgs, "reasoning_effort": "high", "max_completion_tokens": 3000}).to_string();
-    let (a, _) = request(
-        Wire::Chat,
-        Wire::Messages,
-        body.as_bytes(),
-        &Options::default(),
-    )
-    .unwrap();
+    let (a, _) = translated(Wire::Chat, Wire::Messages, &body);
     assert_eq!(
         a["thinking"],
         json!({"type": "enabled", "budget_tokens": 2999})
@@ -1300,13 +1197,7 @@ fn reasoning_levels_convert() {
         json!({"thinkingLevel": "high"})
     );
     let forced = json!({"model": "m", "messages": msgs, "reasoning_effort": "low", "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "required"}).to_string();
-    let (a, t) = request(
-        Wire::Chat,
-        Wire::Messages,
-        forced.as_bytes(),
-        &Options::default(),
-    )
-    .unwrap();
+    let (a, t) = translated(Wire::Chat, Wire::Messages, &forced);
     assert!(a.get("thinking").is_none());
     assert_eq!(
         (a["tool_choice"]["type"].as_str(), t.notes.count("thinking")),
@@ -1363,13 +1254,7 @@ fn the_exchange_keeps_the_clients_model_and_usage_option() {
         (Value::Null, false),
     ] {
         let body = json!({"model": "client-model", "stream": true, "messages": user, "stream_options": asked});
-        let (v, t) = request(
-            Wire::Chat,
-            Wire::Messages,
-            body.to_string().as_bytes(),
-            &Options::default(),
-        )
-        .unwrap();
+        let (v, t) = translated(Wire::Chat, Wire::Messages, &body.to_string());
         assert_eq!(v["model"], "served-model");
         let ex = t.response.exchange();
         assert_eq!(ex.model, "client-model");
@@ -1434,14 +1319,7 @@ fn each_upstream_gets_its_own_headers_and_path() {
     assert_eq!(t.headers.set, [("content-type", "application/json")]);
     let messages =
         json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
-    let t = request(
-        Wire::Messages,
-        Wire::Chat,
-        messages.to_string().as_bytes(),
-        &Options::default(),
-    )
-    .unwrap()
-    .1;
+    let t = translated(Wire::Messages, Wire::Chat, &messages.to_string()).1;
     assert!(!t.headers.remove.contains(&"openai-organization"));
     assert!(
         t.headers.remove.contains(&"anthropic-version")
@@ -1458,13 +1336,7 @@ fn the_prompt_estimate_counts_text_and_tools() {
     let body = json!({"model": "m", "max_tokens": 5, "system": "abcd",
         "messages": [{"role": "user", "content": "hello world!"}],
         "tools": [{"name": "f", "description": "d", "input_schema": schema}]});
-    let (_, t) = request(
-        Wire::Messages,
-        Wire::Chat,
-        body.to_string().as_bytes(),
-        &Options::default(),
-    )
-    .unwrap();
+    let (_, t) = translated(Wire::Messages, Wire::Chat, &body.to_string());
     // The schema as JSON text, by the estimate's rule (a key: its length + 4; a string:
     // its length + 2; a number 4; an array or object: its items + 1, an array + 1 a
     // comma each): "type" 8 + "object" 8; "properties" 14 + {"a" 5 + {"enum" 8 +
@@ -1489,13 +1361,7 @@ fn renamed_tools_are_mapped_back_once() {
             {"role": "user", "content": [
                 {"type": "tool_result", "tool_use_id": "c1", "content": "x"},
                 {"type": "tool_result", "tool_use_id": "c2", "content": "y"}]}]});
-    let (_, t) = request(
-        Wire::Messages,
-        Wire::Chat,
-        body.to_string().as_bytes(),
-        &Options::default(),
-    )
-    .unwrap();
+    let (_, t) = translated(Wire::Messages, Wire::Chat, &body.to_string());
     let names = &t.response.exchange().names;
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(names.iter().any(|(_, client)| *client == long));

@@ -66,6 +66,14 @@ fn exchange(client: Wire, upstream: Wire) -> Exchange {
     }
 }
 
+/// The JSON payloads of a stream's `data:` lines.
+fn events(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect()
+}
+
 fn feed(ex: Exchange, body: &str) -> String {
     let mut t = ResponseTranslator::new(ex);
     t.head(200, Some("text/event-stream"));
@@ -103,10 +111,8 @@ fn calls_of_namespaced_tools_name_their_namespace() {
         call("exec_command", 1)
     );
     let out = feed(ns(exchange(Wire::Responses, Wire::Chat)), &body);
-    let items: Vec<serde_json::Value> = out
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+    let items: Vec<serde_json::Value> = events(&out)
+        .into_iter()
         .filter(|e| e["type"] == "response.output_item.done")
         .map(|e| e["item"].clone())
         .collect();
@@ -272,11 +278,7 @@ fn openai_stream_events_for_a_claude_client() {
     ]
     .concat();
     let out = feed(exchange(Wire::Messages, Wire::Chat), &body);
-    let events: Vec<serde_json::Value> = out
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .filter_map(|d| serde_json::from_str(d).ok())
-        .collect();
+    let events = events(&out);
     let starts: Vec<&serde_json::Value> = events
         .iter()
         .filter(|e| e["type"] == "content_block_start")
@@ -339,10 +341,8 @@ fn unknown_claude_blocks_are_skipped_whole() {
     .concat();
     let out = feed(exchange(Wire::Responses, Wire::Messages), &body);
     assert!(!out.contains("HIDDEN"), "{out}");
-    let done: Vec<serde_json::Value> = out
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+    let done: Vec<serde_json::Value> = events(&out)
+        .into_iter()
         .filter(|e| e["type"] == "response.output_item.done")
         .map(|e| e["item"].clone())
         .collect();
@@ -379,11 +379,7 @@ fn a_claude_stream_for_openai_and_gemini_clients() {
         let mut ex = exchange(Wire::Chat, Wire::Messages);
         ex.reasoning_content = reasoning_content;
         let out = feed(ex, &body);
-        let chunks: Vec<serde_json::Value> = out
-            .lines()
-            .filter_map(|l| l.strip_prefix("data: "))
-            .filter_map(|d| serde_json::from_str(d).ok())
-            .collect();
+        let chunks = events(&out);
         let deltas: Vec<&serde_json::Value> =
             chunks.iter().map(|c| &c["choices"][0]["delta"]).collect();
         assert_eq!(
@@ -449,11 +445,7 @@ fn an_openai_stream_cut_by_the_limit_for_responses_and_claude_clients() {
     let mut ex = exchange(Wire::Responses, Wire::Chat);
     ex.echo = r#""instructions":"Be brief.""#.into();
     let out = feed(ex, body);
-    let events: Vec<serde_json::Value> = out
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .filter_map(|d| serde_json::from_str(d).ok())
-        .collect();
+    let events = events(&out);
     let of = |kind: &str| {
         events
             .iter()
