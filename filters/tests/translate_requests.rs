@@ -609,6 +609,13 @@ fn a_claude_clients_settings_reach_the_other_dialects() {
     }
     let (g, _) = translated(Wire::Messages, Wire::Gemini, &body(None));
     assert_eq!(g["generationConfig"]["topK"], 40, "{g}");
+    // An output format other than a JSON schema asks for nothing.
+    let plain =
+        json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}],
+        "output_config": {"format": {"type": "text"}}})
+        .to_string();
+    let (c, _) = translated(Wire::Messages, Wire::Chat, &plain);
+    assert!(c.get("response_format").is_none(), "{c}");
     // A choice of no tool, and parallel calls left as the model likes.
     let none =
         json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}],
@@ -996,6 +1003,40 @@ fn gemini_budgets_and_audio_on_anthropic() {
     let audio = json!([{"inlineData": {"mimeType": "audio/wav", "data": "UklGRg=="}}]);
     let e = send(audio, json!({})).unwrap_err();
     assert!(e.to_string().contains("audio"), "{e}");
+}
+
+/// Edges of a Gemini client's request: a function response that is neither
+/// `{"result": ..}` nor `{"error": ..}` goes as its JSON text (not an error); a response
+/// whose call is not in the history still goes, under its own name; an inline PDF is a
+/// file for OpenAI, not audio.
+#[test]
+fn gemini_results_and_files_at_their_edges() {
+    let send = |contents: Value, upstream: Wire| {
+        translated(
+            Wire::Gemini,
+            upstream,
+            &json!({"contents": contents}).to_string(),
+        )
+        .0
+    };
+    let call = json!({"role": "model", "parts": [{"functionCall": {"name": "f", "args": {}}}]});
+    for response in [json!({"output": "fine"}), json!({"error": "x", "code": 1})] {
+        let contents = json!([{"role": "user", "parts": [{"text": "go"}]}, call,
+            {"role": "user", "parts": [{"functionResponse": {"name": "f", "response": response}}]}]);
+        let a = send(contents, Wire::Messages);
+        let result = &a["messages"][2]["content"][0];
+        assert!(result.get("is_error").is_none(), "{a}");
+        let text: Value =
+            serde_json::from_str(result["content"][0]["text"].as_str().unwrap()).unwrap();
+        assert_eq!(text, response, "{a}");
+    }
+    let orphan = json!([{"role": "user", "parts": [{"functionResponse": {"id": "call_9", "name": "f",
+        "response": {"result": "late"}}}, {"text": "and now?"}]}]);
+    let c = send(orphan, Wire::Chat);
+    assert!(c.to_string().contains("late"), "{c}");
+    let pdf = json!([{"role": "user", "parts": [{"inlineData": {"mimeType": "application/pdf", "data": "JVBERi0="}}, {"text": "sum up"}]}]);
+    let c = send(pdf, Wire::Chat);
+    assert_eq!(c["messages"][0]["content"][0]["type"], "file", "{c}");
 }
 
 /// Checklist item 11: `n > 1` is refused naming the field, in the client's envelope.

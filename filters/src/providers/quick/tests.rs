@@ -98,6 +98,8 @@ fn it_gives_up_on_what_it_does_not_read_itself() {
         r#"{"usage":{"prompt_tokens":1e2}}"#,
         r#"{"usage":{"prompt_tokens":0.5}}"#,
         r#"{"usage":{"prompt_tokens":0e1}}"#,
+        r#"{"x":1e,"usage":{}}"#,
+        r#"{"x":1.,"usage":{}}"#,
         r#"{"usage":{"prompt_tokens":18446744073709551616}}"#,
         r#"{"usage":{"prompt_tokens":1,"prompt_tokens":2}}"#,
         r#"{"usage":{"prompt_tokens":1,"completion_tokens":2,"completion_tokens":3}}"#,
