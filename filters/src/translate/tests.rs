@@ -304,6 +304,29 @@ fn openai_stream_events_for_a_claude_client() {
     );
     assert!(out.contains(r#""thinking":"Two calls.""#), "{out}");
 
+    // As it flows: the second call's block starts in the chunk that completes the first
+    // call's arguments, not at the end of the stream.
+    let mut t = ResponseTranslator::new(exchange(Wire::Messages, Wire::Chat));
+    t.head(200, Some("text/event-stream"));
+    let parts = [
+        chunk(r#"{"role":"assistant"}"#),
+        call(0, r#""id":"call_a","type":"function","#, r#"{\"x\":"#),
+        call(1, r#""id":"call_b","type":"function","#, r#"{\"y\":2}"#),
+    ];
+    let mut out = Vec::new();
+    for p in &parts {
+        t.body(p.as_bytes(), false, &mut out);
+    }
+    assert!(
+        !String::from_utf8_lossy(&out).contains("call_b"),
+        "call_b waits its turn"
+    );
+    let mut now = Vec::new();
+    t.body(call(0, "", "1}").as_bytes(), false, &mut now);
+    let now = String::from_utf8(now).unwrap();
+    assert!(now.contains(r#""id":"call_b""#), "{now}");
+    assert!(now.contains(r#""partial_json":"{\"y\":2}""#), "{now}");
+
     let limited = "data: {\"error\":{\"message\":\"slow down\",\"type\":\"rate_limit_error\"}}\n\n";
     let out = feed(
         exchange(Wire::Messages, Wire::Chat),
