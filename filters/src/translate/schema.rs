@@ -381,10 +381,15 @@ mod depth_tests {
     use serde_json::json;
 
     /// `depth` objects, each the only property of the one around it.
+    /// A string schema inside `depth` levels, each made by `wrap`.
+    fn wrapped(depth: usize, wrap: fn(Value) -> Value) -> Value {
+        (0..depth).fold(json!({"type": "string"}), |inner, _| wrap(inner))
+    }
+
     fn nested(depth: usize) -> Value {
-        (0..depth).fold(
-            json!({"type": "string"}),
-            |inner, _| json!({"type": "object", "properties": {"p": inner}}),
+        wrapped(
+            depth,
+            |inner| json!({"type": "object", "properties": {"p": inner}}),
         )
     }
 
@@ -418,29 +423,14 @@ mod depth_tests {
     /// `items` and `anyOf` count their levels as `properties` do.
     #[test]
     fn items_and_any_of_nest_to_the_bound_too() {
-        let items = |d: usize| {
-            (0..d).fold(
-                json!({"type": "string"}),
-                |inner, _| json!({"type": "array", "items": inner}),
-            )
-        };
-        let any = |d: usize| {
-            (0..d).fold(
-                json!({"type": "string"}),
-                |inner, _| json!({"anyOf": [inner]}),
-            )
-        };
+        let items = |d: usize| wrapped(d, |inner| json!({"type": "array", "items": inner}));
+        let any = |d: usize| wrapped(d, |inner| json!({"anyOf": [inner]}));
         assert!(openapi_schema(&items(MAX_DEPTH)).is_ok());
         assert!(openapi_schema(&items(MAX_DEPTH + 1)).is_err());
         assert!(openapi_schema(&any(MAX_DEPTH)).is_ok());
         assert!(openapi_schema(&any(MAX_DEPTH + 1)).is_err());
         // A merged allOf is walked a level down: allOf inside allOf is bounded too.
-        let all = |d: usize| {
-            (0..d).fold(
-                json!({"type": "string"}),
-                |inner, _| json!({"allOf": [inner]}),
-            )
-        };
+        let all = |d: usize| wrapped(d, |inner| json!({"allOf": [inner]}));
         assert!(openapi_schema(&all(MAX_DEPTH)).is_ok());
         assert!(openapi_schema(&all(MAX_DEPTH + 1)).is_err());
     }

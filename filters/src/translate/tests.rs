@@ -714,6 +714,13 @@ fn images_in_tool_results_count_and_refusals_are_incomplete() {
 }
 
 /// A translation as the proxy keeps it, Anthropic client on an OpenAI upstream.
+/// An upstream's response head: `status` and `content_type`.
+fn upstream_head(status: u16, content_type: &str) -> ResponseHeader {
+    let mut resp = ResponseHeader::build(status, None).unwrap();
+    resp.insert_header("content-type", content_type).unwrap();
+    resp
+}
+
 fn kept(stream: bool) -> attempt::Translation {
     let mut ex = exchange(Wire::Messages, Wire::Chat);
     ex.stream = stream;
@@ -753,9 +760,7 @@ fn the_request_head_is_rewritten_for_the_target() {
 #[test]
 fn the_response_head_speaks_the_clients_dialect() {
     let mut t = kept(false);
-    let mut resp = ResponseHeader::build(529, None).unwrap();
-    resp.insert_header("content-type", "application/json")
-        .unwrap();
+    let mut resp = upstream_head(529, "application/json");
     resp.insert_header("content-length", "10").unwrap();
     resp.insert_header("retry-after", "3").unwrap();
     attempt::response_head(&mut t, &mut resp, true).unwrap();
@@ -769,15 +774,11 @@ fn the_response_head_speaks_the_clients_dialect() {
     assert_eq!(resp.headers["transfer-encoding"], "chunked");
     assert_eq!(resp.headers["retry-after"], "3");
     let mut t = kept(false);
-    let mut resp = ResponseHeader::build(503, None).unwrap();
-    resp.insert_header("content-type", "application/json")
-        .unwrap();
+    let mut resp = upstream_head(503, "application/json");
     attempt::response_head(&mut t, &mut resp, false).unwrap();
     assert_eq!(resp.status.as_u16(), 529, "503 becomes Anthropic's 529");
     let mut t = kept(false);
-    let mut resp = ResponseHeader::build(200, None).unwrap();
-    resp.insert_header("content-type", "application/json")
-        .unwrap();
+    let mut resp = upstream_head(200, "application/json");
     attempt::response_head(&mut t, &mut resp, false).unwrap();
     assert_eq!(resp.status.as_u16(), 200);
     assert!(resp.headers.get(errors::UPSTREAM_STATUS_HEADER).is_none());
@@ -791,9 +792,7 @@ fn the_response_head_speaks_the_clients_dialect() {
 #[test]
 fn chunks_become_the_clients_bytes_and_a_broken_stream_its_error_event() {
     let mut t = kept(true);
-    let mut resp = ResponseHeader::build(200, None).unwrap();
-    resp.insert_header("content-type", "text/event-stream")
-        .unwrap();
+    let mut resp = upstream_head(200, "text/event-stream");
     attempt::response_head(&mut t, &mut resp, true).unwrap();
     let mut body = Some(bytes::Bytes::from_static(b"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hi\"}}]}\n\n"));
     attempt::response_chunk(&mut t, &mut body, false);
@@ -811,9 +810,7 @@ fn chunks_become_the_clients_bytes_and_a_broken_stream_its_error_event() {
     attempt::response_chunk(&mut t, &mut end, true);
     assert!(end.is_some(), "the end is passed on");
     let mut whole = kept(false);
-    let mut resp = ResponseHeader::build(200, None).unwrap();
-    resp.insert_header("content-type", "application/json")
-        .unwrap();
+    let mut resp = upstream_head(200, "application/json");
     attempt::response_head(&mut whole, &mut resp, false).unwrap();
     assert_eq!(
         attempt::broken_stream(&mut whole, &GatewayError::UpstreamUnreachable("u".into())),
