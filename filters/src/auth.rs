@@ -73,8 +73,8 @@ impl Filter for AuthFilter {
         "auth"
     }
 
-    fn async_phases(&self) -> crate::AsyncPhases {
-        crate::AsyncPhases::REQUEST_HEADER
+    fn phases(&self) -> crate::Phases {
+        crate::Phases::REQUEST_HEADER
     }
 
     async fn on_request_header(

@@ -185,8 +185,8 @@ impl Filter for UpstreamHeaders {
         "upstream_headers"
     }
 
-    fn async_phases(&self) -> crate::AsyncPhases {
-        crate::AsyncPhases::NONE
+    fn phases(&self) -> crate::Phases {
+        crate::Phases::NONE
     }
 
     fn on_upstream_request(

@@ -52,11 +52,11 @@ pub trait Filter: Send + Sync {
     /// A short name for logs.
     fn name(&self) -> &'static str;
 
-    /// Which of the two async phases this filter implements. The chain calls a filter
+    /// Which of the request phases this filter implements. The chain calls a filter
     /// only in those: each call of an async trait method allocates its future, even a
-    /// default that does nothing. Default: both (always correct, only slower).
-    fn async_phases(&self) -> AsyncPhases {
-        AsyncPhases::BOTH
+    /// default that does nothing. Default: all of them (always correct, only slower).
+    fn phases(&self) -> Phases {
+        Phases::ALL
     }
 
     /// Fires once the client's request header has been read, before its body is: the place
@@ -74,6 +74,17 @@ pub trait Filter: Send + Sync {
     /// `model` parsed into `ctx`, before anything is sent upstream. `Err` stops the chain
     /// and the proxy answers with that error in the client's dialect. Default: `Ok(())`.
     async fn on_request(
+        &self,
+        _req: &RequestHeader,
+        _ctx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        Ok(())
+    }
+
+    /// `on_request` for a filter that needs no I/O there (routing, scopes, body edits):
+    /// it runs at the filter's place in the chain, between the async ones, without a
+    /// future to allocate. Default: `Ok(())`.
+    fn on_request_sync(
         &self,
         _req: &RequestHeader,
         _ctx: &mut RequestCtx,
@@ -112,30 +123,49 @@ pub trait Filter: Send + Sync {
     fn on_done(&self, _ctx: &mut RequestCtx) {}
 }
 
-/// The async phases a filter takes part in ([`Filter::async_phases`]).
+/// The request phases a filter takes part in ([`Filter::phases`]): the two async ones
+/// and the synchronous form of `on_request`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AsyncPhases {
+pub struct Phases {
     pub request_header: bool,
     pub request: bool,
+    pub request_sync: bool,
 }
 
-impl AsyncPhases {
-    pub const BOTH: AsyncPhases = AsyncPhases {
+impl Phases {
+    pub const ALL: Phases = Phases {
         request_header: true,
         request: true,
+        request_sync: true,
     };
-    pub const REQUEST_HEADER: AsyncPhases = AsyncPhases {
+    pub const REQUEST_HEADER: Phases = Phases {
         request_header: true,
         request: false,
+        request_sync: false,
     };
-    pub const REQUEST: AsyncPhases = AsyncPhases {
+    pub const REQUEST: Phases = Phases {
         request_header: false,
         request: true,
+        request_sync: false,
     };
-    pub const NONE: AsyncPhases = AsyncPhases {
+    pub const REQUEST_SYNC: Phases = Phases {
         request_header: false,
         request: false,
+        request_sync: true,
     };
+    pub const NONE: Phases = Phases {
+        request_header: false,
+        request: false,
+        request_sync: false,
+    };
+}
+
+/// One filter's part in the request phase: its async `on_request`, its synchronous one,
+/// or both (in that order).
+#[derive(Clone)]
+struct RequestStep {
+    filter: Arc<dyn Filter>,
+    phases: Phases,
 }
 
 /// An ordered list of filters, built once at start-up and shared by every request.
@@ -144,7 +174,7 @@ pub struct FilterChain {
     filters: Vec<Arc<dyn Filter>>,
     /// The filters taking part in `on_request_header` and `on_request`, in order.
     on_request_header: Vec<Arc<dyn Filter>>,
-    on_request: Vec<Arc<dyn Filter>>,
+    on_request: Vec<RequestStep>,
 }
 
 impl std::fmt::Debug for FilterChain {
@@ -155,16 +185,22 @@ impl std::fmt::Debug for FilterChain {
 
 impl FilterChain {
     pub fn new(filters: Vec<Arc<dyn Filter>>) -> Self {
-        let taking = |pick: fn(AsyncPhases) -> bool| {
-            filters
-                .iter()
-                .filter(|f| pick(f.async_phases()))
-                .cloned()
-                .collect()
-        };
+        let on_request_header = filters
+            .iter()
+            .filter(|f| f.phases().request_header)
+            .cloned()
+            .collect();
+        let on_request = filters
+            .iter()
+            .map(|f| RequestStep {
+                filter: f.clone(),
+                phases: f.phases(),
+            })
+            .filter(|s| s.phases.request || s.phases.request_sync)
+            .collect();
         Self {
-            on_request_header: taking(|p| p.request_header),
-            on_request: taking(|p| p.request),
+            on_request_header,
+            on_request,
             filters,
         }
     }
@@ -186,14 +222,19 @@ impl FilterChain {
         Ok(())
     }
 
-    /// Runs `on_request` in order, stopping at the first error.
+    /// Runs `on_request` and `on_request_sync` in order, stopping at the first error.
     pub async fn on_request(
         &self,
         req: &RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<(), GatewayError> {
-        for f in &self.on_request {
-            f.on_request(req, ctx).await?;
+        for step in &self.on_request {
+            if step.phases.request {
+                step.filter.on_request(req, ctx).await?;
+            }
+            if step.phases.request_sync {
+                step.filter.on_request_sync(req, ctx)?;
+            }
         }
         Ok(())
     }
@@ -259,8 +300,8 @@ mod tests {
         fn name(&self) -> &'static str {
             "absent"
         }
-        fn async_phases(&self) -> AsyncPhases {
-            AsyncPhases::NONE
+        fn phases(&self) -> Phases {
+            Phases::NONE
         }
         async fn on_request_header(
             &self,
@@ -279,7 +320,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn chain_calls_a_filter_only_in_the_async_phases_it_declares() {
+    async fn chain_calls_a_filter_only_in_the_phases_it_declares() {
         let calls = Arc::new(AtomicUsize::new(0));
         let counting = Arc::new(Counting {
             calls: calls.clone(),
@@ -437,6 +478,78 @@ mod tests {
         fn on_done(&self, _: &mut RequestCtx) {
             let _ = self.note("done");
         }
+    }
+
+    /// Takes part in the request phase as `phases` says, noting each call in `log`.
+    struct Stepping {
+        log: Logging,
+        phases: Phases,
+    }
+
+    #[async_trait]
+    impl Filter for Stepping {
+        fn name(&self) -> &'static str {
+            self.log.name
+        }
+        fn phases(&self) -> Phases {
+            self.phases
+        }
+        async fn on_request(
+            &self,
+            _: &RequestHeader,
+            _: &mut RequestCtx,
+        ) -> Result<(), GatewayError> {
+            self.log.note("request")
+        }
+        fn on_request_sync(
+            &self,
+            _: &RequestHeader,
+            _: &mut RequestCtx,
+        ) -> Result<(), GatewayError> {
+            self.log.note("sync")
+        }
+    }
+
+    /// The synchronous steps run at their filters' places between the async ones, only
+    /// for the filters that declare them, and an error in one stops the chain there.
+    #[tokio::test]
+    async fn request_steps_run_in_chain_order_sync_or_async_as_declared() {
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let step = |name, phases, fail| -> Arc<dyn Filter> {
+            Arc::new(Stepping {
+                log: Logging {
+                    name,
+                    log: log.clone(),
+                    fail,
+                },
+                phases,
+            })
+        };
+        let Ok(req) = RequestHeader::build("POST", b"/v1/x", None) else {
+            panic!("header")
+        };
+        let mut ctx = RequestCtx::new("rid".into());
+        let chain = FilterChain::new(vec![
+            step("a", Phases::REQUEST, &[]),
+            step("b", Phases::REQUEST_SYNC, &[]),
+            step("c", Phases::NONE, &[]),
+            step("d", Phases::ALL, &[]),
+            step("e", Phases::REQUEST_HEADER, &[]),
+        ]);
+        assert_eq!(chain.on_request(&req, &mut ctx).await, Ok(()));
+        let got = log.lock().map(|l| l.clone()).unwrap_or_default();
+        assert_eq!(got, ["a:request", "b:sync", "d:request", "d:sync"]);
+
+        log.lock().map(|mut l| l.clear()).unwrap_or_default();
+        let chain = FilterChain::new(vec![
+            step("a", Phases::REQUEST_SYNC, &[]),
+            step("b", Phases::REQUEST_SYNC, &["sync"]),
+            step("c", Phases::REQUEST, &[]),
+        ]);
+        let e = chain.on_request(&req, &mut ctx).await;
+        assert_eq!(e, Err(GatewayError::Internal("b sync".into())));
+        let got = log.lock().map(|l| l.clone()).unwrap_or_default();
+        assert_eq!(got, ["a:sync", "b:sync"]);
     }
 
     #[tokio::test]

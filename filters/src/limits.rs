@@ -250,8 +250,8 @@ impl<C: LimitCounters + 'static> Filter for LimitsFilter<C> {
         "limits"
     }
 
-    fn async_phases(&self) -> crate::AsyncPhases {
-        crate::AsyncPhases::REQUEST
+    fn phases(&self) -> crate::Phases {
+        crate::Phases::REQUEST
     }
 
     async fn on_request(

@@ -2,7 +2,7 @@
 //! produces exactly one [`UsageEvent`] with tokens and cost for the [`UsageSink`].
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use pingora_http::ResponseHeader;
@@ -88,12 +88,13 @@ impl MeteringFilter {
     }
 }
 
-fn unix_ms_at(instant: Instant) -> i64 {
+/// The Unix milliseconds of the moment `since` before the wall clock's now.
+fn unix_ms_at(since: Duration) -> i64 {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
-    now - instant.elapsed().as_millis() as i64
+    now - since.as_millis() as i64
 }
 
 impl Filter for MeteringFilter {
@@ -101,8 +102,8 @@ impl Filter for MeteringFilter {
         "metering"
     }
 
-    fn async_phases(&self) -> crate::AsyncPhases {
-        crate::AsyncPhases::NONE
+    fn phases(&self) -> crate::Phases {
+        crate::Phases::NONE
     }
 
     fn on_response(
@@ -137,9 +138,12 @@ impl Filter for MeteringFilter {
         let served = ctx.route.as_ref().map(|r| r.served_model.clone());
         let (usage, estimated) = self.usage_of(ctx, served.as_deref());
         let price = served.as_deref().and_then(|m| self.prices.load().lookup(m));
+        // One monotonic read for the start's wall time, the total and the overhead.
+        let now = Instant::now();
+        let total = now.saturating_duration_since(ctx.started);
         let event = UsageEvent {
             request_id: ctx.request_id.clone(),
-            ts_ms: unix_ms_at(ctx.started),
+            ts_ms: unix_ms_at(total),
             key_id: ctx.principal.as_ref().map(|p| p.key_id.clone()),
             user_id: ctx.principal.as_ref().map(|p| p.user_id),
             upstream: ctx.upstream().map(|u| u.name.clone()),
@@ -161,8 +165,8 @@ impl Filter for MeteringFilter {
             ttfb_ms: ctx
                 .first_byte_at
                 .map(|t| t.duration_since(ctx.started).as_millis() as u64),
-            total_ms: ctx.started.elapsed().as_millis() as u64,
-            overhead_us: overhead_us(ctx),
+            total_ms: total.as_millis() as u64,
+            overhead_us: overhead_us(ctx, now),
             error: ctx.error.as_ref().map(GatewayError::metric_label),
             attempts: (ctx.attempts.upstream_index() + usize::from(ctx.route.is_some())) as u32,
         };
@@ -241,12 +245,12 @@ impl MeteringFilter {
 
 /// Time the request spent in Tollgate itself, in microseconds: all of it but the
 /// upstream's part (from sending to its last byte, or to now if that never came).
-fn overhead_us(ctx: &RequestCtx) -> u64 {
-    let total = ctx.started.elapsed();
+fn overhead_us(ctx: &RequestCtx, now: Instant) -> u64 {
+    let total = now.saturating_duration_since(ctx.started);
     let upstream = match (ctx.upstream_sent_at, ctx.upstream_done_at) {
         (Some(a), Some(b)) => b.saturating_duration_since(a),
-        (Some(a), None) => a.elapsed(),
-        _ => std::time::Duration::ZERO,
+        (Some(a), None) => now.saturating_duration_since(a),
+        _ => Duration::ZERO,
     };
     total.saturating_sub(upstream).as_micros() as u64
 }
@@ -255,17 +259,16 @@ fn overhead_us(ctx: &RequestCtx) -> u64 {
 /// arranges for that extra chunk to be removed from the client's copy (CONTRACT §3).
 pub struct IncludeUsageFilter;
 
-#[async_trait::async_trait]
 impl Filter for IncludeUsageFilter {
     fn name(&self) -> &'static str {
         "include_usage"
     }
 
-    fn async_phases(&self) -> crate::AsyncPhases {
-        crate::AsyncPhases::REQUEST
+    fn phases(&self) -> crate::Phases {
+        crate::Phases::REQUEST_SYNC
     }
 
-    async fn on_request(
+    fn on_request_sync(
         &self,
         _req: &pingora_http::RequestHeader,
         ctx: &mut RequestCtx,

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use pingora_http::RequestHeader;
 
@@ -26,17 +25,16 @@ impl RoutingFilter {
     }
 }
 
-#[async_trait]
 impl Filter for RoutingFilter {
     fn name(&self) -> &'static str {
         "routing"
     }
 
-    fn async_phases(&self) -> crate::AsyncPhases {
-        crate::AsyncPhases::REQUEST
+    fn phases(&self) -> crate::Phases {
+        crate::Phases::REQUEST_SYNC
     }
 
-    async fn on_request(
+    fn on_request_sync(
         &self,
         _req: &RequestHeader,
         ctx: &mut RequestCtx,
@@ -76,17 +74,16 @@ fn rewrite_model(body: &[u8], model: &str) -> Result<Bytes, GatewayError> {
 /// name (an alias) or the served model.
 pub struct ScopeFilter;
 
-#[async_trait]
 impl Filter for ScopeFilter {
     fn name(&self) -> &'static str {
         "scope"
     }
 
-    fn async_phases(&self) -> crate::AsyncPhases {
-        crate::AsyncPhases::REQUEST
+    fn phases(&self) -> crate::Phases {
+        crate::Phases::REQUEST_SYNC
     }
 
-    async fn on_request(
+    fn on_request_sync(
         &self,
         _req: &RequestHeader,
         ctx: &mut RequestCtx,
@@ -149,9 +146,8 @@ mod tests {
             ..Principal::default()
         }));
         RoutingFilter::new(Arc::new(Live::new(Router::clone(&router()))))
-            .on_request(&req, &mut ctx)
-            .await?;
-        ScopeFilter.on_request(&req, &mut ctx).await?;
+            .on_request_sync(&req, &mut ctx)?;
+        ScopeFilter.on_request_sync(&req, &mut ctx)?;
         Ok(ctx)
     }
 
@@ -221,8 +217,7 @@ mod tests {
         ctx.body = Bytes::from(body.to_owned());
         ctx.requested_model = model.map(str::to_owned);
         RoutingFilter::new(Arc::new(Live::new(Router::clone(&router()))))
-            .on_request(&req, &mut ctx)
-            .await?;
+            .on_request_sync(&req, &mut ctx)?;
         Ok(ctx)
     }
 
@@ -252,7 +247,7 @@ mod tests {
             let mut ctx = RequestCtx::new("r".into());
             ctx.endpoint = Some(Endpoint::ChatCompletions);
             ctx.requested_model = Some("m".into());
-            assert_eq!(f.on_request(&req, &mut ctx).await, Ok(()));
+            assert_eq!(f.on_request_sync(&req, &mut ctx), Ok(()));
             ctx.attempts.upstream_index()
         };
         assert_eq!(attempt().await, 0);
@@ -268,11 +263,11 @@ mod tests {
         let req = RequestHeader::build("POST", b"/v1/x", None).unwrap_or_else(|_| unreachable!());
         let mut ctx = RequestCtx::new("r".into());
         ctx.requested_model = Some("anything".into());
-        assert_eq!(ScopeFilter.on_request(&req, &mut ctx).await, Ok(()));
+        assert_eq!(ScopeFilter.on_request_sync(&req, &mut ctx), Ok(()));
         assert_eq!(ScopeFilter.name(), "scope");
-        assert_eq!(ScopeFilter.async_phases(), crate::AsyncPhases::REQUEST);
+        assert_eq!(ScopeFilter.phases(), crate::Phases::REQUEST_SYNC);
         let f = RoutingFilter::new(Arc::new(Live::new(Router::default())));
         assert_eq!(f.name(), "routing");
-        assert_eq!(f.async_phases(), crate::AsyncPhases::REQUEST);
+        assert_eq!(f.phases(), crate::Phases::REQUEST_SYNC);
     }
 }

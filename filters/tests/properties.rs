@@ -303,8 +303,7 @@ proptest! {
         }
         let mut ctx = openai_stream_ctx(&body);
         let req = pingora_http::RequestHeader::build("POST", b"/v1/chat/completions", None).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        prop_assert_eq!(rt.block_on(IncludeUsageFilter.on_request(&req, &mut ctx)), Ok(()));
+        prop_assert_eq!(IncludeUsageFilter.on_request_sync(&req, &mut ctx), Ok(()));
         prop_assert_eq!(ctx.usage_injected, !asked, "{:?}", &options);
         let sent: Value = serde_json::from_slice(&ctx.outgoing_body()).unwrap();
         prop_assert_eq!(&sent["stream_options"]["include_usage"], &json!(true));

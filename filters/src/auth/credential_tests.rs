@@ -136,5 +136,5 @@ fn it_runs_only_on_the_request_header() {
     }
     let f = AuthFilter::new(Arc::new(NoKeys), || 0);
     assert_eq!(f.name(), "auth");
-    assert_eq!(f.async_phases(), crate::AsyncPhases::REQUEST_HEADER);
+    assert_eq!(f.phases(), crate::Phases::REQUEST_HEADER);
 }

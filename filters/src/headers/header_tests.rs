@@ -302,5 +302,5 @@ fn hop_by_hop_and_cookie_headers_never_reach_the_client() {
     left.sort();
     assert_eq!(left, ["content-type", REQUEST_ID_HEADER]);
     assert_eq!(f.name(), "upstream_headers");
-    assert_eq!(f.async_phases(), crate::AsyncPhases::NONE);
+    assert_eq!(f.phases(), crate::Phases::NONE);
 }

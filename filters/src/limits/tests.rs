@@ -366,7 +366,7 @@ async fn requests_per_minute_refuse_past_the_limit_with_the_time_to_the_next_win
         })
     );
     assert_eq!(f.name(), "limits");
-    assert_eq!(f.async_phases(), crate::AsyncPhases::REQUEST);
+    assert_eq!(f.phases(), crate::Phases::REQUEST);
 }
 
 /// A limits filter whose estimates are priced at 10 nano-dollars per input token and 20

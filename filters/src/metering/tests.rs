@@ -36,7 +36,7 @@ async fn inject(body: &str) -> RequestCtx {
     let req = pingora_http::RequestHeader::build("POST", b"/v1/chat/completions", None)
         .unwrap_or_else(|_| unreachable!());
     let mut ctx = routed(ProviderKind::OpenAi, Endpoint::ChatCompletions, body);
-    let r = IncludeUsageFilter.on_request(&req, &mut ctx).await;
+    let r = IncludeUsageFilter.on_request_sync(&req, &mut ctx);
     assert_eq!(r, Ok(()), "{body}");
     ctx
 }
@@ -106,7 +106,7 @@ async fn only_openai_streams_of_chat_or_completions_are_injected() {
     for (kind, endpoint, body, injected) in cases {
         let mut ctx = routed(kind, endpoint.clone(), body);
         ctx.stream = body.contains("stream");
-        assert_eq!(IncludeUsageFilter.on_request(&req, &mut ctx).await, Ok(()));
+        assert_eq!(IncludeUsageFilter.on_request_sync(&req, &mut ctx), Ok(()));
         assert_eq!(ctx.usage_injected, injected, "{kind:?} {endpoint:?} {body}");
         assert_eq!(
             ctx.upstream_body.is_some(),
@@ -127,19 +127,19 @@ async fn only_openai_streams_of_chat_or_completions_are_injected() {
         served_model: "m".into(),
         chain: vec![Arc::new(off)],
     });
-    assert_eq!(IncludeUsageFilter.on_request(&req, &mut ctx).await, Ok(()));
+    assert_eq!(IncludeUsageFilter.on_request_sync(&req, &mut ctx), Ok(()));
     assert!(!ctx.usage_injected && ctx.upstream_body.is_none());
     // Not JSON: refused in the client's dialect.
     let mut ctx = routed(ProviderKind::OpenAi, Endpoint::ChatCompletions, "{");
     ctx.stream = true;
-    let r = IncludeUsageFilter.on_request(&req, &mut ctx).await;
+    let r = IncludeUsageFilter.on_request_sync(&req, &mut ctx);
     assert!(matches!(r, Err(GatewayError::BadJson(_))), "{r:?}");
     // An aliased body (already rewritten by routing) is the one extended.
     let mut ctx = routed(ProviderKind::OpenAi, Endpoint::ChatCompletions, stream);
     ctx.upstream_body = Some(bytes::Bytes::from_static(
         br#"{"model":"served","stream":true}"#,
     ));
-    assert_eq!(IncludeUsageFilter.on_request(&req, &mut ctx).await, Ok(()));
+    assert_eq!(IncludeUsageFilter.on_request_sync(&req, &mut ctx), Ok(()));
     let sent: Value = serde_json::from_slice(&ctx.outgoing_body()).unwrap_or_default();
     assert_eq!(sent["model"], "served");
     assert_eq!(sent["stream_options"], json!({"include_usage": true}));
@@ -552,12 +552,9 @@ fn requests_that_are_not_model_calls_are_not_recorded() {
 fn filters_name_themselves_and_take_part_only_in_their_phases() {
     let m = meter(0);
     assert_eq!(m.filter.name(), "metering");
-    assert_eq!(m.filter.async_phases(), crate::AsyncPhases::NONE);
+    assert_eq!(m.filter.phases(), crate::Phases::NONE);
     assert_eq!(IncludeUsageFilter.name(), "include_usage");
-    assert_eq!(
-        IncludeUsageFilter.async_phases(),
-        crate::AsyncPhases::REQUEST
-    );
+    assert_eq!(IncludeUsageFilter.phases(), crate::Phases::REQUEST_SYNC);
 }
 
 #[tokio::test]
@@ -633,7 +630,7 @@ async fn a_body_that_is_not_json_is_refused_as_bad_json() {
     for body in [r#"{"model":"m","stream":true"#, "not json"] {
         let mut ctx = routed(ProviderKind::OpenAi, Endpoint::ChatCompletions, body);
         ctx.stream = true; // as the probe would have said of a body it could not read
-        let r = IncludeUsageFilter.on_request(&req, &mut ctx).await;
+        let r = IncludeUsageFilter.on_request_sync(&req, &mut ctx);
         assert!(matches!(r, Err(GatewayError::BadJson(_))), "{body}: {r:?}");
         assert!(!ctx.usage_injected);
     }

@@ -69,7 +69,7 @@ pub(crate) fn parse<T: serde::de::DeserializeOwned>(
     body: &[u8],
     dialect: Wire,
 ) -> Result<T, TranslateError> {
-    if let Ok(v) = serde_json::from_slice(body) {
+    if let Ok(v) = crate::providers::wire::from_json(body) {
         return Ok(v);
     }
     let de = &mut serde_json::Deserializer::from_slice(body);

@@ -3,6 +3,7 @@
 //! mapped back to the client's.
 
 use crate::providers::wire::anthropic::{Block, MessageResponse};
+use crate::providers::wire::from_json;
 use crate::providers::wire::gemini::GenerateResponse;
 use crate::providers::wire::openai::{ChatCompletion, ChatContent, ContentPart};
 
@@ -13,9 +14,9 @@ use super::Exchange;
 /// Reads `body` in `upstream`'s dialect.
 pub fn response(upstream: Wire, body: &[u8], ex: &Exchange) -> Option<Response> {
     match upstream {
-        Wire::Chat | Wire::Responses => chat(serde_json::from_slice(body).ok()?, ex),
-        Wire::Messages => Some(messages(serde_json::from_slice(body).ok()?, ex)),
-        Wire::Gemini => Some(gemini(serde_json::from_slice(body).ok()?, ex)),
+        Wire::Chat | Wire::Responses => chat(from_json(body).ok()?, ex),
+        Wire::Messages => Some(messages(from_json(body).ok()?, ex)),
+        Wire::Gemini => Some(gemini(from_json(body).ok()?, ex)),
     }
 }
 

@@ -4,6 +4,7 @@
 //! before it has closed its arguments' JSON, and fragments for a call not yet open wait
 //! in its slot (TRANSLATION_NOTES 4.6, checklist item 4).
 
+use crate::providers::wire::from_json;
 use crate::providers::wire::openai::{Chunk, ToolCallDelta};
 
 use super::super::errors::Class;
@@ -41,7 +42,7 @@ impl ChatDecoder {
             sink.ev(Ev::End);
             return Flow::Done;
         }
-        let chunk: Chunk<'_> = match serde_json::from_slice(data) {
+        let chunk: Chunk<'_> = match from_json(data) {
             Ok(c) => c,
             Err(_) => return Flow::More,
         };

@@ -3,6 +3,7 @@
 //! closed at once, with a minted id when Gemini gave none. `usageMetadata` is a running
 //! total. Gemini has no terminal event: the stream is clean if a finish reason came.
 
+use crate::providers::wire::from_json;
 use crate::providers::wire::gemini::{ErrorBody, StreamChunk, StreamPart};
 
 use super::super::errors::{gemini_error, Class};
@@ -23,7 +24,7 @@ pub struct GeminiDecoder {
 impl GeminiDecoder {
     /// One event's payload.
     pub fn frame(&mut self, data: &[u8], sink: &mut Sink<'_>) -> Flow {
-        let Ok(chunk) = serde_json::from_slice::<StreamChunk<'_>>(data) else {
+        let Ok(chunk) = from_json::<StreamChunk<'_>>(data) else {
             return Flow::More;
         };
         if let Some(e) = chunk.error {

@@ -3,6 +3,7 @@
 //! `message_stop` the clean end.
 
 use crate::providers::wire::anthropic::{BlockDelta, ErrorBody, Event, StartBlock};
+use crate::providers::wire::from_json;
 
 use super::super::errors::{anthropic_error, Class};
 use super::super::ir::SigOrigin;
@@ -21,7 +22,7 @@ pub struct MessagesDecoder {
 impl MessagesDecoder {
     /// One event (the `event:` name repeats the payload's `type`).
     pub fn frame(&mut self, _event: &[u8], data: &[u8], sink: &mut Sink<'_>) -> Flow {
-        let Ok(ev) = serde_json::from_slice::<Event<'_>>(data) else {
+        let Ok(ev) = from_json::<Event<'_>>(data) else {
             return Flow::More;
         };
         match ev {
