@@ -1,13 +1,16 @@
-//! A hand-written read of usage objects and usage events in the shape providers send
-//! them: keys and strings of plain ASCII, counts as plain unsigned integers. It gives the
-//! same structs the typed parse gives, at a fraction of serde's cost per member (this
-//! runs for every JSON answer and every stream's usage events).
+//! A hand-written read of usage objects, usage events and Chat Completions stream chunks
+//! in the shape providers send them: keys of plain ASCII, counts as plain unsigned
+//! integers. It gives the same structs the typed parse gives, at a fraction of serde's
+//! cost per member (this runs for every JSON answer, every stream's usage events and
+//! every chunk of a translated stream).
 //!
-//! Anything outside that shape (an escape or a byte over 0x7F in a string, a count that
-//! is not a plain unsigned integer, a member twice, nesting past [`MAX_DEPTH`], bytes that
-//! are not JSON) makes it give up with `None`, and the caller takes the typed parse, which
-//! decides as before. Wherever it does not give up it must agree with the typed parse:
-//! a property test holds the two equal over generated objects and events.
+//! Anything outside that shape (an escape or a byte over 0x7F in a key or in a value it
+//! passes over, a count that is not a plain unsigned integer, a member twice, nesting
+//! past [`MAX_DEPTH`], bytes that are not JSON) makes it give up with `None`, and the
+//! caller takes the typed parse, which decides as before. String values it keeps
+//! ([`Cursor::text`]) may hold escapes and UTF-8, as a model's text does. Wherever it does
+//! not give up it must agree with the typed parse: a property test holds the two equal
+//! over generated objects, events and chunks.
 
 use std::borrow::Cow;
 
@@ -251,16 +254,102 @@ impl<'a> Cursor<'a> {
         self.skip().map(|()| Member::Present(None))
     }
 
-    /// A string, or `null` as `None`; anything else gives up.
+    /// A string, or `null` as `None`; anything else gives up. A plain string is borrowed
+    /// from the document; one with escapes or UTF-8 is decoded as serde decodes it (a
+    /// `\u` escape of a surrogate, a control character or bytes that are not UTF-8 give
+    /// up).
     pub fn text(&mut self) -> Option<Option<Cow<'a, str>>> {
         match self.peek()? {
             b'n' => self.literal(b"null").map(|()| None),
-            // Plain ASCII, so UTF-8.
-            b'"' => std::str::from_utf8(self.string()?)
-                .ok()
-                .map(|s| Some(Cow::Borrowed(s))),
+            b'"' => {
+                let start = self.i + 1;
+                let len = plain_run(&self.b[start..]);
+                if self.b.get(start + len) == Some(&b'"') {
+                    self.i = start + len + 1;
+                    // Plain ASCII, so UTF-8.
+                    let s = std::str::from_utf8(&self.b[start..start + len]).ok()?;
+                    return Some(Some(Cow::Borrowed(s)));
+                }
+                self.i = start;
+                self.decoded(len).map(|s| Some(Cow::Owned(s)))
+            }
             _ => None,
         }
+    }
+
+    /// The rest of a string whose first `plain` bytes need no decoding, up to and past
+    /// its closing quote.
+    fn decoded(&mut self, plain: usize) -> Option<String> {
+        let mut out = Vec::with_capacity(plain + 16);
+        let mut run = plain;
+        loop {
+            out.extend_from_slice(&self.b[self.i..self.i + run]);
+            self.i += run;
+            match *self.b.get(self.i)? {
+                b'"' => {
+                    self.i += 1;
+                    return String::from_utf8(out).ok();
+                }
+                b'\\' => {
+                    let (c, width) = match *self.b.get(self.i + 1)? {
+                        b'"' => ('"', 2),
+                        b'\\' => ('\\', 2),
+                        b'/' => ('/', 2),
+                        b'b' => ('\u{8}', 2),
+                        b'f' => ('\u{c}', 2),
+                        b'n' => ('\n', 2),
+                        b'r' => ('\r', 2),
+                        b't' => ('\t', 2),
+                        b'u' => {
+                            let hex = self.b.get(self.i + 2..self.i + 6)?;
+                            // Only hex digits: `from_str_radix` would also take a sign.
+                            hex.iter().all(u8::is_ascii_hexdigit).then_some(())?;
+                            let n = u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
+                            // A surrogate (half of a pair, or alone) is left to serde.
+                            (char::from_u32(n)?, 6)
+                        }
+                        _ => return None,
+                    };
+                    self.i += width;
+                    out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                }
+                // A byte of a multi-byte character: kept, checked with the rest at the end.
+                0x80.. => {
+                    out.push(self.b[self.i]);
+                    self.i += 1;
+                }
+                // A control character, which serde refuses.
+                _ => return None,
+            }
+            run = plain_run(&self.b[self.i..]);
+        }
+    }
+
+    /// An array of objects read as `T`; anything else (`null`, another element) gives up:
+    /// the typed parse refuses `null` for a list.
+    pub fn list<T: Quick<'a>>(&mut self) -> Option<Vec<T>> {
+        if self.peek()? != b'[' {
+            return None;
+        }
+        let mut items = Vec::new();
+        self.elements(|c| {
+            items.push(c.object()?);
+            Some(())
+        })?;
+        Some(items)
+    }
+
+    /// A plain unsigned integer that fits in 32 bits (an index); anything else, `null`
+    /// included, gives up.
+    pub fn index(&mut self) -> Option<u32> {
+        u32::try_from(self.count()??).ok()
+    }
+
+    /// `null` as `None` for a member the caller handles only when absent (an error
+    /// object, left to the typed parse); anything else gives up.
+    pub fn null<T>(&mut self) -> Option<Option<T>> {
+        self.ws();
+        self.literal(b"null").map(|()| None)
     }
 
     /// Gemini's `candidates`, for whether one of them has a `finishReason` member.

@@ -2,6 +2,7 @@ use proptest::prelude::*;
 use serde::Deserialize;
 
 use super::{document, leading, Quick};
+use crate::providers::wire::openai::Chunk;
 use crate::providers::{anthropic, gemini, openai};
 
 /// The providers' usage events as they send them (the fixtures' and load-tests' shapes):
@@ -287,4 +288,274 @@ proptest! {
             .count();
         prop_assert_eq!(super::plain_run(&bytes), want);
     }
+}
+
+/// Chat Completions stream chunks as hosts send them: the hand read takes each one (text
+/// with escapes and UTF-8 included) and agrees with the typed parse.
+const REAL_CHUNKS: &[&str] = &[
+    r#"{"id":"chatcmpl-BmKr7Tq3","object":"chat.completion.chunk","created":1750956010,"model":"gpt-4o-mini-2024-07-18","service_tier":"default","system_fingerprint":"fp_34a54ae93c","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null}"#,
+    r#"{"id":"chatcmpl-BmKr7Tq3","object":"chat.completion.chunk","created":1750956010,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"delta":{"content":"Line one.\nIt said \"hi\" \u2014 caf\u00e9 \\ done"},"logprobs":null,"finish_reason":null}]}"#,
+    "{\"id\":\"chatcmpl-x\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"deepseek-reasoner\",\"choices\":[{\"index\":0,\"delta\":{\"content\":null,\"reasoning_content\":\"Let me think: 2\u{d7}3 = 6 \u{1f914}\"},\"logprobs\":null,\"finish_reason\":null}]}",
+    r#"{"id":"chatcmpl-t","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_abc","type":"function","function":{"name":"get_weather","arguments":""}}]},"logprobs":null,"finish_reason":null}]}"#,
+    r#"{"id":"chatcmpl-t","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"{\"city\": \"Paris\"}"}}]},"logprobs":null,"finish_reason":null}]}"#,
+    r#"{"id":"chatcmpl-t","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"tool_calls"}]}"#,
+    r#"{"id":"chatcmpl-u","object":"chat.completion.chunk","created":1,"model":"deepseek-chat","choices":[],"usage":{"prompt_tokens":19,"completion_tokens":20,"total_tokens":39,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0},"prompt_cache_hit_tokens":0,"prompt_cache_miss_tokens":19}}"#,
+    r#"{"id":"chatcmpl-o","object":"chat.completion.chunk","created":1,"model":"qwen","choices":[{"index":0,"delta":{"reasoning":"Hmm\t\/ok"},"finish_reason":null}]}"#,
+];
+
+#[test]
+fn the_hosts_chunks_are_read_by_hand_as_the_typed_parse_reads_them() {
+    for doc in REAL_CHUNKS {
+        assert!(agrees::<Chunk>(doc).unwrap(), "{doc}");
+    }
+    let c = document::<Chunk>(REAL_CHUNKS[1].as_bytes()).unwrap();
+    let text = c.choices[0]
+        .delta
+        .as_ref()
+        .and_then(|d| d.content.as_deref());
+    assert_eq!(
+        text,
+        Some("Line one.\nIt said \"hi\" \u{2014} caf\u{e9} \\ done")
+    );
+    let c = document::<Chunk>(REAL_CHUNKS[4].as_bytes()).unwrap();
+    let call = &c.choices[0].delta.as_ref().unwrap().tool_calls[0];
+    assert_eq!(call.index, 1);
+    let args = call.function.as_ref().and_then(|f| f.arguments.as_deref());
+    assert_eq!(args, Some(r#"{"city": "Paris"}"#));
+    // Plain text is borrowed from the event, not copied.
+    let c = document::<Chunk>(REAL_CHUNKS[0].as_bytes()).unwrap();
+    assert!(matches!(
+        c.id,
+        Some(std::borrow::Cow::Borrowed("chatcmpl-BmKr7Tq3"))
+    ));
+}
+
+#[test]
+fn a_chunk_it_cannot_read_itself_is_left_to_the_typed_parse() {
+    for doc in [
+        // A mid-stream error object; null lists and indexes (which the typed parse refuses).
+        r#"{"error":{"message":"overloaded","type":"server_error"}}"#,
+        r#"{"choices":null}"#,
+        r#"{"choices":[{"index":null,"delta":{}}]}"#,
+        r#"{"choices":[{"index":4294967296,"delta":{}}]}"#,
+        r#"{"choices":[null]}"#,
+        r#"{"choices":[{"delta":{"tool_calls":null}}]}"#,
+        // Surrogates, controls, bad escapes: serde decides.
+        r#"{"choices":[{"delta":{"content":"\ud83d\ude00"}}]}"#,
+        r#"{"choices":[{"delta":{"content":"\uD800"}}]}"#,
+        r#"{"choices":[{"delta":{"content":"\u12"}}]}"#,
+        r#"{"choices":[{"delta":{"content":"\u+123"}}]}"#,
+        r#"{"choices":[{"delta":{"content":"\x"}}]}"#,
+        "{\"choices\":[{\"delta\":{\"content\":\"tab\there\"}}]}",
+        r#"{"choices":[{"delta":{"content":"open"#,
+        // A member twice; an escape in a key or in a value passed over.
+        r#"{"id":"a","id":"b"}"#,
+        r#"{"i\u0064":"a"}"#,
+        r#"{"object":"chat\u002ecompletion","id":"a"}"#,
+    ] {
+        assert!(document::<Chunk>(doc.as_bytes()).is_none(), "{doc}");
+    }
+    // Bytes that are not UTF-8 inside a kept string: both refuse.
+    let bad = b"{\"choices\":[{\"delta\":{\"content\":\"\xc3\x28\"}}]}";
+    assert!(document::<Chunk>(bad).is_none());
+    assert!(serde_json::from_slice::<Chunk>(bad).is_err());
+    // \u0000 and the escapes serde takes are decoded.
+    assert!(
+        agrees::<Chunk>(r#"{"choices":[{"delta":{"content":"\u0000\b\f\r\/\u00E9\uFFFF"}}]}"#)
+            .unwrap()
+    );
+}
+
+/// A string value as a host might send it: plain, escaped, UTF-8, or something only serde
+/// decides (a surrogate, a control character, a bad escape); or not a string.
+fn text_value() -> impl Strategy<Value = String> {
+    let piece = prop::sample::select(vec![
+        "Hello",
+        " ",
+        "a",
+        "",
+        r#"\n"#,
+        r#"\""#,
+        r#"\\"#,
+        r#"\/"#,
+        r#"\t"#,
+        r#"\u00e9"#,
+        r#"\u00E9"#,
+        r#"\u0000"#,
+        r#"\u2014"#,
+        r#"\ud83d\ude00"#,
+        r#"\uD800"#,
+        r#"\u12g4"#,
+        r#"\x"#,
+        "\u{e9}",
+        "\u{1f600}",
+        "\u{4e2d}",
+        "\t",
+        "\u{7f}",
+        "\u{1}",
+        "{\\\"a\\\": 1}",
+    ]);
+    prop_oneof![
+        8 => prop::collection::vec(piece, 0..6).prop_map(|p| format!("\"{}\"", p.concat())),
+        1 => Just("null".to_owned()),
+        1 => prop::sample::select(vec!["1", "[]", "{}", "true"]).prop_map(str::to_owned),
+    ]
+}
+
+fn count_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        6 => (0u64..5).prop_map(|n| n.to_string()),
+        1 => prop::sample::select(vec!["null", "4294967296", "-1", "1.0", "\"1\"", "01"])
+            .prop_map(str::to_owned),
+    ]
+}
+
+/// An object of `members` (key, value), in order, with whitespace around.
+fn object_of(members: Vec<(&'static str, String)>, ws: &str) -> String {
+    let body: Vec<String> = members
+        .iter()
+        .map(|(k, v)| format!("{ws}\"{k}\"{ws}:{ws}{v}{ws}"))
+        .collect();
+    format!("{{{}}}", body.join(","))
+}
+
+/// Some of `members`, each present or not, one of them maybe twice.
+fn some_of(
+    members: Vec<BoxedStrategy<(&'static str, String)>>,
+) -> impl Strategy<Value = Vec<(&'static str, String)>> {
+    let n = members.len();
+    (
+        members,
+        prop::collection::vec(any::<bool>(), n),
+        0usize..n * 8,
+    )
+        .prop_map(|(all, keep, twice)| {
+            let mut out: Vec<_> = all
+                .into_iter()
+                .zip(keep)
+                .filter_map(|(m, k)| k.then_some(m))
+                .collect();
+            if let Some(m) = out.get(twice).cloned() {
+                out.push(m);
+            }
+            out
+        })
+}
+
+fn member(
+    key: &'static str,
+    value: impl Strategy<Value = String> + 'static,
+) -> BoxedStrategy<(&'static str, String)> {
+    value.prop_map(move |v| (key, v)).boxed()
+}
+
+fn list_of(item: impl Strategy<Value = String>) -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => prop::collection::vec(item, 0..3).prop_map(|i| format!("[{}]", i.join(","))),
+        1 => Just("null".to_owned()),
+    ]
+}
+
+/// A chat completion chunk: its members present or not, in the shapes above.
+fn chunk() -> impl Strategy<Value = String> {
+    let function = some_of(vec![
+        member("name", text_value()),
+        member("arguments", text_value()),
+    ]);
+    let call = some_of(vec![
+        member("index", count_value()),
+        member("id", text_value()),
+        member("type", Just("\"function\"".to_owned())),
+        member(
+            "function",
+            prop_oneof![4 => function.prop_map(|m| object_of(m, "")), 1 => Just("null".to_owned())],
+        ),
+    ])
+    .prop_map(|m| object_of(m, ""));
+    let delta = some_of(vec![
+        member("role", Just("\"assistant\"".to_owned())),
+        member("content", text_value()),
+        member("reasoning_content", text_value()),
+        member("reasoning", text_value()),
+        member("refusal", text_value()),
+        member("tool_calls", list_of(call)),
+    ])
+    .prop_map(|m| object_of(m, ""));
+    let choice = some_of(vec![
+        member("index", count_value()),
+        member(
+            "delta",
+            prop_oneof![6 => delta, 1 => Just("null".to_owned())],
+        ),
+        member("logprobs", Just("null".to_owned())),
+        member("finish_reason", text_value()),
+    ])
+    .prop_map(|m| object_of(m, ""));
+    let usage = some_of(vec![
+        member("prompt_tokens", count_value()),
+        member("completion_tokens", count_value()),
+        member(
+            "prompt_tokens_details",
+            Just(r#"{"cached_tokens":3}"#.to_owned()),
+        ),
+        member("prompt_cache_hit_tokens", count_value()),
+    ])
+    .prop_map(|m| object_of(m, ""));
+    let members = some_of(vec![
+        member("id", text_value()),
+        member("object", Just("\"chat.completion.chunk\"".to_owned())),
+        member("created", count_value()),
+        member("model", text_value()),
+        member("choices", list_of(choice)),
+        member(
+            "usage",
+            prop_oneof![3 => usage, 1 => Just("null".to_owned())],
+        ),
+        member(
+            "error",
+            prop_oneof![4 => Just("null".to_owned()), 1 => Just(r#"{"message":"x"}"#.to_owned())],
+        ),
+    ]);
+    (members, ws(), 0u8..8, any::<prop::sample::Index>()).prop_map(|(m, ws, how, at)| {
+        let doc = object_of(m, ws);
+        let mut at = at.index(doc.len() + 1);
+        while !doc.is_char_boundary(at) {
+            at -= 1;
+        }
+        match how {
+            0 => doc[..at].to_owned(),
+            1 => format!("{}\"{}", &doc[..at], &doc[at..]),
+            _ => doc,
+        }
+    })
+}
+
+/// Wherever the hand read takes a generated chunk, the typed parse reads the same chunk;
+/// and it takes a good share of them, escapes and UTF-8 among them (a hand read that
+/// gave up on everything would agree vacuously).
+#[test]
+fn the_hand_read_of_a_chunk_agrees_with_the_typed_parse() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, TestRunner};
+    let mut runner = TestRunner::new(Config::default());
+    let strategy = chunk();
+    let (mut taken, mut decoded, mut typed_ok) = (0, 0, 0);
+    let cases = 3000;
+    for _ in 0..cases {
+        let doc = strategy.new_tree(&mut runner).unwrap().current();
+        typed_ok += usize::from(typed::<Chunk>(&doc).is_some());
+        if agrees::<Chunk>(&doc).unwrap() {
+            taken += 1;
+            decoded += usize::from(doc.contains('\\') || !doc.is_ascii());
+        }
+        agrees::<Chunk>(&format!("{doc} ")).unwrap();
+    }
+    assert!(
+        taken * 2 > typed_ok,
+        "taken {taken} of the {typed_ok} serde reads"
+    );
+    assert!(
+        decoded * 5 > taken,
+        "only {decoded} of {taken} with escapes or UTF-8"
+    );
 }

@@ -4,6 +4,7 @@
 //! before it has closed its arguments' JSON, and fragments for a call not yet open wait
 //! in its slot (TRANSLATION_NOTES 4.6, checklist item 4).
 
+use crate::providers::quick;
 use crate::providers::wire::from_json;
 use crate::providers::wire::openai::{Chunk, ToolCallDelta};
 
@@ -42,9 +43,10 @@ impl ChatDecoder {
             sink.ev(Ev::End);
             return Flow::Done;
         }
-        let chunk: Chunk<'_> = match from_json(data) {
-            Ok(c) => c,
-            Err(_) => return Flow::More,
+        // By hand in the usual shape, by serde otherwise (which decides as before).
+        let Some(chunk) = quick::document::<Chunk<'_>>(data).or_else(|| from_json(data).ok())
+        else {
+            return Flow::More;
         };
         if let Some(e) = chunk.error {
             let message = e
