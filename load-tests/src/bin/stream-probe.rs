@@ -18,6 +18,9 @@
 //!
 //! `TG_KEY` in the environment adds `Authorization: Bearer $TG_KEY`; `PROBE_MODEL` sets
 //! the model (default `gpt-4o-mini`), so one gateway can route each test to its mock.
+//! `PROBE_DIALECT=anthropic` sends an Anthropic Messages request instead (`POST
+//! /v1/messages`, the key as `x-api-key`): through Tollgate in front of an OpenAI-style
+//! mock, a translated exchange.
 
 use std::io;
 use std::net::SocketAddr;
@@ -32,17 +35,24 @@ fn request_bytes(addr: SocketAddr) -> Vec<u8> {
 
 fn request_with(addr: SocketAddr, stream: bool, close: bool) -> Vec<u8> {
     let model = std::env::var("PROBE_MODEL").unwrap_or_else(|_| "gpt-4o-mini".into());
+    let anthropic = std::env::var("PROBE_DIALECT").is_ok_and(|d| d == "anthropic");
+    let max_tokens = if anthropic { r#""max_tokens":256,"# } else { "" };
     let body = format!(
-        r#"{{"model":"{model}","messages":[{{"role":"user","content":"Say hello in one short sentence, please."}}],"stream":{stream}}}"#
+        r#"{{"model":"{model}",{max_tokens}"messages":[{{"role":"user","content":"Say hello in one short sentence, please."}}],"stream":{stream}}}"#
     );
     let connection = if close { "connection: close\r\n" } else { "" };
-    let auth = std::env::var("TG_KEY")
-        .ok()
-        .filter(|k| !k.is_empty())
-        .map(|k| format!("authorization: Bearer {k}\r\n"))
-        .unwrap_or_default();
+    let key = std::env::var("TG_KEY").ok().filter(|k| !k.is_empty());
+    let (path, auth) = match (anthropic, key) {
+        (true, Some(k)) => (
+            "/v1/messages",
+            format!("x-api-key: {k}\r\nanthropic-version: 2023-06-01\r\n"),
+        ),
+        (true, None) => ("/v1/messages", String::new()),
+        (false, Some(k)) => ("/v1/chat/completions", format!("authorization: Bearer {k}\r\n")),
+        (false, None) => ("/v1/chat/completions", String::new()),
+    };
     format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n{auth}content-length: {}\r\n{connection}\r\n{body}",
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n{auth}content-length: {}\r\n{connection}\r\n{body}",
         body.len()
     )
     .into_bytes()
