@@ -66,6 +66,10 @@ impl Circuit {
     /// Whether a request may go to this upstream now. In the half-open state only one
     /// request (the probe) is let through.
     pub fn allow(&self) -> bool {
+        // A closed circuit, the usual case, needs no clock read.
+        if self.opened_at.load(Ordering::Acquire) == 0 {
+            return true;
+        }
         self.allow_at(now_ms())
     }
 
@@ -89,12 +93,13 @@ impl Circuit {
 
     /// Whether [`Circuit::allow`] could let a request through, without taking the probe.
     pub fn would_allow(&self) -> bool {
-        let (now, cool) = (now_ms(), self.cool_ms);
         let opened = self.opened_at.load(Ordering::Acquire);
+        if opened == 0 {
+            return true;
+        }
+        let (now, cool) = (now_ms(), self.cool_ms);
         let probe = self.probe_at.load(Ordering::Acquire);
-        opened == 0
-            || (now.saturating_sub(opened) >= cool
-                && (probe == 0 || now.saturating_sub(probe) >= cool))
+        now.saturating_sub(opened) >= cool && (probe == 0 || now.saturating_sub(probe) >= cool)
     }
 
     pub fn state(&self) -> CircuitState {

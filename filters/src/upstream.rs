@@ -96,6 +96,12 @@ pub struct KeySlot {
 }
 
 impl KeySlot {
+    /// Whether the key rests now. A key never rested (the usual case) needs no clock
+    /// read.
+    fn resting(&self) -> bool {
+        self.rest_until_ms.load(Ordering::Acquire) != 0 && self.resting_at(now_ms())
+    }
+
     fn resting_at(&self, now_ms: u64) -> bool {
         self.rest_until_ms.load(Ordering::Acquire) > now_ms
     }
@@ -214,23 +220,21 @@ impl UpstreamTarget {
     /// Whether the upstream could take a request now: its health check (if any) passes
     /// and some key is not resting with its circuit not open. Takes no half-open probe.
     pub fn would_serve(&self) -> bool {
-        let now = now_ms();
         self.is_healthy()
             && self
                 .slots
                 .iter()
-                .any(|s| !s.resting_at(now) && s.circuit.would_allow())
+                .any(|s| !s.resting() && s.circuit.would_allow())
     }
 
     /// The first key position at or after `from` (in rotation order, at most one round)
     /// that is not resting and whose circuit lets a request through (taking the
     /// half-open probe if that is what it offers); `from` itself when none is.
     pub fn usable_key_from(&self, from: usize) -> usize {
-        let now = now_ms();
         (from..from + self.slots.len())
             .find(|&i| {
                 let s = self.slot(i);
-                !s.resting_at(now) && s.circuit.allow()
+                !s.resting() && s.circuit.allow()
             })
             .unwrap_or(from)
     }

@@ -69,6 +69,9 @@ fn keys_and_credentials_wrap_around_their_positions() {
 fn a_rest_is_over_at_its_deadline_on_the_wall_clock() {
     let slot = KeySlot::default();
     assert!(!slot.resting_at(0), "no rest");
+    assert!(!slot.resting());
+    slot.rest_until_ms.store(u64::MAX, Ordering::Release);
+    assert!(slot.resting(), "a rest that is not over");
     slot.rest_until_ms.store(1_000, Ordering::Release);
     assert!(slot.resting_at(999));
     assert!(!slot.resting_at(1_000), "over at the deadline");

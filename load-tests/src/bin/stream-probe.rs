@@ -36,7 +36,11 @@ fn request_bytes(addr: SocketAddr) -> Vec<u8> {
 fn request_with(addr: SocketAddr, stream: bool, close: bool) -> Vec<u8> {
     let model = std::env::var("PROBE_MODEL").unwrap_or_else(|_| "gpt-4o-mini".into());
     let anthropic = std::env::var("PROBE_DIALECT").is_ok_and(|d| d == "anthropic");
-    let max_tokens = if anthropic { r#""max_tokens":256,"# } else { "" };
+    let max_tokens = if anthropic {
+        r#""max_tokens":256,"#
+    } else {
+        ""
+    };
     let body = format!(
         r#"{{"model":"{model}",{max_tokens}"messages":[{{"role":"user","content":"Say hello in one short sentence, please."}}],"stream":{stream}}}"#
     );
@@ -48,7 +52,10 @@ fn request_with(addr: SocketAddr, stream: bool, close: bool) -> Vec<u8> {
             format!("x-api-key: {k}\r\nanthropic-version: 2023-06-01\r\n"),
         ),
         (true, None) => ("/v1/messages", String::new()),
-        (false, Some(k)) => ("/v1/chat/completions", format!("authorization: Bearer {k}\r\n")),
+        (false, Some(k)) => (
+            "/v1/chat/completions",
+            format!("authorization: Bearer {k}\r\n"),
+        ),
         (false, None) => ("/v1/chat/completions", String::new()),
     };
     format!(
