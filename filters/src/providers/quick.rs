@@ -23,15 +23,51 @@ const MAX_DEPTH: u32 = 32;
 /// the value of `KEYS[i]` at the cursor.
 pub trait Quick<'a>: Default {
     const KEYS: &'static [&'static [u8]];
+    /// The members the typed parse requires (bit `i` for `KEYS[i]`): an object without
+    /// one gives up.
+    const REQUIRED: u64 = 0;
     fn set(&mut self, i: usize, c: &mut Cursor<'a>) -> Option<()>;
 }
 
+/// The bits of `required` among `keys`, for [`Quick::REQUIRED`].
+pub const fn required(keys: &[&[u8]], required: &[&[u8]]) -> u64 {
+    let mut mask = 0;
+    let mut r = 0;
+    while r < required.len() {
+        let mut k = 0;
+        while k < keys.len() {
+            if same(keys[k], required[r]) {
+                mask |= 1 << k;
+            }
+            k += 1;
+        }
+        r += 1;
+    }
+    mask
+}
+
+const fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// `impl Quick for T`: each field with its key as sent and the [`Cursor`] method that
-/// reads its value. A type that borrows from the document names its lifetime `'q`.
+/// reads its value, then the keys the typed parse requires, if any. A type that borrows
+/// from the document names its lifetime `'q`.
 macro_rules! quick {
-    ($t:ty { $($field:ident: $key:literal => $read:ident),* $(,)? }) => {
+    ($t:ty { $($field:ident: $key:literal => $read:ident),* $(,)? } $(required [$($req:literal),*])?) => {
         impl<'q> $crate::providers::quick::Quick<'q> for $t {
             const KEYS: &'static [&'static [u8]] = &[$($key),*];
+            $(const REQUIRED: u64 = $crate::providers::quick::required(Self::KEYS, &[$($req),*]);)?
             fn set(&mut self, i: usize, c: &mut $crate::providers::quick::Cursor<'q>) -> Option<()> {
                 let mut n = 0;
                 $(
@@ -55,11 +91,19 @@ pub struct Cursor<'a> {
     i: usize,
     /// Objects and arrays open at the position.
     depth: u32,
+    /// The whole document as text, checked for UTF-8 once, when a first string is kept
+    /// (`None` inside: it is not UTF-8). A check per string costs a call each.
+    text: Option<Option<&'a str>>,
 }
 
 impl<'a> Cursor<'a> {
     pub fn new(b: &'a [u8]) -> Self {
-        Cursor { b, i: 0, depth: 0 }
+        Cursor {
+            b,
+            i: 0,
+            depth: 0,
+            text: None,
+        }
     }
 
     /// JSON's whitespace: the typed parse skips exactly these four.
@@ -233,7 +277,7 @@ impl<'a> Cursor<'a> {
             }
             None => c.skip(),
         })?;
-        Some(t)
+        (seen & T::REQUIRED == T::REQUIRED).then_some(t)
     }
 
     /// `null` as `None`, an object as `T`; anything else gives up (the typed parse
@@ -266,8 +310,13 @@ impl<'a> Cursor<'a> {
                 let len = plain_run(&self.b[start..]);
                 if self.b.get(start + len) == Some(&b'"') {
                     self.i = start + len + 1;
-                    // Plain ASCII, so UTF-8.
-                    let s = std::str::from_utf8(&self.b[start..start + len]).ok()?;
+                    let b = self.b;
+                    let doc = *self.text.get_or_insert_with(|| std::str::from_utf8(b).ok());
+                    // Plain ASCII, so UTF-8 however the document as a whole is.
+                    let s = match doc {
+                        Some(doc) => doc.get(start..start + len)?,
+                        None => std::str::from_utf8(&b[start..start + len]).ok()?,
+                    };
                     return Some(Some(Cow::Borrowed(s)));
                 }
                 self.i = start;
@@ -337,6 +386,22 @@ impl<'a> Cursor<'a> {
             Some(())
         })?;
         Some(items)
+    }
+
+    /// A string as an owned `String` (for a field that is not an `Option`: `null` gives
+    /// up, as the typed parse refuses it).
+    pub fn owned(&mut self) -> Option<String> {
+        self.text()?.map(Cow::into_owned)
+    }
+
+    /// A string as an owned `String`, or `null` as `None`.
+    pub fn owned_or_null(&mut self) -> Option<Option<String>> {
+        self.text().map(|t| t.map(Cow::into_owned))
+    }
+
+    /// A plain unsigned integer (for a field that is not an `Option`: `null` gives up).
+    pub fn whole(&mut self) -> Option<u64> {
+        self.count()?
     }
 
     /// A plain unsigned integer that fits in 32 bits (an index); anything else, `null`

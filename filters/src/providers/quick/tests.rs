@@ -328,6 +328,12 @@ fn the_hosts_chunks_are_read_by_hand_as_the_typed_parse_reads_them() {
         c.id,
         Some(std::borrow::Cow::Borrowed("chatcmpl-BmKr7Tq3"))
     ));
+    // Also when what follows a leading object is not UTF-8 (each string checked alone).
+    let c = leading::<Chunk>(b"{\"id\":\"a\",\"model\":\"m\\u00e9\"} \xff").unwrap();
+    assert_eq!(
+        (c.id.as_deref(), c.model.as_deref()),
+        (Some("a"), Some("m\u{e9}"))
+    );
 }
 
 #[test]
@@ -369,7 +375,13 @@ fn a_chunk_it_cannot_read_itself_is_left_to_the_typed_parse() {
 /// A string value as a host might send it: plain, escaped, UTF-8, or something only serde
 /// decides (a surrogate, a control character, a bad escape); or not a string.
 fn text_value() -> impl Strategy<Value = String> {
-    let piece = prop::sample::select(vec![
+    text_value_odd_one_in(13, 4)
+}
+
+/// `text_value` with one piece in `pieces` that only serde decides, and one value in
+/// `values` null or not a string.
+fn text_value_odd_one_in(pieces: u32, values: u32) -> impl Strategy<Value = String> {
+    let valid = prop::sample::select(vec![
         "Hello",
         " ",
         "a",
@@ -383,20 +395,24 @@ fn text_value() -> impl Strategy<Value = String> {
         r#"\u00E9"#,
         r#"\u0000"#,
         r#"\u2014"#,
+        "\u{e9}",
+        "\u{1f600}",
+        "\u{4e2d}",
+        "\u{7f}",
+        "{\\\"a\\\": 1}",
+    ]);
+    // What only serde decides: a surrogate pair or a lone one, a bad escape, a control.
+    let odd = prop::sample::select(vec![
         r#"\ud83d\ude00"#,
         r#"\uD800"#,
         r#"\u12g4"#,
         r#"\x"#,
-        "\u{e9}",
-        "\u{1f600}",
-        "\u{4e2d}",
         "\t",
-        "\u{7f}",
         "\u{1}",
-        "{\\\"a\\\": 1}",
     ]);
+    let piece = prop_oneof![pieces - 1 => valid, 1 => odd];
     prop_oneof![
-        8 => prop::collection::vec(piece, 0..6).prop_map(|p| format!("\"{}\"", p.concat())),
+        2 * (values - 1) => prop::collection::vec(piece, 0..6).prop_map(|p| format!("\"{}\"", p.concat())),
         1 => Just("null".to_owned()),
         1 => prop::sample::select(vec!["1", "[]", "{}", "true"]).prop_map(str::to_owned),
     ]
@@ -423,10 +439,18 @@ fn object_of(members: Vec<(&'static str, String)>, ws: &str) -> String {
 fn some_of(
     members: Vec<BoxedStrategy<(&'static str, String)>>,
 ) -> impl Strategy<Value = Vec<(&'static str, String)>> {
+    most_of(members, 0.5)
+}
+
+/// `members`, each present with probability `p`, one of them maybe twice.
+fn most_of(
+    members: Vec<BoxedStrategy<(&'static str, String)>>,
+    p: f64,
+) -> impl Strategy<Value = Vec<(&'static str, String)>> {
     let n = members.len();
     (
         members,
-        prop::collection::vec(any::<bool>(), n),
+        prop::collection::vec(prop::bool::weighted(p), n),
         0usize..n * 8,
     )
         .prop_map(|(all, keep, twice)| {
@@ -558,4 +582,143 @@ fn the_hand_read_of_a_chunk_agrees_with_the_typed_parse() {
         decoded * 5 > taken,
         "only {decoded} of {taken} with escapes or UTF-8"
     );
+}
+
+/// Where the hand read takes `doc` as `T`, the typed parse reads the same (compared by
+/// their debug forms, for types without `PartialEq`).
+fn agrees_as_printed<'a, T>(doc: &'a str) -> bool
+where
+    T: Quick<'a> + Deserialize<'a> + std::fmt::Debug,
+{
+    match document::<T>(doc.as_bytes()) {
+        None => false,
+        Some(quick) => {
+            let typed = typed::<T>(doc);
+            assert_eq!(
+                Some(format!("{quick:?}")),
+                typed.map(|t| format!("{t:?}")),
+                "{doc}"
+            );
+            true
+        }
+    }
+}
+
+/// Whole chat completion answers as hosts send them, read by hand.
+const REAL_ANSWERS: &[&str] = &[
+    r#"{"id":"chatcmpl-load","object":"chat.completion","created":1741569952,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I assist you today?","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":19,"completion_tokens":18,"total_tokens":37,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}}"#,
+    r#"{"id":"chatcmpl-t","object":"chat.completion","created":1,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}},{"id":"call_2","type":"function","function":{"name":"get_time","arguments":"{}"}}],"refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":80,"completion_tokens":40,"total_tokens":120},"service_tier":"default","system_fingerprint":"fp_1"}"#,
+    "{\"id\":\"x\",\"object\":\"chat.completion\",\"created\":2,\"model\":\"deepseek-reasoner\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"6 \u{2014} done.\\n\",\"reasoning_content\":\"2\u{d7}3\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":5,\"total_tokens\":14,\"prompt_cache_hit_tokens\":8}}",
+    r#"{"id":"chatcmpl-r","object":"chat.completion","created":3,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":null,"refusal":"I can't help with that."},"finish_reason":"stop"}]}"#,
+];
+
+#[test]
+fn the_hosts_answers_are_read_by_hand_as_the_typed_parse_reads_them() {
+    use crate::providers::wire::openai::ChatCompletion;
+    for doc in REAL_ANSWERS.iter().copied().chain([REAL_EVENTS[6]]) {
+        assert!(agrees_as_printed::<ChatCompletion>(doc), "{doc}");
+    }
+    let a = document::<ChatCompletion>(REAL_ANSWERS[1].as_bytes()).unwrap();
+    let calls = &a.choices[0].message.tool_calls;
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].function.arguments, r#"{"city":"Paris"}"#);
+    // What the typed parse requires or reads differently is left to it.
+    for doc in [
+        r#"{"choices":[{"index":0}]}"#,
+        r#"{"choices":[{"message":{"content":"no role"}}]}"#,
+        r#"{"choices":[{"message":{"role":"assistant","tool_calls":[{"type":"function","function":{"name":"f"}}]}}]}"#,
+        r#"{"choices":[{"message":{"role":"assistant","tool_calls":[{"id":"c","function":{"arguments":"{}"}}]}}]}"#,
+        r#"{"choices":[{"message":{"role":"assistant","content":[{"type":"text","text":"parts"}]}}]}"#,
+        r#"{"created":null}"#,
+        r#"{"id":null}"#,
+        r#"{"choices":[{"message":{"role":null}}]}"#,
+    ] {
+        assert!(
+            document::<ChatCompletion>(doc.as_bytes()).is_none(),
+            "{doc}"
+        );
+    }
+}
+
+/// A chat completion answer: its members present or not, in the shapes of `text_value`.
+fn answer() -> impl Strategy<Value = String> {
+    let function = most_of(
+        vec![
+            member("name", text_value_odd_one_in(60, 40)),
+            member("arguments", text_value_odd_one_in(60, 40)),
+        ],
+        0.8,
+    );
+    let call = most_of(vec![
+        member("id", text_value_odd_one_in(60, 40)),
+        member("type", Just("\"function\"".to_owned())),
+        member("function", prop_oneof![4 => function.prop_map(|m| object_of(m, "")), 1 => Just("null".to_owned())]),
+    ], 0.8)
+    .prop_map(|m| object_of(m, ""));
+    let message = most_of(
+        vec![
+            member("role", text_value_odd_one_in(60, 40)),
+            member("content", text_value_odd_one_in(60, 40)),
+            member("name", text_value_odd_one_in(60, 40)),
+            member("reasoning_content", text_value_odd_one_in(60, 40)),
+            member("refusal", text_value_odd_one_in(60, 40)),
+            member("annotations", Just("[]".to_owned())),
+            member("tool_calls", list_of(call)),
+        ],
+        0.7,
+    )
+    .prop_map(|m| object_of(m, " "));
+    let choice = most_of(
+        vec![
+            member("index", count_value()),
+            member(
+                "message",
+                prop_oneof![8 => message, 1 => Just("null".to_owned())],
+            ),
+            member("logprobs", Just("null".to_owned())),
+            member("finish_reason", text_value_odd_one_in(60, 40)),
+        ],
+        0.8,
+    )
+    .prop_map(|m| object_of(m, ""));
+    let members = most_of(
+        vec![
+            member("id", text_value_odd_one_in(60, 40)),
+            member("object", text_value_odd_one_in(60, 40)),
+            member("created", count_value()),
+            member("model", text_value_odd_one_in(60, 40)),
+            member("choices", list_of(choice)),
+            member(
+                "usage",
+                Just(r#"{"prompt_tokens":1,"completion_tokens":2}"#.to_owned()),
+            ),
+        ],
+        0.8,
+    );
+    (members, ws()).prop_map(|(m, ws)| object_of(m, ws))
+}
+
+/// Wherever the hand read takes a generated answer, the typed parse reads the same; and
+/// it takes a good share of those the typed parse reads.
+#[test]
+fn the_hand_read_of_an_answer_agrees_with_the_typed_parse() {
+    use crate::providers::wire::openai::ChatCompletion;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, TestRunner};
+    let mut runner = TestRunner::new(Config::default());
+    let strategy = answer();
+    let (mut taken, mut typed_ok, mut with_calls) = (0, 0, 0);
+    for _ in 0..3000 {
+        let doc = strategy.new_tree(&mut runner).unwrap().current();
+        typed_ok += usize::from(typed::<ChatCompletion>(&doc).is_some());
+        if agrees_as_printed::<ChatCompletion>(&doc) {
+            taken += 1;
+            with_calls += usize::from(doc.contains("\"function\":{"));
+        }
+    }
+    assert!(
+        taken * 2 > typed_ok,
+        "taken {taken} of the {typed_ok} serde reads"
+    );
+    assert!(with_calls > 0, "no answer with a tool call taken");
 }

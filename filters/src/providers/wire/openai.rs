@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::OneOrMany;
-use crate::providers::quick::quick;
+use crate::providers::quick::{quick, Cursor, Quick};
 
 /// `POST /v1/chat/completions`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -160,7 +160,7 @@ pub struct FilePart {
 }
 
 /// A tool call in an assistant message.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct ToolCall {
     pub id: String,
     // Absent from a request: read by nothing (writers name it themselves).
@@ -170,7 +170,7 @@ pub struct ToolCall {
 }
 
 /// The called function: its name and its arguments as a JSON string.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct FunctionCall {
     pub name: String,
     #[serde(default)]
@@ -199,7 +199,7 @@ pub struct FunctionDecl {
 }
 
 /// The `chat.completion` answer.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct ChatCompletion {
     #[serde(default)]
     pub id: String,
@@ -217,7 +217,7 @@ pub struct ChatCompletion {
 }
 
 /// One choice of an answer.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct Choice {
     #[serde(default)]
     pub index: u32,
@@ -418,3 +418,58 @@ quick!(PromptDetails {
 quick!(CompletionDetails {
     reasoning_tokens: b"reasoning_tokens" => count,
 });
+
+// The hand-written read of a whole answer, for a translated one.
+quick!(ChatCompletion {
+    id: b"id" => owned,
+    object: b"object" => owned,
+    created: b"created" => whole,
+    model: b"model" => owned,
+    choices: b"choices" => list,
+    usage: b"usage" => optional,
+});
+
+quick!(Choice {
+    index: b"index" => index,
+    message: b"message" => object,
+    finish_reason: b"finish_reason" => owned_or_null,
+} required [b"message"]);
+
+quick!(ToolCall {
+    id: b"id" => owned,
+    kind: b"type" => owned,
+    function: b"function" => object,
+} required [b"id", b"function"]);
+
+quick!(FunctionCall {
+    name: b"name" => owned,
+    arguments: b"arguments" => owned,
+} required [b"name"]);
+
+impl<'q> Quick<'q> for ChatMessage {
+    const KEYS: &'static [&'static [u8]] = &[
+        b"role",
+        b"content",
+        b"name",
+        b"tool_calls",
+        b"tool_call_id",
+        b"reasoning_content",
+        b"refusal",
+    ];
+    const REQUIRED: u64 = 1;
+
+    fn set(&mut self, i: usize, c: &mut Cursor<'q>) -> Option<()> {
+        match i {
+            0 => self.role = c.owned()?,
+            // Text; content parts (an array) are left to the typed parse.
+            1 => self.content = c.text()?.map(|t| ChatContent::Text(t.into_owned())),
+            2 => self.name = c.owned_or_null()?,
+            3 => self.tool_calls = c.list()?,
+            4 => self.tool_call_id = c.owned_or_null()?,
+            5 => self.reasoning_content = c.owned_or_null()?,
+            6 => self.refusal = c.owned_or_null()?,
+            _ => return None,
+        }
+        Some(())
+    }
+}

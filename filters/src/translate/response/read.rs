@@ -2,6 +2,7 @@
 //! first choice or candidate, its parts in order, finish reason and usage; tool names
 //! mapped back to the client's.
 
+use crate::providers::quick;
 use crate::providers::wire::anthropic::{Block, MessageResponse};
 use crate::providers::wire::from_json;
 use crate::providers::wire::gemini::GenerateResponse;
@@ -14,7 +15,11 @@ use super::Exchange;
 /// Reads `body` in `upstream`'s dialect.
 pub fn response(upstream: Wire, body: &[u8], ex: &Exchange) -> Option<Response> {
     match upstream {
-        Wire::Chat | Wire::Responses => chat(from_json(body).ok()?, ex),
+        // By hand in the usual shape, by serde otherwise (which decides as before).
+        Wire::Chat | Wire::Responses => chat(
+            quick::document::<ChatCompletion>(body).or_else(|| from_json(body).ok())?,
+            ex,
+        ),
         Wire::Messages => Some(messages(from_json(body).ok()?, ex)),
         Wire::Gemini => Some(gemini(from_json(body).ok()?, ex)),
     }
