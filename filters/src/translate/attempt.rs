@@ -100,6 +100,11 @@ pub fn request_head(
         }
     }
     for (name, value) in &t.headers.set {
+        // Usually the client sent the same (`content-type: application/json`): an
+        // insert into Pingora's header maps costs more than the comparison.
+        if only_value_is(&up.headers, name, value) {
+            continue;
+        }
         up.insert_header(*name, *value).map_err(internal)?;
     }
     let uri: http::Uri = format!("{base_path}{}", t.path).parse().map_err(internal)?;
@@ -108,6 +113,12 @@ pub fn request_head(
         up.set_method(http::Method::POST);
     }
     Ok(())
+}
+
+/// Whether `name` has exactly one value in `headers`, `value`.
+fn only_value_is(headers: &http::HeaderMap, name: &str, value: &str) -> bool {
+    let mut values = headers.get_all(name).iter();
+    values.next().is_some_and(|v| v == value) && values.next().is_none()
 }
 
 /// The client's response head: the status (an upstream error's, as the client's
@@ -126,6 +137,8 @@ pub fn response_head(
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let head = t.response.head(status, content_type);
+    // JSON answered as JSON keeps the upstream's own value (when it is exactly that).
+    let same_type = only_value_is(&resp.headers, "content-type", head.content_type);
     if head.status != status {
         resp.set_status(head.status).map_err(internal)?;
     }
@@ -133,8 +146,10 @@ pub fn response_head(
         resp.insert_header(UPSTREAM_STATUS_HEADER, status.to_string())
             .map_err(internal)?;
     }
-    resp.insert_header(http::header::CONTENT_TYPE, head.content_type)
-        .map_err(internal)?;
+    if !same_type {
+        resp.insert_header(http::header::CONTENT_TYPE, head.content_type)
+            .map_err(internal)?;
+    }
     resp.remove_header(&http::header::CONTENT_LENGTH);
     if chunked {
         resp.insert_header(http::header::TRANSFER_ENCODING, "chunked")

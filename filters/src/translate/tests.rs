@@ -752,6 +752,39 @@ fn the_request_head_is_rewritten_for_the_target() {
     assert!(up.headers.get("anthropic-version").is_none());
     assert_eq!(up.headers["content-length"], "2");
     assert_eq!(up.headers["content-type"], "application/json");
+    // A value sent twice is replaced by the one; the same value once is left as it is.
+    for sent in [
+        &["application/json", "text/plain"][..],
+        &["application/json"],
+    ] {
+        let mut up = RequestHeader::build("POST", b"/v1/messages", None).unwrap();
+        for v in sent {
+            up.append_header("content-type", *v).unwrap();
+        }
+        attempt::request_head(&t, &mut up, "").unwrap();
+        let got: Vec<_> = up.headers.get_all("content-type").iter().collect();
+        assert_eq!(got, ["application/json"], "{sent:?}");
+    }
+}
+
+/// The answer's content type: the upstream's own when it is exactly the client's,
+/// otherwise replaced (a parameter, or a second value, is not the same).
+#[test]
+fn the_response_content_type_is_the_clients_exactly() {
+    for sent in [
+        &["application/json"][..],
+        &["application/json; charset=utf-8"],
+        &["application/json", "application/json"],
+    ] {
+        let mut t = kept(false);
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        for v in sent {
+            resp.append_header("content-type", *v).unwrap();
+        }
+        attempt::response_head(&mut t, &mut resp, false).unwrap();
+        let got: Vec<_> = resp.headers.get_all("content-type").iter().collect();
+        assert_eq!(got, ["application/json"], "{sent:?}");
+    }
 }
 
 /// The client's head: an upstream error's status in the client's terms with the
