@@ -76,6 +76,17 @@ pub struct Pair {
     pub upstream: Wire,
 }
 
+/// `value` as JSON into a buffer of `capacity` bytes to start with: about the size of
+/// the body it was translated from, so the buffer is not grown step by step from empty.
+pub(crate) fn json_bytes<T: serde::Serialize>(
+    value: &T,
+    capacity: usize,
+) -> serde_json::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut out, value)?;
+    Ok(out)
+}
+
 /// The translation a request needs: `None` when the upstream speaks the client's wire
 /// (the request goes byte for byte) or the endpoint is not one translation serves
 /// (`responses_api` is the upstream's CONTRACT section 2 key: whether it serves

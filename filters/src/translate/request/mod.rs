@@ -84,10 +84,12 @@ pub fn translate(
     }
     let client_model = std::mem::replace(&mut ir.model, req.served_model.to_owned());
     let names = tool_names(&ir, pair.upstream);
+    // The translated body is about the size of the client's.
+    let capacity = req.body.len() + 256;
     let body = match pair.upstream {
-        Wire::Chat => write_chat::write(&ir, opts, &mut notes)?,
-        Wire::Messages => write_messages::write(&ir, opts, &mut notes)?,
-        Wire::Gemini => write_gemini::write(&ir, opts, &mut notes)?,
+        Wire::Chat => write_chat::write(&ir, opts, &mut notes, capacity)?,
+        Wire::Messages => write_messages::write(&ir, opts, &mut notes, capacity)?,
+        Wire::Gemini => write_gemini::write(&ir, opts, &mut notes, capacity)?,
         Wire::Responses => {
             return Err(TranslateError::unsupported(
                 "upstream",

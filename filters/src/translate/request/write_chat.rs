@@ -16,8 +16,13 @@ use super::super::{names, Notes, Options, TranslateError, Wire};
 
 const W: Wire = Wire::Chat;
 
-/// Writes `ir`.
-pub fn write(ir: &Request, opts: &Options, notes: &mut Notes) -> Result<Vec<u8>, TranslateError> {
+/// Writes `ir` (into a buffer of `capacity` bytes to start with).
+pub fn write(
+    ir: &Request,
+    opts: &Options,
+    notes: &mut Notes,
+    capacity: usize,
+) -> Result<Vec<u8>, TranslateError> {
     let mut messages = Vec::with_capacity(ir.messages.len() + 1);
     if !ir.system.is_empty() {
         let text = join_text(&ir.system, notes);
@@ -77,7 +82,8 @@ pub fn write(ir: &Request, opts: &Options, notes: &mut Notes) -> Result<Vec<u8>,
         user: ir.user.clone(),
         extra: Default::default(),
     };
-    serde_json::to_vec(&req).map_err(|e| TranslateError::unsupported("body", e.to_string()))
+    super::super::json_bytes(&req, capacity)
+        .map_err(|e| TranslateError::unsupported("body", e.to_string()))
 }
 
 fn join_text(parts: &[Part], notes: &mut Notes) -> String {

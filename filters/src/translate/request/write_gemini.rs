@@ -22,8 +22,13 @@ const W: Wire = Wire::Gemini;
 /// Google's documented value for a function call whose signature was lost.
 pub const SKIP_SIGNATURE: &str = "skip_thought_signature_validator";
 
-/// Writes `ir`.
-pub fn write(ir: &Request, opts: &Options, notes: &mut Notes) -> Result<Vec<u8>, TranslateError> {
+/// Writes `ir` (into a buffer of `capacity` bytes to start with).
+pub fn write(
+    ir: &Request,
+    opts: &Options,
+    notes: &mut Notes,
+    capacity: usize,
+) -> Result<Vec<u8>, TranslateError> {
     let mut contents = Vec::with_capacity(ir.messages.len());
     for (i, m) in ir.messages.iter().enumerate() {
         let c = content(m, i, notes)?;
@@ -50,7 +55,8 @@ pub fn write(ir: &Request, opts: &Options, notes: &mut Notes) -> Result<Vec<u8>,
     if ir.user.is_some() {
         notes.drop("user");
     }
-    serde_json::to_vec(&req).map_err(|e| TranslateError::unsupported("body", e.to_string()))
+    super::super::json_bytes(&req, capacity)
+        .map_err(|e| TranslateError::unsupported("body", e.to_string()))
 }
 
 fn text_part(p: &Part, notes: &mut Notes) -> Option<GemPart> {

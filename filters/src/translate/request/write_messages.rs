@@ -21,7 +21,12 @@ const IMAGE_TYPES: &[&str] = &["image/jpeg", "image/png", "image/gif", "image/we
 const MIN_BUDGET: u32 = 1024;
 
 /// Writes `ir` (more than one choice was refused before: see `translate`).
-pub fn write(ir: &Request, opts: &Options, notes: &mut Notes) -> Result<Vec<u8>, TranslateError> {
+pub fn write(
+    ir: &Request,
+    opts: &Options,
+    notes: &mut Notes,
+    capacity: usize,
+) -> Result<Vec<u8>, TranslateError> {
     let max_tokens = ir.max_out.unwrap_or(opts.default_max_tokens);
     let mut messages = Vec::with_capacity(ir.messages.len());
     for (i, m) in ir.messages.iter().enumerate() {
@@ -57,7 +62,8 @@ pub fn write(ir: &Request, opts: &Options, notes: &mut Notes) -> Result<Vec<u8>,
         ..MessagesRequest::default()
     };
     sampling(&mut req, ir, notes);
-    serde_json::to_vec(&req).map_err(|e| TranslateError::unsupported("body", e.to_string()))
+    super::super::json_bytes(&req, capacity)
+        .map_err(|e| TranslateError::unsupported("body", e.to_string()))
 }
 
 fn cache_control(c: Option<CacheTtl>) -> Option<CacheControl> {

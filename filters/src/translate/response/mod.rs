@@ -190,7 +190,8 @@ impl ResponseTranslator {
     /// client's error envelope).
     pub fn whole(&self, body: &[u8]) -> Vec<u8> {
         match read::response(self.ex.pair.upstream, body, &self.ex) {
-            Some(r) => write::response(&r, &self.ex),
+            // The client's answer is about the size of the upstream's.
+            Some(r) => write::response(&r, &self.ex, body.len() + 256),
             None => {
                 let e = errors::UpstreamError {
                     class: errors::Class::Server,

@@ -16,21 +16,21 @@ use crate::providers::wire::responses::{OutputItem, OutputText, SummaryText};
 
 use super::super::ir::{Finish, Part, Response, Sig, SigOrigin};
 use super::super::stream::encode_messages_id;
-use super::super::{finish, names, usage, Wire};
+use super::super::{finish, json_bytes, names, usage, Wire};
 use super::Exchange;
 
-/// Writes `r` for `ex`'s client.
-pub fn response(r: &Response, ex: &Exchange) -> Vec<u8> {
+/// Writes `r` for `ex`'s client (into a buffer of `capacity` bytes to start with).
+pub fn response(r: &Response, ex: &Exchange, capacity: usize) -> Vec<u8> {
     let model = if r.model.is_empty() {
         ex.model.clone()
     } else {
         r.model.clone()
     };
     let v = match ex.pair.client {
-        Wire::Chat => serde_json::to_vec(&chat(r, ex, model)),
-        Wire::Messages => serde_json::to_vec(&messages(r, model)),
-        Wire::Gemini => serde_json::to_vec(&gemini(r, model)),
-        Wire::Responses => serde_json::to_vec(&responses(r, ex, model)),
+        Wire::Chat => json_bytes(&chat(r, ex, model), capacity),
+        Wire::Messages => json_bytes(&messages(r, model), capacity),
+        Wire::Gemini => json_bytes(&gemini(r, model), capacity),
+        Wire::Responses => json_bytes(&responses(r, ex, model), capacity),
     };
     v.unwrap_or_default()
 }
