@@ -198,6 +198,23 @@ impl Filter for UpstreamHeaders {
             .upstream()
             .cloned()
             .ok_or_else(|| internal("no upstream chosen"))?;
+        let credential = self.credential(&target, ctx)?;
+        let credential_header = credential.as_ref().map(|_| target.kind.credential_header());
+        // The headers set below replace every value the client sent under their names;
+        // of the others, those not allowed go, first, so that the inserts take the room
+        // they leave in Pingora's header maps instead of growing them (a translated
+        // request's own credential header, for one). Usually none is left to remove:
+        // removing what is then set again would be work done twice on every request.
+        let replaced = |n: &http::HeaderName| {
+            REPLACED.contains(n) || credential_header.is_some_and(|c| n.as_str() == c)
+        };
+        let dropped = |n: &http::HeaderName| !replaced(n) && !allowed(n.as_str());
+        if up.headers.keys().any(dropped) {
+            let drop: Vec<_> = up.headers.keys().filter(|n| dropped(n)).cloned().collect();
+            for name in drop {
+                up.remove_header(&name);
+            }
+        }
         match target.host_value() {
             Some(host) => up.insert_header(http::header::HOST, host.clone()),
             None => up.insert_header(http::header::HOST, target.host_header.as_str()),
@@ -209,23 +226,8 @@ impl Filter for UpstreamHeaders {
         )
         .map_err(internal)?;
         set_content_length(up, ctx.outgoing_body().len())?;
-        let credential = self.credential(&target, ctx)?;
-        let credential_header = credential.as_ref().map(|_| target.kind.credential_header());
         if let (Some(name), Some(value)) = (credential_header, credential) {
             up.insert_header(name, value).map_err(internal)?;
-        }
-        // The headers set above replaced every value the client sent under their names;
-        // of the others, those not allowed go. Usually none is left to remove: removing
-        // first what is then set again was work done twice on every request.
-        let replaced = |n: &http::HeaderName| {
-            REPLACED.contains(n) || credential_header.is_some_and(|c| n.as_str() == c)
-        };
-        let dropped = |n: &http::HeaderName| !replaced(n) && !allowed(n.as_str());
-        if up.headers.keys().any(dropped) {
-            let drop: Vec<_> = up.headers.keys().filter(|n| dropped(n)).cloned().collect();
-            for name in drop {
-                up.remove_header(&name);
-            }
         }
         // The common case, an origin-form OpenAI-style path on an upstream without a base
         // path and no query, needs no new URI.
