@@ -82,9 +82,7 @@ fn event_usage<'a, E>(
 where
     E: quick::Quick<'a> + serde::Deserialize<'a>,
 {
-    quick::document::<E>(data)
-        .or_else(|| serde_json::from_slice::<E>(data).ok())
-        .map(reported)
+    quick::document_or_typed::<E>(data).map(reported)
 }
 
 impl Dialect {

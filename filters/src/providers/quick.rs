@@ -106,11 +106,8 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// JSON's whitespace: the typed parse skips exactly these four.
     fn ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.b.get(self.i) {
-            self.i += 1;
-        }
+        self.i = skip_ws(self.b, self.i);
     }
 
     fn peek(&mut self) -> Option<u8> {
@@ -473,12 +470,30 @@ fn plain_run(b: &[u8]) -> usize {
         .count()
 }
 
+/// The position past the JSON whitespace at `i` in `b`: the typed parse skips exactly
+/// these four.
+pub(crate) fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\t' | b'\r') = b.get(i) {
+        i += 1;
+    }
+    i
+}
+
 /// A whole document read as `T` (only whitespace after it, as `serde_json::from_slice`
 /// wants).
 pub fn document<'a, T: Quick<'a>>(bytes: &'a [u8]) -> Option<T> {
     let mut c = Cursor::new(bytes);
     let t = c.object()?;
     c.at_end().then_some(t)
+}
+
+/// A whole document read by hand in the usual shape, else by the typed parse (which
+/// decides as before); `None` when both refuse it.
+pub fn document_or_typed<'a, T>(bytes: &'a [u8]) -> Option<T>
+where
+    T: Quick<'a> + serde::Deserialize<'a>,
+{
+    document(bytes).or_else(|| super::wire::from_json(bytes).ok())
 }
 
 /// The object at the start of `bytes` read as `T`, whatever follows it (as a streaming

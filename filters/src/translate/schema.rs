@@ -380,12 +380,12 @@ mod depth_tests {
     use super::*;
     use serde_json::json;
 
-    /// `depth` objects, each the only property of the one around it.
     /// A string schema inside `depth` levels, each made by `wrap`.
     fn wrapped(depth: usize, wrap: fn(Value) -> Value) -> Value {
         (0..depth).fold(json!({"type": "string"}), |inner, _| wrap(inner))
     }
 
+    /// `depth` objects, each the only property of the one around it.
     fn nested(depth: usize) -> Value {
         wrapped(
             depth,

@@ -338,31 +338,35 @@ fn openai_stream_events_for_a_claude_client() {
     );
 }
 
+/// One server-sent event with its `event:` name, as Anthropic sends them.
+fn named_event(name: &str, data: &str) -> String {
+    format!("event: {name}\ndata: {data}\n\n")
+}
+
 /// A Claude stream block of a kind Tollgate does not translate (a server tool's, or a
 /// new one) is skipped whole, its deltas and its stop included; the blocks around it
 /// are closed as usual.
 #[test]
 fn unknown_claude_blocks_are_skipped_whole() {
-    let ev = |name: &str, data: &str| format!("event: {name}\ndata: {data}\n\n");
     let body = [
-        ev("message_start", r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"m","content":[],"usage":{"input_tokens":3,"output_tokens":1}}}"#),
-        ev("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#),
-        ev("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"A"}}"#),
-        ev("content_block_stop", r#"{"type":"content_block_stop","index":0}"#),
-        ev("content_block_start", r#"{"type":"content_block_start","index":1,"content_block":{"type":"mystery_block","id":"x"}}"#),
-        ev("content_block_delta", r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"HIDDEN"}}"#),
-        ev("content_block_stop", r#"{"type":"content_block_stop","index":1}"#),
-        ev("content_block_start", r#"{"type":"content_block_start","index":2,"content_block":{"type":"text","text":""}}"#),
-        ev("content_block_delta", r#"{"type":"content_block_delta","index":2,"delta":{"type":"text_delta","text":"B"}}"#),
-        ev("content_block_stop", r#"{"type":"content_block_stop","index":2}"#),
-        ev("content_block_start", r#"{"type":"content_block_start","index":3,"content_block":{"type":"text","text":""}}"#),
-        ev("content_block_delta", r#"{"type":"content_block_delta","index":3,"delta":{"type":"text_delta","text":"C"}}"#),
-        ev("content_block_stop", r#"{"type":"content_block_stop","index":3}"#),
-        ev("content_block_start", r#"{"type":"content_block_start","index":4,"content_block":{"type":"tool_use","id":"toolu_1","name":"f","input":{}}}"#),
-        ev("content_block_delta", r#"{"type":"content_block_delta","index":4,"delta":{"type":"input_json_delta","partial_json":"{}"}}"#),
-        ev("content_block_stop", r#"{"type":"content_block_stop","index":4}"#),
-        ev("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":5}}"#),
-        ev("message_stop", r#"{"type":"message_stop"}"#),
+        named_event("message_start", r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"m","content":[],"usage":{"input_tokens":3,"output_tokens":1}}}"#),
+        named_event("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#),
+        named_event("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"A"}}"#),
+        named_event("content_block_stop", r#"{"type":"content_block_stop","index":0}"#),
+        named_event("content_block_start", r#"{"type":"content_block_start","index":1,"content_block":{"type":"mystery_block","id":"x"}}"#),
+        named_event("content_block_delta", r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"HIDDEN"}}"#),
+        named_event("content_block_stop", r#"{"type":"content_block_stop","index":1}"#),
+        named_event("content_block_start", r#"{"type":"content_block_start","index":2,"content_block":{"type":"text","text":""}}"#),
+        named_event("content_block_delta", r#"{"type":"content_block_delta","index":2,"delta":{"type":"text_delta","text":"B"}}"#),
+        named_event("content_block_stop", r#"{"type":"content_block_stop","index":2}"#),
+        named_event("content_block_start", r#"{"type":"content_block_start","index":3,"content_block":{"type":"text","text":""}}"#),
+        named_event("content_block_delta", r#"{"type":"content_block_delta","index":3,"delta":{"type":"text_delta","text":"C"}}"#),
+        named_event("content_block_stop", r#"{"type":"content_block_stop","index":3}"#),
+        named_event("content_block_start", r#"{"type":"content_block_start","index":4,"content_block":{"type":"tool_use","id":"toolu_1","name":"f","input":{}}}"#),
+        named_event("content_block_delta", r#"{"type":"content_block_delta","index":4,"delta":{"type":"input_json_delta","partial_json":"{}"}}"#),
+        named_event("content_block_stop", r#"{"type":"content_block_stop","index":4}"#),
+        named_event("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":5}}"#),
+        named_event("message_stop", r#"{"type":"message_stop"}"#),
     ]
     .concat();
     let out = feed(exchange(Wire::Responses, Wire::Messages), &body);
@@ -392,20 +396,19 @@ fn unknown_claude_blocks_are_skipped_whole() {
 /// For a Gemini client, the chunks carry the response id.
 #[test]
 fn a_claude_stream_for_openai_and_gemini_clients() {
-    let ev = |name: &str, data: &str| format!("event: {name}\ndata: {data}\n\n");
     let body = [
-        ev("message_start", r#"{"type":"message_start","message":{"id":"msg_7","type":"message","role":"assistant","model":"m","content":[],"usage":{"input_tokens":3,"output_tokens":1}}}"#),
-        ev("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#),
-        ev("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Hmm."}}"#),
-        ev("content_block_stop", r#"{"type":"content_block_stop","index":0}"#),
-        ev("content_block_start", r#"{"type":"content_block_start","index":1,"content_block":{"type":"text","text":"Pre"}}"#),
-        ev("content_block_delta", r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"fix"}}"#),
-        ev("content_block_stop", r#"{"type":"content_block_stop","index":1}"#),
-        ev("content_block_start", r#"{"type":"content_block_start","index":2,"content_block":{"type":"tool_use","id":"toolu_1","name":"f","input":{}}}"#),
-        ev("content_block_delta", r#"{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":""}}"#),
-        ev("content_block_delta", r#"{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"{}"}}"#),
-        ev("content_block_stop", r#"{"type":"content_block_stop","index":2}"#),
-        ev("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":5}}"#),
+        named_event("message_start", r#"{"type":"message_start","message":{"id":"msg_7","type":"message","role":"assistant","model":"m","content":[],"usage":{"input_tokens":3,"output_tokens":1}}}"#),
+        named_event("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#),
+        named_event("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Hmm."}}"#),
+        named_event("content_block_stop", r#"{"type":"content_block_stop","index":0}"#),
+        named_event("content_block_start", r#"{"type":"content_block_start","index":1,"content_block":{"type":"text","text":"Pre"}}"#),
+        named_event("content_block_delta", r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"fix"}}"#),
+        named_event("content_block_stop", r#"{"type":"content_block_stop","index":1}"#),
+        named_event("content_block_start", r#"{"type":"content_block_start","index":2,"content_block":{"type":"tool_use","id":"toolu_1","name":"f","input":{}}}"#),
+        named_event("content_block_delta", r#"{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":""}}"#),
+        named_event("content_block_delta", r#"{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"{}"}}"#),
+        named_event("content_block_stop", r#"{"type":"content_block_stop","index":2}"#),
+        named_event("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":5}}"#),
     ]
     .concat();
     for reasoning_content in [false, true] {

@@ -20,6 +20,8 @@ use serde::de::{value::SeqAccessDeserializer, IgnoredAny, MapAccess, SeqAccess, 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
+use super::quick::skip_ws;
+
 /// Reads a JSON string as `text(..)` or an array as `seq(..)` of its elements: what
 /// `#[serde(untagged)]` does for such an enum, without its buffering (it copies the
 /// whole value into an owned tree first, then tries each variant against the copy),
@@ -169,13 +171,6 @@ fn all_keys_known(body: &[u8], known: &[&str]) -> Option<bool> {
             _ => return None,
         }
     }
-}
-
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while let Some(b' ' | b'\n' | b'\t' | b'\r') = b.get(i) {
-        i += 1;
-    }
-    i
 }
 
 /// Where the value at `i` ends: past a string's closing quote, a container's closing

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::OneOrMany;
-use crate::providers::quick::{quick, Cursor, Quick};
+use crate::providers::quick::{quick, required, Cursor, Quick};
 
 /// `POST /v1/chat/completions`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -456,7 +456,7 @@ impl<'q> Quick<'q> for ChatMessage {
         b"reasoning_content",
         b"refusal",
     ];
-    const REQUIRED: u64 = 1;
+    const REQUIRED: u64 = required(Self::KEYS, &[b"role"]);
 
     fn set(&mut self, i: usize, c: &mut Cursor<'q>) -> Option<()> {
         match i {

@@ -16,7 +16,7 @@ mod write_messages;
 
 use super::ir::{Part, Request};
 use super::response::{Exchange, ResponseTranslator};
-use super::{names, Notes, Options, Pair, TranslateError, Wire};
+use super::{json_bytes, names, Notes, Options, Pair, TranslateError, Wire};
 
 pub(crate) use shape::text_of_parts;
 
@@ -87,16 +87,17 @@ pub fn translate(
     // The translated body is about the size of the client's.
     let capacity = req.body.len() + 256;
     let body = match pair.upstream {
-        Wire::Chat => write_chat::write(&ir, opts, &mut notes, capacity)?,
-        Wire::Messages => write_messages::write(&ir, opts, &mut notes, capacity)?,
-        Wire::Gemini => write_gemini::write(&ir, opts, &mut notes, capacity)?,
+        Wire::Chat => json_bytes(&write_chat::write(&ir, opts, &mut notes)?, capacity),
+        Wire::Messages => json_bytes(&write_messages::write(&ir, opts, &mut notes)?, capacity),
+        Wire::Gemini => json_bytes(&write_gemini::write(&ir, opts, &mut notes)?, capacity),
         Wire::Responses => {
             return Err(TranslateError::unsupported(
                 "upstream",
                 "the Responses API is only a client dialect",
             ))
         }
-    };
+    }
+    .map_err(|e| TranslateError::unsupported("body", e.to_string()))?;
     let exchange = Exchange {
         pair,
         stream: ir.stream,

@@ -16,13 +16,12 @@ use super::super::{names, Notes, Options, TranslateError, Wire};
 
 const W: Wire = Wire::Chat;
 
-/// Writes `ir` (into a buffer of `capacity` bytes to start with).
+/// Writes `ir`.
 pub fn write(
     ir: &Request,
     opts: &Options,
     notes: &mut Notes,
-    capacity: usize,
-) -> Result<Vec<u8>, TranslateError> {
+) -> Result<ChatRequest, TranslateError> {
     let mut messages = Vec::with_capacity(ir.messages.len() + 1);
     if !ir.system.is_empty() {
         let text = join_text(&ir.system, notes);
@@ -82,8 +81,7 @@ pub fn write(
         user: ir.user.clone(),
         extra: Default::default(),
     };
-    super::super::json_bytes(&req, capacity)
-        .map_err(|e| TranslateError::unsupported("body", e.to_string()))
+    Ok(req)
 }
 
 fn join_text(parts: &[Part], notes: &mut Notes) -> String {

@@ -22,13 +22,12 @@ const W: Wire = Wire::Gemini;
 /// Google's documented value for a function call whose signature was lost.
 pub const SKIP_SIGNATURE: &str = "skip_thought_signature_validator";
 
-/// Writes `ir` (into a buffer of `capacity` bytes to start with).
+/// Writes `ir`.
 pub fn write(
     ir: &Request,
     opts: &Options,
     notes: &mut Notes,
-    capacity: usize,
-) -> Result<Vec<u8>, TranslateError> {
+) -> Result<GenerateRequest, TranslateError> {
     let mut contents = Vec::with_capacity(ir.messages.len());
     for (i, m) in ir.messages.iter().enumerate() {
         let c = content(m, i, notes)?;
@@ -55,8 +54,7 @@ pub fn write(
     if ir.user.is_some() {
         notes.drop("user");
     }
-    super::super::json_bytes(&req, capacity)
-        .map_err(|e| TranslateError::unsupported("body", e.to_string()))
+    Ok(req)
 }
 
 fn text_part(p: &Part, notes: &mut Notes) -> Option<GemPart> {

@@ -25,8 +25,7 @@ pub fn write(
     ir: &Request,
     opts: &Options,
     notes: &mut Notes,
-    capacity: usize,
-) -> Result<Vec<u8>, TranslateError> {
+) -> Result<MessagesRequest, TranslateError> {
     let max_tokens = ir.max_out.unwrap_or(opts.default_max_tokens);
     let mut messages = Vec::with_capacity(ir.messages.len());
     for (i, m) in ir.messages.iter().enumerate() {
@@ -62,8 +61,7 @@ pub fn write(
         ..MessagesRequest::default()
     };
     sampling(&mut req, ir, notes);
-    super::super::json_bytes(&req, capacity)
-        .map_err(|e| TranslateError::unsupported("body", e.to_string()))
+    Ok(req)
 }
 
 fn cache_control(c: Option<CacheTtl>) -> Option<CacheControl> {

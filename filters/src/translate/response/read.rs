@@ -15,11 +15,7 @@ use super::Exchange;
 /// Reads `body` in `upstream`'s dialect.
 pub fn response(upstream: Wire, body: &[u8], ex: &Exchange) -> Option<Response> {
     match upstream {
-        // By hand in the usual shape, by serde otherwise (which decides as before).
-        Wire::Chat | Wire::Responses => chat(
-            quick::document::<ChatCompletion>(body).or_else(|| from_json(body).ok())?,
-            ex,
-        ),
+        Wire::Chat | Wire::Responses => chat(quick::document_or_typed(body)?, ex),
         Wire::Messages => Some(messages(from_json(body).ok()?, ex)),
         Wire::Gemini => Some(gemini(from_json(body).ok()?, ex)),
     }

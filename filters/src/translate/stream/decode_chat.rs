@@ -5,7 +5,6 @@
 //! in its slot (TRANSLATION_NOTES 4.6, checklist item 4).
 
 use crate::providers::quick;
-use crate::providers::wire::from_json;
 use crate::providers::wire::openai::{Chunk, ToolCallDelta};
 
 use super::super::errors::Class;
@@ -43,9 +42,7 @@ impl ChatDecoder {
             sink.ev(Ev::End);
             return Flow::Done;
         }
-        // By hand in the usual shape, by serde otherwise (which decides as before).
-        let Some(chunk) = quick::document::<Chunk<'_>>(data).or_else(|| from_json(data).ok())
-        else {
+        let Some(chunk) = quick::document_or_typed::<Chunk<'_>>(data) else {
             return Flow::More;
         };
         if let Some(e) = chunk.error {
