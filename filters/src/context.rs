@@ -17,6 +17,7 @@ use crate::providers::Dialect;
 use crate::secret::Secret;
 use crate::upstream::UpstreamTarget;
 use crate::usage::strip::UsageChunkStripper;
+use crate::usage::FirstUsageKey;
 use crate::usage::UsageMeter;
 use crate::FilterChain;
 
@@ -212,6 +213,10 @@ pub struct RequestCtx {
     /// Removes the injected usage chunk from the response. Written by the include-usage
     /// filter; applied by the transports after the meter saw the bytes.
     pub strip: Option<UsageChunkStripper>,
+    /// What the meter's search of the chunk being delivered for `"usage` found, for the
+    /// stripper, so that each chunk is searched once. Written by metering for every
+    /// chunk; taken by the transports with the chunk.
+    pub usage_key: Option<FirstUsageKey>,
     /// The request translated for the current upstream when it speaks another dialect
     /// than the client (CONTRACT section 7). Written by the proxy after routing and
     /// before each attempt (`translate::attempt::prepare`); its response side is fed by
@@ -265,6 +270,7 @@ impl RequestCtx {
             metered_tokens: 0,
             usage_injected: false,
             strip: None,
+            usage_key: None,
             translation: None,
             error: None,
             reserved: Reservation::default(),

@@ -125,9 +125,7 @@ impl Filter for MeteringFilter {
     }
 
     fn on_response_body(&self, chunk: &Bytes, _end_of_stream: bool, ctx: &mut RequestCtx) {
-        if let Some(m) = ctx.meter.as_mut() {
-            m.feed_bytes(chunk);
-        }
+        ctx.usage_key = ctx.meter.as_mut().and_then(|m| m.feed_bytes(chunk));
     }
 
     fn on_done(&self, ctx: &mut RequestCtx) {

@@ -240,8 +240,9 @@ fn translate_head(
 /// Removes the usage chunk Tollgate asked for on the client's behalf (after the meter saw
 /// it); shared by both transports.
 fn strip_injected_usage(ctx: &mut RequestCtx, body: &mut Option<Bytes>, end_of_stream: bool) {
+    let searched = ctx.usage_key.take();
     if let Some(strip) = ctx.strip.as_mut() {
-        let out = strip.process(body.take().unwrap_or_default(), end_of_stream);
+        let out = strip.process_searched(body.take().unwrap_or_default(), end_of_stream, searched);
         *body = (!out.is_empty() || end_of_stream).then_some(out);
     }
 }

@@ -81,6 +81,13 @@ impl<'a> UsageKeys<'a> {
         }
     }
 
+    /// The same, with the first occurrence already found by a search of the same
+    /// bytes (`None`: there is none before the last line feed of `data`, after which no
+    /// event is asked about).
+    pub fn found(data: &'a [u8], first: Option<usize>) -> Self {
+        UsageKeys { data, next: first }
+    }
+
     /// Where `"usage` first occurs at or after the last event asked about, if it does.
     pub fn next(&self) -> Option<usize> {
         self.next

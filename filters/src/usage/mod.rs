@@ -122,6 +122,33 @@ enum Framing {
     JsonArray,
 }
 
+/// What the meter's search of an event-stream chunk for `"usage` found, handed on to
+/// the usage stripper ([`strip`]), which would otherwise search the same bytes again:
+/// where the key first occurs before the chunk's last line feed, if it does, and which
+/// chunk that was (its address and length: a finding is never used for other bytes).
+/// A key after the last line feed lies in an incomplete event, which the stripper holds
+/// back unread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirstUsageKey {
+    chunk: (usize, usize),
+    at: Option<usize>,
+}
+
+impl FirstUsageKey {
+    fn of(chunk: &[u8], at: Option<usize>) -> Self {
+        FirstUsageKey {
+            chunk: (chunk.as_ptr() as usize, chunk.len()),
+            at,
+        }
+    }
+
+    /// Where `"usage` first occurs before the last line feed of `chunk`, if this is
+    /// the finding of `chunk`.
+    pub fn in_chunk(self, chunk: &[u8]) -> Option<Option<usize>> {
+        (self.chunk == (chunk.as_ptr() as usize, chunk.len())).then_some(self.at)
+    }
+}
+
 /// Measures one response.
 #[derive(Debug)]
 pub struct UsageMeter {
@@ -171,10 +198,11 @@ impl UsageMeter {
     }
 
     /// Shows the meter one chunk of the response body; an SSE stream's chunks are kept
-    /// by reference for the text count.
-    pub fn feed_bytes(&mut self, chunk: &Bytes) {
+    /// by reference for the text count. What its search for `"usage` found, when it
+    /// searched the chunk.
+    pub fn feed_bytes(&mut self, chunk: &Bytes) -> Option<FirstUsageKey> {
         if self.finished || chunk.is_empty() {
-            return;
+            return None;
         }
         if !self.stream {
             self.buf.extend_from_slice(chunk);
@@ -184,33 +212,38 @@ impl UsageMeter {
                 let cut = self.buf.len() - JSON_TAIL;
                 self.buf.drain(..cut);
             }
-            return;
+            return None;
         }
         match self.framed(chunk) {
             Framing::Sse => {}
-            Framing::Undecided => return,
+            Framing::Undecided => return None,
             Framing::JsonArray => {
                 let (kind, reported, chars) = (self.kind, &mut self.reported, &mut self.text);
                 self.elements
                     .feed(chunk, |e| payload(kind, e, reported, chars));
-                return;
+                return None;
             }
         }
         self.deferred.keep(chunk);
-        self.usage_lines(chunk);
+        self.usage_lines(chunk)
     }
 
     /// Reads the SSE lines of `chunk` that can hold usage: the line carried over from
     /// the last chunk, whole, once this one ends it; of the rest, only the lines a
     /// search for `"usage` finds (a line without it holds no usage), cut out around it.
-    /// Every byte of every stream passes here: no per-line work.
-    fn usage_lines(&mut self, chunk: &[u8]) {
+    /// Every byte of every stream passes here: no per-line work. The first search
+    /// covers the whole chunk up to its last line feed, the carried line's end too, so
+    /// that what it found serves the usage stripper as well.
+    fn usage_lines(&mut self, chunk: &[u8]) -> Option<FirstUsageKey> {
+        let Some(last) = memchr::memrchr(b'\n', chunk) else {
+            self.carry.keep(chunk);
+            return None;
+        };
+        let first = usage_key_in(&chunk[..last]);
         let mut start = 0;
         if self.carry.is_open() {
-            let Some(nl) = memchr::memchr(b'\n', chunk) else {
-                self.carry.keep(chunk);
-                return;
-            };
+            // There is a line feed: `last` is one.
+            let nl = memchr::memchr(b'\n', chunk).unwrap_or(last);
             if let Some(data) = self.carry.end_with(&chunk[..nl]).and_then(data_of) {
                 usage_of(self.kind, data, &mut self.reported);
             }
@@ -219,22 +252,24 @@ impl UsageMeter {
             // found after it starts after it.
             start = nl;
         }
-        let Some(last) = memchr::memrchr(b'\n', &chunk[start..]).map(|i| start + i) else {
-            self.carry.keep(&chunk[start..]);
-            return;
-        };
         let mut from = start;
-        while let Some(key) = usage_key_in(&chunk[from..last]).map(|i| from + i) {
+        let mut key = match first {
+            Some(at) if at < start => usage_key_in(&chunk[start..last]).map(|i| start + i),
+            found => found,
+        };
+        while let Some(at) = key {
             let line_start =
-                memchr::memrchr(b'\n', &chunk[from..key]).map_or(from, |i| from + i + 1);
-            let line_end = memchr::memchr(b'\n', &chunk[key..last]).map_or(last, |i| key + i);
+                memchr::memrchr(b'\n', &chunk[from..at]).map_or(from, |i| from + i + 1);
+            let line_end = memchr::memchr(b'\n', &chunk[at..last]).map_or(last, |i| at + i);
             if let Some(data) = data_of(&chunk[line_start..line_end]) {
                 usage_of(self.kind, data, &mut self.reported);
             }
             // The next search starts at the line feed that ended this line.
             from = line_end;
+            key = usage_key_in(&chunk[from..last]).map(|i| from + i);
         }
         self.carry.keep(&chunk[last + 1..]);
+        Some(FirstUsageKey::of(chunk, first))
     }
 
     /// The stream's framing, decided by its first byte other than whitespace (leading

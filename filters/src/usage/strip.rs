@@ -12,7 +12,8 @@ use std::sync::LazyLock;
 use bytes::{Bytes, BytesMut};
 use memchr::memmem::Finder;
 
-use crate::providers::read::UsageKeys;
+use super::FirstUsageKey;
+use crate::providers::read::{usage_key_in, UsageKeys};
 
 /// Longest incomplete event held back; past it the bytes pass through as they are (a
 /// usage event is never that long).
@@ -142,7 +143,20 @@ impl UsageChunkStripper {
     /// allocation, a trailing part-event held back; an edited one is copied once, around
     /// the cuts. Only events that hold `"usage` are looked at closely.
     pub fn process(&mut self, chunk: Bytes, end: bool) -> Bytes {
-        let data = if self.held.is_empty() {
+        self.process_searched(chunk, end, None)
+    }
+
+    /// [`UsageChunkStripper::process`], told what the meter's search of the same chunk
+    /// found: a chunk that follows whole events (nothing held) is not searched again.
+    pub fn process_searched(
+        &mut self,
+        chunk: Bytes,
+        end: bool,
+        searched: Option<FirstUsageKey>,
+    ) -> Bytes {
+        let found = searched.and_then(|s| s.in_chunk(&chunk));
+        let held = self.held.len();
+        let data = if held == 0 {
             chunk
         } else {
             self.held.extend_from_slice(&chunk);
@@ -151,7 +165,16 @@ impl UsageChunkStripper {
         let mut out: Option<BytesMut> = None;
         // `data` before this is in `out` already, or cut.
         let mut done = 0;
-        let mut usage = UsageKeys::new(&data);
+        let mut usage = match found {
+            // After held bytes, only a key that starts in them (and perhaps runs on into
+            // the chunk) is looked for; past them, the chunk's is the meter's.
+            Some(first) if held == 0 => UsageKeys::found(&data, first),
+            Some(first) => UsageKeys::found(
+                &data,
+                usage_key_in(&data[..(held + 5).min(data.len())]).or(first.map(|at| held + at)),
+            ),
+            None => UsageKeys::new(&data),
+        };
         // The events before the first `"usage` pass as they are: skip them at once (in
         // a bulk stream, dozens of content events a chunk).
         let mut pos = event_end_before(&data, usage.next().unwrap_or(data.len()));

@@ -761,3 +761,90 @@ fn the_kept_text_counts_the_same_however_often_asked() {
     assert_eq!(m.finish(), None);
     assert_eq!((m.text_chars(), m.text_chars()), (5, 5));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+    /// The meter's search of each chunk is the stripper's: what it hands on is where
+    /// `"usage` first occurs before the chunk's last line feed, and the stripper told it
+    /// sends the client exactly what its own search would have, however the stream is cut.
+    #[test]
+    fn the_meters_search_serves_the_stripper_unchanged(
+        body in sse_stream(),
+        cuts in proptest::collection::vec(proptest::prelude::any::<proptest::sample::Index>(), 0..6),
+    ) {
+        use bytes::Bytes;
+        let mut at: Vec<usize> = cuts.iter().map(|i| i.index(body.len() + 1)).collect();
+        at.extend([0, body.len()]);
+        at.sort_unstable();
+        let mut m = UsageMeter::new(ProviderKind::OpenAi, true);
+        let (mut told, mut searching) = (strip::UsageChunkStripper::new(), strip::UsageChunkStripper::new());
+        let last = at.len() - 2;
+        for (n, w) in at.windows(2).enumerate() {
+            let chunk = Bytes::copy_from_slice(&body[w[0]..w[1]]);
+            let end = n == last;
+            let found = m.feed_bytes(&chunk);
+            // Searched once the stream shows itself an event stream (a byte other than
+            // whitespace), in every chunk with a line feed.
+            let framed = body[..w[1]].iter().any(|b| !b.is_ascii_whitespace());
+            let want = memchr::memrchr(b'\n', &chunk)
+                .filter(|_| framed)
+                .map(|nl| crate::providers::read::usage_key_in(&chunk[..nl]));
+            proptest::prop_assert_eq!(found.and_then(|f| f.in_chunk(&chunk)), want);
+            proptest::prop_assert_eq!(
+                told.process_searched(chunk.clone(), end, found),
+                searching.process(chunk, end)
+            );
+        }
+        proptest::prop_assert_eq!(told.removed(), searching.removed());
+    }
+}
+
+/// Cut anywhere in two, a stream whose usage key may run across the cut (held back in
+/// part by the stripper) is stripped alike with the meter's finding and without.
+#[test]
+fn the_meters_finding_serves_after_held_bytes_at_every_cut() {
+    use bytes::Bytes;
+    let stream = concat!(
+        "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}],\"usage\":null}\n\n",
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\n",
+        "data: {\"choices\":[{\"delta\":{\"content\":\"a \\\"usage\\\" b\"}}],\"usage\":null}\n\n",
+        "data: [DONE]\n\n",
+    );
+    let want = concat!(
+        "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n",
+        "data: {\"choices\":[{\"delta\":{\"content\":\"a \\\"usage\\\" b\"}}]}\n\n",
+        "data: [DONE]\n\n",
+    );
+    for cut in 0..=stream.len() {
+        let mut m = UsageMeter::new(ProviderKind::OpenAi, true);
+        let mut s = strip::UsageChunkStripper::new();
+        let mut out = Vec::new();
+        for (chunk, end) in [(&stream[..cut], false), (&stream[cut..], true)] {
+            let chunk = Bytes::copy_from_slice(chunk.as_bytes());
+            let found = m.feed_bytes(&chunk);
+            out.extend_from_slice(&s.process_searched(chunk, end, found));
+        }
+        assert_eq!(String::from_utf8_lossy(&out), want, "cut at {cut}");
+        assert_eq!(m.finish().map(|u| u.input), Some(3), "cut at {cut}");
+    }
+}
+
+/// A finding is used only for the bytes it was made of: handed another chunk of the
+/// same length, the stripper searches that one itself.
+#[test]
+fn a_finding_of_other_bytes_is_not_used() {
+    use bytes::Bytes;
+    let usage = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3}}\n\n";
+    let content = format!("data: {{\"x\":\"{}\"}}\n\n", "y".repeat(usage.len() - 16));
+    assert_eq!(content.len(), usage.len());
+    let mut m = UsageMeter::new(ProviderKind::OpenAi, true);
+    let stale = m.feed_bytes(&Bytes::from(content));
+    assert_eq!(
+        stale.map(|f| f.at),
+        Some(None),
+        "no key in the content event"
+    );
+    let mut s = strip::UsageChunkStripper::new();
+    let out = s.process_searched(Bytes::from_static(usage.as_bytes()), false, stale);
+    assert!(out.is_empty() && s.removed(), "the usage event still goes");
+}
