@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
-use memchr::memmem::FinderRev;
+use memchr::memmem::Finder;
 
 /// Positions just after each `"key"` (a real key, not text inside a string, which would
 /// carry escaped quotes) followed by `:`, from last to first. The pattern is searched
@@ -16,7 +16,7 @@ pub fn find_key_objects<'a>(buf: &'a [u8], key: &'a [u8]) -> impl Iterator<Item 
     let finder = finder_for(key);
     let mut end = buf.len();
     std::iter::from_fn(move || {
-        let i = finder.rfind(&buf[..end])?;
+        let i = rfind(&finder, &buf[..end], FIRST_WINDOW)?;
         end = i;
         Some(i)
     })
@@ -30,14 +30,47 @@ pub fn find_key_objects<'a>(buf: &'a [u8], key: &'a [u8]) -> impl Iterator<Item 
     })
 }
 
+/// The bytes from the end that [`rfind`] searches first: an answer's usage is its last
+/// member, within a few hundred bytes of its end.
+const FIRST_WINDOW: usize = 256;
+
+/// Where the last match of `finder` in `buf` starts. memchr's reverse search is not
+/// vectorised (several instructions a byte): this searches forward, vectorised, in
+/// windows from the end back, each twice the last, which overlap by the needle's length
+/// less one so that a match across their border is found in the earlier one.
+fn rfind(finder: &Finder<'_>, buf: &[u8], first_window: usize) -> Option<usize> {
+    let overlap = finder.needle().len().saturating_sub(1);
+    let (mut end, mut size) = (buf.len(), first_window.max(1));
+    loop {
+        let start = end.saturating_sub(size);
+        let window = &buf[start..end];
+        // The last match in the window: the matches may overlap, so each search
+        // starts one byte past the one before.
+        let mut last = None;
+        let mut from = 0;
+        while let Some(i) = finder.find(&window[from..]) {
+            last = Some(from + i);
+            from += i + 1;
+        }
+        if let Some(i) = last {
+            return Some(start + i);
+        }
+        if start == 0 {
+            return None;
+        }
+        end = (start + overlap).min(end);
+        size = size.saturating_mul(2);
+    }
+}
+
 /// The searchers for the quoted usage keys, built once: building one costs more than a
 /// search of a whole response.
-static USAGE: LazyLock<FinderRev<'static>> = LazyLock::new(|| FinderRev::new(b"\"usage\""));
-static USAGE_METADATA: LazyLock<FinderRev<'static>> =
-    LazyLock::new(|| FinderRev::new(b"\"usageMetadata\""));
+static USAGE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage\""));
+static USAGE_METADATA: LazyLock<Finder<'static>> =
+    LazyLock::new(|| Finder::new(b"\"usageMetadata\""));
 
 /// The searcher for `"key"`: a shared one for the usage keys, a new one otherwise.
-fn finder_for(key: &[u8]) -> Cow<'static, FinderRev<'static>> {
+fn finder_for(key: &[u8]) -> Cow<'static, Finder<'static>> {
     match key {
         b"usage" => Cow::Borrowed(&*USAGE),
         b"usageMetadata" => Cow::Borrowed(&*USAGE_METADATA),
@@ -46,7 +79,7 @@ fn finder_for(key: &[u8]) -> Cow<'static, FinderRev<'static>> {
             pattern.push(b'"');
             pattern.extend_from_slice(key);
             pattern.push(b'"');
-            Cow::Owned(FinderRev::new(&pattern).into_owned())
+            Cow::Owned(Finder::new(&pattern).into_owned())
         }
     }
 }
@@ -126,6 +159,24 @@ pub fn count_text_chars(buf: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+        /// The windowed search finds what memchr's reverse search finds, whatever the
+        /// first window: matches in the last one, across a border, or overlapping.
+        #[test]
+        fn the_windowed_search_finds_the_last_match(
+            buf in proptest::collection::vec(proptest::sample::select(b"\"usage:x".to_vec()), 0..300),
+            needle in proptest::sample::select(vec![&b"\"usage\""[..], b"\"u\"", b"\"", b"usage"]),
+            first_window in 1usize..40,
+        ) {
+            let finder = Finder::new(needle);
+            proptest::prop_assert_eq!(
+                rfind(&finder, &buf, first_window),
+                memchr::memmem::rfind(&buf, needle)
+            );
+        }
+    }
 
     #[test]
     fn finds_the_last_real_key() {
