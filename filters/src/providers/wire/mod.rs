@@ -13,6 +13,7 @@ pub mod anthropic;
 pub mod gemini;
 pub mod openai;
 pub mod responses;
+pub mod write;
 
 use std::fmt;
 

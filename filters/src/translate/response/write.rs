@@ -5,6 +5,7 @@
 
 use serde_json::{json, Value};
 
+use crate::providers::wire;
 use crate::providers::wire::anthropic::{Block, MessageResponse};
 use crate::providers::wire::gemini::{
     Candidate, Content, FunctionCall, GenerateResponse, Part as GemPart,
@@ -28,7 +29,14 @@ pub fn response(r: &Response, ex: &Exchange, capacity: usize) -> Vec<u8> {
     };
     let v = match ex.pair.client {
         Wire::Chat => json_bytes(&chat(r, ex, model), capacity),
-        Wire::Messages => json_bytes(&messages(r, model), capacity),
+        Wire::Messages => {
+            let m = messages(r, model);
+            let mut out = Vec::with_capacity(capacity);
+            match wire::write::message(&m, &mut out) {
+                Some(()) => Ok(out),
+                None => json_bytes(&m, capacity),
+            }
+        }
         Wire::Gemini => json_bytes(&gemini(r, model), capacity),
         Wire::Responses => json_bytes(&responses(r, ex, model), capacity),
     };
