@@ -96,6 +96,9 @@ const KEPT_MAX: usize = 64 * 1024;
 /// ([`PendingText`]). Most answers' streams fit whole, and are never split.
 const KEPT_CHUNKS: usize = 512;
 
+/// The chunks a stream's first keep makes room for.
+const FIRST_CHUNKS: usize = 32;
+
 /// A stream's generated text: its chunks, split into payloads only when counted.
 #[derive(Debug, Default)]
 pub struct DeferredText {
@@ -118,6 +121,11 @@ impl DeferredText {
         if chunk.len() > KEPT_MAX {
             split_text(&mut self.lines, chunk, &mut self.text);
         } else {
+            if self.chunks.capacity() == 0 {
+                // Room for a whole paced answer's chunks at once (~1 KiB): growing from
+                // nothing was four reallocations per stream.
+                self.chunks.reserve(FIRST_CHUNKS);
+            }
             self.chunks.push(chunk.clone());
             self.kept += chunk.len();
         }
