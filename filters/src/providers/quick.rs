@@ -443,10 +443,16 @@ impl<'a> Cursor<'a> {
 }
 
 /// How many bytes at the start of `b` are plain string bytes: printable ASCII other
-/// than `"` and `\\`. Eight at a time (most strings here are short, and a call to a
-/// search costs more than they do): a byte is found by the borrow it makes, and the
-/// lowest such byte is exact.
+/// than `"` and `\\`.
 fn plain_run(b: &[u8]) -> usize {
+    unescaped_run::<true>(b)
+}
+
+/// How many bytes at the start of `b` JSON writes as they are in a string: none of `"`,
+/// `\\` or a control character (under 0x20), nor, with `ASCII`, a byte over 0x7F. Eight
+/// at a time (most strings here are short, and a call to a search costs more than they
+/// do): a byte is found by the borrow it makes, and the lowest such byte is exact.
+pub(crate) fn unescaped_run<const ASCII: bool>(b: &[u8]) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let zero_in = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
@@ -455,9 +461,11 @@ fn plain_run(b: &[u8]) -> usize {
         let mut eight = [0u8; 8];
         eight.copy_from_slice(word);
         let w = u64::from_le_bytes(eight);
-        // A byte over 0x7F, a quote, a backslash, or one under 0x20 (for bytes under
-        // 0x80, subtracting 0x20 borrows exactly there).
-        let special = (w & HIGH)
+        // A quote, a backslash, or a byte under 0x20 (for bytes under 0x80, subtracting
+        // 0x20 borrows exactly there; bytes over 0x7F never match), and with `ASCII` a
+        // byte over 0x7F.
+        let high = if ASCII { w & HIGH } else { 0 };
+        let special = high
             | zero_in(w ^ (ONES * u64::from(b'"')))
             | zero_in(w ^ (ONES * u64::from(b'\\')))
             | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
@@ -468,7 +476,7 @@ fn plain_run(b: &[u8]) -> usize {
     }
     i + b[i..]
         .iter()
-        .take_while(|&&c| c != b'"' && c != b'\\' && (0x20..0x80).contains(&c))
+        .take_while(|&&c| c != b'"' && c != b'\\' && c >= 0x20 && (!ASCII || c < 0x80))
         .count()
 }
 

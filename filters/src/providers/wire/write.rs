@@ -5,6 +5,7 @@
 //! its caller writes that one with serde; the property tests hold the two equal.
 
 use super::anthropic::{Block, MessageResponse, Usage};
+use crate::providers::quick::unescaped_run;
 
 /// `s` as a JSON string. Text with nothing to escape (the usual case) is copied whole;
 /// other text goes through serde_json's own escaping, so the bytes are its bytes.
@@ -21,28 +22,9 @@ fn string(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Whether `b` holds a byte serde_json escapes: a quote, a backslash or a control
-/// character (UTF-8 it writes as it is). Eight bytes at a time: a byte is found by the
-/// borrow it makes (exact for whether there is one).
+/// character (UTF-8 it writes as it is).
 fn needs_escape(b: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let zero_in = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-    let mut words = b.chunks_exact(8);
-    for word in &mut words {
-        let mut eight = [0u8; 8];
-        eight.copy_from_slice(word);
-        let w = u64::from_le_bytes(eight);
-        let special = zero_in(w ^ (ONES * u64::from(b'"')))
-            | zero_in(w ^ (ONES * u64::from(b'\\')))
-            | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
-        if special != 0 {
-            return true;
-        }
-    }
-    words
-        .remainder()
-        .iter()
-        .any(|&c| c < 0x20 || c == b'"' || c == b'\\')
+    unescaped_run::<false>(b) < b.len()
 }
 
 /// `,"key":` (or without the comma for an object's first member).
@@ -72,10 +54,6 @@ fn text_or_null(out: &mut Vec<u8>, s: Option<&str>) {
 /// An Anthropic `message` answer, or `None` (nothing written) if it holds a block
 /// Tollgate never writes into one (an image, a tool result, a `cache_control`).
 pub fn message(m: &MessageResponse, out: &mut Vec<u8>) -> Option<()> {
-    let mut blocks = Vec::with_capacity(m.content.len());
-    for b in &m.content {
-        blocks.push(block(b)?);
-    }
     let start = out.len();
     out.reserve(128 + m.content.len() * 32);
     out.push(b'{');
@@ -89,11 +67,11 @@ pub fn message(m: &MessageResponse, out: &mut Vec<u8>) -> Option<()> {
     string(out, &m.model);
     key(out, false, "content");
     out.push(b'[');
-    for (i, b) in blocks.into_iter().enumerate() {
+    for (i, b) in m.content.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        if write_block(out, b).is_none() {
+        if block(out, b).is_none() {
             out.truncate(start);
             return None;
         }
@@ -109,52 +87,35 @@ pub fn message(m: &MessageResponse, out: &mut Vec<u8>) -> Option<()> {
     Some(())
 }
 
-/// A block this writer takes.
-enum Written<'a> {
-    Text(&'a str),
-    Thinking(&'a str, &'a str),
-    Redacted(&'a str),
-    ToolUse(&'a str, &'a str, &'a serde_json::Value),
-}
-
-fn block(b: &Block) -> Option<Written<'_>> {
-    Some(match b {
+/// One content block, or `None` for one this writer leaves to serde.
+fn block(out: &mut Vec<u8>, b: &Block) -> Option<()> {
+    match b {
         Block::Text {
             text,
             cache_control: None,
-        } => Written::Text(text),
-        Block::Thinking {
-            thinking,
-            signature,
-        } => Written::Thinking(thinking, signature),
-        Block::RedactedThinking { data } => Written::Redacted(data),
-        Block::ToolUse {
-            id,
-            name,
-            input,
-            cache_control: None,
-        } => Written::ToolUse(id, name, input),
-        _ => return None,
-    })
-}
-
-fn write_block(out: &mut Vec<u8>, b: Written<'_>) -> Option<()> {
-    match b {
-        Written::Text(text) => {
+        } => {
             out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
             string(out, text);
         }
-        Written::Thinking(thinking, signature) => {
+        Block::Thinking {
+            thinking,
+            signature,
+        } => {
             out.extend_from_slice(b"{\"type\":\"thinking\",\"thinking\":");
             string(out, thinking);
             key(out, false, "signature");
             string(out, signature);
         }
-        Written::Redacted(data) => {
+        Block::RedactedThinking { data } => {
             out.extend_from_slice(b"{\"type\":\"redacted_thinking\",\"data\":");
             string(out, data);
         }
-        Written::ToolUse(id, name, input) => {
+        Block::ToolUse {
+            id,
+            name,
+            input,
+            cache_control: None,
+        } => {
             out.extend_from_slice(b"{\"type\":\"tool_use\",\"id\":");
             string(out, id);
             key(out, false, "name");
@@ -162,6 +123,7 @@ fn write_block(out: &mut Vec<u8>, b: Written<'_>) -> Option<()> {
             key(out, false, "input");
             serde_json::to_writer(&mut *out, input).ok()?;
         }
+        _ => return None,
     }
     out.push(b'}');
     Some(())
