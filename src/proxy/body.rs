@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use pingora::proxy::Session;
 use serde::Deserialize;
-use std::time::Duration;
+use std::time::Instant;
 use tollgate_filters::body::BodyCollector;
 use tollgate_filters::limits::estimate::{self, Count, GenerationConfig};
 use tollgate_filters::GatewayError;
@@ -21,10 +21,15 @@ pub enum BodyError {
 /// Reads the whole body, keeping Pingora's retry buffer on so that a body of up to its
 /// 64 KiB limit can be replayed upstream by the normal proxy phases. What the reads hold
 /// is collected by [`BodyCollector`] (the cap, and reads that hold no payload).
+///
+/// `deadline` is when the whole body must have arrived: the request's arrival plus the
+/// body timeout, so that no clock is read here. Reading stops as soon as Pingora's body
+/// reader is done (a `Content-Length` body usually is after its one read), without the
+/// further read that would only say so: each read arms Pingora's per-read timeout.
 pub async fn read_body(
     session: &mut Session,
     max: u64,
-    deadline: Duration,
+    deadline: Instant,
 ) -> Result<Bytes, BodyError> {
     let declared = session
         .req_header()
@@ -35,16 +40,19 @@ pub async fn read_body(
     let mut body = BodyCollector::new(declared, max).map_err(BodyError::Refused)?;
     session.enable_retry_buffering();
     let read = async {
-        while let Some(chunk) = session
-            .read_request_body()
-            .await
-            .map_err(|e| BodyError::Client(e.into_down()))?
-        {
-            body.push(chunk).map_err(BodyError::Refused)?;
+        while !session.is_body_done() {
+            match session
+                .read_request_body()
+                .await
+                .map_err(|e| BodyError::Client(e.into_down()))?
+            {
+                Some(chunk) => body.push(chunk).map_err(BodyError::Refused)?,
+                None => break,
+            }
         }
         Ok(body.finish())
     };
-    tokio::time::timeout(deadline, read)
+    tokio::time::timeout_at(deadline.into(), read)
         .await
         .map_err(|_| BodyError::Refused(GatewayError::BodyTimeout))?
 }

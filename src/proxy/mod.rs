@@ -345,7 +345,9 @@ impl ProxyHttp for GatewayProxy {
 
         let rt = &gw.runtime;
         framing::continue_if_expected(session).await?;
-        ctx.body = match body::read_body(session, rt.max_body_bytes, rt.body_timeout).await {
+        ctx.body = match body::read_body(session, rt.max_body_bytes, ctx.started + rt.body_timeout)
+            .await
+        {
             Ok(b) => b,
             Err(body::BodyError::Refused(e)) => return refuse(session, ctx, e, false).await,
             Err(body::BodyError::Client(e)) => return Err(e),
