@@ -272,6 +272,31 @@ impl Filter for UpstreamHeaders {
     }
 }
 
+/// Pingora keeps each header's name as the peer spelled it in a second map beside the
+/// values, so that every insert and removal is done twice, and its HTTP/1 writer
+/// spells names from that map. Neither peer of the gateway needs the spelling (header
+/// names are case-insensitive, and HTTP/2 lowercases them all). After this the header
+/// leaves with Pingora's spelling (the names it knows titled, as `Content-Type`, the
+/// others lowercase), its fields, values and order unchanged, and each edit touches one
+/// map. Done once, before the first edit, on the upstream request and on the response.
+pub fn drop_name_case_request(up: &mut RequestHeader) {
+    if up.has_case() {
+        let empty = RequestHeader::from(http::Request::new(()).into_parts().0);
+        let head = std::mem::replace(up, empty);
+        *up = RequestHeader::from(http::request::Parts::from(head));
+    }
+}
+
+/// [`drop_name_case_request`] for a response header. Its reason phrase goes too: the
+/// client gets the status code's own.
+pub fn drop_name_case_response(resp: &mut ResponseHeader) {
+    if resp.has_case() {
+        let empty = ResponseHeader::from(http::Response::new(()).into_parts().0);
+        let head = std::mem::replace(resp, empty);
+        *resp = ResponseHeader::from(http::response::Parts::from(head));
+    }
+}
+
 /// The header names the response's `Connection` fields list (hop-by-hop by nomination),
 /// except `Content-Length` and `Transfer-Encoding`, which frame the body.
 fn connection_nominated(resp: &ResponseHeader) -> Vec<http::HeaderName> {

@@ -409,6 +409,7 @@ impl ProxyHttp for GatewayProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.upstream_sent_at.get_or_insert_with(Instant::now);
+        tollgate_filters::headers::drop_name_case_request(upstream_request);
         let prepared = translate_for_attempt(ctx, upstream_request.uri.query())
             .and_then(|()| self.gw.chain.on_upstream_request(upstream_request, ctx))
             .and_then(|()| match (&ctx.translation, ctx.upstream()) {
@@ -522,6 +523,7 @@ impl ProxyHttp for GatewayProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        tollgate_filters::headers::drop_name_case_response(upstream_response);
         framing::for_client(session.req_header(), upstream_response);
         self.gw
             .chain

@@ -304,3 +304,93 @@ fn hop_by_hop_and_cookie_headers_never_reach_the_client() {
     assert_eq!(f.name(), "upstream_headers");
     assert_eq!(f.phases(), crate::Phases::NONE);
 }
+
+/// The head as Pingora's HTTP/1 writer sends it: its fields, in order.
+fn wire_request(up: &RequestHeader) -> String {
+    let mut buf = Vec::new();
+    up.header_to_h1_wire(&mut buf);
+    String::from_utf8(buf).unwrap()
+}
+
+/// Every field, lowercased name and value, in the order the header holds them.
+fn fields(map: &http::HeaderMap) -> Vec<(String, String)> {
+    map.iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap().to_owned()))
+        .collect()
+}
+
+#[test]
+fn a_request_without_name_case_keeps_every_field_value_and_order() {
+    let mut up = RequestHeader::build("POST", b"/v1/chat/completions?alt=sse", None).unwrap();
+    for (k, v) in [
+        ("X-Stainless-Lang", "js"),
+        ("Content-Type", "application/json"),
+        ("accept", "text/event-stream"),
+        ("X-Stainless-Lang", "python"),
+        ("idempotency-key", "k1"),
+    ] {
+        up.append_header(k.to_owned(), v).unwrap();
+    }
+    let before = fields(&up.headers);
+    assert!(wire_request(&up).starts_with("X-Stainless-Lang: js\r\n"));
+
+    drop_name_case_request(&mut up);
+
+    assert!(!up.has_case());
+    assert_eq!(fields(&up.headers), before);
+    assert_eq!(up.method, http::Method::POST);
+    assert_eq!(up.raw_path(), b"/v1/chat/completions?alt=sse");
+    // Pingora's spelling: the names it knows titled, the others lowercase; a line each,
+    // the values of one name together, as Pingora's header map holds them.
+    assert_eq!(
+        wire_request(&up),
+        "x-stainless-lang: js\r\nx-stainless-lang: python\r\nContent-Type: application/json\r\n\
+         accept: text/event-stream\r\nidempotency-key: k1\r\n"
+    );
+    // Edits after it still work, on the one map left.
+    up.insert_header("x-stainless-lang", "rust").unwrap();
+    up.remove_header("accept");
+    assert_eq!(
+        fields(&up.headers),
+        [
+            ("x-stainless-lang".into(), "rust".into()),
+            ("content-type".into(), "application/json".into()),
+            ("idempotency-key".into(), "k1".into()),
+        ]
+    );
+    // A second call finds nothing to drop.
+    drop_name_case_request(&mut up);
+    assert_eq!(fields(&up.headers).len(), 3);
+}
+
+#[test]
+fn a_response_without_name_case_keeps_status_fields_and_order() {
+    let mut resp = ResponseHeader::build(429, None).unwrap();
+    resp.set_reason_phrase(Some("Slow Down")).unwrap();
+    resp.set_version(http::Version::HTTP_10);
+    for (k, v) in [
+        ("Retry-After", "7"),
+        ("X-Request-Id", "req_1"),
+        ("Content-Type", "application/json"),
+        ("x-ratelimit-remaining-requests", "0"),
+    ] {
+        resp.append_header(k.to_owned(), v).unwrap();
+    }
+    let before = fields(&resp.headers);
+
+    drop_name_case_response(&mut resp);
+
+    assert!(!resp.has_case());
+    assert_eq!(fields(&resp.headers), before);
+    assert_eq!(resp.status, http::StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(resp.version, http::Version::HTTP_10);
+    // The status code's own reason phrase from now on.
+    assert_eq!(resp.get_reason_phrase(), Some("Too Many Requests"));
+    let mut buf = Vec::new();
+    resp.header_to_h1_wire(&mut buf);
+    assert_eq!(
+        String::from_utf8(buf).unwrap(),
+        "retry-after: 7\r\nx-request-id: req_1\r\nContent-Type: application/json\r\n\
+         x-ratelimit-remaining-requests: 0\r\n"
+    );
+}
