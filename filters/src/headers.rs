@@ -82,17 +82,18 @@ fn decimal(mut len: usize, buf: &mut [u8; 20]) -> &[u8] {
 }
 
 /// Sets `Content-Length` to `len`, replacing every value the client sent. When the
-/// client's one value is already exactly `len` in the canonical form, its value is
-/// reused (a reference count, not a new allocation); the bytes sent are the same.
+/// client's one value is already exactly `len` in the canonical form (the common
+/// upload), the header is left as it is: setting it again would send the same bytes.
 fn set_content_length(up: &mut RequestHeader, len: usize) -> Result<(), GatewayError> {
     let mut buf = [0u8; 20];
     let canonical = decimal(len, &mut buf);
     let mut sent = up.headers.get_all(http::header::CONTENT_LENGTH).iter();
-    let value = match (sent.next(), sent.next()) {
-        (Some(v), None) if v.as_bytes() == canonical => v.clone(),
-        _ => http::HeaderValue::from(len),
-    };
-    up.insert_header(http::header::CONTENT_LENGTH, value)
+    if let (Some(v), None) = (sent.next(), sent.next()) {
+        if v.as_bytes() == canonical {
+            return Ok(());
+        }
+    }
+    up.insert_header(http::header::CONTENT_LENGTH, http::HeaderValue::from(len))
         .map_err(internal)
 }
 

@@ -200,6 +200,22 @@ fn content_length_is_that_of_the_body_sent() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(header(&req, "content-length").as_deref(), Some("24"));
     assert_eq!(req.headers.get_all("content-length").iter().count(), 1);
+    // The body's length in another spelling, or sent twice, is set again: once, canonical.
+    for sent in [&["017"][..], &["17", "17"]] {
+        let mut c = ctx(
+            target(ProviderKind::OpenAi, "", &["k"]),
+            Endpoint::ChatCompletions,
+            "m",
+        );
+        let mut req = request("/v1/chat/completions", &[]);
+        for v in sent {
+            req.append_header("content-length", *v).unwrap();
+        }
+        f.on_upstream_request(&mut req, &mut c)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let values: Vec<_> = req.headers.get_all("content-length").iter().collect();
+        assert_eq!(values, ["17"], "{sent:?}");
+    }
 }
 
 /// The upstream URI and `Host` for a client URI.
