@@ -6,7 +6,8 @@
 #   2. streams.sh: time to first streamed byte, paced latency at 64 connections (added
 #      p50/p99 over the mock), RSS with 1,000 concurrent slow streams and across a ~9 MB
 #      stream;
-#   3. profile.sh: instructions per request (callgrind), passthrough vs Tollgate.
+#   3. profile.sh: instructions per request (callgrind), passthrough vs Tollgate;
+#   4. syscalls.sh: system calls, context switches and CPU time per request.
 # Usage: load-tests/run.sh [SECONDS_PER_RUN] [CONNECTIONS] [ROUNDS]   (defaults 10, 64, 3)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -16,3 +17,5 @@ echo "== streams and paced latency"
 bash streams.sh 2000 1000
 echo "== instructions per request"
 bash profile.sh 10
+echo "== system calls per request"
+bash syscalls.sh 5
