@@ -64,6 +64,13 @@ pub fn usage_key_in(data: &[u8]) -> Option<usize> {
     USAGE_KEY.find(data)
 }
 
+/// Where `"usage` first occurs in `data` if that occurrence starts before `end` (it may
+/// run on past it): only the bytes such a key can cover are searched.
+pub fn usage_key_starting_before(data: &[u8], end: usize) -> Option<usize> {
+    let reach = end.saturating_add(USAGE_KEY.needle().len() - 1);
+    USAGE_KEY.find(&data[..reach.min(data.len())])
+}
+
 /// Where `"usage` occurs in a run of stream events, found in one pass as the events are
 /// taken in order: an event with no occurrence holds no usage key, and most events are
 /// such, so each is spared a search of its own.
@@ -131,6 +138,17 @@ pub fn has_usage_object(data: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::providers::openai;
+
+    #[test]
+    fn a_key_is_found_only_when_it_starts_before_the_bound() {
+        let data = br#"ab"usage":1"#;
+        // The key starts at 2 and runs to 8.
+        assert_eq!(usage_key_starting_before(data, 3), Some(2));
+        assert_eq!(usage_key_starting_before(data, 2), None);
+        assert_eq!(usage_key_starting_before(data, 0), None);
+        assert_eq!(usage_key_starting_before(data, 100), Some(2));
+        assert_eq!(usage_key_starting_before(b"\"usa", 1), None);
+    }
 
     #[test]
     fn odd_values_fall_back_to_the_lenient_read() {

@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use memchr::memmem::Finder;
 
 use super::FirstUsageKey;
-use crate::providers::read::{usage_key_in, UsageKeys};
+use crate::providers::read::{usage_key_starting_before, UsageKeys};
 
 /// Longest incomplete event held back; past it the bytes pass through as they are (a
 /// usage event is never that long).
@@ -171,7 +171,7 @@ impl UsageChunkStripper {
             Some(first) if held == 0 => UsageKeys::found(&data, first),
             Some(first) => UsageKeys::found(
                 &data,
-                usage_key_in(&data[..(held + 5).min(data.len())]).or(first.map(|at| held + at)),
+                usage_key_starting_before(&data, held).or(first.map(|at| held + at)),
             ),
             None => UsageKeys::new(&data),
         };
