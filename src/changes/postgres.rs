@@ -6,12 +6,11 @@
 //! (a notice sent meanwhile is lost); the periodic refresh stays the safety net.
 
 use std::future::poll_fn;
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use super::{Changes, Notice, Subscription};
 use crate::store::pg::{PgOptions, CHANNEL};
@@ -84,13 +83,13 @@ impl Listener {
     /// One connection's life: LISTEN, everything re-read (what changed before it was
     /// listening), then each notice forwarded. `Ok` once the gateway stops listening.
     async fn listen(&self, backoff: &mut Duration, failing: &mut bool) -> Result<(), String> {
-        let mut config =
-            tokio_postgres::Config::from_str(self.options.url()).map_err(|e| e.to_string())?;
+        let mut config = self.options.connect_config().map_err(|e| e.to_string())?;
+        let tls = self.options.tls().map_err(|e| e.to_string())?;
         crate::store::pg::tcp_timeouts(&mut config)
             .connect_timeout(Duration::from_secs(5))
             .application_name("tollgate-listen");
         let (client, mut conn) = config
-            .connect(NoTls)
+            .connect(tls)
             .await
             .map_err(|e| crate::store::pg::message(&e))?;
         let (payloads, mut incoming) = mpsc::unbounded_channel::<String>();
@@ -216,6 +215,15 @@ mod tests {
         let there = Store::open_postgres(&options).unwrap();
         let mut sub = subscribe(&here).unwrap();
         assert_eq!(heard(&mut sub).await, Changes::ALL);
+        // The LISTEN connection takes `storage.url`'s TLS as the pool's do (the test
+        // server offers TLS; the URL leaves sslmode at libpq's prefer).
+        assert_eq!(
+            db.query_text(
+                "SELECT string_agg(s.ssl::text, ',') FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'tollgate-listen' AND a.datname = current_database()",
+            )
+            .unwrap(),
+            "true"
+        );
         // Our own change is skipped: the next notice heard is the other process's.
         add_user(&here, "alice", Role::Member, 0);
         let h = crate::store::testing::hasher_in(tempfile::tempdir().unwrap().path());

@@ -15,6 +15,7 @@ mod prices;
 mod provider_keys;
 mod sessions;
 pub mod test_db;
+pub mod tls;
 mod users;
 
 use std::future::Future;
@@ -24,7 +25,6 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Timeouts};
 use tokio::sync::oneshot;
-use tokio_postgres::NoTls;
 
 use super::StoreError;
 
@@ -44,7 +44,10 @@ pub const DEFAULT_POOL_SIZE: usize = 8;
 /// only as [`PgOptions::redacted`], never in `Debug`, an error or a log line.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PgOptions {
-    url: String,
+    /// `storage.url` as tokio-postgres is given it: libpq's TLS parameters taken out
+    /// ([`tls`]); the password is in it.
+    connect_url: String,
+    tls: tls::TlsSettings,
     pub pool_size: usize,
 }
 
@@ -62,34 +65,42 @@ impl PgOptions {
         if !(lower.starts_with("postgres://") || lower.starts_with("postgresql://")) {
             return Err("must start with postgres:// or postgresql://".into());
         }
-        let config = tokio_postgres::Config::from_str(url)
-            .map_err(|e| format!("is not a PostgreSQL URL ({e})"))?;
+        let (tls, connect_url) = tls::TlsSettings::split(url)?;
+        let config = tokio_postgres::Config::from_str(&connect_url)
+            .map_err(|e| format!("is not a PostgreSQL URL ({})", message(&e)))?;
         if config.get_hosts().is_empty() {
             return Err("names no host".into());
         }
         if config.get_user().is_none() {
             return Err("names no user".into());
         }
+        // the root certificates are read now, so that `tollgate check` names a bad file
+        tls.connector()?;
         Ok(PgOptions {
-            url: url.to_owned(),
+            connect_url,
+            tls,
             pool_size,
         })
     }
 
-    /// The URL itself, password included: for connecting, never for showing.
-    pub(crate) fn url(&self) -> &str {
-        &self.url
+    /// The connection settings tokio-postgres is given (password included: never for
+    /// showing).
+    pub(crate) fn connect_config(&self) -> Result<tokio_postgres::Config, StoreError> {
+        tokio_postgres::Config::from_str(&self.connect_url)
+            .map_err(|e| StoreError::Postgres(format!("invalid storage.url: {e}")))
     }
 
-    fn config(&self) -> Result<tokio_postgres::Config, StoreError> {
-        tokio_postgres::Config::from_str(&self.url)
-            .map_err(|e| StoreError::Postgres(format!("invalid storage.url: {e}")))
+    /// The TLS connector `storage.url` asks for (`sslmode`, `sslrootcert`).
+    pub(crate) fn tls(&self) -> Result<tls::PgTls, StoreError> {
+        self.tls
+            .connector()
+            .map_err(|e| StoreError::Postgres(format!("storage.url: {e}")))
     }
 
     /// `postgres://user@host:port/dbname`: the URL without its password or options,
     /// for messages.
     pub fn redacted(&self) -> String {
-        let Ok(c) = tokio_postgres::Config::from_str(&self.url) else {
+        let Ok(c) = tokio_postgres::Config::from_str(&self.connect_url) else {
             return "postgres://(invalid URL)".into();
         };
         let host = match c.get_hosts().first() {
@@ -156,7 +167,7 @@ pub(crate) fn tcp_timeouts(config: &mut tokio_postgres::Config) -> &mut tokio_po
 
 /// The pool's connection settings: `options`' own URL, the timeouts above.
 fn pool_config(options: &PgOptions) -> Result<tokio_postgres::Config, StoreError> {
-    let mut config = options.config()?;
+    let mut config = options.connect_config()?;
     let server_options = match config.get_options() {
         // later `-c` settings win: the URL's own go after ours
         Some(own) => format!("{STATEMENT_TIMEOUT} {own}"),
@@ -182,7 +193,7 @@ impl PgStore {
         let runtime = start_runtime()?;
         let manager = Manager::from_config(
             pool_config(options)?,
-            NoTls,
+            options.tls()?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },

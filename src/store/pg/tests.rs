@@ -143,3 +143,121 @@ fn pooled_connections_carry_tcp_timeouts_and_a_statement_timeout() {
     let own = PgStore::connect(&PgOptions::parse(&url, 1).unwrap()).unwrap();
     assert_eq!(statement_timeout(&own), "5s");
 }
+
+/// `db`'s URL with `params` added to its query.
+fn url_with(db: &TestDatabase, params: &str) -> String {
+    let sep = if db.url().contains('?') { '&' } else { '?' };
+    format!("{}{sep}{params}", db.url())
+}
+
+/// Whether `store`'s pooled connection is encrypted, as the server sees it.
+fn encrypted(store: &PgStore) -> bool {
+    store
+        .run(|pool| async move {
+            let row = client(&pool)
+                .await?
+                .query_one(
+                    "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                    &[],
+                )
+                .await?;
+            Ok(row.get::<_, bool>(0))
+        })
+        .unwrap()
+}
+
+/// The test server's TLS must be on (Debian's clusters have it, with the machine's
+/// snake-oil certificate): these tests are about what the client makes of it.
+fn server_offers_tls(db: &TestDatabase) {
+    let ssl = db.query_text("SHOW ssl").unwrap();
+    assert_eq!(
+        ssl, "on",
+        "the test server offers no TLS: set ssl = on (Debian's pg_createcluster does)"
+    );
+}
+
+#[test]
+fn connections_are_encrypted_unless_sslmode_disables_it() {
+    let db = TestDatabase::create();
+    server_offers_tls(&db);
+    for (params, want) in [
+        ("", true), // libpq's default, prefer
+        ("sslmode=prefer", true),
+        ("sslmode=require", true),
+        ("sslmode=disable", false),
+    ] {
+        let url = url_with(&db, params);
+        let store = PgStore::connect(&PgOptions::parse(&url, 1).unwrap()).unwrap();
+        assert_eq!(encrypted(&store), want, "{params:?}");
+    }
+}
+
+#[test]
+fn verify_modes_check_the_servers_certificate() {
+    let db = TestDatabase::create();
+    server_offers_tls(&db);
+    // The server's own certificate (self-signed) as the one trusted root.
+    let own = db
+        .query_text("SELECT pg_read_file(current_setting('ssl_cert_file'))")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let own_pem = dir.path().join("server.pem");
+    std::fs::write(&own_pem, own).unwrap();
+    let own_pem = own_pem.display().to_string();
+    let other_ca = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/ca.pem");
+    let connect =
+        |params: String| PgStore::connect(&PgOptions::parse(&url_with(&db, &params), 1).unwrap());
+
+    for mode in ["verify-ca", "require"] {
+        let store = connect(format!("sslmode={mode}&sslrootcert={own_pem}"))
+            .unwrap_or_else(|e| panic!("{mode}: {e}"));
+        assert!(encrypted(&store), "{mode}");
+    }
+    // A root that did not sign it: refused, and said so, in every checking mode.
+    for mode in ["verify-ca", "verify-full", "require"] {
+        let e = connect(format!("sslmode={mode}&sslrootcert={other_ca}"))
+            .err()
+            .unwrap_or_else(|| panic!("{mode}: a certificate from another CA was taken"))
+            .to_string();
+        assert!(e.contains("invalid peer certificate"), "{mode}: {e}");
+        assert!(!e.contains("tollgate:tollgate"), "{e}");
+    }
+    // verify-full also wants the host's name in it: the tests connect to 127.0.0.1,
+    // which a certificate for a host name does not list.
+    let e = connect(format!("sslmode=verify-full&sslrootcert={own_pem}"))
+        .err()
+        .expect("verify-full took a certificate that does not name 127.0.0.1")
+        .to_string();
+    assert!(e.contains("invalid peer certificate"), "{e}");
+    assert!(e.contains("name"), "{e}");
+}
+
+#[test]
+fn tls_parameters_are_checked_with_the_url() {
+    assert_eq!(
+        PgOptions::parse("postgres://u@h/db?sslmode=verify", 1).unwrap_err(),
+        "has sslmode=verify: it must be disable, prefer, require, verify-ca or verify-full"
+    );
+    let e = PgOptions::parse(
+        "postgres://u@h/db?sslmode=verify-ca&sslrootcert=/nonexistent/ca.pem",
+        1,
+    )
+    .unwrap_err();
+    assert!(
+        e.starts_with("cannot read sslrootcert /nonexistent/ca.pem: "),
+        "{e}"
+    );
+    // Client certificates are not supported, and not ignored.
+    assert_eq!(
+        PgOptions::parse("postgres://u@h/db?sslcert=/c.pem", 1).unwrap_err(),
+        "is not a PostgreSQL URL (invalid connection string: unknown option `sslcert`)"
+    );
+    // The redacted form still names the server.
+    let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/ca.pem");
+    let opts = PgOptions::parse(
+        &format!("postgres://u:pw@db.internal:6432/t?sslmode=verify-full&sslrootcert={ca}"),
+        1,
+    )
+    .unwrap();
+    assert_eq!(opts.redacted(), "postgres://u@db.internal:6432/t");
+}

@@ -1,0 +1,528 @@
+//! TLS to PostgreSQL, as `storage.url` asks for it with libpq's parameters: `sslmode`
+//! (`disable`, `prefer` (the default), `require`, `verify-ca`, `verify-full`) and
+//! `sslrootcert` (a PEM file of trusted certificates, or `system` for the machine's
+//! trust store). tokio-postgres knows only the first three modes and no root file, so
+//! both are taken out of the URL here, the mode it is given is the nearest one it knows
+//! (it then negotiates TLS, or refuses to go without it), and what to trust is this
+//! module's connector's business. The meanings are libpq's:
+//!
+//! - `prefer`, `require`: encrypted (`prefer` falls back to plain text when the server
+//!   offers no TLS), the certificate not checked; `require` with `sslrootcert` checks
+//!   it as `verify-ca` does;
+//! - `verify-ca`: the certificate must chain to a trusted root;
+//! - `verify-full`: and it must name the host connected to.
+//!
+//! Client certificates (`sslcert`, `sslkey`) are not supported: tokio-postgres refuses
+//! them as unknown options, and so does `tollgate check`.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use pingora::tls::{
+    CertificateDer, CertificateError, ClientConfig, ClientTlsStream, CryptoProvider,
+    DigitallySignedStruct, HandshakeSignatureValid, RootCertStore, RusTlsError, ServerCertVerified,
+    ServerCertVerifier, ServerName, SignatureScheme, TlsConnector, UnixTime, WebPkiServerVerifier,
+};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
+
+/// `sslmode`, as libpq spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl SslMode {
+    fn parse(s: &str) -> Option<SslMode> {
+        Some(match s {
+            "disable" => SslMode::Disable,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => return None,
+        })
+    }
+
+    /// The mode tokio-postgres is given: whether TLS is tried, and whether it is a must.
+    fn for_tokio_postgres(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => "require",
+        }
+    }
+}
+
+/// Where the trusted roots come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Roots {
+    /// None given: `prefer` and `require` check nothing; the `verify-` modes use the
+    /// machine's trust store.
+    Default,
+    /// `sslrootcert=system`.
+    System,
+    /// `sslrootcert=PATH`: the certificates of that PEM file, read once at start.
+    File(String),
+}
+
+/// What `storage.url` asks of TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub mode: SslMode,
+    pub roots: Roots,
+}
+
+/// What is checked of the server's certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    Nothing,
+    Chain,
+    ChainAndName,
+}
+
+impl TlsSettings {
+    /// Takes `sslmode` and `sslrootcert` out of `url`'s query: the settings, and the URL
+    /// for tokio-postgres (its `sslmode` one it knows). The error names the parameter.
+    pub fn split(url: &str) -> Result<(TlsSettings, String), String> {
+        let (base, query) = match url.split_once('?') {
+            Some((b, q)) => (b, q),
+            None => (url, ""),
+        };
+        let mut mode = SslMode::Prefer;
+        let mut roots = Roots::Default;
+        let mut kept: Vec<&str> = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "sslmode" => {
+                    let value = percent_decode(value)?;
+                    mode = SslMode::parse(&value).ok_or_else(|| {
+                        format!(
+                            "has sslmode={value}: it must be disable, prefer, require, verify-ca or verify-full"
+                        )
+                    })?;
+                }
+                "sslrootcert" => {
+                    let value = percent_decode(value)?;
+                    roots = match value.as_str() {
+                        "" => return Err("has an empty sslrootcert".into()),
+                        "system" => Roots::System,
+                        path => Roots::File(path.to_owned()),
+                    };
+                }
+                _ => kept.push(pair),
+            }
+        }
+        let settings = TlsSettings { mode, roots };
+        if mode == SslMode::Disable && settings.roots != Roots::Default {
+            return Err("has sslrootcert with sslmode=disable: nothing would check it".into());
+        }
+        kept.push(match mode.for_tokio_postgres() {
+            "disable" => "sslmode=disable",
+            "prefer" => "sslmode=prefer",
+            _ => "sslmode=require",
+        });
+        Ok((settings, format!("{base}?{}", kept.join("&"))))
+    }
+
+    fn check(&self) -> Check {
+        match (self.mode, &self.roots) {
+            (SslMode::Disable | SslMode::Prefer, _) => Check::Nothing,
+            (SslMode::Require, Roots::Default) => Check::Nothing,
+            // libpq: `require` with a root file checks as `verify-ca` does
+            (SslMode::Require | SslMode::VerifyCa, _) => Check::Chain,
+            (SslMode::VerifyFull, _) => Check::ChainAndName,
+        }
+    }
+
+    /// The connector for these settings; reads the root certificates. The error says
+    /// which file or store could not be used.
+    pub fn connector(&self) -> Result<PgTls, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier: Arc<dyn ServerCertVerifier> = match self.check() {
+            Check::Nothing => Arc::new(EncryptionOnly(provider.clone())),
+            check => {
+                let roots = Arc::new(self.root_store()?);
+                let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+                    .build()
+                    .map_err(|e| format!("cannot use sslrootcert: {e}"))?;
+                if check == Check::Chain {
+                    Arc::new(ChainOnly(webpki))
+                } else {
+                    webpki
+                }
+            }
+        };
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS: {e}"))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        Ok(PgTls {
+            connector: (self.mode != SslMode::Disable)
+                .then(|| TlsConnector::from(Arc::new(config))),
+        })
+    }
+
+    fn root_store(&self) -> Result<RootCertStore, String> {
+        let mut store = RootCertStore::empty();
+        match &self.roots {
+            Roots::File(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("cannot read sslrootcert {path}: {e}"))?;
+                let mut found = 0;
+                for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+                    let cert = cert.map_err(|e| format!("sslrootcert {path}: {e}"))?;
+                    store
+                        .add(cert)
+                        .map_err(|e| format!("sslrootcert {path}: {e}"))?;
+                    found += 1;
+                }
+                if found == 0 {
+                    return Err(format!("sslrootcert {path} holds no PEM certificate"));
+                }
+            }
+            Roots::System | Roots::Default => {
+                let native = pingora::tls::load_native_certs()
+                    .map_err(|e| format!("cannot read this machine's trust store: {e}"))?;
+                let (added, _ignored) = store.add_parsable_certificates(native);
+                if added == 0 {
+                    return Err(format!(
+                        "sslmode={} found no certificate in this machine's trust store: give sslrootcert=PATH",
+                        match self.mode {
+                            SslMode::VerifyFull => "verify-full",
+                            _ => "verify-ca",
+                        }
+                    ));
+                }
+            }
+        }
+        Ok(store)
+    }
+}
+
+/// `%XX` escapes of a URL query value decoded (`+` stays: libpq keeps it too).
+fn percent_decode(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or("has a broken %-escape in its query")?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "has a query value that is not UTF-8".to_owned())
+}
+
+/// libpq's `prefer` and `require`: the connection is encrypted, the certificate taken as
+/// it is. The handshake's signatures are still checked (against the certificate shown).
+#[derive(Debug)]
+struct EncryptionOnly(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for EncryptionOnly {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, RusTlsError> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, RusTlsError> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, RusTlsError> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// libpq's `verify-ca`: the chain to a trusted root is checked, the name is not.
+#[derive(Debug)]
+struct ChainOnly(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, RusTlsError> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            // webpki checks the name after the chain: this error means the chain held.
+            Err(RusTlsError::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, RusTlsError> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, RusTlsError> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// The TLS connector handed to tokio-postgres (the pool's connections and the change
+/// listener's); `None` with `sslmode=disable`.
+#[derive(Clone)]
+pub struct PgTls {
+    connector: Option<TlsConnector>,
+}
+
+impl<S> MakeTlsConnect<S> for PgTls
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = PgTlsStream<S>;
+    type TlsConnect = PgTlsConnect;
+    type Error = io::Error;
+
+    fn make_tls_connect(&mut self, domain: &str) -> io::Result<PgTlsConnect> {
+        let name = ServerName::try_from(domain.to_owned()).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the host is not a name TLS can check",
+            )
+        });
+        Ok(PgTlsConnect {
+            connector: self.connector.clone(),
+            name,
+        })
+    }
+}
+
+/// One connection's TLS handshake, for the host it is to.
+pub struct PgTlsConnect {
+    connector: Option<TlsConnector>,
+    name: io::Result<ServerName<'static>>,
+}
+
+impl<S> TlsConnect<S> for PgTlsConnect
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = PgTlsStream<S>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<PgTlsStream<S>>> + Send>>;
+
+    fn connect(self, stream: S) -> Self::Future {
+        Box::pin(async move {
+            // with sslmode=disable tokio-postgres never asks for a handshake
+            let connector = self
+                .connector
+                .ok_or_else(|| io::Error::other("TLS is disabled (sslmode=disable)"))?;
+            let tls = connector.connect(self.name?, stream).await?;
+            Ok(PgTlsStream(Box::new(tls)))
+        })
+    }
+}
+
+/// A TLS connection to the server.
+pub struct PgTlsStream<S>(Box<ClientTlsStream<S>>);
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for PgTlsStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for PgTlsStream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_shutdown(cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream for PgTlsStream<S> {
+    /// No channel binding: SCRAM authenticates without it (`channel_binding=prefer`,
+    /// tokio-postgres's default, then goes on without).
+    fn channel_binding(&self) -> ChannelBinding {
+        ChannelBinding::none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(url: &str) -> Result<(TlsSettings, String), String> {
+        TlsSettings::split(url)
+    }
+
+    #[test]
+    fn the_default_is_prefer_and_the_url_keeps_its_other_options() {
+        let (s, url) = split("postgres://u@h/db?application_name=x&connect_timeout=3").unwrap();
+        assert_eq!(s.mode, SslMode::Prefer);
+        assert_eq!(s.roots, Roots::Default);
+        assert_eq!(
+            url,
+            "postgres://u@h/db?application_name=x&connect_timeout=3&sslmode=prefer"
+        );
+        assert_eq!(s.check(), Check::Nothing);
+    }
+
+    #[test]
+    fn libpq_modes_map_to_what_tokio_postgres_knows() {
+        for (mode, ours, theirs, check) in [
+            ("disable", SslMode::Disable, "disable", Check::Nothing),
+            ("prefer", SslMode::Prefer, "prefer", Check::Nothing),
+            ("require", SslMode::Require, "require", Check::Nothing),
+            ("verify-ca", SslMode::VerifyCa, "require", Check::Chain),
+            (
+                "verify-full",
+                SslMode::VerifyFull,
+                "require",
+                Check::ChainAndName,
+            ),
+        ] {
+            let (s, url) = split(&format!("postgres://u@h/db?sslmode={mode}")).unwrap();
+            assert_eq!(s.mode, ours, "{mode}");
+            assert_eq!(url, format!("postgres://u@h/db?sslmode={theirs}"), "{mode}");
+            assert_eq!(s.check(), check, "{mode}");
+        }
+    }
+
+    #[test]
+    fn a_root_file_makes_require_check_the_chain() {
+        let (s, url) =
+            split("postgres://u@h/db?sslrootcert=%2Fetc%2Fca.pem&sslmode=require").unwrap();
+        assert_eq!(s.roots, Roots::File("/etc/ca.pem".into()));
+        assert_eq!(s.check(), Check::Chain);
+        assert_eq!(url, "postgres://u@h/db?sslmode=require");
+        let (s, _) = split("postgres://u@h/db?sslrootcert=system&sslmode=verify-full").unwrap();
+        assert_eq!(s.roots, Roots::System);
+    }
+
+    #[test]
+    fn bad_tls_parameters_are_named() {
+        for (url, why) in [
+            (
+                "postgres://u@h/db?sslmode=allow-all",
+                "has sslmode=allow-all: it must be disable, prefer, require, verify-ca or verify-full",
+            ),
+            ("postgres://u@h/db?sslrootcert=", "has an empty sslrootcert"),
+            (
+                "postgres://u@h/db?sslmode=disable&sslrootcert=/ca.pem",
+                "has sslrootcert with sslmode=disable: nothing would check it",
+            ),
+            ("postgres://u@h/db?sslrootcert=%zz", "has a broken %-escape in its query"),
+        ] {
+            assert_eq!(split(url).unwrap_err(), why, "{url}");
+        }
+    }
+
+    #[test]
+    fn a_root_file_must_hold_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none.pem").display().to_string();
+        let (s, _) = split(&format!(
+            "postgres://u@h/db?sslmode=verify-ca&sslrootcert={missing}"
+        ))
+        .unwrap();
+        let e = s.connector().err().unwrap();
+        assert!(
+            e.starts_with(&format!("cannot read sslrootcert {missing}: ")),
+            "{e}"
+        );
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let empty = empty.display().to_string();
+        let (s, _) = split(&format!(
+            "postgres://u@h/db?sslmode=verify-ca&sslrootcert={empty}"
+        ))
+        .unwrap();
+        assert_eq!(
+            s.connector().err().unwrap(),
+            format!("sslrootcert {empty} holds no PEM certificate")
+        );
+        let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/ca.pem");
+        let (s, _) = split(&format!(
+            "postgres://u@h/db?sslmode=verify-full&sslrootcert={ca}"
+        ))
+        .unwrap();
+        assert!(s.connector().is_ok());
+    }
+}
