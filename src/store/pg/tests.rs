@@ -193,6 +193,22 @@ fn connections_are_encrypted_unless_sslmode_disables_it() {
 }
 
 #[test]
+fn scram_is_bound_to_the_tls_channel_when_asked() {
+    let db = TestDatabase::create();
+    server_offers_tls(&db);
+    // The test role signs in with SCRAM over TCP (Debian's pg_hba.conf): with
+    // channel_binding=require the server checks the hash of its certificate that the
+    // client sends, so a wrong one is refused.
+    let url = url_with(&db, "sslmode=require&channel_binding=require");
+    let store = PgStore::connect(&PgOptions::parse(&url, 1).unwrap())
+        .unwrap_or_else(|e| panic!("SCRAM-SHA-256-PLUS refused: {e}"));
+    assert!(encrypted(&store));
+    // Without TLS there is no channel to bind to: refused, not silently unbound.
+    let url = url_with(&db, "sslmode=disable&channel_binding=require");
+    assert!(PgStore::connect(&PgOptions::parse(&url, 1).unwrap()).is_err());
+}
+
+#[test]
 fn verify_modes_check_the_servers_certificate() {
     let db = TestDatabase::create();
     server_offers_tls(&db);

@@ -12,8 +12,11 @@
 //! - `verify-ca`: the certificate must chain to a trusted root;
 //! - `verify-full`: and it must name the host connected to.
 //!
-//! Client certificates (`sslcert`, `sslkey`) are not supported: tokio-postgres refuses
-//! them as unknown options, and so does `tollgate check`.
+//! Over TLS, SCRAM's channel binding (`tls-server-end-point`) is offered, so that a
+//! password exchange cannot be relayed by whoever holds another certificate;
+//! `channel_binding=require` in the URL insists on it. Client certificates (`sslcert`,
+//! `sslkey`) are not supported: tokio-postgres refuses them as unknown options, and so
+//! does `tollgate check`.
 
 use std::future::Future;
 use std::io;
@@ -380,13 +383,66 @@ where
                 .connector
                 .ok_or_else(|| io::Error::other("TLS is disabled (sslmode=disable)"))?;
             let tls = connector.connect(self.name?, stream).await?;
-            Ok(PgTlsStream(Box::new(tls)))
+            let end_point = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .and_then(|cert| server_end_point(cert));
+            Ok(PgTlsStream {
+                tls: Box::new(tls),
+                end_point,
+            })
         })
     }
 }
 
-/// A TLS connection to the server.
-pub struct PgTlsStream<S>(Box<ClientTlsStream<S>>);
+/// RFC 5929's `tls-server-end-point` of the server's certificate, for SCRAM's channel
+/// binding (`SCRAM-SHA-256-PLUS`): its hash by the hash function of its signature,
+/// SHA-256 for MD5 and SHA-1. `None` for a signature without one of its own (Ed25519,
+/// RSA-PSS, whose hash is in its parameters): then no binding is offered, as libpq does.
+fn server_end_point(cert: &[u8]) -> Option<Vec<u8>> {
+    use sha2::Digest;
+    use x509_parser::oid_registry as oid;
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;
+    let alg = &parsed.signature_algorithm.algorithm;
+    let is = |candidates: &[&x509_parser::der_parser::oid::Oid<'static>]| {
+        candidates.iter().any(|c| alg == *c)
+    };
+    Some(
+        if is(&[
+            &oid::OID_PKCS1_MD5WITHRSAENC,
+            &oid::OID_PKCS1_SHA1WITHRSA,
+            &oid::OID_SIG_ECDSA_WITH_SHA256,
+            &oid::OID_PKCS1_SHA256WITHRSA,
+        ]) {
+            sha2::Sha256::digest(cert).to_vec()
+        } else if is(&[
+            &oid::OID_SIG_ECDSA_WITH_SHA224,
+            &oid::OID_PKCS1_SHA224WITHRSA,
+        ]) {
+            sha2::Sha224::digest(cert).to_vec()
+        } else if is(&[
+            &oid::OID_SIG_ECDSA_WITH_SHA384,
+            &oid::OID_PKCS1_SHA384WITHRSA,
+        ]) {
+            sha2::Sha384::digest(cert).to_vec()
+        } else if is(&[
+            &oid::OID_SIG_ECDSA_WITH_SHA512,
+            &oid::OID_PKCS1_SHA512WITHRSA,
+        ]) {
+            sha2::Sha512::digest(cert).to_vec()
+        } else {
+            return None;
+        },
+    )
+}
+
+/// A TLS connection to the server, with its channel binding.
+pub struct PgTlsStream<S> {
+    tls: Box<ClientTlsStream<S>>,
+    end_point: Option<Vec<u8>>,
+}
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for PgTlsStream<S> {
     fn poll_read(
@@ -394,7 +450,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for PgTlsStream<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.0).poll_read(cx, buf)
+        Pin::new(&mut *self.tls).poll_read(cx, buf)
     }
 }
 
@@ -404,23 +460,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for PgTlsStream<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut *self.0).poll_write(cx, buf)
+        Pin::new(&mut *self.tls).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.0).poll_flush(cx)
+        Pin::new(&mut *self.tls).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.0).poll_shutdown(cx)
+        Pin::new(&mut *self.tls).poll_shutdown(cx)
     }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream for PgTlsStream<S> {
-    /// No channel binding: SCRAM authenticates without it (`channel_binding=prefer`,
-    /// tokio-postgres's default, then goes on without).
     fn channel_binding(&self) -> ChannelBinding {
-        ChannelBinding::none()
+        match &self.end_point {
+            Some(hash) => ChannelBinding::tls_server_end_point(hash.clone()),
+            None => ChannelBinding::none(),
+        }
     }
 }
 
@@ -492,6 +549,38 @@ mod tests {
         ] {
             assert_eq!(split(url).unwrap_err(), why, "{url}");
         }
+    }
+
+    /// The DER of the first certificate in a fixture file.
+    fn fixture_der(name: &str) -> Vec<u8> {
+        let path = format!("{}/tests/fixtures/tls/{name}", env!("CARGO_MANIFEST_DIR"));
+        let pem = std::fs::read(&path).unwrap();
+        let first = rustls_pemfile::certs(&mut pem.as_slice()).next();
+        first.unwrap().unwrap().to_vec()
+    }
+
+    #[test]
+    fn the_channel_binding_hash_follows_the_certificates_signature() {
+        use sha2::Digest;
+        for (name, want) in [
+            // sha256WithRSAEncryption, ecdsa-with-SHA256
+            (
+                "ca.pem",
+                sha2::Sha256::digest(fixture_der("ca.pem")).to_vec(),
+            ),
+            (
+                "listener/first.pem",
+                sha2::Sha256::digest(fixture_der("listener/first.pem")).to_vec(),
+            ),
+            (
+                "binding/sha384.pem",
+                sha2::Sha384::digest(fixture_der("binding/sha384.pem")).to_vec(),
+            ),
+        ] {
+            assert_eq!(server_end_point(&fixture_der(name)), Some(want), "{name}");
+        }
+        assert_eq!(server_end_point(&fixture_der("binding/ed25519.pem")), None);
+        assert_eq!(server_end_point(b"not a certificate"), None);
     }
 
     #[test]
