@@ -403,34 +403,24 @@ where
 /// RSA-PSS, whose hash is in its parameters): then no binding is offered, as libpq does.
 fn server_end_point(cert: &[u8]) -> Option<Vec<u8>> {
     use sha2::Digest;
+    use x509_parser::der_parser::oid::Oid;
     use x509_parser::oid_registry as oid;
     let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;
     let alg = &parsed.signature_algorithm.algorithm;
-    let is = |candidates: &[&x509_parser::der_parser::oid::Oid<'static>]| {
-        candidates.iter().any(|c| alg == *c)
-    };
+    let is = |candidates: &[Oid<'_>]| candidates.contains(alg);
     Some(
         if is(&[
-            &oid::OID_PKCS1_MD5WITHRSAENC,
-            &oid::OID_PKCS1_SHA1WITHRSA,
-            &oid::OID_SIG_ECDSA_WITH_SHA256,
-            &oid::OID_PKCS1_SHA256WITHRSA,
+            oid::OID_PKCS1_MD5WITHRSAENC,
+            oid::OID_PKCS1_SHA1WITHRSA,
+            oid::OID_SIG_ECDSA_WITH_SHA256,
+            oid::OID_PKCS1_SHA256WITHRSA,
         ]) {
             sha2::Sha256::digest(cert).to_vec()
-        } else if is(&[
-            &oid::OID_SIG_ECDSA_WITH_SHA224,
-            &oid::OID_PKCS1_SHA224WITHRSA,
-        ]) {
+        } else if is(&[oid::OID_SIG_ECDSA_WITH_SHA224, oid::OID_PKCS1_SHA224WITHRSA]) {
             sha2::Sha224::digest(cert).to_vec()
-        } else if is(&[
-            &oid::OID_SIG_ECDSA_WITH_SHA384,
-            &oid::OID_PKCS1_SHA384WITHRSA,
-        ]) {
+        } else if is(&[oid::OID_SIG_ECDSA_WITH_SHA384, oid::OID_PKCS1_SHA384WITHRSA]) {
             sha2::Sha384::digest(cert).to_vec()
-        } else if is(&[
-            &oid::OID_SIG_ECDSA_WITH_SHA512,
-            &oid::OID_PKCS1_SHA512WITHRSA,
-        ]) {
+        } else if is(&[oid::OID_SIG_ECDSA_WITH_SHA512, oid::OID_PKCS1_SHA512WITHRSA]) {
             sha2::Sha512::digest(cert).to_vec()
         } else {
             return None;
