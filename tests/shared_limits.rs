@@ -5,7 +5,9 @@
 //! over them overrun a small budget by at most the requests in flight; a Redis restart
 //! inflates no counter (the budget counter is rebuilt once from the store, whichever
 //! gateway comes first); Redis down: requests are still served, each gateway enforces
-//! limits alone and says so on /metrics and once in its log.
+//! limits alone and says so on /metrics and once in its log. Over TLS (`rediss://`) the
+//! server's certificate is checked: against `limits.redis_ca`, or the machine's trust
+//! store, which does not know the test CA.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod common;
@@ -230,4 +232,44 @@ async fn a_hung_redis_costs_a_request_a_short_wait_once_not_an_answer() {
     })
     .await;
     assert_eq!(burst(&[s.gw.proxy_addr], &keys[0], 1).await, [200]);
+}
+
+#[tokio::test]
+async fn counters_are_shared_over_tls_when_the_servers_certificate_checks_out() {
+    let r = TestRedis::start_tls();
+    let (url, ca) = (r.url(), TestRedis::ca());
+    let s = Scenario::start_with(|c| {
+        c.limits("redis_url", format!("\"{url}\""))
+            .limits("redis_ca", format!("\"{ca}\""))
+            .price("o4-mini*", O4_MINI_PRICE)
+            .user("root", "admin")
+    })
+    .await;
+    let key =
+        s.gw.create_key("alice", &["--budget-usd", "100", "--budget-period", "day"]);
+    assert_eq!(ok_count(&burst(&[s.gw.proxy_addr], &key, 3).await), 3);
+    // The spend is counted in Redis, reached over TLS.
+    let counter = budget_counter(&r).await;
+    wait_counter(&r, &counter, 3 * COST).await;
+    assert_eq!(degraded(&s.gw).await, Some(0.0));
+
+    // Without the CA, the machine's trust store does not know the server's certificate:
+    // refused, so this gateway serves and counts alone, and says so.
+    let s2 = Scenario::start_with(|c| {
+        c.limits("redis_url", format!("\"{url}\""))
+            .price("o4-mini*", O4_MINI_PRICE)
+            .user("root", "admin")
+    })
+    .await;
+    let key2 = s2
+        .gw
+        .create_key("alice", &["--budget-usd", "100", "--budget-period", "day"]);
+    assert_eq!(ok_count(&burst(&[s2.gw.proxy_addr], &key2, 2).await), 2);
+    eventually("degraded", Duration::from_secs(10), async || {
+        let d = degraded(&s2.gw).await;
+        (d == Some(1.0)).then_some(()).ok_or(format!("{d:?}"))
+    })
+    .await;
+    // Nothing of it reached Redis: the one budget counter there is the first gateway's.
+    assert_eq!(r.keys("tollgate:budget:key:*"), [counter]);
 }

@@ -224,6 +224,9 @@ pub struct LimitsSection {
     /// Redis (or Valkey) holding the RPM, TPM and budget counters every instance shares;
     /// unset: each instance counts alone.
     pub redis_url: Option<String>,
+    /// A PEM file of the roots a `rediss://` server's certificate must chain to;
+    /// unset: the machine's trust store.
+    pub redis_ca: Option<String>,
 }
 
 impl std::fmt::Debug for LimitsSection {
@@ -232,6 +235,7 @@ impl std::fmt::Debug for LimitsSection {
         let url = self.redis_url.as_deref().map(crate::limits::redacted);
         f.debug_struct("LimitsSection")
             .field("redis_url", &url)
+            .field("redis_ca", &self.redis_ca)
             .finish()
     }
 }

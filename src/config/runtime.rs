@@ -70,6 +70,8 @@ pub struct Fixed {
     /// `limits.redis_url`: where the shared limit counters are (a secret: it may carry
     /// a password).
     pub redis_url: Option<Secret>,
+    /// `limits.redis_ca`: the roots of a `rediss://` server's certificate (a path).
+    pub redis_ca: Option<String>,
 }
 
 /// `auth.mode`: which credentials the proxy accepts.

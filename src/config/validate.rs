@@ -152,6 +152,19 @@ fn check_redis_url(c: &Config, p: &mut Problems) {
             p.bad("limits.redis_url", why);
         }
     }
+    if let Some(ca) = &c.limits.redis_ca {
+        match &c.limits.redis_url {
+            Some(url) if crate::limits::is_tls(url) => {
+                if let Err(why) = crate::limits::read_ca(ca) {
+                    p.bad("limits.redis_ca", why);
+                }
+            }
+            _ => p.bad(
+                "limits.redis_ca",
+                "is for a rediss:// limits.redis_url: without TLS nothing would check it",
+            ),
+        }
+    }
 }
 
 /// `storage.url` (PostgreSQL): well-formed, not beside `storage.path`, a pool of at
@@ -482,6 +495,7 @@ fn fixed(c: &Config) -> Fixed {
         storage_dir,
         usage_retention_days: c.storage.usage_retention_days,
         redis_url: c.limits.redis_url.clone().map(Secret::new),
+        redis_ca: c.limits.redis_ca.clone(),
     }
 }
 
@@ -719,7 +733,33 @@ pricing: { "gpt-*": { input: 0.0001, output: 1 } }
         .unwrap_or_default();
         assert_eq!(
             e,
-            ["limits.redis_url: must be a redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH URL"]
+            ["limits.redis_url: must be a redis[s]://[:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH URL"]
+        );
+        // limits.redis_ca: only beside a rediss:// URL, and a file of certificates
+        let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/ca.pem");
+        let rt = check(format!(
+            "{ok}limits: {{ redis_url: \"rediss://cache:6380/0\", redis_ca: \"{ca}\" }}\n"
+        ))
+        .unwrap();
+        assert_eq!(rt.fixed.redis_ca.as_deref(), Some(ca));
+        let e = check(format!(
+            "{ok}limits: {{ redis_url: \"redis://cache:6379/0\", redis_ca: \"{ca}\" }}\n"
+        ))
+        .err()
+        .unwrap_or_default();
+        assert_eq!(
+            e,
+            ["limits.redis_ca: is for a rediss:// limits.redis_url: without TLS nothing would check it"]
+        );
+        let e = check(format!(
+            "{ok}limits: {{ redis_url: \"rediss://cache:6380/0\", redis_ca: \"/nonexistent/ca.pem\" }}\n"
+        ))
+        .err()
+        .unwrap_or_default();
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].starts_with("limits.redis_ca: cannot read /nonexistent/ca.pem: "),
+            "{e:?}"
         );
     }
 

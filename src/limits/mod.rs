@@ -72,15 +72,66 @@ pub fn check_url(url: &str) -> Result<(), String> {
     match scheme {
         Some("redis" | "valkey" | "unix" | "redis+unix" | "valkey+unix") => {}
         Some("rediss" | "valkeys") => {
-            return Err("TLS to Redis (rediss://) is not supported; use redis://".into())
+            if url.ends_with("#insecure") {
+                return Err(
+                    "#insecure would take any certificate: give the server's CA as limits.redis_ca"
+                        .into(),
+                );
+            }
         }
         _ => {
-            return Err("must be a redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH URL".into())
+            return Err(
+                "must be a redis[s]://[:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH URL".into(),
+            )
         }
     }
     redis::Client::open(url)
         .map(|_| ())
-        .map_err(|_| "is not a valid Redis URL (redis://[:PASSWORD@]HOST[:PORT][/DB])".into())
+        .map_err(|_| "is not a valid Redis URL (redis[s]://[:PASSWORD@]HOST[:PORT][/DB])".into())
+}
+
+/// Whether `url` asks for TLS (`rediss://`, `valkeys://`).
+pub fn is_tls(url: &str) -> bool {
+    matches!(
+        url.split_once("://").map(|(s, _)| s),
+        Some("rediss" | "valkeys")
+    )
+}
+
+/// The PEM file of `limits.redis_ca` (the roots a `rediss://` server's certificate must
+/// chain to, instead of the machine's trust store), checked to hold a certificate.
+pub fn read_ca(path: &str) -> Result<Vec<u8>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let first = rustls_pemfile::certs(&mut pem.as_slice())
+        .next()
+        .map(|c| c.map(drop));
+    match first {
+        Some(Ok(())) => Ok(pem),
+        Some(Err(e)) => Err(format!("{path}: {e}")),
+        None => Err(format!("{path} holds no PEM certificate")),
+    }
+}
+
+/// The Redis client for `url`: over TLS, the server's certificate must chain to the
+/// roots of `ca` (`limits.redis_ca`), or to the machine's trust store without it, and
+/// name the host.
+pub fn client(url: &str, ca: Option<&str>) -> Result<redis::Client, String> {
+    let invalid = |_| "is not a valid Redis URL (redis[s]://[:PASSWORD@]HOST[:PORT][/DB])";
+    if is_tls(url) {
+        // redis' rustls configs take the process's crypto provider
+        pingora::tls::install_default_crypto_provider();
+    }
+    match ca {
+        None => redis::Client::open(url).map_err(|e| invalid(e).to_owned()),
+        Some(path) => {
+            let root_cert = Some(read_ca(path).map_err(|why| format!("limits.redis_ca {why}"))?);
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert,
+            };
+            redis::Client::build_with_tls(url, certs).map_err(|e| invalid(e).to_owned())
+        }
+    }
 }
 
 /// `url` without its user and password, for logs.
@@ -103,10 +154,12 @@ mod tests {
         assert_eq!(check_url("redis://127.0.0.1:6379/0"), Ok(()));
         assert_eq!(check_url("redis://:pw@cache.internal"), Ok(()));
         assert_eq!(check_url("unix:///run/redis.sock"), Ok(()));
+        assert_eq!(check_url("rediss://:pw@cache.internal:6380/0"), Ok(()));
+        assert_eq!(check_url("valkeys://cache.internal"), Ok(()));
         for bad in [
             "127.0.0.1:6379",
             "http://x",
-            "rediss://x",
+            "rediss://:secret@x#insecure",
             "redis://:secret@[::1",
         ] {
             let e = check_url(bad).err().unwrap_or_default();
@@ -117,5 +170,36 @@ mod tests {
             "redis://cache:6379/1"
         );
         assert_eq!(redacted("redis://cache"), "redis://cache");
+    }
+
+    #[test]
+    fn only_tls_urls_are_tls() {
+        assert!(is_tls("rediss://cache:6380"));
+        assert!(is_tls("valkeys://cache"));
+        assert!(!is_tls("redis://cache"));
+        assert!(!is_tls("unix:///run/redis.sock"));
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_a_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none.pem").display().to_string();
+        let e = read_ca(&missing).unwrap_err();
+        assert!(e.starts_with(&format!("cannot read {missing}: ")), "{e}");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "no certificate here\n").unwrap();
+        let empty = empty.display().to_string();
+        assert_eq!(
+            read_ca(&empty).unwrap_err(),
+            format!("{empty} holds no PEM certificate")
+        );
+        let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/ca.pem");
+        assert!(read_ca(ca).is_ok());
+        let e = client("rediss://localhost:1/0", Some(&missing))
+            .err()
+            .unwrap();
+        assert!(e.starts_with("limits.redis_ca cannot read "), "{e}");
+        assert!(client("rediss://localhost:1/0", Some(ca)).is_ok());
+        assert!(client("rediss://localhost:1/0", None).is_ok());
     }
 }

@@ -100,15 +100,12 @@ impl SharedCounters {
     /// Redis are rebuilt from `store`. Nothing connects yet ([`Self::connect`]).
     pub fn new(
         url: &str,
+        ca: Option<&str>,
         local: Arc<SpendTracker>,
         store: Store,
         clock: Clock,
     ) -> Result<Self, SharedError> {
-        let client = redis::Client::open(url).map_err(|_| {
-            SharedError::Url(
-                "is not a valid Redis URL (redis://[:PASSWORD@]HOST[:PORT][/DB])".into(),
-            )
-        })?;
+        let client = super::client(url, ca).map_err(SharedError::Url)?;
         Ok(SharedCounters {
             local,
             client,

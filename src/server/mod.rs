@@ -168,6 +168,7 @@ fn limit_counters(
         None => Counters::Local(spend),
         Some(url) => Counters::Shared(Arc::new(SharedCounters::new(
             url.expose(),
+            shared.fixed.redis_ca.as_deref(),
             spend,
             shared.keys.store.clone(),
             system_clock,

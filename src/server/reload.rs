@@ -41,6 +41,7 @@ impl Reloader {
                         new.redis_url.as_ref().map(|u| u.expose())
                             != started.redis_url.as_ref().map(|u| u.expose()),
                     ),
+                    ("limits.redis_ca", new.redis_ca != started.redis_ca),
                 ];
                 for (key, changed) in fixed {
                     if changed {

@@ -1,7 +1,9 @@
 //! A private `redis-server` for one test (Debian's package, installed by `.ci/setup`):
 //! on a free loopback port, without persistence, killed when dropped. A test can kill it
 //! and start it again on the same port ([`TestRedis::kill`], [`TestRedis::restart`]) to
-//! play an outage or a restart that lost every counter.
+//! play an outage or a restart that lost every counter. [`TestRedis::start_tls`] serves
+//! TLS only (`rediss://`), with the test certificate for `localhost` of
+//! `tests/fixtures/tls` ([`TestRedis::ca`] signed it).
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -10,30 +12,69 @@ use std::time::{Duration, Instant};
 pub struct TestRedis {
     pub port: u16,
     child: Option<Child>,
+    tls: bool,
+}
+
+/// A file of `tests/fixtures/tls`.
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/tls/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 impl TestRedis {
     pub fn start() -> TestRedis {
+        Self::start_on(false)
+    }
+
+    /// A server that speaks TLS only, as `localhost`.
+    pub fn start_tls() -> TestRedis {
+        Self::start_on(true)
+    }
+
+    fn start_on(tls: bool) -> TestRedis {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let mut r = TestRedis { port, child: None };
+        let mut r = TestRedis {
+            port,
+            child: None,
+            tls,
+        };
         r.restart();
         r
     }
 
-    /// `redis://127.0.0.1:PORT/0`
+    /// The CA that signed the TLS server's certificate (a PEM file).
+    pub fn ca() -> String {
+        fixture("ca.pem")
+    }
+
+    /// `redis://127.0.0.1:PORT/0`, or `rediss://localhost:PORT/0` for a TLS server
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        if self.tls {
+            format!("rediss://localhost:{}/0", self.port)
+        } else {
+            format!("redis://127.0.0.1:{}/0", self.port)
+        }
     }
 
     /// Starts the server (again) on its port, empty, and waits until it answers.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let port = self.port.to_string();
+        let mut cmd = Command::new("redis-server");
+        if self.tls {
+            cmd.args(["--port", "0", "--tls-port", &port])
+                .args(["--tls-cert-file", &fixture("leaf.pem")])
+                .args(["--tls-key-file", &fixture("leaf.key")])
+                .args(["--tls-ca-cert-file", &fixture("ca.pem")])
+                .args(["--tls-auth-clients", "no"]);
+        } else {
+            cmd.args(["--port", &port]);
+        }
+        let child = cmd
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -72,7 +113,16 @@ impl TestRedis {
     }
 
     pub fn connection(&self) -> redis::RedisResult<redis::Connection> {
-        redis::Client::open(self.url())?.get_connection_with_timeout(Duration::from_secs(1))
+        let client = if self.tls {
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(std::fs::read(Self::ca()).unwrap()),
+            };
+            redis::Client::build_with_tls(self.url(), certs)?
+        } else {
+            redis::Client::open(self.url())?
+        };
+        client.get_connection_with_timeout(Duration::from_secs(1))
     }
 
     /// An integer counter (0 when missing).
