@@ -459,3 +459,148 @@ fn byte_by_byte_gives_the_same_bytes() {
         }
     }
 }
+
+/// One OpenAI stream chunk (`data:` line) with `delta` and `finish_reason`.
+fn chat_chunk(delta: Value, finish: Option<&str>) -> String {
+    let chunk = json!({
+        "id": "chatcmpl-edge", "object": "chat.completion.chunk", "model": "compat-model",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    });
+    format!("data: {chunk}\n\n")
+}
+
+/// The events an Anthropic Messages client receives for an OpenAI-style stream.
+fn to_messages(body: &str) -> Vec<(String, Value)> {
+    let ex = exchange(Wire::Messages, Wire::Chat, true);
+    sse(&run(&ex, body.as_bytes(), &[], false))
+}
+
+/// A tool-call delta of an OpenAI stream.
+fn call(index: u32, id: Option<&str>, name: Option<&str>, args: &str) -> Value {
+    let mut c = json!({"index": index, "function": {"arguments": args}});
+    if let Some(id) = id {
+        c["id"] = json!(id);
+        c["type"] = json!("function");
+    }
+    if let Some(name) = name {
+        c["function"]["name"] = json!(name);
+    }
+    json!({ "tool_calls": [c] })
+}
+
+/// Calls a compatible host streams without ids still come out, whole, at the end, with
+/// an id made of their index, after the calls that had one.
+#[test]
+fn calls_without_ids_come_out_at_the_end_with_an_id_of_their_index() {
+    let mut body = chat_chunk(json!({"role": "assistant", "content": ""}), None);
+    body += &chat_chunk(call(0, None, Some("read_file"), "{\"path\": "), None);
+    body += &chat_chunk(call(0, None, None, "\"a.rs\"}"), None);
+    body += &chat_chunk(
+        call(1, Some("call_b2"), Some("grep"), "{\"q\": \"x\"}"),
+        None,
+    );
+    body += &chat_chunk(json!({}), Some("tool_calls"));
+    body += "data: [DONE]\n\n";
+    let events = to_messages(&body);
+    check_anthropic_order(&events, true).unwrap();
+    let blocks = anthropic_blocks(&events);
+    let calls: Vec<(&Value, &Value, &Value)> = blocks
+        .iter()
+        .map(|b| (&b["id"], &b["name"], &b["input"]))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            (&json!("call_b2"), &json!("grep"), &json!({"q": "x"})),
+            (
+                &json!("call_0"),
+                &json!("read_file"),
+                &json!({"path": "a.rs"})
+            ),
+        ]
+    );
+}
+
+/// A call whose arguments never close their JSON (the stream cut at the model's limit)
+/// is closed before the message ends, with what came of them: Anthropic SDKs fail on a
+/// block left open.
+#[test]
+fn a_call_cut_off_mid_arguments_is_closed_before_the_message_ends() {
+    let mut body = chat_chunk(json!({"role": "assistant", "content": ""}), None);
+    body += &chat_chunk(call(0, Some("call_a1"), Some("grep"), "{\"q\": \"x"), None);
+    body += &chat_chunk(json!({}), Some("length"));
+    body += "data: [DONE]\n\n";
+    let events = to_messages(&body);
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter_map(|(_, d)| d["type"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "message_start",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    assert_eq!(events[2].1["delta"]["partial_json"], "{\"q\": \"x");
+    assert_eq!(events[4].1["delta"]["stop_reason"], "max_tokens");
+}
+
+/// An Anthropic text block starts with empty text. That emptiness is not passed on as
+/// an event of its own: an OpenAI chunk of empty content, a Responses delta of "" or a
+/// Gemini part of "" (which some clients render as an empty message part).
+#[test]
+fn the_empty_text_a_block_starts_with_sends_no_event() {
+    let body = fixture("anthropic/thinking_tools.sse");
+    let to = |client| {
+        sse(&run(
+            &exchange(client, Wire::Messages, true),
+            &body,
+            &[],
+            false,
+        ))
+    };
+    let chat = to(Wire::Chat);
+    assert!(chat
+        .iter()
+        .any(|(_, d)| d["choices"][0]["delta"]["content"] == "Checking"));
+    assert!(
+        !chat
+            .iter()
+            .any(|(_, d)| d["choices"][0]["delta"] == json!({"content": ""})),
+        "an empty content chunk"
+    );
+    let responses = to(Wire::Responses);
+    let deltas: Vec<&Value> = responses
+        .iter()
+        .filter(|(_, d)| d["type"] == "response.output_text.delta")
+        .map(|(_, d)| &d["delta"])
+        .collect();
+    assert_eq!(deltas, [&json!("Checking"), &json!(" both cities.")]);
+    let gemini = gemini_chunks(
+        &run(
+            &exchange(Wire::Gemini, Wire::Messages, true),
+            &body,
+            &[],
+            false,
+        ),
+        true,
+    );
+    // (the last chunk carries the finish reason with an empty part, as Gemini's does)
+    for c in gemini
+        .iter()
+        .filter(|c| c["candidates"][0]["finishReason"].is_null())
+    {
+        for part in c["candidates"][0]["content"]["parts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            assert_ne!(part, &json!({"text": ""}), "{c}");
+        }
+    }
+}
