@@ -604,3 +604,58 @@ fn the_empty_text_a_block_starts_with_sends_no_event() {
         }
     }
 }
+
+/// Text a compatible host puts in a block's start (Anthropic's own start blocks are
+/// empty) reaches the client; an empty thinking start sends nothing.
+#[test]
+fn text_and_thinking_in_a_block_start_reach_the_client() {
+    let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let mut body = event(
+        "message_start",
+        json!({"type": "message_start", "message": {"id": "msg_edge", "type": "message",
+            "role": "assistant", "model": "compat-claude", "content": [], "stop_reason": null,
+            "stop_sequence": null, "usage": {"input_tokens": 10, "output_tokens": 1}}}),
+    );
+    for (index, block) in [
+        json!({"type": "thinking", "thinking": "", "signature": ""}),
+        json!({"type": "thinking", "thinking": "Let me think.", "signature": ""}),
+        json!({"type": "text", "text": "Hi"}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        body += &event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": index, "content_block": block}),
+        );
+        body += &event(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": index}),
+        );
+    }
+    body += &event(
+        "message_delta",
+        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+            "usage": {"output_tokens": 5}}),
+    );
+    body += &event("message_stop", json!({"type": "message_stop"}));
+    let events = sse(&run(
+        &exchange(Wire::Chat, Wire::Messages, true),
+        body.as_bytes(),
+        &[],
+        false,
+    ));
+    let s = openai_stream(&events);
+    assert_eq!(s.reasoning, "Let me think.");
+    assert_eq!(s.text, "Hi");
+    let deltas: Vec<&Value> = events
+        .iter()
+        .map(|(_, d)| &d["choices"][0]["delta"])
+        .filter(|d| d.is_object() && d.get("role").is_none() && d != &&json!({}))
+        .collect();
+    assert_eq!(
+        deltas.len(),
+        2,
+        "one chunk each for the reasoning and the text: {deltas:?}"
+    );
+}
