@@ -659,3 +659,45 @@ fn text_and_thinking_in_a_block_start_reach_the_client() {
         "one chunk each for the reasoning and the text: {deltas:?}"
     );
 }
+
+/// A Messages stream that starts without `message_start` (a compatible host's) still
+/// gives an OpenAI client whole chunks: the role chunk first, then the text.
+#[test]
+fn a_stream_without_its_start_event_still_gives_whole_chunks() {
+    let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let mut body = event(
+        "content_block_start",
+        json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "text", "text": "Hi"}}),
+    );
+    body += &event(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    );
+    body += &event(
+        "message_delta",
+        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+            "usage": {"output_tokens": 1}}),
+    );
+    body += &event("message_stop", json!({"type": "message_stop"}));
+    let events = sse(&run(
+        &exchange(Wire::Chat, Wire::Messages, true),
+        body.as_bytes(),
+        &[],
+        false,
+    ));
+    let chunks: Vec<&Value> = events
+        .iter()
+        .map(|(_, d)| d)
+        .filter(|d| d.is_object())
+        .collect();
+    assert!(chunks.len() >= 3, "{events:?}");
+    for c in &chunks {
+        assert_eq!(c["object"], "chat.completion.chunk", "{c}");
+    }
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let s = openai_stream(&events);
+    assert_eq!(s.text, "Hi");
+    assert_eq!(s.finish.as_deref(), Some("stop"));
+    assert!(s.done);
+}
