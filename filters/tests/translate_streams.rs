@@ -661,10 +661,31 @@ fn text_and_thinking_in_a_block_start_reach_the_client() {
 }
 
 /// A Messages stream that starts without `message_start` (a compatible host's) still
-/// gives an OpenAI client whole chunks: the role chunk first, then the text.
+/// gives an OpenAI client whole chunks: the role chunk first, then the text; and so
+/// does one that ends before any content came.
 #[test]
 fn a_stream_without_its_start_event_still_gives_whole_chunks() {
     let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let end = event(
+        "message_delta",
+        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+            "usage": {"output_tokens": 0}}),
+    ) + &event("message_stop", json!({"type": "message_stop"}));
+    let events = sse(&run(
+        &exchange(Wire::Chat, Wire::Messages, true),
+        end.as_bytes(),
+        &[],
+        false,
+    ));
+    let s = openai_stream(&events);
+    assert_eq!(
+        (s.text.as_str(), s.finish.as_deref(), s.done),
+        ("", Some("stop"), true)
+    );
+    for (_, c) in events.iter().filter(|(_, d)| d.is_object()) {
+        assert_eq!(c["object"], "chat.completion.chunk", "{c}");
+    }
+
     let mut body = event(
         "content_block_start",
         json!({"type": "content_block_start", "index": 0,
