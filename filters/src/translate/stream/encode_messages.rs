@@ -253,3 +253,96 @@ pub fn error(class: Class, message: &str, out: &mut Vec<u8>) {
     json::field_str(out, "message", message);
     out.extend_from_slice(b"}}\n\n");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::translate::{Pair, Wire};
+
+    fn encoder() -> MessagesEncoder {
+        MessagesEncoder::new(&Exchange {
+            pair: Pair {
+                client: Wire::Messages,
+                upstream: Wire::Chat,
+            },
+            stream: true,
+            include_usage: false,
+            gemini_sse: false,
+            model: "client-model".into(),
+            input_estimate: 7,
+            names: Vec::new(),
+            namespaces: Vec::new(),
+            echo: String::new(),
+            reasoning_content: false,
+            now: 0,
+        })
+    }
+
+    /// The `event:` names of an encoded stream, in order.
+    fn names(out: &[u8]) -> Vec<String> {
+        String::from_utf8_lossy(out)
+            .lines()
+            .filter_map(|l| l.strip_prefix("event: ").map(str::to_owned))
+            .collect()
+    }
+
+    #[test]
+    fn content_or_an_end_before_the_start_still_starts_the_message_first() {
+        let mut e = encoder();
+        let mut out = Vec::new();
+        e.ev(Ev::Text("Hi"), &mut out);
+        e.ev(Ev::End, &mut out);
+        assert_eq!(
+            names(&out),
+            [
+                "message_start",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        let mut e = encoder();
+        let mut out = Vec::new();
+        e.ev(Ev::End, &mut out);
+        assert_eq!(
+            names(&out),
+            ["message_start", "message_delta", "message_stop"]
+        );
+        assert!(String::from_utf8_lossy(&out).contains("\"model\":\"client-model\""));
+    }
+
+    #[test]
+    fn arguments_go_only_into_an_open_tool_block_and_never_empty() {
+        let mut e = encoder();
+        let mut out = Vec::new();
+        e.ev(
+            Ev::Start {
+                id: "m1",
+                model: "m",
+                usage: None,
+            },
+            &mut out,
+        );
+        e.ev(Ev::Args("{\"stray\":1}"), &mut out); // no block open
+        e.ev(Ev::Text("Hi"), &mut out);
+        e.ev(Ev::Args("{\"stray\":2}"), &mut out); // a text block is open
+        e.ev(
+            Ev::ToolStart {
+                id: "call_1",
+                name: "grep",
+                sig: None,
+            },
+            &mut out,
+        );
+        e.ev(Ev::Args(""), &mut out);
+        e.ev(Ev::Args("{\"q\":1}"), &mut out);
+        e.ev(Ev::Stop, &mut out);
+        e.ev(Ev::End, &mut out);
+        let text = String::from_utf8_lossy(&out);
+        assert!(!text.contains("stray"), "{text}");
+        assert_eq!(text.matches("input_json_delta").count(), 1, "{text}");
+        assert!(text.contains(r#""partial_json":"{\"q\":1}""#), "{text}");
+    }
+}
