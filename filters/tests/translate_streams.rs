@@ -722,3 +722,22 @@ fn a_stream_without_its_start_event_still_gives_whole_chunks() {
     assert_eq!(s.finish.as_deref(), Some("stop"));
     assert!(s.done);
 }
+
+/// An upstream stream with no content at all (`[DONE]` alone) still gives a Responses
+/// client a whole stream: `response.created` first, `response.completed` last.
+#[test]
+fn an_empty_upstream_stream_gives_a_responses_client_a_whole_stream() {
+    let events = sse(&run(
+        &exchange(Wire::Responses, Wire::Chat, true),
+        b"data: [DONE]\n\n",
+        &[],
+        false,
+    ));
+    check_responses(&events, true).unwrap();
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter_map(|(_, d)| d["type"].as_str())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"response.created"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"response.completed"), "{kinds:?}");
+}
