@@ -265,6 +265,28 @@ mod tests {
         );
     }
 
+    /// Read objects leave the array framer's buffer too, whether the next one has begun
+    /// in the chunk or not.
+    #[test]
+    fn read_objects_leave_the_array_buffer() {
+        let mut f = ArrayFramer::default();
+        f.push(b"[");
+        let object = b"{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"word \"}]}}]},";
+        for _ in 0..1000 {
+            f.push(object);
+            while f.next_frame().is_some() {}
+        }
+        assert!(f.buf.len() <= object.len(), "{} bytes kept", f.buf.len());
+        f.push(b"{\"par");
+        assert!(f.next_frame().is_none());
+        assert!(f.buf.len() < 2 * object.len(), "{} bytes kept", f.buf.len());
+        f.push(b"t\":1}]");
+        assert_eq!(
+            f.next_frame().map(|fr| fr.data.to_vec()),
+            Some(b"{\"part\":1}".to_vec())
+        );
+    }
+
     /// A closing brace outside any object (a broken upstream) is passed over.
     #[test]
     fn stray_closers_outside_objects_are_passed_over() {
