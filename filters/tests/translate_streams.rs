@@ -605,46 +605,59 @@ fn the_empty_text_a_block_starts_with_sends_no_event() {
     }
 }
 
+/// One event of an Anthropic Messages stream.
+fn anthropic_event(name: &str, data: Value) -> String {
+    format!("event: {name}\ndata: {data}\n\n")
+}
+
+/// The end of an Anthropic Messages stream: `message_delta` (`end_turn`) and
+/// `message_stop`.
+fn messages_end(output_tokens: u64) -> String {
+    anthropic_event(
+        "message_delta",
+        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+            "usage": {"output_tokens": output_tokens}}),
+    ) + &anthropic_event("message_stop", json!({"type": "message_stop"}))
+}
+
+/// One whole content block of an Anthropic Messages stream, given in its start event.
+fn messages_block(index: usize, block: Value) -> String {
+    anthropic_event(
+        "content_block_start",
+        json!({"type": "content_block_start", "index": index, "content_block": block}),
+    ) + &anthropic_event(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": index}),
+    )
+}
+
+/// The events an OpenAI Chat client receives for an Anthropic Messages stream.
+fn to_chat(body: &str) -> Vec<(String, Value)> {
+    let ex = exchange(Wire::Chat, Wire::Messages, true);
+    sse(&run(&ex, body.as_bytes(), &[], false))
+}
+
 /// Text a compatible host puts in a block's start (Anthropic's own start blocks are
 /// empty) reaches the client; an empty thinking start sends nothing.
 #[test]
 fn text_and_thinking_in_a_block_start_reach_the_client() {
-    let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
-    let mut body = event(
+    let mut body = anthropic_event(
         "message_start",
         json!({"type": "message_start", "message": {"id": "msg_edge", "type": "message",
             "role": "assistant", "model": "compat-claude", "content": [], "stop_reason": null,
             "stop_sequence": null, "usage": {"input_tokens": 10, "output_tokens": 1}}}),
     );
-    for (index, block) in [
+    body += &messages_block(
+        0,
         json!({"type": "thinking", "thinking": "", "signature": ""}),
-        json!({"type": "thinking", "thinking": "Let me think.", "signature": ""}),
-        json!({"type": "text", "text": "Hi"}),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        body += &event(
-            "content_block_start",
-            json!({"type": "content_block_start", "index": index, "content_block": block}),
-        );
-        body += &event(
-            "content_block_stop",
-            json!({"type": "content_block_stop", "index": index}),
-        );
-    }
-    body += &event(
-        "message_delta",
-        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
-            "usage": {"output_tokens": 5}}),
     );
-    body += &event("message_stop", json!({"type": "message_stop"}));
-    let events = sse(&run(
-        &exchange(Wire::Chat, Wire::Messages, true),
-        body.as_bytes(),
-        &[],
-        false,
-    ));
+    body += &messages_block(
+        1,
+        json!({"type": "thinking", "thinking": "Let me think.", "signature": ""}),
+    );
+    body += &messages_block(2, json!({"type": "text", "text": "Hi"}));
+    body += &messages_end(5);
+    let events = to_chat(&body);
     let s = openai_stream(&events);
     assert_eq!(s.reasoning, "Let me think.");
     assert_eq!(s.text, "Hi");
@@ -665,18 +678,7 @@ fn text_and_thinking_in_a_block_start_reach_the_client() {
 /// does one that ends before any content came.
 #[test]
 fn a_stream_without_its_start_event_still_gives_whole_chunks() {
-    let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
-    let end = event(
-        "message_delta",
-        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"},
-            "usage": {"output_tokens": 0}}),
-    ) + &event("message_stop", json!({"type": "message_stop"}));
-    let events = sse(&run(
-        &exchange(Wire::Chat, Wire::Messages, true),
-        end.as_bytes(),
-        &[],
-        false,
-    ));
+    let events = to_chat(&messages_end(0));
     let s = openai_stream(&events);
     assert_eq!(
         (s.text.as_str(), s.finish.as_deref(), s.done),
@@ -686,27 +688,8 @@ fn a_stream_without_its_start_event_still_gives_whole_chunks() {
         assert_eq!(c["object"], "chat.completion.chunk", "{c}");
     }
 
-    let mut body = event(
-        "content_block_start",
-        json!({"type": "content_block_start", "index": 0,
-            "content_block": {"type": "text", "text": "Hi"}}),
-    );
-    body += &event(
-        "content_block_stop",
-        json!({"type": "content_block_stop", "index": 0}),
-    );
-    body += &event(
-        "message_delta",
-        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"},
-            "usage": {"output_tokens": 1}}),
-    );
-    body += &event("message_stop", json!({"type": "message_stop"}));
-    let events = sse(&run(
-        &exchange(Wire::Chat, Wire::Messages, true),
-        body.as_bytes(),
-        &[],
-        false,
-    ));
+    let events =
+        to_chat(&(messages_block(0, json!({"type": "text", "text": "Hi"})) + &messages_end(1)));
     let chunks: Vec<&Value> = events
         .iter()
         .map(|(_, d)| d)
