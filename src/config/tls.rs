@@ -138,16 +138,25 @@ struct FirstCert {
     not_after_unix: i64,
 }
 
+/// The certificates of `pem`, the PEM text of `what` (a file, as messages name it): one
+/// at least, each well-formed. Listener chains, `sslrootcert` and `limits.redis_ca` are
+/// all read with it.
+pub(crate) fn pem_certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = rustls_pemfile::certs(&mut &pem[..])
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{what} is not valid PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("{what} holds no PEM certificate"));
+    }
+    Ok(certs)
+}
+
 /// The PEM certificates in `path`, and what the checks need from the first one.
 fn read_chain(path: &str) -> Result<(Vec<CertificateDer<'static>>, FirstCert), String> {
     let pem = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-    let chain = rustls_pemfile::certs(&mut pem.as_slice())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{path} is not valid PEM: {e}"))?;
-    let first = chain
-        .first()
-        .ok_or_else(|| format!("{path} holds no PEM certificate"))?;
-    let (_, x509) = X509Certificate::from_der(first.as_ref())
+    let chain = pem_certs(&pem, path)?;
+    // pem_certs gives one at least
+    let (_, x509) = X509Certificate::from_der(chain[0].as_ref())
         .map_err(|e| format!("the first certificate in {path} cannot be parsed: {e}"))?;
     let validity = x509.validity();
     let first = FirstCert {

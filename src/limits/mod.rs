@@ -65,6 +65,9 @@ impl pingora::services::background::BackgroundService for Connect {
     }
 }
 
+/// The message for a URL the Redis client refuses (it never repeats the URL).
+const INVALID_URL: &str = "is not a valid Redis URL (redis[s]://[:PASSWORD@]HOST[:PORT][/DB])";
+
 /// Why `limits.redis_url` is not usable, in words that never repeat the URL (it may
 /// carry a password).
 pub fn check_url(url: &str) -> Result<(), String> {
@@ -87,7 +90,7 @@ pub fn check_url(url: &str) -> Result<(), String> {
     }
     redis::Client::open(url)
         .map(|_| ())
-        .map_err(|_| "is not a valid Redis URL (redis[s]://[:PASSWORD@]HOST[:PORT][/DB])".into())
+        .map_err(|_| INVALID_URL.into())
 }
 
 /// Whether `url` asks for TLS (`rediss://`, `valkeys://`).
@@ -102,34 +105,28 @@ pub fn is_tls(url: &str) -> bool {
 /// chain to, instead of the machine's trust store), checked to hold a certificate.
 pub fn read_ca(path: &str) -> Result<Vec<u8>, String> {
     let pem = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-    let first = rustls_pemfile::certs(&mut pem.as_slice())
-        .next()
-        .map(|c| c.map(drop));
-    match first {
-        Some(Ok(())) => Ok(pem),
-        Some(Err(e)) => Err(format!("{path}: {e}")),
-        None => Err(format!("{path} holds no PEM certificate")),
-    }
+    crate::config::tls::pem_certs(&pem, path)?;
+    Ok(pem)
 }
 
 /// The Redis client for `url`: over TLS, the server's certificate must chain to the
 /// roots of `ca` (`limits.redis_ca`), or to the machine's trust store without it, and
 /// name the host.
 pub fn client(url: &str, ca: Option<&str>) -> Result<redis::Client, String> {
-    let invalid = |_| "is not a valid Redis URL (redis[s]://[:PASSWORD@]HOST[:PORT][/DB])";
+    let invalid = |_| INVALID_URL.to_owned();
     if is_tls(url) {
         // redis' rustls configs take the process's crypto provider
         pingora::tls::install_default_crypto_provider();
     }
     match ca {
-        None => redis::Client::open(url).map_err(|e| invalid(e).to_owned()),
+        None => redis::Client::open(url).map_err(invalid),
         Some(path) => {
             let root_cert = Some(read_ca(path).map_err(|why| format!("limits.redis_ca {why}"))?);
             let certs = redis::TlsCertificates {
                 client_tls: None,
                 root_cert,
             };
-            redis::Client::build_with_tls(url, certs).map_err(|e| invalid(e).to_owned())
+            redis::Client::build_with_tls(url, certs).map_err(invalid)
         }
     }
 }

@@ -31,6 +31,9 @@ use pingora::tls::{
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
+use tollgate_filters::endpoint::percent_decode;
+
+use crate::config::tls::pem_certs;
 
 /// `sslmode`, as libpq spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,12 +57,13 @@ impl SslMode {
         })
     }
 
-    /// The mode tokio-postgres is given: whether TLS is tried, and whether it is a must.
-    fn for_tokio_postgres(self) -> &'static str {
+    /// The `sslmode` tokio-postgres is given: whether TLS is tried, and whether it is a
+    /// must.
+    fn tokio_postgres_param(self) -> &'static str {
         match self {
-            SslMode::Disable => "disable",
-            SslMode::Prefer => "prefer",
-            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => "require",
+            SslMode::Disable => "sslmode=disable",
+            SslMode::Prefer => "sslmode=prefer",
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => "sslmode=require",
         }
     }
 }
@@ -106,7 +110,7 @@ impl TlsSettings {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             match key {
                 "sslmode" => {
-                    let value = percent_decode(value)?;
+                    let value = query_value(value)?;
                     mode = SslMode::parse(&value).ok_or_else(|| {
                         format!(
                             "has sslmode={value}: it must be disable, prefer, require, verify-ca or verify-full"
@@ -114,8 +118,8 @@ impl TlsSettings {
                     })?;
                 }
                 "sslrootcert" => {
-                    let value = percent_decode(value)?;
-                    roots = match value.as_str() {
+                    let value = query_value(value)?;
+                    roots = match value.as_ref() {
                         "" => return Err("has an empty sslrootcert".into()),
                         "system" => Roots::System,
                         path => Roots::File(path.to_owned()),
@@ -128,11 +132,7 @@ impl TlsSettings {
         if mode == SslMode::Disable && settings.roots != Roots::Default {
             return Err("has sslrootcert with sslmode=disable: nothing would check it".into());
         }
-        kept.push(match mode.for_tokio_postgres() {
-            "disable" => "sslmode=disable",
-            "prefer" => "sslmode=prefer",
-            _ => "sslmode=require",
-        });
+        kept.push(mode.tokio_postgres_param());
         Ok((settings, format!("{base}?{}", kept.join("&"))))
     }
 
@@ -185,16 +185,10 @@ impl TlsSettings {
             Roots::File(path) => {
                 let pem = std::fs::read(path)
                     .map_err(|e| format!("cannot read sslrootcert {path}: {e}"))?;
-                let mut found = 0;
-                for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-                    let cert = cert.map_err(|e| format!("sslrootcert {path}: {e}"))?;
+                for cert in pem_certs(&pem, &format!("sslrootcert {path}"))? {
                     store
                         .add(cert)
                         .map_err(|e| format!("sslrootcert {path}: {e}"))?;
-                    found += 1;
-                }
-                if found == 0 {
-                    return Err(format!("sslrootcert {path} holds no PEM certificate"));
                 }
             }
             Roots::System | Roots::Default => {
@@ -216,26 +210,10 @@ impl TlsSettings {
     }
 }
 
-/// `%XX` escapes of a URL query value decoded (`+` stays: libpq keeps it too).
-fn percent_decode(s: &str) -> Result<String, String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or("has a broken %-escape in its query")?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| "has a query value that is not UTF-8".to_owned())
+/// A URL query value with its `%XX` escapes decoded.
+fn query_value(value: &str) -> Result<std::borrow::Cow<'_, str>, String> {
+    // A result that is not UTF-8 can only come of an escape: the input is a `str`.
+    percent_decode(value).ok_or_else(|| "has a broken %-escape in its query".to_owned())
 }
 
 /// What libpq's mode checks of the server's certificate. The handshake's signatures are
