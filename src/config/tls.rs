@@ -138,6 +138,11 @@ struct FirstCert {
     not_after_unix: i64,
 }
 
+/// The throw-away CA of `tests/fixtures/tls` (it signed the `localhost` leaf there),
+/// for the tests of every reader of a CA file.
+#[cfg(test)]
+pub(crate) const TEST_CA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/ca.pem");
+
 /// The certificates of `pem`, the PEM text of `what` (a file, as messages name it): one
 /// at least, each well-formed. Listener chains, `sslrootcert` and `limits.redis_ca` are
 /// all read with it.

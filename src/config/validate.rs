@@ -736,7 +736,7 @@ pricing: { "gpt-*": { input: 0.0001, output: 1 } }
             ["limits.redis_url: must be a redis[s]://[:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH URL"]
         );
         // limits.redis_ca: only beside a rediss:// URL, and a file of certificates
-        let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/ca.pem");
+        let ca = crate::config::tls::TEST_CA;
         let rt = check(format!(
             "{ok}limits: {{ redis_url: \"rediss://cache:6380/0\", redis_ca: \"{ca}\" }}\n"
         ))

@@ -190,7 +190,7 @@ mod tests {
             read_ca(&empty).unwrap_err(),
             format!("{empty} holds no PEM certificate")
         );
-        let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/ca.pem");
+        let ca = crate::config::tls::TEST_CA;
         assert!(read_ca(ca).is_ok());
         let e = client("rediss://localhost:1/0", Some(&missing))
             .err()

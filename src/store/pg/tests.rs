@@ -220,7 +220,7 @@ fn verify_modes_check_the_servers_certificate() {
     let own_pem = dir.path().join("server.pem");
     std::fs::write(&own_pem, own).unwrap();
     let own_pem = own_pem.display().to_string();
-    let other_ca = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/ca.pem");
+    let other_ca = crate::config::tls::TEST_CA;
     let connect =
         |params: String| PgStore::connect(&PgOptions::parse(&url_with(&db, &params), 1).unwrap());
 
@@ -269,7 +269,7 @@ fn tls_parameters_are_checked_with_the_url() {
         "is not a PostgreSQL URL (invalid connection string: unknown option `sslcert`)"
     );
     // The redacted form still names the server.
-    let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/ca.pem");
+    let ca = crate::config::tls::TEST_CA;
     let opts = PgOptions::parse(
         &format!("postgres://u:pw@db.internal:6432/t?sslmode=verify-full&sslrootcert={ca}"),
         1,

@@ -540,7 +540,7 @@ mod tests {
             s.connector().err().unwrap(),
             format!("sslrootcert {empty} holds no PEM certificate")
         );
-        let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/ca.pem");
+        let ca = crate::config::tls::TEST_CA;
         let (s, _) = split(&format!(
             "postgres://u@h/db?sslmode=verify-full&sslrootcert={ca}"
         ))
