@@ -138,8 +138,7 @@ fn pooled_connections_carry_tcp_timeouts_and_a_statement_timeout() {
     assert_eq!(config.get_keepalives_idle(), KEEPALIVE_IDLE);
     assert_eq!(config.get_keepalives_retries(), Some(KEEPALIVE_RETRIES));
     // The URL's own setting wins.
-    let sep = if db.url().contains('?') { '&' } else { '?' };
-    let url = format!("{}{sep}options=-c%20statement_timeout%3D5s", db.url());
+    let url = url_with(&db, "options=-c%20statement_timeout%3D5s");
     let own = PgStore::connect(&PgOptions::parse(&url, 1).unwrap()).unwrap();
     assert_eq!(statement_timeout(&own), "5s");
 }
