@@ -591,6 +591,74 @@ async fn a_field_with_no_counterpart_is_refused_naming_it() {
     assert_eq!(s.anthropic.request_count() + s.openai.request_count(), 0);
 }
 
+/// `null` reads as absent on both sides, as the providers read it. An OpenAI SDK app
+/// feeds the SDK's answer back with `message.model_dump()`, which carries
+/// `"tool_calls": null` (and `function_call`, `audio`, `refusal`), and sends unset
+/// parameters as `null`: on Claude it is translated, not refused. An OpenAI-compatible
+/// host that answers with `null` lists is read the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn null_members_read_as_absent_ones_both_ways() {
+    let s = scenario().await;
+    let body = json!({"model": CLAUDE, "max_tokens": 100, "tools": null, "tool_choice": null,
+        "stop": null, "temperature": null, "functions": null, "service_tier": null,
+        "messages": [
+            {"role": "user", "content": "hi", "name": null},
+            {"role": "assistant", "content": "Hello!", "tool_calls": null, "function_call": null,
+             "audio": null, "refusal": null, "annotations": []},
+            {"role": "user", "content": "again"}]});
+    let r = send(&s, W::Chat, "/v1/chat/completions", &[], &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["object"], "chat.completion");
+    let sent = s.anthropic.requests().pop().unwrap().json();
+    assert_eq!(
+        sent["messages"],
+        json!([
+            {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "Hello!"}]},
+            {"role": "user", "content": [{"type": "text", "text": "again"}]}]),
+        "{sent}"
+    );
+    assert!(
+        sent.get("tools").is_none() && sent.get("stop_sequences").is_none(),
+        "{sent}"
+    );
+
+    let host = Scripted::start(|_| {
+        Reply::json(
+            200,
+            r#"{"id":null,"object":"chat.completion","created":null,"model":"qwen3","choices":[{"index":0,"message":{"role":"assistant","content":"Hi.","tool_calls":null,"reasoning_content":null},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11,"prompt_tokens_details":null}}"#,
+        )
+    })
+    .await;
+    let (gw, key) = GatewayBuilder::new()
+        .upstream(Upstream::openai("vllm", &host).keys(&["sk-v"]))
+        .route(&["qwen*"], &["vllm"])
+        .start_with_key("carol");
+    let (path, extra, body) = client_request(W::Messages, "qwen3", false);
+    let r = send_to(&gw, &key, W::Messages, &path, &extra, &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["type"], "message", "{v}");
+    assert_eq!(v["content"], json!([{"type": "text", "text": "Hi."}]));
+    assert_eq!(v["stop_reason"], "end_turn");
+    assert_eq!(
+        (
+            v["usage"]["input_tokens"].as_u64(),
+            v["usage"]["output_tokens"].as_u64()
+        ),
+        (Some(9), Some(2))
+    );
+    let ev = gw.usage_events_after(1).await;
+    assert_eq!(
+        (
+            ev[0]["input_tokens"].as_u64(),
+            ev[0]["output_tokens"].as_u64()
+        ),
+        (Some(9), Some(2))
+    );
+    assert_eq!(ev[0]["estimated"], 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_over_64_kib_is_translated_too() {
     let s = scenario().await;

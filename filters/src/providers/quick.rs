@@ -373,11 +373,14 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// An array of objects read as `T`; anything else (`null`, another element) gives up:
-    /// the typed parse refuses `null` for a list.
+    /// An array of objects read as `T`, `null` as none; anything else (another element)
+    /// gives up.
     pub fn list<T: Quick<'a>>(&mut self) -> Option<Vec<T>> {
-        if self.peek()? != b'[' {
-            return None;
+        match self.peek()? {
+            b'[' => {}
+            // As the typed parse reads it (`null_as_default`): no elements.
+            b'n' => return self.literal(b"null").map(|()| Vec::new()),
+            _ => return None,
         }
         let mut items = Vec::new();
         self.elements(|c| {

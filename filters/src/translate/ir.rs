@@ -267,17 +267,18 @@ impl Usage {
             self.cache_write,
             self.cache_write_1h,
         ];
-        parts
-            .iter()
-            .any(Option::is_some)
-            .then(|| parts.iter().map(|p| p.unwrap_or(0)).sum())
+        parts.iter().any(Option::is_some).then(|| {
+            parts
+                .iter()
+                .fold(0u64, |t, p| t.saturating_add(p.unwrap_or(0)))
+        })
     }
 
     /// Both cache-write lifetimes.
     pub fn cache_write_total(&self) -> Option<u64> {
         match (self.cache_write, self.cache_write_1h) {
             (None, None) => None,
-            (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+            (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
         }
     }
 

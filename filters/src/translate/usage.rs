@@ -1,7 +1,8 @@
 //! Usage in each dialect's published shape, to and from the disjoint buckets of
 //! [`ir::Usage`] (TRANSLATION_NOTES 3.3). Reading folds the dialect's totals into
 //! addends; writing only ever adds them up, so no count goes negative and an unknown
-//! count stays unknown. What clients see; the bill is read from the upstream's own bytes
+//! count stays unknown. Sums saturate: an absurd count from an upstream (near `u64::MAX`)
+//! must neither wrap around nor panic. What clients see; the bill is read from the upstream's own bytes
 //! by the meter, never from here.
 
 use crate::providers::wire::{anthropic, gemini, openai, responses};
@@ -50,12 +51,12 @@ pub fn from_anthropic(u: &anthropic::Usage) -> Usage {
 pub fn from_gemini(u: &gemini::UsageMetadata) -> Usage {
     let prompt = match (u.prompt_token_count, u.tool_use_prompt_token_count) {
         (None, None) => None,
-        (p, t) => Some(p.unwrap_or(0) + t.unwrap_or(0)),
+        (p, t) => Some(p.unwrap_or(0).saturating_add(t.unwrap_or(0))),
     };
     let cached = u.cached_content_token_count;
     let output = match (u.candidates_token_count, u.thoughts_token_count) {
         (None, None) => None,
-        (k, t) => Some(k.unwrap_or(0) + t.unwrap_or(0)),
+        (k, t) => Some(k.unwrap_or(0).saturating_add(t.unwrap_or(0))),
     };
     Usage {
         input_uncached: prompt.map(|p| p.saturating_sub(cached.unwrap_or(0))),
@@ -74,7 +75,7 @@ pub fn to_openai(u: &Usage) -> openai::Usage {
     openai::Usage {
         prompt_tokens: Some(prompt),
         completion_tokens: Some(completion),
-        total_tokens: Some(prompt + completion),
+        total_tokens: Some(prompt.saturating_add(completion)),
         prompt_tokens_details: Some(openai::PromptDetails {
             cached_tokens: Some(u.cache_read.unwrap_or(0)),
         }),
@@ -113,7 +114,7 @@ pub fn to_gemini(u: &Usage) -> gemini::UsageMetadata {
         candidates_token_count: u.output.map(|o| o - thoughts.unwrap_or(0)),
         thoughts_token_count: thoughts.filter(|&t| t > 0),
         tool_use_prompt_token_count: None,
-        total_token_count: Some(prompt.unwrap_or(0) + output),
+        total_token_count: Some(prompt.unwrap_or(0).saturating_add(output)),
     }
 }
 
@@ -130,7 +131,7 @@ pub fn to_responses(u: &Usage) -> responses::Usage {
         output_tokens_details: responses::OutputDetails {
             reasoning_tokens: u.reasoning.unwrap_or(0),
         },
-        total_tokens: input + output,
+        total_tokens: input.saturating_add(output),
     }
 }
 
@@ -146,6 +147,28 @@ mod tests {
             cache_creation: None,
             output_tokens: Some(o),
         }
+    }
+
+    /// Counts near `u64::MAX` (an upstream's nonsense) add up to `u64::MAX`, in every
+    /// dialect, instead of wrapping around (release) or panicking (debug).
+    #[test]
+    fn absurd_counts_saturate() {
+        let max = u64::MAX;
+        let a = from_anthropic(&ant(max, max, max, max));
+        assert_eq!(a.input_total(), Some(max));
+        assert_eq!(a.cache_write_total(), Some(max));
+        let o = to_openai(&a);
+        assert_eq!((o.prompt_tokens, o.total_tokens), (Some(max), Some(max)));
+        assert_eq!(to_gemini(&a).total_token_count, Some(max));
+        assert_eq!(to_responses(&a).total_tokens, max);
+        let g = from_gemini(&gemini::UsageMetadata {
+            prompt_token_count: Some(max),
+            tool_use_prompt_token_count: Some(1),
+            candidates_token_count: Some(max),
+            thoughts_token_count: Some(1),
+            ..Default::default()
+        });
+        assert_eq!((g.input_total(), g.output), (Some(max), Some(max)));
     }
 
     /// TRANSLATION_NOTES 3.3, row by row (checklist item 6).

@@ -16,7 +16,11 @@ pub struct MessagesRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
     /// Client tools and server tools (typed `type`), told apart by the reader.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "super::null_as_default"
+    )]
     pub tools: Vec<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<ToolChoice>,
@@ -26,7 +30,11 @@ pub struct MessagesRequest {
     pub top_p: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_k: Option<u32>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "super::null_as_default"
+    )]
     pub stop_sequences: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<bool>,
@@ -65,7 +73,7 @@ impl<'de> Deserialize<'de> for System {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct TextBlock {
     // Absent from a request: read by nothing (writers name it themselves).
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type", default, deserialize_with = "super::null_as_default")]
     pub kind: String,
     pub text: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -199,7 +207,7 @@ pub enum Block {
     },
     Thinking {
         thinking: String,
-        #[serde(default)]
+        #[serde(default, deserialize_with = "super::null_as_default")]
         signature: String,
     },
     RedactedThinking {
@@ -220,22 +228,22 @@ pub enum Source {
 /// The `message` answer.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct MessageResponse {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub id: String,
     // Absent from an answer: read by nothing (writers name them themselves).
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type", default, deserialize_with = "super::null_as_default")]
     pub kind: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub role: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub model: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub content: Vec<Block>,
     #[serde(default)]
     pub stop_reason: Option<String>,
     #[serde(default)]
     pub stop_sequence: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub usage: Usage,
 }
 
@@ -373,16 +381,16 @@ pub struct MessageDeltaBody<'a> {
 /// The error envelope `{"type":"error","error":{"type","message"}}`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ErrorEnvelope {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub error: ErrorBody,
 }
 
 /// The error object.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ErrorBody {
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type", default, deserialize_with = "super::null_as_default")]
     pub kind: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub message: String,
 }
 

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GenerateRequest {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub contents: Vec<Content>,
     #[serde(
         default,
@@ -20,7 +20,11 @@ pub struct GenerateRequest {
         skip_serializing_if = "Option::is_none"
     )]
     pub system_instruction: Option<Content>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "super::null_as_default"
+    )]
     pub tools: Vec<Tool>,
     #[serde(
         default,
@@ -45,7 +49,7 @@ pub struct GenerateRequest {
 pub struct Content {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub parts: Vec<Part>,
 }
 
@@ -106,7 +110,11 @@ pub struct Blob {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FileData {
-    #[serde(default, alias = "mime_type")]
+    #[serde(
+        default,
+        alias = "mime_type",
+        deserialize_with = "super::null_as_default"
+    )]
     pub mime_type: String,
     #[serde(alias = "file_uri")]
     pub file_uri: String,
@@ -138,6 +146,7 @@ pub struct FunctionResponse {
 pub struct Tool {
     #[serde(
         default,
+        deserialize_with = "super::null_as_default",
         alias = "function_declarations",
         skip_serializing_if = "Vec::is_empty"
     )]
@@ -184,6 +193,7 @@ pub struct FunctionCallingConfig {
     pub mode: Option<String>,
     #[serde(
         default,
+        deserialize_with = "super::null_as_default",
         alias = "allowed_function_names",
         skip_serializing_if = "Vec::is_empty"
     )]
@@ -230,6 +240,7 @@ pub struct GenerationConfig {
     pub max_output_tokens: Option<u32>,
     #[serde(
         default,
+        deserialize_with = "super::null_as_default",
         alias = "stop_sequences",
         skip_serializing_if = "Vec::is_empty"
     )]
@@ -297,7 +308,7 @@ pub struct ThinkingConfig {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GenerateResponse {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub candidates: Vec<Candidate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_feedback: Option<PromptFeedback>,
@@ -320,7 +331,7 @@ pub struct Candidate {
     pub content: Option<Content>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finish_reason: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub index: u32,
 }
 
@@ -353,7 +364,7 @@ pub struct UsageMetadata {
 /// The error envelope `{"error":{"code","message","status","details"}}`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ErrorEnvelope {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub error: ErrorBody,
 }
 
@@ -362,11 +373,11 @@ pub struct ErrorEnvelope {
 pub struct ErrorBody {
     #[serde(default)]
     pub code: Option<u16>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub message: String,
     #[serde(default)]
     pub status: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub details: Vec<Value>,
 }
 
@@ -387,7 +398,7 @@ pub const GENERATE_REQUEST_FIELDS: &[&str] = &[
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamChunk<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::null_as_default")]
     pub candidates: Vec<StreamCandidate<'a>>,
     #[serde(default)]
     pub prompt_feedback: Option<PromptFeedback>,
@@ -409,14 +420,14 @@ pub struct StreamCandidate<'a> {
     pub content: Option<StreamContent<'a>>,
     #[serde(borrow, deserialize_with = "super::borrowed_str", default)]
     pub finish_reason: Option<Cow<'a, str>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub index: u32,
 }
 
 /// The content of a stream candidate.
 #[derive(Debug, Default, Deserialize)]
 pub struct StreamContent<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::null_as_default")]
     pub parts: Vec<StreamPart<'a>>,
 }
 

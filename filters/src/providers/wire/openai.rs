@@ -15,7 +15,11 @@ use crate::providers::quick::{quick, required, Cursor, Quick};
 pub struct ChatRequest {
     pub model: String,
     pub messages: Vec<ChatMessage>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "super::null_as_default"
+    )]
     pub tools: Vec<ChatTool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<Value>,
@@ -62,7 +66,7 @@ pub struct ChatRequest {
 /// `stream_options`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct StreamOptions {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub include_usage: bool,
 }
 
@@ -93,7 +97,11 @@ pub struct ChatMessage {
     pub content: Option<ChatContent>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "super::null_as_default"
+    )]
     pub tool_calls: Vec<ToolCall>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
@@ -164,7 +172,7 @@ pub struct FilePart {
 pub struct ToolCall {
     pub id: String,
     // Absent from a request: read by nothing (writers name it themselves).
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type", default, deserialize_with = "super::null_as_default")]
     pub kind: String,
     pub function: FunctionCall,
 }
@@ -173,7 +181,7 @@ pub struct ToolCall {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct FunctionCall {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub arguments: String,
 }
 
@@ -201,16 +209,16 @@ pub struct FunctionDecl {
 /// The `chat.completion` answer.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct ChatCompletion {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub id: String,
     // Absent from an answer: read by nothing (writers name it themselves).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub object: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub created: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub model: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub choices: Vec<Choice>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
@@ -219,7 +227,7 @@ pub struct ChatCompletion {
 /// One choice of an answer.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct Choice {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub index: u32,
     pub message: ChatMessage,
     #[serde(default)]
@@ -267,7 +275,7 @@ pub struct Chunk<'a> {
     pub model: Option<Cow<'a, str>>,
     #[serde(default)]
     pub created: Option<u64>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::null_as_default")]
     pub choices: Vec<ChunkChoice<'a>>,
     #[serde(default)]
     pub usage: Option<Usage>,
@@ -279,7 +287,7 @@ pub struct Chunk<'a> {
 /// One choice of a chunk.
 #[derive(Debug, Default, PartialEq, Deserialize)]
 pub struct ChunkChoice<'a> {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub index: u32,
     #[serde(borrow, default)]
     pub delta: Option<Delta<'a>>,
@@ -299,14 +307,14 @@ pub struct Delta<'a> {
     pub reasoning: Option<Cow<'a, str>>,
     #[serde(borrow, deserialize_with = "super::borrowed_str", default)]
     pub refusal: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::null_as_default")]
     pub tool_calls: Vec<ToolCallDelta<'a>>,
 }
 
 /// A fragment of a tool call.
 #[derive(Debug, Default, PartialEq, Deserialize)]
 pub struct ToolCallDelta<'a> {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub index: u32,
     #[serde(borrow, deserialize_with = "super::borrowed_str", default)]
     pub id: Option<Cow<'a, str>>,
@@ -326,14 +334,14 @@ pub struct FunctionDelta<'a> {
 /// The error envelope `{"error":{"message","type","param","code"}}`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ErrorEnvelope {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub error: ErrorBody,
 }
 
 /// The error object.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ErrorBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub message: String,
     #[serde(rename = "type", default)]
     pub kind: Option<String>,

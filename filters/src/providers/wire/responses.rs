@@ -13,7 +13,7 @@ pub struct ResponsesRequest {
     pub input: Option<Input>,
     #[serde(default)]
     pub instructions: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub tools: Vec<Value>,
     #[serde(default)]
     pub tool_choice: Option<Value>,
@@ -35,7 +35,7 @@ pub struct ResponsesRequest {
     pub stream: Option<bool>,
     #[serde(default)]
     pub store: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub include: Vec<String>,
     #[serde(default)]
     pub previous_response_id: Option<String>,
@@ -86,7 +86,7 @@ pub enum Item {
     FunctionCall {
         call_id: String,
         name: String,
-        #[serde(default)]
+        #[serde(default, deserialize_with = "super::null_as_default")]
         arguments: String,
     },
     FunctionCallOutput {
@@ -94,7 +94,7 @@ pub enum Item {
         output: MessageContent,
     },
     Reasoning {
-        #[serde(default)]
+        #[serde(default, deserialize_with = "super::null_as_default")]
         summary: Vec<SummaryText>,
         #[serde(default)]
         encrypted_content: Option<String>,
@@ -140,9 +140,9 @@ pub enum InputPart {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct SummaryText {
     // Absent from a request: read by nothing (writers name it themselves).
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type", default, deserialize_with = "super::null_as_default")]
     pub kind: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub text: String,
 }
 

@@ -163,6 +163,8 @@ fn echo(req: &ResponsesRequest) -> String {
 
 fn item(ir: &mut Request, mut v: Value, i: usize) -> Result<(), TranslateError> {
     if let Some(obj) = v.as_object_mut() {
+        // A member sent as `null` is absent (`"type": null` too: a message then).
+        obj.retain(|_, m| !m.is_null());
         if !obj.contains_key("type") && obj.contains_key("role") {
             obj.insert("type".into(), "message".into());
         }

@@ -1,0 +1,669 @@
+//! Hostile input through every translator. The recorded requests, answers, streams and
+//! errors of the other translation tests are mutated node by node (a value replaced by
+//! one of another type, a member or element dropped or repeated, a type tag or role
+//! swapped for another dialect's, a member added) and, for streams, frame by frame
+//! (dropped, repeated, swapped, garbage put in), then cut at random points.
+//!
+//! Whatever comes, a translator answers without panicking: a panic ends the request's
+//! task, and with it the request's usage event. And what it sends is well-formed in the
+//! client's dialect: a translated request or answer is one JSON object, every SSE
+//! `data:` line is JSON (or `[DONE]`), a Gemini array stream is one JSON array, and an
+//! error keeps an error status.
+
+// Helpers outside `#[test]` functions may panic too: that is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use proptest::prelude::*;
+use serde_json::{json, Value};
+use support::{exchange, fixture, CLIENTS, STREAMS};
+use tollgate_filters::error::GatewayError;
+use tollgate_filters::translate::response::ResponseTranslator;
+use tollgate_filters::translate::{translate_request, ClientRequest, Options, Pair, Wire};
+
+/// Words the readers look for: type tags, roles, finish reasons and event names of
+/// every dialect, and strings that are not what their field expects.
+const WORDS: &[&str] = &[
+    "text",
+    "image",
+    "image_url",
+    "input_audio",
+    "file",
+    "document",
+    "tool_use",
+    "tool_result",
+    "thinking",
+    "redacted_thinking",
+    "input_text",
+    "input_image",
+    "output_text",
+    "refusal",
+    "function",
+    "function_call",
+    "function_call_output",
+    "custom",
+    "message",
+    "reasoning",
+    "summary_text",
+    "base64",
+    "url",
+    "user",
+    "assistant",
+    "system",
+    "developer",
+    "tool",
+    "model",
+    "auto",
+    "any",
+    "none",
+    "required",
+    "STOP",
+    "MAX_TOKENS",
+    "SAFETY",
+    "stop",
+    "length",
+    "tool_calls",
+    "end_turn",
+    "max_tokens",
+    "stop_sequence",
+    "message_start",
+    "content_block_start",
+    "content_block_delta",
+    "content_block_stop",
+    "message_delta",
+    "message_stop",
+    "text_delta",
+    "input_json_delta",
+    "thinking_delta",
+    "signature_delta",
+    "ping",
+    "error",
+    "response.created",
+    "response.output_item.added",
+    "[DONE]",
+    "data:image/png;base64,iVBORw0KGgo=",
+    "gs://b/o",
+    "",
+    "\u{0}",
+    "é🙂",
+    "{\"a\":",
+    "[1,",
+    "call_1",
+    "toolu_1",
+    "-1",
+    "1e999",
+];
+
+/// Member names added to objects: what a reader of another dialect would look for.
+const KEYS: &[&str] = &[
+    "type",
+    "role",
+    "content",
+    "text",
+    "parts",
+    "tool_calls",
+    "function",
+    "arguments",
+    "name",
+    "id",
+    "input",
+    "output",
+    "call_id",
+    "tool_use_id",
+    "signature",
+    "thoughtSignature",
+    "functionCall",
+    "functionResponse",
+    "inlineData",
+    "fileData",
+    "usage",
+    "usageMetadata",
+    "choices",
+    "candidates",
+    "delta",
+    "index",
+    "finish_reason",
+    "stop_reason",
+    "cache_control",
+    "source",
+    "image_url",
+    "thinking",
+    "system",
+    "messages",
+    "contents",
+    "tools",
+    "tool_choice",
+    "stream",
+    "n",
+    "max_tokens",
+    "generationConfig",
+    "thinkingConfig",
+    "reasoning",
+    "namespace",
+    "error",
+];
+
+/// A value put in place of a node.
+fn value() -> impl Strategy<Value = Value> {
+    let word = prop::sample::select(WORDS).prop_map(|w| json!(w));
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        Just(json!(u64::MAX)),
+        prop::sample::select(vec![0.5f64, -1.0, 1e300, -0.0]).prop_map(Value::from),
+        word.clone(),
+        word.clone(),
+    ];
+    leaf.prop_recursive(2, 8, 3, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+            prop::collection::vec((prop::sample::select(KEYS), inner), 0..3).prop_map(|m| {
+                Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+            }),
+        ]
+    })
+}
+
+/// One change to the node a mutation picks.
+#[derive(Debug, Clone)]
+enum Op {
+    Replace(Value),
+    /// Drops a member or element (the k-th, modulo their number).
+    Drop(usize),
+    /// Repeats an element (arrays), or copies a member under another name (objects).
+    Repeat(usize, &'static str),
+    /// Sets `type` (or, with no `type`, `role`) of an object; replaces a string.
+    Retag(&'static str),
+    Add(&'static str, Value),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => value().prop_map(Op::Replace),
+        2 => any::<usize>().prop_map(Op::Drop),
+        1 => (any::<usize>(), prop::sample::select(KEYS)).prop_map(|(k, n)| Op::Repeat(k, n)),
+        3 => prop::sample::select(WORDS).prop_map(Op::Retag),
+        2 => (prop::sample::select(KEYS), value()).prop_map(|(k, v)| Op::Add(k, v)),
+    ]
+}
+
+/// Mutations: (which node, in pre-order, modulo their number; what to do there).
+fn mutations() -> impl Strategy<Value = Vec<(usize, Op)>> {
+    prop::collection::vec((any::<usize>(), op()), 1..5)
+}
+
+fn nodes(v: &Value) -> usize {
+    1 + match v {
+        Value::Array(a) => a.iter().map(nodes).sum(),
+        Value::Object(o) => o.values().map(nodes).sum(),
+        _ => 0,
+    }
+}
+
+/// The `target`-th node of `v` in pre-order (counting from `*seen`).
+fn node<'a>(v: &'a mut Value, target: usize, seen: &mut usize) -> Option<&'a mut Value> {
+    if *seen == target {
+        return Some(v);
+    }
+    *seen += 1;
+    match v {
+        Value::Array(a) => a.iter_mut().find_map(|x| node(x, target, seen)),
+        Value::Object(o) => o.values_mut().find_map(|x| node(x, target, seen)),
+        _ => None,
+    }
+}
+
+fn apply(v: &mut Value, op: &Op) {
+    match (op, v) {
+        (Op::Replace(new), v) => *v = new.clone(),
+        (Op::Drop(k), Value::Array(a)) if !a.is_empty() => {
+            a.remove(k % a.len());
+        }
+        (Op::Drop(k), Value::Object(o)) if !o.is_empty() => {
+            let key = o.keys().nth(k % o.len()).cloned().unwrap();
+            o.remove(&key);
+        }
+        (Op::Drop(_), v) => *v = Value::Null,
+        (Op::Repeat(k, _), Value::Array(a)) if !a.is_empty() => {
+            let x = a[k % a.len()].clone();
+            a.insert(k % a.len(), x);
+        }
+        (Op::Repeat(k, name), Value::Object(o)) if !o.is_empty() => {
+            let x = o.values().nth(k % o.len()).cloned().unwrap();
+            o.insert((*name).to_owned(), x);
+        }
+        (Op::Repeat(..), _) => {}
+        (Op::Retag(w), Value::Object(o)) => {
+            let key = if o.contains_key("type") || !o.contains_key("role") {
+                "type"
+            } else {
+                "role"
+            };
+            o.insert(key.to_owned(), json!(w));
+        }
+        (Op::Retag(w), v @ Value::String(_)) => *v = json!(w),
+        (Op::Retag(_), _) => {}
+        (Op::Add(k, new), Value::Object(o)) => {
+            o.insert((*k).to_owned(), new.clone());
+        }
+        (Op::Add(_, new), v) => *v = new.clone(),
+    }
+}
+
+fn mutate(v: &mut Value, muts: &[(usize, Op)]) {
+    for (at, op) in muts {
+        let target = at % nodes(v);
+        if let Some(n) = node(v, target, &mut 0) {
+            apply(n, op);
+        }
+    }
+}
+
+/// Every upstream a `client` request is translated for.
+fn upstreams(client: Wire) -> impl Iterator<Item = Wire> {
+    [Wire::Chat, Wire::Messages, Wire::Gemini]
+        .into_iter()
+        .filter(move |u| *u != client)
+}
+
+/// Where `bytes` (from `0..bytes.len()`) are cut.
+fn cuts() -> impl Strategy<Value = Vec<usize>> {
+    prop::collection::vec(any::<usize>(), 0..8)
+}
+
+/// The client bytes of a translated response: the upstream's `body` fed in pieces, or
+/// (with `broken`) cut off after the pieces before the last, as a dropped connection.
+fn feed(
+    ex: &tollgate_filters::translate::response::Exchange,
+    content_type: &str,
+    body: &[u8],
+    cuts: &[usize],
+    broken: bool,
+) -> Vec<u8> {
+    let mut t = ResponseTranslator::new(ex.clone());
+    t.head(200, Some(content_type));
+    let mut at_cuts: Vec<usize> = cuts.iter().map(|c| c % (body.len() + 1)).collect();
+    at_cuts.sort_unstable();
+    let mut out = Vec::new();
+    let mut at = 0;
+    for c in at_cuts {
+        t.body(&body[at..c], false, &mut out);
+        at = c;
+    }
+    if broken {
+        t.broken(&GatewayError::UpstreamStreamBroken("cut".into()), &mut out);
+    } else {
+        t.body(&body[at..], true, &mut out);
+    }
+    out
+}
+
+/// Every `data:` line of an SSE body is JSON or `[DONE]`.
+fn check_sse(out: &[u8]) -> Result<(), String> {
+    let text = std::str::from_utf8(out).map_err(|e| format!("not UTF-8: {e}"))?;
+    for line in text.lines() {
+        if let Some(data) = line.strip_prefix("data:") {
+            let data = data.trim_start();
+            if data != "[DONE]" && serde_json::from_str::<Value>(data).is_err() {
+                return Err(format!("a data line is not JSON: {line}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_json_object(bytes: &[u8]) -> bool {
+    matches!(serde_json::from_slice::<Value>(bytes), Ok(Value::Object(_)))
+}
+
+/// Mutates a recorded SSE stream: the JSON of its events, and the frames themselves.
+fn mutated_stream(body: &[u8], muts: &[(usize, Op)], frame_ops: &[(usize, u8)]) -> Vec<u8> {
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    let mut frames: Vec<String> = text
+        .split("\n\n")
+        .filter(|f| !f.trim().is_empty())
+        .map(str::to_owned)
+        .collect();
+    // The JSON of the events: each mutation goes to the event its node falls in.
+    for (at, op) in muts {
+        let n = frames.len().max(1);
+        let Some(frame) = frames.get_mut(at % n) else {
+            continue;
+        };
+        let mut lines: Vec<String> = frame.lines().map(str::to_owned).collect();
+        for line in lines.iter_mut() {
+            if let Some(data) = line.strip_prefix("data: ") {
+                if let Ok(mut v) = serde_json::from_str::<Value>(data) {
+                    mutate(&mut v, &[(at / n, op.clone())]);
+                    *line = format!("data: {v}");
+                }
+            }
+        }
+        *frame = lines.join("\n");
+    }
+    for &(at, what) in frame_ops {
+        let n = frames.len();
+        match what % 5 {
+            0 if n > 0 => {
+                frames.remove(at % n);
+            }
+            1 if n > 0 => {
+                let f = frames[at % n].clone();
+                frames.insert(at % n, f);
+            }
+            2 if n > 1 => frames.swap(at % n, (at / n) % n),
+            3 => frames.insert(at % (n + 1), "data: {\"choices\":[{\"delta\":".into()),
+            4 => frames.insert(
+                at % (n + 1),
+                [
+                    ": comment",
+                    "event: ping",
+                    "data: [DONE]",
+                    "data:",
+                    "retry: 1",
+                ][at % 5]
+                    .into(),
+            ),
+            _ => {}
+        }
+    }
+    let mut out = frames.join("\n\n");
+    out.push_str("\n\n");
+    out.into_bytes()
+}
+
+/// The whole (non-stream) upstream answers, by upstream wire.
+const ANSWERS: &[(Wire, &str)] = &[
+    (Wire::Chat, "root:openai/chat.json"),
+    (Wire::Chat, "openai/parallel_tools.json"),
+    (Wire::Messages, "root:anthropic/messages.json"),
+    (Wire::Messages, "root:anthropic/tool_use.json"),
+    (Wire::Messages, "anthropic/thinking_tools.json"),
+    (Wire::Gemini, "root:gemini/generate.json"),
+    (Wire::Gemini, "gemini/thinking_tools.json"),
+];
+
+/// The recorded client requests, by client wire.
+const REQUESTS: &[(Wire, &str)] = &[
+    (Wire::Chat, "requests/chat.json"),
+    (Wire::Messages, "requests/messages.json"),
+    (Wire::Gemini, "requests/gemini.json"),
+    (Wire::Responses, "requests/responses.json"),
+];
+
+/// Upstream error bodies, by upstream wire.
+const ERRORS: &[(Wire, &str)] = &[
+    (Wire::Chat, "root:openai/error_400.json"),
+    (Wire::Chat, "root:openai/error_429.json"),
+    (Wire::Messages, "root:anthropic/error_429.json"),
+    (Wire::Messages, "anthropic/error_529.json"),
+    (Wire::Gemini, "root:gemini/error_400.json"),
+    (Wire::Gemini, "root:gemini/error_429.json"),
+];
+
+fn parsed(name: &str) -> Value {
+    serde_json::from_slice(&fixture(name)).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(256) })]
+
+    /// A mutated client request is translated or refused, for every upstream; a
+    /// translated one is a JSON object, and the options that shape it change nothing.
+    #[test]
+    fn hostile_requests_are_translated_or_refused(
+        which in 0..REQUESTS.len(),
+        muts in mutations(),
+        query in prop::option::of(prop::sample::select(vec!["alt=sse", "alt=json", "", "%zz"])),
+    ) {
+        let (client, name) = REQUESTS[which];
+        let mut v = parsed(name);
+        mutate(&mut v, &muts);
+        let body = v.to_string();
+        for upstream in upstreams(client) {
+            for gemini_stream in [false, true] {
+                let req = ClientRequest {
+                    body: body.as_bytes(),
+                    query,
+                    gemini_stream,
+                    served_model: "served",
+                    now: 1,
+                };
+                if let Ok(t) = translate_request(Pair { client, upstream }, req, &Options::default()) {
+                    prop_assert!(is_json_object(&t.body), "{:?} -> {:?}: {}", client, upstream, String::from_utf8_lossy(&t.body));
+                }
+            }
+        }
+    }
+
+    /// A mutated whole answer becomes a JSON object for every client: the answer, or
+    /// the client's error envelope when it cannot be read.
+    #[test]
+    fn hostile_answers_become_json_objects(
+        which in 0..ANSWERS.len(),
+        muts in mutations(),
+        cuts in cuts(),
+    ) {
+        let (upstream, name) = ANSWERS[which];
+        let mut v = parsed(name);
+        mutate(&mut v, &muts);
+        let body = v.to_string().into_bytes();
+        for client in CLIENTS.into_iter().filter(|c| *c != upstream) {
+            let ex = exchange(client, upstream, false);
+            let out = feed(&ex, "application/json", &body, &cuts, false);
+            prop_assert!(is_json_object(&out), "{:?} -> {:?}: {}", upstream, client, String::from_utf8_lossy(&out));
+        }
+    }
+
+    /// A mutated stream, cut anywhere, ended or broken off: every client gets
+    /// well-formed events (or, for a Gemini array, one JSON array).
+    #[test]
+    fn hostile_streams_give_well_formed_events(
+        which in 0..STREAMS.len(),
+        muts in mutations(),
+        frame_ops in prop::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+        cuts in cuts(),
+        broken in any::<bool>(),
+    ) {
+        let (upstream, name, _, array) = STREAMS[which];
+        let body = if array {
+            let mut v = parsed(name);
+            mutate(&mut v, &muts);
+            v.to_string().into_bytes()
+        } else {
+            mutated_stream(&fixture(name), &muts, &frame_ops)
+        };
+        let ct = if array { "application/json" } else { "text/event-stream" };
+        for client in CLIENTS.into_iter().filter(|c| *c != upstream) {
+            for gemini_sse in [true, false] {
+                if client != Wire::Gemini && !gemini_sse {
+                    continue;
+                }
+                let mut ex = exchange(client, upstream, true);
+                ex.gemini_sse = gemini_sse;
+                let out = feed(&ex, ct, &body, &cuts, broken);
+                if client == Wire::Gemini && !gemini_sse {
+                    let parsed = serde_json::from_slice::<Value>(&out);
+                    prop_assert!(matches!(parsed, Ok(Value::Array(_))), "{:?} -> Gemini array: {}", upstream, String::from_utf8_lossy(&out));
+                } else {
+                    let checked = check_sse(&out);
+                    prop_assert!(checked.is_ok(), "{:?} -> {:?}: {:?}", upstream, client, checked);
+                }
+            }
+        }
+    }
+
+    /// A mutated upstream error keeps an error status, with a JSON envelope, for every
+    /// client; a `retry-after` of any text is carried or dropped, never a panic.
+    #[test]
+    fn hostile_errors_keep_an_error_status(
+        which in 0..ERRORS.len(),
+        muts in mutations(),
+        status in 400u16..600,
+        retry_after in prop::option::of(prop::sample::select(vec!["7", "", "-1", "Wed, 21 Oct 2015 07:28:00 GMT", "1e9", "\u{0}"])),
+    ) {
+        let (upstream, name) = ERRORS[which];
+        let mut v = parsed(name);
+        mutate(&mut v, &muts);
+        let body = v.to_string().into_bytes();
+        for client in CLIENTS.into_iter().filter(|c| *c != upstream) {
+            let t = ResponseTranslator::new(exchange(client, upstream, false));
+            let e = t.error(status, retry_after, &body);
+            prop_assert!((400..600).contains(&e.status), "{:?} -> {:?}: {}", upstream, client, e.status);
+            prop_assert!(is_json_object(&e.body), "{:?} -> {:?}: {}", upstream, client, String::from_utf8_lossy(&e.body));
+        }
+    }
+}
+
+/// Whether the member `key` of `parent` holds the caller's own data (a schema, a tool's
+/// arguments or result, metadata), where a `null` is a value and is passed on as one.
+fn is_data(parent: &serde_json::Map<String, Value>, key: &str) -> bool {
+    matches!(
+        key,
+        "input_schema"
+            | "parameters"
+            | "parametersJsonSchema"
+            | "args"
+            | "response"
+            | "metadata"
+            | "schema"
+            | "json_schema"
+    ) || (key == "input" && parent.get("type").is_some_and(|t| t == "tool_use"))
+}
+
+/// Adds a `null` member `key` to the `target`-th (modulo their number) of the
+/// protocol's own objects in `v` (not the caller's data inside it) when it lacks one.
+fn add_null(v: &mut Value, target: usize, key: &'static str) {
+    fn count(v: &Value) -> usize {
+        match v {
+            Value::Array(a) => a.iter().map(count).sum(),
+            Value::Object(o) => {
+                1 + o
+                    .iter()
+                    .filter(|(k, _)| !is_data(o, k))
+                    .map(|(_, x)| count(x))
+                    .sum::<usize>()
+            }
+            _ => 0,
+        }
+    }
+    fn visit(v: &mut Value, target: usize, seen: &mut usize, key: &'static str) -> bool {
+        match v {
+            Value::Array(a) => a.iter_mut().any(|x| visit(x, target, seen, key)),
+            Value::Object(o) => {
+                if *seen == target {
+                    o.entry(key).or_insert(Value::Null);
+                    return true;
+                }
+                *seen += 1;
+                let data: Vec<String> = o.keys().filter(|k| is_data(o, k)).cloned().collect();
+                o.iter_mut()
+                    .filter(|(k, _)| !data.contains(k))
+                    .any(|(_, x)| visit(x, target, seen, key))
+            }
+            _ => false,
+        }
+    }
+    let n = count(v);
+    if n > 0 {
+        visit(v, target % n, &mut 0, key);
+    }
+}
+
+/// Adds `null` members as [`add_null`] says, one per `(object, key)`.
+fn with_nulls(v: &Value, at: &[(usize, &'static str)]) -> Value {
+    let mut v = v.clone();
+    for (i, key) in at {
+        add_null(&mut v, *i, key);
+    }
+    v
+}
+
+fn null_members() -> impl Strategy<Value = Vec<(usize, &'static str)>> {
+    prop::collection::vec((any::<usize>(), prop::sample::select(KEYS)), 1..6)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(256) })]
+
+    /// A member sent as `null` is read as an absent one, as the providers read it: SDKs
+    /// send `null` for what the caller left unset (an assistant message fed back from
+    /// the OpenAI SDK's `model_dump()` carries `"tool_calls": null`).
+    #[test]
+    fn a_null_member_is_read_as_an_absent_one(which in 0..REQUESTS.len(), at in null_members()) {
+        let (client, name) = REQUESTS[which];
+        let v = parsed(name);
+        let nulls = with_nulls(&v, &at);
+        for upstream in upstreams(client) {
+            let go = |body: &Value| {
+                let body = body.to_string();
+                let req = ClientRequest { body: body.as_bytes(), query: None, gemini_stream: true, served_model: "served", now: 1 };
+                translate_request(Pair { client, upstream }, req, &Options::default()).map(|t| t.body)
+            };
+            let want = go(&v).unwrap();
+            let got = go(&nulls);
+            prop_assert!(got.as_ref() == Ok(&want), "{:?} -> {:?}, {}: {:?}", client, upstream, nulls, got.map(|b| String::from_utf8_lossy(&b).into_owned()));
+        }
+    }
+
+    /// The same for the upstream's answers and stream events.
+    #[test]
+    fn a_null_member_of_an_answer_is_read_as_an_absent_one(which in 0..ANSWERS.len() + STREAMS.len(), at in null_members()) {
+        let (upstream, body, nulls, ct) = if which < ANSWERS.len() {
+            let (upstream, name) = ANSWERS[which];
+            let v = parsed(name);
+            (upstream, v.to_string(), with_nulls(&v, &at).to_string(), None)
+        } else {
+            let (upstream, name, _, array) = STREAMS[which - ANSWERS.len()];
+            let text = String::from_utf8(fixture(name)).unwrap();
+            if array {
+                let v: Value = serde_json::from_str(&text).unwrap();
+                (upstream, v.to_string(), with_nulls(&v, &at).to_string(), Some("application/json"))
+            } else {
+                // Each event gets the nulls (node numbers taken within the event).
+                let nulls = text
+                    .lines()
+                    .map(|l| match l.strip_prefix("data: ").map(serde_json::from_str::<Value>) {
+                        Some(Ok(v)) => format!("data: {}", with_nulls(&v, &at)),
+                        _ => l.to_owned(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                (upstream, text, nulls + "\n", Some("text/event-stream"))
+            }
+        };
+        for client in CLIENTS.into_iter().filter(|c| *c != upstream) {
+            let ex = exchange(client, upstream, ct.is_some());
+            let ct = ct.unwrap_or("application/json");
+            let want = feed(&ex, ct, body.as_bytes(), &[], false);
+            let got = feed(&ex, ct, nulls.as_bytes(), &[], false);
+            prop_assert!(got == want, "{:?} -> {:?}, {}:\n{}\nnot\n{}", upstream, client, nulls, String::from_utf8_lossy(&got), String::from_utf8_lossy(&want));
+        }
+    }
+}
+
+/// The mutations reach what they aim at: each kind changes a recorded request (a test
+/// of the test, so that the properties above do not pass on unchanged input).
+#[test]
+fn every_mutation_changes_a_request() {
+    let v = parsed("requests/messages.json");
+    let ops = [
+        Op::Replace(json!(7)),
+        Op::Drop(0),
+        Op::Repeat(0, "copy"),
+        Op::Retag("image"),
+        Op::Add("n", json!(3)),
+    ];
+    for op in ops {
+        let mut m = v.clone();
+        mutate(&mut m, &[(0, op.clone())]);
+        assert_ne!(m, v, "{op:?}");
+    }
+    // A node deep inside is reached too: the last one in pre-order.
+    let mut m = v.clone();
+    mutate(&mut m, &[(nodes(&v) - 1, Op::Replace(json!("changed")))]);
+    assert_ne!(m, v);
+    assert!(m.to_string().contains("\"changed\""));
+}
