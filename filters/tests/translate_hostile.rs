@@ -268,6 +268,20 @@ fn upstreams(client: Wire) -> impl Iterator<Item = Wire> {
         .filter(move |u| *u != client)
 }
 
+/// Any choice of an upstream's translation options.
+fn options() -> impl Strategy<Value = Options> {
+    (
+        prop::sample::select(vec![1u32, 4096, u32::MAX]),
+        any::<[bool; 3]>(),
+    )
+        .prop_map(|(max, [a, b, c])| Options {
+            default_max_tokens: max,
+            gemini_openapi_schema: a,
+            reasoning_content: b,
+            openai_legacy_max_tokens: c,
+        })
+}
+
 /// Where `bytes` (from `0..bytes.len()`) are cut.
 fn cuts() -> impl Strategy<Value = Vec<usize>> {
     prop::collection::vec(any::<usize>(), 0..8)
@@ -410,13 +424,14 @@ fn parsed(name: &str) -> Value {
 proptest! {
     #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(256) })]
 
-    /// A mutated client request is translated or refused, for every upstream; a
-    /// translated one is a JSON object, and the options that shape it change nothing.
+    /// A mutated client request is translated or refused, for every upstream and every
+    /// choice of the upstream's translation options; a translated one is a JSON object.
     #[test]
     fn hostile_requests_are_translated_or_refused(
         which in 0..REQUESTS.len(),
         muts in mutations(),
         query in prop::option::of(prop::sample::select(vec!["alt=sse", "alt=json", "", "%zz"])),
+        opts in options(),
     ) {
         let (client, name) = REQUESTS[which];
         let mut v = parsed(name);
@@ -431,7 +446,7 @@ proptest! {
                     served_model: "served",
                     now: 1,
                 };
-                if let Ok(t) = translate_request(Pair { client, upstream }, req, &Options::default()) {
+                if let Ok(t) = translate_request(Pair { client, upstream }, req, &opts) {
                     prop_assert!(is_json_object(&t.body), "{:?} -> {:?}: {}", client, upstream, String::from_utf8_lossy(&t.body));
                 }
             }
@@ -592,7 +607,7 @@ proptest! {
     /// send `null` for what the caller left unset (an assistant message fed back from
     /// the OpenAI SDK's `model_dump()` carries `"tool_calls": null`).
     #[test]
-    fn a_null_member_is_read_as_an_absent_one(which in 0..REQUESTS.len(), at in null_members()) {
+    fn a_null_member_is_read_as_an_absent_one(which in 0..REQUESTS.len(), at in null_members(), opts in options()) {
         let (client, name) = REQUESTS[which];
         let v = parsed(name);
         let nulls = with_nulls(&v, &at);
@@ -600,7 +615,7 @@ proptest! {
             let go = |body: &Value| {
                 let body = body.to_string();
                 let req = ClientRequest { body: body.as_bytes(), query: None, gemini_stream: true, served_model: "served", now: 1 };
-                translate_request(Pair { client, upstream }, req, &Options::default()).map(|t| t.body)
+                translate_request(Pair { client, upstream }, req, &opts).map(|t| t.body)
             };
             let want = go(&v).unwrap();
             let got = go(&nulls);
