@@ -1151,6 +1151,32 @@ fn a_wrongly_shaped_field_names_the_shape_it_needs() {
             "messages[0].content",
             "a string or an array of content parts",
         ),
+        // A Responses function tool without its name, a tool or an input item without
+        // its type: said so, not taken for a tool hosted by OpenAI.
+        (
+            Wire::Responses,
+            json!({"model": "m", "input": "hi", "tools": [{"type": "function", "parameters": {}}]}),
+            "tools[0].name",
+            "at tools[0].name: missing",
+        ),
+        (
+            Wire::Responses,
+            json!({"model": "m", "input": "hi", "tools": [{"name": "f", "type": 7}]}),
+            "tools[0].type",
+            "at tools[0].type: expected a string",
+        ),
+        (
+            Wire::Responses,
+            json!({"model": "m", "input": [{"content": "hi"}]}),
+            "input[0].type",
+            "at input[0].type: missing",
+        ),
+        (
+            Wire::Responses,
+            json!({"model": "m", "input": [{"type": "", "content": "hi"}]}),
+            "input[0].type",
+            "at input[0].type: empty",
+        ),
     ];
     for (client, body, at, shape) in cases {
         let upstream = if client == Wire::Chat {

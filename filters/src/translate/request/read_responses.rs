@@ -12,7 +12,7 @@ use crate::providers::wire::responses::{
 };
 use crate::providers::wire::unknown_members;
 
-use super::super::error::{from_value, parse};
+use super::super::error::{from_value, invalid, parse};
 use super::super::ir::{
     Message, OutputFormat, Part, Request, Role, Sampling, SigOrigin, Tool, ToolChoice,
 };
@@ -174,6 +174,13 @@ fn item(ir: &mut Request, mut v: Value, i: usize) -> Result<(), TranslateError> 
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_owned();
+    if kind.is_empty() {
+        return Err(invalid(
+            W,
+            format!("input[{i}].type"),
+            absent_or_not_text(&v, "type"),
+        ));
+    }
     if !matches!(
         kind.as_str(),
         "message" | "function_call" | "function_call_output" | "reasoning"
@@ -375,10 +382,29 @@ fn function_tool(t: &Value, at: &str) -> Result<Tool, TranslateError> {
             strict: t.get("strict").and_then(Value::as_bool),
             cache: None,
         }),
+        ("function", None) => Err(invalid(
+            W,
+            format!("{at}.name"),
+            absent_or_not_text(t, "name"),
+        )),
+        ("", _) => Err(invalid(
+            W,
+            format!("{at}.type"),
+            absent_or_not_text(t, "type"),
+        )),
         _ => Err(TranslateError::unsupported(
             format!("{at}.type"),
             format!("tool type `{kind}` is hosted by OpenAI"),
         )),
+    }
+}
+
+/// Why the member `key` of `v` gave no text: it is missing, or not a (non-empty) string.
+fn absent_or_not_text(v: &Value, key: &str) -> &'static str {
+    match v.get(key) {
+        None => "missing",
+        Some(Value::String(_)) => "empty",
+        Some(_) => "expected a string",
     }
 }
 
