@@ -706,6 +706,36 @@ fn a_stream_without_its_start_event_still_gives_whole_chunks() {
     assert!(s.done);
 }
 
+/// Content before the upstream's start (a Messages stream whose `message_start` is
+/// missing or unreadable) still gives a Responses client `response.created` first, with
+/// the items named after the response, and a whole stream to the end.
+#[test]
+fn content_before_the_start_gives_a_responses_client_a_whole_stream() {
+    for first in ["", "event: message_start\ndata: false\n\n"] {
+        let body = format!(
+            "{first}{}{}",
+            messages_block(0, json!({"type": "text", "text": "Hi"})),
+            messages_end(1)
+        );
+        let ex = exchange(Wire::Responses, Wire::Messages, true);
+        let events = sse(&run(&ex, body.as_bytes(), &[], false));
+        check_responses(&events, true).unwrap();
+        let created = &events[0].1;
+        assert_eq!(created["type"], "response.created", "{events:?}");
+        let id = created["response"]["id"].as_str().unwrap();
+        let (items, done) = responses_items(&events);
+        assert_eq!(done["response"]["id"], id);
+        assert!(
+            items[0]["id"]
+                .as_str()
+                .unwrap()
+                .contains(id.trim_start_matches("resp_")),
+            "{items:?}"
+        );
+        assert_eq!(items[0]["content"][0]["text"], "Hi");
+    }
+}
+
 /// An upstream stream with no content at all (`[DONE]` alone) still gives a Responses
 /// client a whole stream: `response.created` first, `response.completed` last.
 #[test]

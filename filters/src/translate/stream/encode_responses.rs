@@ -94,6 +94,16 @@ impl ResponsesEncoder {
 
     /// One upstream event.
     pub fn ev(&mut self, ev: Ev<'_>, out: &mut Vec<u8>) {
+        // Content before the upstream's start (its first event unreadable, or a host
+        // that sends none): the stream starts first, so that `response.created` leads
+        // and the items' ids are the response's.
+        let content = !matches!(
+            ev,
+            Ev::Start { .. } | Ev::Finish(_) | Ev::Usage(_) | Ev::End | Ev::Error(..)
+        );
+        if content && !self.started {
+            self.start("", "", None, out);
+        }
         match ev {
             Ev::Start { id, model, usage } => self.start(id, model, usage, out),
             Ev::Text(t) => self.text(t, out),
