@@ -5,10 +5,12 @@
 //! (dropped, repeated, swapped, garbage put in), then cut at random points.
 //!
 //! Whatever comes, a translator answers without panicking: a panic ends the request's
-//! task, and with it the request's usage event. And what it sends is well-formed in the
-//! client's dialect: a translated request or answer is one JSON object, every SSE
-//! `data:` line is JSON (or `[DONE]`), a Gemini array stream is one JSON array, and an
-//! error keeps an error status.
+//! task, and with it the request's usage event. What it sends upstream is a request the
+//! provider takes (each provider's 400 rules, checked on every translated request), or
+//! it refuses the client's. And what the client gets is well-formed in its dialect: a
+//! translated answer is one JSON object, every SSE `data:` line is JSON (or `[DONE]`),
+//! each client's events come in the order its SDK needs, a Gemini array stream is one
+//! JSON array, and an error keeps an error status.
 
 // Helpers outside `#[test]` functions may panic too: that is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -259,6 +261,287 @@ fn mutate(v: &mut Value, muts: &[(usize, Op)]) {
             apply(n, op);
         }
     }
+}
+
+/// The request a provider of `upstream`'s dialect would accept: the rules each one
+/// enforces with a 400 (TRANSLATION_NOTES 2), checked on what the translator sends, so
+/// that an input the translator accepts never becomes a request the provider refuses.
+fn check_upstream_request(upstream: Wire, body: &Value) -> Result<(), String> {
+    match upstream {
+        Wire::Chat | Wire::Responses => check_chat_request(body),
+        Wire::Messages => check_messages_request(body),
+        Wire::Gemini => check_gemini_request(body),
+    }
+}
+
+fn name_ok(name: &Value, max: usize, first_letter: bool) -> bool {
+    let Some(n) = name.as_str() else { return false };
+    let allowed = |c: char| {
+        c.is_ascii_alphanumeric()
+            || c == '_'
+            || c == '-'
+            || (first_letter && (c == '.' || c == ':'))
+    };
+    !n.is_empty()
+        && n.len() <= max
+        && n.chars().all(allowed)
+        && (!first_letter || n.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'))
+}
+
+fn array<'a>(v: &'a Value, what: &str) -> Result<&'a Vec<Value>, String> {
+    v.as_array()
+        .ok_or_else(|| format!("{what} is not an array: {v}"))
+}
+
+/// OpenAI Chat Completions: every tool call answered by a `tool` message before the
+/// next other message, every `tool` message answering a call; tool names as OpenAI
+/// allows them; `tool_choice` only with tools.
+fn check_chat_request(v: &Value) -> Result<(), String> {
+    let msgs = array(&v["messages"], "messages")?;
+    if msgs.is_empty() {
+        return Err("no messages".into());
+    }
+    let mut pending: Vec<&str> = Vec::new();
+    for (i, m) in msgs.iter().enumerate() {
+        let role = m["role"].as_str().unwrap_or("");
+        if role == "tool" {
+            let id = m["tool_call_id"].as_str().unwrap_or("");
+            let Some(at) = pending.iter().position(|p| *p == id) else {
+                return Err(format!(
+                    "messages[{i}]: a result for `{id}`, which no pending call has"
+                ));
+            };
+            pending.remove(at);
+            continue;
+        }
+        if !pending.is_empty() {
+            return Err(format!(
+                "messages[{i}]: {role} while calls {pending:?} are unanswered"
+            ));
+        }
+        if !matches!(role, "system" | "developer" | "user" | "assistant") {
+            return Err(format!("messages[{i}]: role `{role}`"));
+        }
+        let said = match &m["content"] {
+            Value::String(t) => !t.is_empty(),
+            Value::Array(a) => !a.is_empty(),
+            _ => false,
+        };
+        if !said && m["tool_calls"].as_array().is_none_or(Vec::is_empty) {
+            return Err(format!("messages[{i}]: says nothing: {m}"));
+        }
+        for c in m["tool_calls"].as_array().into_iter().flatten() {
+            let id = c["id"]
+                .as_str()
+                .filter(|id| !id.is_empty())
+                .ok_or(format!("messages[{i}]: a call without id"))?;
+            if !name_ok(&c["function"]["name"], 64, false)
+                || !c["function"]["arguments"].is_string()
+            {
+                return Err(format!("messages[{i}]: call {c}"));
+            }
+            pending.push(id);
+        }
+    }
+    let tools = v["tools"].as_array().map_or(0, Vec::len);
+    for t in v["tools"].as_array().into_iter().flatten() {
+        if t["type"] != "function" || !name_ok(&t["function"]["name"], 64, false) {
+            return Err(format!("tool {t}"));
+        }
+    }
+    if v.get("tool_choice").is_some() && tools == 0 {
+        return Err("tool_choice without tools".into());
+    }
+    Ok(())
+}
+
+/// Anthropic Messages: `max_tokens`; user and assistant turns with non-empty content
+/// (but a final assistant one) and no empty text block; each `tool_result` first in its
+/// user turn and answering a `tool_use` of the assistant turn just before, every
+/// `tool_use` answered in the next turn; ids and names as Anthropic allows them; a
+/// thinking budget of at least 1,024 below `max_tokens`, and only `auto` or `none` tool
+/// choice with it.
+fn check_messages_request(v: &Value) -> Result<(), String> {
+    let max = v["max_tokens"]
+        .as_u64()
+        .filter(|&m| m >= 1)
+        .ok_or("no max_tokens")?;
+    let msgs = array(&v["messages"], "messages")?;
+    if msgs.is_empty() {
+        return Err("no messages".into());
+    }
+    let id_ok = |id: &Value| {
+        id.as_str().is_some_and(|s| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        })
+    };
+    let mut calls: Vec<String> = Vec::new();
+    for (i, m) in msgs.iter().enumerate() {
+        let role = m["role"].as_str().unwrap_or("");
+        let blocks: Vec<Value> = match &m["content"] {
+            Value::String(t) if t.is_empty() => return Err(format!("messages[{i}]: empty text")),
+            Value::String(t) => vec![json!({"type": "text", "text": t})],
+            Value::Array(a) => a.clone(),
+            other => return Err(format!("messages[{i}]: content {other}")),
+        };
+        let last = i + 1 == msgs.len();
+        if blocks.is_empty() && !(last && role == "assistant") {
+            return Err(format!("messages[{i}]: no content"));
+        }
+        let results: Vec<&str> = blocks
+            .iter()
+            .filter(|b| b["type"] == "tool_result")
+            .filter_map(|b| b["tool_use_id"].as_str())
+            .collect();
+        match role {
+            "user" => {
+                let mut answered = calls.clone();
+                answered.sort();
+                let mut got: Vec<String> = results.iter().map(|s| (*s).to_owned()).collect();
+                got.sort();
+                if answered != got {
+                    return Err(format!(
+                        "messages[{i}]: results {got:?} for calls {answered:?}"
+                    ));
+                }
+                let first_other = blocks
+                    .iter()
+                    .position(|b| b["type"] != "tool_result")
+                    .unwrap_or(blocks.len());
+                if blocks[first_other..]
+                    .iter()
+                    .any(|b| b["type"] == "tool_result")
+                {
+                    return Err(format!("messages[{i}]: a tool_result after other content"));
+                }
+                calls.clear();
+            }
+            "assistant" => {
+                if !calls.is_empty() {
+                    return Err(format!("messages[{i}]: calls {calls:?} unanswered"));
+                }
+                if !results.is_empty() {
+                    return Err(format!("messages[{i}]: a tool_result in an assistant turn"));
+                }
+            }
+            _ => return Err(format!("messages[{i}]: role `{role}`")),
+        }
+        for b in &blocks {
+            match b["type"].as_str().unwrap_or("") {
+                "text" if b["text"].as_str().is_none_or(str::is_empty) => {
+                    return Err(format!("messages[{i}]: text block {b}"))
+                }
+                "tool_use" => {
+                    if role != "assistant"
+                        || !id_ok(&b["id"])
+                        || !name_ok(&b["name"], 128, false)
+                        || !b["input"].is_object()
+                    {
+                        return Err(format!("messages[{i}]: tool_use {b}"));
+                    }
+                    calls.push(b["id"].as_str().unwrap_or("").to_owned());
+                }
+                "tool_result" if !id_ok(&b["tool_use_id"]) => {
+                    return Err(format!("messages[{i}]: {b}"))
+                }
+                _ => {}
+            }
+        }
+    }
+    for t in v["tools"].as_array().into_iter().flatten() {
+        // (The schema itself is the caller's: a wrong one is refused upstream as the
+        // caller's own provider would refuse it.)
+        if !name_ok(&t["name"], 128, false) || !t["input_schema"].is_object() {
+            return Err(format!("tool {t}"));
+        }
+    }
+    if v["thinking"]["type"] == "enabled" {
+        let budget = v["thinking"]["budget_tokens"].as_u64().unwrap_or(0);
+        if budget < 1024 || budget >= max {
+            return Err(format!("thinking budget {budget} with max_tokens {max}"));
+        }
+        if !matches!(
+            v["tool_choice"]["type"].as_str(),
+            None | Some("auto" | "none")
+        ) {
+            return Err(format!("tool_choice {} with thinking", v["tool_choice"]));
+        }
+    }
+    Ok(())
+}
+
+/// Gemini: user and model turns, each with parts of one kind of data; function names
+/// as Gemini allows them; a turn of function responses answering, one for one by name,
+/// the calls of the model turn just before.
+fn check_gemini_request(v: &Value) -> Result<(), String> {
+    let contents = array(&v["contents"], "contents")?;
+    if contents.is_empty() {
+        return Err("no contents".into());
+    }
+    let mut calls: Vec<String> = Vec::new();
+    for (i, c) in contents.iter().enumerate() {
+        let role = c["role"].as_str().unwrap_or("");
+        let parts = array(&c["parts"], "parts")?;
+        if parts.is_empty() {
+            return Err(format!("contents[{i}]: no parts"));
+        }
+        let mut names = Vec::new();
+        let mut answers = Vec::new();
+        for p in parts {
+            let data = [
+                "text",
+                "inlineData",
+                "fileData",
+                "functionCall",
+                "functionResponse",
+            ]
+            .iter()
+            .filter(|k| p.get(**k).is_some())
+            .count();
+            if data != 1 {
+                return Err(format!("contents[{i}]: part {p}"));
+            }
+            if let Some(f) = p.get("functionCall") {
+                if role != "model"
+                    || !name_ok(&f["name"], 64, true)
+                    || !(f["args"].is_object() || f.get("args").is_none())
+                {
+                    return Err(format!("contents[{i}]: call {p}"));
+                }
+                names.push(f["name"].as_str().unwrap_or("").to_owned());
+            }
+            if let Some(r) = p.get("functionResponse") {
+                if role != "user" || !r["response"].is_object() {
+                    return Err(format!("contents[{i}]: response {p}"));
+                }
+                answers.push(r["name"].as_str().unwrap_or("").to_owned());
+            }
+        }
+        match role {
+            "user" => {
+                calls.sort();
+                answers.sort();
+                if !answers.is_empty() && answers != calls {
+                    return Err(format!(
+                        "contents[{i}]: responses {answers:?} to calls {calls:?}"
+                    ));
+                }
+                calls.clear();
+            }
+            "model" => calls = names,
+            _ => return Err(format!("contents[{i}]: role `{role}`")),
+        }
+    }
+    for t in v["tools"].as_array().into_iter().flatten() {
+        for f in t["functionDeclarations"].as_array().into_iter().flatten() {
+            if !name_ok(&f["name"], 64, true) {
+                return Err(format!("function {f}"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every upstream a `client` request is translated for.
@@ -541,7 +824,10 @@ proptest! {
                     now: 1,
                 };
                 if let Ok(t) = translate_request(Pair { client, upstream }, req, &opts) {
-                    prop_assert!(is_json_object(&t.body), "{:?} -> {:?}: {}", client, upstream, String::from_utf8_lossy(&t.body));
+                    let sent: Value = serde_json::from_slice(&t.body).map_err(|e| TestCaseError::fail(format!("{e}: {}", String::from_utf8_lossy(&t.body))))?;
+                    prop_assert!(sent.is_object());
+                    let valid = check_upstream_request(upstream, &sent);
+                    prop_assert!(valid.is_ok(), "{:?} -> {:?}: {:?}\nfrom {}\nsent {}", client, upstream, valid, body, sent);
                 }
             }
         }

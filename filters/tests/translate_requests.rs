@@ -1030,10 +1030,15 @@ fn gemini_results_and_files_at_their_edges() {
             serde_json::from_str(result["content"][0]["text"].as_str().unwrap()).unwrap();
         assert_eq!(text, response, "{a}");
     }
-    let orphan = json!([{"role": "user", "parts": [{"functionResponse": {"id": "call_9", "name": "f",
-        "response": {"result": "late"}}}, {"text": "and now?"}]}]);
-    let c = send(orphan, Wire::Chat);
-    assert!(c.to_string().contains("late"), "{c}");
+    // A response to no call in the request: every provider refuses it (a `tool` message
+    // or a `tool_result` must follow its call; so must Gemini's own response turn).
+    let orphan = json!({"contents": [{"role": "user", "parts": [{"functionResponse": {"id": "call_9", "name": "f",
+        "response": {"result": "late"}}}, {"text": "and now?"}]}]});
+    for upstream in [Wire::Chat, Wire::Messages] {
+        let e = refused(Wire::Gemini, upstream, orphan.clone());
+        assert_eq!(e.field(), Some("contents"), "{e}");
+        assert!(e.to_string().contains("call_9"), "{e}");
+    }
     let pdf = json!([{"role": "user", "parts": [{"inlineData": {"mimeType": "application/pdf", "data": "JVBERi0="}}, {"text": "sum up"}]}]);
     let c = send(pdf, Wire::Chat);
     assert_eq!(c["messages"][0]["content"][0]["type"], "file", "{c}");
@@ -1101,7 +1106,8 @@ fn untranslatable_fields_are_refused_by_name() {
         (
             Wire::Chat,
             Wire::Messages,
-            json!({"model": "m", "messages": [{"role": "assistant", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{oops"}}]}]}),
+            json!({"model": "m", "messages": [{"role": "assistant", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{oops"}}]},
+                {"role": "tool", "tool_call_id": "c", "content": "x"}]}),
             "messages[0].content[0].arguments",
         ),
         (
@@ -1126,6 +1132,119 @@ fn untranslatable_fields_are_refused_by_name() {
         matches!(e, TranslateError::Invalid { .. }) && e.field() == Some("model"),
         "{e:?}"
     );
+}
+
+/// What every provider refuses is refused here, in the client's dialect and naming its
+/// field, instead of reaching an upstream of another kind: no conversation (system
+/// instructions alone), a tool call with no result in the next turn (or at the end), a
+/// result for an older call or given twice, parameters that are not a JSON object, a
+/// body that is not an object.
+#[test]
+fn conversations_no_provider_takes_are_refused_naming_the_field() {
+    let call = |id: &str| json!({"id": id, "type": "function", "function": {"name": "f", "arguments": "{}"}});
+    let tool = |id: &str| json!({"role": "tool", "tool_call_id": id, "content": "ok"});
+    let user = json!({"role": "user", "content": "go"});
+    let cases = [
+        (
+            json!([{"role": "system", "content": "Say hi."}]),
+            "no message to answer",
+        ),
+        (
+            json!([user, {"role": "assistant", "tool_calls": [call("c1"), call("c2")]}, tool("c1"), {"role": "user", "content": "next"}]),
+            "tool call `c2` has no result in the turn after it",
+        ),
+        (
+            json!([user, {"role": "assistant", "tool_calls": [call("c1")]}]),
+            "tool call `c1` has no result: the conversation ends with it",
+        ),
+        (
+            json!([user, {"role": "assistant", "tool_calls": [call("a")]}, tool("a"),
+                {"role": "assistant", "tool_calls": [call("b")]}, tool("b"), tool("a")]),
+            "the result for tool call `a` is not in the turn right after the call, or comes twice",
+        ),
+    ];
+    for (messages, why) in cases {
+        for upstream in [Wire::Messages, Wire::Gemini] {
+            let e = refused(
+                Wire::Chat,
+                upstream,
+                json!({"model": "m", "messages": messages}),
+            );
+            assert_eq!(e.field(), Some("messages"), "{e}");
+            assert!(e.to_string().contains(why), "{e}");
+        }
+    }
+    let e = refused(
+        Wire::Messages,
+        Wire::Chat,
+        json!({"model": "m", "max_tokens": 5, "system": "hi", "messages": []}),
+    );
+    assert_eq!(e.field(), Some("messages"), "{e}");
+    let e = refused(
+        Wire::Gemini,
+        Wire::Chat,
+        json!({"systemInstruction": {"parts": [{"text": "hi"}]}, "contents": []}),
+    );
+    assert_eq!(e.field(), Some("contents"), "{e}");
+    let e = refused(
+        Wire::Responses,
+        Wire::Messages,
+        json!({"model": "m", "instructions": "hi"}),
+    );
+    assert_eq!(e.field(), Some("input"), "{e}");
+
+    let body = json!({"model": "m", "messages": [user], "tools": [{"type": "function", "function": {"name": "f", "parameters": []}}]});
+    let e = refused(Wire::Chat, Wire::Messages, body);
+    assert_eq!(e.field(), Some("tools"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("the parameters of tool `f` are not a JSON object"),
+        "{e}"
+    );
+
+    let e = request(
+        Wire::Gemini,
+        Wire::Chat,
+        br#"[{"role": "user", "parts": [{"text": "hi"}]}]"#,
+        &Options::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&e, TranslateError::Invalid { message, .. } if message == "expected a JSON object"),
+        "{e:?}"
+    );
+}
+
+/// A turn that holds only thinking the upstream will not take (an OpenAI reasoning
+/// item, to Anthropic or to an OpenAI-compatible host) is left out, not sent empty
+/// (Anthropic refuses an empty message).
+#[test]
+fn a_turn_of_foreign_thinking_alone_is_left_out() {
+    let body = json!({"model": "m", "input": [
+        {"type": "message", "role": "user", "content": "one"},
+        {"type": "reasoning", "encrypted_content": "gAAAAopaque", "summary": []},
+        {"type": "message", "role": "user", "content": "two"}]});
+    let (m, _) = translated(Wire::Responses, Wire::Messages, &body.to_string());
+    let turns = m["messages"].as_array().unwrap();
+    assert!(
+        turns
+            .iter()
+            .all(|t| t["content"].as_array().is_some_and(|c| !c.is_empty())),
+        "{m}"
+    );
+    assert_eq!(
+        m.to_string().matches("\"one\"").count() + m.to_string().matches("\"two\"").count(),
+        2,
+        "{m}"
+    );
+    let (c, _) = translated(Wire::Responses, Wire::Chat, &body.to_string());
+    let roles: Vec<&str> = c["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["role"].as_str())
+        .collect();
+    assert!(!roles.contains(&"assistant"), "{c}");
 }
 
 /// A value of the wrong shape is refused with its path and the shape it should have,

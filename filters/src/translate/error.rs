@@ -69,6 +69,16 @@ pub(crate) fn parse<T: serde::de::DeserializeOwned>(
     body: &[u8],
     dialect: Wire,
 ) -> Result<T, TranslateError> {
+    // serde reads a struct from an array too (its fields in order): a request is an
+    // object.
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|&b| b != b'{') {
+        return Err(TranslateError::Invalid {
+            dialect: dialect.as_str(),
+            at: ".".into(),
+            message: "expected a JSON object".into(),
+        });
+    }
     if let Ok(v) = crate::providers::wire::from_json(body) {
         return Ok(v);
     }

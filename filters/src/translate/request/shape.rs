@@ -22,7 +22,81 @@ pub fn normalize(ir: &mut Request, client: Wire) -> Result<(), TranslateError> {
     ir.messages.retain(|m| !m.parts.is_empty());
     resolve_result_names(ir, client)?;
     ir.messages = merge_roles(std::mem::take(&mut ir.messages));
-    Ok(())
+    check_turns(ir, client)?;
+    check_tool_schemas(ir, client)
+}
+
+/// Where the client's dialect holds the conversation.
+fn conversation(client: Wire) -> &'static str {
+    match client {
+        Wire::Chat | Wire::Messages => "messages",
+        Wire::Gemini => "contents",
+        Wire::Responses => "input",
+    }
+}
+
+/// What every provider refuses with a 400, refused here in the client's own dialect
+/// instead (naming its field) so that it never reaches an upstream of another kind: a
+/// conversation with no turn (system instructions alone: Anthropic and Gemini need a
+/// message), and tool calls not answered, each once, in the turn right after them (an
+/// unanswered call, a result for an older call, a call answered twice).
+fn check_turns(ir: &Request, client: Wire) -> Result<(), TranslateError> {
+    let at = conversation(client);
+    if ir.messages.is_empty() {
+        return Err(invalid(
+            client,
+            at,
+            "no message to answer: system instructions alone are not a conversation",
+        ));
+    }
+    let mut pending: Vec<&str> = Vec::new();
+    for m in &ir.messages {
+        let results = m.parts.iter().filter_map(|p| match p {
+            Part::ToolResult { call_id, .. } => Some(call_id.as_str()),
+            _ => None,
+        });
+        for id in results {
+            let Some(i) = pending.iter().position(|p| *p == id) else {
+                return Err(invalid(
+                    client,
+                    at,
+                    format!("the result for tool call `{id}` is not in the turn right after the call, or comes twice"),
+                ));
+            };
+            pending.swap_remove(i);
+        }
+        if let Some(id) = pending.first() {
+            return Err(invalid(
+                client,
+                at,
+                format!("tool call `{id}` has no result in the turn after it"),
+            ));
+        }
+        pending.extend(m.parts.iter().filter_map(|p| match p {
+            Part::ToolCall { id, .. } => Some(id.as_str()),
+            _ => None,
+        }));
+    }
+    match pending.first() {
+        Some(id) => Err(invalid(
+            client,
+            at,
+            format!("tool call `{id}` has no result: the conversation ends with it"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A tool's parameters are a JSON Schema object (every provider refuses another value).
+fn check_tool_schemas(ir: &Request, client: Wire) -> Result<(), TranslateError> {
+    match ir.tools.iter().find(|t| !t.schema.is_object()) {
+        Some(t) => Err(invalid(
+            client,
+            "tools",
+            format!("the parameters of tool `{}` are not a JSON object", t.name),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// A thinking part with no text whose Gemini signature stands for the tool call after

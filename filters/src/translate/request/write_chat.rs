@@ -34,7 +34,14 @@ pub fn write(
     for m in &ir.messages {
         match m.role {
             Role::User => user(&mut messages, m, notes)?,
-            Role::Assistant => messages.push(assistant(m, notes)),
+            Role::Assistant => {
+                let a = assistant(m, notes);
+                // A turn of thinking only says nothing to an OpenAI upstream.
+                let said = matches!(&a.content, Some(ChatContent::Text(t)) if !t.is_empty());
+                if said || !a.tool_calls.is_empty() {
+                    messages.push(a);
+                }
+            }
         }
     }
     let (max_tokens, max_completion_tokens) = match opts.openai_legacy_max_tokens {

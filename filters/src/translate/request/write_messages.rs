@@ -29,7 +29,12 @@ pub fn write(
     let max_tokens = ir.max_out.unwrap_or(opts.default_max_tokens);
     let mut messages = Vec::with_capacity(ir.messages.len());
     for (i, m) in ir.messages.iter().enumerate() {
-        messages.push(message(m, i)?);
+        let m = message(m, i)?;
+        // A turn of thinking minted elsewhere only has nothing left to send, and
+        // Anthropic refuses an empty message.
+        if !matches!(&m.content, Content::Blocks(b) if b.is_empty()) {
+            messages.push(m);
+        }
     }
     for p in ir.messages.iter().flat_map(|m| &m.parts) {
         if matches!(p, Part::Thinking { sig, redacted: None, .. }
