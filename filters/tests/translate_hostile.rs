@@ -705,6 +705,152 @@ fn check_responses_order(out: &[u8]) -> Result<(), String> {
     }
 }
 
+/// The values a client's SDK takes where it parses into an enum (the OpenAI SDKs'
+/// `Literal` finish reasons, Anthropic's stop reasons, Gemini's finish reasons, the
+/// Responses statuses): an upstream's own value never leaks into another dialect.
+fn check_client_enums(client: Wire, v: &Value) -> Result<(), String> {
+    let bad = |what: &str, x: &Value| Err(format!("{what} {x} in {v}"));
+    match client {
+        Wire::Chat => {
+            for c in v["choices"].as_array().into_iter().flatten() {
+                let f = &c["finish_reason"];
+                if !(f.is_null()
+                    || matches!(
+                        f.as_str(),
+                        Some("stop" | "length" | "tool_calls" | "content_filter" | "function_call")
+                    ))
+                {
+                    return bad("finish_reason", f);
+                }
+                let m = if c.get("delta").is_some() {
+                    &c["delta"]
+                } else {
+                    &c["message"]
+                };
+                for t in m["tool_calls"].as_array().into_iter().flatten() {
+                    if t["function"]["arguments"].as_str().is_none()
+                        && t.get("function")
+                            .is_some_and(|f| f.get("arguments").is_some())
+                    {
+                        return bad("arguments", &t["function"]["arguments"]);
+                    }
+                }
+            }
+        }
+        Wire::Messages => {
+            let m = if v["type"] == "message_start" {
+                &v["message"]
+            } else {
+                v
+            };
+            let r = if v["type"] == "message_delta" {
+                &v["delta"]["stop_reason"]
+            } else {
+                &m["stop_reason"]
+            };
+            if !(r.is_null()
+                || matches!(
+                    r.as_str(),
+                    Some(
+                        "end_turn"
+                            | "max_tokens"
+                            | "stop_sequence"
+                            | "tool_use"
+                            | "pause_turn"
+                            | "refusal"
+                    )
+                ))
+            {
+                return bad("stop_reason", r);
+            }
+            let blocks = m["content"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(v.get("content_block"));
+            for b in blocks {
+                match b["type"].as_str() {
+                    Some("text" | "thinking" | "redacted_thinking") => {}
+                    Some("tool_use") if b["input"].is_object() => {}
+                    _ => return bad("block", b),
+                }
+            }
+        }
+        Wire::Gemini => {
+            for c in v["candidates"].as_array().into_iter().flatten() {
+                let f = &c["finishReason"];
+                let known = [
+                    "STOP",
+                    "MAX_TOKENS",
+                    "SAFETY",
+                    "RECITATION",
+                    "LANGUAGE",
+                    "OTHER",
+                    "BLOCKLIST",
+                    "PROHIBITED_CONTENT",
+                    "SPII",
+                    "MALFORMED_FUNCTION_CALL",
+                    "IMAGE_SAFETY",
+                    "UNEXPECTED_TOOL_CALL",
+                    "FINISH_REASON_UNSPECIFIED",
+                ];
+                if !(f.is_null() || f.as_str().is_some_and(|s| known.contains(&s))) {
+                    return bad("finishReason", f);
+                }
+                for p in c["content"]["parts"].as_array().into_iter().flatten() {
+                    if p.get("functionCall")
+                        .is_some_and(|f| !f["args"].is_object() && f.get("args").is_some())
+                    {
+                        return bad("functionCall", p);
+                    }
+                }
+            }
+        }
+        Wire::Responses => {
+            let r = if v.get("response").is_some() {
+                &v["response"]
+            } else {
+                v
+            };
+            let status = &r["status"];
+            if !(status.is_null()
+                || matches!(
+                    status.as_str(),
+                    Some("completed" | "incomplete" | "failed" | "in_progress")
+                ))
+            {
+                return bad("status", status);
+            }
+            let reason = &r["incomplete_details"]["reason"];
+            if !(reason.is_null()
+                || matches!(
+                    reason.as_str(),
+                    Some("max_output_tokens" | "content_filter")
+                ))
+            {
+                return bad("incomplete_details", reason);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`check_client_enums`] on every event of a client stream (or element of a Gemini
+/// array), or on a whole answer.
+fn check_client_output(client: Wire, out: &[u8], array: bool) -> Result<(), String> {
+    if array || out.first() == Some(&b'{') {
+        let v: Value = serde_json::from_slice(out).map_err(|e| e.to_string())?;
+        return match v {
+            Value::Array(items) => items.iter().try_for_each(|i| check_client_enums(client, i)),
+            v => check_client_enums(client, &v),
+        };
+    }
+    sse(out)
+        .iter()
+        .filter(|(_, v)| v.is_object())
+        .try_for_each(|(_, v)| check_client_enums(client, v))
+}
+
 fn is_json_object(bytes: &[u8]) -> bool {
     matches!(serde_json::from_slice::<Value>(bytes), Ok(Value::Object(_)))
 }
@@ -849,6 +995,8 @@ proptest! {
             let ex = exchange(client, upstream, false);
             let out = feed(&ex, "application/json", &body, &cuts, false);
             prop_assert!(is_json_object(&out), "{:?} -> {:?}: {}", upstream, client, String::from_utf8_lossy(&out));
+            let enums = check_client_output(client, &out, false);
+            prop_assert!(enums.is_ok(), "{:?} -> {:?}: {:?}", upstream, client, enums);
         }
     }
 
@@ -893,6 +1041,8 @@ proptest! {
                     Wire::Gemini => Ok(()),
                 };
                 prop_assert!(order.is_ok(), "{:?} -> {:?}: {:?}\n{}", upstream, client, order, String::from_utf8_lossy(&out));
+                let enums = check_client_output(client, &out, client == Wire::Gemini && !gemini_sse);
+                prop_assert!(enums.is_ok(), "{:?} -> {:?}: {:?}", upstream, client, enums);
             }
         }
     }
