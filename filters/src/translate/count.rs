@@ -78,4 +78,20 @@ mod tests {
         assert_eq!(c.images, 1);
         assert!(count_tokens_input(b"{}", Wire::Chat).is_err());
     }
+
+    /// What translation refuses (a conversation ending with a call not answered yet,
+    /// system instructions alone) is still counted: an estimate is better than a 400.
+    #[test]
+    fn what_translation_refuses_is_still_counted() {
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"Weather?"},
+            {"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"get_weather","input":{"city":"Paris"}}]}]}"#;
+        let c = count_tokens_input(body, Wire::Chat).unwrap();
+        assert!(c.text.contains("get_weather"), "{}", c.text);
+        let c = count_tokens_input(
+            br#"{"model":"m","system":"Be brief.","messages":[]}"#,
+            Wire::Chat,
+        )
+        .unwrap();
+        assert_eq!(c.text, "Be brief.\n");
+    }
 }

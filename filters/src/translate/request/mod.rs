@@ -71,6 +71,7 @@ pub fn translate(
     let mut notes = Notes::default();
     let (mut ir, echo) = read(pair.client, &req, &mut notes)?;
     shape::normalize(&mut ir, pair.client)?;
+    shape::check(&ir, pair.client)?;
     if let Some(n) = ir.n.filter(|&n| n > 1) {
         let field = if pair.client == Wire::Gemini {
             "generationConfig.candidateCount"

@@ -2,7 +2,8 @@
 //! placeholder thinking part moved onto the tool call they belong to, tool results
 //! given the name of their call, empty text dropped, and consecutive same-role turns
 //! merged with tool results first (Anthropic and Gemini require alternation, and
-//! Anthropic wants a turn's tool results before its text).
+//! Anthropic wants a turn's tool results before its text). Then, for a request bound
+//! for an upstream, the checks of what every provider refuses.
 
 use std::collections::HashMap;
 
@@ -22,6 +23,12 @@ pub fn normalize(ir: &mut Request, client: Wire) -> Result<(), TranslateError> {
     ir.messages.retain(|m| !m.parts.is_empty());
     resolve_result_names(ir, client)?;
     ir.messages = merge_roles(std::mem::take(&mut ir.messages));
+    Ok(())
+}
+
+/// Checks a normalized request bound for an upstream (not one only counted: an
+/// estimate is better than a refusal) for what every provider refuses.
+pub fn check(ir: &Request, client: Wire) -> Result<(), TranslateError> {
     check_turns(ir, client)?;
     check_tool_schemas(ir, client)
 }
