@@ -1047,14 +1047,15 @@ proptest! {
         }
     }
 
-    /// A mutated upstream error keeps an error status, with a JSON envelope, for every
-    /// client; a `retry-after` of any text is carried or dropped, never a panic.
+    /// A mutated upstream error keeps an error status, with the envelope the client's
+    /// SDK reads (a message never empty), for every client; a `retry-after` is the
+    /// upstream's own or Gemini's delay in seconds.
     #[test]
     fn hostile_errors_keep_an_error_status(
         which in 0..ERRORS.len(),
         muts in mutations(),
         status in 400u16..600,
-        retry_after in prop::option::of(prop::sample::select(vec!["7", "", "-1", "Wed, 21 Oct 2015 07:28:00 GMT", "1e9", "\u{0}"])),
+        retry_after in prop::option::of(prop::sample::select(vec!["7", "", "-1", "Wed, 21 Oct 2015 07:28:00 GMT", "1e9", " 7 "])),
     ) {
         let (upstream, name) = ERRORS[which];
         let mut v = parsed(name);
@@ -1064,8 +1065,38 @@ proptest! {
             let t = ResponseTranslator::new(exchange(client, upstream, false));
             let e = t.error(status, retry_after, &body);
             prop_assert!((400..600).contains(&e.status), "{:?} -> {:?}: {}", upstream, client, e.status);
-            prop_assert!(is_json_object(&e.body), "{:?} -> {:?}: {}", upstream, client, String::from_utf8_lossy(&e.body));
+            let env: Value = serde_json::from_slice(&e.body).map_err(|x| TestCaseError::fail(x.to_string()))?;
+            let shaped = check_error_envelope(client, &env);
+            prop_assert!(shaped.is_ok(), "{:?} -> {:?}: {:?}", upstream, client, shaped);
+            // The upstream's own header as it came, or Gemini's RetryInfo in seconds.
+            if let Some(r) = &e.retry_after {
+                prop_assert!(Some(r.as_str()) == retry_after || r.parse::<u64>().is_ok(), "retry-after {:?}", r);
+            }
         }
+    }
+}
+
+/// An error envelope as the client's SDK reads it: OpenAI's `error.message` and
+/// `error.type`, Anthropic's `type: error` with `error.type` and `error.message`,
+/// Gemini's `error.code`, `error.message` and `error.status`; each a non-empty string
+/// (the code a number).
+fn check_error_envelope(client: Wire, v: &Value) -> Result<(), String> {
+    let text = |x: &Value| x.as_str().is_some_and(|s| !s.is_empty());
+    let ok = match client {
+        Wire::Chat | Wire::Responses => text(&v["error"]["message"]) && text(&v["error"]["type"]),
+        Wire::Messages => {
+            v["type"] == "error" && text(&v["error"]["type"]) && text(&v["error"]["message"])
+        }
+        Wire::Gemini => {
+            v["error"]["code"].is_u64()
+                && text(&v["error"]["message"])
+                && text(&v["error"]["status"])
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{v}"))
     }
 }
 

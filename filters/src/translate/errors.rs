@@ -156,7 +156,7 @@ pub fn read(upstream: Wire, status: u16, body: &[u8]) -> UpstreamError {
         message: String::from_utf8_lossy(body).trim().to_owned(),
         retry_delay: None,
     };
-    match upstream {
+    let mut err = match upstream {
         Wire::Chat | Wire::Responses => serde_json::from_slice::<openai::ErrorEnvelope>(body)
             .map(|e| openai_error(e.error, by_status))
             .unwrap_or_else(|_| fallback()),
@@ -166,7 +166,12 @@ pub fn read(upstream: Wire, status: u16, body: &[u8]) -> UpstreamError {
         Wire::Gemini => serde_json::from_slice::<gemini::ErrorEnvelope>(body)
             .map(|e| gemini_error(e.error, by_status))
             .unwrap_or_else(|_| fallback()),
+    };
+    // An SDK shows the message as the error: never an empty one.
+    if err.message.trim().is_empty() {
+        err.message = format!("the upstream answered HTTP {status} without a message");
     }
+    err
 }
 
 fn openai_error(e: openai::ErrorBody, by_status: Class) -> UpstreamError {
@@ -259,6 +264,34 @@ pub fn envelope(client: Wire, upstream_status: u16, e: &UpstreamError) -> Vec<u8
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An upstream error with no message (an empty one, an empty body) still tells
+    /// the client's SDK something: the status it came with.
+    #[test]
+    fn an_error_without_a_message_says_its_status() {
+        for (upstream, body) in [
+            (
+                Wire::Chat,
+                &br#"{"error":{"message":"","type":"server_error"}}"#[..],
+            ),
+            (
+                Wire::Messages,
+                br#"{"type":"error","error":{"type":"api_error","message":" "}}"#,
+            ),
+            (
+                Wire::Gemini,
+                br#"{"error":{"code":503,"message":"","status":"UNAVAILABLE"}}"#,
+            ),
+            (Wire::Chat, b""),
+        ] {
+            let e = read(upstream, 503, body);
+            assert_eq!(
+                e.message,
+                "the upstream answered HTTP 503 without a message"
+            );
+        }
+        assert_eq!(read(Wire::Chat, 503, b"busy").message, "busy");
+    }
 
     fn pair(client: Wire, upstream: Wire) -> Pair {
         Pair { client, upstream }
