@@ -841,14 +841,35 @@ fn check_client_output(client: Wire, out: &[u8], array: bool) -> Result<(), Stri
     if array || out.first() == Some(&b'{') {
         let v: Value = serde_json::from_slice(out).map_err(|e| e.to_string())?;
         return match v {
-            Value::Array(items) => items.iter().try_for_each(|i| check_client_enums(client, i)),
+            Value::Array(items) => items.iter().try_for_each(|i| {
+                check_client_enums(client, i)?;
+                check_error_message(i)
+            }),
             v => check_client_enums(client, &v),
         };
     }
     sse(out)
         .iter()
         .filter(|(_, v)| v.is_object())
-        .try_for_each(|(_, v)| check_client_enums(client, v))
+        .try_for_each(|(_, v)| {
+            check_client_enums(client, v)?;
+            check_error_message(v)
+        })
+}
+
+/// An error event's message, wherever the dialect puts it, is not empty (an SDK shows
+/// it as the error).
+fn check_error_message(v: &Value) -> Result<(), String> {
+    let message = match v.get("error") {
+        Some(e) => &e["message"],
+        None if v["type"] == "error" => &v["message"],
+        None if v["type"] == "response.failed" => &v["response"]["error"]["message"],
+        None => return Ok(()),
+    };
+    match message.as_str() {
+        Some(m) if !m.trim().is_empty() => Ok(()),
+        _ => Err(format!("an error without a message: {v}")),
+    }
 }
 
 fn is_json_object(bytes: &[u8]) -> bool {

@@ -931,3 +931,17 @@ fn prepare_translates_once_per_pair_and_never_for_the_clients_own_dialect() {
     assert_eq!(attempt::prepare(&mut ctx, None), Ok(false));
     assert!(ctx.translation.is_none(), "the client's own dialect");
 }
+
+/// A mid-stream error the upstream sent without a message still says something to the
+/// client's SDK, in each dialect.
+#[test]
+fn a_stream_error_without_a_message_says_so() {
+    let body = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"\"}}\n\n";
+    for client in [Wire::Chat, Wire::Responses, Wire::Gemini] {
+        let out = feed(exchange(client, Wire::Messages), body);
+        assert!(
+            out.contains("the upstream's stream failed without a message"),
+            "{client:?}: {out}"
+        );
+    }
+}

@@ -91,6 +91,10 @@ impl Sink<'_> {
                     .map_or(name, |(_, client)| client.as_str());
                 Ev::ToolStart { id, name, sig }
             }
+            // An SDK shows the message as the error: never an empty one.
+            Ev::Error(class, message) if message.trim().is_empty() => {
+                Ev::Error(class, "the upstream's stream failed without a message")
+            }
             other => other,
         };
         self.enc.ev(ev, self.out);
