@@ -19,7 +19,7 @@ mod support;
 
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use support::{exchange, fixture, sse, CLIENTS, STREAMS};
+use support::{exchange, fixture, sse, ANSWERS, CLIENTS, REQUESTS, STREAMS};
 use tollgate_filters::error::GatewayError;
 use tollgate_filters::translate::response::ResponseTranslator;
 use tollgate_filters::translate::{translate_request, ClientRequest, Options, Pair, Wire};
@@ -931,25 +931,6 @@ fn mutated_stream(body: &[u8], muts: &[(usize, Op)], frame_ops: &[(usize, u8)]) 
     out.push_str("\n\n");
     out.into_bytes()
 }
-
-/// The whole (non-stream) upstream answers, by upstream wire.
-const ANSWERS: &[(Wire, &str)] = &[
-    (Wire::Chat, "root:openai/chat.json"),
-    (Wire::Chat, "openai/parallel_tools.json"),
-    (Wire::Messages, "root:anthropic/messages.json"),
-    (Wire::Messages, "root:anthropic/tool_use.json"),
-    (Wire::Messages, "anthropic/thinking_tools.json"),
-    (Wire::Gemini, "root:gemini/generate.json"),
-    (Wire::Gemini, "gemini/thinking_tools.json"),
-];
-
-/// The recorded client requests, by client wire.
-const REQUESTS: &[(Wire, &str)] = &[
-    (Wire::Chat, "requests/chat.json"),
-    (Wire::Messages, "requests/messages.json"),
-    (Wire::Gemini, "requests/gemini.json"),
-    (Wire::Responses, "requests/responses.json"),
-];
 
 /// Upstream error bodies, by upstream wire.
 const ERRORS: &[(Wire, &str)] = &[

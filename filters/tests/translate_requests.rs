@@ -10,7 +10,7 @@ mod support;
 
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use support::fixture;
+use support::{fixture, REQUESTS};
 use tollgate_filters::translate::schema::{openapi_schema, OPENAPI_KEYWORDS};
 use tollgate_filters::translate::{
     translate_request, ClientRequest, Options, Pair, TranslateError, Translated, Wire,
@@ -60,14 +60,8 @@ fn refused(client: Wire, upstream: Wire, body: Value) -> TranslateError {
 /// Every recorded client request translates to every other upstream.
 #[test]
 fn every_pair_translates_the_recorded_requests() {
-    let cases = [
-        (Wire::Chat, "requests/chat.json"),
-        (Wire::Messages, "requests/messages.json"),
-        (Wire::Gemini, "requests/gemini.json"),
-        (Wire::Responses, "requests/responses.json"),
-    ];
     let mut n = 0;
-    for (client, name) in cases {
+    for &(client, name) in REQUESTS {
         for upstream in [Wire::Chat, Wire::Messages, Wire::Gemini]
             .into_iter()
             .filter(|u| *u != client)

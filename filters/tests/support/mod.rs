@@ -50,6 +50,25 @@ pub const STREAMS: &[(Wire, &str, bool, bool)] = &[
     (Wire::Gemini, "gemini/truncated.sse", false, false),
 ];
 
+/// The recorded whole (non-stream) upstream answers: (upstream wire, fixture).
+pub const ANSWERS: &[(Wire, &str)] = &[
+    (Wire::Chat, "root:openai/chat.json"),
+    (Wire::Chat, "openai/parallel_tools.json"),
+    (Wire::Messages, "root:anthropic/messages.json"),
+    (Wire::Messages, "root:anthropic/tool_use.json"),
+    (Wire::Messages, "anthropic/thinking_tools.json"),
+    (Wire::Gemini, "root:gemini/generate.json"),
+    (Wire::Gemini, "gemini/thinking_tools.json"),
+];
+
+/// The recorded client requests: (client wire, fixture).
+pub const REQUESTS: &[(Wire, &str)] = &[
+    (Wire::Chat, "requests/chat.json"),
+    (Wire::Messages, "requests/messages.json"),
+    (Wire::Gemini, "requests/gemini.json"),
+    (Wire::Responses, "requests/responses.json"),
+];
+
 /// The response side of a request from `client` to `upstream`.
 pub fn exchange(client: Wire, upstream: Wire, stream: bool) -> Exchange {
     Exchange {
