@@ -1211,7 +1211,7 @@ fn conversations_no_provider_takes_are_refused_naming_the_field() {
 
 /// A turn that holds only thinking the upstream will not take (an OpenAI reasoning
 /// item, to Anthropic or to an OpenAI-compatible host) is left out, not sent empty
-/// (Anthropic refuses an empty message).
+/// (Anthropic refuses an empty message); a conversation of nothing else is refused.
 #[test]
 fn a_turn_of_foreign_thinking_alone_is_left_out() {
     let body = json!({"model": "m", "input": [
@@ -1231,6 +1231,14 @@ fn a_turn_of_foreign_thinking_alone_is_left_out() {
         2,
         "{m}"
     );
+    // Nothing but such a turn: refused for Anthropic and Gemini, which need a message.
+    let alone = json!({"model": "m", "input": [
+        {"type": "reasoning", "encrypted_content": "gAAAAopaque", "summary": []}]});
+    for upstream in [Wire::Messages, Wire::Gemini] {
+        let e = refused(Wire::Responses, upstream, alone.clone());
+        assert_eq!(e.field(), Some("input"), "{e}");
+        assert!(e.to_string().contains("no message is left to send"), "{e}");
+    }
     let (c, _) = translated(Wire::Responses, Wire::Chat, &body.to_string());
     let roles: Vec<&str> = c["messages"]
         .as_array()

@@ -14,6 +14,7 @@ mod write_chat;
 mod write_gemini;
 mod write_messages;
 
+use super::error::invalid;
 use super::ir::{Part, Request};
 use super::response::{Exchange, ResponseTranslator};
 use super::{json_bytes, names, Notes, Options, Pair, TranslateError, Wire};
@@ -87,10 +88,31 @@ pub fn translate(
     let names = tool_names(&ir, pair.upstream);
     // The translated body is about the size of the client's.
     let capacity = req.body.len() + 256;
+    // A conversation left with no message once the turns the upstream cannot take are
+    // left out (thinking minted elsewhere, alone): Anthropic and Gemini refuse it.
+    let nothing_left = || {
+        invalid(
+            pair.client,
+            shape::conversation(pair.client),
+            "no message is left to send: the conversation holds only thinking this provider cannot take",
+        )
+    };
     let body = match pair.upstream {
         Wire::Chat => json_bytes(&write_chat::write(&ir, opts, &mut notes)?, capacity),
-        Wire::Messages => json_bytes(&write_messages::write(&ir, opts, &mut notes)?, capacity),
-        Wire::Gemini => json_bytes(&write_gemini::write(&ir, opts, &mut notes)?, capacity),
+        Wire::Messages => {
+            let m = write_messages::write(&ir, opts, &mut notes)?;
+            if m.messages.is_empty() {
+                return Err(nothing_left());
+            }
+            json_bytes(&m, capacity)
+        }
+        Wire::Gemini => {
+            let g = write_gemini::write(&ir, opts, &mut notes)?;
+            if g.contents.is_empty() {
+                return Err(nothing_left());
+            }
+            json_bytes(&g, capacity)
+        }
         Wire::Responses => {
             return Err(TranslateError::unsupported(
                 "upstream",

@@ -34,7 +34,7 @@ pub fn check(ir: &Request, client: Wire) -> Result<(), TranslateError> {
 }
 
 /// Where the client's dialect holds the conversation.
-fn conversation(client: Wire) -> &'static str {
+pub(crate) fn conversation(client: Wire) -> &'static str {
     match client {
         Wire::Chat | Wire::Messages => "messages",
         Wire::Gemini => "contents",
