@@ -1128,6 +1128,35 @@ fn untranslatable_fields_are_refused_by_name() {
     );
 }
 
+/// A Gemini built-in tool or generation option sent as `null` asks for nothing: it is
+/// neither refused nor counted as dropped (the same options with a value are refused).
+#[test]
+fn gemini_options_sent_as_null_are_absent() {
+    let body = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+        "tools": [{"functionDeclarations": [], "codeExecution": null}],
+        "generationConfig": {"responseModalities": null, "mediaResolution": null}});
+    let (_, t) = translated(Wire::Gemini, Wire::Chat, &body.to_string());
+    assert!(t.notes.dropped.is_empty(), "{:?}", t.notes);
+    let e = refused(
+        Wire::Gemini,
+        Wire::Chat,
+        json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+        "tools": [{"codeExecution": {}}]}),
+    );
+    assert_eq!(e.field(), Some("tools[0].codeExecution"), "{e}");
+    let e = refused(
+        Wire::Gemini,
+        Wire::Chat,
+        json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+        "generationConfig": {"responseModalities": ["AUDIO"]}}),
+    );
+    assert_eq!(
+        e.field(),
+        Some("generationConfig.responseModalities"),
+        "{e}"
+    );
+}
+
 /// What every provider refuses is refused here, in the client's dialect and naming its
 /// field, instead of reaching an upstream of another kind: no conversation (system
 /// instructions alone), a tool call with no result in the next turn (or at the end), a

@@ -152,7 +152,11 @@ pub struct Tool {
     )]
     pub function_declarations: Vec<FunctionDeclaration>,
     /// Built-in tools (`googleSearch`, `codeExecution`, `urlContext`...).
-    #[serde(flatten, skip_serializing)]
+    #[serde(
+        flatten,
+        skip_serializing,
+        deserialize_with = "super::non_null_members"
+    )]
     pub extra: Map<String, Value>,
 }
 
@@ -276,7 +280,11 @@ pub struct GenerationConfig {
     )]
     pub thinking_config: Option<ThinkingConfig>,
     /// Every other field, for the reader to drop or refuse by name.
-    #[serde(flatten, skip_serializing)]
+    #[serde(
+        flatten,
+        skip_serializing,
+        deserialize_with = "super::non_null_members"
+    )]
     pub extra: Map<String, Value>,
 }
 

@@ -86,6 +86,17 @@ where
     Ok(Option::<T>::deserialize(de)?.unwrap_or_default())
 }
 
+/// The other members of an object (a `flatten`ed map), leaving out those sent as
+/// `null`: absent, as for a named member ([`null_as_default`]) and for the body's own
+/// unknown members ([`unknown_members`]).
+pub(crate) fn non_null_members<'de, D: Deserializer<'de>>(
+    de: D,
+) -> Result<Map<String, Value>, D::Error> {
+    let mut members = Map::<String, Value>::deserialize(de)?;
+    members.retain(|_, v| !v.is_null());
+    Ok(members)
+}
+
 /// A string or an array of strings (OpenAI `stop`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(untagged)]

@@ -239,8 +239,7 @@ pub fn unwrap_response(v: Value) -> (Vec<Part>, bool) {
 fn tools(tools: Vec<crate::providers::wire::gemini::Tool>) -> Result<Vec<Tool>, TranslateError> {
     let mut out = Vec::new();
     for (i, t) in tools.into_iter().enumerate() {
-        // A member sent as `null` is absent (`"codeExecution": null` asks for nothing).
-        if let Some(key) = t.extra.iter().find(|(_, v)| !v.is_null()).map(|(k, _)| k) {
+        if let Some(key) = t.extra.keys().next() {
             return Err(TranslateError::unsupported(
                 format!("tools[{i}].{key}"),
                 "a Gemini built-in tool",
@@ -333,8 +332,7 @@ fn generation(
     g: GenerationConfig,
     notes: &mut Notes,
 ) -> Result<(), TranslateError> {
-    // A member sent as `null` is absent.
-    for key in g.extra.iter().filter(|(_, v)| !v.is_null()).map(|(k, _)| k) {
+    for key in g.extra.keys() {
         match key.as_str() {
             "responseModalities" | "response_modalities" | "speechConfig" | "speech_config" => {
                 return Err(TranslateError::unsupported(
