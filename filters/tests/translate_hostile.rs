@@ -19,7 +19,9 @@ mod support;
 
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use support::{exchange, fixture, sse, ANSWERS, CLIENTS, REQUESTS, STREAMS};
+use support::{
+    check_anthropic_structure, exchange, fixture, sse, ANSWERS, CLIENTS, REQUESTS, STREAMS,
+};
 use tollgate_filters::error::GatewayError;
 use tollgate_filters::translate::response::ResponseTranslator;
 use tollgate_filters::translate::{translate_request, ClientRequest, Options, Pair, Wire};
@@ -611,61 +613,6 @@ fn check_sse(out: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// The order of an Anthropic client stream that the SDKs (and Claude Code) rely on,
-/// whatever the upstream sent: `message_start` first; blocks started one at a time with
-/// the next index, their deltas of their own kind, stopped before the next one or the
-/// `message_delta`; the stream ends with `message_stop` (after a `message_delta`) or an
-/// `error` (which may be the only event, when the upstream failed before saying anything).
-fn check_messages_order(out: &[u8]) -> Result<(), String> {
-    let events = sse(out);
-    let mut open: Option<(u64, String)> = None;
-    let mut next = 0u64;
-    let mut delta = false;
-    for (i, (name, data)) in events.iter().enumerate() {
-        let ty = data["type"].as_str().unwrap_or("");
-        let last = i + 1 == events.len();
-        match (i, ty) {
-            _ if name != ty => return Err(format!("event {i}: name {name}, type {ty}")),
-            (0, "message_start") => {}
-            // The upstream failed before anything could be said: the error alone.
-            (_, "error") if last => {}
-            (0, _) | (_, "message_start") => return Err(format!("event {i}: {ty}")),
-            (_, "ping") => {}
-            (_, "content_block_start") if open.is_none() && data["index"] == next => {
-                let kind = data["content_block"]["type"].as_str().unwrap_or("");
-                open = Some((next, kind.to_owned()));
-            }
-            (_, "content_block_delta") => {
-                let Some((idx, kind)) = &open else {
-                    return Err(format!("event {i}: a delta with no block open"));
-                };
-                let fits = matches!(
-                    (kind.as_str(), data["delta"]["type"].as_str().unwrap_or("")),
-                    ("text", "text_delta")
-                        | ("thinking", "thinking_delta" | "signature_delta")
-                        | ("tool_use", "input_json_delta")
-                );
-                if data["index"] != *idx || !fits {
-                    return Err(format!("event {i}: {data} in block {idx} ({kind})"));
-                }
-            }
-            (_, "content_block_stop")
-                if open.as_ref().is_some_and(|(idx, _)| data["index"] == *idx) =>
-            {
-                open = None;
-                next += 1;
-            }
-            (_, "message_delta") if open.is_none() => delta = true,
-            (_, "message_stop") if delta && last => {}
-            _ => return Err(format!("event {i}: {ty} out of place ({data})")),
-        }
-    }
-    match events.last().map(|(n, _)| n.as_str()) {
-        Some("message_stop" | "error") => Ok(()),
-        other => Err(format!("the stream ends with {other:?}")),
-    }
-}
-
 /// How an OpenAI client stream ends, whatever the upstream sent: `[DONE]` after the
 /// chunks, or an error event last.
 fn check_chat_end(out: &[u8]) -> Result<(), String> {
@@ -1037,7 +984,7 @@ proptest! {
                     prop_assert!(checked.is_ok(), "{:?} -> {:?}: {:?}", upstream, client, checked);
                 }
                 let order = match client {
-                    Wire::Messages => check_messages_order(&out),
+                    Wire::Messages => check_anthropic_structure(&sse(&out)),
                     Wire::Chat => check_chat_end(&out),
                     Wire::Responses => check_responses_order(&out),
                     Wire::Gemini => Ok(()),

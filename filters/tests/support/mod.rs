@@ -132,115 +132,103 @@ pub fn sse(bytes: &[u8]) -> Vec<(String, Value)> {
     out
 }
 
-/// Checks every ordering rule of TRANSLATION_NOTES 4.3 on an Anthropic client stream.
-/// `clean`: the stream must end with `message_stop`; otherwise with an `error` event.
-pub fn check_anthropic_order(events: &[(String, Value)], clean: bool) -> Result<(), String> {
+/// The order of an Anthropic client stream that the SDKs (and Claude Code) rely on,
+/// whatever the upstream sent: `message_start` first; blocks started one at a time with
+/// the next index, their deltas of their own kind, stopped before the next one or the
+/// `message_delta`; the stream ends with `message_stop` (after a `message_delta`) or an
+/// `error` (which may be the only event, when the upstream failed before saying
+/// anything).
+pub fn check_anthropic_structure(events: &[(String, Value)]) -> Result<(), String> {
     let mut open: Option<(u64, String)> = None;
-    let mut next_index = 0u64;
-    let mut last_delta_sig = false;
-    let mut args = String::new();
-    let mut saw_delta = false;
+    let mut next = 0u64;
+    let mut delta = false;
     for (i, (name, data)) in events.iter().enumerate() {
         let ty = data["type"].as_str().unwrap_or("");
-        if name != ty {
-            return Err(format!("event {i}: name {name} but type {ty}"));
-        }
-        if i == 0 {
-            if ty != "message_start" {
-                return Err(format!("first event is {ty}"));
+        let last = i + 1 == events.len();
+        match (i, ty) {
+            _ if name != ty => return Err(format!("event {i}: name {name} but type {ty}")),
+            (0, "message_start") => {}
+            (_, "error") if last => {}
+            (0, _) | (_, "message_start") => return Err(format!("event {i}: {ty}")),
+            (_, "ping") => {}
+            (_, "content_block_start") if open.is_none() && data["index"] == next => {
+                let kind = data["content_block"]["type"].as_str().unwrap_or("");
+                open = Some((next, kind.to_owned()));
             }
-            let input = data["message"]["usage"]["input_tokens"]
-                .as_u64()
-                .unwrap_or(0)
-                + data["message"]["usage"]["cache_read_input_tokens"]
-                    .as_u64()
-                    .unwrap_or(0);
-            if input == 0 {
-                return Err("message_start reports no input tokens".into());
-            }
-            continue;
-        }
-        if last_delta_sig && ty != "content_block_stop" {
-            return Err(format!("event {i}: {ty} after a signature_delta"));
-        }
-        last_delta_sig = false;
-        match ty {
-            "message_start" => return Err(format!("event {i}: second message_start")),
-            "ping" => {}
-            "content_block_start" => {
-                if let Some((idx, _)) = &open {
-                    return Err(format!("event {i}: block {idx} still open"));
-                }
-                let idx = data["index"].as_u64().unwrap_or(u64::MAX);
-                if idx != next_index {
-                    return Err(format!("event {i}: index {idx}, expected {next_index}"));
-                }
-                let kind = data["content_block"]["type"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_owned();
-                args.clear();
-                open = Some((idx, kind));
-            }
-            "content_block_delta" => {
+            (_, "content_block_delta") => {
                 let Some((idx, kind)) = &open else {
                     return Err(format!("event {i}: delta with no open block"));
                 };
-                if data["index"].as_u64() != Some(*idx) {
-                    return Err(format!(
-                        "event {i}: delta for {} while {idx} is open",
-                        data["index"]
-                    ));
-                }
-                let dt = data["delta"]["type"].as_str().unwrap_or("");
-                let ok = matches!(
-                    (kind.as_str(), dt),
+                let fits = matches!(
+                    (kind.as_str(), data["delta"]["type"].as_str().unwrap_or("")),
                     ("text", "text_delta")
                         | ("thinking", "thinking_delta" | "signature_delta")
                         | ("tool_use", "input_json_delta")
                 );
-                if !ok {
-                    return Err(format!("event {i}: {dt} in a {kind} block"));
-                }
-                last_delta_sig = dt == "signature_delta";
-                if dt == "input_json_delta" {
-                    args.push_str(data["delta"]["partial_json"].as_str().unwrap_or(""));
+                if data["index"] != *idx || !fits {
+                    return Err(format!("event {i}: {data} in block {idx} ({kind})"));
                 }
             }
-            "content_block_stop" => {
-                let Some((idx, kind)) = open.take() else {
-                    return Err(format!("event {i}: stop with no open block"));
-                };
-                if data["index"].as_u64() != Some(idx) {
-                    return Err(format!("event {i}: stop for another block"));
-                }
-                if kind == "tool_use"
-                    && !args.is_empty()
-                    && serde_json::from_str::<Value>(&args).is_err()
-                {
-                    return Err(format!("block {idx}: arguments {args} are not JSON"));
-                }
-                next_index += 1;
+            (_, "content_block_stop")
+                if open.as_ref().is_some_and(|(idx, _)| data["index"] == *idx) =>
+            {
+                open = None;
+                next += 1;
             }
-            "message_delta" => {
-                if open.is_some() {
-                    return Err(format!("event {i}: message_delta with a block open"));
-                }
-                saw_delta = true;
+            (_, "message_delta") if open.is_none() => delta = true,
+            (_, "message_stop") if delta && last => {}
+            _ => return Err(format!("event {i}: {ty} out of place ({data})")),
+        }
+    }
+    match events.last().map(|(n, _)| n.as_str()) {
+        Some("message_stop" | "error") => Ok(()),
+        other => Err(format!("stream ends with {other:?}")),
+    }
+}
+
+/// Checks every ordering rule of TRANSLATION_NOTES 4.3 on an Anthropic client stream
+/// from a recorded upstream stream: the structure above, and `message_start` first with
+/// real input counts, a `signature_delta` last in its block, a tool's arguments JSON.
+/// `clean`: the stream must end with `message_stop`; otherwise with an `error` event.
+pub fn check_anthropic_order(events: &[(String, Value)], clean: bool) -> Result<(), String> {
+    check_anthropic_structure(events)?;
+    let (_, start) = events.first().ok_or("no event")?;
+    if start["type"] != "message_start" {
+        return Err(format!("first event is {}", start["type"]));
+    }
+    let usage = &start["message"]["usage"];
+    let input = usage["input_tokens"].as_u64().unwrap_or(0)
+        + usage["cache_read_input_tokens"].as_u64().unwrap_or(0);
+    if input == 0 {
+        return Err("message_start reports no input tokens".into());
+    }
+    let mut args = String::new();
+    for (i, pair) in events.windows(2).enumerate() {
+        let (d, next) = (&pair[0].1, &pair[1].1);
+        if d["delta"]["type"] == "signature_delta" && next["type"] != "content_block_stop" {
+            return Err(format!(
+                "event {}: {} after a signature_delta",
+                i + 1,
+                next["type"]
+            ));
+        }
+    }
+    for (_, d) in events {
+        match d["type"].as_str() {
+            Some("content_block_start") => args.clear(),
+            Some("content_block_delta") if d["delta"]["type"] == "input_json_delta" => {
+                args.push_str(d["delta"]["partial_json"].as_str().unwrap_or(""));
             }
-            "message_stop" => {
-                if !saw_delta || i != events.len() - 1 {
-                    return Err(format!("event {i}: message_stop out of place"));
-                }
-            }
-            "error" => {
-                if clean || i != events.len() - 1 {
+            Some("content_block_stop") if !args.is_empty() => {
+                if serde_json::from_str::<Value>(&args).is_err() {
                     return Err(format!(
-                        "event {i}: error event in a clean stream or not last"
+                        "block {}: arguments {args} are not JSON",
+                        d["index"]
                     ));
                 }
+                args.clear();
             }
-            other => return Err(format!("event {i}: unknown event {other}")),
+            _ => {}
         }
     }
     let last = events.last().map(|(n, _)| n.as_str());
