@@ -36,39 +36,53 @@ fn minute_of(reply: &Reply) -> i64 {
     }
 }
 
+/// Waits, if need be, for a server minute with at least ten seconds left, and returns it:
+/// the tests below assert what one minute's counters hold, and each takes milliseconds.
+async fn a_fresh_minute(c: &mut ConnectionManager) -> i64 {
+    loop {
+        let (now, _): (i64, i64) = redis::cmd("TIME").query_async(c).await.unwrap();
+        if now % 60 < 50 {
+            return now - now % 60;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Fails the test if the server's minute is no longer `minute`.
+async fn still_in(c: &mut ConnectionManager, minute: i64) {
+    let (now, _): (i64, i64) = redis::cmd("TIME").query_async(c).await.unwrap();
+    assert_eq!(now - now % 60, minute, "the test outlived its minute");
+}
+
 #[tokio::test]
 async fn requests_per_minute_admit_exactly_the_limit_in_the_servers_minute() {
     let r = TestRedis::start();
     let mut c = connect(&r).await;
     let s = Scripts::default();
+    let minute = a_fresh_minute(&mut c).await;
     let rpm = [item(Kind::Requests, "k1", 0, 3, 1)];
-    let mut minutes = Vec::new();
     for _ in 0..3 {
-        minutes.push(minute_of(&s.reserve(&mut c, &rpm).await.unwrap()));
+        let m = minute_of(&s.reserve(&mut c, &rpm).await.unwrap());
+        assert_eq!(m, minute, "the server's minute");
     }
-    let minute = minutes[0];
-    let (now, _): (i64, i64) = redis::cmd("TIME").query_async(&mut c).await.unwrap();
-    assert_eq!(minute, now - now % 60, "the server's minute");
-    let refused = s.reserve(&mut c, &rpm).await.unwrap();
-    if minutes.iter().all(|m| *m == minute) && now - now % 60 == minute {
-        assert_eq!(
-            refused,
-            Reply::Refused(Refused {
-                claim: 0,
-                spent: 3,
-                reserved: 0
-            })
-        );
-        let key = format!("tollgate:rpm:k1:{minute}");
-        assert_eq!(r.get(&key), 3, "a refusal is not counted");
-        assert!((1..=120).contains(&r.ttl(&key)), "{}", r.ttl(&key));
-    }
+    assert_eq!(
+        s.reserve(&mut c, &rpm).await.unwrap(),
+        Reply::Refused(Refused {
+            claim: 0,
+            spent: 3,
+            reserved: 0
+        })
+    );
+    let key = format!("tollgate:rpm:k1:{minute}");
+    assert_eq!(r.get(&key), 3, "a refusal is not counted");
+    assert!((1..=120).contains(&r.ttl(&key)), "{}", r.ttl(&key));
     // Another key has its own count.
     let other = [item(Kind::Requests, "k2", 0, 3, 1)];
     assert!(matches!(
         s.reserve(&mut c, &other).await.unwrap(),
         Reply::Admitted(_)
     ));
+    still_in(&mut c, minute).await;
 }
 
 #[tokio::test]
@@ -103,8 +117,9 @@ async fn budget_counters_are_created_only_by_a_rebuild_and_never_added_to_twice(
         .await
         .unwrap();
     // 9,000 spent + 0, then 400 reserved < 9,800: admitted twice; then 9,800 refuses.
-    let m = minute_of(&s.reserve(&mut c, &claims).await.unwrap());
-    minute_of(&s.reserve(&mut c, &claims).await.unwrap());
+    let m = a_fresh_minute(&mut c).await;
+    assert_eq!(minute_of(&s.reserve(&mut c, &claims).await.unwrap()), m);
+    assert_eq!(minute_of(&s.reserve(&mut c, &claims).await.unwrap()), m);
     let bucket = format!("tollgate:reserved:budget:key:kb:{m}");
     assert_eq!(r.get(&bucket), 800);
     let ttl = r.ttl(&bucket);
@@ -132,6 +147,7 @@ async fn budget_counters_are_created_only_by_a_rebuild_and_never_added_to_twice(
     s.settle(&mut c, m, &settle).await.unwrap();
     s.settle(&mut c, m, &settle).await.unwrap();
     assert_eq!(r.get(&bucket), 0);
+    still_in(&mut c, m).await;
 }
 
 #[tokio::test]
@@ -163,24 +179,23 @@ async fn tokens_are_reserved_as_an_upper_bound_and_settled_with_the_exact_count(
     let mut c = connect(&r).await;
     let s = Scripts::default();
     let claim = |amount| [item(Kind::Tokens, "kt", 0, 100, amount)];
-    let m = minute_of(&s.reserve(&mut c, &claim(60)).await.unwrap());
+    let m = a_fresh_minute(&mut c).await;
     // 0 spent + 60 reserved < 100: one more, then 120 reserved refuses.
-    let m2 = minute_of(&s.reserve(&mut c, &claim(60)).await.unwrap());
-    let refused = s.reserve(&mut c, &claim(1)).await.unwrap();
-    if m2 == m {
-        assert_eq!(
-            refused,
-            Reply::Refused(Refused {
-                claim: 0,
-                spent: 0,
-                reserved: 120
-            })
-        );
-    }
+    assert_eq!(minute_of(&s.reserve(&mut c, &claim(60)).await.unwrap()), m);
+    assert_eq!(minute_of(&s.reserve(&mut c, &claim(60)).await.unwrap()), m);
+    assert_eq!(
+        s.reserve(&mut c, &claim(1)).await.unwrap(),
+        Reply::Refused(Refused {
+            claim: 0,
+            spent: 0,
+            reserved: 120
+        })
+    );
     // Each used 30 of its 60: the windows hold the exact count, nothing reserved.
     let settle = [item(Kind::Tokens, "kt", 0, 60, 30)];
     s.settle(&mut c, m, &settle).await.unwrap();
-    s.settle(&mut c, m2, &settle).await.unwrap();
+    s.settle(&mut c, m, &settle).await.unwrap();
+    assert_eq!(r.get(&format!("tollgate:tpm:kt:{m}")), 60);
     let counted: i64 = r.keys("tollgate:tpm:kt:*").iter().map(|k| r.get(k)).sum();
     assert_eq!(counted, 60);
     for k in r.keys("tollgate:tpm:kt:*") {
