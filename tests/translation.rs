@@ -659,6 +659,95 @@ async fn null_members_read_as_absent_ones_both_ways() {
     assert_eq!(ev[0]["estimated"], 0);
 }
 
+/// Some OpenAI-compatible hosts answer a tool call's `arguments` as the object itself,
+/// not its JSON text: a Claude Code on such a model gets the call, whole or streamed,
+/// instead of a 502.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_call_arguments_answered_as_an_object_are_read_as_that_object() {
+    let host = Scripted::start(|req| {
+        if serde_json::from_slice::<Value>(&req.body).unwrap()["stream"] == true {
+            Reply::sse(concat!(
+                "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"qwen3\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"tool_calls\":[{\"index\":0,\"id\":\"call_9\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Paris\",\"days\":[1,2]}}}]},\"finish_reason\":null}]}\n\n",
+                "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"qwen3\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}],\"usage\":{\"prompt_tokens\":20,\"completion_tokens\":7,\"total_tokens\":27}}\n\n",
+                "data: [DONE]\n\n"
+            ))
+        } else {
+            Reply::json(
+                200,
+                r#"{"id":"c1","object":"chat.completion","created":1,"model":"qwen3","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_9","type":"function","function":{"name":"get_weather","arguments":{"city":"Paris","days":[1,2]}}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":20,"completion_tokens":7,"total_tokens":27}}"#,
+            )
+        }
+    })
+    .await;
+    let (gw, key) = GatewayBuilder::new()
+        .upstream(Upstream::openai("vllm", &host).keys(&["sk-v"]))
+        .route(&["qwen*"], &["vllm"])
+        .start_with_key("carol");
+    let schema: Value = serde_json::from_str(TOOL).unwrap();
+    let want = json!({"city": "Paris", "days": [1, 2]});
+    for stream in [false, true] {
+        let body = json!({"model": "qwen3", "max_tokens": 100, "stream": stream,
+            "tools": [{"name": "get_weather", "input_schema": schema}],
+            "messages": [{"role": "user", "content": "Weather in Paris?"}]});
+        let extra = [("anthropic-version", "2023-06-01".to_owned())];
+        let r = send_to(&gw, &key, W::Messages, "/v1/messages", &extra, &body).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let (id, name, input, stop) = if stream {
+            assert_stream_order(W::Messages, &r.body);
+            let evs = events(&r.body);
+            let start = &evs
+                .iter()
+                .find(|(_, v)| v["type"] == "content_block_start")
+                .unwrap()
+                .1["content_block"];
+            let args: String = evs
+                .iter()
+                .filter(|(_, v)| v["delta"]["type"] == "input_json_delta")
+                .map(|(_, v)| v["delta"]["partial_json"].as_str().unwrap())
+                .collect();
+            let stop = &evs
+                .iter()
+                .find(|(_, v)| v["type"] == "message_delta")
+                .unwrap()
+                .1["delta"]["stop_reason"];
+            (
+                start["id"].clone(),
+                start["name"].clone(),
+                serde_json::from_str::<Value>(&args).unwrap(),
+                stop.clone(),
+            )
+        } else {
+            let v = r.json();
+            let block = &v["content"][0];
+            assert_eq!(block["type"], "tool_use", "{v}");
+            (
+                block["id"].clone(),
+                block["name"].clone(),
+                block["input"].clone(),
+                v["stop_reason"].clone(),
+            )
+        };
+        assert_eq!(
+            (id, name, input, stop),
+            (
+                json!("call_9"),
+                json!("get_weather"),
+                want.clone(),
+                json!("tool_use")
+            ),
+            "stream: {stream}"
+        );
+    }
+    let ev = gw.usage_events_after(2).await;
+    for e in &ev {
+        assert_eq!(
+            (e["input_tokens"].as_u64(), e["output_tokens"].as_u64()),
+            (Some(20), Some(7))
+        );
+        assert_eq!(e["estimated"], 0);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_over_64_kib_is_translated_too() {
     let s = scenario().await;

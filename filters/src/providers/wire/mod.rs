@@ -74,6 +74,52 @@ pub(crate) fn borrowed_str<'de: 'a, 'a, D: Deserializer<'de>>(
     Ok(Option::<Borrowed<'a>>::deserialize(de)?.map(|b| b.0))
 }
 
+/// A function call's `arguments`: a JSON string, as OpenAI sends them, or the arguments
+/// object itself, as some OpenAI-compatible hosts answer (and some clients feed back),
+/// kept as its JSON text; `null` is absent. Borrowed from the bytes when it can be.
+pub(crate) fn arguments_text<'de: 'a, 'a, D: Deserializer<'de>>(
+    de: D,
+) -> Result<Option<std::borrow::Cow<'a, str>>, D::Error> {
+    use std::borrow::Cow;
+    struct Arguments;
+    impl<'de> Visitor<'de> for Arguments {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("the arguments as a JSON string or an object")
+        }
+        fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(v)))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_owned())))
+        }
+        fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v)))
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+            de.deserialize_any(self)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, members: A) -> Result<Self::Value, A::Error> {
+            let object = Map::deserialize(serde::de::value::MapAccessDeserializer::new(members))?;
+            Ok(Some(Cow::Owned(Value::Object(object).to_string())))
+        }
+    }
+    de.deserialize_option(Arguments)
+}
+
+/// [`arguments_text`] as an owned string, empty when absent.
+pub(crate) fn arguments_string<'de, D: Deserializer<'de>>(de: D) -> Result<String, D::Error> {
+    Ok(arguments_text(de)?
+        .map(std::borrow::Cow::into_owned)
+        .unwrap_or_default())
+}
+
 /// A member sent as `null` read as if it were absent (its default), as the providers
 /// read an optional parameter: SDKs send `null` for what the caller left unset (an
 /// assistant message fed back from the OpenAI SDK's `model_dump()` carries
@@ -287,6 +333,56 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    /// Arguments are read from their JSON text (borrowed when plain) or from the object
+    /// itself; `null` and absence read as none; any other value is refused, naming what
+    /// was expected.
+    #[test]
+    fn arguments_are_read_from_text_or_object() {
+        #[derive(Debug, Deserialize)]
+        struct Delta<'a> {
+            #[serde(borrow, default, deserialize_with = "arguments_text")]
+            arguments: Option<Cow<'a, str>>,
+        }
+        #[derive(Debug, Deserialize)]
+        struct Call {
+            #[serde(default, deserialize_with = "arguments_string")]
+            arguments: String,
+        }
+        fn read(body: &str) -> Result<Option<Cow<'_, str>>, serde_json::Error> {
+            from_json::<Delta>(body.as_bytes()).map(|d| d.arguments)
+        }
+        assert!(matches!(
+            read(r#"{"arguments":"{\"a\":1}"}"#),
+            Ok(Some(Cow::Owned(a))) if a == r#"{"a":1}"#
+        ));
+        assert!(matches!(
+            read(r#"{"arguments":"{}"}"#),
+            Ok(Some(Cow::Borrowed("{}")))
+        ));
+        let object = read(r#"{"arguments": {"city": "Paris", "n": [1, {"x": null}]}}"#);
+        assert_eq!(
+            object.ok().flatten().as_deref(),
+            Some(r#"{"city":"Paris","n":[1,{"x":null}]}"#)
+        );
+        assert!(matches!(read(r#"{"arguments":null}"#), Ok(None)));
+        assert!(matches!(read("{}"), Ok(None)));
+        for bad in [
+            r#"{"arguments":1}"#,
+            r#"{"arguments":[1]}"#,
+            r#"{"arguments":true}"#,
+        ] {
+            let err = read(bad).unwrap_err().to_string();
+            assert!(err.contains("a JSON string or an object"), "{bad}: {err}");
+        }
+        let call = |body: &str| serde_json::from_str::<Call>(body).map(|c| c.arguments).ok();
+        assert_eq!(
+            call(r#"{"arguments":{"a":"b"}}"#).as_deref(),
+            Some(r#"{"a":"b"}"#)
+        );
+        assert_eq!(call(r#"{"arguments":null}"#).as_deref(), Some(""));
+        assert_eq!(call(r#"{"arguments":"x"}"#).as_deref(), Some("x"));
     }
 
     /// A JSON value whose strings hold what could mislead a scan: quotes, backslashes,

@@ -177,11 +177,12 @@ pub struct ToolCall {
     pub function: FunctionCall,
 }
 
-/// The called function: its name and its arguments as a JSON string.
+/// The called function: its name and its arguments as a JSON string (read from an
+/// object too: [`super::arguments_string`]).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct FunctionCall {
     pub name: String,
-    #[serde(default, deserialize_with = "super::null_as_default")]
+    #[serde(default, deserialize_with = "super::arguments_string")]
     pub arguments: String,
 }
 
@@ -327,7 +328,7 @@ pub struct ToolCallDelta<'a> {
 pub struct FunctionDelta<'a> {
     #[serde(borrow, deserialize_with = "super::borrowed_str", default)]
     pub name: Option<Cow<'a, str>>,
-    #[serde(borrow, deserialize_with = "super::borrowed_str", default)]
+    #[serde(borrow, deserialize_with = "super::arguments_text", default)]
     pub arguments: Option<Cow<'a, str>>,
 }
 

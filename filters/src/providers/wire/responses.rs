@@ -86,7 +86,7 @@ pub enum Item {
     FunctionCall {
         call_id: String,
         name: String,
-        #[serde(default, deserialize_with = "super::null_as_default")]
+        #[serde(default, deserialize_with = "super::arguments_string")]
         arguments: String,
     },
     FunctionCallOutput {
