@@ -416,11 +416,12 @@ async fn keys_made_and_revoked_through_the_api_take_effect_on_the_next_request()
         .post("/admin/users", json!({"username": "tmp", "role": "member"}))
         .await;
     assert_eq!(r.status, 201);
+    // Timed from before the key exists: its expiry (whole seconds) cannot be earlier.
+    let started = Instant::now();
     let r = root
         .post("/admin/keys", json!({"user": "tmp", "expires_in": "2s"}))
         .await;
     let short = r.json()["key"].as_str().unwrap().to_owned();
-    let started = Instant::now();
     assert_eq!(gw.chat(&short, CHAT).await.status, 200);
     let left = (started + Duration::from_secs(10)).saturating_duration_since(Instant::now());
     eventually("the key to expire", left, async || {
@@ -505,8 +506,9 @@ async fn login_tokens_logout_and_tampering() {
 async fn sessions_expire_and_are_refreshed_past_half_life() {
     let mock = MockUpstream::start().await;
     let gw = start_with_root(builder(&mock).admin("session_ttl_s", 4));
-    let token = login_ok(&gw).await;
+    // Timed from before the login: the session's expiry (whole seconds) cannot be earlier.
     let logged_in = Instant::now();
+    let token = login_ok(&gw).await;
     let session = gw.admin_as(&token);
     // What is left of the 10 s each wait below may take, counted from `from`.
     let left =

@@ -204,11 +204,12 @@ async fn a_key_told_to_retry_after_rests_that_long_capped() {
     let mock = MockUpstream::start().await;
     let hot = Upstream::openai("o", &mock)
         .keys(&["sk-hot", "sk-cool"])
-        .set("max_retry_after_s", 2);
+        .set("max_retry_after_s", 4);
     let (gw, key) = GatewayBuilder::new()
         .only_upstream(hot)
         .start_with_key("alice");
-    // sk-hot answers 429 "retry-after: 30"; the cap (2 s) bounds its rest.
+    // sk-hot answers 429 "retry-after: 30"; the cap (4 s, long enough for the six
+    // requests below on a busy machine) bounds its rest.
     let body = chat_body("gpt-4o-error-429-for-key-hot-retry-after-30");
     let started = Instant::now();
     for _ in 0..6 {
@@ -216,7 +217,7 @@ async fn a_key_told_to_retry_after_rests_that_long_capped() {
     }
     // The rotation starts every other request at sk-hot; after its one 429 it rested.
     assert_eq!(per_key(&mock, &["sk-hot", "sk-cool"]), [1, 6]);
-    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(started.elapsed() < Duration::from_secs(4));
 
     // Once the capped rest is over, sk-hot is tried again (and rests again).
     eventually(
@@ -229,7 +230,7 @@ async fn a_key_told_to_retry_after_rests_that_long_capped() {
     )
     .await;
     assert!(
-        started.elapsed() >= Duration::from_millis(1900),
+        started.elapsed() >= Duration::from_millis(3900),
         "tried again after {:?}",
         started.elapsed()
     );
@@ -330,7 +331,9 @@ impl FlakyChain {
 
 #[tokio::test]
 async fn an_open_circuit_probes_after_its_cool_down_and_closes_on_success() {
-    let c = FlakyChain::start(&[("circuit_cool_down_s", "1")]).await;
+    // A cool-down long enough that the requests and the gauge read below fall in it on a
+    // busy machine.
+    let c = FlakyChain::start(&[("circuit_cool_down_s", "3")]).await;
     let open = "tollgate_upstream_circuit_open{key=\"0\",upstream=\"flaky\"}";
     // Five 503s open flaky's circuit; good serves every request meanwhile.
     for _ in 0..7 {

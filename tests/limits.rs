@@ -9,6 +9,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::wait::{a_fresh_minute, unix_now};
 use common::{eventually, messages_body, Gateway, Scenario};
 use serde_json::json;
 
@@ -114,7 +115,7 @@ async fn user_budget_covers_all_their_keys() {
         ),
         (Some("0.01"), Some("day"))
     );
-    user_budget_trips_on_the_third_request(gw, &admin, "dave", 2).await;
+    user_budget_trips_on_the_third_request(gw, &admin, "dave", 3).await;
 
     let bad = gw.cli(&["user", "add", "carol", "--budget-usd", "lots"]);
     assert_eq!(bad.status.code(), Some(1));
@@ -140,13 +141,16 @@ async fn rpm_and_tpm_trip_with_retry_after_in_each_dialect() {
     assert!((1..=60).contains(&retry));
 
     // TPM counts metered tokens: gemini generate.json is 13 + 2048 + 376 = 2437 tokens.
+    // The three requests must fall in one minute of the clock: the refused request above
+    // is the third event stored.
     let tpm = gw.create_key("alice", &["--tpm", "3000"]);
     let flash = "gemini-2.5-flash";
+    let minute = a_fresh_minute(async || unix_now()).await;
     assert_eq!(gw.generate(&tpm, flash, "{}").await.status, 200);
-    settle(gw, &admin, 3).await;
+    settle(gw, &admin, 4).await;
     let second = gw.generate(&tpm, flash, "{}").await;
     assert_eq!(second.status, 200, "2437 < 3000");
-    settle(gw, &admin, 4).await;
+    settle(gw, &admin, 5).await;
     let r = gw.generate(&tpm, flash, "{}").await;
     assert_eq!(r.status, 429);
     assert_eq!(r.json()["error"]["status"], "RESOURCE_EXHAUSTED");
@@ -155,6 +159,11 @@ async fn rpm_and_tpm_trip_with_retry_after_in_each_dialect() {
         .unwrap()
         .contains("3000 tokens per minute"));
     assert!(r.header("retry-after").is_some());
+    assert_eq!(
+        unix_now() - unix_now() % 60,
+        minute,
+        "the test outlived its minute"
+    );
     // Other keys are not affected.
     let free = gw.create_key("alice", &[]);
     assert_eq!(gw.generate(&free, flash, "{}").await.status, 200);

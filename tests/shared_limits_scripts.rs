@@ -8,6 +8,7 @@
 mod common;
 
 use common::redis::TestRedis;
+use common::wait;
 use redis::aio::ConnectionManager;
 use tollgate::limits::script::{self, Item, Kind, Reply, Scripts, RESERVED_MINUTES};
 use tollgate_filters::limits::Refused;
@@ -36,21 +37,20 @@ fn minute_of(reply: &Reply) -> i64 {
     }
 }
 
-/// Waits, if need be, for a server minute with at least ten seconds left, and returns it:
-/// the tests below assert what one minute's counters hold, and each takes milliseconds.
+/// The server's current minute once at least ten seconds of it are left: the tests
+/// below assert what one minute's counters hold, and each takes milliseconds.
 async fn a_fresh_minute(c: &mut ConnectionManager) -> i64 {
-    loop {
-        let (now, _): (i64, i64) = redis::cmd("TIME").query_async(c).await.unwrap();
-        if now % 60 < 50 {
-            return now - now % 60;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    wait::a_fresh_minute(async || server_time(c).await).await
+}
+
+async fn server_time(c: &mut ConnectionManager) -> i64 {
+    let (now, _): (i64, i64) = redis::cmd("TIME").query_async(c).await.unwrap();
+    now
 }
 
 /// Fails the test if the server's minute is no longer `minute`.
 async fn still_in(c: &mut ConnectionManager, minute: i64) {
-    let (now, _): (i64, i64) = redis::cmd("TIME").query_async(c).await.unwrap();
+    let now = server_time(c).await;
     assert_eq!(now - now % 60, minute, "the test outlived its minute");
 }
 

@@ -233,10 +233,12 @@ mod tests {
             let deadline = std::time::Instant::now() + Duration::from_secs(5);
             while !ready() {
                 assert!(std::time::Instant::now() < deadline, "{what}");
-                std::thread::yield_now();
+                std::thread::sleep(Duration::from_millis(2));
             }
         };
-        let c = Circuit::with_cool_down(Duration::from_millis(20));
+        // Long enough that a busy machine pausing this thread between two of the
+        // asserts below does not end a cool-down they expect to be running.
+        let c = Circuit::with_cool_down(Duration::from_millis(400));
         assert!(c.would_allow() && c.allow());
         let opened = (0..FAILURES_TO_OPEN).map(|_| c.on_failure()).last();
         assert_eq!(opened, Some(true));

@@ -67,3 +67,26 @@ pub async fn eventually<C: Check>(
         pause = (pause * 2).min(MAX_PAUSE);
     }
 }
+
+/// Seconds since the Unix epoch by this machine's clock: the clock a gateway counting
+/// alone keys its per-minute windows by.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The start of the current minute of the clock `now` reads (Unix seconds), once at
+/// least ten seconds of it are left: a test that asserts what one minute's window holds
+/// takes a second or two, and must not straddle two windows.
+pub async fn a_fresh_minute(mut now: impl AsyncFnMut() -> i64) -> i64 {
+    eventually(
+        "a minute with ten seconds left",
+        std::time::Duration::from_secs(15),
+        async || {
+            let t = now().await;
+            (t % 60 < 50).then_some(t - t % 60)
+        },
+    )
+    .await
+}
