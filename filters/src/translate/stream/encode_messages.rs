@@ -233,11 +233,15 @@ pub fn message_id(upstream: &str) -> String {
     }
     let mut id = String::with_capacity(upstream.len() + 4);
     id.push_str("msg_");
-    id.extend(
-        upstream
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }),
-    );
+    // By bytes, not chars (decoding each char cost more than the rest of the id): a
+    // character outside ASCII is one `_`, written for its first byte only.
+    for &b in upstream.as_bytes() {
+        if b.is_ascii_alphanumeric() {
+            id.push(char::from(b));
+        } else if b & 0xC0 != 0x80 {
+            id.push('_');
+        }
+    }
     id
 }
 
@@ -257,6 +261,24 @@ pub fn error(class: Class, message: &str, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// Each character of the upstream's id is kept when it is an ASCII letter or
+        /// digit and is one `_` otherwise, whatever its length in bytes.
+        #[test]
+        fn a_message_id_keeps_id_characters_one_for_one(upstream in "(msg_)?([a-zA-Z0-9._:-]|é|漢|😀|\\PC){0,30}") {
+            let by_chars: String = upstream
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            let want = if upstream.starts_with("msg_") {
+                upstream.clone()
+            } else {
+                format!("msg_{by_chars}")
+            };
+            proptest::prop_assert_eq!(message_id(&upstream), want);
+        }
+    }
     use crate::translate::{Pair, Wire};
 
     fn encoder() -> MessagesEncoder {
