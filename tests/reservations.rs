@@ -80,7 +80,7 @@ async fn fifty_requests_at_once_spend_a_small_budget_as_one_after_another_would(
     let limit = 2 * CHAT_COST - 1000;
     let usd = format!("{:.9}", limit as f64 / 1e9);
     let key =
-        s.gw.create_key("alice", &["--budget-usd", &usd, "--budget-period", "day"]);
+        s.gw.create_key("alice", &["--budget-usd", &usd, "--budget-period", "total"]);
     let auth = format!("Bearer {key}");
     let body = r#"{"model":"o4-mini","messages":[{"role":"user","content":"hi"}]}"#;
     let statuses = at_once(
@@ -146,8 +146,10 @@ async fn every_way_a_request_ends_gives_its_reservation_back() {
     let (s, _admin) = setup().await;
     // One request's reservation (4096 output tokens at $4.40 per million) is above this
     // budget: a reservation not given back would refuse every later request.
-    let key =
-        s.gw.create_key("alice", &["--budget-usd", "0.01", "--budget-period", "day"]);
+    let key = s.gw.create_key(
+        "alice",
+        &["--budget-usd", "0.01", "--budget-period", "total"],
+    );
     let auth = format!("Bearer {key}");
     let h = [("authorization", auth.as_str())];
     let chat = |model: &str| format!(r#"{{"model":"{model}","messages":[]}}"#);

@@ -301,7 +301,7 @@ async fn a_key_created_on_one_instance_works_on_the_others_and_a_revocation_reac
 async fn concurrent_requests_over_three_instances_overrun_a_budget_by_at_most_those_in_flight() {
     let c = Cluster::start().await;
     let budget = 4_000_000; // $0.004: one after another, 3 requests get through
-    let key = c.key(&["--budget-usd", "0.004", "--budget-period", "day"]);
+    let key = c.key(&["--budget-usd", "0.004", "--budget-period", "total"]);
     let at = c.proxies();
     let in_flight = 6;
     let mut total = 0;
@@ -479,7 +479,7 @@ async fn a_30_s_database_outage_loses_and_doubles_no_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_mid_run_inflates_no_counter() {
     let mut c = Cluster::start().await;
-    let budgeted = c.key(&["--budget-usd", "100", "--budget-period", "day"]);
+    let budgeted = c.key(&["--budget-usd", "100", "--budget-period", "total"]);
     let poke = c.key(&["--rpm", "100000"]);
     let at = c.proxies();
     let all = [0, 1, 2];

@@ -82,8 +82,11 @@ async fn an_rpm_limit_admits_exactly_its_number_across_three_gateways() {
 async fn concurrent_requests_over_three_gateways_overrun_a_budget_by_at_most_those_in_flight() {
     let r = TestRedis::start();
     let budget = 4_000_000; // $0.004: one after another, 3 requests get through
-    let (s, others, keys) =
-        three(&r, &[&["--budget-usd", "0.004", "--budget-period", "day"]]).await;
+    let (s, others, keys) = three(
+        &r,
+        &[&["--budget-usd", "0.004", "--budget-period", "total"]],
+    )
+    .await;
     let at = proxies(&s, &others);
     let in_flight = 6;
     let mut admitted = 0;
@@ -113,7 +116,7 @@ async fn a_redis_restart_inflates_no_counter() {
     let (s, others, keys) = three(
         &r,
         &[
-            &["--budget-usd", "100", "--budget-period", "day"],
+            &["--budget-usd", "100", "--budget-period", "total"],
             &["--rpm", "100000"],
         ],
     )
@@ -246,8 +249,10 @@ async fn counters_are_shared_over_tls_when_the_servers_certificate_checks_out() 
             .user("root", "admin")
     })
     .await;
-    let key =
-        s.gw.create_key("alice", &["--budget-usd", "100", "--budget-period", "day"]);
+    let key = s.gw.create_key(
+        "alice",
+        &["--budget-usd", "100", "--budget-period", "total"],
+    );
     assert_eq!(ok_count(&burst(&[s.gw.proxy_addr], &key, 3).await), 3);
     // The spend is counted in Redis, reached over TLS.
     let counter = budget_counter(&r).await;
@@ -262,9 +267,10 @@ async fn counters_are_shared_over_tls_when_the_servers_certificate_checks_out() 
             .user("root", "admin")
     })
     .await;
-    let key2 = s2
-        .gw
-        .create_key("alice", &["--budget-usd", "100", "--budget-period", "day"]);
+    let key2 = s2.gw.create_key(
+        "alice",
+        &["--budget-usd", "100", "--budget-period", "total"],
+    );
     assert_eq!(ok_count(&burst(&[s2.gw.proxy_addr], &key2, 2).await), 2);
     eventually("degraded", Duration::from_secs(10), async || {
         let d = degraded(&s2.gw).await;
