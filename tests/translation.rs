@@ -11,6 +11,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::http::{request, request_streaming, Response};
 use common::mock::scripted::{Reply, Scripted};
 use common::mock::{event_data, event_name, fixture, sse_events};
@@ -519,24 +521,24 @@ async fn same_dialect_traffic_is_untouched_and_responses_go_to_openai_as_they_ar
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_translated_stream_flows_as_the_upstream_sends_it() {
     let s = scenario().await;
-    let (path, extra, body) = client_request(W::Chat, "claude-slow-stream", true);
+    let (path, extra, body) = client_request(W::Chat, "claude-held-stream", true);
     let auth = format!("Bearer {}", s.key);
     let mut headers: Vec<(&str, &str)> = vec![("authorization", &auth)];
     headers.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
     let bytes = serde_json::to_vec(&body).unwrap();
     let mut r = request_streaming(s.gw.proxy_addr, "POST", &path, &headers, &bytes).await;
     assert_eq!(r.status, 200);
-    let first = r.next_chunk().await.unwrap();
+    // The upstream holds the rest of its stream until the client has a first chunk.
+    let first = tokio::time::timeout(Duration::from_secs(10), r.next_chunk())
+        .await
+        .expect("no chunk before the upstream finished: the stream was buffered")
+        .unwrap();
     assert!(
         first.starts_with(b"data: {"),
         "{}",
         String::from_utf8_lossy(&first)
     );
-    let rec = s.anthropic.requests().pop().unwrap();
-    assert!(
-        !rec.finished,
-        "the client had a chunk before the upstream finished"
-    );
+    s.anthropic.release_held(1);
     let rest = r.read_to_end().await;
     assert!(rest.ends_with(b"data: [DONE]\n\n"));
 }

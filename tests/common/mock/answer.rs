@@ -32,6 +32,8 @@ pub(super) struct Plan {
     pub chunked: bool,
     pub delivery: Delivery,
     pub delay: Option<Duration>,
+    /// `held-stream`: wait for a release after the first piece.
+    pub held: bool,
     /// Relative to `tests/fixtures`, or empty for a generated body.
     pub fixture: String,
 }
@@ -208,6 +210,7 @@ fn error_plan(asked: &Asked, head: &Head, status: u16, method: &str, target: &st
         chunked: false,
         delivery: Delivery::All,
         delay: None,
+        held: false,
         fixture: rel,
     }
 }
@@ -232,6 +235,7 @@ fn fixture_plan(asked: &Asked, head: &Head) -> Plan {
         headers: head.fields(asked.stream && !json_array, body_len, Vec::new()),
         delivery: delivery(asked, &pieces),
         delay: asked.has("slow-stream").then_some(SLOW_STREAM_DELAY),
+        held: asked.stream && asked.has("held-stream"),
         pieces,
         chunked: asked.stream,
         fixture: rel.to_owned(),

@@ -11,6 +11,7 @@ use super::{BIG_STREAM_EVENTS, BIG_STREAM_TEXT_BYTES};
 const WORDS: &[&str] = &[
     "hang",
     "slow-stream",
+    "held-stream",
     "stall-stream",
     "cut-stream",
     "cut-mid-event",

@@ -37,6 +37,7 @@
 //! | `retry-after-N` | with `error-429`: `retry-after: N` |
 //! | `hang` | reads the request, never answers; holds the socket until the peer closes it or the mock is dropped |
 //! | `slow-stream` | [`SLOW_STREAM_DELAY`] between stream events (and before a JSON body) |
+//! | `held-stream` | sends the first stream event, then holds the rest until [`MockUpstream::release_held`] lets it go (or the peer leaves) |
 //! | `stall-stream` | sends the header and the first half of the events, then goes silent, socket open |
 //! | `cut-stream` | sends half of the events, then closes without the terminating chunk (JSON: half the `Content-Length` bytes) |
 //! | `cut-mid-event` | as `cut-stream`, plus the first half of the next event inside a chunk whose size line promised all of it |
@@ -73,7 +74,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, Semaphore};
 
 use super::http::{
     find_all, find_header, request, request_streaming, Conn, Response, StreamingResponse,
@@ -187,6 +188,8 @@ struct State {
     next_id: AtomicU64,
     connections: AtomicU64,
     changed: Notify,
+    /// Permits for `held-stream` answers to go on past their first event.
+    held: Semaphore,
 }
 
 impl State {
@@ -235,6 +238,7 @@ impl MockUpstream {
             next_id: AtomicU64::new(1),
             connections: AtomicU64::new(0),
             changed: Notify::new(),
+            held: Semaphore::new(0),
         });
         let (shutdown, stop) = watch::channel(false);
         let st = state.clone();
@@ -285,6 +289,11 @@ impl MockUpstream {
     /// [`Self::post`], returning once the response header arrived.
     pub async fn post_streaming(&self, path: &str, body: impl AsRef<[u8]>) -> StreamingResponse {
         request_streaming(self.addr, "POST", path, &[], body.as_ref()).await
+    }
+
+    /// Lets `n` `held-stream` answers (held now or still to come) send the rest.
+    pub fn release_held(&self, n: usize) {
+        self.state.held.add_permits(n);
     }
 
     /// Every request received so far, in arrival order.

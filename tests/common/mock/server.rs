@@ -197,13 +197,15 @@ fn record(
     }
 }
 
-/// Writes the head and what the plan sends, pacing pieces by its delay; an error when
-/// the peer left first.
+/// Writes the head and what the plan sends, pacing pieces by its delay (and holding a
+/// `held-stream` after its first piece until `held` gives a permit); an error when the
+/// peer left first.
 async fn write_answer(
     conn: &mut Conn<OwnedReadHalf>,
     wr: &mut OwnedWriteHalf,
     plan: &Plan,
     headers: &[(String, String)],
+    held: &tokio::sync::Semaphore,
 ) -> std::io::Result<()> {
     let mut head = format!("HTTP/1.1 {} {}\r\n", plan.status, reason(plan.status));
     for (k, v) in headers {
@@ -213,6 +215,18 @@ async fn write_answer(
     wr.write_all(head.as_bytes()).await?;
     let (sent_pieces, partial) = sent_parts(plan);
     for (i, piece) in sent_pieces.iter().enumerate() {
+        if plan.held && i == 1 {
+            wr.flush().await?;
+            tokio::select! {
+                permit = held.acquire() => permit.map_err(std::io::Error::other)?.forget(),
+                _ = peer_closes_within(conn, None) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "peer closed",
+                    ));
+                }
+            }
+        }
         if let Some(d) = plan.delay {
             if (i > 0 || !plan.chunked) && peer_closes_within(conn, Some(d)).await {
                 return Err(std::io::Error::new(
@@ -268,7 +282,7 @@ pub(super) async fn serve_connection(
             }
             return;
         }
-        if write_answer(&mut conn, &mut wr, &plan, &headers)
+        if write_answer(&mut conn, &mut wr, &plan, &headers, &state.held)
             .await
             .is_err()
         {
