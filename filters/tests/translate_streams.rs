@@ -521,6 +521,53 @@ fn calls_without_ids_come_out_at_the_end_with_an_id_of_their_index() {
     );
 }
 
+/// Gemini's OpenAI-compatible endpoint streams each call whole and without an `index`
+/// (so do some other hosts): calls with different ids stay separate, in one chunk or
+/// several, and a fragment with neither index nor id continues the latest call.
+#[test]
+fn calls_without_an_index_are_told_apart_by_their_ids() {
+    let whole = |id: &str, args: &str| json!({"id": id, "type": "function", "function": {"name": "get_weather", "arguments": args}});
+    let mut body = chat_chunk(json!({"role": "assistant", "content": ""}), None);
+    body += &chat_chunk(
+        json!({"tool_calls": [whole("call_p", "{\"city\":\"Paris\"}"), whole("call_r", "{\"city\":")]}),
+        None,
+    );
+    body += &chat_chunk(
+        json!({"tool_calls": [{"function": {"arguments": "\"Rome\"}"}}]}),
+        None,
+    );
+    body += &chat_chunk(
+        json!({"tool_calls": [whole("call_t", "{\"city\":\"Turin\"}")]}),
+        None,
+    );
+    body += &chat_chunk(json!({}), Some("tool_calls"));
+    body += "data: [DONE]\n\n";
+    for (client, name) in [
+        (Wire::Messages, "messages"),
+        (Wire::Gemini, "gemini"),
+        (Wire::Responses, "responses"),
+        (Wire::Chat, "chat"),
+    ] {
+        let ex = exchange(client, Wire::Chat, true);
+        let out = run(&ex, body.as_bytes(), &[], false);
+        check_client_stream(client, &out, true).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let events = to_messages(&body);
+    check_anthropic_order(&events, true).unwrap();
+    let calls: Vec<(Value, Value)> = anthropic_blocks(&events)
+        .iter()
+        .map(|b| (b["id"].clone(), b["input"].clone()))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            (json!("call_p"), json!({"city": "Paris"})),
+            (json!("call_r"), json!({"city": "Rome"})),
+            (json!("call_t"), json!({"city": "Turin"})),
+        ]
+    );
+}
+
 /// A call whose arguments never close their JSON (the stream cut at the model's limit)
 /// is closed before the message ends, with what came of them: Anthropic SDKs fail on a
 /// block left open.

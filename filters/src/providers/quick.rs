@@ -412,6 +412,11 @@ impl<'a> Cursor<'a> {
         u32::try_from(self.count()??).ok()
     }
 
+    /// [`Self::index`] for an optional member (absent is `None`; `null` gives up).
+    pub fn some_index(&mut self) -> Option<Option<u32>> {
+        self.index().map(Some)
+    }
+
     /// `null` as `None` for a member the caller handles only when absent (an error
     /// object, left to the typed parse); anything else gives up.
     pub fn null<T>(&mut self) -> Option<Option<T>> {

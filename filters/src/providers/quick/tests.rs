@@ -319,7 +319,7 @@ fn the_hosts_chunks_are_read_by_hand_as_the_typed_parse_reads_them() {
     );
     let c = document::<Chunk>(REAL_CHUNKS[4].as_bytes()).unwrap();
     let call = &c.choices[0].delta.as_ref().unwrap().tool_calls[0];
-    assert_eq!(call.index, 1);
+    assert_eq!(call.index, Some(1));
     let args = call.function.as_ref().and_then(|f| f.arguments.as_deref());
     assert_eq!(args, Some(r#"{"city": "Paris"}"#));
     // Plain text is borrowed from the event, not copied.

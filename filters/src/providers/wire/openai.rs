@@ -315,8 +315,10 @@ pub struct Delta<'a> {
 /// A fragment of a tool call.
 #[derive(Debug, Default, PartialEq, Deserialize)]
 pub struct ToolCallDelta<'a> {
-    #[serde(default, deserialize_with = "super::null_as_default")]
-    pub index: u32,
+    /// Absent from some OpenAI-compatible hosts' streams (Gemini's OpenAI-compatible
+    /// endpoint sends each call whole, without one): the call is then told by its id.
+    #[serde(default)]
+    pub index: Option<u32>,
     #[serde(borrow, deserialize_with = "super::borrowed_str", default)]
     pub id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -401,7 +403,7 @@ quick!(Delta<'q> {
 });
 
 quick!(ToolCallDelta<'q> {
-    index: b"index" => index,
+    index: b"index" => some_index,
     id: b"id" => text,
     function: b"function" => optional,
 });

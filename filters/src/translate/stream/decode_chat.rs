@@ -100,11 +100,21 @@ impl ChatDecoder {
     }
 
     fn tool_delta(&mut self, call: &ToolCallDelta<'_>, sink: &mut Sink<'_>) {
-        let k = match self.slots.iter().position(|s| s.index == call.index) {
+        let id = call.id.as_deref().filter(|id| !id.is_empty());
+        let found = match call.index {
+            Some(index) => self.slots.iter().position(|s| s.index == index),
+            // No index: a new id is a new call; no id continues the latest call.
+            None => match id {
+                Some(id) => self.slots.iter().position(|s| s.id == id),
+                None => self.slots.len().checked_sub(1),
+            },
+        };
+        let k = match found {
             Some(k) => k,
             None => {
+                let index = call.index.unwrap_or_else(|| self.next_index());
                 self.slots.push(Slot {
-                    index: call.index,
+                    index,
                     ..Slot::default()
                 });
                 self.slots.len() - 1
@@ -112,7 +122,9 @@ impl ChatDecoder {
         };
         let f = call.function.as_ref();
         let slot = &mut self.slots[k];
-        if let Some(id) = &call.id {
+        // OpenAI sends the id once, maybe split over fragments; without an index the id
+        // is what told the call, so it is already this slot's.
+        if let Some(id) = id.filter(|_| call.index.is_some() || slot.id.is_empty()) {
             slot.id.push_str(id);
         }
         if let Some(name) = f.and_then(|f| f.name.as_deref()) {
@@ -125,6 +137,15 @@ impl ChatDecoder {
         }
         self.slots[k].pending.push_str(args);
         self.advance(sink);
+    }
+
+    /// An index for a call sent without one: after every index seen.
+    fn next_index(&self) -> u32 {
+        self.slots
+            .iter()
+            .map(|s| s.index.saturating_add(1))
+            .max()
+            .unwrap_or(0)
     }
 
     fn args(&mut self, k: usize, args: &str, sink: &mut Sink<'_>) {
