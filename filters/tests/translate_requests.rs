@@ -1327,6 +1327,15 @@ fn a_wrongly_shaped_field_names_the_shape_it_needs() {
             "input[0].type",
             "at input[0].type: empty",
         ),
+        // A call fed back without its id: its result could not name it.
+        (
+            Wire::Chat,
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"},
+                {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "", "content": "ok"}]}),
+            "messages[1].tool_calls[0].id",
+            "missing",
+        ),
     ];
     for (client, body, at, shape) in cases {
         let upstream = if client == Wire::Chat {

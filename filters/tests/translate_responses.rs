@@ -14,13 +14,17 @@ use tollgate_filters::translate::response::ResponseTranslator;
 use tollgate_filters::translate::Wire;
 
 fn whole(upstream: Wire, client: Wire, name: &str) -> Value {
+    whole_body(upstream, client, name, &fixture(name))
+}
+
+/// [`whole`] of `body` (`name` says which, in failures).
+fn whole_body(upstream: Wire, client: Wire, name: &str, body: &[u8]) -> Value {
     let mut t = ResponseTranslator::new(exchange(client, upstream, false));
     let head = t.head(200, Some("application/json"));
     assert_eq!(
         (head.status, head.content_type, head.error),
         (200, "application/json", false)
     );
-    let body = fixture(name);
     let mut out = Vec::new();
     let (a, b) = body.split_at(body.len() / 2);
     t.body(a, false, &mut out);
@@ -190,6 +194,48 @@ fn tool_calls_thinking_and_finish_reasons() {
         "Thinking tokens are billed as output."
     );
     assert_eq!(o["choices"][0]["finish_reason"], "stop");
+}
+
+/// What some OpenAI-compatible hosts answer: calls without an id (named by their place,
+/// as in a stream) and arguments as the object itself. Each client gets its calls.
+#[test]
+fn compatible_hosts_calls_without_ids_or_with_object_arguments() {
+    let body = br#"{"object":"chat.completion","created":1,"model":"llama3","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"type":"function","function":{"name":"get_weather","arguments":{"city":"Paris"}}},{"id":null,"function":{"name":"get_time","arguments":"{\"tz\":\"CET\"}"}}]},"finish_reason":"tool_calls"}]}"#;
+    let want = [
+        ("call_0", "get_weather", json!({"city": "Paris"})),
+        ("call_1", "get_time", json!({"tz": "CET"})),
+    ];
+    let v = whole_body(Wire::Chat, Wire::Messages, "no ids", body);
+    let got: Vec<(&str, &str, Value)> = v["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            assert_eq!(b["type"], "tool_use", "{v}");
+            (
+                b["id"].as_str().unwrap(),
+                b["name"].as_str().unwrap(),
+                b["input"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(v["stop_reason"], "tool_use");
+    let v = whole_body(Wire::Chat, Wire::Responses, "no ids", body);
+    let got: Vec<(&str, &str, Value)> = v["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            assert_eq!(item["type"], "function_call", "{v}");
+            (
+                item["call_id"].as_str().unwrap(),
+                item["name"].as_str().unwrap(),
+                serde_json::from_str(item["arguments"].as_str().unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
 }
 
 fn error(

@@ -627,11 +627,13 @@ fn the_hosts_answers_are_read_by_hand_as_the_typed_parse_reads_them() {
     let calls = &a.choices[0].message.tool_calls;
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].function.arguments, r#"{"city":"Paris"}"#);
+    // A call without an id (some compatible hosts leave it out) is read by hand too.
+    let no_id = r#"{"choices":[{"message":{"role":"assistant","tool_calls":[{"type":"function","function":{"name":"f"}}]}}]}"#;
+    assert!(agrees_as_printed::<ChatCompletion>(no_id), "{no_id}");
     // What the typed parse requires or reads differently is left to it.
     for doc in [
         r#"{"choices":[{"index":0}]}"#,
         r#"{"choices":[{"message":{"content":"no role"}}]}"#,
-        r#"{"choices":[{"message":{"role":"assistant","tool_calls":[{"type":"function","function":{"name":"f"}}]}}]}"#,
         r#"{"choices":[{"message":{"role":"assistant","tool_calls":[{"id":"c","function":{"arguments":"{}"}}]}}]}"#,
         r#"{"choices":[{"message":{"role":"assistant","content":[{"type":"text","text":"parts"}]}}]}"#,
         r#"{"created":null}"#,

@@ -170,6 +170,9 @@ pub struct FilePart {
 /// A tool call in an assistant message.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct ToolCall {
+    /// Left out by some OpenAI-compatible hosts' answers (the reader names the call by
+    /// its place then); a request's call without one is refused by its reader.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub id: String,
     // Absent from a request: read by nothing (writers name it themselves).
     #[serde(rename = "type", default, deserialize_with = "super::null_as_default")]
@@ -450,7 +453,7 @@ quick!(ToolCall {
     id: b"id" => owned,
     kind: b"type" => owned,
     function: b"function" => object,
-} required [b"id", b"function"]);
+} required [b"function"]);
 
 quick!(FunctionCall {
     name: b"name" => owned,

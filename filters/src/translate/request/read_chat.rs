@@ -171,7 +171,14 @@ fn assistant(m: ChatMessage, i: usize) -> Result<Vec<Part>, TranslateError> {
     if let Some(r) = m.refusal.filter(|r| !r.is_empty()) {
         parts.push(Part::text(r));
     }
-    for call in m.tool_calls {
+    for (j, call) in m.tool_calls.into_iter().enumerate() {
+        if call.id.is_empty() {
+            return Err(invalid(
+                W,
+                format!("messages[{i}].tool_calls[{j}].id"),
+                "missing",
+            ));
+        }
         let (id, sig) = names::split_id_sig(&call.id);
         parts.push(Part::ToolCall {
             id: id.to_owned(),

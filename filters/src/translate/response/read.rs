@@ -44,9 +44,15 @@ fn chat(c: ChatCompletion, ex: &Exchange) -> Option<Response> {
     if let Some(r) = &refused {
         parts.push(Part::text(r.clone()));
     }
-    for call in m.tool_calls {
+    for (k, call) in m.tool_calls.into_iter().enumerate() {
+        // As a stream's call without an id is named (`decode_chat`).
+        let id = if call.id.is_empty() {
+            format!("call_{k}")
+        } else {
+            call.id
+        };
         parts.push(Part::ToolCall {
-            id: call.id,
+            id,
             name: ex.client_name(&call.function.name).to_owned(),
             args: call.function.arguments,
             sig: None,
