@@ -197,10 +197,12 @@ fn tool_calls_thinking_and_finish_reasons() {
 }
 
 /// What some OpenAI-compatible hosts answer: calls without an id (named by their place,
-/// as in a stream) and arguments as the object itself. Each client gets its calls.
+/// as in a stream), arguments as the object itself, and `stop` as the reason (as OpenAI
+/// says for a call it was told to make). Each client gets its calls, and an Anthropic
+/// client `tool_use`, on which its SDK's tool runner goes on.
 #[test]
 fn compatible_hosts_calls_without_ids_or_with_object_arguments() {
-    let body = br#"{"object":"chat.completion","created":1,"model":"llama3","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"type":"function","function":{"name":"get_weather","arguments":{"city":"Paris"}}},{"id":null,"function":{"name":"get_time","arguments":"{\"tz\":\"CET\"}"}}]},"finish_reason":"tool_calls"}]}"#;
+    let body = br#"{"object":"chat.completion","created":1,"model":"llama3","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"type":"function","function":{"name":"get_weather","arguments":{"city":"Paris"}}},{"id":null,"function":{"name":"get_time","arguments":"{\"tz\":\"CET\"}"}}]},"finish_reason":"stop"}]}"#;
     let want = [
         ("call_0", "get_weather", json!({"city": "Paris"})),
         ("call_1", "get_time", json!({"tz": "CET"})),

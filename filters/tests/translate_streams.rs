@@ -523,7 +523,8 @@ fn calls_without_ids_come_out_at_the_end_with_an_id_of_their_index() {
 
 /// Gemini's OpenAI-compatible endpoint streams each call whole and without an `index`
 /// (so do some other hosts): calls with different ids stay separate, in one chunk or
-/// several, and a fragment with neither index nor id continues the latest call.
+/// several, and a fragment with neither index nor id continues the latest call. Its
+/// `stop` (as OpenAI says for a call it was told to make) is `tool_use` to Anthropic.
 #[test]
 fn calls_without_an_index_are_told_apart_by_their_ids() {
     let whole = |id: &str, args: &str| json!({"id": id, "type": "function", "function": {"name": "get_weather", "arguments": args}});
@@ -540,7 +541,7 @@ fn calls_without_an_index_are_told_apart_by_their_ids() {
         json!({"tool_calls": [whole("call_t", "{\"city\":\"Turin\"}")]}),
         None,
     );
-    body += &chat_chunk(json!({}), Some("tool_calls"));
+    body += &chat_chunk(json!({}), Some("stop"));
     body += "data: [DONE]\n\n";
     for (client, name) in [
         (Wire::Messages, "messages"),
@@ -566,6 +567,11 @@ fn calls_without_an_index_are_told_apart_by_their_ids() {
             (json!("call_t"), json!({"city": "Turin"})),
         ]
     );
+    let delta = events
+        .iter()
+        .find(|(name, _)| name == "message_delta")
+        .unwrap();
+    assert_eq!(delta.1["delta"]["stop_reason"], "tool_use");
 }
 
 /// A call whose arguments never close their JSON (the stream cut at the model's limit)

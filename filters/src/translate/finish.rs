@@ -15,6 +15,17 @@ pub fn from_openai(s: &str) -> Finish {
     }
 }
 
+/// An OpenAI finish reason given the answer's calls: OpenAI says `stop` for calls it was
+/// told to make (a named `tool_choice`), and some compatible hosts for any call; the
+/// other dialects say the turn ended for its tools (Anthropic's tool runners go on only
+/// on `tool_use`).
+pub fn of_openai_calls(f: Finish, calls: bool) -> Finish {
+    match f {
+        Finish::Stop if calls => Finish::ToolUse,
+        f => f,
+    }
+}
+
 /// Anthropic `stop_reason` (with `stop_sequence`).
 pub fn from_anthropic(s: &str, sequence: Option<&str>) -> Finish {
     match s {

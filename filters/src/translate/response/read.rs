@@ -58,9 +58,10 @@ fn chat(c: ChatCompletion, ex: &Exchange) -> Option<Response> {
             sig: None,
         });
     }
+    let calls = parts.iter().any(|p| matches!(p, Part::ToolCall { .. }));
     let finish = match (refused, choice.finish_reason.as_deref()) {
         (Some(_), _) => Some(Finish::Refusal),
-        (None, r) => r.map(finish::from_openai),
+        (None, r) => r.map(|r| finish::of_openai_calls(finish::from_openai(r), calls)),
     };
     Some(Response {
         id: c.id,

@@ -74,7 +74,10 @@ impl ChatDecoder {
             if let Some(reason) = &choice.finish_reason {
                 self.drain(sink);
                 self.finished = true;
-                sink.ev(Ev::Finish(finish::from_openai(reason)));
+                sink.ev(Ev::Finish(finish::of_openai_calls(
+                    finish::from_openai(reason),
+                    !self.slots.is_empty(),
+                )));
             }
         }
         if let Some(u) = &chunk.usage {
