@@ -223,6 +223,10 @@ fn compatible_hosts_calls_without_ids_or_with_object_arguments() {
         .collect();
     assert_eq!(got, want);
     assert_eq!(v["stop_reason"], "tool_use");
+    // `stop` without a call stays the end of the turn.
+    let text = br#"{"object":"chat.completion","created":1,"model":"llama3","choices":[{"index":0,"message":{"role":"assistant","content":"Hi."},"finish_reason":"stop"}]}"#;
+    let v = whole_body(Wire::Chat, Wire::Messages, "text", text);
+    assert_eq!(v["stop_reason"], "end_turn", "{v}");
     let v = whole_body(Wire::Chat, Wire::Responses, "no ids", body);
     let got: Vec<(&str, &str, Value)> = v["output"]
         .as_array()

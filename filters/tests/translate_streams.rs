@@ -574,6 +574,46 @@ fn calls_without_an_index_are_told_apart_by_their_ids() {
     assert_eq!(delta.1["delta"]["stop_reason"], "tool_use");
 }
 
+/// A call with neither index nor id is named by its place, after the calls that had an
+/// id; text that ends with `stop` and no call stays `end_turn`.
+#[test]
+fn a_call_without_index_or_id_is_named_by_its_place() {
+    let mut body = chat_chunk(json!({"role": "assistant", "content": ""}), None);
+    body += &chat_chunk(
+        json!({"tool_calls": [{"function": {"name": "ls", "arguments": "{}"}}]}),
+        None,
+    );
+    body += &chat_chunk(
+        json!({"tool_calls": [{"id": "call_b", "function": {"name": "pwd", "arguments": "{}"}}]}),
+        None,
+    );
+    body += &chat_chunk(json!({}), Some("tool_calls"));
+    body += "data: [DONE]\n\n";
+    let events = to_messages(&body);
+    check_anthropic_order(&events, true).unwrap();
+    let calls: Vec<(Value, Value)> = anthropic_blocks(&events)
+        .iter()
+        .map(|b| (b["id"].clone(), b["name"].clone()))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            (json!("call_b"), json!("pwd")),
+            (json!("call_0"), json!("ls"))
+        ]
+    );
+
+    let mut body = chat_chunk(json!({"role": "assistant", "content": "Hi."}), None);
+    body += &chat_chunk(json!({}), Some("stop"));
+    body += "data: [DONE]\n\n";
+    let events = to_messages(&body);
+    let delta = events
+        .iter()
+        .find(|(name, _)| name == "message_delta")
+        .unwrap();
+    assert_eq!(delta.1["delta"]["stop_reason"], "end_turn");
+}
+
 /// A call whose arguments never close their JSON (the stream cut at the model's limit)
 /// is closed before the message ends, with what came of them: Anthropic SDKs fail on a
 /// block left open.

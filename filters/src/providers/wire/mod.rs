@@ -383,6 +383,16 @@ mod tests {
         );
         assert_eq!(call(r#"{"arguments":null}"#).as_deref(), Some(""));
         assert_eq!(call(r#"{"arguments":"x"}"#).as_deref(), Some("x"));
+        // Read from a tree (as an internally tagged enum reads its fields): owned strings.
+        let from_tree = |v: Value| serde_json::from_value::<Call>(v).map(|c| c.arguments).ok();
+        assert_eq!(
+            from_tree(serde_json::json!({"arguments": "{}"})).as_deref(),
+            Some("{}")
+        );
+        assert_eq!(
+            from_tree(serde_json::json!({"arguments": null})).as_deref(),
+            Some("")
+        );
     }
 
     /// A JSON value whose strings hold what could mislead a scan: quotes, backslashes,

@@ -115,7 +115,8 @@ impl ChatDecoder {
         let k = match found {
             Some(k) => k,
             None => {
-                let index = call.index.unwrap_or_else(|| self.next_index());
+                // Without an index, its place (as a whole answer's call is named).
+                let index = call.index.unwrap_or(self.slots.len() as u32);
                 self.slots.push(Slot {
                     index,
                     ..Slot::default()
@@ -140,15 +141,6 @@ impl ChatDecoder {
         }
         self.slots[k].pending.push_str(args);
         self.advance(sink);
-    }
-
-    /// An index for a call sent without one: after every index seen.
-    fn next_index(&self) -> u32 {
-        self.slots
-            .iter()
-            .map(|s| s.index.saturating_add(1))
-            .max()
-            .unwrap_or(0)
     }
 
     fn args(&mut self, k: usize, args: &str, sink: &mut Sink<'_>) {
