@@ -31,18 +31,23 @@ impl TestRedis {
     }
 
     fn start_on(tls: bool) -> TestRedis {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let mut r = TestRedis {
-            port,
+            port: 0,
             child: None,
             tls,
         };
-        r.restart();
-        r
+        // A port found free can be taken before the server binds it: then another.
+        for _ in 0..5 {
+            r.port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            if r.try_start() {
+                return r;
+            }
+        }
+        panic!("redis-server could not bind a free port five times");
     }
 
     /// The CA that signed the TLS server's certificate (a PEM file).
@@ -61,6 +66,16 @@ impl TestRedis {
 
     /// Starts the server (again) on its port, empty, and waits until it answers.
     pub fn restart(&mut self) {
+        assert!(
+            self.try_start(),
+            "redis-server could not bind port {} again (taken while it was down)",
+            self.port
+        );
+    }
+
+    /// Starts the server on its port and waits until it answers: false when it exited
+    /// instead (the port was taken). Only our own server's answer counts (its pid).
+    fn try_start(&mut self) -> bool {
         assert!(self.child.is_none(), "already running");
         let port = self.port.to_string();
         let mut cmd = Command::new("redis-server");
@@ -73,23 +88,38 @@ impl TestRedis {
         } else {
             cmd.args(["--port", &port]);
         }
-        let child = cmd
+        let mut child = cmd
             .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server (installed by .ci/setup)");
-        self.child = Some(child);
         let started = Instant::now();
-        while self.ping().is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "redis-server did not answer on port {}",
-                self.port
-            );
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                return false;
+            }
+            if self.process_id() == Some(child.id()) {
+                self.child = Some(child);
+                return true;
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                panic!("redis-server did not answer on port {}", self.port);
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The answering server's process id (`INFO server`), if one answers.
+    fn process_id(&self) -> Option<u32> {
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query(&mut self.connection().ok()?)
+            .ok()?;
+        let pid = info.lines().find_map(|l| l.strip_prefix("process_id:"))?;
+        pid.trim().parse().ok()
     }
 
     /// SIGKILL: everything it held is gone.
@@ -106,10 +136,6 @@ impl TestRedis {
         let signal = if paused { "-STOP" } else { "-CONT" };
         let status = Command::new("kill").args([signal, &pid]).status().unwrap();
         assert!(status.success());
-    }
-
-    fn ping(&self) -> redis::RedisResult<()> {
-        redis::cmd("PING").query(&mut self.connection()?)
     }
 
     pub fn connection(&self) -> redis::RedisResult<redis::Connection> {
