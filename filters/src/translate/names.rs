@@ -145,6 +145,12 @@ pub fn id_with_sig(id: &str, sig: &Sig) -> String {
     out
 }
 
+/// The id given to an OpenAI-style call that came without one: `call_N`, N its place
+/// among the message's calls (whole or streamed, the same name).
+pub fn call_id_of_place(place: impl std::fmt::Display) -> String {
+    format!("call_{place}")
+}
+
 /// An OpenAI tool-call id without a carried signature, and the signature if it had one.
 pub fn split_id_sig(id: &str) -> (&str, Option<Sig>) {
     let Some((bare, enc)) = id.split_once(THOUGHT_SEP) else {

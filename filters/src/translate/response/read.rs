@@ -45,9 +45,8 @@ fn chat(c: ChatCompletion, ex: &Exchange) -> Option<Response> {
         parts.push(Part::text(r.clone()));
     }
     for (k, call) in m.tool_calls.into_iter().enumerate() {
-        // As a stream's call without an id is named (`decode_chat`).
         let id = if call.id.is_empty() {
-            format!("call_{k}")
+            names::call_id_of_place(k)
         } else {
             call.id
         };

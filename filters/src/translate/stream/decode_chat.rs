@@ -8,7 +8,7 @@ use crate::providers::quick;
 use crate::providers::wire::openai::{Chunk, ToolCallDelta};
 
 use super::super::errors::Class;
-use super::super::{finish, usage};
+use super::super::{finish, names, usage};
 use super::json::JsonEnd;
 use super::{Ev, Flow, Sink};
 
@@ -197,7 +197,7 @@ impl ChatDecoder {
         self.close_open(sink);
         while let Some(k) = self.slots.iter().position(|s| !s.opened) {
             if self.slots[k].id.is_empty() {
-                self.slots[k].id = format!("call_{}", self.slots[k].index);
+                self.slots[k].id = names::call_id_of_place(self.slots[k].index);
             }
             self.open_slot(k, sink);
             let pending = std::mem::take(&mut self.slots[k].pending);
