@@ -7,9 +7,10 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::http::request;
+use common::wait::unix_now;
 use common::{Gateway, Scenario, Upstream};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -65,12 +66,8 @@ fn served(statuses: &[u16]) -> usize {
     statuses.iter().filter(|s| **s == 200).count()
 }
 
-fn unix_minute() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        / 60
+fn unix_minute() -> i64 {
+    unix_now() / 60
 }
 
 #[tokio::test]

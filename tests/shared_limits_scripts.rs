@@ -37,29 +37,12 @@ fn minute_of(reply: &Reply) -> i64 {
     }
 }
 
-/// The server's current minute once at least ten seconds of it are left: the tests
-/// below assert what one minute's counters hold, and each takes milliseconds.
-async fn a_fresh_minute(c: &mut ConnectionManager) -> i64 {
-    wait::a_fresh_minute(async || server_time(c).await).await
-}
-
-async fn server_time(c: &mut ConnectionManager) -> i64 {
-    let (now, _): (i64, i64) = redis::cmd("TIME").query_async(c).await.unwrap();
-    now
-}
-
-/// Fails the test if the server's minute is no longer `minute`.
-async fn still_in(c: &mut ConnectionManager, minute: i64) {
-    let now = server_time(c).await;
-    assert_eq!(now - now % 60, minute, "the test outlived its minute");
-}
-
 #[tokio::test]
 async fn requests_per_minute_admit_exactly_the_limit_in_the_servers_minute() {
     let r = TestRedis::start();
     let mut c = connect(&r).await;
     let s = Scripts::default();
-    let minute = a_fresh_minute(&mut c).await;
+    let minute = wait::a_fresh_minute(async || r.now()).await;
     let rpm = [item(Kind::Requests, "k1", 0, 3, 1)];
     for _ in 0..3 {
         let m = minute_of(&s.reserve(&mut c, &rpm).await.unwrap());
@@ -82,7 +65,7 @@ async fn requests_per_minute_admit_exactly_the_limit_in_the_servers_minute() {
         s.reserve(&mut c, &other).await.unwrap(),
         Reply::Admitted(_)
     ));
-    still_in(&mut c, minute).await;
+    wait::still_in(minute, r.now());
 }
 
 #[tokio::test]
@@ -117,7 +100,7 @@ async fn budget_counters_are_created_only_by_a_rebuild_and_never_added_to_twice(
         .await
         .unwrap();
     // 9,000 spent + 0, then 400 reserved < 9,800: admitted twice; then 9,800 refuses.
-    let m = a_fresh_minute(&mut c).await;
+    let m = wait::a_fresh_minute(async || r.now()).await;
     assert_eq!(minute_of(&s.reserve(&mut c, &claims).await.unwrap()), m);
     assert_eq!(minute_of(&s.reserve(&mut c, &claims).await.unwrap()), m);
     let bucket = format!("tollgate:reserved:budget:key:kb:{m}");
@@ -147,7 +130,7 @@ async fn budget_counters_are_created_only_by_a_rebuild_and_never_added_to_twice(
     s.settle(&mut c, m, &settle).await.unwrap();
     s.settle(&mut c, m, &settle).await.unwrap();
     assert_eq!(r.get(&bucket), 0);
-    still_in(&mut c, m).await;
+    wait::still_in(m, r.now());
 }
 
 #[tokio::test]
@@ -179,7 +162,7 @@ async fn tokens_are_reserved_as_an_upper_bound_and_settled_with_the_exact_count(
     let mut c = connect(&r).await;
     let s = Scripts::default();
     let claim = |amount| [item(Kind::Tokens, "kt", 0, 100, amount)];
-    let m = a_fresh_minute(&mut c).await;
+    let m = wait::a_fresh_minute(async || r.now()).await;
     // 0 spent + 60 reserved < 100: one more, then 120 reserved refuses.
     assert_eq!(minute_of(&s.reserve(&mut c, &claim(60)).await.unwrap()), m);
     assert_eq!(minute_of(&s.reserve(&mut c, &claim(60)).await.unwrap()), m);

@@ -475,6 +475,15 @@ fn to_messages(body: &str) -> Vec<(String, Value)> {
     sse(&run(&ex, body.as_bytes(), &[], false))
 }
 
+/// The `stop_reason` of an Anthropic stream's `message_delta`.
+fn stop_reason(events: &[(String, Value)]) -> &Value {
+    let (_, delta) = events
+        .iter()
+        .find(|(name, _)| name == "message_delta")
+        .expect("a message_delta");
+    &delta["delta"]["stop_reason"]
+}
+
 /// A tool-call delta of an OpenAI stream.
 fn call(index: u32, id: Option<&str>, name: Option<&str>, args: &str) -> Value {
     let mut c = json!({"index": index, "function": {"arguments": args}});
@@ -567,11 +576,7 @@ fn calls_without_an_index_are_told_apart_by_their_ids() {
             (json!("call_t"), json!({"city": "Turin"})),
         ]
     );
-    let delta = events
-        .iter()
-        .find(|(name, _)| name == "message_delta")
-        .unwrap();
-    assert_eq!(delta.1["delta"]["stop_reason"], "tool_use");
+    assert_eq!(stop_reason(&events), "tool_use");
 }
 
 /// A call with neither index nor id is named by its place, after the calls that had an
@@ -607,11 +612,7 @@ fn a_call_without_index_or_id_is_named_by_its_place() {
     body += &chat_chunk(json!({}), Some("stop"));
     body += "data: [DONE]\n\n";
     let events = to_messages(&body);
-    let delta = events
-        .iter()
-        .find(|(name, _)| name == "message_delta")
-        .unwrap();
-    assert_eq!(delta.1["delta"]["stop_reason"], "end_turn");
+    assert_eq!(stop_reason(&events), "end_turn");
 }
 
 /// A call whose arguments never close their JSON (the stream cut at the model's limit)

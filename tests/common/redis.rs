@@ -122,6 +122,15 @@ impl TestRedis {
         pid.trim().parse().ok()
     }
 
+    /// The server's clock (`TIME`), in Unix seconds: the clock its scripts count
+    /// minutes by.
+    pub fn now(&self) -> i64 {
+        let (now, _): (i64, i64) = redis::cmd("TIME")
+            .query(&mut self.connection().unwrap())
+            .unwrap();
+        now
+    }
+
     /// SIGKILL: everything it held is gone.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -76,6 +76,12 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// Fails the test when `now` (Unix seconds) is past `minute`, one a test asserted the
+/// window of.
+pub fn still_in(minute: i64, now: i64) {
+    assert_eq!(now - now % 60, minute, "the test outlived its minute");
+}
+
 /// The start of the current minute of the clock `now` reads (Unix seconds), once at
 /// least ten seconds of it are left: a test that asserts what one minute's window holds
 /// takes a second or two, and must not straddle two windows.
