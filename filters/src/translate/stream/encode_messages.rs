@@ -261,6 +261,7 @@ pub fn error(class: Class, message: &str, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::translate::{Pair, Wire};
 
     proptest::proptest! {
         /// Each character of the upstream's id is kept when it is an ASCII letter or
@@ -279,7 +280,6 @@ mod tests {
             proptest::prop_assert_eq!(message_id(&upstream), want);
         }
     }
-    use crate::translate::{Pair, Wire};
 
     fn encoder() -> MessagesEncoder {
         MessagesEncoder::new(&Exchange {
