@@ -750,6 +750,133 @@ async fn tool_call_arguments_answered_as_an_object_are_read_as_that_object() {
     }
 }
 
+/// Claude Code on a Mistral reasoning model: Mistral answers its thinking as typed
+/// `thinking` chunks in `content` (whole, and streamed while it thinks). The client gets
+/// a thinking block before the text and the call, and the usage Mistral reported is
+/// recorded as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mistral_reasoning_models_thinking_reaches_claude_code() {
+    const STREAM: &str =
+        include_str!("../filters/tests/fixtures/translate/openai/mistral_reasoning.sse");
+    const WHOLE: &str =
+        include_str!("../filters/tests/fixtures/translate/openai/mistral_reasoning.json");
+    const THOUGHT: &str = "The user wants the weather in Paris. I call the tool.";
+    // Mistral refuses a member it does not document, as this host does.
+    let host = Scripted::start(|req| {
+        let body = serde_json::from_slice::<Value>(&req.body).unwrap();
+        for extra in ["stream_options", "user", "max_completion_tokens"] {
+            if body.get(extra).is_some() {
+                return Reply::json(
+                    422,
+                    json!({"object": "error", "message": {"detail": [{"type": "extra_forbidden",
+                        "loc": ["body", extra], "msg": "Extra inputs are not permitted"}]},
+                        "type": "invalid_request_error", "param": null, "code": null})
+                    .to_string(),
+                );
+            }
+        }
+        if body["stream"] == true {
+            Reply::sse(STREAM)
+        } else {
+            Reply::json(200, WHOLE)
+        }
+    })
+    .await;
+    let schema: Value = serde_json::from_str(TOOL).unwrap();
+    let ask = |stream: bool| {
+        json!({"model": "magistral-medium-2509", "max_tokens": 1000, "stream": stream,
+            "metadata": {"user_id": "user_7f3a"},
+            "tools": [{"name": "get_weather", "input_schema": schema}],
+            "messages": [{"role": "user", "content": "Weather in Paris?"}]})
+    };
+    let extra = [("anthropic-version", "2023-06-01".to_owned())];
+
+    // As an OpenAI upstream is configured by default, the host refuses the request: the
+    // client gets its status and its reason, naming the member, in its own envelope.
+    let (gw, key) = GatewayBuilder::new()
+        .upstream(Upstream::openai("mistral", &host).keys(&["sk-m"]))
+        .route(&["magistral-*"], &["mistral"])
+        .start_with_key("carol");
+    let r = send_to(&gw, &key, W::Messages, "/v1/messages", &extra, &ask(true)).await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+    assert_eq!(
+        v["error"]["message"],
+        "body.stream_options: Extra inputs are not permitted"
+    );
+    drop(gw);
+
+    // Configured for Mistral: no stream_options (it reports usage unasked), the legacy
+    // max_tokens, no user.
+    let (gw, key) = GatewayBuilder::new()
+        .upstream(
+            Upstream::openai("mistral", &host)
+                .keys(&["sk-m"])
+                .set("stream_include_usage", false)
+                .set(
+                    "translation",
+                    "{ openai_legacy_max_tokens: true, omit: [user] }",
+                ),
+        )
+        .route(&["magistral-*"], &["mistral"])
+        .start_with_key("carol");
+    for stream in [false, true] {
+        let r = send_to(&gw, &key, W::Messages, "/v1/messages", &extra, &ask(stream)).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let seen: Value = serde_json::from_slice(&host.requests().last().unwrap().body).unwrap();
+        assert_eq!(seen["max_tokens"], 1000, "{seen}");
+        let (blocks, stop) = if stream {
+            assert_stream_order(W::Messages, &r.body);
+            let evs = events(&r.body);
+            let mut blocks: Vec<Value> = Vec::new();
+            let mut stop = Value::Null;
+            for (_, v) in evs {
+                match v["type"].as_str().unwrap() {
+                    "content_block_start" => blocks.push(v["content_block"].clone()),
+                    "content_block_delta" => {
+                        let b = blocks.last_mut().unwrap();
+                        let (key, piece) = match v["delta"]["type"].as_str().unwrap() {
+                            "thinking_delta" => ("thinking", "thinking"),
+                            "text_delta" => ("text", "text"),
+                            "input_json_delta" => ("partial", "partial_json"),
+                            _ => continue,
+                        };
+                        let so_far = b[key].as_str().unwrap_or("").to_owned();
+                        b[key] = json!(so_far + v["delta"][piece].as_str().unwrap());
+                    }
+                    "message_delta" => stop = v["delta"]["stop_reason"].clone(),
+                    _ => {}
+                }
+            }
+            (blocks, stop)
+        } else {
+            let v = r.json();
+            (
+                v["content"].as_array().unwrap().clone(),
+                v["stop_reason"].clone(),
+            )
+        };
+        let kinds: Vec<_> = blocks.iter().map(|b| b["type"].as_str().unwrap()).collect();
+        let texts = if stream { 1 } else { 2 };
+        assert_eq!(kinds.len(), 2 + texts, "stream {stream}: {blocks:?}");
+        assert_eq!(kinds[0], "thinking", "stream {stream}: {blocks:?}");
+        assert!(kinds[1..=texts].iter().all(|k| *k == "text"), "{blocks:?}");
+        assert_eq!(kinds[texts + 1], "tool_use", "{blocks:?}");
+        assert_eq!(blocks[0]["thinking"], THOUGHT, "stream {stream}");
+        assert_eq!(blocks[texts + 1]["name"], "get_weather");
+        assert_eq!(stop, "tool_use", "stream {stream}");
+    }
+    let ev = gw.usage_events_after(2).await;
+    for e in &ev {
+        assert_eq!(
+            (e["input_tokens"].as_u64(), e["output_tokens"].as_u64()),
+            (Some(182), Some(65))
+        );
+        assert_eq!(e["estimated"], 0);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_over_64_kib_is_translated_too() {
     let s = scenario().await;

@@ -24,7 +24,9 @@ use support::{
 };
 use tollgate_filters::error::GatewayError;
 use tollgate_filters::translate::response::ResponseTranslator;
-use tollgate_filters::translate::{translate_request, ClientRequest, Options, Pair, Wire};
+use tollgate_filters::translate::{
+    translate_request, ChatMember, ClientRequest, Options, Pair, Wire,
+};
 
 /// Words the readers look for: type tags, roles, finish reasons and event names of
 /// every dialect, and strings that are not what their field expects.
@@ -557,13 +559,16 @@ fn upstreams(client: Wire) -> impl Iterator<Item = Wire> {
 fn options() -> impl Strategy<Value = Options> {
     (
         prop::sample::select(vec![1u32, 4096, u32::MAX]),
-        any::<[bool; 3]>(),
+        any::<[bool; 4]>(),
+        prop::sample::subsequence(ChatMember::ALL.to_vec(), 0..=ChatMember::ALL.len()),
     )
-        .prop_map(|(max, [a, b, c])| Options {
+        .prop_map(|(max, [a, b, c, d], omit)| Options {
             default_max_tokens: max,
             gemini_openapi_schema: a,
             reasoning_content: b,
             openai_legacy_max_tokens: c,
+            stream_include_usage: d,
+            omit: omit.into_iter().map(|(_, m)| m).collect(),
         })
 }
 

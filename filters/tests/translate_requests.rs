@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use support::{fixture, REQUESTS};
 use tollgate_filters::translate::schema::{openapi_schema, OPENAPI_KEYWORDS};
 use tollgate_filters::translate::{
-    translate_request, ClientRequest, Options, Pair, TranslateError, Translated, Wire,
+    translate_request, ChatMember, ClientRequest, Options, Pair, TranslateError, Translated, Wire,
 };
 
 fn request(
@@ -1594,4 +1594,81 @@ fn renamed_tools_are_mapped_back_once() {
     assert!(names
         .iter()
         .any(|(wire, client)| client == "gone tool" && wire.starts_with("gone_tool_")));
+}
+
+/// A Mistral client's history: an assistant turn as typed chunks (its thinking, its text,
+/// a citation) and one with OpenRouter's `reasoning`. The text goes on; the thinking,
+/// unsigned, is dropped and counted, as `reasoning_content` is; the citation is dropped
+/// and counted.
+#[test]
+fn a_mistral_history_of_typed_chunks_keeps_its_text() {
+    let body = json!({"model": "m", "messages": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": [{"type": "text", "text": "Call the tool."}]},
+            {"type": "text", "text": "Checking"},
+            {"type": "reference", "reference_ids": [1]},
+            {"type": "text", "text": " Paris."}]},
+        {"role": "user", "content": "And Rome?"},
+        {"role": "assistant", "content": "Rome is sunny.", "reasoning": "Rome now."},
+        {"role": "user", "content": "Thanks."}]})
+    .to_string();
+    let (b, t) = translated(Wire::Chat, Wire::Messages, &body);
+    let msgs = b["messages"].as_array().unwrap();
+    assert_eq!(
+        msgs[1]["content"],
+        json!([{"type": "text", "text": "Checking"}, {"type": "text", "text": " Paris."}])
+    );
+    assert_eq!(
+        msgs[3]["content"],
+        json!([{"type": "text", "text": "Rome is sunny."}])
+    );
+    assert_eq!(
+        (t.notes.count("thinking"), t.notes.count("reference")),
+        (2, 1)
+    );
+    let (g, t) = translated(Wire::Chat, Wire::Gemini, &body);
+    let texts: Vec<_> = g["contents"][1]["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["Checking", " Paris."]);
+    assert_eq!(
+        (t.notes.count("thinking"), t.notes.count("reference")),
+        (2, 1)
+    );
+}
+
+/// For a strict host (Mistral refuses unknown members with 422): no `stream_options`
+/// when the upstream does not ask for stream usage, and the members `translation.omit`
+/// names left out and counted; the rest of the request is the same.
+#[test]
+fn a_strict_hosts_options_leave_members_out() {
+    let body = json!({"model": "m", "max_tokens": 100, "stream": true,
+        "metadata": {"user_id": "user_abc"},
+        "messages": [{"role": "user", "content": "hi"}]})
+    .to_string();
+    let (plain, t) = translated(Wire::Messages, Wire::Chat, &body);
+    assert_eq!(plain["stream_options"], json!({"include_usage": true}));
+    assert_eq!(plain["user"], "user_abc");
+    assert_eq!(t.notes.count("user"), 0);
+    let opts = Options {
+        stream_include_usage: false,
+        omit: vec![ChatMember::User, ChatMember::Seed],
+        ..Options::default()
+    };
+    let (mut strict, t) = request(Wire::Messages, Wire::Chat, body.as_bytes(), &opts).unwrap();
+    assert!(strict.get("stream_options").is_none(), "{strict}");
+    assert!(strict.get("user").is_none(), "{strict}");
+    // Counted only where there was something to leave out.
+    assert_eq!((t.notes.count("user"), t.notes.count("seed")), (1, 0));
+    let mut plain = plain;
+    for v in [&mut plain, &mut strict] {
+        let o = v.as_object_mut().unwrap();
+        o.remove("stream_options");
+        o.remove("user");
+    }
+    assert_eq!(plain, strict);
 }

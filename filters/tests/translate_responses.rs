@@ -67,7 +67,7 @@ fn every_recorded_answer_in_every_client_dialect() {
             n += 1;
         }
     }
-    assert_eq!(n, 21);
+    assert_eq!(n, 24);
 }
 
 /// Checklist item 6: usage per pair, bucket by bucket (TRANSLATION_NOTES 3.3).
@@ -357,4 +357,35 @@ fn error_bodies_through_the_body_phase() {
     assert_eq!(v["error"]["type"], "rate_limit_error");
     let mut t = ResponseTranslator::new(exchange(Wire::Chat, Wire::Messages, false));
     assert_eq!(t.head(529, None).status, 503);
+}
+
+/// A Mistral reasoning model's whole answer: `content` as typed chunks, thinking among
+/// them, a citation chunk (no counterpart) between two texts.
+#[test]
+fn mistral_typed_content_reads_as_thinking_and_text() {
+    const THOUGHT: &str = "The user wants the weather in Paris. I call the tool.";
+    let name = "openai/mistral_reasoning.json";
+    let m = whole(Wire::Chat, Wire::Messages, name);
+    assert_eq!(
+        m["content"],
+        json!([
+            {"type": "thinking", "thinking": THOUGHT, "signature": ""},
+            {"type": "text", "text": "Checking Paris"},
+            {"type": "text", "text": " now."},
+            {"type": "tool_use", "id": "Xy7pQ2mZk", "name": "get_weather", "input": {"city": "Paris"}}
+        ])
+    );
+    assert_eq!(m["stop_reason"], "tool_use");
+    assert_eq!(m["usage"]["output_tokens"], 65);
+
+    let r = whole(Wire::Chat, Wire::Responses, name);
+    assert_eq!(r["output"][0]["type"], "reasoning");
+    assert_eq!(r["output"][0]["summary"][0]["text"], THOUGHT);
+    assert_eq!(r["output"][1]["content"][0]["text"], "Checking Paris now.");
+    assert_eq!(r["output"][2]["call_id"], "Xy7pQ2mZk");
+
+    let g = whole(Wire::Chat, Wire::Gemini, name);
+    let parts = &g["candidates"][0]["content"]["parts"];
+    assert_eq!(parts[0], json!({"text": THOUGHT, "thought": true}));
+    assert_eq!(parts[1]["text"], "Checking Paris");
 }

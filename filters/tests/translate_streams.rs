@@ -116,7 +116,7 @@ fn every_recorded_stream_obeys_every_client_dialect() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 12 * 3);
+    assert_eq!(checked, 13 * 3);
 }
 
 /// Checklist item 4: three parallel calls stay three, with intact arguments.
@@ -847,4 +847,57 @@ fn an_empty_upstream_stream_gives_a_responses_client_a_whole_stream() {
         .collect();
     assert_eq!(kinds.first(), Some(&"response.created"), "{kinds:?}");
     assert_eq!(kinds.last(), Some(&"response.completed"), "{kinds:?}");
+}
+
+/// Mistral's reasoning models stream their thinking as typed `thinking` chunks in
+/// `content`, then text as strings: the thinking reaches each client as its own
+/// reasoning, in order before the text and the call.
+#[test]
+fn mistral_thinking_chunks_reach_every_client_as_reasoning() {
+    const THOUGHT: &str = "The user wants the weather in Paris. I call the tool.";
+    let up = "openai/mistral_reasoning.sse";
+    let call = json!({"id": "Xy7pQ2mZk", "name": "get_weather", "input": {"city": "Paris"}});
+
+    let evs = sse(&translate(Wire::Chat, Wire::Messages, up, false));
+    let blocks = anthropic_blocks(&evs);
+    let kinds: Vec<_> = blocks.iter().map(|b| b["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["thinking", "text", "tool_use"], "{blocks:?}");
+    assert_eq!(blocks[0]["thinking"], THOUGHT);
+    assert_eq!(blocks[1]["text"], "Checking Paris.");
+    for k in ["id", "name", "input"] {
+        assert_eq!(blocks[2][k], call[k], "{k}");
+    }
+    let stop = &evs.iter().find(|(n, _)| n == "message_delta").unwrap().1;
+    assert_eq!(stop["delta"]["stop_reason"], "tool_use");
+    assert_eq!(
+        (
+            stop["usage"]["input_tokens"].as_u64(),
+            stop["usage"]["output_tokens"].as_u64()
+        ),
+        (Some(182), Some(65))
+    );
+
+    let (items, _) = responses_items(&sse(&translate(Wire::Chat, Wire::Responses, up, false)));
+    let kinds: Vec<_> = items.iter().map(|i| i["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["reasoning", "message", "function_call"],
+        "{items:?}"
+    );
+    assert_eq!(items[0]["summary"][0]["text"], THOUGHT);
+    assert_eq!(items[1]["content"][0]["text"], "Checking Paris.");
+    assert_eq!(items[2]["call_id"], "Xy7pQ2mZk");
+
+    let parts = gemini_parts(&gemini_chunks(
+        &translate(Wire::Chat, Wire::Gemini, up, false),
+        true,
+    ));
+    let thought: String = parts
+        .iter()
+        .filter(|p| p["thought"] == true)
+        .map(|p| p["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(thought, THOUGHT);
+    let last = parts.last().unwrap();
+    assert_eq!(last["functionCall"]["args"], call["input"], "{parts:?}");
 }

@@ -323,6 +323,9 @@ pub struct TranslationConfig {
     pub reasoning_content: bool,
     /// The legacy `max_tokens` instead of `max_completion_tokens` (OpenAI kind).
     pub openai_legacy_max_tokens: bool,
+    /// Members of a translated Chat Completions request the upstream refuses (OpenAI
+    /// kind): names of `tollgate_filters::translate::ChatMember::ALL`.
+    pub omit: Vec<String>,
 }
 
 impl Default for TranslationConfig {
@@ -333,6 +336,7 @@ impl Default for TranslationConfig {
             gemini_openapi_schema: o.gemini_openapi_schema,
             reasoning_content: o.reasoning_content,
             openai_legacy_max_tokens: o.openai_legacy_max_tokens,
+            omit: Vec::new(),
         }
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use tollgate_filters::pattern::ModelPattern;
 use tollgate_filters::router::{Route, Router};
+use tollgate_filters::translate::ChatMember;
 use tollgate_filters::upstream::{HealthCheckSpec, ProviderKind, UpstreamSpec, UpstreamTarget};
 use tollgate_filters::Secret;
 
@@ -315,6 +316,24 @@ fn check_upstream_limits(u: &UpstreamConfig, at: &dyn Fn(&str) -> String, p: &mu
     if u.translation.default_max_tokens == 0 {
         p.bad(at("translation.default_max_tokens"), "must be at least 1");
     }
+    for (k, name) in u.translation.omit.iter().enumerate() {
+        if ChatMember::named(name).is_none() {
+            let names: Vec<&str> = ChatMember::ALL.iter().map(|(n, _)| *n).collect();
+            p.bad(
+                at(&format!("translation.omit[{k}]")),
+                format!(
+                    "`{name}` is not a member Tollgate can leave out (one of: {})",
+                    names.join(", ")
+                ),
+            );
+        }
+    }
+    if !u.translation.omit.is_empty() && u.kind != "openai" {
+        p.bad(
+            at("translation.omit"),
+            "applies to OpenAI-kind upstreams only (it edits translated Chat Completions requests)",
+        );
+    }
     if u.max_retry_after_s > 86_400 {
         p.bad(at("max_retry_after_s"), "must be at most 86400 (a day)");
     }
@@ -346,6 +365,13 @@ fn upstream_target(
             gemini_openapi_schema: u.translation.gemini_openapi_schema,
             reasoning_content: u.translation.reasoning_content,
             openai_legacy_max_tokens: u.translation.openai_legacy_max_tokens,
+            stream_include_usage: u.stream_include_usage,
+            omit: u
+                .translation
+                .omit
+                .iter()
+                .filter_map(|m| ChatMember::named(m))
+                .collect(),
         })
         .with_max_rest(Duration::from_secs(u.max_retry_after_s))
         .with_circuit_cool_down(Duration::from_secs(u.circuit_cool_down_s))
@@ -617,6 +643,47 @@ mod tests {
                 "secrets.master_key: must be set with storage.url: every instance sharing the store needs the same master key",
             ]
         );
+    }
+
+    /// `translation.omit` names members of a translated Chat Completions request, for an
+    /// OpenAI-kind upstream only; what it names reaches the translator.
+    #[test]
+    fn translation_omit_names_chat_members_of_openai_upstreams() {
+        let text = r#"
+upstreams:
+  - name: mistral
+    kind: openai
+    base_url: "https://api.mistral.ai"
+    stream_include_usage: false
+    translation: { omit: [user, seed] }
+  - { name: a, kind: openai, base_url: "https://a", translation: { omit: [user, messages] } }
+  - { name: b, kind: anthropic, base_url: "https://b", translation: { omit: [user] } }
+"#;
+        let problem_lines = |text: &str| -> Vec<String> {
+            let c = parse(text, &no_env).map_err(|p| format!("{p:?}"));
+            let Ok(c) = c else { panic!("{c:?}") };
+            validate(c)
+                .err()
+                .unwrap_or_default()
+                .iter()
+                .map(|p| format!("{}: {}", p.path, p.message))
+                .collect()
+        };
+        assert_eq!(
+            problem_lines(text),
+            [
+                "upstreams[1].translation.omit[1]: `messages` is not a member Tollgate can leave out (one of: user, seed, parallel_tool_calls, presence_penalty, frequency_penalty, logprobs, top_logprobs, n, reasoning_effort, response_format)",
+                "upstreams[2].translation.omit: applies to OpenAI-kind upstreams only (it edits translated Chat Completions requests)",
+            ]
+        );
+        let good = &text[..text.find("  - { name: a").unwrap()];
+        let c = parse(good, &no_env).map_err(|p| format!("{p:?}"));
+        let Ok(c) = c else { panic!("{c:?}") };
+        let rt = validate(c).map_err(|p| format!("{p:?}"));
+        let Ok(rt) = rt else { panic!("{rt:?}") };
+        let opts = &rt.reloadable.upstreams[0].translation;
+        assert_eq!(opts.omit, [ChatMember::User, ChatMember::Seed]);
+        assert!(!opts.stream_include_usage);
     }
 
     #[test]

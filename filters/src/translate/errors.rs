@@ -158,8 +158,9 @@ pub fn read(upstream: Wire, status: u16, body: &[u8]) -> UpstreamError {
     };
     let mut err = match upstream {
         Wire::Chat | Wire::Responses => serde_json::from_slice::<openai::ErrorEnvelope>(body)
-            .map(|e| openai_error(e.error, by_status))
-            .unwrap_or_else(|_| fallback()),
+            .ok()
+            .and_then(|e| openai_envelope(e, by_status))
+            .unwrap_or_else(fallback),
         Wire::Messages => serde_json::from_slice::<anthropic::ErrorEnvelope>(body)
             .map(|e| anthropic_error(e.error, by_status))
             .unwrap_or_else(|_| fallback()),
@@ -172,6 +173,55 @@ pub fn read(upstream: Wire, status: u16, body: &[u8]) -> UpstreamError {
         err.message = format!("the upstream answered HTTP {status} without a message");
     }
     err
+}
+
+/// OpenAI's envelope, or a compatible host's message at the top; `None` for a JSON body
+/// of neither shape (its text is kept then).
+fn openai_envelope(e: openai::ErrorEnvelope, by_status: Class) -> Option<UpstreamError> {
+    if let Some(body) = e.error {
+        return Some(openai_error(body, by_status));
+    }
+    let message = e.message.or(e.detail)?;
+    let quota = e.kind.as_deref() == Some("insufficient_quota");
+    Some(UpstreamError {
+        class: if quota { Class::Quota } else { by_status },
+        message: message_text(&message),
+        retry_delay: None,
+    })
+}
+
+/// A message given as a string, or as a validation's list of problems (FastAPI's and
+/// Mistral's `{"detail":[{"loc":[...],"msg":...}]}`): each problem as `loc: msg`.
+fn message_text(v: &Value) -> String {
+    let problems = v.get("detail").unwrap_or(v);
+    match (v, problems) {
+        (Value::String(s), _) => s.clone(),
+        (_, Value::String(s)) => s.clone(),
+        (_, Value::Array(items)) => {
+            let lines: Vec<String> = items
+                .iter()
+                .map(|p| {
+                    let msg = p.get("msg").and_then(Value::as_str).unwrap_or("invalid");
+                    let loc: Vec<String> = p
+                        .get("loc")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .map(|l| match l {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        })
+                        .collect();
+                    match loc.is_empty() {
+                        true => msg.to_owned(),
+                        false => format!("{}: {msg}", loc.join(".")),
+                    }
+                })
+                .collect();
+            lines.join("; ")
+        }
+        _ => v.to_string(),
+    }
 }
 
 fn openai_error(e: openai::ErrorBody, by_status: Class) -> UpstreamError {
@@ -264,6 +314,37 @@ pub fn envelope(client: Wire, upstream_status: u16, e: &UpstreamError) -> Vec<u8
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Compatible hosts' own error shapes give their message: vLLM's top-level string,
+    /// Mistral's validation problems, FastAPI's bare `detail`.
+    #[test]
+    fn compatible_hosts_error_shapes_give_their_message() {
+        let mistral = br#"{"object":"error","message":{"detail":[{"type":"extra_forbidden","loc":["body","stream_options"],"msg":"Extra inputs are not permitted","input":{"include_usage":true}},{"type":"extra_forbidden","loc":["body","messages",0,"user","name"],"msg":"Extra inputs are not permitted"}]},"type":"invalid_request_error","param":null,"code":null}"#;
+        for (body, want) in [
+            (
+                &br#"{"object":"error","message":"This model's maximum context length is 32768 tokens.","type":"BadRequestError","param":null,"code":400}"#[..],
+                "This model's maximum context length is 32768 tokens.",
+            ),
+            (
+                mistral,
+                "body.stream_options: Extra inputs are not permitted; body.messages.0.user.name: Extra inputs are not permitted",
+            ),
+            (br#"{"detail":"Not Found"}"#, "Not Found"),
+            (br#"{"detail":[{"msg":"field required"}]}"#, "field required"),
+            (br#"{"error":{"message":"Bad key","type":"invalid_request_error"}}"#, "Bad key"),
+            (br#"{"unexpected":1}"#, r#"{"unexpected":1}"#),
+        ] {
+            let e = read(Wire::Chat, 422, body);
+            assert_eq!(e.message, want, "{}", String::from_utf8_lossy(body));
+            assert_eq!(e.class, Class::of_status(422));
+        }
+        let quota = read(
+            Wire::Chat,
+            429,
+            br#"{"object":"error","message":"quota","type":"insufficient_quota"}"#,
+        );
+        assert_eq!(quota.class, Class::Quota);
+    }
 
     /// An upstream error with no message (an empty one, an empty body) still tells
     /// the client's SDK something: the status it came with.

@@ -117,6 +117,13 @@ pub struct Options {
     /// Send OpenAI-compatible upstreams the legacy `max_tokens` instead of
     /// `max_completion_tokens` (for hosts that only know the old name).
     pub openai_legacy_max_tokens: bool,
+    /// Ask an OpenAI-compatible upstream for a stream's usage chunk
+    /// (`stream_options.include_usage`; the upstream's `stream_include_usage`). Off for
+    /// hosts that refuse the member and report usage unasked (Mistral).
+    pub stream_include_usage: bool,
+    /// Members of a translated Chat Completions request this upstream refuses
+    /// (`translation.omit`): left out, and counted as dropped.
+    pub omit: Vec<ChatMember>,
 }
 
 impl Default for Options {
@@ -126,7 +133,55 @@ impl Default for Options {
             gemini_openapi_schema: false,
             reasoning_content: false,
             openai_legacy_max_tokens: false,
+            stream_include_usage: true,
+            omit: Vec::new(),
         }
+    }
+}
+
+/// The optional members of a translated Chat Completions request that a strict
+/// OpenAI-compatible host may refuse as unknown (Mistral answers 422 "Extra inputs are
+/// not permitted" for `user` and `seed`, which it calls `random_seed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatMember {
+    User,
+    Seed,
+    ParallelToolCalls,
+    PresencePenalty,
+    FrequencyPenalty,
+    Logprobs,
+    TopLogprobs,
+    N,
+    ReasoningEffort,
+    ResponseFormat,
+}
+
+impl ChatMember {
+    /// Every member, by its name in the request (and in `translation.omit`).
+    pub const ALL: [(&'static str, ChatMember); 10] = [
+        ("user", ChatMember::User),
+        ("seed", ChatMember::Seed),
+        ("parallel_tool_calls", ChatMember::ParallelToolCalls),
+        ("presence_penalty", ChatMember::PresencePenalty),
+        ("frequency_penalty", ChatMember::FrequencyPenalty),
+        ("logprobs", ChatMember::Logprobs),
+        ("top_logprobs", ChatMember::TopLogprobs),
+        ("n", ChatMember::N),
+        ("reasoning_effort", ChatMember::ReasoningEffort),
+        ("response_format", ChatMember::ResponseFormat),
+    ];
+
+    /// The member named `name`, if it is one of [`ChatMember::ALL`].
+    pub fn named(name: &str) -> Option<ChatMember> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, m)| *m)
+    }
+
+    /// Its name in the request.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, m)| *m == self)
+            .map_or("", |(n, _)| n)
     }
 }
 

@@ -35,6 +35,7 @@ pub const STREAMS: &[(Wire, &str, bool, bool)] = &[
     (Wire::Chat, "openai/parallel_tools.sse", true, false),
     (Wire::Chat, "openai/interleaved_tools.sse", true, false),
     (Wire::Chat, "openai/reasoning.sse", true, false),
+    (Wire::Chat, "openai/mistral_reasoning.sse", true, false),
     (Wire::Chat, "openai/truncated.sse", false, false),
     (Wire::Messages, "root:anthropic/messages.sse", true, false),
     (Wire::Messages, "anthropic/thinking_tools.sse", true, false),
@@ -54,6 +55,7 @@ pub const STREAMS: &[(Wire, &str, bool, bool)] = &[
 pub const ANSWERS: &[(Wire, &str)] = &[
     (Wire::Chat, "root:openai/chat.json"),
     (Wire::Chat, "openai/parallel_tools.json"),
+    (Wire::Chat, "openai/mistral_reasoning.json"),
     (Wire::Messages, "root:anthropic/messages.json"),
     (Wire::Messages, "root:anthropic/tool_use.json"),
     (Wire::Messages, "anthropic/thinking_tools.json"),

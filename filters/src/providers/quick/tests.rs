@@ -2,7 +2,7 @@ use proptest::prelude::*;
 use serde::Deserialize;
 
 use super::{document, leading, Quick};
-use crate::providers::wire::openai::Chunk;
+use crate::providers::wire::openai::{Chunk, ContentPart, DeltaContent};
 use crate::providers::{anthropic, gemini, openai};
 
 /// The providers' usage events as they send them (the fixtures' and load-tests' shapes):
@@ -309,10 +309,10 @@ fn the_hosts_chunks_are_read_by_hand_as_the_typed_parse_reads_them() {
         assert!(agrees::<Chunk>(doc).unwrap(), "{doc}");
     }
     let c = document::<Chunk>(REAL_CHUNKS[1].as_bytes()).unwrap();
-    let text = c.choices[0]
-        .delta
-        .as_ref()
-        .and_then(|d| d.content.as_deref());
+    let text = c.choices[0].delta.as_ref().and_then(|d| match &d.content {
+        Some(DeltaContent::Text(t)) => Some(t.as_ref()),
+        _ => None,
+    });
     assert_eq!(
         text,
         Some("Line one.\nIt said \"hi\" \u{2014} caf\u{e9} \\ done")
@@ -615,7 +615,25 @@ const REAL_ANSWERS: &[&str] = &[
     r#"{"id":"chatcmpl-t","object":"chat.completion","created":1,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}},{"id":"call_2","type":"function","function":{"name":"get_time","arguments":"{}"}}],"refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":80,"completion_tokens":40,"total_tokens":120},"service_tier":"default","system_fingerprint":"fp_1"}"#,
     "{\"id\":\"x\",\"object\":\"chat.completion\",\"created\":2,\"model\":\"deepseek-reasoner\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"6 \u{2014} done.\\n\",\"reasoning_content\":\"2\u{d7}3\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":5,\"total_tokens\":14,\"prompt_cache_hit_tokens\":8}}",
     r#"{"id":"chatcmpl-r","object":"chat.completion","created":3,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":null,"refusal":"I can't help with that."},"finish_reason":"stop"}]}"#,
+    r#"{"id":"gen-1","object":"chat.completion","created":4,"model":"qwen/qwen3-32b","choices":[{"index":0,"message":{"role":"assistant","content":"6.","reasoning":"2 times 3.","reasoning_details":[{"type":"reasoning.text","text":"2 times 3."}]},"finish_reason":"stop"}]}"#,
 ];
+
+/// A Mistral reasoning model's chunk: its content is typed chunks, which the hand read
+/// leaves to the typed parse.
+#[test]
+fn typed_content_chunks_are_read_by_the_typed_parse() {
+    let doc = r#"{"id":"m1","object":"chat.completion.chunk","created":1,"model":"magistral-medium-latest","choices":[{"index":0,"delta":{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"Two and "},{"type":"text","text":"three."}]}]},"finish_reason":null}]}"#;
+    assert!(document::<Chunk>(doc.as_bytes()).is_none());
+    let c = super::document_or_typed::<Chunk>(doc.as_bytes()).unwrap();
+    let content = c.choices[0].delta.as_ref().and_then(|d| d.content.as_ref());
+    let Some(DeltaContent::Parts(parts)) = content else {
+        panic!("{content:?}");
+    };
+    let [ContentPart::Thinking { thinking, .. }] = parts.as_slice() else {
+        panic!("{parts:?}");
+    };
+    assert_eq!(ContentPart::thinking_text(thinking), "Two and three.");
+}
 
 #[test]
 fn the_hosts_answers_are_read_by_hand_as_the_typed_parse_reads_them() {
@@ -623,6 +641,13 @@ fn the_hosts_answers_are_read_by_hand_as_the_typed_parse_reads_them() {
     for doc in REAL_ANSWERS.iter().copied().chain([REAL_EVENTS[6]]) {
         assert!(agrees_as_printed::<ChatCompletion>(doc), "{doc}");
     }
+    // OpenRouter's name for the reasoning, read as `reasoning_content` is.
+    let mut m = document::<ChatCompletion>(REAL_ANSWERS[4].as_bytes())
+        .unwrap()
+        .choices
+        .remove(0)
+        .message;
+    assert_eq!(m.take_reasoning().as_deref(), Some("2 times 3."));
     let a = document::<ChatCompletion>(REAL_ANSWERS[1].as_bytes()).unwrap();
     let calls = &a.choices[0].message.tool_calls;
     assert_eq!(calls.len(), 2);
@@ -668,6 +693,7 @@ fn answer() -> impl Strategy<Value = String> {
             member("content", text_value_odd_one_in(60, 40)),
             member("name", text_value_odd_one_in(60, 40)),
             member("reasoning_content", text_value_odd_one_in(60, 40)),
+            member("reasoning", text_value_odd_one_in(60, 40)),
             member("refusal", text_value_odd_one_in(60, 40)),
             member("annotations", Just("[]".to_owned())),
             member("tool_calls", list_of(call)),

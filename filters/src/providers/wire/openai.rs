@@ -1,6 +1,7 @@
 //! OpenAI Chat Completions wire types: the request, the `chat.completion` answer and the
 //! `chat.completion.chunk` stream event, with the non-standard `reasoning_content` that
-//! vLLM, DeepSeek and other compatible hosts add.
+//! vLLM, DeepSeek and other compatible hosts add (`reasoning` on OpenRouter and newer
+//! vLLM), and the typed `thinking` content chunks of Mistral's reasoning models.
 
 use std::borrow::Cow;
 
@@ -107,8 +108,21 @@ pub struct ChatMessage {
     pub tool_call_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
+    /// `reasoning_content` as OpenRouter and newer vLLM name it (some send both).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refusal: Option<String>,
+}
+
+impl ChatMessage {
+    /// The reasoning, under whichever name the host gave it.
+    pub fn take_reasoning(&mut self) -> Option<String> {
+        self.reasoning_content
+            .take()
+            .filter(|r| !r.is_empty())
+            .or_else(|| self.reasoning.take().filter(|r| !r.is_empty()))
+    }
 }
 
 /// A message's content: a string or typed parts (read by [`super::text_or_seq`]).
@@ -131,18 +145,54 @@ impl<'de> Deserialize<'de> for ChatContent {
 }
 
 /// One typed content part.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ContentPart {
-    Text { text: String },
-    ImageUrl { image_url: ImageUrl },
-    InputAudio { input_audio: InputAudio },
-    File { file: FilePart },
-    Refusal { refusal: String },
+    Text {
+        text: String,
+    },
+    ImageUrl {
+        image_url: ImageUrl,
+    },
+    InputAudio {
+        input_audio: InputAudio,
+    },
+    File {
+        file: FilePart,
+    },
+    Refusal {
+        refusal: String,
+    },
+    /// Mistral's reasoning models answer their thinking as a chunk of its own, holding
+    /// text chunks (and references), interleaved with the text chunks of the answer.
+    Thinking {
+        thinking: Vec<ContentPart>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        closed: Option<bool>,
+    },
+    /// Mistral's citation of a tool result by its ids: no counterpart elsewhere.
+    Reference {
+        #[serde(default)]
+        reference_ids: Vec<Value>,
+    },
+}
+
+impl ContentPart {
+    /// The text of a `thinking` chunk's own text chunks, in order (one run, as a
+    /// `reasoning_content` would hold it).
+    pub fn thinking_text(inner: &[ContentPart]) -> String {
+        let mut text = String::new();
+        for p in inner {
+            if let ContentPart::Text { text: t } = p {
+                text.push_str(t);
+            }
+        }
+        text
+    }
 }
 
 /// `image_url`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct ImageUrl {
     pub url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -150,14 +200,14 @@ pub struct ImageUrl {
 }
 
 /// `input_audio`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct InputAudio {
     pub data: String,
     pub format: String,
 }
 
 /// `file` (inline `file_data` as a data URI, or an uploaded `file_id`).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct FilePart {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_data: Option<String>,
@@ -302,8 +352,8 @@ pub struct ChunkChoice<'a> {
 /// A chunk's `delta`.
 #[derive(Debug, Default, PartialEq, Deserialize)]
 pub struct Delta<'a> {
-    #[serde(borrow, deserialize_with = "super::borrowed_str", default)]
-    pub content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub content: Option<DeltaContent<'a>>,
     #[serde(borrow, deserialize_with = "super::borrowed_str", default)]
     pub reasoning_content: Option<Cow<'a, str>>,
     /// Some hosts (OpenRouter, newer vLLM) name it `reasoning`.
@@ -313,6 +363,45 @@ pub struct Delta<'a> {
     pub refusal: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "super::null_as_default")]
     pub tool_calls: Vec<ToolCallDelta<'a>>,
+}
+
+/// A delta's `content`: text, or the typed chunks Mistral's reasoning models stream
+/// while they think (`thinking` chunks holding text chunks).
+#[derive(Debug, PartialEq)]
+pub enum DeltaContent<'a> {
+    Text(Cow<'a, str>),
+    Parts(Vec<ContentPart>),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for DeltaContent<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        use serde::de::{value::SeqAccessDeserializer, SeqAccess, Visitor};
+        struct Either;
+        impl<'de> Visitor<'de> for Either {
+            type Value = DeltaContent<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or an array of content chunks")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(DeltaContent::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(DeltaContent::Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(DeltaContent::Text(Cow::Owned(v)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, items: A) -> Result<Self::Value, A::Error> {
+                Ok(DeltaContent::Parts(Vec::deserialize(
+                    SeqAccessDeserializer::new(items),
+                )?))
+            }
+        }
+        de.deserialize_any(Either)
+    }
 }
 
 /// A fragment of a tool call.
@@ -337,11 +426,20 @@ pub struct FunctionDelta<'a> {
     pub arguments: Option<Cow<'a, str>>,
 }
 
-/// The error envelope `{"error":{"message","type","param","code"}}`.
+/// The error envelope `{"error":{"message","type","param","code"}}`; compatible hosts
+/// also answer `{"object":"error","message",...}` at the top (vLLM, with a string;
+/// Mistral, with its validation's `{"detail":[...]}` object) or FastAPI's bare
+/// `{"detail":...}`, kept here for the reader to make a message of.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ErrorEnvelope {
     #[serde(default, deserialize_with = "super::null_as_default")]
-    pub error: ErrorBody,
+    pub error: Option<ErrorBody>,
+    #[serde(default)]
+    pub message: Option<Value>,
+    #[serde(default)]
+    pub detail: Option<Value>,
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
 }
 
 /// The error object.
@@ -397,13 +495,28 @@ quick!(ChunkChoice<'q> {
     finish_reason: b"finish_reason" => text,
 });
 
-quick!(Delta<'q> {
-    content: b"content" => text,
-    reasoning_content: b"reasoning_content" => text,
-    reasoning: b"reasoning" => text,
-    refusal: b"refusal" => text,
-    tool_calls: b"tool_calls" => list,
-});
+impl<'q> Quick<'q> for Delta<'q> {
+    const KEYS: &'static [&'static [u8]] = &[
+        b"content",
+        b"reasoning_content",
+        b"reasoning",
+        b"refusal",
+        b"tool_calls",
+    ];
+
+    fn set(&mut self, i: usize, c: &mut Cursor<'q>) -> Option<()> {
+        match i {
+            // Text; typed chunks (an array) are left to the typed parse.
+            0 => self.content = c.text()?.map(DeltaContent::Text),
+            1 => self.reasoning_content = c.text()?,
+            2 => self.reasoning = c.text()?,
+            3 => self.refusal = c.text()?,
+            4 => self.tool_calls = c.list()?,
+            _ => return None,
+        }
+        Some(())
+    }
+}
 
 quick!(ToolCallDelta<'q> {
     index: b"index" => some_index,
@@ -469,6 +582,7 @@ impl<'q> Quick<'q> for ChatMessage {
         b"tool_call_id",
         b"reasoning_content",
         b"refusal",
+        b"reasoning",
     ];
     const REQUIRED: u64 = required(Self::KEYS, &[b"role"]);
 
@@ -482,6 +596,7 @@ impl<'q> Quick<'q> for ChatMessage {
             4 => self.tool_call_id = c.owned_or_null()?,
             5 => self.reasoning_content = c.owned_or_null()?,
             6 => self.refusal = c.owned_or_null()?,
+            7 => self.reasoning = c.owned_or_null()?,
             _ => return None,
         }
         Some(())

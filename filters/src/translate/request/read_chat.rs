@@ -94,7 +94,7 @@ fn extra_fields(req: &ChatRequest, notes: &mut Notes) -> Result<(), TranslateErr
 }
 
 /// Message fields with no counterpart elsewhere: a participant's `name`, an image's
-/// `detail`.
+/// `detail`, a Mistral `reference` chunk.
 fn count_unsent(messages: &[ChatMessage], notes: &mut Notes) {
     for m in messages {
         if m.name.is_some() {
@@ -102,8 +102,12 @@ fn count_unsent(messages: &[ChatMessage], notes: &mut Notes) {
         }
         if let Some(ChatContent::Parts(ps)) = &m.content {
             for p in ps {
-                if matches!(p, ContentPart::ImageUrl { image_url } if image_url.detail.is_some()) {
-                    notes.drop("image_url.detail");
+                match p {
+                    ContentPart::ImageUrl { image_url } if image_url.detail.is_some() => {
+                        notes.drop("image_url.detail");
+                    }
+                    ContentPart::Reference { .. } => notes.drop("reference"),
+                    _ => {}
                 }
             }
         }
@@ -158,9 +162,9 @@ fn message(ir: &mut Request, m: ChatMessage, i: usize) -> Result<(), TranslateEr
     }
 }
 
-fn assistant(m: ChatMessage, i: usize) -> Result<Vec<Part>, TranslateError> {
+fn assistant(mut m: ChatMessage, i: usize) -> Result<Vec<Part>, TranslateError> {
     let mut parts = Vec::new();
-    if let Some(r) = m.reasoning_content.filter(|r| !r.is_empty()) {
+    if let Some(r) = m.take_reasoning() {
         parts.push(Part::Thinking {
             text: r,
             sig: None,
@@ -197,13 +201,14 @@ fn content(c: Option<ChatContent>, i: usize) -> Result<Vec<Part>, TranslateError
         Some(ChatContent::Parts(ps)) => ps
             .into_iter()
             .enumerate()
-            .map(|(j, p)| part(p, i, j))
+            .filter_map(|(j, p)| part(p, i, j).transpose())
             .collect(),
     }
 }
 
-fn part(p: ContentPart, i: usize, j: usize) -> Result<Part, TranslateError> {
-    Ok(match p {
+/// A content part, `None` for one dropped (a Mistral reference, see [`count_unsent`]).
+fn part(p: ContentPart, i: usize, j: usize) -> Result<Option<Part>, TranslateError> {
+    Ok(Some(match p {
         ContentPart::Text { text } => Part::text(text),
         ContentPart::Refusal { refusal } => Part::text(refusal),
         ContentPart::ImageUrl { image_url } => Part::Image {
@@ -231,7 +236,15 @@ fn part(p: ContentPart, i: usize, j: usize) -> Result<Part, TranslateError> {
             };
             Part::File { media, cache: None }
         }
-    })
+        // A Mistral assistant's thinking, fed back: unsigned, so each writer drops it
+        // or sends it as its own unsigned reasoning.
+        ContentPart::Thinking { thinking, .. } => Part::Thinking {
+            text: ContentPart::thinking_text(&thinking),
+            sig: None,
+            redacted: None,
+        },
+        ContentPart::Reference { .. } => return Ok(None),
+    }))
 }
 
 /// A `data:` URI as inline bytes, any other URL as itself.

@@ -12,7 +12,7 @@ use crate::providers::wire::openai::{
 };
 
 use super::super::ir::{Media, Message, OutputFormat, Part, Request, Role, ToolChoice};
-use super::super::{names, Notes, Options, TranslateError, Wire};
+use super::super::{names, ChatMember, Notes, Options, TranslateError, Wire};
 
 const W: Wire = Wire::Chat;
 
@@ -82,13 +82,39 @@ pub fn write(
         stream: ir.stream.then_some(true),
         // The meter needs the usage chunk; the response translator swallows it when
         // the client did not ask for it.
-        stream_options: ir.stream.then_some(StreamOptions {
+        stream_options: (ir.stream && opts.stream_include_usage).then_some(StreamOptions {
             include_usage: true,
         }),
         user: ir.user.clone(),
         extra: Default::default(),
     };
-    Ok(req)
+    Ok(omit(req, &opts.omit, notes))
+}
+
+/// `req` without the members its upstream refuses; each one left out that had a value
+/// is counted as dropped.
+fn omit(mut req: ChatRequest, members: &[ChatMember], notes: &mut Notes) -> ChatRequest {
+    fn clear<T>(field: &mut Option<T>) -> bool {
+        field.take().is_some()
+    }
+    for &m in members {
+        let had = match m {
+            ChatMember::User => clear(&mut req.user),
+            ChatMember::Seed => clear(&mut req.seed),
+            ChatMember::ParallelToolCalls => clear(&mut req.parallel_tool_calls),
+            ChatMember::PresencePenalty => clear(&mut req.presence_penalty),
+            ChatMember::FrequencyPenalty => clear(&mut req.frequency_penalty),
+            ChatMember::Logprobs => clear(&mut req.logprobs),
+            ChatMember::TopLogprobs => clear(&mut req.top_logprobs),
+            ChatMember::N => clear(&mut req.n),
+            ChatMember::ReasoningEffort => clear(&mut req.reasoning_effort),
+            ChatMember::ResponseFormat => clear(&mut req.response_format),
+        };
+        if had {
+            notes.drop(m.name());
+        }
+    }
+    req
 }
 
 fn join_text(parts: &[Part], notes: &mut Notes) -> String {

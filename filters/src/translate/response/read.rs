@@ -23,9 +23,9 @@ pub fn response(upstream: Wire, body: &[u8], ex: &Exchange) -> Option<Response> 
 
 fn chat(c: ChatCompletion, ex: &Exchange) -> Option<Response> {
     let choice = c.choices.into_iter().find(|ch| ch.index == 0)?;
-    let m = choice.message;
+    let mut m = choice.message;
     let mut parts = Vec::new();
-    if let Some(r) = m.reasoning_content.filter(|r| !r.is_empty()) {
+    if let Some(r) = m.take_reasoning() {
         parts.push(Part::Thinking {
             text: r,
             sig: None,
@@ -34,8 +34,14 @@ fn chat(c: ChatCompletion, ex: &Exchange) -> Option<Response> {
     }
     match m.content {
         Some(ChatContent::Text(t)) if !t.is_empty() => parts.push(Part::text(t)),
+        // Mistral's reasoning models interleave thinking chunks with the text.
         Some(ChatContent::Parts(ps)) => parts.extend(ps.into_iter().filter_map(|p| match p {
             ContentPart::Text { text } => Some(Part::text(text)),
+            ContentPart::Thinking { thinking, .. } => Some(Part::Thinking {
+                text: ContentPart::thinking_text(&thinking),
+                sig: None,
+                redacted: None,
+            }),
             _ => None,
         })),
         _ => {}

@@ -5,7 +5,7 @@
 //! in its slot (TRANSLATION_NOTES 4.6, checklist item 4).
 
 use crate::providers::quick;
-use crate::providers::wire::openai::{Chunk, ToolCallDelta};
+use crate::providers::wire::openai::{Chunk, ContentPart, DeltaContent, ToolCallDelta};
 
 use super::super::errors::Class;
 use super::super::{finish, names, usage};
@@ -92,10 +92,32 @@ impl ChatDecoder {
                 sink.ev(Ev::Thinking(r));
             }
         }
-        for t in [&d.content, &d.refusal].into_iter().flatten() {
-            if !t.is_empty() {
-                sink.ev(Ev::Text(t));
+        match &d.content {
+            Some(DeltaContent::Text(t)) if !t.is_empty() => sink.ev(Ev::Text(t)),
+            // Mistral's reasoning models stream their thinking as typed chunks.
+            Some(DeltaContent::Parts(parts)) => {
+                for p in parts {
+                    match p {
+                        ContentPart::Text { text } if !text.is_empty() => {
+                            sink.ev(Ev::Text(text));
+                        }
+                        ContentPart::Thinking { thinking, .. } => {
+                            for inner in thinking {
+                                if let ContentPart::Text { text } = inner {
+                                    if !text.is_empty() {
+                                        sink.ev(Ev::Thinking(text));
+                                    }
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
             }
+            _ => {}
+        }
+        if let Some(t) = d.refusal.as_deref().filter(|t| !t.is_empty()) {
+            sink.ev(Ev::Text(t));
         }
         for call in &d.tool_calls {
             self.tool_delta(call, sink);
