@@ -877,6 +877,108 @@ async fn a_mistral_reasoning_models_thinking_reaches_claude_code() {
     }
 }
 
+/// Claude Code's tool loop on a host that thinks between tool calls (Kimi, GLM, DeepSeek
+/// in thinking mode): the host refuses a tool-call turn sent back without its
+/// `reasoning_content`. With `translation.send_reasoning_content` the thinking block
+/// Claude Code replays goes back as that member and the loop goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_codes_tool_loop_on_a_host_that_wants_its_reasoning_back() {
+    let host = Scripted::start(|req| {
+        let body = serde_json::from_slice::<Value>(&req.body).unwrap();
+        let msgs = body["messages"].as_array().unwrap();
+        for (i, m) in msgs.iter().enumerate() {
+            if m["role"] == "assistant" && m.get("tool_calls").is_some() && m.get("reasoning_content").is_none() {
+                return Reply::json(
+                    400,
+                    json!({"error": {"message": format!("thinking is enabled but reasoning_content is missing in assistant tool call message at index {i}"), "type": "invalid_request_error"}}).to_string(),
+                );
+            }
+        }
+        let answer = if msgs.iter().any(|m| m["role"] == "tool") {
+            json!({"role": "assistant", "content": "It is 18C in Paris.", "reasoning_content": "The tool said 18C."})
+        } else {
+            json!({"role": "assistant", "content": null, "reasoning_content": "I need the weather tool.",
+                "tool_calls": [{"id": "get_weather:0", "type": "function",
+                    "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]})
+        };
+        let finish = if answer.get("tool_calls").is_some() { "tool_calls" } else { "stop" };
+        Reply::json(
+            200,
+            json!({"id": "k1", "object": "chat.completion", "created": 1, "model": "kimi-k2.5",
+                "choices": [{"index": 0, "message": answer, "finish_reason": finish}],
+                "usage": {"prompt_tokens": 30, "completion_tokens": 12, "total_tokens": 42}})
+            .to_string(),
+        )
+    })
+    .await;
+    let schema: Value = serde_json::from_str(TOOL).unwrap();
+    let extra = [("anthropic-version", "2023-06-01".to_owned())];
+    let turn = |history: &[Value]| {
+        json!({"model": "kimi-k2.5", "max_tokens": 1000,
+            "thinking": {"type": "enabled", "budget_tokens": 2000},
+            "tools": [{"name": "get_weather", "input_schema": schema}],
+            "messages": history})
+    };
+    // The client's loop: ask, run the tool it is given, send the answer back with the
+    // assistant's turn as it came.
+    async fn tool_loop(
+        gw: &Gateway,
+        key: &str,
+        turn: &dyn Fn(&[Value]) -> Value,
+        extra: &[(&'static str, String)],
+    ) -> Response {
+        let mut history = vec![json!({"role": "user", "content": "Weather in Paris?"})];
+        let r = send_to(gw, key, W::Messages, "/v1/messages", extra, &turn(&history)).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let first = r.json();
+        assert_eq!(first["stop_reason"], "tool_use", "{first}");
+        assert_eq!(first["content"][0]["type"], "thinking", "{first}");
+        let call = first["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["type"] == "tool_use")
+            .unwrap()
+            .clone();
+        history.push(json!({"role": "assistant", "content": first["content"]}));
+        history.push(json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": call["id"], "content": "18C"}]}));
+        send_to(gw, key, W::Messages, "/v1/messages", extra, &turn(&history)).await
+    }
+
+    let (gw, key) = GatewayBuilder::new()
+        .upstream(Upstream::openai("kimi", &host).keys(&["sk-k"]))
+        .route(&["kimi-*"], &["kimi"])
+        .start_with_key("carol");
+    let r = tool_loop(&gw, &key, &turn, &extra).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("reasoning_content is missing"),
+        "{}",
+        r.text()
+    );
+    drop(gw);
+
+    let (gw, key) = GatewayBuilder::new()
+        .upstream(
+            Upstream::openai("kimi", &host)
+                .keys(&["sk-k"])
+                .set("translation", "{ send_reasoning_content: true }"),
+        )
+        .route(&["kimi-*"], &["kimi"])
+        .start_with_key("carol");
+    let r = tool_loop(&gw, &key, &turn, &extra).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["content"][1]["text"], "It is 18C in Paris.", "{v}");
+    let sent: Value = serde_json::from_slice(&host.requests().last().unwrap().body).unwrap();
+    let assistant = &sent["messages"][1];
+    assert_eq!(
+        assistant["reasoning_content"], "I need the weather tool.",
+        "{sent}"
+    );
+    assert_eq!(assistant["tool_calls"][0]["id"], "get_weather:0");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_over_64_kib_is_translated_too() {
     let s = scenario().await;

@@ -1603,7 +1603,8 @@ fn renamed_tools_are_mapped_back_once() {
 #[test]
 fn a_mistral_history_of_typed_chunks_keeps_its_text() {
     let body = json!({"model": "m", "messages": [
-        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]},
         {"role": "assistant", "content": [
             {"type": "thinking", "thinking": [{"type": "text", "text": "Call the tool."}]},
             {"type": "text", "text": "Checking"},
@@ -1627,6 +1628,8 @@ fn a_mistral_history_of_typed_chunks_keeps_its_text() {
         (t.notes.count("thinking"), t.notes.count("reference")),
         (2, 1)
     );
+    // An image without a `detail` has nothing of it to drop.
+    assert_eq!(t.notes.count("image_url.detail"), 0);
     let (g, t) = translated(Wire::Chat, Wire::Gemini, &body);
     let texts: Vec<_> = g["contents"][1]["parts"]
         .as_array()
@@ -1671,4 +1674,64 @@ fn a_strict_hosts_options_leave_members_out() {
         o.remove("user");
     }
     assert_eq!(plain, strict);
+}
+
+/// Claude Code on a host that thinks between tool calls (Kimi, GLM, DeepSeek): with
+/// `send_reasoning_content` each assistant turn's thinking goes back as its
+/// `reasoning_content`, and a tool-call turn that had none carries an empty one (those
+/// hosts refuse a tool-call turn without the member); without it thinking is dropped
+/// and counted, as before.
+#[test]
+fn thinking_goes_back_as_reasoning_content_to_a_host_that_wants_it() {
+    let body = json!({"model": "kimi-k2.5", "max_tokens": 1000, "messages": [
+        {"role": "user", "content": "Weather in Paris and Rome?"},
+        {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "Paris first.", "signature": ""},
+            {"type": "tool_use", "id": "call_k1", "name": "get_weather", "input": {"city": "Paris"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_k1", "content": "18C"}]},
+        {"role": "assistant", "content": [
+            {"type": "tool_use", "id": "call_k2", "name": "get_weather", "input": {"city": "Rome"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_k2", "content": "24C"}]},
+        {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "Both known.", "signature": ""},
+            {"type": "redacted_thinking", "data": "opaque"},
+            {"type": "thinking", "thinking": "Answer now.", "signature": ""},
+            {"type": "text", "text": "Paris 18C, Rome 24C."}]},
+        {"role": "user", "content": "Thanks."}]})
+    .to_string();
+    let (plain, t) = translated(Wire::Messages, Wire::Chat, &body);
+    let assistants = |b: &Value| -> Vec<Value> {
+        b["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["role"] == "assistant")
+            .cloned()
+            .collect()
+    };
+    assert!(
+        assistants(&plain)
+            .iter()
+            .all(|m| m.get("reasoning_content").is_none()),
+        "{plain}"
+    );
+    assert_eq!(t.notes.count("thinking"), 4);
+
+    let opts = Options {
+        send_reasoning_content: true,
+        ..Options::default()
+    };
+    let (b, t) = request(Wire::Messages, Wire::Chat, body.as_bytes(), &opts).unwrap();
+    let sent = assistants(&b);
+    let reasoning: Vec<&str> = sent
+        .iter()
+        .map(|m| m["reasoning_content"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasoning,
+        ["Paris first.", "", "Both known.\n\nAnswer now."]
+    );
+    // The redacted block has no text to send: it alone is dropped.
+    assert_eq!(t.notes.count("thinking"), 1);
+    assert_eq!(sent[2]["content"], "Paris 18C, Rome 24C.");
 }

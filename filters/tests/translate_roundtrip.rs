@@ -278,8 +278,9 @@ fn anthropic_signature_lost_in_openai_turns_thinking_off() {
     assert_eq!(dropped.iter().filter(|d| **d == "thinking").count(), 2);
 }
 
-/// Ids an Anthropic client could not accept are sanitized on the way out and stay
-/// paired on the way back.
+/// Ids an Anthropic client could not accept are carried in ones it does on the way out,
+/// and go back to the upstream as it gave them, paired (Kimi reads its own
+/// `functions.Bash:0`).
 #[test]
 fn odd_upstream_ids_stay_paired_through_an_anthropic_client() {
     let upstream = json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "kimi-k2",
@@ -303,6 +304,7 @@ fn odd_upstream_ids_stay_paired_through_an_anthropic_client() {
         {"role": "assistant", "content": v["content"]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": id, "content": "a b"}]}]});
     let (r2, _) = upstream_body(Wire::Messages, Wire::Chat, &second);
-    assert_eq!(r2["messages"][1]["tool_calls"][0]["id"], id.as_str());
-    assert_eq!(r2["messages"][2]["tool_call_id"], id.as_str());
+    assert_ne!(id, "functions.Bash:0");
+    assert_eq!(r2["messages"][1]["tool_calls"][0]["id"], "functions.Bash:0");
+    assert_eq!(r2["messages"][2]["tool_call_id"], "functions.Bash:0");
 }

@@ -326,6 +326,9 @@ pub struct TranslationConfig {
     /// Members of a translated Chat Completions request the upstream refuses (OpenAI
     /// kind): names of `tollgate_filters::translate::ChatMember::ALL`.
     pub omit: Vec<String>,
+    /// An assistant turn's thinking back to the upstream as `reasoning_content` (OpenAI
+    /// kind).
+    pub send_reasoning_content: bool,
 }
 
 impl Default for TranslationConfig {
@@ -337,6 +340,7 @@ impl Default for TranslationConfig {
             reasoning_content: o.reasoning_content,
             openai_legacy_max_tokens: o.openai_legacy_max_tokens,
             omit: Vec::new(),
+            send_reasoning_content: o.send_reasoning_content,
         }
     }
 }

@@ -334,6 +334,12 @@ fn check_upstream_limits(u: &UpstreamConfig, at: &dyn Fn(&str) -> String, p: &mu
             "applies to OpenAI-kind upstreams only (it edits translated Chat Completions requests)",
         );
     }
+    if u.translation.send_reasoning_content && u.kind != "openai" {
+        p.bad(
+            at("translation.send_reasoning_content"),
+            "applies to OpenAI-kind upstreams only (it edits translated Chat Completions requests)",
+        );
+    }
     if u.max_retry_after_s > 86_400 {
         p.bad(at("max_retry_after_s"), "must be at most 86400 (a day)");
     }
@@ -372,6 +378,7 @@ fn upstream_target(
                 .iter()
                 .filter_map(|m| ChatMember::named(m))
                 .collect(),
+            send_reasoning_content: u.translation.send_reasoning_content,
         })
         .with_max_rest(Duration::from_secs(u.max_retry_after_s))
         .with_circuit_cool_down(Duration::from_secs(u.circuit_cool_down_s))
@@ -656,8 +663,9 @@ upstreams:
     base_url: "https://api.mistral.ai"
     stream_include_usage: false
     translation: { omit: [user, seed] }
+  - { name: kimi, kind: openai, base_url: "https://k", translation: { send_reasoning_content: true } }
   - { name: a, kind: openai, base_url: "https://a", translation: { omit: [user, messages] } }
-  - { name: b, kind: anthropic, base_url: "https://b", translation: { omit: [user] } }
+  - { name: b, kind: anthropic, base_url: "https://b", translation: { omit: [user], send_reasoning_content: true } }
 "#;
         let problem_lines = |text: &str| -> Vec<String> {
             let c = parse(text, &no_env).map_err(|p| format!("{p:?}"));
@@ -672,8 +680,9 @@ upstreams:
         assert_eq!(
             problem_lines(text),
             [
-                "upstreams[1].translation.omit[1]: `messages` is not a member Tollgate can leave out (one of: user, seed, parallel_tool_calls, presence_penalty, frequency_penalty, logprobs, top_logprobs, n, reasoning_effort, response_format)",
-                "upstreams[2].translation.omit: applies to OpenAI-kind upstreams only (it edits translated Chat Completions requests)",
+                "upstreams[2].translation.omit[1]: `messages` is not a member Tollgate can leave out (one of: user, seed, parallel_tool_calls, presence_penalty, frequency_penalty, logprobs, top_logprobs, n, reasoning_effort, response_format)",
+                "upstreams[3].translation.omit: applies to OpenAI-kind upstreams only (it edits translated Chat Completions requests)",
+                "upstreams[3].translation.send_reasoning_content: applies to OpenAI-kind upstreams only (it edits translated Chat Completions requests)",
             ]
         );
         let good = &text[..text.find("  - { name: a").unwrap()];
@@ -683,7 +692,9 @@ upstreams:
         let Ok(rt) = rt else { panic!("{rt:?}") };
         let opts = &rt.reloadable.upstreams[0].translation;
         assert_eq!(opts.omit, [ChatMember::User, ChatMember::Seed]);
-        assert!(!opts.stream_include_usage);
+        assert!(!opts.stream_include_usage && !opts.send_reasoning_content);
+        let kimi = &rt.reloadable.upstreams[1].translation;
+        assert!(kimi.send_reasoning_content && kimi.stream_include_usage && kimi.omit.is_empty());
     }
 
     #[test]

@@ -193,11 +193,9 @@ fn openai_envelope(e: openai::ErrorEnvelope, by_status: Class) -> Option<Upstrea
 /// A message given as a string, or as a validation's list of problems (FastAPI's and
 /// Mistral's `{"detail":[{"loc":[...],"msg":...}]}`): each problem as `loc: msg`.
 fn message_text(v: &Value) -> String {
-    let problems = v.get("detail").unwrap_or(v);
-    match (v, problems) {
-        (Value::String(s), _) => s.clone(),
-        (_, Value::String(s)) => s.clone(),
-        (_, Value::Array(items)) => {
+    match v.get("detail").unwrap_or(v) {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => {
             let lines: Vec<String> = items
                 .iter()
                 .map(|p| {
@@ -330,6 +328,14 @@ mod tests {
                 "body.stream_options: Extra inputs are not permitted; body.messages.0.user.name: Extra inputs are not permitted",
             ),
             (br#"{"detail":"Not Found"}"#, "Not Found"),
+            (
+                br#"{"object":"error","message":{"detail":"Unauthorized"},"type":"invalid_request_error"}"#,
+                "Unauthorized",
+            ),
+            (
+                br#"{"object":"error","message":{"code":7},"type":"invalid_request_error"}"#,
+                r#"{"code":7}"#,
+            ),
             (br#"{"detail":[{"msg":"field required"}]}"#, "field required"),
             (br#"{"error":{"message":"Bad key","type":"invalid_request_error"}}"#, "Bad key"),
             (br#"{"unexpected":1}"#, r#"{"unexpected":1}"#),

@@ -124,6 +124,11 @@ pub struct Options {
     /// Members of a translated Chat Completions request this upstream refuses
     /// (`translation.omit`): left out, and counted as dropped.
     pub omit: Vec<ChatMember>,
+    /// An assistant turn's thinking goes back to an OpenAI-compatible upstream as its
+    /// `reasoning_content` (`translation.send_reasoning_content`): hosts that think
+    /// between tool calls (Kimi, GLM, DeepSeek) refuse a tool-call turn without it, where
+    /// OpenAI and Mistral refuse the member itself.
+    pub send_reasoning_content: bool,
 }
 
 impl Default for Options {
@@ -135,6 +140,7 @@ impl Default for Options {
             openai_legacy_max_tokens: false,
             stream_include_usage: true,
             omit: Vec::new(),
+            send_reasoning_content: false,
         }
     }
 }

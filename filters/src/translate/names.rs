@@ -73,21 +73,30 @@ pub fn tool_name(target: Wire, name: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Where a tool-call id Anthropic would refuse is carried whole in one it takes.
+const ANT_ID_PREFIX: &str = "tgid_";
+
 /// A tool-call id Anthropic accepts (`^[a-zA-Z0-9_-]+$`): itself when it already
-/// matches, else its invalid characters replaced and a hash appended so that two ids
-/// differing only there stay apart (applied alike to `tool_use.id` and `tool_use_id`).
+/// matches, else the id carried whole, base64url after [`ANT_ID_PREFIX`] (applied alike
+/// to `tool_use.id` and `tool_use_id`), so that [`from_ant_tool_id`] gives the upstream
+/// back its own id: Kimi's `functions.Bash:0` is read by the model itself.
 pub fn ant_tool_id(id: &str) -> Cow<'_, str> {
     let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
     if !id.is_empty() && id.bytes().all(ok) {
         return Cow::Borrowed(id);
     }
-    let mut out: String = id
-        .chars()
-        .map(|c| if c.is_ascii() && ok(c as u8) { c } else { '_' })
-        .collect();
-    out.push('_');
-    out.push_str(&hash8(id));
-    Cow::Owned(out)
+    Cow::Owned(format!("{ANT_ID_PREFIX}{}", URL_SAFE_NO_PAD.encode(id)))
+}
+
+/// An id an Anthropic client sends back, as the upstream gave it: [`ant_tool_id`]
+/// undone for the ids it made, every other id as it is.
+pub fn from_ant_tool_id(id: String) -> String {
+    let original = id
+        .strip_prefix(ANT_ID_PREFIX)
+        .and_then(|b| URL_SAFE_NO_PAD.decode(b).ok())
+        .and_then(|v| String::from_utf8(v).ok())
+        .filter(|original| !original.is_empty() && ant_tool_id(original) == id.as_str());
+    original.unwrap_or(id)
 }
 
 /// A signature as text for a foreign client's field, prefixed with who minted it.
@@ -209,15 +218,31 @@ mod tests {
     }
 
     #[test]
-    fn ids_are_sanitized_for_anthropic_and_stay_apart() {
+    fn ids_are_carried_for_anthropic_and_come_back_as_they_were() {
         assert_eq!(ant_tool_id("toolu_01"), "toolu_01");
         let a = ant_tool_id("functions.Bash:0");
         let b = ant_tool_id("functions:Bash.0");
-        assert!(a
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
+        for id in [&a, &b] {
+            assert!(id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
+        }
         assert_ne!(a, b);
         assert_eq!(a, ant_tool_id("functions.Bash:0"));
+        for id in [
+            "functions.Bash:0",
+            "functions:Bash.0",
+            "call 1/é",
+            "toolu_01",
+            "tgid_",
+        ] {
+            assert_eq!(from_ant_tool_id(ant_tool_id(id).into_owned()), id, "{id}");
+        }
+        // Only ids it made are read back: another id that merely looks like one stays.
+        let valid_inside = format!("tgid_{}", URL_SAFE_NO_PAD.encode("call_1"));
+        for id in ["tgid_!!", "tgid_Zm9v", valid_inside.as_str()] {
+            assert_eq!(from_ant_tool_id(id.to_owned()), id, "{id}");
+        }
     }
 
     #[test]

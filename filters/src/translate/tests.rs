@@ -945,3 +945,61 @@ fn a_stream_error_without_a_message_says_so() {
         );
     }
 }
+
+/// Each member `translation.omit` may name is found by its name and gives it back; a name
+/// outside the list, or differing in case, is none.
+#[test]
+fn chat_members_are_named_as_in_the_request() {
+    for (name, m) in ChatMember::ALL {
+        assert_eq!(ChatMember::named(name), Some(m));
+        assert_eq!(m.name(), name);
+    }
+    let names: Vec<&str> = ChatMember::ALL.iter().map(|(n, _)| *n).collect();
+    assert!(
+        names.contains(&"user") && names.contains(&"seed"),
+        "{names:?}"
+    );
+    for other in ["messages", "User", "", "stream_options"] {
+        assert_eq!(ChatMember::named(other), None, "{other}");
+    }
+}
+
+/// Typed content chunks in a stream (Mistral's reasoning models): text chunks and the
+/// text chunks of a thinking chunk come out in order, empty ones and references send
+/// nothing, and a streamed refusal is text too (an empty one nothing).
+#[test]
+fn typed_content_chunks_and_refusals_stream_in_order() {
+    let chunk = |delta: &str| {
+        format!("data: {{\"id\":\"c\",\"choices\":[{{\"index\":0,\"delta\":{delta}}}]}}\n\n")
+    };
+    let body = [
+        chunk(
+            r#"{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":""},{"type":"text","text":"T"}]}]}"#,
+        ),
+        chunk(
+            r#"{"content":[{"type":"text","text":""},{"type":"reference","reference_ids":[1]},{"type":"text","text":"A"}]}"#,
+        ),
+        chunk(r#"{"refusal":""}"#),
+        chunk(r#"{"refusal":"No."}"#),
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n".to_owned(),
+    ]
+    .concat();
+    let out = feed(exchange(Wire::Messages, Wire::Chat), &body);
+    let deltas: Vec<(String, String)> = events(&out)
+        .iter()
+        .filter(|e| e["type"] == "content_block_delta")
+        .map(|e| {
+            let d = &e["delta"];
+            let kind = d["type"].as_str().unwrap_or("").to_owned();
+            let text = d["text"].as_str().or(d["thinking"].as_str()).unwrap_or("");
+            (kind, text.to_owned())
+        })
+        .collect();
+    let want = [
+        ("thinking_delta", "T"),
+        ("text_delta", "A"),
+        ("text_delta", "No."),
+    ]
+    .map(|(k, t)| (k.to_owned(), t.to_owned()));
+    assert_eq!(deltas, want, "{out}");
+}

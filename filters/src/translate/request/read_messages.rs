@@ -17,7 +17,7 @@ use super::super::ir::{
     self, CacheTtl, Effort, Media, OutputFormat, Part, Reasoning, ReasoningLevel, Request, Role,
     Sampling, SigOrigin, ToolChoice,
 };
-use super::super::names::{uncarry, Carried};
+use super::super::names::{from_ant_tool_id, uncarry, Carried};
 use super::super::{Notes, TranslateError, Wire};
 
 const W: Wire = Wire::Messages;
@@ -155,7 +155,7 @@ fn block(b: Block, at: &str) -> Result<Part, TranslateError> {
         Block::ToolUse {
             id, name, input, ..
         } => Part::ToolCall {
-            id,
+            id: from_ant_tool_id(id),
             name,
             args: input.to_string(),
             sig: None,
@@ -166,7 +166,7 @@ fn block(b: Block, at: &str) -> Result<Part, TranslateError> {
             is_error,
             cache_control,
         } => Part::ToolResult {
-            call_id: tool_use_id,
+            call_id: from_ant_tool_id(tool_use_id),
             name: None,
             content: result_content(content, at)?,
             is_error: is_error.unwrap_or(false),

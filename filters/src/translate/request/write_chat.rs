@@ -35,7 +35,7 @@ pub fn write(
         match m.role {
             Role::User => user(&mut messages, m, notes)?,
             Role::Assistant => {
-                let a = assistant(m, notes);
+                let a = assistant(m, opts.send_reasoning_content, notes);
                 // A turn of thinking only says nothing to an OpenAI upstream.
                 let said = matches!(&a.content, Some(ChatContent::Text(t)) if !t.is_empty());
                 if said || !a.tool_calls.is_empty() {
@@ -259,8 +259,11 @@ fn url_of(media: &Media) -> Result<String, TranslateError> {
     }
 }
 
-fn assistant(m: &Message, notes: &mut Notes) -> ChatMessage {
+/// An assistant turn; its thinking as `reasoning_content` when the upstream takes it
+/// back (`send_reasoning`), else dropped.
+fn assistant(m: &Message, send_reasoning: bool, notes: &mut Notes) -> ChatMessage {
     let mut text = String::new();
+    let mut reasoning = String::new();
     let mut tool_calls = Vec::new();
     for p in &m.parts {
         match p {
@@ -283,6 +286,16 @@ fn assistant(m: &Message, notes: &mut Notes) -> ChatMessage {
                     },
                 });
             }
+            Part::Thinking {
+                text: t,
+                redacted: None,
+                ..
+            } if send_reasoning => {
+                if !reasoning.is_empty() && !t.is_empty() {
+                    reasoning.push_str("\n\n");
+                }
+                reasoning.push_str(t);
+            }
             Part::Thinking { .. } => notes.drop("thinking"),
             _ => {}
         }
@@ -291,10 +304,14 @@ fn assistant(m: &Message, notes: &mut Notes) -> ChatMessage {
         (true, false) => None,
         _ => Some(ChatContent::Text(text)),
     };
+    // A host that wants it back refuses a tool-call turn without it, even an empty one.
+    let reasoning_content =
+        (send_reasoning && (!reasoning.is_empty() || !tool_calls.is_empty())).then_some(reasoning);
     ChatMessage {
         role: "assistant".into(),
         content,
         tool_calls,
+        reasoning_content,
         ..Default::default()
     }
 }
