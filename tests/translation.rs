@@ -775,6 +775,24 @@ async fn a_mistral_reasoning_models_thinking_reaches_claude_code() {
                 );
             }
         }
+        // And it takes only tool-call ids of its own form.
+        let mistral_form = |id: &Value| {
+            id.as_str()
+                .is_some_and(|id| id.len() == 9 && id.bytes().all(|b| b.is_ascii_alphanumeric()))
+        };
+        for m in body["messages"].as_array().unwrap() {
+            let ids = m["tool_calls"].as_array().into_iter().flatten().map(|c| &c["id"]);
+            for id in ids.chain(m.get("tool_call_id")) {
+                if !mistral_form(id) {
+                    return Reply::json(
+                        400,
+                        json!({"object": "error", "message": format!("Tool call id was {} but must be a-z, A-Z, 0-9, with a length of 9.", id.as_str().unwrap_or("")),
+                            "type": "invalid_request_error", "param": null, "code": "3280"})
+                        .to_string(),
+                    );
+                }
+            }
+        }
         if body["stream"] == true {
             Reply::sse(STREAM)
         } else {
@@ -816,7 +834,7 @@ async fn a_mistral_reasoning_models_thinking_reaches_claude_code() {
                 .set("stream_include_usage", false)
                 .set(
                     "translation",
-                    "{ openai_legacy_max_tokens: true, omit: [user] }",
+                    "{ openai_legacy_max_tokens: true, omit: [user], mistral_tool_call_ids: true }",
                 ),
         )
         .route(&["magistral-*"], &["mistral"])
@@ -875,6 +893,21 @@ async fn a_mistral_reasoning_models_thinking_reaches_claude_code() {
         );
         assert_eq!(e["estimated"], 0);
     }
+
+    // A conversation begun on Claude (its `toolu_` id) and continued on Mistral: the id
+    // goes as an alias Mistral takes, the same on the call and on its result.
+    let mut history = ask(false);
+    history["messages"] = json!([
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_01A09q90qw90lq917835lq9",
+            "name": "get_weather", "input": {"city": "Paris"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01A09q90qw90lq917835lq9", "content": "18C"}]}]);
+    let r = send_to(&gw, &key, W::Messages, "/v1/messages", &extra, &history).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen: Value = serde_json::from_slice(&host.requests().last().unwrap().body).unwrap();
+    let alias = &seen["messages"][1]["tool_calls"][0]["id"];
+    assert_ne!(alias, "toolu_01A09q90qw90lq917835lq9");
+    assert_eq!(&seen["messages"][2]["tool_call_id"], alias, "{seen}");
 }
 
 /// Claude Code's tool loop on a host that thinks between tool calls (Kimi, GLM, DeepSeek

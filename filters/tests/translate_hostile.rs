@@ -559,10 +559,10 @@ fn upstreams(client: Wire) -> impl Iterator<Item = Wire> {
 fn options() -> impl Strategy<Value = Options> {
     (
         prop::sample::select(vec![1u32, 4096, u32::MAX]),
-        any::<[bool; 5]>(),
+        any::<[bool; 6]>(),
         prop::sample::subsequence(ChatMember::ALL.to_vec(), 0..=ChatMember::ALL.len()),
     )
-        .prop_map(|(max, [a, b, c, d, e], omit)| Options {
+        .prop_map(|(max, [a, b, c, d, e, f], omit)| Options {
             default_max_tokens: max,
             gemini_openapi_schema: a,
             reasoning_content: b,
@@ -570,6 +570,7 @@ fn options() -> impl Strategy<Value = Options> {
             stream_include_usage: d,
             omit: omit.into_iter().map(|(_, m)| m).collect(),
             send_reasoning_content: e,
+            mistral_tool_call_ids: f,
         })
 }
 

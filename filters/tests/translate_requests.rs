@@ -1735,3 +1735,41 @@ fn thinking_goes_back_as_reasoning_content_to_a_host_that_wants_it() {
     assert_eq!(t.notes.count("thinking"), 1);
     assert_eq!(sent[2]["content"], "Paris 18C, Rome 24C.");
 }
+
+/// A conversation begun on Claude and continued on Mistral: with `mistral_tool_call_ids`
+/// each id Mistral would refuse goes as the same nine-character alias on its call and
+/// its result; Mistral's own ids go as they are.
+#[test]
+fn tool_call_ids_take_mistrals_form_when_asked() {
+    let body = json!({"model": "mistral-medium-latest", "max_tokens": 100, "messages": [
+        {"role": "user", "content": "Weather in Paris and Rome?"},
+        {"role": "assistant", "content": [
+            {"type": "tool_use", "id": "toolu_01A09q90qw90lq917835lq9", "name": "get_weather", "input": {"city": "Paris"}},
+            {"type": "tool_use", "id": "Xy7pQ2mZk", "name": "get_weather", "input": {"city": "Rome"}}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_01A09q90qw90lq917835lq9", "content": "18C"},
+            {"type": "tool_result", "tool_use_id": "Xy7pQ2mZk", "content": "24C"}]}]})
+    .to_string();
+    let (plain, _) = translated(Wire::Messages, Wire::Chat, &body);
+    assert_eq!(
+        plain["messages"][1]["tool_calls"][0]["id"],
+        "toolu_01A09q90qw90lq917835lq9"
+    );
+    let opts = Options {
+        mistral_tool_call_ids: true,
+        ..Options::default()
+    };
+    let (b, _) = request(Wire::Messages, Wire::Chat, body.as_bytes(), &opts).unwrap();
+    let msgs = b["messages"].as_array().unwrap();
+    let alias = msgs[1]["tool_calls"][0]["id"].as_str().unwrap();
+    assert!(
+        alias.len() == 9 && alias.bytes().all(|c| c.is_ascii_alphanumeric()),
+        "{alias}"
+    );
+    assert_eq!(msgs[2]["tool_call_id"], alias);
+    assert_eq!(msgs[1]["tool_calls"][1]["id"], "Xy7pQ2mZk");
+    assert_eq!(msgs[3]["tool_call_id"], "Xy7pQ2mZk");
+    // The same history gives the same alias on every request.
+    let (again, _) = request(Wire::Messages, Wire::Chat, body.as_bytes(), &opts).unwrap();
+    assert_eq!(again["messages"][1]["tool_calls"][0]["id"], alias);
+}

@@ -329,6 +329,8 @@ pub struct TranslationConfig {
     /// An assistant turn's thinking back to the upstream as `reasoning_content` (OpenAI
     /// kind).
     pub send_reasoning_content: bool,
+    /// Tool-call ids as Mistral takes them (nine letters and digits; OpenAI kind).
+    pub mistral_tool_call_ids: bool,
 }
 
 impl Default for TranslationConfig {
@@ -341,6 +343,7 @@ impl Default for TranslationConfig {
             openai_legacy_max_tokens: o.openai_legacy_max_tokens,
             omit: Vec::new(),
             send_reasoning_content: o.send_reasoning_content,
+            mistral_tool_call_ids: o.mistral_tool_call_ids,
         }
     }
 }

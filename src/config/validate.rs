@@ -334,11 +334,19 @@ fn check_upstream_limits(u: &UpstreamConfig, at: &dyn Fn(&str) -> String, p: &mu
             "applies to OpenAI-kind upstreams only (it edits translated Chat Completions requests)",
         );
     }
-    if u.translation.send_reasoning_content && u.kind != "openai" {
-        p.bad(
-            at("translation.send_reasoning_content"),
-            "applies to OpenAI-kind upstreams only (it edits translated Chat Completions requests)",
-        );
+    for (set, key) in [
+        (
+            u.translation.send_reasoning_content,
+            "send_reasoning_content",
+        ),
+        (u.translation.mistral_tool_call_ids, "mistral_tool_call_ids"),
+    ] {
+        if set && u.kind != "openai" {
+            p.bad(
+                at(&format!("translation.{key}")),
+                "applies to OpenAI-kind upstreams only (it edits translated Chat Completions requests)",
+            );
+        }
     }
     if u.max_retry_after_s > 86_400 {
         p.bad(at("max_retry_after_s"), "must be at most 86400 (a day)");
@@ -379,6 +387,7 @@ fn upstream_target(
                 .filter_map(|m| ChatMember::named(m))
                 .collect(),
             send_reasoning_content: u.translation.send_reasoning_content,
+            mistral_tool_call_ids: u.translation.mistral_tool_call_ids,
         })
         .with_max_rest(Duration::from_secs(u.max_retry_after_s))
         .with_circuit_cool_down(Duration::from_secs(u.circuit_cool_down_s))
@@ -662,10 +671,10 @@ upstreams:
     kind: openai
     base_url: "https://api.mistral.ai"
     stream_include_usage: false
-    translation: { omit: [user, seed] }
+    translation: { omit: [user, seed], mistral_tool_call_ids: true }
   - { name: kimi, kind: openai, base_url: "https://k", translation: { send_reasoning_content: true } }
   - { name: a, kind: openai, base_url: "https://a", translation: { omit: [user, messages] } }
-  - { name: b, kind: anthropic, base_url: "https://b", translation: { omit: [user], send_reasoning_content: true } }
+  - { name: b, kind: anthropic, base_url: "https://b", translation: { omit: [user], send_reasoning_content: true, mistral_tool_call_ids: true } }
 "#;
         let problem_lines = |text: &str| -> Vec<String> {
             let c = parse(text, &no_env).map_err(|p| format!("{p:?}"));
@@ -683,6 +692,7 @@ upstreams:
                 "upstreams[2].translation.omit[1]: `messages` is not a member Tollgate can leave out (one of: user, seed, parallel_tool_calls, presence_penalty, frequency_penalty, logprobs, top_logprobs, n, reasoning_effort, response_format)",
                 "upstreams[3].translation.omit: applies to OpenAI-kind upstreams only (it edits translated Chat Completions requests)",
                 "upstreams[3].translation.send_reasoning_content: applies to OpenAI-kind upstreams only (it edits translated Chat Completions requests)",
+                "upstreams[3].translation.mistral_tool_call_ids: applies to OpenAI-kind upstreams only (it edits translated Chat Completions requests)",
             ]
         );
         let good = &text[..text.find("  - { name: a").unwrap()];
@@ -693,8 +703,10 @@ upstreams:
         let opts = &rt.reloadable.upstreams[0].translation;
         assert_eq!(opts.omit, [ChatMember::User, ChatMember::Seed]);
         assert!(!opts.stream_include_usage && !opts.send_reasoning_content);
+        assert!(opts.mistral_tool_call_ids);
         let kimi = &rt.reloadable.upstreams[1].translation;
         assert!(kimi.send_reasoning_content && kimi.stream_include_usage && kimi.omit.is_empty());
+        assert!(!kimi.mistral_tool_call_ids);
     }
 
     #[test]

@@ -129,6 +129,9 @@ pub struct Options {
     /// between tool calls (Kimi, GLM, DeepSeek) refuse a tool-call turn without it, where
     /// OpenAI and Mistral refuse the member itself.
     pub send_reasoning_content: bool,
+    /// Tool-call ids that are not nine letters and digits go to the upstream as a stable
+    /// alias of that form (`translation.mistral_tool_call_ids`): Mistral refuses others.
+    pub mistral_tool_call_ids: bool,
 }
 
 impl Default for Options {
@@ -141,6 +144,7 @@ impl Default for Options {
             stream_include_usage: true,
             omit: Vec::new(),
             send_reasoning_content: false,
+            mistral_tool_call_ids: false,
         }
     }
 }

@@ -99,6 +99,25 @@ pub fn from_ant_tool_id(id: String) -> String {
     original.unwrap_or(id)
 }
 
+/// A tool-call id Mistral takes (nine letters and digits, its own ids' form): itself when
+/// it is one, else a stable alias made from its hash. The same id always gives the same
+/// alias, so a history begun on another provider's model keeps its calls and results
+/// paired; Mistral answers with ids of its own, so the client never sees an alias.
+pub fn mistral_tool_call_id(id: &str) -> Cow<'_, str> {
+    const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    if id.len() == 9 && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Cow::Borrowed(id);
+    }
+    let d = Sha256::digest(id.as_bytes());
+    let mut n = d.iter().take(8).fold(0u64, |n, b| (n << 8) | u64::from(*b));
+    let mut alias = String::with_capacity(9);
+    for _ in 0..9 {
+        alias.push(char::from(DIGITS[(n % 62) as usize]));
+        n /= 62;
+    }
+    Cow::Owned(alias)
+}
+
 /// A signature as text for a foreign client's field, prefixed with who minted it.
 pub fn carry(sig: &Sig) -> String {
     let prefix = match sig.origin {
@@ -243,6 +262,32 @@ mod tests {
         for id in ["tgid_!!", "tgid_Zm9v", valid_inside.as_str()] {
             assert_eq!(from_ant_tool_id(id.to_owned()), id, "{id}");
         }
+    }
+
+    #[test]
+    fn ids_mistral_refuses_get_a_stable_alias_of_its_form() {
+        assert_eq!(mistral_tool_call_id("Xy7pQ2mZk"), "Xy7pQ2mZk");
+        let mut seen = std::collections::HashSet::new();
+        for id in [
+            "toolu_01A09q90qw90lq917835lq9",
+            "call_1",
+            "functions.Bash:0",
+            "Xy7pQ2mZ",
+            "Xy7pQ2mZk!",
+            "",
+        ] {
+            let a = mistral_tool_call_id(id);
+            assert!(
+                a.len() == 9 && a.bytes().all(|b| b.is_ascii_alphanumeric()),
+                "{id}: {a}"
+            );
+            assert_eq!(a, mistral_tool_call_id(id), "stable");
+            assert!(seen.insert(a.into_owned()), "{id}: apart from the others");
+        }
+        // Spread over the alphabet, not a few letters of it.
+        let letters: std::collections::HashSet<char> =
+            seen.iter().flat_map(|a| a.chars()).collect();
+        assert!(letters.len() > 20, "{letters:?}");
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub fn write(
             }
         }
     }
+    if opts.mistral_tool_call_ids {
+        mistral_ids(&mut messages);
+    }
     let (max_tokens, max_completion_tokens) = match opts.openai_legacy_max_tokens {
         true => (ir.max_out, None),
         false => (None, ir.max_out),
@@ -89,6 +92,21 @@ pub fn write(
         extra: Default::default(),
     };
     Ok(omit(req, &opts.omit, notes))
+}
+
+/// Every tool-call id, on calls and on results alike, in the form Mistral takes.
+fn mistral_ids(messages: &mut [ChatMessage]) {
+    fn alias(id: &mut String) {
+        if let std::borrow::Cow::Owned(a) = names::mistral_tool_call_id(id) {
+            *id = a;
+        }
+    }
+    for m in messages {
+        m.tool_calls.iter_mut().for_each(|c| alias(&mut c.id));
+        if let Some(id) = &mut m.tool_call_id {
+            alias(id);
+        }
+    }
 }
 
 /// `req` without the members its upstream refuses; each one left out that had a value
