@@ -108,8 +108,9 @@ pub fn mistral_tool_call_id(id: &str) -> Cow<'_, str> {
     if id.len() == 9 && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Cow::Borrowed(id);
     }
-    let d = Sha256::digest(id.as_bytes());
-    let mut n = d.iter().take(8).fold(0u64, |n, b| (n << 8) | u64::from(*b));
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&Sha256::digest(id.as_bytes())[..8]);
+    let mut n = u64::from_be_bytes(first);
     let mut alias = String::with_capacity(9);
     for _ in 0..9 {
         alias.push(char::from(DIGITS[(n % 62) as usize]));
