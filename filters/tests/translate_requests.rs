@@ -1773,3 +1773,26 @@ fn tool_call_ids_take_mistrals_form_when_asked() {
     let (again, _) = request(Wire::Messages, Wire::Chat, body.as_bytes(), &opts).unwrap();
     assert_eq!(again["messages"][1]["tool_calls"][0]["id"], alias);
 }
+
+/// Codex (Responses) on a host that wants its reasoning back: the reasoning item Codex
+/// replays (its summary, as the gateway gave it) goes back as the call's
+/// `reasoning_content`, as Claude Code's thinking block does.
+#[test]
+fn a_responses_clients_reasoning_item_goes_back_as_reasoning_content() {
+    let body = json!({"model": "kimi-k2.5", "input": [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "List the files."}]},
+        {"type": "reasoning", "summary": [{"type": "summary_text", "text": "Run ls."}]},
+        {"type": "function_call", "call_id": "functions.shell:0", "name": "shell", "arguments": "{\"command\":[\"ls\"]}"},
+        {"type": "function_call_output", "call_id": "functions.shell:0", "output": "a.txt"}]})
+    .to_string();
+    let opts = Options {
+        send_reasoning_content: true,
+        ..Options::default()
+    };
+    let (b, t) = request(Wire::Responses, Wire::Chat, body.as_bytes(), &opts).unwrap();
+    let assistant = &b["messages"][1];
+    assert_eq!(assistant["reasoning_content"], "Run ls.", "{b}");
+    assert_eq!(assistant["tool_calls"][0]["id"], "functions.shell:0");
+    assert_eq!(b["messages"][2]["tool_call_id"], "functions.shell:0");
+    assert_eq!(t.notes.count("thinking"), 0);
+}
