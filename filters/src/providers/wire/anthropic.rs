@@ -62,7 +62,7 @@ impl<'de> Deserialize<'de> for System {
     fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
         super::text_or_seq(
             de,
-            System::Text,
+            |t| System::Text(t.into_owned()),
             System::Blocks,
             "a string or an array of text blocks",
         )
@@ -162,7 +162,7 @@ impl<'de> Deserialize<'de> for Content {
     fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
         super::text_or_seq(
             de,
-            Content::Text,
+            |t| Content::Text(t.into_owned()),
             Content::Blocks,
             "a string or an array of content blocks",
         )

@@ -26,11 +26,13 @@ use super::quick::skip_ws;
 /// Reads a JSON string as `text(..)` or an array as `seq(..)` of its elements: what
 /// `#[serde(untagged)]` does for such an enum, without its buffering (it copies the
 /// whole value into an owned tree first, then tries each variant against the copy),
-/// which was a large part of reading a translated request or answer. `what` names the
-/// expected shape in errors.
+/// which was a large part of reading a translated request or answer. The text is
+/// borrowed from the bytes when it has no escapes (a stream chunk keeps it so; an owned
+/// type takes `Cow::into_owned`, one copy as before). `what` names the expected shape in
+/// errors.
 pub(crate) fn text_or_seq<'de, D, T, R>(
     de: D,
-    text: fn(String) -> R,
+    text: fn(std::borrow::Cow<'de, str>) -> R,
     seq: fn(Vec<T>) -> R,
     what: &'static str,
 ) -> Result<R, D::Error>
@@ -38,21 +40,25 @@ where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
 {
-    struct Either<T, R> {
-        text: fn(String) -> R,
+    use std::borrow::Cow;
+    struct Either<'de, T, R> {
+        text: fn(Cow<'de, str>) -> R,
         seq: fn(Vec<T>) -> R,
         what: &'static str,
     }
-    impl<'de, T: Deserialize<'de>, R> Visitor<'de> for Either<T, R> {
+    impl<'de, T: Deserialize<'de>, R> Visitor<'de> for Either<'de, T, R> {
         type Value = R;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str(self.what)
         }
+        fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<R, E> {
+            Ok((self.text)(Cow::Borrowed(v)))
+        }
         fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<R, E> {
-            Ok((self.text)(v.to_owned()))
+            Ok((self.text)(Cow::Owned(v.to_owned())))
         }
         fn visit_string<E: serde::de::Error>(self, v: String) -> Result<R, E> {
-            Ok((self.text)(v))
+            Ok((self.text)(Cow::Owned(v)))
         }
         fn visit_seq<A: SeqAccess<'de>>(self, items: A) -> Result<R, A::Error> {
             Ok((self.seq)(Vec::deserialize(SeqAccessDeserializer::new(

@@ -137,7 +137,7 @@ impl<'de> Deserialize<'de> for ChatContent {
     fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
         super::text_or_seq(
             de,
-            ChatContent::Text,
+            |t| ChatContent::Text(t.into_owned()),
             ChatContent::Parts,
             "a string or an array of content parts",
         )
@@ -375,32 +375,12 @@ pub enum DeltaContent<'a> {
 
 impl<'de: 'a, 'a> Deserialize<'de> for DeltaContent<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
-        use serde::de::{value::SeqAccessDeserializer, SeqAccess, Visitor};
-        struct Either;
-        impl<'de> Visitor<'de> for Either {
-            type Value = DeltaContent<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string or an array of content chunks")
-            }
-            fn visit_borrowed_str<E: serde::de::Error>(
-                self,
-                v: &'de str,
-            ) -> Result<Self::Value, E> {
-                Ok(DeltaContent::Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(DeltaContent::Text(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(DeltaContent::Text(Cow::Owned(v)))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, items: A) -> Result<Self::Value, A::Error> {
-                Ok(DeltaContent::Parts(Vec::deserialize(
-                    SeqAccessDeserializer::new(items),
-                )?))
-            }
-        }
-        de.deserialize_any(Either)
+        super::text_or_seq(
+            de,
+            DeltaContent::Text,
+            DeltaContent::Parts,
+            "a string or an array of content chunks",
+        )
     }
 }
 
