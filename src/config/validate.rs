@@ -247,6 +247,7 @@ fn upstreams(c: &Config, p: &mut Problems) -> Vec<Arc<UpstreamTarget>> {
             .ok();
         let keys = upstream_keys(i, u, p);
         check_upstream_limits(u, &at, p);
+        check_translation(u, kind, &at, p);
         if let (Some(kind), Some(url)) = (kind, url) {
             named.insert(u.name.as_str());
             built.push(upstream_target(u, kind, url, keys));
@@ -313,10 +314,24 @@ fn check_upstream_limits(u: &UpstreamConfig, at: &dyn Fn(&str) -> String, p: &mu
             p.bad(at("health_check.timeout_ms"), "must be between 1 and 60000");
         }
     }
-    if u.translation.default_max_tokens == 0 {
+    if u.max_retry_after_s > 86_400 {
+        p.bad(at("max_retry_after_s"), "must be at most 86400 (a day)");
+    }
+}
+
+/// `upstreams[i].translation`: the member names `omit` takes, and the keys that edit a
+/// translated Chat Completions request set only on an OpenAI-kind upstream.
+fn check_translation(
+    u: &UpstreamConfig,
+    kind: Option<ProviderKind>,
+    at: &dyn Fn(&str) -> String,
+    p: &mut Problems,
+) {
+    let t = &u.translation;
+    if t.default_max_tokens == 0 {
         p.bad(at("translation.default_max_tokens"), "must be at least 1");
     }
-    for (k, name) in u.translation.omit.iter().enumerate() {
+    for (k, name) in t.omit.iter().enumerate() {
         if ChatMember::named(name).is_none() {
             let names: Vec<&str> = ChatMember::ALL.iter().map(|(n, _)| *n).collect();
             p.bad(
@@ -328,28 +343,20 @@ fn check_upstream_limits(u: &UpstreamConfig, at: &dyn Fn(&str) -> String, p: &mu
             );
         }
     }
-    if !u.translation.omit.is_empty() && u.kind != "openai" {
-        p.bad(
-            at("translation.omit"),
-            "applies to OpenAI-kind upstreams only (it edits translated Chat Completions requests)",
-        );
+    if kind == Some(ProviderKind::OpenAi) {
+        return;
     }
     for (set, key) in [
-        (
-            u.translation.send_reasoning_content,
-            "send_reasoning_content",
-        ),
-        (u.translation.mistral_tool_call_ids, "mistral_tool_call_ids"),
+        (!t.omit.is_empty(), "omit"),
+        (t.send_reasoning_content, "send_reasoning_content"),
+        (t.mistral_tool_call_ids, "mistral_tool_call_ids"),
     ] {
-        if set && u.kind != "openai" {
+        if set {
             p.bad(
                 at(&format!("translation.{key}")),
                 "applies to OpenAI-kind upstreams only (it edits translated Chat Completions requests)",
             );
         }
-    }
-    if u.max_retry_after_s > 86_400 {
-        p.bad(at("max_retry_after_s"), "must be at most 86400 (a day)");
     }
 }
 
