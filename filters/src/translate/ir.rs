@@ -134,6 +134,16 @@ impl Part {
         }
     }
 
+    /// Thinking no provider signed (an OpenAI-compatible host's, or a client's without
+    /// a signature).
+    pub fn unsigned_thinking(text: String) -> Part {
+        Part::Thinking {
+            text,
+            sig: None,
+            redacted: None,
+        }
+    }
+
     /// The cache mark of a part that can carry one.
     pub fn cache(&self) -> Option<CacheTtl> {
         match self {

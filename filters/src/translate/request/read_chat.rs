@@ -165,11 +165,7 @@ fn message(ir: &mut Request, m: ChatMessage, i: usize) -> Result<(), TranslateEr
 fn assistant(mut m: ChatMessage, i: usize) -> Result<Vec<Part>, TranslateError> {
     let mut parts = Vec::new();
     if let Some(r) = m.take_reasoning() {
-        parts.push(Part::Thinking {
-            text: r,
-            sig: None,
-            redacted: None,
-        });
+        parts.push(Part::unsigned_thinking(r));
     }
     parts.extend(content(m.content, i)?);
     if let Some(r) = m.refusal.filter(|r| !r.is_empty()) {
@@ -238,11 +234,9 @@ fn part(p: ContentPart, i: usize, j: usize) -> Result<Option<Part>, TranslateErr
         }
         // A Mistral assistant's thinking, fed back: unsigned, so each writer drops it
         // or sends it as its own unsigned reasoning.
-        ContentPart::Thinking { thinking, .. } => Part::Thinking {
-            text: ContentPart::thinking_text(&thinking),
-            sig: None,
-            redacted: None,
-        },
+        ContentPart::Thinking { thinking, .. } => {
+            Part::unsigned_thinking(ContentPart::thinking_text(&thinking))
+        }
         ContentPart::Reference { .. } => return Ok(None),
     }))
 }

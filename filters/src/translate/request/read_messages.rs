@@ -186,11 +186,7 @@ fn block(b: Block, at: &str) -> Result<Part, TranslateError> {
 
 fn thinking_part(text: String, signature: &str) -> Part {
     if signature.is_empty() {
-        return Part::Thinking {
-            text,
-            sig: None,
-            redacted: None,
-        };
+        return Part::unsigned_thinking(text);
     }
     match uncarry(signature, SigOrigin::Anthropic) {
         Carried::Sig(sig) => Part::Thinking {

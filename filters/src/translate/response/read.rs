@@ -26,22 +26,16 @@ fn chat(c: ChatCompletion, ex: &Exchange) -> Option<Response> {
     let mut m = choice.message;
     let mut parts = Vec::new();
     if let Some(r) = m.take_reasoning() {
-        parts.push(Part::Thinking {
-            text: r,
-            sig: None,
-            redacted: None,
-        });
+        parts.push(Part::unsigned_thinking(r));
     }
     match m.content {
         Some(ChatContent::Text(t)) if !t.is_empty() => parts.push(Part::text(t)),
         // Mistral's reasoning models interleave thinking chunks with the text.
         Some(ChatContent::Parts(ps)) => parts.extend(ps.into_iter().filter_map(|p| match p {
             ContentPart::Text { text } => Some(Part::text(text)),
-            ContentPart::Thinking { thinking, .. } => Some(Part::Thinking {
-                text: ContentPart::thinking_text(&thinking),
-                sig: None,
-                redacted: None,
-            }),
+            ContentPart::Thinking { thinking, .. } => Some(Part::unsigned_thinking(
+                ContentPart::thinking_text(&thinking),
+            )),
             _ => None,
         })),
         _ => {}
