@@ -178,16 +178,18 @@ pub enum ContentPart {
 }
 
 impl ContentPart {
+    /// A text chunk's text.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            ContentPart::Text { text } => Some(text),
+            _ => None,
+        }
+    }
+
     /// The text of a `thinking` chunk's own text chunks, in order (one run, as a
     /// `reasoning_content` would hold it).
     pub fn thinking_text(inner: &[ContentPart]) -> String {
-        let mut text = String::new();
-        for p in inner {
-            if let ContentPart::Text { text: t } = p {
-                text.push_str(t);
-            }
-        }
-        text
+        inner.iter().filter_map(ContentPart::as_text).collect()
     }
 }
 

@@ -102,12 +102,9 @@ impl ChatDecoder {
                             sink.ev(Ev::Text(text));
                         }
                         ContentPart::Thinking { thinking, .. } => {
-                            for inner in thinking {
-                                if let ContentPart::Text { text } = inner {
-                                    if !text.is_empty() {
-                                        sink.ev(Ev::Thinking(text));
-                                    }
-                                }
+                            let texts = thinking.iter().filter_map(ContentPart::as_text);
+                            for text in texts.filter(|t| !t.is_empty()) {
+                                sink.ev(Ev::Thinking(text));
                             }
                         }
                         _ => {}
