@@ -320,3 +320,128 @@ async fn codex_runs_a_tool_loop_on_a_chat_completions_only_server() {
         assert_eq!(e["estimated"], 0, "{e}");
     }
 }
+
+/// The file Codex is asked to create, and the patch the upstream model writes for it.
+const NEW_FILE: &str = "hello.txt";
+const PATCH: &str =
+    "*** Begin Patch\n*** Add File: hello.txt\n+Hello from \"the model\"\n*** End Patch\n";
+
+/// The upstream for Codex's edit, one step per tool result so far: first a search with
+/// Codex's own `tool_search` (a function upstream), then, when offered `apply_patch` (a
+/// function of one string, as Tollgate sends Codex's freeform tool), the patch; after
+/// its result, says so.
+fn patcher(seen: &Seen) -> Reply {
+    let body: Value = serde_json::from_slice(&seen.body).unwrap_or(Value::Null);
+    let stream = body["stream"] == true;
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    let results = messages.iter().filter(|m| m["role"] == "tool").count();
+    let offered = |name: &str, param: &str| {
+        body["tools"].as_array().is_some_and(|t| {
+            t.iter().any(|t| {
+                t["function"]["name"] == name
+                    && t["function"]["parameters"]["required"]
+                        .as_array()
+                        .is_some_and(|r| r.contains(&json!(param)))
+            })
+        })
+    };
+    match results {
+        0 if offered("tool_search", "query") => {
+            let call = (
+                "tool_search".to_owned(),
+                json!({"query": "calendar", "limit": 2}),
+            );
+            chat_reply(stream, None, &[call])
+        }
+        0 | 1 if offered("apply_patch", "input") => {
+            let call = ("apply_patch".to_owned(), json!({ "input": PATCH }));
+            chat_reply(stream, None, &[call])
+        }
+        0 | 1 => chat_reply(stream, Some("ok"), &[]),
+        _ => chat_reply(stream, Some("Created hello.txt."), &[]),
+    }
+}
+
+/// Codex on a GPT-5 model declares `apply_patch` freeform (a `custom` tool with a
+/// grammar) and runs its own `tool_search`, neither of which a Chat Completions server
+/// knows. Through Tollgate the server sees two functions. Codex gets the search back as
+/// its `tool_search_call`, runs it and sends what it found (no deferred tools here);
+/// then it gets its `custom_tool_call` with the raw patch, applies it (the file exists
+/// with the patch's line), and the result reaches the server as the call's tool message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_edits_a_file_with_its_freeform_apply_patch_on_a_chat_completions_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Scripted::start(patcher).await;
+    let (gw, key) = GatewayBuilder::new()
+        .upstream(
+            Upstream::openai("vllm", &up)
+                .keys(&["sk-vllm"])
+                .set("responses_api", false),
+        )
+        .route(&["gpt-*"], &["vllm"])
+        .start_with_key("alice");
+    let provider = format!(
+        "model_providers.tg={{name=\"tg\",base_url=\"{}/v1\",env_key=\"TG_KEY\",wire_api=\"responses\"}}",
+        gw.proxy_url()
+    );
+    let codex_home = dir.path().join("codex");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&codex_home).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    let mut cmd = Command::new("timeout");
+    cmd.args(["180", "codex", "exec", "--skip-git-repo-check"])
+        .args(["--sandbox", "danger-full-access"])
+        .args(["-m", "gpt-5.5", "-c", "model_provider=tg", "-c", &provider])
+        .arg(format!("Create {NEW_FILE} saying hello."))
+        .current_dir(&work)
+        .env("HOME", dir.path())
+        .env("CODEX_HOME", &codex_home)
+        .env("TG_KEY", &key)
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL");
+    let out = run(cmd).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let fail = || {
+        format!(
+            "codex ({:?}):\n{stdout}\n{}\n--- gateway log ---\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            gw.logs()
+        )
+    };
+    assert!(out.status.success(), "{}", fail());
+    assert_eq!(
+        std::fs::read_to_string(work.join(NEW_FILE)).ok().as_deref(),
+        Some("Hello from \"the model\"\n"),
+        "{}",
+        fail()
+    );
+    let results = tool_results(&up);
+    assert!(
+        results.len() >= 2 && results[0] == r#"{"loaded_tools":[]}"#,
+        "the search's result reached the server: {results:?}"
+    );
+    assert!(
+        results.iter().any(|r| r.contains(NEW_FILE)),
+        "apply_patch's result reached the server: {results:?}"
+    );
+    let offered: Vec<Value> = up
+        .requests()
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .filter_map(|b| b["tools"].as_array().cloned())
+        .flatten()
+        .collect();
+    assert!(
+        offered.iter().all(|t| t["type"] == "function"),
+        "{offered:?}"
+    );
+    let n = up.hits();
+    let events = gw.usage_events_after(n).await;
+    let served: Vec<&Value> = events.iter().filter(|e| e["upstream"] == "vllm").collect();
+    assert_eq!(served.len(), n, "{events:?}");
+    for e in served {
+        assert_eq!(e["endpoint"], "responses");
+        assert_eq!(e["estimated"], 0, "{e}");
+    }
+}

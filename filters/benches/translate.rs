@@ -82,6 +82,8 @@ fn exchange(client: Wire, upstream: Wire, stream: bool) -> Exchange {
         input_estimate: 1000,
         names: Vec::new(),
         namespaces: Vec::new(),
+        custom_tools: Vec::new(),
+        tool_search: false,
         echo: r#""instructions":null,"tools":[],"store":false"#.into(),
         reasoning_content: false,
         now: 1,

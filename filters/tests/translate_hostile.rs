@@ -87,6 +87,13 @@ const WORDS: &[&str] = &[
     "error",
     "response.created",
     "response.output_item.added",
+    "custom",
+    "custom_tool_call",
+    "custom_tool_call_output",
+    "tool_search",
+    "tool_search_call",
+    "tool_search_output",
+    "client",
     "[DONE]",
     "data:image/png;base64,iVBORw0KGgo=",
     "gs://b/o",
@@ -147,6 +154,8 @@ const KEYS: &[&str] = &[
     "thinkingConfig",
     "reasoning",
     "namespace",
+    "execution",
+    "format",
     "error",
 ];
 

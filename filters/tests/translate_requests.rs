@@ -85,7 +85,7 @@ fn every_pair_translates_the_recorded_requests() {
             n += 1;
         }
     }
-    assert_eq!(n, 9);
+    assert_eq!(n, 12);
 }
 
 /// OpenAI client on Anthropic: system hoisted, alternation, ids sanitized and paired,
@@ -554,6 +554,179 @@ fn codex_namespaces_are_flattened_and_web_search_dropped() {
     let inner = json!({"type": "namespace", "name": "n", "tools": [{"type": "file_search"}]});
     let e = refused(Wire::Responses, Wire::Chat, body(inner));
     assert_eq!(e.field(), Some("tools[3].tools[0].type"), "{e}");
+}
+
+/// Codex on GPT-5 models declares `apply_patch` freeform (`custom`, with a Lark grammar).
+/// Every upstream gets a function of one string, `input`, whose description tells the
+/// grammar; the history's freeform call goes as that function's call with the raw patch
+/// as `input`, its output as the call's result; the exchange remembers the tool so that
+/// calls come back freeform. A freeform tool can be the named tool choice.
+#[test]
+fn codex_freeform_apply_patch_is_a_function_of_one_string_upstream() {
+    let sent: Value = serde_json::from_slice(&fixture("requests/responses_freeform.json")).unwrap();
+    let patch = sent["input"][1]["input"].as_str().unwrap().to_owned();
+    let grammar = sent["tools"][1]["format"]["definition"].as_str().unwrap();
+    for upstream in [Wire::Chat, Wire::Messages, Wire::Gemini] {
+        let (b, t) = ok(
+            Wire::Responses,
+            upstream,
+            "requests/responses_freeform.json",
+        );
+        let (tool, call_args, result) = match upstream {
+            Wire::Chat => {
+                let tool = b["tools"][1]["function"].clone();
+                let call = &b["messages"][2]["tool_calls"][0];
+                assert_eq!(call["id"], "call_Pq7Rs8Tu", "{b}");
+                let args: Value =
+                    serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+                let result = b["messages"][3].clone();
+                assert_eq!(result["tool_call_id"], "call_Pq7Rs8Tu", "{b}");
+                (tool, args, result["content"].to_string())
+            }
+            Wire::Messages => {
+                let mut tool = b["tools"][1].clone();
+                tool["parameters"] = tool["input_schema"].take();
+                let call = &b["messages"][1]["content"][0];
+                assert_eq!(call["type"], "tool_use", "{b}");
+                let result = &b["messages"][2]["content"][0];
+                assert_eq!(result["tool_use_id"], call["id"], "{b}");
+                (tool, call["input"].clone(), result["content"].to_string())
+            }
+            _ => {
+                let decl = &b["tools"][0]["functionDeclarations"][1];
+                let mut tool = decl.clone();
+                tool["parameters"] = decl["parametersJsonSchema"].clone();
+                let call = &b["contents"][1]["parts"][0]["functionCall"];
+                let result = &b["contents"][2]["parts"][0]["functionResponse"];
+                assert_eq!(result["name"], "apply_patch", "{b}");
+                (tool, call["args"].clone(), result["response"].to_string())
+            }
+        };
+        assert_eq!(tool["name"], "apply_patch", "{upstream:?}: {b}");
+        assert!(
+            tool["description"]
+                .as_str()
+                .unwrap()
+                .ends_with("Put the text, unchanged, in the `input` parameter."),
+            "{tool}"
+        );
+        assert_eq!(tool["parameters"]["required"], json!(["input"]), "{tool}");
+        let about = tool["parameters"]["properties"]["input"]["description"]
+            .as_str()
+            .unwrap();
+        assert!(about.ends_with(grammar), "{upstream:?}: {about}");
+        assert_eq!(call_args, json!({ "input": patch }), "{upstream:?}: {b}");
+        assert!(result.contains("A hello.txt"), "{upstream:?}: {result}");
+        assert_eq!(t.response.exchange().custom_tools, ["apply_patch"]);
+        assert_eq!(t.notes.count("web_search"), 1);
+        assert_eq!(t.notes.count("client_metadata"), 1);
+    }
+    let mut named = sent.clone();
+    named["tool_choice"] = json!({"type": "custom", "name": "apply_patch"});
+    let (b, _) = translated(Wire::Responses, Wire::Chat, &named.to_string());
+    assert_eq!(b["tool_choice"]["function"]["name"], "apply_patch", "{b}");
+    let mut nameless = sent;
+    nameless["tools"][1]["name"] = json!("");
+    let e = refused(Wire::Responses, Wire::Chat, nameless);
+    assert_eq!(e.field(), Some("tools[1].name"), "{e}");
+}
+
+/// Codex's own tool search (`tool_search`, execution `client`): upstream a function of
+/// that name with Codex's parameters; a past search goes as that function's call, and
+/// what it found as the call's result naming the tools, which join the request's tools
+/// (a namespaced one remembered with its namespace, one already declared left as it
+/// is), as do those of an `additional_tools` item. OpenAI's hosted search is dropped and
+/// counted: the deferred tools go as tools.
+#[test]
+fn codex_tool_search_is_a_function_whose_results_load_tools() {
+    let f =
+        |name: &str| json!({"type": "function", "name": name, "parameters": {"type": "object"}});
+    let search = json!({"type": "tool_search", "execution": "client", "description": "Find tools.",
+        "parameters": {"type": "object", "properties": {"query": {"type": "string"}},
+            "required": ["query"]}});
+    let body = json!({"model": "m", "tools": [f("exec_command"), search], "input": [
+        {"type": "message", "role": "user", "content": "Add a meeting."},
+        {"type": "tool_search_call", "call_id": "ts_1", "execution": "client", "status": "completed",
+            "arguments": {"query": "calendar", "limit": 2}},
+        {"type": "tool_search_output", "call_id": "ts_1", "execution": "client", "status": "completed",
+            "tools": [f("calendar_create"), f("exec_command"),
+                {"type": "namespace", "name": "mcp__cal", "tools": [f("list_events")]}]},
+        {"type": "additional_tools", "role": "developer", "tools": [f("mail_send"), f("list_events")]},
+        {"type": "message", "role": "user", "content": "Go on."}]});
+    let names = |b: &Value, upstream: Wire| -> Vec<String> {
+        let tools = match upstream {
+            Wire::Gemini => &b["tools"][0]["functionDeclarations"],
+            _ => &b["tools"],
+        };
+        tools
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                t["function"]["name"]
+                    .as_str()
+                    .or(t["name"].as_str())
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    for upstream in [Wire::Chat, Wire::Messages, Wire::Gemini] {
+        let (b, t) = translated(Wire::Responses, upstream, &body.to_string());
+        assert_eq!(
+            names(&b, upstream),
+            [
+                "exec_command",
+                "tool_search",
+                "calendar_create",
+                "list_events",
+                "mail_send"
+            ],
+            "{upstream:?}: {b}"
+        );
+        let ex = t.response.exchange();
+        assert!(ex.tool_search);
+        assert_eq!(
+            ex.namespaces,
+            [("list_events".to_owned(), "mcp__cal".to_owned())]
+        );
+        let text = b.to_string();
+        let loaded = r#"{\"loaded_tools\":[\"calendar_create\",\"list_events\"]}"#;
+        assert!(text.contains(loaded), "{upstream:?}: {b}");
+        let (call, args) = match upstream {
+            Wire::Chat => {
+                let c = &b["messages"][1]["tool_calls"][0]["function"];
+                (
+                    c["name"].clone(),
+                    serde_json::from_str(c["arguments"].as_str().unwrap()).unwrap(),
+                )
+            }
+            Wire::Messages => {
+                let c = &b["messages"][1]["content"][0];
+                (c["name"].clone(), c["input"].clone())
+            }
+            _ => {
+                let c = &b["contents"][1]["parts"][0]["functionCall"];
+                (c["name"].clone(), c["args"].clone())
+            }
+        };
+        assert_eq!(call, "tool_search", "{upstream:?}: {b}");
+        assert_eq!(
+            args,
+            json!({"query": "calendar", "limit": 2}),
+            "{upstream:?}"
+        );
+    }
+    let hosted = json!({"model": "m", "input": "hi", "tools": [{"type": "tool_search"},
+        {"type": "function", "name": "deferred", "defer_loading": true, "parameters": {"type": "object"}}]});
+    let (b, t) = translated(Wire::Responses, Wire::Chat, &hosted.to_string());
+    assert_eq!(names(&b, Wire::Chat), ["deferred"], "{b}");
+    assert_eq!(t.notes.count("tool_search"), 1);
+    assert!(!t.response.exchange().tool_search);
+    let mut nameless = body;
+    nameless["input"][1]["call_id"] = Value::Null;
+    let e = refused(Wire::Responses, Wire::Chat, nameless);
+    assert_eq!(e.field(), Some("input[1].call_id"), "{e}");
 }
 
 /// Every request setting of a Claude client reaches an OpenAI upstream under OpenAI's

@@ -33,6 +33,12 @@ pub struct Request {
     /// group: the group is flattened into [`Request::tools`], and the client's calls of
     /// those tools must name their namespace again.
     pub namespaces: Vec<(String, String)>,
+    /// The names of a Responses client's freeform (`custom`) tools, sent upstream as
+    /// functions of one string (see [`super::freeform`]); their calls go back unwrapped.
+    pub custom_tools: Vec<String>,
+    /// A Responses client runs its own tool search (`tool_search`, execution `client`):
+    /// sent upstream as a function of that name, whose calls go back as searches.
+    pub tool_search: bool,
 }
 
 /// Who said a message. System and developer messages are hoisted into

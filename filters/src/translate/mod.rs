@@ -17,12 +17,14 @@ pub mod count;
 pub mod error;
 pub mod errors;
 pub mod finish;
+pub mod freeform;
 pub mod ir;
 pub mod names;
 pub mod request;
 pub mod response;
 pub mod schema;
 pub mod stream;
+pub mod tool_search;
 pub mod usage;
 
 use crate::endpoint::Endpoint;

@@ -60,6 +60,8 @@ fn exchange(client: Wire, upstream: Wire) -> Exchange {
         input_estimate: 7,
         names: vec![("short_1234".into(), "a.very.long.name".into())],
         namespaces: Vec::new(),
+        custom_tools: Vec::new(),
+        tool_search: false,
         echo: String::new(),
         reasoning_content: false,
         now: 5,
@@ -139,6 +141,184 @@ fn calls_of_namespaced_tools_name_their_namespace() {
     assert_eq!(v["output"][0]["namespace"], "multi_agent_v1", "{v}");
     assert_eq!(v["output"][0]["name"], "wait_agent", "{v}");
     assert!(v["output"][1].get("namespace").is_none(), "{v}");
+}
+
+/// A call of a tool the Responses client declared freeform (Codex's `apply_patch`)
+/// reaches it as a `custom_tool_call` whose `input` is the raw text the upstream wrapped
+/// in `{"input": ...}`: streamed (the arguments held until the call ends, then the
+/// input's delta and done events), or whole. Other calls stay function calls.
+#[test]
+fn calls_of_freeform_tools_come_back_as_raw_text() {
+    let custom = |mut ex: Exchange| {
+        ex.custom_tools = vec!["apply_patch".into()];
+        ex
+    };
+    let patch = "*** Begin Patch\n*** Add File: a.txt\n+say \"hi\"\t\u{e9}\n*** End Patch\n";
+    let args = serde_json::json!({ "input": patch }).to_string();
+    let (first, rest) = args.split_at(20);
+    let chunk = |delta: serde_json::Value| {
+        format!(
+            "data: {}\n\n",
+            serde_json::json!({"id": "c", "choices": [{"index": 0, "delta": delta}]})
+        )
+    };
+    let body = [
+        chunk(serde_json::json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_p",
+            "type": "function", "function": {"name": "apply_patch", "arguments": first}}]})),
+        chunk(serde_json::json!({"tool_calls": [{"index": 0, "function": {"arguments": rest}}]})),
+        chunk(serde_json::json!({"tool_calls": [{"index": 1, "id": "call_x", "type": "function",
+            "function": {"name": "exec_command", "arguments": "{\"cmd\":\"ls\"}"}}]})),
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n".to_owned(),
+    ]
+    .concat();
+    let out = feed(custom(exchange(Wire::Responses, Wire::Chat)), &body);
+    let evs = events(&out);
+    let kinds: Vec<&str> = evs.iter().filter_map(|e| e["type"].as_str()).collect();
+    let at = |k: &str| kinds.iter().position(|x| *x == k).unwrap_or(usize::MAX);
+    assert!(
+        at("response.output_item.added") < at("response.custom_tool_call_input.delta")
+            && at("response.custom_tool_call_input.delta")
+                < at("response.custom_tool_call_input.done")
+            && at("response.custom_tool_call_input.done") < at("response.output_item.done"),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == "response.custom_tool_call_input.delta")
+            .count(),
+        1
+    );
+    assert!(
+        !kinds.contains(&"response.function_call_arguments.delta")
+            || evs
+                .iter()
+                .filter(|e| e["type"] == "response.function_call_arguments.delta")
+                .all(|e| e["delta"] == "{\"cmd\":\"ls\"}"),
+        "the freeform call's JSON never reaches the client: {out}"
+    );
+    let added = &evs[at("response.output_item.added")];
+    assert_eq!(added["item"]["type"], "custom_tool_call", "{out}");
+    assert_eq!(added["item"]["input"], "", "{out}");
+    let delta = &evs[at("response.custom_tool_call_input.delta")];
+    assert_eq!(delta["delta"], patch, "{out}");
+    assert_eq!(delta["item_id"], added["item"]["id"], "{out}");
+    assert_eq!(
+        evs[at("response.custom_tool_call_input.done")]["input"],
+        patch
+    );
+    let done: Vec<&serde_json::Value> = evs
+        .iter()
+        .filter(|e| e["type"] == "response.output_item.done")
+        .map(|e| &e["item"])
+        .collect();
+    assert_eq!(done.len(), 2, "{out}");
+    assert_eq!(
+        (
+            &done[0]["type"],
+            &done[0]["call_id"],
+            &done[0]["name"],
+            &done[0]["input"],
+            &done[0]["status"]
+        ),
+        (
+            &serde_json::json!("custom_tool_call"),
+            &serde_json::json!("call_p"),
+            &serde_json::json!("apply_patch"),
+            &serde_json::json!(patch),
+            &serde_json::json!("completed")
+        ),
+        "{out}"
+    );
+    assert!(done[0].get("arguments").is_none(), "{out}");
+    assert_eq!(done[1]["type"], "function_call", "{out}");
+    assert_eq!(done[1]["arguments"], "{\"cmd\":\"ls\"}", "{out}");
+    let completed = evs.last().unwrap();
+    assert_eq!(completed["type"], "response.completed", "{out}");
+    assert_eq!(completed["response"]["output"][0]["input"], patch, "{out}");
+
+    // Without the declaration, the same call is a function call with its JSON.
+    let out = feed(exchange(Wire::Responses, Wire::Chat), &body);
+    assert!(!out.contains("custom_tool_call"), "{out}");
+
+    let mut ex = custom(exchange(Wire::Responses, Wire::Chat));
+    ex.stream = false;
+    let mut t = ResponseTranslator::new(ex);
+    t.head(200, Some("application/json"));
+    let answer = serde_json::json!({"id": "c", "object": "chat.completion", "created": 1,
+        "model": "m", "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+            "role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_p", "type": "function", "function": {"name": "apply_patch", "arguments": args}},
+                {"id": "call_x", "type": "function", "function": {"name": "exec_command", "arguments": "{}"}}]}}]});
+    let mut out = Vec::new();
+    t.body(answer.to_string().as_bytes(), true, &mut out);
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["output"][0]["type"], "custom_tool_call", "{v}");
+    assert_eq!(v["output"][0]["input"], patch, "{v}");
+    assert_eq!(v["output"][0]["call_id"], "call_p", "{v}");
+    assert!(
+        v["output"][0]["id"].as_str().unwrap().starts_with("ctc_"),
+        "{v}"
+    );
+    assert_eq!(v["output"][1]["type"], "function_call", "{v}");
+}
+
+/// A call of `tool_search` when the Responses client runs its own search reaches it as a
+/// `tool_search_call` with its arguments as an object, streamed or whole; without the
+/// declaration a tool of that name is an ordinary function.
+#[test]
+fn calls_of_the_clients_tool_search_come_back_as_searches() {
+    let search = |mut ex: Exchange| {
+        ex.tool_search = true;
+        ex
+    };
+    let body = "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"tool_calls\":[{\"index\":0,\"id\":\"call_s\",\"type\":\"function\",\"function\":{\"name\":\"tool_search\",\"arguments\":\"{\\\"query\\\":\"}}]}}]}\n\n\
+        data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"\\\"calendar\\\"}\"}}]}}]}\n\n\
+        data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n";
+    let out = feed(search(exchange(Wire::Responses, Wire::Chat)), body);
+    let evs = events(&out);
+    let kinds: Vec<&str> = evs.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert!(
+        !kinds.iter().any(|k| k.contains("function_call_arguments")),
+        "{kinds:?}"
+    );
+    let added = evs
+        .iter()
+        .find(|e| e["type"] == "response.output_item.added")
+        .unwrap();
+    assert_eq!(added["item"]["type"], "tool_search_call", "{out}");
+    let done = evs
+        .iter()
+        .find(|e| e["type"] == "response.output_item.done")
+        .unwrap();
+    assert_eq!(
+        done["item"],
+        serde_json::json!({"type": "tool_search_call", "id": added["item"]["id"], "call_id": "call_s",
+            "execution": "client", "arguments": {"query": "calendar"}, "status": "completed"}),
+        "{out}"
+    );
+    let out = feed(exchange(Wire::Responses, Wire::Chat), body);
+    assert!(out.contains("\"type\":\"function_call\""), "{out}");
+    assert!(!out.contains("tool_search_call"), "{out}");
+
+    let mut ex = search(exchange(Wire::Responses, Wire::Chat));
+    ex.stream = false;
+    let mut t = ResponseTranslator::new(ex);
+    t.head(200, Some("application/json"));
+    let answer = serde_json::json!({"id": "c", "object": "chat.completion", "created": 1,
+        "model": "m", "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+            "role": "assistant", "content": null, "tool_calls": [{"id": "call_s", "type": "function",
+                "function": {"name": "tool_search", "arguments": "{\"query\":\"mail\",\"limit\":3}"}}]}}]});
+    let mut out = Vec::new();
+    t.body(answer.to_string().as_bytes(), true, &mut out);
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["output"][0]["type"], "tool_search_call", "{v}");
+    assert_eq!(v["output"][0]["execution"], "client", "{v}");
+    assert_eq!(v["output"][0]["call_id"], "call_s", "{v}");
+    assert_eq!(
+        v["output"][0]["arguments"],
+        serde_json::json!({"query": "mail", "limit": 3})
+    );
 }
 
 /// A whole OpenAI answer for a Claude client: reasoning as a thinking block, content

@@ -69,6 +69,7 @@ pub const REQUESTS: &[(Wire, &str)] = &[
     (Wire::Messages, "requests/messages.json"),
     (Wire::Gemini, "requests/gemini.json"),
     (Wire::Responses, "requests/responses.json"),
+    (Wire::Responses, "requests/responses_freeform.json"),
 ];
 
 /// The response side of a request from `client` to `upstream`.
@@ -82,6 +83,8 @@ pub fn exchange(client: Wire, upstream: Wire, stream: bool) -> Exchange {
         input_estimate: 100,
         names: Vec::new(),
         namespaces: Vec::new(),
+        custom_tools: Vec::new(),
+        tool_search: false,
         echo: r#""instructions":null,"tools":[],"store":false"#.into(),
         reasoning_content: true,
         now: 1_750_000_000,

@@ -93,6 +93,42 @@ pub enum Item {
         call_id: String,
         output: MessageContent,
     },
+    /// A call of a freeform (`custom`) tool: its raw text `input`.
+    CustomToolCall {
+        call_id: String,
+        name: String,
+        #[serde(default, deserialize_with = "super::null_as_default")]
+        input: String,
+    },
+    CustomToolCallOutput {
+        call_id: String,
+        output: MessageContent,
+    },
+    /// A search of the client's deferred tools (Codex's `tool_search`): run by the
+    /// client (`execution: "client"`) or by OpenAI.
+    ToolSearchCall {
+        #[serde(default)]
+        call_id: Option<String>,
+        #[serde(default, deserialize_with = "super::null_as_default")]
+        execution: String,
+        #[serde(default)]
+        arguments: Value,
+    },
+    /// Tools a client adds in the conversation (Codex's `additional_tools`), callable
+    /// from there on.
+    AdditionalTools {
+        #[serde(default, deserialize_with = "super::null_as_default")]
+        tools: Vec<Value>,
+    },
+    /// What a tool search found: tools the model may call from now on.
+    ToolSearchOutput {
+        #[serde(default)]
+        call_id: Option<String>,
+        #[serde(default, deserialize_with = "super::null_as_default")]
+        execution: String,
+        #[serde(default, deserialize_with = "super::null_as_default")]
+        tools: Vec<Value>,
+    },
     Reasoning {
         #[serde(default, deserialize_with = "super::null_as_default")]
         summary: Vec<SummaryText>,
@@ -165,6 +201,24 @@ pub enum OutputItem {
         #[serde(skip_serializing_if = "Option::is_none")]
         namespace: Option<String>,
         arguments: String,
+        status: &'static str,
+    },
+    /// A call of a freeform (`custom`) tool, its raw text in `input`.
+    CustomToolCall {
+        id: String,
+        call_id: String,
+        name: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
+        input: String,
+        status: &'static str,
+    },
+    /// A call of the client's own tool search, its arguments as an object.
+    ToolSearchCall {
+        id: String,
+        call_id: String,
+        execution: &'static str,
+        arguments: Value,
         status: &'static str,
     },
     Reasoning {

@@ -130,6 +130,8 @@ pub fn translate(
         input_estimate: estimate_tokens(&ir),
         names,
         namespaces: std::mem::take(&mut ir.namespaces),
+        custom_tools: std::mem::take(&mut ir.custom_tools),
+        tool_search: ir.tool_search,
         echo: echo.unwrap_or_default(),
         reasoning_content: opts.reasoning_content,
         now: req.now,

@@ -3,7 +3,10 @@
 //! Tollgate keeps no conversation state: `previous_response_id` and server-side
 //! conversations are refused, as are OpenAI's hosted tools, except `web_search`, which
 //! Codex sends by default and which is dropped. Tools in a `namespace` group (Codex's
-//! sub-agent tools) become plain function tools.
+//! sub-agent tools) become plain function tools, freeform (`custom`) tools (Codex's
+//! `apply_patch`) functions of one string (see [`super::super::freeform`]), and a tool
+//! search the client runs a function whose results load tools
+//! ([`super::super::tool_search`]).
 
 use serde_json::{Map, Value};
 
@@ -17,6 +20,7 @@ use super::super::ir::{
     Message, OutputFormat, Part, Request, Role, Sampling, SigOrigin, Tool, ToolChoice,
 };
 use super::super::names::{uncarry, Carried};
+use super::super::{freeform, tool_search};
 use super::super::{Notes, TranslateError, Wire};
 use super::read_chat::{media_from_url, reasoning};
 
@@ -31,6 +35,8 @@ const DROPPED: &[&str] = &[
     "safety_identifier",
     "max_tool_calls",
     "stream_options",
+    // Codex's turn and session ids, for OpenAI's own analytics.
+    "client_metadata",
 ];
 /// Fields that need OpenAI's servers.
 const REFUSED: &[&str] = &["conversation", "prompt", "background"];
@@ -41,10 +47,8 @@ pub fn read(body: &[u8], notes: &mut Notes) -> Result<(Request, String), Transla
     req.extra = unknown_members(body, RESPONSES_REQUEST_FIELDS);
     check_fields(&req, notes)?;
     let echo = echo(&req);
-    let mut namespaces = Vec::new();
     let mut ir = Request {
         model: req.model,
-        tools: tools(req.tools, notes, &mut namespaces)?,
         tool_choice: req.tool_choice.as_ref().map(tool_choice).transpose()?,
         parallel_tools: req.parallel_tool_calls,
         sampling: Sampling {
@@ -59,7 +63,7 @@ pub fn read(body: &[u8], notes: &mut Notes) -> Result<(Request, String), Transla
         user: req.user,
         ..Request::default()
     };
-    ir.namespaces = namespaces;
+    tools(&mut ir, req.tools, notes, Repeat::Refuse)?;
     if let Some(r) = req.reasoning {
         if let Some(effort) = r.effort.as_deref() {
             let mut level = reasoning(effort)?;
@@ -78,7 +82,7 @@ pub fn read(body: &[u8], notes: &mut Notes) -> Result<(Request, String), Transla
         }),
         Some(crate::providers::wire::responses::Input::Items(items)) => {
             for (i, item) in items.into_iter().enumerate() {
-                self::item(&mut ir, item, i)?;
+                self::item(&mut ir, item, i, notes)?;
             }
         }
     }
@@ -161,7 +165,7 @@ fn echo(req: &ResponsesRequest) -> String {
     s[1..s.len() - 1].to_owned()
 }
 
-fn item(ir: &mut Request, mut v: Value, i: usize) -> Result<(), TranslateError> {
+fn item(ir: &mut Request, mut v: Value, i: usize, notes: &mut Notes) -> Result<(), TranslateError> {
     if let Some(obj) = v.as_object_mut() {
         // A member sent as `null` is absent (`"type": null` too: a message then).
         obj.retain(|_, m| !m.is_null());
@@ -183,7 +187,15 @@ fn item(ir: &mut Request, mut v: Value, i: usize) -> Result<(), TranslateError> 
     }
     if !matches!(
         kind.as_str(),
-        "message" | "function_call" | "function_call_output" | "reasoning"
+        "message"
+            | "function_call"
+            | "function_call_output"
+            | "custom_tool_call"
+            | "custom_tool_call_output"
+            | "tool_search_call"
+            | "tool_search_output"
+            | "additional_tools"
+            | "reasoning"
     ) {
         return Err(TranslateError::unsupported(
             format!("input[{i}].type"),
@@ -210,7 +222,78 @@ fn item(ir: &mut Request, mut v: Value, i: usize) -> Result<(), TranslateError> 
             );
             Ok(())
         }
-        Item::FunctionCallOutput { call_id, output } => {
+        Item::CustomToolCall {
+            call_id,
+            name,
+            input,
+        } => {
+            push(
+                ir,
+                Role::Assistant,
+                Part::ToolCall {
+                    id: call_id,
+                    name,
+                    args: freeform::wrap(&input),
+                    sig: None,
+                },
+            );
+            Ok(())
+        }
+        Item::ToolSearchCall {
+            call_id,
+            execution,
+            arguments,
+        } => {
+            // A search OpenAI ran is in its own context; only the tools it found (in
+            // the output) matter elsewhere.
+            if execution == "client" {
+                let id = call_id.ok_or_else(|| invalid(W, format!("{at}.call_id"), "missing"))?;
+                let args = match arguments {
+                    Value::String(s) => s,
+                    Value::Null => "{}".to_owned(),
+                    v => v.to_string(),
+                };
+                push(
+                    ir,
+                    Role::Assistant,
+                    Part::ToolCall {
+                        id,
+                        name: tool_search::NAME.to_owned(),
+                        args,
+                        sig: None,
+                    },
+                );
+            }
+            Ok(())
+        }
+        Item::AdditionalTools { tools: added } => tools(ir, added, notes, Repeat::Skip),
+        Item::ToolSearchOutput {
+            call_id,
+            execution,
+            tools: found,
+        } => {
+            let before = ir.tools.len();
+            tools(ir, found, notes, Repeat::Skip)?;
+            let names: Vec<String> = ir.tools[before..].iter().map(|t| t.name.clone()).collect();
+            if execution == "client" {
+                let call_id =
+                    call_id.ok_or_else(|| invalid(W, format!("{at}.call_id"), "missing"))?;
+                push(
+                    ir,
+                    Role::User,
+                    Part::ToolResult {
+                        call_id,
+                        name: Some(tool_search::NAME.to_owned()),
+                        content: vec![Part::text(tool_search::result(&names))],
+                        is_error: false,
+                        cache: None,
+                    },
+                );
+            }
+            Ok(())
+        }
+        Item::FunctionCallOutput { call_id, output }
+        | Item::CustomToolCallOutput { call_id, output } => {
             let content = parts(output, &at)?;
             push(
                 ir,
@@ -332,15 +415,37 @@ fn parts(c: MessageContent, at: &str) -> Result<Vec<Part>, TranslateError> {
         .collect()
 }
 
-/// The function tools, those of `namespace` groups flattened among them (each noted in
-/// `namespaces` to be named again in the client's calls). Two tools of one name cannot be
-/// told apart once flattened: refused.
+/// What a tool named like one already declared means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    /// The request's own list: two tools of one name cannot be told apart once
+    /// flattened.
+    Refuse,
+    /// Tools a search found or the conversation added: one the request has already is
+    /// left as it is.
+    Skip,
+}
+
+/// Adds `tools` to `ir`'s: function tools, those of `namespace` groups flattened among
+/// them (each noted in `ir.namespaces` to be named again in the client's calls), the
+/// freeform ones as functions (each noted in `ir.custom_tools`), and a client-run
+/// `tool_search` as a function (noted in `ir.tool_search`).
 fn tools(
+    ir: &mut Request,
     tools: Vec<Value>,
     notes: &mut Notes,
-    namespaces: &mut Vec<(String, String)>,
-) -> Result<Vec<Tool>, TranslateError> {
-    let mut out: Vec<Tool> = Vec::with_capacity(tools.len());
+    repeat: Repeat,
+) -> Result<(), TranslateError> {
+    // Whether the tool was added (a repeat found by a search is not).
+    let add = |ir: &mut Request, (tool, custom): (Tool, bool), at: &str| {
+        if repeat == Repeat::Skip && ir.tools.iter().any(|t| t.name == tool.name) {
+            return Ok(false);
+        }
+        if custom {
+            ir.custom_tools.push(tool.name.clone());
+        }
+        push_unique(&mut ir.tools, tool, at).map(|()| true)
+    };
     for (i, t) in tools.iter().enumerate() {
         match t.get("type").and_then(Value::as_str).unwrap_or("") {
             "namespace" => {
@@ -349,40 +454,78 @@ fn tools(
                 for (j, f) in inner.into_iter().flatten().enumerate() {
                     let at = format!("tools[{i}].tools[{j}]");
                     let tool = function_tool(f, &at)?;
-                    namespaces.push((tool.name.clone(), ns.to_owned()));
-                    push_unique(&mut out, tool, &at)?;
+                    let name = tool.0.name.clone();
+                    if add(ir, tool, &at)? {
+                        ir.namespaces.push((name, ns.to_owned()));
+                    }
                 }
             }
             // Hosted by OpenAI, with no counterpart elsewhere; Codex sends it unasked, and
             // the model answers without searching.
             "web_search" | "web_search_preview" => notes.drop("web_search"),
+            "tool_search" if t.get("execution").and_then(Value::as_str) == Some("client") => {
+                ir.tool_search = true;
+                let tool = Tool {
+                    name: tool_search::NAME.to_owned(),
+                    description: t
+                        .get("description")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    schema: t
+                        .get("parameters")
+                        .cloned()
+                        .unwrap_or_else(|| serde_json::json!({"type": "object"})),
+                    strict: None,
+                    cache: None,
+                };
+                add(ir, (tool, false), &format!("tools[{i}]"))?;
+            }
+            // OpenAI's hosted search loads the tools marked `defer_loading`, which go
+            // upstream with the others.
+            "tool_search" => notes.drop("tool_search"),
             _ => {
                 let at = format!("tools[{i}]");
-                push_unique(&mut out, function_tool(t, &at)?, &at)?;
+                add(ir, function_tool(t, &at)?, &at)?;
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
-/// A `function` tool; any other type is hosted by OpenAI (refused at `at`.type).
-fn function_tool(t: &Value, at: &str) -> Result<Tool, TranslateError> {
+/// A `function` tool, or a `custom` one as a function (then `true`); any other type is
+/// hosted by OpenAI (refused at `at`.type).
+fn function_tool(t: &Value, at: &str) -> Result<(Tool, bool), TranslateError> {
     let kind = t.get("type").and_then(Value::as_str).unwrap_or("");
     match (kind, t.get("name").and_then(Value::as_str)) {
-        ("function", Some(name)) => Ok(Tool {
-            name: name.to_owned(),
-            description: t
-                .get("description")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            schema: t
-                .get("parameters")
-                .cloned()
-                .unwrap_or_else(|| serde_json::json!({"type": "object"})),
-            strict: t.get("strict").and_then(Value::as_bool),
-            cache: None,
-        }),
-        ("function", None) => Err(invalid(
+        ("custom", Some(name)) if !name.is_empty() => Ok((
+            Tool {
+                name: name.to_owned(),
+                description: Some(freeform::description(
+                    t.get("description").and_then(Value::as_str),
+                )),
+                schema: freeform::schema(t.get("format")),
+                strict: None,
+                cache: None,
+            },
+            true,
+        )),
+        ("function", Some(name)) => Ok((
+            Tool {
+                name: name.to_owned(),
+                description: t
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                schema: t
+                    .get("parameters")
+                    .cloned()
+                    .unwrap_or_else(|| serde_json::json!({"type": "object"})),
+                strict: t.get("strict").and_then(Value::as_bool),
+                cache: None,
+            },
+            false,
+        )),
+        ("function" | "custom", _) => Err(invalid(
             W,
             format!("{at}.name"),
             absent_or_not_text(t, "name"),
@@ -431,7 +574,7 @@ fn tool_choice(v: &Value) -> Result<ToolChoice, TranslateError> {
         (Some("auto"), ..) => Ok(ToolChoice::Auto),
         (Some("none"), ..) => Ok(ToolChoice::None),
         (Some("required"), ..) => Ok(ToolChoice::Required),
-        (None, Some("function"), Some(name)) => Ok(ToolChoice::Named(name.to_owned())),
+        (None, Some("function" | "custom"), Some(name)) => Ok(ToolChoice::Named(name.to_owned())),
         _ => Err(TranslateError::unsupported(
             "tool_choice",
             format!("`{v}` is not translated"),

@@ -10,6 +10,7 @@ mod write;
 
 use super::errors::{self, ClientError};
 use super::stream::StreamTranslator;
+use super::tool_search::NAME as TOOL_SEARCH;
 use super::{Pair, Wire};
 use crate::error::GatewayError;
 
@@ -30,6 +31,10 @@ pub struct Exchange {
     pub names: Vec<(String, String)>,
     /// (client tool name, namespace) for a Responses client's namespaced tools.
     pub namespaces: Vec<(String, String)>,
+    /// A Responses client's freeform (`custom`) tools, by client name.
+    pub custom_tools: Vec<String>,
+    /// A Responses client declared its own `tool_search`.
+    pub tool_search: bool,
     /// Request fields a Responses client reads back, as JSON members.
     pub echo: String,
     /// Thinking as `reasoning_content` for OpenAI Chat clients.
@@ -50,6 +55,16 @@ impl Exchange {
     /// The namespace a Responses client declared its tool `name` in, if any.
     pub fn namespace_of(&self, name: &str) -> Option<String> {
         namespace_of(&self.namespaces, name)
+    }
+
+    /// Whether a call of `name` is a Responses client's own tool search.
+    pub fn is_tool_search(&self, name: &str) -> bool {
+        self.tool_search && name == TOOL_SEARCH
+    }
+
+    /// Whether the client declared its tool `name` freeform (`custom`).
+    pub fn is_custom(&self, name: &str) -> bool {
+        self.custom_tools.iter().any(|t| t == name)
     }
 }
 

@@ -17,7 +17,7 @@ use crate::providers::wire::responses::{OutputItem, OutputText, SummaryText};
 
 use super::super::ir::{Finish, Part, Response, Sig, SigOrigin};
 use super::super::stream::encode_messages_id;
-use super::super::{finish, json_bytes, names, usage, Wire};
+use super::super::{finish, freeform, json_bytes, names, tool_search, usage, Wire};
 use super::Exchange;
 
 /// Writes `r` for `ex`'s client (into a buffer of `capacity` bytes to start with).
@@ -256,7 +256,8 @@ fn responses(r: &Response, ex: &Exchange, model: String) -> Value {
 
 /// The parts as Responses output items: consecutive text in one message item, a
 /// call's Gemini signature in a reasoning item before it, a namespaced tool's call
-/// naming its namespace.
+/// naming its namespace, a freeform tool's call with its raw text, a call of the
+/// client's tool search as a search.
 fn output_items(parts: &[Part], base: &str, ex: &Exchange) -> Vec<OutputItem> {
     let mut items: Vec<OutputItem> = Vec::new();
     let item_id = |prefix: &str, n: usize| format!("{prefix}_{base}_{n}");
@@ -304,13 +305,32 @@ fn output_items(parts: &[Part], base: &str, ex: &Exchange) -> Vec<OutputItem> {
                         encrypted_content: Some(names::carry(s)),
                     });
                 }
-                items.push(OutputItem::FunctionCall {
-                    id: item_id("fc", items.len()),
-                    call_id: id.clone(),
-                    name: name.clone(),
-                    namespace: ex.namespace_of(name),
-                    arguments: args.clone(),
-                    status: "completed",
+                items.push(if ex.is_tool_search(name) {
+                    OutputItem::ToolSearchCall {
+                        id: item_id("tsc", items.len()),
+                        call_id: id.clone(),
+                        execution: "client",
+                        arguments: tool_search::arguments(args),
+                        status: "completed",
+                    }
+                } else if ex.is_custom(name) {
+                    OutputItem::CustomToolCall {
+                        id: item_id("ctc", items.len()),
+                        call_id: id.clone(),
+                        name: name.clone(),
+                        namespace: ex.namespace_of(name),
+                        input: freeform::unwrap(args),
+                        status: "completed",
+                    }
+                } else {
+                    OutputItem::FunctionCall {
+                        id: item_id("fc", items.len()),
+                        call_id: id.clone(),
+                        name: name.clone(),
+                        namespace: ex.namespace_of(name),
+                        arguments: args.clone(),
+                        status: "completed",
+                    }
                 });
             }
             _ => {}

@@ -294,6 +294,8 @@ mod tests {
             input_estimate: 7,
             names: Vec::new(),
             namespaces: Vec::new(),
+            custom_tools: Vec::new(),
+            tool_search: false,
             echo: String::new(),
             reasoning_content: false,
             now: 0,

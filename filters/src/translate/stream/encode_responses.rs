@@ -4,14 +4,17 @@
 //! each added, filled by deltas and done, never interleaved; finally
 //! `response.completed` (or `.incomplete`) holding every item and the usage. Every
 //! event has a `sequence_number` one above the last. Codex builds its history from
-//! `output_item.done` and reads usage from `response.completed`.
+//! `output_item.done` and reads usage from `response.completed`. A call of a freeform
+//! (`custom`) tool is a `custom_tool_call` item: the upstream streams JSON arguments,
+//! whose raw text can be read only whole, so its `input` comes in one delta at its end;
+//! a call of the client's own tool search is a `tool_search_call` item, added and done.
 
 use crate::providers::wire::responses::{OutputItem, OutputText, SummaryText};
 
 use super::super::errors::Class;
 use super::super::ir::{Finish, Sig, SigOrigin, Usage};
 use super::super::response::{namespace_of, Exchange};
-use super::super::{finish, names, usage};
+use super::super::{finish, freeform, names, tool_search, usage};
 use super::json;
 use super::Ev;
 
@@ -38,6 +41,13 @@ fn event(seq: &mut u64, kind: &str, out: &mut Vec<u8>, body: impl FnOnce(&mut Ve
     out.extend_from_slice(b"}\n\n");
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallKind {
+    Function,
+    Custom,
+    ToolSearch,
+}
+
 #[derive(Debug)]
 enum Open {
     Message {
@@ -49,6 +59,9 @@ enum Open {
         call_id: String,
         name: String,
         args: String,
+        /// What the client calls it: a freeform tool's call and a search hold their
+        /// arguments rather than stream them.
+        kind: CallKind,
     },
     Reasoning {
         id: String,
@@ -67,6 +80,10 @@ pub struct ResponsesEncoder {
     echo: String,
     /// (client tool name, namespace) of namespaced tools.
     namespaces: Vec<(String, String)>,
+    /// The client's freeform tools.
+    custom_tools: Vec<String>,
+    /// The client runs its own tool search.
+    tool_search: bool,
     created: u64,
     open: Option<Open>,
     items: Vec<OutputItem>,
@@ -84,6 +101,8 @@ impl ResponsesEncoder {
             model: ex.model.clone(),
             echo: ex.echo.clone(),
             namespaces: ex.namespaces.clone(),
+            custom_tools: ex.custom_tools.clone(),
+            tool_search: ex.tool_search,
             created: ex.now,
             open: None,
             items: Vec::new(),
@@ -336,14 +355,43 @@ impl ResponsesEncoder {
                 out,
             );
         }
-        let item_id = self.item_id("fc");
-        let item = OutputItem::FunctionCall {
-            id: item_id.clone(),
-            call_id: id.to_owned(),
-            name: name.to_owned(),
-            namespace: namespace_of(&self.namespaces, name),
-            arguments: String::new(),
-            status: "in_progress",
+        let kind = if self.tool_search && name == tool_search::NAME {
+            CallKind::ToolSearch
+        } else if self.custom_tools.iter().any(|t| t == name) {
+            CallKind::Custom
+        } else {
+            CallKind::Function
+        };
+        let item_id = self.item_id(match kind {
+            CallKind::Function => "fc",
+            CallKind::Custom => "ctc",
+            CallKind::ToolSearch => "tsc",
+        });
+        let namespace = namespace_of(&self.namespaces, name);
+        let item = match kind {
+            CallKind::ToolSearch => OutputItem::ToolSearchCall {
+                id: item_id.clone(),
+                call_id: id.to_owned(),
+                execution: "client",
+                arguments: serde_json::Value::Object(serde_json::Map::new()),
+                status: "in_progress",
+            },
+            CallKind::Custom => OutputItem::CustomToolCall {
+                id: item_id.clone(),
+                call_id: id.to_owned(),
+                name: name.to_owned(),
+                namespace,
+                input: String::new(),
+                status: "in_progress",
+            },
+            CallKind::Function => OutputItem::FunctionCall {
+                id: item_id.clone(),
+                call_id: id.to_owned(),
+                name: name.to_owned(),
+                namespace,
+                arguments: String::new(),
+                status: "in_progress",
+            },
         };
         self.added(&item, out);
         self.open = Some(Open::Call {
@@ -351,18 +399,22 @@ impl ResponsesEncoder {
             call_id: id.to_owned(),
             name: name.to_owned(),
             args: String::new(),
+            kind,
         });
     }
 
     fn args(&mut self, a: &str, out: &mut Vec<u8>) {
         let index = self.output_index();
-        let Some(Open::Call { id, args, .. }) = &mut self.open else {
+        let Some(Open::Call { id, args, kind, .. }) = &mut self.open else {
             return;
         };
         if a.is_empty() {
             return;
         }
         args.push_str(a);
+        if *kind != CallKind::Function {
+            return;
+        }
         event(
             &mut self.seq,
             "response.function_call_arguments.delta",
@@ -403,8 +455,51 @@ impl ResponsesEncoder {
             Open::Call {
                 id,
                 call_id,
+                args,
+                kind: CallKind::ToolSearch,
+                ..
+            } => OutputItem::ToolSearchCall {
+                id,
+                call_id,
+                execution: "client",
+                arguments: tool_search::arguments(&args),
+                status: "completed",
+            },
+            Open::Call {
+                id,
+                call_id,
                 name,
                 args,
+                kind: CallKind::Custom,
+            } => {
+                let input = freeform::unwrap(&args);
+                if !input.is_empty() {
+                    self.event("response.custom_tool_call_input.delta", out, |o| {
+                        Self::at(o, &id, index);
+                        o.push(b',');
+                        json::field_str(o, "delta", &input);
+                    });
+                }
+                self.event("response.custom_tool_call_input.done", out, |o| {
+                    Self::at(o, &id, index);
+                    o.push(b',');
+                    json::field_str(o, "input", &input);
+                });
+                OutputItem::CustomToolCall {
+                    id,
+                    call_id,
+                    namespace: namespace_of(&self.namespaces, &name),
+                    name,
+                    input,
+                    status: "completed",
+                }
+            }
+            Open::Call {
+                id,
+                call_id,
+                name,
+                args,
+                kind: CallKind::Function,
             } => {
                 self.event("response.function_call_arguments.done", out, |o| {
                     Self::at(o, &id, index);
