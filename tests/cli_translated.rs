@@ -445,3 +445,102 @@ async fn codex_edits_a_file_with_its_freeform_apply_patch_on_a_chat_completions_
         assert_eq!(e["estimated"], 0, "{e}");
     }
 }
+
+/// The upstream for Codex's default model, whose only tool for commands is its
+/// code-mode `exec` (freeform JavaScript, declared in an `additional_tools` item inside
+/// the `functions` namespace): reads the file through `exec`'s nested `exec_command`,
+/// then says what the result held.
+fn code_mode(path: String) -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
+    move |seen| {
+        let body: Value = serde_json::from_slice(&seen.body).unwrap_or(Value::Null);
+        let stream = body["stream"] == true;
+        let messages = body["messages"].as_array().cloned().unwrap_or_default();
+        let results: String = messages
+            .iter()
+            .filter(|m| m["role"] == "tool")
+            .map(content_text)
+            .collect();
+        if !results.is_empty() {
+            let word = if results.contains(SECRET) {
+                SECRET
+            } else {
+                "nothing"
+            };
+            return chat_reply(stream, Some(&format!("The file says {word}.")), &[]);
+        }
+        let offered = body["tools"].as_array().is_some_and(|t| {
+            t.iter().any(|t| {
+                t["function"]["name"] == "exec"
+                    && t["function"]["parameters"]["required"] == json!(["input"])
+            })
+        });
+        if !offered {
+            return chat_reply(stream, Some("ok"), &[]);
+        }
+        let script = format!(
+            "const r = await tools.exec_command({{cmd: \"cat {path}\"}});\ntext(r);\n"
+        );
+        chat_reply(stream, None, &[("exec".to_owned(), json!({ "input": script }))])
+    }
+}
+
+/// Codex with its default model declares no `tools` at all: they come in an
+/// `additional_tools` input item, grouped in namespaces, and commands run only through
+/// its freeform code-mode `exec`. Through Tollgate a Chat Completions server is offered
+/// them as functions; Codex gets its `custom_tool_call` back naming the namespace, runs
+/// the script (which reads the file), and the output reaches the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_with_its_default_model_runs_code_mode_exec_on_a_chat_completions_server() {
+    let (dir, file) = setup();
+    let up = Scripted::start(code_mode(file.clone())).await;
+    let (gw, key) = GatewayBuilder::new()
+        .upstream(
+            Upstream::openai("vllm", &up)
+                .keys(&["sk-vllm"])
+                .set("responses_api", false),
+        )
+        .route(&["*"], &["vllm"])
+        .start_with_key("alice");
+    let provider = format!(
+        "model_providers.tg={{name=\"tg\",base_url=\"{}/v1\",env_key=\"TG_KEY\",wire_api=\"responses\"}}",
+        gw.proxy_url()
+    );
+    let codex_home = dir.path().join("codex");
+    std::fs::create_dir_all(&codex_home).unwrap();
+    let mut cmd = Command::new("timeout");
+    cmd.args(["180", "codex", "exec", "--skip-git-repo-check"])
+        .args(["--sandbox", "danger-full-access"])
+        .args(["-c", "model_provider=tg", "-c", &provider])
+        .arg(format!("Read the file {file} and tell me the secret word."))
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .env("CODEX_HOME", &codex_home)
+        .env("TG_KEY", &key)
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL");
+    let out = run(cmd).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(SECRET),
+        "codex failed ({:?}):\n{stdout}\n{}\n--- gateway log ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        gw.logs()
+    );
+    assert!(
+        tool_results(&up).iter().any(|r| r.contains(SECRET)),
+        "the script's output reached the upstream as a tool message"
+    );
+    let first: Value = serde_json::from_slice(&up.requests()[0].body).unwrap();
+    let tools: Vec<&str> = first["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["function"]["name"].as_str())
+        .collect();
+    assert!(tools.contains(&"exec") && tools.contains(&"wait"), "{tools:?}");
+    let n = up.hits();
+    let events = gw.usage_events_after(n).await;
+    let served: Vec<&Value> = events.iter().filter(|e| e["upstream"] == "vllm").collect();
+    assert_eq!(served.len(), n, "{events:?}");
+}
