@@ -477,10 +477,13 @@ fn code_mode(path: String) -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
         if !offered {
             return chat_reply(stream, Some("ok"), &[]);
         }
-        let script = format!(
-            "const r = await tools.exec_command({{cmd: \"cat {path}\"}});\ntext(r);\n"
-        );
-        chat_reply(stream, None, &[("exec".to_owned(), json!({ "input": script }))])
+        let script =
+            format!("const r = await tools.exec_command({{cmd: \"cat {path}\"}});\ntext(r);\n");
+        chat_reply(
+            stream,
+            None,
+            &[("exec".to_owned(), json!({ "input": script }))],
+        )
     }
 }
 
@@ -538,7 +541,10 @@ async fn codex_with_its_default_model_runs_code_mode_exec_on_a_chat_completions_
         .iter()
         .filter_map(|t| t["function"]["name"].as_str())
         .collect();
-    assert!(tools.contains(&"exec") && tools.contains(&"wait"), "{tools:?}");
+    assert!(
+        tools.contains(&"exec") && tools.contains(&"wait"),
+        "{tools:?}"
+    );
     let n = up.hits();
     let events = gw.usage_events_after(n).await;
     let served: Vec<&Value> = events.iter().filter(|e| e["upstream"] == "vllm").collect();

@@ -308,7 +308,8 @@ fn calls_of_the_clients_tool_search_come_back_as_searches() {
     let answer = serde_json::json!({"id": "c", "object": "chat.completion", "created": 1,
         "model": "m", "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
             "role": "assistant", "content": null, "tool_calls": [{"id": "call_s", "type": "function",
-                "function": {"name": "tool_search", "arguments": "{\"query\":\"mail\",\"limit\":3}"}}]}}]});
+                "function": {"name": "tool_search", "arguments": "{\"query\":\"mail\",\"limit\":3}"}},
+                {"id": "call_x", "type": "function", "function": {"name": "exec_command", "arguments": "{}"}}]}}]});
     let mut out = Vec::new();
     t.body(answer.to_string().as_bytes(), true, &mut out);
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
@@ -319,6 +320,8 @@ fn calls_of_the_clients_tool_search_come_back_as_searches() {
         v["output"][0]["arguments"],
         serde_json::json!({"query": "mail", "limit": 3})
     );
+    assert_eq!(v["output"][1]["type"], "function_call", "{v}");
+    assert_eq!(v["output"][1]["name"], "exec_command", "{v}");
 }
 
 /// A whole OpenAI answer for a Claude client: reasoning as a thinking block, content
