@@ -631,6 +631,45 @@ fn codex_freeform_apply_patch_is_a_function_of_one_string_upstream() {
     assert_eq!(e.field(), Some("tools[1].name"), "{e}");
 }
 
+/// Codex's code-mode `exec` answers one call with several outputs (one per `notify`,
+/// then the script's result): they reach every upstream as the call's one result, in
+/// order. An output for a call of an earlier turn is still refused.
+#[test]
+fn several_outputs_of_one_call_are_one_result() {
+    let body = |outputs: Value| {
+        let mut input = vec![
+            json!({"type": "message", "role": "user", "content": "Go."}),
+            json!({"type": "custom_tool_call", "call_id": "call_e", "name": "exec", "input": "notify(1); text(2)"}),
+        ];
+        input.extend(outputs.as_array().unwrap().iter().cloned());
+        json!({"model": "m", "input": input, "tools": [{"type": "custom", "name": "exec"}]})
+    };
+    let out = |text: &str| json!({"type": "custom_tool_call_output", "call_id": "call_e", "output": text});
+    let two = body(json!([out("first"), out("second")]));
+    for upstream in [Wire::Chat, Wire::Messages, Wire::Gemini] {
+        let (b, _) = translated(Wire::Responses, upstream, &two.to_string());
+        let text = b.to_string();
+        let (first, second) = (text.find("first"), text.find("second"));
+        assert!(first.is_some() && first < second, "{upstream:?}: {b}");
+        let results = match upstream {
+            Wire::Chat => b["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["role"] == "tool")
+                .count(),
+            Wire::Messages => b["messages"][2]["content"].as_array().unwrap().len(),
+            _ => b["contents"][2]["parts"].as_array().unwrap().len(),
+        };
+        assert_eq!(results, 1, "{upstream:?}: {b}");
+    }
+    let late = body(json!([out("first"),
+        {"type": "message", "role": "assistant", "content": "Done."},
+        {"type": "message", "role": "user", "content": "And?"}, out("late")]));
+    let e = refused(Wire::Responses, Wire::Chat, late);
+    assert_eq!(e.field(), Some("input"), "{e}");
+}
+
 /// Codex's own tool search (`tool_search`, execution `client`): upstream a function of
 /// that name with Codex's parameters; a past search goes as that function's call, and
 /// what it found as the call's result naming the tools, which join the request's tools

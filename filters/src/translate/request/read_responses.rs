@@ -295,6 +295,21 @@ fn item(ir: &mut Request, mut v: Value, i: usize, notes: &mut Notes) -> Result<(
         Item::FunctionCallOutput { call_id, output }
         | Item::CustomToolCallOutput { call_id, output } => {
             let content = parts(output, &at)?;
+            // A second output for a call in the same turn (Codex's code-mode `exec`
+            // sends one per `notify`) adds to its result: other providers take one.
+            if let Some(Part::ToolResult { content: first, .. }) = ir
+                .messages
+                .last_mut()
+                .filter(|m| m.role == Role::User)
+                .and_then(|m| {
+                    m.parts
+                        .iter_mut()
+                        .find(|p| matches!(p, Part::ToolResult { call_id: c, .. } if *c == call_id))
+                })
+            {
+                first.extend(content);
+                return Ok(());
+            }
             push(
                 ir,
                 Role::User,
