@@ -8,6 +8,10 @@
 //! Codex runs with its defaults: OpenAI's hosted `web_search` (dropped) and its sub-agent
 //! tools in a `namespace` group (flattened). Beside the read, the upstream calls one of
 //! those (`wait_agent`), which Codex runs only when the call names its namespace again.
+//! On `gpt-5.5` Codex also declares its freeform `apply_patch` and its own `tool_search`
+//! (the upstream searches, then writes a file), and with its default model it sends its
+//! tools in an `additional_tools` item and runs commands through its freeform code-mode
+//! `exec` (the upstream reads the file with a script).
 //!
 //! The CLIs are installed from the npm registry by `.ci/setup` (pinned); a missing CLI
 //! fails this test rather than skipping it.
@@ -15,10 +19,11 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 use common::mock::scripted::{Reply, Scripted, Seen};
-use common::{GatewayBuilder, Upstream};
+use common::{Gateway, GatewayBuilder, Upstream};
 use serde_json::{json, Value};
 
 /// The word the file holds: only the tool's result can tell the upstream about it.
@@ -103,6 +108,16 @@ fn chat_reply(stream: bool, text: Option<&str>, calls: &[(String, Value)]) -> Re
     Reply::sse(body)
 }
 
+/// The upstream's last answer: what the tools' `results` told it of the file.
+fn said(stream: bool, results: &str) -> Reply {
+    let word = if results.contains(SECRET) {
+        SECRET
+    } else {
+        "nothing"
+    };
+    chat_reply(stream, Some(&format!("The file says {word}.")), &[])
+}
+
 /// The upstream: after tool results, says what it read; when a read tool is offered,
 /// calls it on `path` (and Codex's `wait_agent`, when offered, beside it); otherwise (the
 /// agents' side requests) answers "ok".
@@ -118,12 +133,7 @@ fn agent(path: String) -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
             .map(content_text)
             .collect();
         if !results.is_empty() {
-            let word = if results.contains(SECRET) {
-                SECRET
-            } else {
-                "nothing"
-            };
-            return chat_reply(stream, Some(&format!("The file says {word}.")), &[]);
+            return said(stream, &results);
         }
         let tools: Vec<String> = body["tools"]
             .as_array()
@@ -229,83 +239,75 @@ async fn claude_code_runs_a_tool_loop_on_a_chat_completions_model() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn codex_runs_a_tool_loop_on_a_chat_completions_only_server() {
-    let (dir, file) = setup();
-    let up = Scripted::start(agent(file.clone())).await;
-    let (gw, key) = GatewayBuilder::new()
+/// A gateway serving `patterns` from `up`, an OpenAI-kind upstream without the Responses
+/// API (vLLM and most compatible servers), and a key of `alice`.
+fn chat_only_gateway(up: &Scripted, patterns: &[&str]) -> (Gateway, String) {
+    GatewayBuilder::new()
         .upstream(
-            Upstream::openai("vllm", &up)
+            Upstream::openai("vllm", up)
                 .keys(&["sk-vllm"])
                 .set("responses_api", false),
         )
-        .route(&["agent-*"], &["vllm"])
-        .start_with_key("alice");
+        .route(patterns, &["vllm"])
+        .start_with_key("alice")
+}
+
+/// Codex in exec mode on `prompt` through `gw` (a provider of the Responses API, as
+/// Codex's docs configure one), in `cwd`, with its home in `home`: on `model`, or its own
+/// default with `None`.
+fn codex(
+    gw: &Gateway,
+    key: &str,
+    (home, cwd): (&Path, &Path),
+    model: Option<&str>,
+    sandbox: &str,
+    prompt: &str,
+) -> Command {
     let provider = format!(
         "model_providers.tg={{name=\"tg\",base_url=\"{}/v1\",env_key=\"TG_KEY\",wire_api=\"responses\"}}",
         gw.proxy_url()
     );
-    let codex_home = dir.path().join("codex");
+    let codex_home = home.join("codex");
     std::fs::create_dir_all(&codex_home).unwrap();
     let mut cmd = Command::new("timeout");
-    cmd.args([
-        "180",
-        "codex",
-        "exec",
-        "--skip-git-repo-check",
-        "--sandbox",
-        "read-only",
-    ])
-    .args([
-        "-m",
-        "agent-model",
-        "-c",
-        "model_provider=tg",
-        "-c",
-        &provider,
-    ])
-    .arg(format!("Read the file {file} and tell me the secret word."))
-    .current_dir(dir.path())
-    .env("HOME", dir.path())
-    .env("CODEX_HOME", &codex_home)
-    .env("TG_KEY", &key)
-    .env_remove("OPENAI_API_KEY")
-    .env_remove("OPENAI_BASE_URL");
-    let out = run(cmd).await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains(SECRET),
-        "codex failed ({:?}):\n{stdout}\n{}\n--- gateway log ---\n{}",
+    cmd.args(["180", "codex", "exec", "--skip-git-repo-check"])
+        .args(["--sandbox", sandbox])
+        .args(["-c", "model_provider=tg", "-c", &provider])
+        .args(model.map(|m| ["-m", m]).into_iter().flatten())
+        .arg(prompt)
+        .current_dir(cwd)
+        .env("HOME", home)
+        .env("CODEX_HOME", &codex_home)
+        .env("TG_KEY", key)
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL");
+    cmd
+}
+
+/// What a failed CLI run said, with the gateway's log.
+fn report(out: &Output, gw: &Gateway) -> String {
+    format!(
+        "({:?}):\n{}\n{}\n--- gateway log ---\n{}",
         out.status,
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
         gw.logs()
-    );
-    let results = tool_results(&up);
-    assert!(
-        results.iter().any(|r| r.contains(SECRET)),
-        "the command's output reached the upstream as a tool message"
-    );
-    // Codex ran the namespaced tool (its own error for the made-up agent) instead of
-    // answering that it knows no such call.
-    assert!(
-        results.iter().any(|r| r.contains("no-such-agent"))
-            && !results.iter().any(|r| r.contains("unsupported call")),
-        "{results:?}"
-    );
-    let offered: Vec<Value> = up
-        .requests()
+    )
+}
+
+/// The tools offered to the upstream, over all its requests.
+fn offered(up: &Scripted) -> Vec<Value> {
+    up.requests()
         .iter()
         .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
         .filter_map(|b| b["tools"].as_array().cloned())
         .flatten()
-        .collect();
-    assert!(offered
-        .iter()
-        .any(|t| t["function"]["name"] == "wait_agent"));
-    assert!(
-        offered.iter().all(|t| t["type"] == "function"),
-        "{offered:?}"
-    );
+        .collect()
+}
+
+/// Every request the Chat Completions server answered went there with its own key and
+/// was metered, once, from the usage it reported, as a Responses request.
+async fn assert_metered(gw: &Gateway, up: &Scripted) {
     for r in up.requests() {
         assert_eq!(r.path, "/v1/chat/completions");
         assert_eq!(r.header("authorization"), Some("Bearer sk-vllm"));
@@ -319,6 +321,51 @@ async fn codex_runs_a_tool_loop_on_a_chat_completions_only_server() {
         assert_eq!(e["upstream_kind"], "openai");
         assert_eq!(e["estimated"], 0, "{e}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_runs_a_tool_loop_on_a_chat_completions_only_server() {
+    let (dir, file) = setup();
+    let up = Scripted::start(agent(file.clone())).await;
+    let (gw, key) = chat_only_gateway(&up, &["agent-*"]);
+    let prompt = format!("Read the file {file} and tell me the secret word.");
+    let dirs = (dir.path(), dir.path());
+    let out = run(codex(
+        &gw,
+        &key,
+        dirs,
+        Some("agent-model"),
+        "read-only",
+        &prompt,
+    ))
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(SECRET),
+        "codex failed {}",
+        report(&out, &gw)
+    );
+    let results = tool_results(&up);
+    assert!(
+        results.iter().any(|r| r.contains(SECRET)),
+        "the command's output reached the upstream as a tool message"
+    );
+    // Codex ran the namespaced tool (its own error for the made-up agent) instead of
+    // answering that it knows no such call.
+    assert!(
+        results.iter().any(|r| r.contains("no-such-agent"))
+            && !results.iter().any(|r| r.contains("unsupported call")),
+        "{results:?}"
+    );
+    let offered = offered(&up);
+    assert!(offered
+        .iter()
+        .any(|t| t["function"]["name"] == "wait_agent"));
+    assert!(
+        offered.iter().all(|t| t["type"] == "function"),
+        "{offered:?}"
+    );
+    assert_metered(&gw, &up).await;
 }
 
 /// The file Codex is asked to create, and the patch the upstream model writes for it.
@@ -372,49 +419,26 @@ fn patcher(seen: &Seen) -> Reply {
 async fn codex_edits_a_file_with_its_freeform_apply_patch_on_a_chat_completions_server() {
     let dir = tempfile::tempdir().unwrap();
     let up = Scripted::start(patcher).await;
-    let (gw, key) = GatewayBuilder::new()
-        .upstream(
-            Upstream::openai("vllm", &up)
-                .keys(&["sk-vllm"])
-                .set("responses_api", false),
-        )
-        .route(&["gpt-*"], &["vllm"])
-        .start_with_key("alice");
-    let provider = format!(
-        "model_providers.tg={{name=\"tg\",base_url=\"{}/v1\",env_key=\"TG_KEY\",wire_api=\"responses\"}}",
-        gw.proxy_url()
-    );
-    let codex_home = dir.path().join("codex");
+    let (gw, key) = chat_only_gateway(&up, &["gpt-*"]);
     let work = dir.path().join("work");
-    std::fs::create_dir_all(&codex_home).unwrap();
     std::fs::create_dir_all(&work).unwrap();
-    let mut cmd = Command::new("timeout");
-    cmd.args(["180", "codex", "exec", "--skip-git-repo-check"])
-        .args(["--sandbox", "danger-full-access"])
-        .args(["-m", "gpt-5.5", "-c", "model_provider=tg", "-c", &provider])
-        .arg(format!("Create {NEW_FILE} saying hello."))
-        .current_dir(&work)
-        .env("HOME", dir.path())
-        .env("CODEX_HOME", &codex_home)
-        .env("TG_KEY", &key)
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("OPENAI_BASE_URL");
+    let prompt = format!("Create {NEW_FILE} saying hello.");
+    let dirs = (dir.path(), work.as_path());
+    let cmd = codex(
+        &gw,
+        &key,
+        dirs,
+        Some("gpt-5.5"),
+        "danger-full-access",
+        &prompt,
+    );
     let out = run(cmd).await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let fail = || {
-        format!(
-            "codex ({:?}):\n{stdout}\n{}\n--- gateway log ---\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr),
-            gw.logs()
-        )
-    };
-    assert!(out.status.success(), "{}", fail());
+    assert!(out.status.success(), "codex failed {}", report(&out, &gw));
     assert_eq!(
         std::fs::read_to_string(work.join(NEW_FILE)).ok().as_deref(),
         Some("Hello from \"the model\"\n"),
         "{}",
-        fail()
+        report(&out, &gw)
     );
     let results = tool_results(&up);
     assert!(
@@ -425,25 +449,12 @@ async fn codex_edits_a_file_with_its_freeform_apply_patch_on_a_chat_completions_
         results.iter().any(|r| r.contains(NEW_FILE)),
         "apply_patch's result reached the server: {results:?}"
     );
-    let offered: Vec<Value> = up
-        .requests()
-        .iter()
-        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
-        .filter_map(|b| b["tools"].as_array().cloned())
-        .flatten()
-        .collect();
+    let offered = offered(&up);
     assert!(
         offered.iter().all(|t| t["type"] == "function"),
         "{offered:?}"
     );
-    let n = up.hits();
-    let events = gw.usage_events_after(n).await;
-    let served: Vec<&Value> = events.iter().filter(|e| e["upstream"] == "vllm").collect();
-    assert_eq!(served.len(), n, "{events:?}");
-    for e in served {
-        assert_eq!(e["endpoint"], "responses");
-        assert_eq!(e["estimated"], 0, "{e}");
-    }
+    assert_metered(&gw, &up).await;
 }
 
 /// The upstream for Codex's default model, whose only tool for commands is its
@@ -461,12 +472,7 @@ fn code_mode(path: String) -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
             .map(content_text)
             .collect();
         if !results.is_empty() {
-            let word = if results.contains(SECRET) {
-                SECRET
-            } else {
-                "nothing"
-            };
-            return chat_reply(stream, Some(&format!("The file says {word}.")), &[]);
+            return said(stream, &results);
         }
         let offered = body["tools"].as_array().is_some_and(|t| {
             t.iter().any(|t| {
@@ -496,39 +502,15 @@ fn code_mode(path: String) -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
 async fn codex_with_its_default_model_runs_code_mode_exec_on_a_chat_completions_server() {
     let (dir, file) = setup();
     let up = Scripted::start(code_mode(file.clone())).await;
-    let (gw, key) = GatewayBuilder::new()
-        .upstream(
-            Upstream::openai("vllm", &up)
-                .keys(&["sk-vllm"])
-                .set("responses_api", false),
-        )
-        .route(&["*"], &["vllm"])
-        .start_with_key("alice");
-    let provider = format!(
-        "model_providers.tg={{name=\"tg\",base_url=\"{}/v1\",env_key=\"TG_KEY\",wire_api=\"responses\"}}",
-        gw.proxy_url()
-    );
-    let codex_home = dir.path().join("codex");
-    std::fs::create_dir_all(&codex_home).unwrap();
-    let mut cmd = Command::new("timeout");
-    cmd.args(["180", "codex", "exec", "--skip-git-repo-check"])
-        .args(["--sandbox", "danger-full-access"])
-        .args(["-c", "model_provider=tg", "-c", &provider])
-        .arg(format!("Read the file {file} and tell me the secret word."))
-        .current_dir(dir.path())
-        .env("HOME", dir.path())
-        .env("CODEX_HOME", &codex_home)
-        .env("TG_KEY", &key)
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("OPENAI_BASE_URL");
-    let out = run(cmd).await;
+    let (gw, key) = chat_only_gateway(&up, &["*"]);
+    let prompt = format!("Read the file {file} and tell me the secret word.");
+    let dirs = (dir.path(), dir.path());
+    let out = run(codex(&gw, &key, dirs, None, "danger-full-access", &prompt)).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains(SECRET),
-        "codex failed ({:?}):\n{stdout}\n{}\n--- gateway log ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        gw.logs()
+        "codex failed {}",
+        report(&out, &gw)
     );
     assert!(
         tool_results(&up).iter().any(|r| r.contains(SECRET)),
@@ -545,8 +527,5 @@ async fn codex_with_its_default_model_runs_code_mode_exec_on_a_chat_completions_
         tools.contains(&"exec") && tools.contains(&"wait"),
         "{tools:?}"
     );
-    let n = up.hits();
-    let events = gw.usage_events_after(n).await;
-    let served: Vec<&Value> = events.iter().filter(|e| e["upstream"] == "vllm").collect();
-    assert_eq!(served.len(), n, "{events:?}");
+    assert_metered(&gw, &up).await;
 }

@@ -57,6 +57,26 @@ fn refused(client: Wire, upstream: Wire, body: Value) -> TranslateError {
     }
 }
 
+/// The names of the tools an `upstream` request body offers, in order.
+fn tool_names(b: &Value, upstream: Wire) -> Vec<String> {
+    let tools = match upstream {
+        Wire::Gemini => &b["tools"][0]["functionDeclarations"],
+        _ => &b["tools"],
+    };
+    tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            t["function"]["name"]
+                .as_str()
+                .or(t["name"].as_str())
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
 /// Every recorded client request translates to every other upstream.
 #[test]
 fn every_pair_translates_the_recorded_requests() {
@@ -508,24 +528,6 @@ fn codex_namespaces_are_flattened_and_web_search_dropped() {
             extra,
         ]})
     };
-    let names = |b: &Value, upstream: Wire| -> Vec<String> {
-        let tools = match upstream {
-            Wire::Gemini => b["tools"][0]["functionDeclarations"].clone(),
-            _ => b["tools"].clone(),
-        };
-        tools
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| {
-                t["function"]["name"]
-                    .as_str()
-                    .or(t["name"].as_str())
-                    .unwrap()
-                    .to_owned()
-            })
-            .collect()
-    };
     for upstream in [Wire::Chat, Wire::Messages, Wire::Gemini] {
         let sent = body(f("view_image")).to_string();
         let (b, t) = request(
@@ -536,7 +538,7 @@ fn codex_namespaces_are_flattened_and_web_search_dropped() {
         )
         .unwrap_or_else(|e| panic!("{upstream:?}: {e}"));
         assert_eq!(
-            names(&b, upstream),
+            tool_names(&b, upstream),
             ["exec_command", "spawn_agent", "wait_agent", "view_image"],
             "{upstream:?}: {b}"
         );
@@ -692,28 +694,10 @@ fn codex_tool_search_is_a_function_whose_results_load_tools() {
                 {"type": "namespace", "name": "mcp__cal", "tools": [f("list_events")]}]},
         {"type": "additional_tools", "role": "developer", "tools": [f("mail_send"), f("list_events")]},
         {"type": "message", "role": "user", "content": "Go on."}]});
-    let names = |b: &Value, upstream: Wire| -> Vec<String> {
-        let tools = match upstream {
-            Wire::Gemini => &b["tools"][0]["functionDeclarations"],
-            _ => &b["tools"],
-        };
-        tools
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| {
-                t["function"]["name"]
-                    .as_str()
-                    .or(t["name"].as_str())
-                    .unwrap()
-                    .to_owned()
-            })
-            .collect()
-    };
     for upstream in [Wire::Chat, Wire::Messages, Wire::Gemini] {
         let (b, t) = translated(Wire::Responses, upstream, &body.to_string());
         assert_eq!(
-            names(&b, upstream),
+            tool_names(&b, upstream),
             [
                 "exec_command",
                 "tool_search",
@@ -759,7 +743,7 @@ fn codex_tool_search_is_a_function_whose_results_load_tools() {
     let hosted = json!({"model": "m", "input": "hi", "tools": [{"type": "tool_search"},
         {"type": "function", "name": "deferred", "defer_loading": true, "parameters": {"type": "object"}}]});
     let (b, t) = translated(Wire::Responses, Wire::Chat, &hosted.to_string());
-    assert_eq!(names(&b, Wire::Chat), ["deferred"], "{b}");
+    assert_eq!(tool_names(&b, Wire::Chat), ["deferred"], "{b}");
     assert_eq!(t.notes.count("tool_search"), 1);
     assert!(!t.response.exchange().tool_search);
     let mut nameless = body;

@@ -210,16 +210,7 @@ fn item(ir: &mut Request, mut v: Value, i: usize, notes: &mut Notes) -> Result<(
             name,
             arguments,
         } => {
-            push(
-                ir,
-                Role::Assistant,
-                Part::ToolCall {
-                    id: call_id,
-                    name,
-                    args: arguments,
-                    sig: None,
-                },
-            );
+            push_call(ir, call_id, name, arguments);
             Ok(())
         }
         Item::CustomToolCall {
@@ -227,16 +218,7 @@ fn item(ir: &mut Request, mut v: Value, i: usize, notes: &mut Notes) -> Result<(
             name,
             input,
         } => {
-            push(
-                ir,
-                Role::Assistant,
-                Part::ToolCall {
-                    id: call_id,
-                    name,
-                    args: freeform::wrap(&input),
-                    sig: None,
-                },
-            );
+            push_call(ir, call_id, name, freeform::wrap(&input));
             Ok(())
         }
         Item::ToolSearchCall {
@@ -253,16 +235,7 @@ fn item(ir: &mut Request, mut v: Value, i: usize, notes: &mut Notes) -> Result<(
                     Value::Null => "{}".to_owned(),
                     v => v.to_string(),
                 };
-                push(
-                    ir,
-                    Role::Assistant,
-                    Part::ToolCall {
-                        id,
-                        name: tool_search::NAME.to_owned(),
-                        args,
-                        sig: None,
-                    },
-                );
+                push_call(ir, id, tool_search::NAME.to_owned(), args);
             }
             Ok(())
         }
@@ -358,6 +331,17 @@ fn reasoning_part(summary: Vec<SummaryText>, encrypted: Option<String>) -> Part 
         sig,
         redacted,
     }
+}
+
+/// Appends the model's call `id` of tool `name` with JSON `args`.
+fn push_call(ir: &mut Request, id: String, name: String, args: String) {
+    let call = Part::ToolCall {
+        id,
+        name,
+        args,
+        sig: None,
+    };
+    push(ir, Role::Assistant, call);
 }
 
 /// Appends a part to the last message if it has `role`, else starts a message.
@@ -480,19 +464,7 @@ fn tools(
             "web_search" | "web_search_preview" => notes.drop("web_search"),
             "tool_search" if t.get("execution").and_then(Value::as_str) == Some("client") => {
                 ir.tool_search = true;
-                let tool = Tool {
-                    name: tool_search::NAME.to_owned(),
-                    description: t
-                        .get("description")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                    schema: t
-                        .get("parameters")
-                        .cloned()
-                        .unwrap_or_else(|| serde_json::json!({"type": "object"})),
-                    strict: None,
-                    cache: None,
-                };
+                let tool = declared(t, tool_search::NAME);
                 add(ir, (tool, false), &format!("tools[{i}]"))?;
             }
             // OpenAI's hosted search loads the tools marked `defer_loading`, which go
@@ -524,22 +496,7 @@ fn function_tool(t: &Value, at: &str) -> Result<(Tool, bool), TranslateError> {
             },
             true,
         )),
-        ("function", Some(name)) => Ok((
-            Tool {
-                name: name.to_owned(),
-                description: t
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                schema: t
-                    .get("parameters")
-                    .cloned()
-                    .unwrap_or_else(|| serde_json::json!({"type": "object"})),
-                strict: t.get("strict").and_then(Value::as_bool),
-                cache: None,
-            },
-            false,
-        )),
+        ("function", Some(name)) => Ok((declared(t, name), false)),
         ("function" | "custom", _) => Err(invalid(
             W,
             format!("{at}.name"),
@@ -554,6 +511,24 @@ fn function_tool(t: &Value, at: &str) -> Result<(Tool, bool), TranslateError> {
             format!("{at}.type"),
             format!("tool type `{kind}` is hosted by OpenAI"),
         )),
+    }
+}
+
+/// The function tool `name` that `t` declares by its `description`, `parameters` and
+/// `strict`.
+fn declared(t: &Value, name: &str) -> Tool {
+    Tool {
+        name: name.to_owned(),
+        description: t
+            .get("description")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        schema: t
+            .get("parameters")
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({"type": "object"})),
+        strict: t.get("strict").and_then(Value::as_bool),
+        cache: None,
     }
 }
 

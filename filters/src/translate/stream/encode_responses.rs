@@ -242,6 +242,22 @@ impl ResponsesEncoder {
         });
     }
 
+    /// An event of item `id` at `index` with one string member, `(key, value)`.
+    fn item_event(
+        &mut self,
+        kind: &str,
+        id: &str,
+        index: u64,
+        (key, value): (&str, &str),
+        out: &mut Vec<u8>,
+    ) {
+        self.event(kind, out, |o| {
+            Self::at(o, id, index);
+            o.push(b',');
+            json::field_str(o, key, value);
+        });
+    }
+
     /// The common `item_id` and `output_index` members.
     fn at(o: &mut Vec<u8>, id: &str, index: u64) {
         json::field_str(o, "item_id", id);
@@ -474,17 +490,11 @@ impl ResponsesEncoder {
             } => {
                 let input = freeform::unwrap(&args);
                 if !input.is_empty() {
-                    self.event("response.custom_tool_call_input.delta", out, |o| {
-                        Self::at(o, &id, index);
-                        o.push(b',');
-                        json::field_str(o, "delta", &input);
-                    });
+                    let kind = "response.custom_tool_call_input.delta";
+                    self.item_event(kind, &id, index, ("delta", &input), out);
                 }
-                self.event("response.custom_tool_call_input.done", out, |o| {
-                    Self::at(o, &id, index);
-                    o.push(b',');
-                    json::field_str(o, "input", &input);
-                });
+                let kind = "response.custom_tool_call_input.done";
+                self.item_event(kind, &id, index, ("input", &input), out);
                 OutputItem::CustomToolCall {
                     id,
                     call_id,
@@ -501,11 +511,8 @@ impl ResponsesEncoder {
                 args,
                 kind: CallKind::Function,
             } => {
-                self.event("response.function_call_arguments.done", out, |o| {
-                    Self::at(o, &id, index);
-                    o.push(b',');
-                    json::field_str(o, "arguments", &args);
-                });
+                let kind = "response.function_call_arguments.done";
+                self.item_event(kind, &id, index, ("arguments", &args), out);
                 OutputItem::FunctionCall {
                     id,
                     call_id,
