@@ -457,10 +457,14 @@ async fn codex_edits_a_file_with_its_freeform_apply_patch_on_a_chat_completions_
     assert_metered(&gw, &up).await;
 }
 
+/// What the script of [`code_mode`] tells Codex to send at once, as a second output of
+/// the call.
+const NOTE: &str = "reading the file now";
+
 /// The upstream for Codex's default model, whose only tool for commands is its
 /// code-mode `exec` (freeform JavaScript, declared in an `additional_tools` item inside
-/// the `functions` namespace): reads the file through `exec`'s nested `exec_command`,
-/// then says what the result held.
+/// the `functions` namespace): reads the file through `exec`'s nested `exec_command`
+/// (after a `notify`), then says what the result held.
 fn code_mode(path: String) -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
     move |seen| {
         let body: Value = serde_json::from_slice(&seen.body).unwrap_or(Value::Null);
@@ -484,7 +488,7 @@ fn code_mode(path: String) -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
             return chat_reply(stream, Some("ok"), &[]);
         }
         let script =
-            format!("const r = await tools.exec_command({{cmd: \"cat {path}\"}});\ntext(r);\n");
+            format!("notify(\"{NOTE}\");\nconst r = await tools.exec_command({{cmd: \"cat {path}\"}});\ntext(r);\n");
         chat_reply(
             stream,
             None,
@@ -497,7 +501,8 @@ fn code_mode(path: String) -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
 /// `additional_tools` input item, grouped in namespaces, and commands run only through
 /// its freeform code-mode `exec`. Through Tollgate a Chat Completions server is offered
 /// them as functions; Codex gets its `custom_tool_call` back naming the namespace, runs
-/// the script (which reads the file), and the output reaches the server.
+/// the script (which reads the file), and its two outputs (the script's `notify`, then
+/// its result) reach the server as the call's one result.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codex_with_its_default_model_runs_code_mode_exec_on_a_chat_completions_server() {
     let (dir, file) = setup();
@@ -512,9 +517,12 @@ async fn codex_with_its_default_model_runs_code_mode_exec_on_a_chat_completions_
         "codex failed {}",
         report(&out, &gw)
     );
+    let results = tool_results(&up);
     assert!(
-        tool_results(&up).iter().any(|r| r.contains(SECRET)),
-        "the script's output reached the upstream as a tool message"
+        results
+            .iter()
+            .any(|r| r.contains(SECRET) && r.contains(NOTE)),
+        "the script's output and its notice reached the upstream as one tool message: {results:?}"
     );
     let first: Value = serde_json::from_slice(&up.requests()[0].body).unwrap();
     let tools: Vec<&str> = first["tools"]
