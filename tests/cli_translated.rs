@@ -11,7 +11,8 @@
 //! On `gpt-5.5` Codex also declares its freeform `apply_patch` and its own `tool_search`
 //! (the upstream searches, then writes a file), and with its default model it sends its
 //! tools in an `additional_tools` item and runs commands through its freeform code-mode
-//! `exec` (the upstream reads the file with a script).
+//! `exec` (the upstream reads the file with a script), on a Chat Completions server and on
+//! Claude.
 //!
 //! The CLIs are installed from the npm registry by `.ci/setup` (pinned); a missing CLI
 //! fails this test rather than skipping it.
@@ -536,4 +537,141 @@ async fn codex_with_its_default_model_runs_code_mode_exec_on_a_chat_completions_
         "{tools:?}"
     );
     assert_metered(&gw, &up).await;
+}
+
+/// An Anthropic Messages stream holding `text`, or a call of `tool` with `input` (its
+/// JSON in two deltas), as Claude sends them.
+fn claude_stream(text: Option<&str>, tool: Option<(&str, Value)>) -> Reply {
+    let ev = |v: Value| format!("event: {}\ndata: {v}\n\n", v["type"].as_str().unwrap());
+    let mut body = ev(
+        json!({"type": "message_start", "message": {"id": "msg_01", "type": "message",
+        "role": "assistant", "model": "claude-sonnet-4-5", "content": [], "stop_reason": null,
+        "stop_sequence": null, "usage": {"input_tokens": 56, "cache_read_input_tokens": 64,
+        "cache_creation_input_tokens": 0, "output_tokens": 1}}}),
+    );
+    let stop = match (text, tool) {
+        (_, Some((name, input))) => {
+            body += &ev(
+                json!({"type": "content_block_start", "index": 0, "content_block":
+                {"type": "tool_use", "id": "toolu_01Exec", "name": name, "input": {}}}),
+            );
+            let json = input.to_string();
+            let (a, b) = json.split_at(json.len() / 2);
+            for part in [a, b] {
+                body += &ev(json!({"type": "content_block_delta", "index": 0,
+                    "delta": {"type": "input_json_delta", "partial_json": part}}));
+            }
+            "tool_use"
+        }
+        (text, None) => {
+            body += &ev(json!({"type": "content_block_start", "index": 0,
+                "content_block": {"type": "text", "text": ""}}));
+            body += &ev(json!({"type": "content_block_delta", "index": 0,
+                "delta": {"type": "text_delta", "text": text.unwrap_or("ok")}}));
+            "end_turn"
+        }
+    };
+    body += &ev(json!({"type": "content_block_stop", "index": 0}));
+    body += &ev(
+        json!({"type": "message_delta", "delta": {"stop_reason": stop,
+        "stop_sequence": null}, "usage": {"output_tokens": 12}}),
+    );
+    body += &ev(json!({"type": "message_stop"}));
+    Reply::sse(body)
+}
+
+/// The text of the `tool_result` blocks an Anthropic upstream was sent.
+fn claude_tool_results(up: &Scripted) -> Vec<String> {
+    up.requests()
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .flat_map(|b| b["messages"].as_array().cloned().unwrap_or_default())
+        .flat_map(|m| m["content"].as_array().cloned().unwrap_or_default())
+        .filter(|c| c["type"] == "tool_result")
+        .map(|c| match &c["content"] {
+            Value::String(s) => s.clone(),
+            Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect(),
+            _ => String::new(),
+        })
+        .collect()
+}
+
+/// Codex with its default model on Claude: the same code-mode loop as on a Chat
+/// Completions server, through Anthropic Messages. Claude is offered `exec` as a tool
+/// whose `input_schema` takes the script as `input`; its streamed `tool_use` reaches
+/// Codex as the `custom_tool_call` holding the script, and the script's outputs reach
+/// Claude as the call's one `tool_result`. Usage is Claude's own, cache reads included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_with_its_default_model_runs_code_mode_exec_on_claude() {
+    let (dir, file) = setup();
+    let script = format!(
+        "notify(\"{NOTE}\");\nconst r = await tools.exec_command({{cmd: \"cat {file}\"}});\ntext(r);\n"
+    );
+    let up = Scripted::start(move |seen: &Seen| {
+        let body: Value = serde_json::from_slice(&seen.body).unwrap_or(Value::Null);
+        let blocks: Vec<Value> = body["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|m| m["content"].as_array().cloned().unwrap_or_default())
+            .collect();
+        if let Some(r) = blocks.iter().find(|b| b["type"] == "tool_result") {
+            let word = if r.to_string().contains(SECRET) {
+                SECRET
+            } else {
+                "nothing"
+            };
+            return claude_stream(Some(&format!("The file says {word}.")), None);
+        }
+        let offered = body["tools"].as_array().is_some_and(|t| {
+            t.iter()
+                .any(|t| t["name"] == "exec" && t["input_schema"]["required"] == json!(["input"]))
+        });
+        match offered {
+            true => claude_stream(None, Some(("exec", json!({ "input": script })))),
+            false => claude_stream(Some("ok"), None),
+        }
+    })
+    .await;
+    let (gw, key) = GatewayBuilder::new()
+        .upstream(Upstream::anthropic("claude", &up).keys(&["sk-ant-test"]))
+        .route(&["*"], &["claude"])
+        .start_with_key("alice");
+    let prompt = format!("Read the file {file} and tell me the secret word.");
+    let dirs = (dir.path(), dir.path());
+    let out = run(codex(&gw, &key, dirs, None, "danger-full-access", &prompt)).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(SECRET),
+        "codex failed {}",
+        report(&out, &gw)
+    );
+    let results = claude_tool_results(&up);
+    assert!(
+        results
+            .iter()
+            .any(|r| r.contains(SECRET) && r.contains(NOTE)),
+        "{results:?}"
+    );
+    for r in up.requests() {
+        assert_eq!(r.path, "/v1/messages");
+        assert_eq!(r.header("x-api-key"), Some("sk-ant-test"));
+    }
+    let n = up.hits();
+    let events = gw.usage_events_after(n).await;
+    let served: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["upstream"] == "claude")
+        .collect();
+    assert_eq!(served.len(), n, "{events:?}");
+    for e in served {
+        assert_eq!(e["endpoint"], "responses");
+        assert_eq!(e["upstream_kind"], "anthropic");
+        assert_eq!(e["estimated"], 0, "{e}");
+        assert_eq!(
+            (e["input_tokens"].as_u64(), e["cache_read_tokens"].as_u64()),
+            (Some(56), Some(64)),
+            "{e}"
+        );
+    }
 }
