@@ -752,6 +752,41 @@ fn codex_tool_search_is_a_function_whose_results_load_tools() {
     assert_eq!(e.field(), Some("input[1].call_id"), "{e}");
 }
 
+/// Claude Code's deferred tools (`defer_loading`, with tool search on): other providers
+/// cannot defer a tool, so each goes as a tool like the others (counted under
+/// `defer_loading`); a search's `tool_reference` result tells the model what it found;
+/// Anthropic's server-side tool search is dropped (`tool_search`) rather than refused.
+#[test]
+fn claude_codes_deferred_tools_are_sent_and_references_read_as_text() {
+    let body = json!({"model": "m", "max_tokens": 100, "tools": [
+    {"name": "ToolSearch", "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}}},
+    {"name": "mcp__cal__create_event", "defer_loading": true,
+        "input_schema": {"type": "object", "properties": {"title": {"type": "string"}}}},
+    {"type": "tool_search_tool_regex_20251119", "name": "tool_search_tool_regex"}],
+    "messages": [
+        {"role": "user", "content": "Add a meeting."},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_01", "name": "ToolSearch",
+            "input": {"query": "calendar"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01",
+            "content": [{"type": "tool_reference", "tool_name": "mcp__cal__create_event"}]}]},
+    ]});
+    for upstream in [Wire::Chat, Wire::Gemini] {
+        let (b, t) = translated(Wire::Messages, upstream, &body.to_string());
+        assert_eq!(
+            tool_names(&b, upstream),
+            ["ToolSearch", "mcp__cal__create_event"],
+            "{upstream:?}: {b}"
+        );
+        assert!(
+            b.to_string().contains("Tool found: mcp__cal__create_event"),
+            "{upstream:?}: {b}"
+        );
+        assert!(!b.to_string().contains("defer_loading"), "{b}");
+        assert_eq!(t.notes.count("defer_loading"), 1);
+        assert_eq!(t.notes.count("tool_search"), 1);
+    }
+}
+
 /// Every request setting of a Claude client reaches an OpenAI upstream under OpenAI's
 /// names: sampling, stop sequences, a named tool with parallel calls off, structured
 /// output, the end user and the thinking effort; `top_k`, which OpenAI lacks, reaches

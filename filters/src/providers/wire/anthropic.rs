@@ -137,6 +137,9 @@ pub struct Tool {
     pub cache_control: Option<CacheControl>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strict: Option<bool>,
+    /// Left out of the model's context until a tool search's `tool_reference` loads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defer_loading: Option<bool>,
 }
 
 fn empty_schema() -> Value {
@@ -212,6 +215,11 @@ pub enum Block {
     },
     RedactedThinking {
         data: String,
+    },
+    /// In a tool result: a deferred tool (`defer_loading`) the result loads, as Claude
+    /// Code's tool search answers.
+    ToolReference {
+        tool_name: String,
     },
 }
 

@@ -51,7 +51,7 @@ pub fn read(body: &[u8], notes: &mut Notes) -> Result<Request, TranslateError> {
     let mut ir = Request {
         model: req.model,
         system: system(req.system),
-        tools: tools(req.tools)?,
+        tools: tools(req.tools, notes)?,
         tool_choice,
         parallel_tools,
         sampling: Sampling {
@@ -181,6 +181,9 @@ fn block(b: Block, at: &str) -> Result<Part, TranslateError> {
             sig: None,
             redacted: Some(data),
         },
+        // Other providers get every tool from the start (`defer_loading` is not sent):
+        // the reference only tells the model that the search found it.
+        Block::ToolReference { tool_name } => Part::text(format!("Tool found: {tool_name}")),
     })
 }
 
@@ -228,10 +231,16 @@ fn media(s: Source, at: &str) -> Result<Media, TranslateError> {
     }
 }
 
-fn tools(tools: Vec<Value>) -> Result<Vec<ir::Tool>, TranslateError> {
+/// The client tools. Anthropic's server-side tool search is dropped (`tool_search`): the
+/// tools it would load (`defer_loading`, dropped too) go as tools like the others.
+fn tools(tools: Vec<Value>, notes: &mut Notes) -> Result<Vec<ir::Tool>, TranslateError> {
     let mut out = Vec::with_capacity(tools.len());
     for (i, t) in tools.into_iter().enumerate() {
         let kind = t.get("type").and_then(Value::as_str).unwrap_or("custom");
+        if kind.starts_with("tool_search_tool_") {
+            notes.drop("tool_search");
+            continue;
+        }
         if kind != "custom" {
             let name = t.get("name").and_then(Value::as_str).unwrap_or(kind);
             return Err(TranslateError::unsupported(
@@ -240,6 +249,9 @@ fn tools(tools: Vec<Value>) -> Result<Vec<ir::Tool>, TranslateError> {
             ));
         }
         let t: Tool = from_value(t, W, &format!("tools[{i}]"))?;
+        if t.defer_loading.is_some() {
+            notes.drop("defer_loading");
+        }
         out.push(ir::Tool {
             name: t.name,
             description: t.description,
