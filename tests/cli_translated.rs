@@ -12,7 +12,8 @@
 //! (the upstream searches, then writes a file), and with its default model it sends its
 //! tools in an `additional_tools` item and runs commands through its freeform code-mode
 //! `exec` (the upstream reads the file with a script), on a Chat Completions server and on
-//! Claude.
+//! Claude. Claude Code with tool search on finds an MCP server's tool (a stdio server in
+//! `tests/fixtures/mcp/`, run with `python3`) and calls it.
 //!
 //! The CLIs are installed from the npm registry by `.ci/setup` (pinned); a missing CLI
 //! fails this test rather than skipping it.
@@ -53,7 +54,8 @@ fn read_call(tools: &[String], path: &str) -> Option<(String, Value)> {
     Some((name.clone(), args))
 }
 
-/// A chat completion (SSE when `stream`) holding `text`, or tool calls.
+/// A chat completion (SSE when `stream`) holding `text`, or tool calls (their ids named
+/// after the tool: Claude Code drops a call whose id an earlier one had).
 fn chat_reply(stream: bool, text: Option<&str>, calls: &[(String, Value)]) -> Reply {
     let (delta, message, finish) = match calls {
         [_, ..] => {
@@ -61,7 +63,7 @@ fn chat_reply(stream: bool, text: Option<&str>, calls: &[(String, Value)]) -> Re
                 .iter()
                 .enumerate()
                 .map(|(i, (name, args))| {
-                    json!({"index": i, "id": format!("call_read_{i}"), "type": "function",
+                    json!({"index": i, "id": format!("call_{name}_{i}"), "type": "function",
                         "function": {"name": name, "arguments": args.to_string()}})
                 })
                 .collect();
@@ -674,4 +676,88 @@ async fn codex_with_its_default_model_runs_code_mode_exec_on_claude() {
             "{e}"
         );
     }
+}
+
+/// The upstream for Claude Code with tool search on, one step per tool result so far:
+/// a search (`ToolSearch`) for the calendar tool Claude Code defers, then, once offered,
+/// a call of that MCP tool, then what it created.
+fn searcher(seen: &Seen) -> Reply {
+    let body: Value = serde_json::from_slice(&seen.body).unwrap_or(Value::Null);
+    let stream = body["stream"] == true;
+    let tools: Vec<&str> = body["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["function"]["name"].as_str())
+        .collect();
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    let results = messages.iter().filter(|m| m["role"] == "tool").count();
+    let call = |name: &str, args: Value| chat_reply(stream, None, &[(name.to_owned(), args)]);
+    match results {
+        0 if tools.contains(&"ToolSearch") => call(
+            "ToolSearch",
+            json!({"query": "select:mcp__calendar__create_event"}),
+        ),
+        1 if tools.contains(&"mcp__calendar__create_event") => {
+            call("mcp__calendar__create_event", json!({"title": "standup"}))
+        }
+        0 | 1 => chat_reply(stream, Some("ok"), &[]),
+        _ => chat_reply(stream, Some("Created the standup."), &[]),
+    }
+}
+
+/// Claude Code with tool search on (`ENABLE_TOOL_SEARCH=true`) defers its MCP tools:
+/// its `ToolSearch` answers with a `tool_reference`, and only then declares the tool
+/// (marked `defer_loading`). A Chat Completions model gets the reference as text and the
+/// tool as an ordinary function on the next request, calls it, and the MCP server's
+/// answer comes back as the call's result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_code_finds_and_calls_a_deferred_mcp_tool_on_a_chat_completions_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let server =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mcp/calendar.py");
+    let config = json!({"mcpServers": {"calendar": {"command": "python3", "args": [server]}}});
+    let config_path = dir.path().join("mcp.json");
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let up = Scripted::start(searcher).await;
+    let (gw, key) = GatewayBuilder::new()
+        .upstream(Upstream::openai("chat", &up).keys(&["sk-chat"]))
+        .route(&["claude-*"], &["chat"])
+        .start_with_key("alice");
+    let mut cmd = Command::new("timeout");
+    cmd.args(["180", "claude", "-p", "Add a standup to my calendar."])
+        .args(["--model", "claude-sonnet-4-5", "--output-format", "text"])
+        .arg("--mcp-config")
+        .arg(&config_path)
+        .args(["--allowedTools", "mcp__calendar__create_event"])
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .env("ENABLE_TOOL_SEARCH", "true")
+        .env("ANTHROPIC_BASE_URL", gw.proxy_url())
+        .env("ANTHROPIC_API_KEY", &key)
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env_remove("ANTHROPIC_AUTH_TOKEN");
+    let out = run(cmd).await;
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("standup"),
+        "claude failed {}",
+        report(&out, &gw)
+    );
+    let results = tool_results(&up);
+    assert_eq!(
+        results.first().map(String::as_str),
+        Some("Tool found: mcp__calendar__create_event"),
+        "{results:?}"
+    );
+    assert!(
+        results
+            .iter()
+            .any(|r| r.contains(r#"created event {"title": "standup"}"#)),
+        "the MCP server's answer reached the model: {results:?}"
+    );
+    let n = up.hits();
+    let events = gw.usage_events_after(n).await;
+    let served: Vec<&Value> = events.iter().filter(|e| e["upstream"] == "chat").collect();
+    assert_eq!(served.len(), n, "{events:?}");
 }
