@@ -26,6 +26,7 @@
 //! yet a panic here is a failed test, as in the tests themselves: allow unwrap/expect.
 #![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod agents;
 pub mod calls;
 pub mod config;
 pub mod events;
