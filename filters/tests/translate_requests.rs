@@ -787,6 +787,59 @@ fn claude_codes_deferred_tools_are_sent_and_references_read_as_text() {
     }
 }
 
+/// `tool_choice: allowed_tools` (OpenAI's, in Chat Completions and in Responses):
+/// other providers get only the allowed tools, with the mode as the choice; an allowed
+/// tool the request lacks, an empty list and an unknown mode are refused by name.
+#[test]
+fn allowed_tools_are_the_only_tools_elsewhere() {
+    let chat_tool = |n: &str| json!({"type": "function", "function": {"name": n, "parameters": {"type": "object"}}});
+    let chat = |choice: Value| {
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+            "tools": [chat_tool("a"), chat_tool("b"), chat_tool("c")], "tool_choice": choice})
+    };
+    let allowed_chat = |mode: &str, names: &[&str]| {
+        let tools: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"type": "function", "function": {"name": n}}))
+            .collect();
+        json!({"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools": tools}})
+    };
+    for (upstream, mode, want) in [
+        (Wire::Messages, "required", json!({"type": "any"})),
+        (
+            Wire::Gemini,
+            "auto",
+            json!({"functionCallingConfig": {"mode": "AUTO"}}),
+        ),
+    ] {
+        let body = chat(allowed_chat(mode, &["c", "a"])).to_string();
+        let (b, _) = translated(Wire::Chat, upstream, &body);
+        assert_eq!(tool_names(&b, upstream), ["a", "c"], "{upstream:?}: {b}");
+        let got = match upstream {
+            Wire::Gemini => b["toolConfig"].clone(),
+            _ => b["tool_choice"].clone(),
+        };
+        assert_eq!(got, want, "{upstream:?}: {b}");
+    }
+    let responses = json!({"model": "m", "input": "hi",
+        "tools": [{"type": "function", "name": "a"}, {"type": "custom", "name": "apply_patch"},
+            {"type": "function", "name": "b"}],
+        "tool_choice": {"type": "allowed_tools", "mode": "required",
+            "tools": [{"type": "custom", "name": "apply_patch"}, {"type": "function", "name": "b"}]}});
+    let (b, t) = translated(Wire::Responses, Wire::Chat, &responses.to_string());
+    assert_eq!(tool_names(&b, Wire::Chat), ["apply_patch", "b"], "{b}");
+    assert_eq!(b["tool_choice"], "required", "{b}");
+    assert_eq!(t.response.exchange().custom_tools, ["apply_patch"]);
+    for (choice, field) in [
+        (allowed_chat("auto", &["z"]), "tool_choice.tools"),
+        (allowed_chat("auto", &[]), "tool_choice.tools"),
+        (allowed_chat("sometimes", &["a"]), "tool_choice.mode"),
+    ] {
+        let e = refused(Wire::Chat, Wire::Messages, chat(choice));
+        assert_eq!(e.field(), Some(field), "{e}");
+    }
+}
+
 /// Every request setting of a Claude client reaches an OpenAI upstream under OpenAI's
 /// names: sampling, stop sequences, a named tool with parallel calls off, structured
 /// output, the end user and the thinking effort; `top_k`, which OpenAI lacks, reaches

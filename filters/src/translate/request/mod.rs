@@ -5,6 +5,7 @@
 //! the request (stream or not, usage asked for, tool names to map back, the echo a
 //! Responses client reads).
 
+mod allowed_tools;
 mod read_chat;
 mod read_gemini;
 mod read_messages;

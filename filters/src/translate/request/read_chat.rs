@@ -16,6 +16,7 @@ use super::super::ir::{
     Tool, ToolChoice,
 };
 use super::super::{names, Notes, TranslateError, Wire};
+use super::allowed_tools;
 
 const W: Wire = Wire::Chat;
 
@@ -41,10 +42,11 @@ pub fn read(body: &[u8], notes: &mut Notes) -> Result<Request, TranslateError> {
     req.extra = unknown_members(body, CHAT_REQUEST_FIELDS);
     extra_fields(&req, notes)?;
     count_unsent(&req.messages, notes);
+    let (choice, allowed) = allowed_tools::choice(req.tool_choice.as_ref(), tool_choice)?;
     let mut ir = Request {
         model: req.model,
         tools: tools(req.tools)?,
-        tool_choice: req.tool_choice.as_ref().map(tool_choice).transpose()?,
+        tool_choice: choice,
         parallel_tools: req.parallel_tool_calls,
         sampling: Sampling {
             temperature: req.temperature,
@@ -66,6 +68,9 @@ pub fn read(body: &[u8], notes: &mut Notes) -> Result<Request, TranslateError> {
         user: req.user,
         ..Request::default()
     };
+    if let Some(names) = allowed {
+        allowed_tools::keep(&mut ir, &names)?;
+    }
     for (i, m) in req.messages.into_iter().enumerate() {
         message(&mut ir, m, i)?;
     }

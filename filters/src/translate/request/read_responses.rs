@@ -22,6 +22,7 @@ use super::super::ir::{
 use super::super::names::{uncarry, Carried};
 use super::super::{freeform, tool_search};
 use super::super::{Notes, TranslateError, Wire};
+use super::allowed_tools;
 use super::read_chat::{media_from_url, reasoning};
 
 const W: Wire = Wire::Responses;
@@ -47,9 +48,10 @@ pub fn read(body: &[u8], notes: &mut Notes) -> Result<(Request, String), Transla
     req.extra = unknown_members(body, RESPONSES_REQUEST_FIELDS);
     check_fields(&req, notes)?;
     let echo = echo(&req);
+    let (choice, allowed) = allowed_tools::choice(req.tool_choice.as_ref(), tool_choice)?;
     let mut ir = Request {
         model: req.model,
-        tool_choice: req.tool_choice.as_ref().map(tool_choice).transpose()?,
+        tool_choice: choice,
         parallel_tools: req.parallel_tool_calls,
         sampling: Sampling {
             temperature: req.temperature,
@@ -85,6 +87,10 @@ pub fn read(body: &[u8], notes: &mut Notes) -> Result<(Request, String), Transla
                 self::item(&mut ir, item, i, notes)?;
             }
         }
+    }
+    // After the items: tools they add may be among the allowed ones.
+    if let Some(names) = allowed {
+        allowed_tools::keep(&mut ir, &names)?;
     }
     Ok((ir, echo))
 }
