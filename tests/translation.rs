@@ -573,6 +573,9 @@ async fn upstream_errors_reach_the_client_in_its_envelope_with_retry_after() {
         .all(|e| e["input_tokens"] == 0 && e["output_tokens"] == 0));
 }
 
+/// A field with no counterpart upstream is OpenAI's `unsupported_parameter`, a
+/// conversation no provider takes `invalid_request`; each names its field, and nothing
+/// reaches an upstream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_field_with_no_counterpart_is_refused_naming_it() {
     let s = scenario().await;
@@ -580,6 +583,21 @@ async fn a_field_with_no_counterpart_is_refused_naming_it() {
     let r = send(&s, W::Chat, "/v1/chat/completions", &[], &body).await;
     assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(r.json()["error"]["param"], "n");
+    assert_eq!(r.json()["error"]["code"], "unsupported_parameter");
+    // Not a valid request of its own dialect (a call answered twice): `invalid_request`.
+    let call =
+        json!({"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}});
+    let result = json!({"role": "tool", "tool_call_id": "call_1", "content": "x"});
+    let body = json!({"model": CLAUDE, "messages": [{"role": "user", "content": "hi"},
+        {"role": "assistant", "tool_calls": [call]}, result, result]});
+    let r = send(&s, W::Chat, "/v1/chat/completions", &[], &body).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    let v = r.json();
+    assert_eq!(
+        (v["error"]["code"].as_str(), v["error"]["param"].as_str()),
+        (Some("invalid_request"), Some("messages")),
+        "{v}"
+    );
     let body = json!({"model": GPT, "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}],
         "tools": [{"type": "web_search_20250305", "name": "web_search"}]});
     let r = send(&s, W::Messages, "/v1/messages", &[], &body).await;

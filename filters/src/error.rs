@@ -62,9 +62,14 @@ pub enum GatewayError {
     #[error("the gateway is shutting down and ended this request")]
     ShuttingDown,
     /// A request the translation to its upstream's dialect refuses (CONTRACT section 7):
-    /// `param` names the field (OpenAI's `param`).
+    /// `param` names the field (OpenAI's `param`); `invalid` when the request is not a
+    /// valid one of its own dialect (rather than one with no counterpart upstream).
     #[error("{message}")]
-    Untranslatable { message: String, param: String },
+    Untranslatable {
+        message: String,
+        param: String,
+        invalid: bool,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -243,16 +243,21 @@ fn gemini_listing_pages_to_the_last_name() {
     );
 }
 
-/// A field that cannot be translated is OpenAI's `unsupported_parameter`, naming it.
+/// A field that cannot be translated is OpenAI's `unsupported_parameter`, naming it; a
+/// request that is not a valid one of its dialect is `invalid_request`.
 #[test]
 fn an_untranslatable_field_is_an_unsupported_parameter_in_openais_envelope() {
-    let err = GatewayError::Untranslatable {
+    let err = |invalid| GatewayError::Untranslatable {
         message: "n > 1".into(),
         param: "n".into(),
+        invalid,
     };
-    let body = openai::error_body(&err);
+    let body = openai::error_body(&err(false));
     assert_eq!(body["error"]["code"], "unsupported_parameter");
     assert_eq!(body["error"]["param"], "n");
+    let body = openai::error_body(&err(true));
+    assert_eq!(body["error"]["code"], "invalid_request");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
 }
 
 /// Gemini's `candidates` as an object (not the array it should be) has no finishing

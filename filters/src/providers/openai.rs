@@ -103,6 +103,7 @@ fn error_code(err: &GatewayError) -> &'static str {
         ModelNotAllowed(_) => "model_not_allowed",
         RateLimited { .. } => "rate_limit_exceeded",
         BudgetExceeded(_) => "budget_exceeded",
+        Untranslatable { invalid: true, .. } => "invalid_request",
         Untranslatable { .. } => "unsupported_parameter",
         _ => err.metric_label(),
     }

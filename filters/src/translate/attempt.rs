@@ -36,6 +36,7 @@ impl From<TranslateError> for GatewayError {
         GatewayError::Untranslatable {
             param: e.field().unwrap_or_default().to_owned(),
             message: e.to_string(),
+            invalid: matches!(e, TranslateError::Invalid { .. }),
         }
     }
 }

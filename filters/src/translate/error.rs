@@ -2,8 +2,6 @@
 //! answers with 400 in the client's own error envelope (CONTRACT section 7: refused,
 //! never silently mistranslated).
 
-use serde_json::json;
-
 use super::Wire;
 
 /// A request Tollgate refuses to translate.
@@ -43,23 +41,11 @@ impl TranslateError {
         400
     }
 
-    /// The error in `client`'s envelope, as JSON bytes.
+    /// The error in `client`'s envelope, as JSON bytes: what the proxy answers, through
+    /// the [`GatewayError`](crate::error::GatewayError) it becomes.
     pub fn client_body(&self, client: Wire) -> Vec<u8> {
-        let message = self.to_string();
-        let code = match self {
-            TranslateError::Invalid { .. } => "invalid_request",
-            TranslateError::Unsupported { .. } => "unsupported_parameter",
-        };
-        let v = match client {
-            Wire::Chat | Wire::Responses => json!({"error": {
-                "message": message, "type": "invalid_request_error",
-                "param": self.field(), "code": code}}),
-            Wire::Messages => json!({"type": "error", "error": {
-                "type": "invalid_request_error", "message": message}}),
-            Wire::Gemini => json!({"error": {
-                "code": 400, "message": message, "status": "INVALID_ARGUMENT"}}),
-        };
-        v.to_string().into_bytes()
+        let err = crate::error::GatewayError::from(self.clone());
+        client.dialect().error_body(&err).to_vec()
     }
 }
 

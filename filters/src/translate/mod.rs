@@ -59,6 +59,15 @@ impl Wire {
         }
     }
 
+    /// The dialect whose envelopes (errors, above all) this wire's clients read.
+    pub fn dialect(self) -> crate::Dialect {
+        match self {
+            Wire::Chat | Wire::Responses => crate::Dialect::OpenAi,
+            Wire::Messages => crate::Dialect::Anthropic,
+            Wire::Gemini => crate::Dialect::Gemini,
+        }
+    }
+
     /// The wire a client endpoint speaks, if it is one that translation serves.
     pub fn of_endpoint(endpoint: &Endpoint) -> Option<Wire> {
         match endpoint {
