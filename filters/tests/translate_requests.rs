@@ -1336,6 +1336,7 @@ fn n_greater_than_one_is_refused_with_the_param() {
         (v["error"]["param"].as_str(), v["error"]["type"].as_str()),
         (Some("n"), Some("invalid_request_error"))
     );
+    assert_eq!(v["error"]["code"], "unsupported_parameter");
     let e = refused(
         Wire::Gemini,
         Wire::Chat,
@@ -1632,6 +1633,9 @@ fn a_wrongly_shaped_field_names_the_shape_it_needs() {
         let sent: Value = serde_json::from_slice(&e.client_body(client)).expect("JSON");
         let message = sent["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(shape), "{message}");
+        if client == Wire::Chat {
+            assert_eq!(sent["error"]["code"], "invalid_request", "{sent}");
+        }
     }
     // A tool is read on its own: the path names the tool, then the member inside it.
     let user = json!([{"role": "user", "content": "hi"}]);
