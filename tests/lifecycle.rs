@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{eventually, Gateway, Scenario, CHAT};
+use common::{eventually, fixed_port, Gateway, Scenario, CHAT};
 
 /// `<db>-wal` and `<db>-shm` that exist now.
 fn wal_files(db: &Path) -> Vec<PathBuf> {
@@ -25,18 +25,10 @@ fn pid_file(gw: &Gateway) -> PathBuf {
     gw.dir().join("tollgate.pid")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A gateway that served one request and stored its usage event: the store has
 /// written through its WAL. Fixed ports, so that an upgraded process takes them over.
 async fn served_once() -> Scenario {
-    let (proxy, admin) = (free_port(), free_port());
+    let (proxy, admin) = (fixed_port(), fixed_port());
     let s = Scenario::start_with(|c| {
         c.user("root", "admin")
             .server("listen", format!("[\"127.0.0.1:{proxy}\"]"))

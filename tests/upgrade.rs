@@ -12,15 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::http::try_request;
-use common::{eventually, messages_body, GatewayBuilder, MockUpstream, Upstream};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{eventually, fixed_port, messages_body, GatewayBuilder, MockUpstream, Upstream};
 
 /// The next datagram sent to the notify socket (bounded wait).
 async fn next_notice(sock: &tokio::net::UnixDatagram) -> String {
@@ -35,7 +27,7 @@ async fn next_notice(sock: &tokio::net::UnixDatagram) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_under_load_fails_no_request() {
     let mock = MockUpstream::start().await;
-    let (proxy_port, admin_port) = (free_port(), free_port());
+    let (proxy_port, admin_port) = (fixed_port(), fixed_port());
     // Stands in for systemd's notify socket (`Type=notify`, `NotifyAccess=all`).
     let notify_dir = tempfile::tempdir().unwrap();
     let notify_path = notify_dir.path().join("notify.sock");

@@ -46,6 +46,34 @@ pub use mock::MockUpstream;
 pub use scenario::Scenario;
 pub use wait::eventually;
 
+/// A loopback port free now, for a listener whose port must be known before it binds
+/// (a gateway that an upgrade takes over, a server started by its port). Chosen below the
+/// kernel's ephemeral range: a port found free by binding port 0 comes from that range,
+/// and between its release and the server's bind, any test's outgoing connection can be
+/// given it as its own local port (`Address already in use`). Below the range only
+/// explicit binds compete, and each call in this process takes a port of its own.
+pub fn fixed_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const FIRST: u16 = 20_000;
+    const SPAN: u16 = 12_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let span = SPAN.min(low.saturating_sub(FIRST)).max(1);
+    // Test binaries run one after another; the process id spreads them over the span.
+    let base = (std::process::id() % u32::from(span)) as u16;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = FIRST + (base.wrapping_add(n) % span);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between {FIRST} and {}", FIRST + span);
+}
+
 /// The base URL of a local port nothing listens on (bound, then let go): an upstream
 /// whose connections are refused.
 pub fn closed_port() -> String {

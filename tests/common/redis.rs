@@ -5,7 +5,6 @@
 //! TLS only (`rediss://`), with the test certificate for `localhost` of
 //! `tests/fixtures/tls` ([`TestRedis::ca`] signed it).
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -38,11 +37,7 @@ impl TestRedis {
         };
         // A port found free can be taken before the server binds it: then another.
         for _ in 0..5 {
-            r.port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
+            r.port = super::fixed_port();
             if r.try_start() {
                 return r;
             }
