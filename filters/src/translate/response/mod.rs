@@ -9,10 +9,12 @@ mod read;
 mod write;
 
 use super::errors::{self, ClientError};
+use super::freeform;
 use super::stream::StreamTranslator;
-use super::tool_search::NAME as TOOL_SEARCH;
+use super::tool_search::{self, NAME as TOOL_SEARCH};
 use super::{Pair, Wire};
 use crate::error::GatewayError;
+use crate::providers::wire::responses::OutputItem;
 
 /// What the response side keeps from the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +56,10 @@ impl Exchange {
 
     /// The namespace a Responses client declared its tool `name` in, if any.
     pub fn namespace_of(&self, name: &str) -> Option<String> {
-        namespace_of(&self.namespaces, name)
+        self.namespaces
+            .iter()
+            .find(|(tool, _)| tool == name)
+            .map(|(_, ns)| ns.clone())
     }
 
     /// Whether a call of `name` is a Responses client's own tool search.
@@ -66,14 +71,59 @@ impl Exchange {
     pub fn is_custom(&self, name: &str) -> bool {
         self.custom_tools.iter().any(|t| t == name)
     }
-}
 
-/// The namespace of tool `name` in `namespaces` (client name, namespace), if any.
-pub fn namespace_of(namespaces: &[(String, String)], name: &str) -> Option<String> {
-    namespaces
-        .iter()
-        .find(|(tool, _)| tool == name)
-        .map(|(_, ns)| ns.clone())
+    /// The prefix of the id of a Responses output item for a call of `name`.
+    pub fn call_prefix(&self, name: &str) -> &'static str {
+        if self.is_tool_search(name) {
+            "tsc"
+        } else if self.is_custom(name) {
+            "ctc"
+        } else {
+            "fc"
+        }
+    }
+
+    /// The Responses output item `id` for the call `call_id` of the client's tool `name`
+    /// with the upstream's JSON `args`: a search of the client's own, a freeform call
+    /// with its raw text, or a function call naming its namespace if it has one.
+    pub fn call_item(
+        &self,
+        id: String,
+        call_id: String,
+        name: String,
+        args: &str,
+        status: &'static str,
+    ) -> OutputItem {
+        if self.is_tool_search(&name) {
+            return OutputItem::ToolSearchCall {
+                id,
+                call_id,
+                execution: "client",
+                arguments: tool_search::arguments(args),
+                status,
+            };
+        }
+        let namespace = self.namespace_of(&name);
+        if self.is_custom(&name) {
+            OutputItem::CustomToolCall {
+                id,
+                call_id,
+                name,
+                namespace,
+                input: freeform::unwrap(args),
+                status,
+            }
+        } else {
+            OutputItem::FunctionCall {
+                id,
+                call_id,
+                name,
+                namespace,
+                arguments: args.to_owned(),
+                status,
+            }
+        }
+    }
 }
 
 /// What the client's response head should say.

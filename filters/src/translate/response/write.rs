@@ -17,7 +17,7 @@ use crate::providers::wire::responses::{OutputItem, OutputText, SummaryText};
 
 use super::super::ir::{Finish, Part, Response, Sig, SigOrigin};
 use super::super::stream::encode_messages_id;
-use super::super::{finish, freeform, json_bytes, names, tool_search, usage, Wire};
+use super::super::{finish, json_bytes, names, usage, Wire};
 use super::Exchange;
 
 /// Writes `r` for `ex`'s client (into a buffer of `capacity` bytes to start with).
@@ -305,33 +305,8 @@ fn output_items(parts: &[Part], base: &str, ex: &Exchange) -> Vec<OutputItem> {
                         encrypted_content: Some(names::carry(s)),
                     });
                 }
-                items.push(if ex.is_tool_search(name) {
-                    OutputItem::ToolSearchCall {
-                        id: item_id("tsc", items.len()),
-                        call_id: id.clone(),
-                        execution: "client",
-                        arguments: tool_search::arguments(args),
-                        status: "completed",
-                    }
-                } else if ex.is_custom(name) {
-                    OutputItem::CustomToolCall {
-                        id: item_id("ctc", items.len()),
-                        call_id: id.clone(),
-                        name: name.clone(),
-                        namespace: ex.namespace_of(name),
-                        input: freeform::unwrap(args),
-                        status: "completed",
-                    }
-                } else {
-                    OutputItem::FunctionCall {
-                        id: item_id("fc", items.len()),
-                        call_id: id.clone(),
-                        name: name.clone(),
-                        namespace: ex.namespace_of(name),
-                        arguments: args.clone(),
-                        status: "completed",
-                    }
-                });
+                let item = item_id(ex.call_prefix(name), items.len());
+                items.push(ex.call_item(item, id.clone(), name.clone(), args, "completed"));
             }
             _ => {}
         }

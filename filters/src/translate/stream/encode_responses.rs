@@ -13,8 +13,8 @@ use crate::providers::wire::responses::{OutputItem, OutputText, SummaryText};
 
 use super::super::errors::Class;
 use super::super::ir::{Finish, Sig, SigOrigin, Usage};
-use super::super::response::{namespace_of, Exchange};
-use super::super::{finish, freeform, names, tool_search, usage};
+use super::super::response::Exchange;
+use super::super::{finish, names, usage};
 use super::json;
 use super::Ev;
 
@@ -41,13 +41,6 @@ fn event(seq: &mut u64, kind: &str, out: &mut Vec<u8>, body: impl FnOnce(&mut Ve
     out.extend_from_slice(b"}\n\n");
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CallKind {
-    Function,
-    Custom,
-    ToolSearch,
-}
-
 #[derive(Debug)]
 enum Open {
     Message {
@@ -59,9 +52,8 @@ enum Open {
         call_id: String,
         name: String,
         args: String,
-        /// What the client calls it: a freeform tool's call and a search hold their
-        /// arguments rather than stream them.
-        kind: CallKind,
+        /// A freeform tool's call or a search: its arguments are held, not streamed.
+        held: bool,
     },
     Reasoning {
         id: String,
@@ -76,15 +68,10 @@ pub struct ResponsesEncoder {
     seq: u64,
     started: bool,
     id: String,
+    /// The upstream's model once it names one; the client's until then.
     model: String,
-    echo: String,
-    /// (client tool name, namespace) of namespaced tools.
-    namespaces: Vec<(String, String)>,
-    /// The client's freeform tools.
-    custom_tools: Vec<String>,
-    /// The client runs its own tool search.
-    tool_search: bool,
-    created: u64,
+    /// What the request left: the echo, the time, the client's own kinds of tools.
+    ex: Exchange,
     open: Option<Open>,
     items: Vec<OutputItem>,
     finish: Option<Finish>,
@@ -99,11 +86,7 @@ impl ResponsesEncoder {
             started: false,
             id: String::new(),
             model: ex.model.clone(),
-            echo: ex.echo.clone(),
-            namespaces: ex.namespaces.clone(),
-            custom_tools: ex.custom_tools.clone(),
-            tool_search: ex.tool_search,
-            created: ex.now,
+            ex: ex.clone(),
             open: None,
             items: Vec::new(),
             finish: None,
@@ -155,7 +138,7 @@ impl ResponsesEncoder {
         out.extend_from_slice(b"\"response\":{");
         json::field_str(out, "id", &self.id);
         out.extend_from_slice(b",\"object\":\"response\",\"created_at\":");
-        json::num(out, self.created);
+        json::num(out, self.ex.now);
         out.push(b',');
         json::field_str(out, "status", status);
         out.push(b',');
@@ -187,9 +170,9 @@ impl ResponsesEncoder {
             }
             _ => out.extend_from_slice(b"null"),
         }
-        if !self.echo.is_empty() {
+        if !self.ex.echo.is_empty() {
             out.push(b',');
-            out.extend_from_slice(self.echo.as_bytes());
+            out.extend_from_slice(self.ex.echo.as_bytes());
         }
         out.push(b'}');
     }
@@ -203,7 +186,7 @@ impl ResponsesEncoder {
             .trim_start_matches("resp_")
             .replace(|c: char| !c.is_ascii_alphanumeric(), "");
         self.id = if base.is_empty() {
-            format!("resp_tg{}", self.created)
+            format!("resp_tg{}", self.ex.now)
         } else {
             format!("resp_{base}")
         };
@@ -371,64 +354,35 @@ impl ResponsesEncoder {
                 out,
             );
         }
-        let kind = if self.tool_search && name == tool_search::NAME {
-            CallKind::ToolSearch
-        } else if self.custom_tools.iter().any(|t| t == name) {
-            CallKind::Custom
-        } else {
-            CallKind::Function
-        };
-        let item_id = self.item_id(match kind {
-            CallKind::Function => "fc",
-            CallKind::Custom => "ctc",
-            CallKind::ToolSearch => "tsc",
-        });
-        let namespace = namespace_of(&self.namespaces, name);
-        let item = match kind {
-            CallKind::ToolSearch => OutputItem::ToolSearchCall {
-                id: item_id.clone(),
-                call_id: id.to_owned(),
-                execution: "client",
-                arguments: serde_json::Value::Object(serde_json::Map::new()),
-                status: "in_progress",
-            },
-            CallKind::Custom => OutputItem::CustomToolCall {
-                id: item_id.clone(),
-                call_id: id.to_owned(),
-                name: name.to_owned(),
-                namespace,
-                input: String::new(),
-                status: "in_progress",
-            },
-            CallKind::Function => OutputItem::FunctionCall {
-                id: item_id.clone(),
-                call_id: id.to_owned(),
-                name: name.to_owned(),
-                namespace,
-                arguments: String::new(),
-                status: "in_progress",
-            },
-        };
+        let item_id = self.item_id(self.ex.call_prefix(name));
+        let item = self.ex.call_item(
+            item_id.clone(),
+            id.to_owned(),
+            name.to_owned(),
+            "",
+            "in_progress",
+        );
+        let held = !matches!(item, OutputItem::FunctionCall { .. });
         self.added(&item, out);
         self.open = Some(Open::Call {
             id: item_id,
             call_id: id.to_owned(),
             name: name.to_owned(),
             args: String::new(),
-            kind,
+            held,
         });
     }
 
     fn args(&mut self, a: &str, out: &mut Vec<u8>) {
         let index = self.output_index();
-        let Some(Open::Call { id, args, kind, .. }) = &mut self.open else {
+        let Some(Open::Call { id, args, held, .. }) = &mut self.open else {
             return;
         };
         if a.is_empty() {
             return;
         }
         args.push_str(a);
-        if *kind != CallKind::Function {
+        if *held {
             return;
         }
         event(
@@ -471,56 +425,29 @@ impl ResponsesEncoder {
             Open::Call {
                 id,
                 call_id,
+                name,
                 args,
-                kind: CallKind::ToolSearch,
                 ..
-            } => OutputItem::ToolSearchCall {
-                id,
-                call_id,
-                execution: "client",
-                arguments: tool_search::arguments(&args),
-                status: "completed",
-            },
-            Open::Call {
-                id,
-                call_id,
-                name,
-                args,
-                kind: CallKind::Custom,
             } => {
-                let input = freeform::unwrap(&args);
-                if !input.is_empty() {
-                    let kind = "response.custom_tool_call_input.delta";
-                    self.item_event(kind, &id, index, ("delta", &input), out);
+                let item = self
+                    .ex
+                    .call_item(id.clone(), call_id, name, &args, "completed");
+                match &item {
+                    OutputItem::CustomToolCall { input, .. } => {
+                        if !input.is_empty() {
+                            let kind = "response.custom_tool_call_input.delta";
+                            self.item_event(kind, &id, index, ("delta", input), out);
+                        }
+                        let kind = "response.custom_tool_call_input.done";
+                        self.item_event(kind, &id, index, ("input", input), out);
+                    }
+                    OutputItem::FunctionCall { arguments, .. } => {
+                        let kind = "response.function_call_arguments.done";
+                        self.item_event(kind, &id, index, ("arguments", arguments), out);
+                    }
+                    _ => {}
                 }
-                let kind = "response.custom_tool_call_input.done";
-                self.item_event(kind, &id, index, ("input", &input), out);
-                OutputItem::CustomToolCall {
-                    id,
-                    call_id,
-                    namespace: namespace_of(&self.namespaces, &name),
-                    name,
-                    input,
-                    status: "completed",
-                }
-            }
-            Open::Call {
-                id,
-                call_id,
-                name,
-                args,
-                kind: CallKind::Function,
-            } => {
-                let kind = "response.function_call_arguments.done";
-                self.item_event(kind, &id, index, ("arguments", &args), out);
-                OutputItem::FunctionCall {
-                    id,
-                    call_id,
-                    namespace: namespace_of(&self.namespaces, &name),
-                    name,
-                    arguments: args,
-                    status: "completed",
-                }
+                item
             }
             Open::Reasoning { id, text, sig } => self.close_reasoning(id, text, sig, out),
         };
